@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+// The dsl compiler: a language for convolutional networks, its checker, rewrites, CPU engine
+// and trainer. No dependency beyond the Swift toolchain (Foundation, Dispatch, XCTest).
+import PackageDescription
+
+/// Hot numeric code is always optimised, even in debug builds, so that `swift test` runs the
+/// engine at full speed; `-target-cpu native` makes the compiler emit the vector instructions
+/// (AVX-512 on our machines) of whatever machine `dsl` is built on.
+let fastMath: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo", "-target-cpu", "native"]),
+]
+
+let package = Package(
+    name: "dsl",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "dsl", targets: ["dsl"]),
+        .library(name: "DSLCommands", targets: ["DSLCommands"]),
+    ],
+    targets: [
+        // Stage 1: source text, tokens, lexer, parser, AST, diagnostics.
+        .target(name: "DSLSyntax"),
+        // Stage 2: the graph IR, expansion of modules, shape inference and costs.
+        .target(name: "DSLIR", dependencies: ["DSLSyntax"]),
+        // Stage 3: rewrites (strided, all-conv, convpool, reduce, gap-head), verifier, printer.
+        .target(name: "DSLPasses", dependencies: ["DSLSyntax", "DSLIR"]),
+        // Stage 4: tensors, kernels, operators (forward and backward), lowering, memory plan.
+        .target(name: "DSLEngine", dependencies: ["DSLIR"], swiftSettings: fastMath),
+        // Stage 5: datasets, preprocessing, optimiser, schedules, checkpoints, plots.
+        .target(name: "DSLTraining", dependencies: ["DSLIR", "DSLEngine"], swiftSettings: fastMath),
+        // Stage 6: one file per command; argument parsing and printing only.
+        .target(name: "DSLCommands", dependencies: ["DSLSyntax", "DSLIR", "DSLPasses", "DSLEngine", "DSLTraining"]),
+        // The thin executable.
+        .executableTarget(name: "dsl", dependencies: ["DSLCommands"]),
+
+        .testTarget(name: "DSLSyntaxTests", dependencies: ["DSLSyntax"]),
+        .testTarget(name: "DSLIRTests", dependencies: ["DSLSyntax", "DSLIR"]),
+        .testTarget(name: "DSLPassesTests", dependencies: ["DSLSyntax", "DSLIR", "DSLPasses"]),
+        .testTarget(name: "DSLEngineTests", dependencies: ["DSLIR", "DSLEngine"], swiftSettings: fastMath),
+        .testTarget(name: "DSLTrainingTests", dependencies: ["DSLIR", "DSLEngine", "DSLTraining"]),
+        .testTarget(name: "CLITests", dependencies: ["DSLCommands"]),
+    ],
+    // Language mode 5: the engine hands raw buffers to worker threads (concurrentPerform), which
+    // Swift 6's strict sendability checking would force through unchecked wrappers everywhere.
+    swiftLanguageModes: [.v5]
+)

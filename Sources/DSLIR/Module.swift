@@ -1,0 +1,1 @@
+// DSLIR: see Package.swift for this stage's role.

@@ -1,0 +1,1 @@
+// DSLPasses: see Package.swift for this stage's role.

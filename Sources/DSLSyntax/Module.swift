@@ -1,0 +1,1 @@
+// DSLSyntax: see Package.swift for this stage's role.

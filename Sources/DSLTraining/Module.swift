@@ -1,0 +1,1 @@
+// DSLTraining: see Package.swift for this stage's role.

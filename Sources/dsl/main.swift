@@ -1,0 +1,4 @@
+import DSLCommands
+import Foundation
+
+exit(runDSL(Array(CommandLine.arguments.dropFirst())))
