@@ -7,7 +7,7 @@ import PackageDescription
 /// engine at full speed; `-target-cpu native` makes the compiler emit the vector instructions
 /// (AVX-512 on our machines) of whatever machine `dsl` is built on.
 let fastMath: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-wmo", "-target-cpu", "native"]),
+    .unsafeFlags(["-Ounchecked", "-target-cpu", "native"]),
 ]
 
 let package = Package(
