@@ -1,0 +1,151 @@
+/// What one node costs, per image unless stated (README, "Counting rules").
+public struct NodeCost: Sendable, Equatable {
+    /// Trainable elements: weights, biases, batch-norm scale and shift.
+    public var params = 0
+    /// Weights only: convolution kernels and linear matrices (no biases, no batch norm).
+    public var weights = 0
+    /// Multiply-accumulates of convolutions and linear layers.
+    public var macs = 0
+    /// Other arithmetic: one per element for batch norm, activations, dropout and additions,
+    /// k·k per output element for pooling, one per input element for global average pooling.
+    public var otherOps = 0
+    /// Receptive field in input pixels (the maximum over paths through branches).
+    public var receptiveField = 1
+    /// Cumulative stride: input pixels between neighbouring outputs (maximum over paths).
+    public var cumulativeStride = 1
+    /// This node's count in the convention of the `ptflops` package, which the reference
+    /// figures of the All-CNN family use: MACs plus one per output element for each bias,
+    /// activation and (affine) batch-norm parameter pair, plus the input elements of pooling.
+    public var ptflopsMACs = 0
+    /// Activation elements this node materialises per image (a conv with batch norm and
+    /// an activation materialises three tensors in training).
+    public var activationElements = 0
+}
+
+/// Costs of a whole network: per node and totals.
+public struct NetworkCost: Sendable {
+    /// Per node, indexed like `Graph.nodes`.
+    public var nodes: [NodeCost]
+    /// Sum of parameters.
+    public var params: Int
+    /// Sum of weights (no biases or batch norm).
+    public var weights: Int
+    /// Sum of MACs.
+    public var macs: Int
+    /// Sum of other ops.
+    public var otherOps: Int
+    /// The total in the `ptflops` convention (see `NodeCost.ptflopsMACs`).
+    public var ptflopsMACs: Int { nodes.reduce(0) { $0 + $1.ptflopsMACs } }
+    /// FLOPs = 2 × MACs.
+    public var flops: Int { 2 * macs }
+    /// Activation elements per image, input included.
+    public var activationElements: Int
+
+    /// Training memory at batch B, fp32: weights + gradients + momentum (3 × params) and
+    /// every saved activation (input included) with its gradient counted once more for the
+    /// live gradient buffers, approximated as saved activations + the largest gradient pair.
+    public func trainingBytes(batch: Int) -> Int {
+        let largest = nodes.map(\.activationElements).max() ?? 0
+        return 4 * (3 * params + batch * (activationElements + 2 * largest))
+    }
+
+    /// Inference memory at batch B: params plus the two largest live activations.
+    public func inferenceBytes(batch: Int) -> Int {
+        let sorted = nodes.map(\.activationElements).sorted(by: >)
+        return 4 * (params + batch * (sorted.prefix(2).reduce(0, +)))
+    }
+
+    /// Sums costs over a set of node ids.
+    public func sum(_ ids: [Int]) -> (params: Int, weights: Int, macs: Int) {
+        var p = 0, w = 0, m = 0
+        for i in ids { p += nodes[i].params; w += nodes[i].weights; m += nodes[i].macs }
+        return (p, w, m)
+    }
+}
+
+/// Computes the costs of every node (`README.md`, "Counting rules").
+public enum CostModel {
+    /// Costs of all nodes and totals.
+    public static func analyze(_ g: Graph) -> NetworkCost {
+        var costs = [NodeCost](repeating: NodeCost(), count: g.nodes.count)
+        for n in g.nodes {
+            var c = NodeCost()
+            let out = n.shape
+            let ins = n.inputs.map { g.nodes[$0].shape }
+            let inCosts = n.inputs.map { costs[$0] }
+            let rfIn = inCosts.map(\.receptiveField).max() ?? 1
+            let jumpIn = inCosts.map(\.cumulativeStride).max() ?? 1
+            c.receptiveField = rfIn
+            c.cumulativeStride = jumpIn
+            c.activationElements = out.elements
+            switch n.op {
+            case .input:
+                break
+            case .conv(let a):
+                let cin = ins[0].channels
+                c.weights = a.kernel * a.kernel * cin * a.filters
+                c.params = c.weights + (a.bias ? a.filters : 0) + (a.batchNorm ? 2 * a.filters : 0)
+                c.macs = out.height * out.width * a.filters * a.kernel * a.kernel * cin
+                var extra = 0
+                if a.batchNorm { extra += 1 }
+                if a.activation != .none { extra += 1 }
+                c.otherOps = extra * out.elements
+                c.activationElements = out.elements * (1 + extra)
+                c.receptiveField = rfIn + (a.kernel - 1) * jumpIn
+                c.cumulativeStride = jumpIn * a.stride
+                c.ptflopsMACs = c.macs + out.elements * ((a.bias ? 1 : 0) + (a.batchNorm ? 2 : 0) + (a.activation != .none ? 1 : 0))
+            case .pool(let p):
+                c.ptflopsMACs = ins[0].elements
+                c.otherOps = out.elements * p.kernel * p.kernel
+                c.receptiveField = rfIn + (p.kernel - 1) * jumpIn
+                c.cumulativeStride = jumpIn * p.stride
+            case .globalAvgPool:
+                c.otherOps = ins[0].elements
+                c.ptflopsMACs = ins[0].elements
+                c.receptiveField = rfIn + (max(ins[0].height, ins[0].width) - 1) * jumpIn
+                c.cumulativeStride = jumpIn * max(ins[0].height, ins[0].width)
+            case .batchNorm:
+                c.params = 2 * out.channels
+                c.otherOps = out.elements
+                c.ptflopsMACs = 2 * out.elements
+            case .activation(let a):
+                c.otherOps = out.elements
+                c.ptflopsMACs = a == .none ? 0 : out.elements
+            case .dropout, .softmax:
+                c.otherOps = out.elements
+            case .linear(let l):
+                let fin = ins[0].elements
+                c.weights = fin * l.units
+                c.params = c.weights + (l.bias ? l.units : 0)
+                c.macs = fin * l.units
+                c.ptflopsMACs = c.macs + (l.bias ? l.units : 0) + (l.activation == .none ? 0 : l.units)
+                c.otherOps = l.activation == .none ? 0 : l.units
+                c.activationElements = out.elements * (l.activation == .none ? 1 : 2)
+                c.receptiveField = rfIn + (max(ins[0].height, ins[0].width) - 1) * jumpIn
+                c.cumulativeStride = jumpIn * max(ins[0].height, ins[0].width)
+            case .concat:
+                break
+            case .add:
+                c.otherOps = out.elements * max(0, n.inputs.count - 1)
+            }
+            costs[n.id] = c
+        }
+        return NetworkCost(
+            nodes: costs,
+            params: costs.reduce(0) { $0 + $1.params },
+            weights: costs.reduce(0) { $0 + $1.weights },
+            macs: costs.reduce(0) { $0 + $1.macs },
+            otherOps: costs.reduce(0) { $0 + $1.otherOps },
+            activationElements: costs.reduce(0) { $0 + $1.activationElements })
+    }
+
+    /// Node ids inside a module instance (including nested modules).
+    public static func members(of module: Int, in g: Graph) -> [Int] {
+        g.nodes.filter { n in
+            var m = n.module
+            while let id = m { if id == module { return true }; m = g.modules[id].parent }
+            return false
+        }.map(\.id)
+    }
+}
+

@@ -1,0 +1,707 @@
+import DSLSyntax
+import Foundation
+
+/// Turns a parsed spec into a graph: resolves blocks and repeats, expands `inception` and
+/// `pyramid`, infers every shape, and reports located errors and warnings. Every node keeps the
+/// location of the text that produced it; errors inside an expansion carry notes pointing at the
+/// call sites that led there.
+public struct Elaborator {
+    /// The most nodes a network may expand to.
+    public static let maxNodes = 2_000_000
+    /// The deepest chain of block calls.
+    public static let maxCallDepth = 64
+
+    private let spec: SpecFile
+    private var diagnostics = DiagnosticBag()
+    private var nodes: [Node] = []
+    private var modules: [ModuleInstance] = []
+    private var blocks: [String: BlockDefinition] = [:]
+    private var networkName: String?
+    private var inputShape: Shape?
+    private var overflow = false
+
+    /// Lexical state while expanding.
+    private struct Scope {
+        var prefix: String = ""
+        var counters: [String: Int] = [:]
+        var bindings: [String: Double] = [:]
+        var module: Int? = nil
+        var callNotes: [Diagnostic.Note] = []
+        var callStack: [String] = []
+        var repeatSuffix: String = ""
+    }
+    private var usedNames: [String: SourceLocation] = [:]
+
+    /// Result of elaboration: the graph if it could be built, and all diagnostics.
+    public struct Result {
+        /// The graph, or nil when errors prevented building it.
+        public var graph: Graph?
+        /// Errors and warnings.
+        public var diagnostics: DiagnosticBag
+    }
+
+    private init(spec: SpecFile) { self.spec = spec }
+
+    /// Elaborates a parsed spec (the caller merges parse diagnostics first).
+    public static func elaborate(_ spec: SpecFile, defaultName: String) -> Result {
+        var e = Elaborator(spec: spec)
+        return e.run(defaultName: defaultName)
+    }
+
+    private mutating func run(defaultName: String) -> Result {
+        // First pass: declarations (network, input, blocks) so blocks may be used before definition.
+        var firstLayer: Statement?
+        for s in spec.statements {
+            switch s.kind {
+            case .network(let n):
+                if networkName != nil { diagnostics.error("duplicate 'network' declaration", at: s.keywordLocation) }
+                networkName = n
+            case .input(let h, let w, let c):
+                if inputShape != nil { diagnostics.error("duplicate 'input' declaration", at: s.keywordLocation); continue }
+                if let f = firstLayer {
+                    diagnostics.error("'input' must come before the first layer", at: s.keywordLocation, notes: [.init("first layer is here", at: f.keywordLocation)])
+                }
+                inputShape = Shape(h, w, c)
+            case .block(let b):
+                if let prev = blocks[b.name] {
+                    diagnostics.error("block '\(b.name)' is defined twice", at: b.nameLocation, notes: [.init("first definition is here", at: prev.nameLocation)])
+                } else { blocks[b.name] = b }
+            default:
+                if firstLayer == nil { firstLayer = s }
+            }
+        }
+        guard let input = inputShape else {
+            diagnostics.error("missing 'input' declaration (e.g. 'input 32x32x3' before the first layer)", at: spec.statements.first?.keywordLocation ?? .start)
+            return Result(graph: nil, diagnostics: diagnostics)
+        }
+        let inputLoc = spec.statements.first { if case .input = $0.kind { return true }; return false }!.location
+        nodes.append(Node(id: 0, name: "input", op: .input, inputs: [], shape: input, location: inputLoc, module: nil))
+        usedNames["input"] = inputLoc
+        var scope = Scope()
+        var cursor: Int? = 0
+        for s in spec.statements {
+            switch s.kind {
+            case .network, .input, .block: continue
+            default: break
+            }
+            if overflow { break }
+            cursor = statement(s, from: cursor, scope: &scope)
+        }
+        if firstLayer == nil {
+            diagnostics.error("the network has no layers", at: inputLoc)
+        }
+        if diagnostics.hasErrors || cursor == nil { return Result(graph: nil, diagnostics: diagnostics) }
+        let g = Graph(name: networkName ?? defaultName, nodes: nodes, modules: modules)
+        lint(g)
+        return Result(graph: g, diagnostics: diagnostics)
+    }
+
+    // MARK: - Statements
+
+    /// Elaborates one statement starting from node `from` (nil: an earlier error poisoned the
+    /// path; keep checking syntax-level things only). Returns the new cursor.
+    private mutating func statement(_ s: Statement, from: Int?, scope: inout Scope) -> Int? {
+        switch s.kind {
+        case .invalid:
+            return nil
+        case .network, .input:
+            diagnostics.error("'\(s.kind.keyword)' is only allowed at the top level", at: s.keywordLocation)
+            return from
+        case .block:
+            diagnostics.error("blocks must be defined at the top level", at: s.keywordLocation)
+            return from
+        case .repeatLoop(let countExpr, let body):
+            guard let count = integer(countExpr, "repeat count", in: 0...100_000, scope) else { return nil }
+            var cur = from
+            for i in 0..<count {
+                var inner = scope
+                inner.repeatSuffix = scope.repeatSuffix + (count > 1 ? ".\(i + 1)" : "")
+                for b in body { if overflow { return nil }; cur = statement(b, from: cur, scope: &inner) }
+                scope.counters = inner.counters
+            }
+            return cur
+        case .merge(let kind, let branches):
+            return merge(s, kind: kind, branches: branches, from: from, scope: &scope)
+        case .call(let name, let args, let options):
+            return call(s, name: name, args: args, options: options, from: from, scope: &scope)
+        case .layer(let kind, let words, let args, let options):
+            switch kind {
+            case "inception": return inception(s, args: args, options: options, from: from, scope: &scope)
+            case "pyramid": return pyramid(s, args: args, options: options, from: from, scope: &scope)
+            default: return layer(s, kind: kind, words: words, args: args, options: options, from: from, scope: &scope)
+            }
+        }
+    }
+
+    private mutating func merge(_ s: Statement, kind: String, branches: [[Statement]], from: Int?, scope: inout Scope) -> Int? {
+        var outs: [Int] = []
+        var poisoned = from == nil
+        for b in branches {
+            var cur = from
+            for st in b { cur = statement(st, from: cur, scope: &scope) }
+            if let c = cur { outs.append(c) } else { poisoned = true }
+        }
+        if kind == "add" && branches.count < 2 && !poisoned {
+            diagnostics.error("'add' needs at least two branches (use '{}' for the identity shortcut)", at: s.keywordLocation)
+            return nil
+        }
+        if poisoned { return nil }
+        let op: Op = kind == "concat" ? .concat : .add
+        return addNode(op, inputs: outs, statement: s, baseName: s.label.map { scoped($0, scope) } ?? generated(kind, &scope), scope: scope)
+    }
+
+    private mutating func call(_ s: Statement, name: String, args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
+        guard let def = blocks[name] else {
+            let known = blocks.keys.sorted()
+            let near = known.map { ($0, editDistance($0, name)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }
+            diagnostics.error("unknown block '\(name)'" + (near.map { "; did you mean '\($0.0)'?" } ?? ""), at: s.keywordLocation, notes: scope.callNotes)
+            return nil
+        }
+        if let o = options.first {
+            diagnostics.error("a block call takes no options; pass values as arguments", at: o.nameLocation, notes: scope.callNotes)
+        }
+        if args.count != def.parameters.count {
+            diagnostics.error("block '\(name)' takes \(def.parameters.count) argument\(def.parameters.count == 1 ? "" : "s"), got \(args.count)", at: s.location, notes: [.init("'\(name)' is defined here", at: def.nameLocation)] + scope.callNotes)
+            return nil
+        }
+        if scope.callStack.count >= Elaborator.maxCallDepth || scope.callStack.contains(name) {
+            diagnostics.error(scope.callStack.contains(name) ? "block '\(name)' calls itself (recursion is not allowed)" : "block calls nest too deeply", at: s.keywordLocation, notes: scope.callNotes)
+            return nil
+        }
+        var bindings: [String: Double] = [:]
+        for (p, a) in zip(def.parameters, args) {
+            guard let v = evaluate(a, scope) else { return nil }
+            bindings[p.0] = v
+        }
+        let instance = s.label.map { scoped($0, scope) } ?? generated(name, &scope)
+        let argText = args.map { spec.source.text($0.location) }.joined(separator: ", ")
+        let mid = newModule(name: instance, kind: "block", summary: "\(name)(\(argText))", location: s.location, parent: scope.module)
+        var inner = Scope()
+        inner.prefix = instance + "."
+        inner.bindings = bindings
+        inner.module = mid
+        inner.callNotes = [.init("in block '\(name)' called here", at: s.location)] + scope.callNotes
+        inner.callStack = scope.callStack + [name]
+        var cur = from
+        for b in def.body { if overflow { return nil }; cur = statement(b, from: cur, scope: &inner) }
+        if def.body.isEmpty {
+            diagnostics.warning("block '\(name)' is empty; the call does nothing", at: s.keywordLocation)
+        }
+        return cur
+    }
+
+    // MARK: - Layers
+
+    private mutating func layer(_ s: Statement, kind: String, words: [(String, SourceLocation)], args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
+        var opts = OptionReader(options: options, layer: kind, notes: scope.callNotes, bindings: scope.bindings)
+        defer { diagnostics.append(contentsOf: opts.diagnostics) }
+        let op: Op
+        switch kind {
+        case "conv":
+            guard checkArgs(s, args, names: ["kernel size", "stride", "filters"], required: 3, scope) else { return nil }
+            guard let k = integer(args[0], "kernel size", in: 1...1024, scope),
+                  let st = integer(args[1], "stride", in: 1...1024, scope),
+                  let f = integer(args[2], "number of filters", in: 1...1_048_576, scope) else { return nil }
+            let bn = opts.flag("bn")
+            let act = opts.activation(default: .relu)
+            let bias = opts.bias(default: !bn)
+            guard let pad = opts.padding(kernel: k, defaultSame: true) else { return nil }
+            guard opts.finish() else { return nil }
+            op = .conv(ConvAttributes(kernel: k, stride: st, pad: pad, filters: f, bias: bias, batchNorm: bn, activation: act))
+        case "pool":
+            guard checkArgs(s, args, names: ["window size", "stride"], required: 0, scope) else { return nil }
+            let pk: PoolKind = words.first?.0 == "avg" ? .avg : .max
+            var k = 3, st = 2, defaultPad = 1
+            if args.count >= 1 {
+                guard let kk = integer(args[0], "pooling window", in: 1...1024, scope) else { return nil }
+                k = kk; st = kk; defaultPad = 0
+            }
+            if args.count >= 2 {
+                guard let ss = integer(args[1], "pooling stride", in: 1...1024, scope) else { return nil }
+                st = ss
+            }
+            let ceil = opts.flag("ceil")
+            _ = opts.flag("floor")
+            guard let pad = opts.padding(kernel: k, defaultSame: false, defaultPad: defaultPad) else { return nil }
+            guard opts.finish() else { return nil }
+            if pad * 2 > k {
+                diagnostics.error("pooling padding \(pad) is more than half the window \(k)", at: s.location, notes: scope.callNotes)
+                return nil
+            }
+            op = .pool(PoolAttributes(kind: pk, kernel: k, stride: st, pad: pad, ceil: ceil))
+        case "gap", "bn", "relu", "softmax":
+            guard checkArgs(s, args, names: [], required: 0, scope), opts.finish() else { return nil }
+            op = kind == "gap" ? .globalAvgPool : kind == "bn" ? .batchNorm : kind == "relu" ? .activation(.relu) : .softmax
+        case "leaky":
+            guard checkArgs(s, args, names: ["slope"], required: 0, scope) else { return nil }
+            var slope = 0.1
+            if let a = args.first { guard let v = number(a, "leaky slope", in: 0...1, scope) else { return nil }; slope = v }
+            guard opts.finish() else { return nil }
+            op = .activation(.leaky(slope))
+        case "dropout":
+            guard checkArgs(s, args, names: ["drop probability"], required: 1, scope) else { return nil }
+            guard let p = number(args[0], "dropout probability", in: 0...0.999999, scope, hint: " (the fraction of units dropped, e.g. 0.5)") else { return nil }
+            guard opts.finish() else { return nil }
+            op = .dropout(p)
+        case "fc":
+            guard checkArgs(s, args, names: ["output units"], required: 1, scope) else { return nil }
+            guard let n = integer(args[0], "number of output units", in: 1...1_048_576, scope) else { return nil }
+            let act = opts.activation(default: .none)
+            let bias = opts.bias(default: true)
+            guard opts.finish() else { return nil }
+            op = .linear(LinearAttributes(units: n, bias: bias, activation: act))
+        default:
+            diagnostics.error("unknown layer '\(kind)'", at: s.keywordLocation)
+            return nil
+        }
+        guard let from else { return nil }
+        let name = s.label.map { scoped($0, scope) } ?? generated(op.kindName, &scope)
+        return addNode(op, inputs: [from], statement: s, baseName: name, scope: scope)
+    }
+
+    private mutating func inception(_ s: Statement, args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
+        guard args.count == 6 else {
+            diagnostics.error("inception takes 6 column widths <#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj>, got \(args.count)", at: s.location, notes: scope.callNotes)
+            return nil
+        }
+        let labels = ["#1x1", "#3x3 reduce", "#3x3", "#5x5 reduce", "#5x5", "pool proj"]
+        var w: [Int] = []
+        for (a, l) in zip(args, labels) {
+            guard let v = integer(a, "inception column \(l)", in: 0...1_048_576, scope) else { return nil }
+            w.append(v)
+        }
+        var opts = OptionReader(options: options, layer: "inception", notes: scope.callNotes, bindings: scope.bindings)
+        let bn = opts.flag("bn")
+        let bias = opts.bias(default: !bn)
+        let act = opts.activation(default: .relu)
+        let ok = opts.finish()
+        diagnostics.append(contentsOf: opts.diagnostics)
+        guard ok else { return nil }
+        if w[2] == 0 && w[1] > 0 { diagnostics.warning("inception has a 3x3 reduce of \(w[1]) but no 3x3 convolution; the reduction is dropped", at: args[1].location, notes: scope.callNotes) }
+        if w[4] == 0 && w[3] > 0 { diagnostics.warning("inception has a 5x5 reduce of \(w[3]) but no 5x5 convolution; the reduction is dropped", at: args[3].location, notes: scope.callNotes) }
+        if w[0] == 0 && w[2] == 0 && w[4] == 0 && w[5] == 0 {
+            diagnostics.warning("inception module with no convolution columns passes its pooled input through", at: s.location, notes: scope.callNotes)
+        }
+        guard let from else { return nil }
+        let instance = s.label.map { scoped($0, scope) } ?? generated("inception", &scope)
+        let mid = newModule(name: instance, kind: "inception", summary: "inception<\(w.map(String.init).joined(separator: ", "))>", location: s.location, parent: scope.module)
+        var inner = Scope(); inner.prefix = instance + "."; inner.module = mid; inner.callNotes = scope.callNotes
+        func conv(_ k: Int, _ f: Int) -> Op {
+            .conv(ConvAttributes(kernel: k, stride: 1, pad: (k - 1) / 2, filters: f, bias: bias, batchNorm: bn, activation: act))
+        }
+        var outs: [Int] = []
+        if w[0] > 0, let n = addNode(conv(1, w[0]), inputs: [from], statement: s, baseName: instance + ".b1.conv", scope: inner) { outs.append(n) }
+        for (red, out, k, b) in [(w[1], w[2], 3, "b2"), (w[3], w[4], 5, "b3")] where out > 0 {
+            var cur = from
+            if red > 0 { guard let r = addNode(conv(1, red), inputs: [cur], statement: s, baseName: "\(instance).\(b).reduce", scope: inner) else { return nil }; cur = r }
+            guard let c = addNode(conv(k, out), inputs: [cur], statement: s, baseName: "\(instance).\(b).conv", scope: inner) else { return nil }
+            outs.append(c)
+        }
+        guard var p = addNode(.pool(PoolAttributes(kind: .max, kernel: 3, stride: 1, pad: 1, ceil: false)), inputs: [from], statement: s, baseName: instance + ".b4.pool", scope: inner) else { return nil }
+        if w[5] > 0 { guard let pr = addNode(conv(1, w[5]), inputs: [p], statement: s, baseName: instance + ".b4.proj", scope: inner) else { return nil }; p = pr }
+        outs.append(p)
+        return addNode(.concat, inputs: outs, statement: s, baseName: instance + ".concat", scope: inner)
+    }
+
+    private mutating func pyramid(_ s: Statement, args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
+        guard checkArgs(s, args, names: ["widening α", "units per stage"], required: 2, scope) else { return nil }
+        guard let alpha = number(args[0], "widening factor α", in: 0...100_000, scope),
+              let units = integer(args[1], "units per stage", in: 1...10_000, scope) else { return nil }
+        var opts = OptionReader(options: options, layer: "pyramid", notes: scope.callNotes, bindings: scope.bindings)
+        let bottleneck = opts.flag("bottleneck")
+        let multiplicative = opts.keyword("widen", allowed: ["add", "mul"], default: "add") == "mul"
+        let ok = opts.finish()
+        diagnostics.append(contentsOf: opts.diagnostics)
+        guard ok, let from else { return nil }
+        if multiplicative && alpha < 1 {
+            diagnostics.error("multiplicative widening needs α ≥ 1 (the final width is the input width × α)", at: args[0].location, notes: scope.callNotes)
+            return nil
+        }
+        let instance = s.label.map { scoped($0, scope) } ?? generated("pyramid", &scope)
+        let pid = newModule(name: instance, kind: "pyramid", summary: "pyramid \(spec.source.text(args[0].location)) \(units)\(bottleneck ? " bottleneck" : "")\(multiplicative ? " widen=mul" : "")", location: s.location, parent: scope.module)
+        let ratio = bottleneck ? 4 : 1
+        let totalUnits = Double(3 * units)
+        var inputWidth = nodes[from].shape.channels
+        var width = Double(inputWidth)
+        let addRate = alpha / totalUnits
+        let mulRate = multiplicative ? pow(alpha, 1.0 / totalUnits) : 1
+        var cur = from
+        for stage in 0..<3 {
+            let sid = newModule(name: "\(instance).s\(stage + 1)", kind: "stage", summary: "stage \(stage + 1)", location: s.location, parent: pid)
+            for u in 0..<units {
+                width = multiplicative ? width * mulRate : width + addRate
+                let planes = Int(roundHalfEven(width))
+                let stride = (stage > 0 && u == 0) ? 2 : 1
+                let uname = "\(instance).s\(stage + 1).u\(u + 1)"
+                let uid = newModule(name: uname, kind: "unit", summary: bottleneck ? "bottleneck \(inputWidth)→\(planes * ratio)" : "basic \(inputWidth)→\(planes)", location: s.location, parent: sid)
+                var inner = Scope(); inner.prefix = uname + "."; inner.module = uid; inner.callNotes = scope.callNotes
+                func conv(_ k: Int, _ st: Int, _ f: Int, _ act: Activation) -> Op {
+                    .conv(ConvAttributes(kernel: k, stride: st, pad: (k - 1) / 2, filters: f, bias: false, batchNorm: true, activation: act))
+                }
+                guard planes >= 1 else {
+                    diagnostics.error("pyramid unit width rounds to \(planes)", at: s.location, notes: scope.callNotes)
+                    return nil
+                }
+                guard var x = addNode(.batchNorm, inputs: [cur], statement: s, baseName: uname + ".bn", scope: inner) else { return nil }
+                let convs: [(Int, Int, Int, Activation)] = bottleneck
+                    ? [(1, 1, planes, .relu), (3, stride, planes, .relu), (1, 1, planes * ratio, .none)]
+                    : [(3, stride, planes, .relu), (3, 1, planes, .none)]
+                for (i, c) in convs.enumerated() {
+                    guard let y = addNode(conv(c.0, c.1, c.2, c.3), inputs: [x], statement: s, baseName: "\(uname).conv\(i + 1)", scope: inner) else { return nil }
+                    x = y
+                }
+                var shortcut = cur
+                if stride != 1 {
+                    guard let sc = addNode(.pool(PoolAttributes(kind: .avg, kernel: 2, stride: 2, pad: 0, ceil: true)), inputs: [cur], statement: s, baseName: uname + ".shortcut", scope: inner) else { return nil }
+                    shortcut = sc
+                }
+                guard let sum = addNode(.add, inputs: [x, shortcut], statement: s, baseName: uname + ".add", scope: inner) else { return nil }
+                cur = sum
+                inputWidth = planes * ratio
+            }
+        }
+        return cur
+    }
+
+    // MARK: - Nodes, names and modules
+
+    private mutating func newModule(name: String, kind: String, summary: String, location: SourceLocation, parent: Int?) -> Int {
+        let depth = parent.map { modules[$0].depth + 1 } ?? 0
+        modules.append(ModuleInstance(id: modules.count, name: name, kind: kind, summary: summary, location: location, parent: parent, depth: depth))
+        return modules.count - 1
+    }
+
+    private func scoped(_ label: String, _ scope: Scope) -> String { scope.prefix + label + scope.repeatSuffix }
+
+    private func generated(_ kind: String, _ scope: inout Scope) -> String {
+        let n = (scope.counters[kind] ?? 0) + 1
+        scope.counters[kind] = n
+        return scope.prefix + kind + String(n)
+    }
+
+    /// Adds a node after inferring its shape; reports shape errors at the statement.
+    private mutating func addNode(_ op: Op, inputs: [Int], statement s: Statement, baseName: String, scope: Scope) -> Int? {
+        if nodes.count >= Elaborator.maxNodes {
+            if !overflow {
+                overflow = true
+                diagnostics.error("the network expands to more than \(Elaborator.maxNodes) layers", at: s.location, notes: scope.callNotes)
+            }
+            return nil
+        }
+        let ins = inputs.map { nodes[$0].shape }
+        var errors: [String] = []
+        var warnings: [String] = []
+        guard let shape = ShapeRules.infer(op, inputs: ins, errors: &errors, warnings: &warnings) else {
+            for e in errors { diagnostics.error(e, at: s.location, notes: scope.callNotes) }
+            return nil
+        }
+        for w in warnings { diagnostics.warning(w, at: s.location, notes: scope.callNotes) }
+        var name = baseName
+        if let prev = usedNames[name] {
+            if s.label != nil && prev != s.location {
+                diagnostics.error("layer name '\(name)' is already used", at: s.labelLocation ?? s.location, notes: [.init("first used here", at: prev)] + scope.callNotes)
+                return nil
+            }
+            var i = 2
+            while usedNames["\(baseName)_\(i)"] != nil { i += 1 }
+            name = "\(baseName)_\(i)"
+        }
+        usedNames[name] = s.location
+        nodes.append(Node(id: nodes.count, name: name, op: op, inputs: inputs, shape: shape, location: s.location, module: scope.module))
+        return nodes.count - 1
+    }
+
+    // MARK: - Arguments
+
+    private mutating func checkArgs(_ s: Statement, _ args: [Expr], names: [String], required: Int, _ scope: Scope) -> Bool {
+        guard case .layer(let kind, _, _, _) = s.kind else { return true }
+        if args.count < required {
+            let missing = names[args.count]
+            let usage = Elaborator.usage[kind] ?? kind
+            diagnostics.error("'\(kind)' expects \(required == names.count ? "\(required)" : "at least \(required)") argument\(required == 1 ? "" : "s") (\(usage)); missing \(missing)", at: args.last?.location ?? s.keywordLocation, notes: scope.callNotes)
+            return false
+        }
+        if args.count > names.count {
+            let usage = Elaborator.usage[kind] ?? kind
+            diagnostics.error("too many arguments to '\(kind)': expected \(names.count == 0 ? "none" : "at most \(names.count)") (\(usage))", at: args[names.count].location, notes: scope.callNotes)
+            return false
+        }
+        return true
+    }
+
+    /// How each layer is written, for argument-count errors.
+    static let usage: [String: String] = [
+        "conv": "conv KERNEL STRIDE FILTERS", "pool": "pool [max|avg] [WINDOW [STRIDE]]", "gap": "gap",
+        "bn": "bn", "relu": "relu", "softmax": "softmax", "leaky": "leaky [SLOPE]", "dropout": "dropout P",
+        "fc": "fc UNITS", "pyramid": "pyramid ALPHA UNITS_PER_STAGE",
+    ]
+
+    private mutating func evaluate(_ e: Expr, _ scope: Scope) -> Double? {
+        switch e {
+        case .number(let v, _, _): return v
+        case .name(let n, let l):
+            if let v = scope.bindings[n] { return v }
+            diagnostics.error("unknown name '\(n)'" + (scope.bindings.isEmpty ? "" : " (block parameters here: \(scope.bindings.keys.sorted().joined(separator: ", ")))"), at: l, notes: scope.callNotes)
+            return nil
+        case .negate(let x, _):
+            return evaluate(x, scope).map { -$0 }
+        case .binary(let op, let a, let b, let l):
+            guard let x = evaluate(a, scope), let y = evaluate(b, scope) else { return nil }
+            let r: Double
+            switch op {
+            case "+": r = x + y
+            case "-": r = x - y
+            case "*": r = x * y
+            default:
+                if y == 0 { diagnostics.error("division by zero", at: l, notes: scope.callNotes); return nil }
+                r = x / y
+            }
+            if !r.isFinite || abs(r) > 1e15 { diagnostics.error("value is too large", at: l, notes: scope.callNotes); return nil }
+            return r
+        }
+    }
+
+    private mutating func number(_ e: Expr, _ what: String, in range: ClosedRange<Double>, _ scope: Scope, hint: String = "") -> Double? {
+        guard let v = evaluate(e, scope) else { return nil }
+        guard range.contains(v) else {
+            diagnostics.error("\(what) must be between \(fmt(range.lowerBound)) and \(fmt(range.upperBound)), got \(fmt(v))\(hint)", at: e.location, notes: scope.callNotes)
+            return nil
+        }
+        return v
+    }
+
+    private mutating func integer(_ e: Expr, _ what: String, in range: ClosedRange<Int>, _ scope: Scope) -> Int? {
+        guard let v = evaluate(e, scope) else { return nil }
+        guard v.rounded() == v else {
+            diagnostics.error("\(what) must be a whole number, got \(fmt(v))", at: e.location, notes: scope.callNotes)
+            return nil
+        }
+        guard v >= Double(range.lowerBound) && v <= Double(range.upperBound) else {
+            diagnostics.error("\(what) must be \(range.upperBound >= 1_000_000 ? "at least \(range.lowerBound) (and at most \(range.upperBound))" : "from \(range.lowerBound) to \(range.upperBound)"), got \(fmt(v))", at: e.location, notes: scope.callNotes)
+            return nil
+        }
+        return Int(v)
+    }
+
+    // MARK: - Lints
+
+    private mutating func lint(_ g: Graph) {
+        let consumers = g.consumers()
+        // Dropout after the classifier: nothing trainable follows it.
+        var lastTrainable = -1
+        for n in g.nodes { if case .conv = n.op { lastTrainable = n.id }; if case .linear = n.op { lastTrainable = n.id } }
+        for n in g.nodes {
+            if case .dropout = n.op, n.id > lastTrainable {
+                diagnostics.warning("dropout after the classifier has no effect on what is learned and scrambles the outputs; place it before the last layer", at: n.location)
+            }
+            if case .softmax = n.op {
+                if n.id != g.output { diagnostics.warning("softmax is not the last layer; layers after it see probabilities", at: n.location) }
+                if n.shape.height != 1 || n.shape.width != 1 {
+                    diagnostics.warning("softmax over a \(n.shape.height)x\(n.shape.width) map; add 'gap' or 'fc' before it to classify whole images", at: n.location)
+                }
+            }
+            if case .activation = n.op, let i = n.inputs.first, consumers[i].count == 1 {
+                if case .activation = g.nodes[i].op { diagnostics.warning("two activations in a row", at: n.location) }
+                if case .conv(let c) = g.nodes[i].op, c.activation != .none { diagnostics.warning("activation after a convolution that already applies one", at: n.location) }
+            }
+            if case .batchNorm = n.op, let i = n.inputs.first, case .batchNorm = g.nodes[i].op {
+                diagnostics.warning("two batch norms in a row", at: n.location)
+            }
+        }
+    }
+}
+
+private extension StatementKind {
+    var keyword: String {
+        switch self {
+        case .network: return "network"
+        case .input: return "input"
+        case .block: return "block"
+        default: return "statement"
+        }
+    }
+}
+
+/// Formats a number without a trailing `.0` when whole.
+func fmt(_ v: Double) -> String {
+    if v.rounded() == v && abs(v) < 1e15 { return String(Int(v)) }
+    return String(v)
+}
+
+/// Python's `round`: to the nearest integer, ties to even.
+public func roundHalfEven(_ x: Double) -> Double { x.rounded(.toNearestOrEven) }
+
+/// Reads a layer's options, reporting unknown, duplicate and ill-typed ones.
+struct OptionReader {
+    var options: [LayerOption]
+    var layer: String
+    var used: Set<Int> = []
+    var diagnostics = DiagnosticBag()
+    var notes: [Diagnostic.Note]
+    var bindings: [String: Double]
+    var known: [String] = []
+    var failed = false
+
+    init(options: [LayerOption], layer: String, notes: [Diagnostic.Note], bindings: [String: Double]) {
+        self.options = options
+        self.layer = layer
+        self.notes = notes
+        self.bindings = bindings
+        var seen: [String: SourceLocation] = [:]
+        for o in options {
+            let canonical = OptionReader.canonical(o.name)
+            if let prev = seen[canonical] {
+                diagnostics.error("option '\(o.name)' is given twice", at: o.nameLocation, notes: [.init("first given here", at: prev)])
+                failed = true
+            }
+            seen[canonical] = o.nameLocation
+        }
+    }
+
+    static func canonical(_ n: String) -> String {
+        switch n {
+        case "same", "valid", "pad": return "pad"
+        case "linear", "relu", "leaky", "act": return "act"
+        case "nobias", "bias": return "bias"
+        case "ceil", "floor": return "round"
+        default: return n
+        }
+    }
+
+    private mutating func take(_ names: Set<String>) -> (Int, LayerOption)? {
+        known.append(contentsOf: names)
+        for (i, o) in options.enumerated() where names.contains(o.name) && !used.contains(i) {
+            used.insert(i)
+            return (i, o)
+        }
+        return nil
+    }
+
+    mutating func flag(_ name: String) -> Bool {
+        guard let (_, o) = take([name]) else { return false }
+        if let v = o.value {
+            if case .name(let w, _) = v, w == "on" || w == "true" { return true }
+            if case .name(let w, _) = v, w == "off" || w == "false" { return false }
+            diagnostics.error("'\(name)' takes no value (write '\(name)' alone, or '\(name)=off')", at: v.location, notes: notes)
+            failed = true
+        }
+        return true
+    }
+
+    mutating func keyword(_ name: String, allowed: [String], default d: String) -> String {
+        guard let (_, o) = take([name]) else { return d }
+        guard let v = o.value, case .name(let w, _) = v, allowed.contains(w) else {
+            diagnostics.error("'\(name)' must be one of \(allowed.joined(separator: ", "))", at: o.value?.location ?? o.nameLocation, notes: notes)
+            failed = true
+            return d
+        }
+        return w
+    }
+
+    mutating func bias(default d: Bool) -> Bool {
+        guard let (_, o) = take(["bias", "nobias"]) else { return d }
+        if o.name == "nobias" { if o.value != nil { diagnostics.error("'nobias' takes no value", at: o.location, notes: notes); failed = true }; return false }
+        guard let v = o.value, case .name(let w, _) = v, ["on", "off", "true", "false"].contains(w) else {
+            diagnostics.error("'bias' must be 'on' or 'off'", at: o.value?.location ?? o.nameLocation, notes: notes)
+            failed = true
+            return d
+        }
+        return w == "on" || w == "true"
+    }
+
+    mutating func activation(default d: Activation) -> Activation {
+        var slope = 0.1
+        if let (_, s) = take(["slope"]) {
+            if let v = s.value, case .number(let x, _, _) = v, x >= 0, x <= 1 { slope = x }
+            else { diagnostics.error("'slope' must be a number from 0 to 1", at: s.value?.location ?? s.nameLocation, notes: notes); failed = true }
+        }
+        guard let (_, o) = take(["act", "relu", "leaky", "linear"]) else { return d }
+        var word = o.name
+        if o.name == "act" {
+            guard let v = o.value, case .name(let w, _) = v else {
+                diagnostics.error("'act' must be one of relu, leaky, linear, none", at: o.value?.location ?? o.nameLocation, notes: notes)
+                failed = true
+                return d
+            }
+            word = w
+        } else if let v = o.value {
+            diagnostics.error("'\(o.name)' takes no value", at: v.location, notes: notes); failed = true
+        }
+        switch word {
+        case "relu": return .relu
+        case "leaky": return .leaky(slope)
+        case "linear", "none": return .none
+        default:
+            diagnostics.error("unknown activation '\(word)'; expected relu, leaky, linear or none", at: o.value?.location ?? o.nameLocation, notes: notes)
+            failed = true
+            return d
+        }
+    }
+
+    mutating func padding(kernel k: Int, defaultSame: Bool, defaultPad: Int = 0) -> Int? {
+        guard let (_, o) = take(["pad", "same", "valid"]) else {
+            // Default 'same' padding: (k-1)/2 each side; for an even kernel that is floor((k-1)/2),
+            // so the output shrinks by one (Grammar.md documents it).
+            if defaultSame { return (k - 1) / 2 }
+            return defaultPad
+        }
+        var word: String? = o.name == "pad" ? nil : o.name
+        if o.name == "pad" {
+            guard let v = o.value else {
+                diagnostics.error("'pad' needs a value: same, valid or a number", at: o.nameLocation, notes: notes)
+                failed = true; return nil
+            }
+            switch v {
+            case .name(let w, _) where bindings[w] == nil: word = w
+            default:
+                var e = ExprEvaluator(bindings: bindings)
+                guard let x = e.evaluate(v), x.rounded() == x, x >= 0, x <= 1024 else {
+                    diagnostics.error("padding must be same, valid or a whole number from 0 to 1024", at: v.location, notes: notes)
+                    failed = true; return nil
+                }
+                return Int(x)
+            }
+        } else if let v = o.value {
+            diagnostics.error("'\(o.name)' takes no value", at: v.location, notes: notes); failed = true; return nil
+        }
+        switch word {
+        case "same":
+            if k % 2 == 0 {
+                diagnostics.error("'same' padding needs an odd kernel size (got \(k)); give pad=N explicitly", at: o.location, notes: notes)
+                failed = true; return nil
+            }
+            return (k - 1) / 2
+        case "valid": return 0
+        default:
+            diagnostics.error("unknown padding '\(word ?? "")'; expected same, valid or a number", at: o.value?.location ?? o.nameLocation, notes: notes)
+            failed = true; return nil
+        }
+    }
+
+    /// Reports options nobody asked for; returns false if any option was wrong.
+    mutating func finish() -> Bool {
+        for (i, o) in options.enumerated() where !used.contains(i) {
+            let expected = Array(Set(known)).sorted()
+            let near = expected.map { ($0, editDistance($0, o.name)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }
+            let hint = near.map { "; did you mean '\($0.0)'?" } ?? (expected.isEmpty ? "; it takes no options" : "; expected one of \(expected.joined(separator: ", "))")
+            diagnostics.error("unknown option '\(o.name)' for '\(layer)'\(hint)", at: o.nameLocation, notes: notes)
+            failed = true
+        }
+        return !failed
+    }
+}
+
+/// Evaluates constant expressions against parameter bindings (no diagnostics).
+struct ExprEvaluator {
+    var bindings: [String: Double]
+    mutating func evaluate(_ e: Expr) -> Double? {
+        switch e {
+        case .number(let v, _, _): return v
+        case .name(let n, _): return bindings[n]
+        case .negate(let x, _): return evaluate(x).map { -$0 }
+        case .binary(let op, let a, let b, _):
+            guard let x = evaluate(a), let y = evaluate(b) else { return nil }
+            switch op { case "+": return x + y; case "-": return x - y; case "*": return x * y; default: return y == 0 ? nil : x / y }
+        }
+    }
+}

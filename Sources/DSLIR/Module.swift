@@ -1,1 +1,0 @@
-// DSLIR: see Package.swift for this stage's role.

@@ -1,0 +1,125 @@
+/// An arithmetic expression in a spec (block arguments may be computed: `c * 2`).
+public indirect enum Expr: Sendable, Equatable {
+    /// A literal with its source text (`96`, `0.5`).
+    case number(Double, text: String, SourceLocation)
+    /// A name: a block parameter, or a keyword value such as `valid` in `pad=valid`.
+    case name(String, SourceLocation)
+    /// `-e`
+    case negate(Expr, SourceLocation)
+    /// `a op b` with op one of + - * /.
+    case binary(String, Expr, Expr, SourceLocation)
+
+    /// Where the whole expression is.
+    public var location: SourceLocation {
+        switch self {
+        case .number(_, _, let l), .name(_, let l), .negate(_, let l), .binary(_, _, _, let l): return l
+        }
+    }
+}
+
+/// `name` or `name=value` after a layer's positional arguments.
+public struct LayerOption: Sendable, Equatable {
+    /// The option's name (`pad`, `bn`, `act`).
+    public var name: String
+    /// Where the name is.
+    public var nameLocation: SourceLocation
+    /// The value after `=`, if any.
+    public var value: Expr?
+    /// Creates an option.
+    public init(name: String, nameLocation: SourceLocation, value: Expr?) {
+        self.name = name; self.nameLocation = nameLocation; self.value = value
+    }
+    /// The location of the whole option.
+    public var location: SourceLocation { value.map { nameLocation.through($0.location) } ?? nameLocation }
+}
+
+/// A block definition: `block name(p, q) { ... }`.
+public struct BlockDefinition: Sendable, Equatable {
+    /// The block's name.
+    public var name: String
+    /// Where the name is.
+    public var nameLocation: SourceLocation
+    /// Parameter names with their locations.
+    public var parameters: [(String, SourceLocation)]
+    /// The body.
+    public var body: [Statement]
+
+    public static func == (a: BlockDefinition, b: BlockDefinition) -> Bool {
+        a.name == b.name && a.parameters.map(\.0) == b.parameters.map(\.0) && a.body == b.body
+    }
+}
+
+/// What a statement says.
+public enum StatementKind: Sendable, Equatable {
+    /// `network NAME`
+    case network(String)
+    /// `input HxWxC`
+    case input(height: Int, width: Int, channels: Int)
+    /// `block name(params) { ... }`
+    case block(BlockDefinition)
+    /// A layer with positional arguments and options: `conv 3 1 96 pad=valid`, `pool max 3 2`,
+    /// `dropout 0.5`, `gap`, `inception<64, 96, 128, 16, 32, 32>`, `pyramid 48 18 bottleneck`.
+    /// `words` holds leading keyword arguments such as `max` in `pool max 3 2`.
+    case layer(kind: String, words: [(String, SourceLocation)], arguments: [Expr], options: [LayerOption])
+    /// `repeat n { ... }`
+    case repeatLoop(count: Expr, body: [Statement])
+    /// `concat { ... } { ... }` or `add { ... } { ... }`: parallel branches merged.
+    case merge(kind: String, branches: [[Statement]])
+    /// A use of a user-defined block: `vgg(64, 2)`.
+    case call(name: String, arguments: [Expr], options: [LayerOption])
+    /// A statement that failed to parse (already reported); later stages stop inferring
+    /// shapes after it instead of guessing.
+    case invalid
+
+    public static func == (a: StatementKind, b: StatementKind) -> Bool {
+        switch (a, b) {
+        case let (.network(x), .network(y)): return x == y
+        case let (.input(h1, w1, c1), .input(h2, w2, c2)): return h1 == h2 && w1 == w2 && c1 == c2
+        case let (.block(x), .block(y)): return x == y
+        case let (.layer(k1, w1, a1, o1), .layer(k2, w2, a2, o2)):
+            return k1 == k2 && w1.map(\.0) == w2.map(\.0) && a1 == a2 && o1 == o2
+        case let (.repeatLoop(c1, b1), .repeatLoop(c2, b2)): return c1 == c2 && b1 == b2
+        case let (.merge(k1, b1), .merge(k2, b2)): return k1 == k2 && b1 == b2
+        case let (.call(n1, a1, o1), .call(n2, a2, o2)): return n1 == n2 && a1 == a2 && o1 == o2
+        case (.invalid, .invalid): return true
+        default: return false
+        }
+    }
+}
+
+/// One statement of a spec, with its optional label (`stem: conv 7 2 64`) and location.
+public struct Statement: Sendable, Equatable {
+    /// The user's name for this layer or module, if given.
+    public var label: String?
+    /// Where the label is.
+    public var labelLocation: SourceLocation?
+    /// What the statement says.
+    public var kind: StatementKind
+    /// The keyword that starts the statement (`conv`), for pointing at it.
+    public var keywordLocation: SourceLocation
+    /// The whole statement, label to last token.
+    public var location: SourceLocation
+    /// Comment lines directly above the statement (kept by the printer).
+    public var leadingComments: [String] = []
+    /// A comment at the end of the statement's line.
+    public var trailingComment: String?
+
+    /// Creates a statement.
+    public init(label: String?, labelLocation: SourceLocation?, kind: StatementKind, keywordLocation: SourceLocation, location: SourceLocation) {
+        self.label = label; self.labelLocation = labelLocation; self.kind = kind
+        self.keywordLocation = keywordLocation; self.location = location
+    }
+
+    /// Statements compare by meaning: label and content, not locations or comments.
+    public static func == (a: Statement, b: Statement) -> Bool { a.label == b.label && a.kind == b.kind }
+}
+
+/// A parsed spec file.
+public struct SpecFile: Sendable {
+    /// The file it came from.
+    public var source: SourceFile
+    /// Top-level statements in order.
+    public var statements: [Statement]
+    /// Comment lines at the top of the file, before the first statement (the header).
+    public var headerComments: [String]
+}

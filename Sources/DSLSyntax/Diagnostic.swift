@@ -1,0 +1,150 @@
+/// How serious a diagnostic is.
+public enum Severity: String, Sendable {
+    case error, warning, note
+}
+
+/// A message about the spec, located at the text that caused it; a value, never a global flag.
+public struct Diagnostic: Sendable, Equatable {
+    /// Error, warning or note.
+    public var severity: Severity
+    /// The message, lower case, without trailing period ("expected ')' after kernel size").
+    public var message: String
+    /// Where it points.
+    public var location: SourceLocation
+    /// Secondary locations, e.g. "in expansion of block 'vgg' here".
+    public var notes: [Note]
+
+    /// A secondary message with its own location.
+    public struct Note: Sendable, Equatable {
+        /// The note's text.
+        public var message: String
+        /// Where it points.
+        public var location: SourceLocation
+        /// Creates a note.
+        public init(_ message: String, at location: SourceLocation) { self.message = message; self.location = location }
+    }
+
+    /// Creates a diagnostic.
+    public init(_ severity: Severity, _ message: String, at location: SourceLocation, notes: [Note] = []) {
+        self.severity = severity; self.message = message; self.location = location; self.notes = notes
+    }
+
+    /// An error at a location.
+    public static func error(_ message: String, at location: SourceLocation, notes: [Note] = []) -> Diagnostic {
+        Diagnostic(.error, message, at: location, notes: notes)
+    }
+
+    /// A warning at a location.
+    public static func warning(_ message: String, at location: SourceLocation, notes: [Note] = []) -> Diagnostic {
+        Diagnostic(.warning, message, at: location, notes: notes)
+    }
+}
+
+/// An ordered collection of diagnostics for one file, with a cap so junk input stays readable.
+public struct DiagnosticBag: Sendable {
+    /// Diagnostics in the order they were reported.
+    public private(set) var items: [Diagnostic] = []
+    /// The most errors kept; beyond it a single "too many errors" error is kept.
+    public let limit: Int
+    /// Set once the limit was reached.
+    public private(set) var truncated = false
+
+    /// Creates an empty bag.
+    public init(limit: Int = 100) { self.limit = limit }
+
+    /// Whether any error (not warning) was reported.
+    public var hasErrors: Bool { items.contains { $0.severity == .error } }
+    /// Number of errors.
+    public var errorCount: Int { items.filter { $0.severity == .error }.count }
+    /// Number of warnings.
+    public var warningCount: Int { items.filter { $0.severity == .warning }.count }
+
+    /// Adds a diagnostic (dropped once the limit is reached).
+    public mutating func add(_ d: Diagnostic) {
+        if truncated { return }
+        if items.count >= limit {
+            truncated = true
+            items.append(.error("too many errors (\(limit)); stopping here", at: d.location))
+            return
+        }
+        items.append(d)
+    }
+
+    /// Adds an error.
+    public mutating func error(_ message: String, at location: SourceLocation, notes: [Diagnostic.Note] = []) {
+        add(.error(message, at: location, notes: notes))
+    }
+
+    /// Adds a warning.
+    public mutating func warning(_ message: String, at location: SourceLocation, notes: [Diagnostic.Note] = []) {
+        add(.warning(message, at: location, notes: notes))
+    }
+
+    /// Appends all diagnostics of another bag.
+    public mutating func append(contentsOf other: DiagnosticBag) {
+        for d in other.items { add(d) }
+    }
+}
+
+/// Renders diagnostics the way Swift and Rust compilers print them:
+/// `path:line:col: error: message`, the source line, and a caret underline.
+public struct DiagnosticRenderer {
+    /// The file the diagnostics point into.
+    public let file: SourceFile
+    /// The widest stretch of a source line to print (long lines are cut around the caret).
+    public var maxLineWidth = 100
+
+    /// Creates a renderer for a file.
+    public init(file: SourceFile) { self.file = file }
+
+    /// Renders one diagnostic with its notes, each ending in a newline.
+    public func render(_ d: Diagnostic) -> String {
+        var out = header(d.severity.rawValue, d.message, d.location)
+        out += snippet(d.location)
+        for n in d.notes {
+            out += header("note", n.message, n.location)
+            out += snippet(n.location)
+        }
+        return out
+    }
+
+    /// Renders every diagnostic in order.
+    public func render(_ ds: [Diagnostic]) -> String { ds.map(render).joined() }
+
+    private func header(_ kind: String, _ message: String, _ loc: SourceLocation) -> String {
+        "\(file.path):\(loc.line):\(loc.column): \(kind): \(message)\n"
+    }
+
+    private func snippet(_ loc: SourceLocation) -> String {
+        let raw = file.lineText(loc.line)
+        if raw.isEmpty && loc.offset >= file.bytes.count { return "" }
+        // Characters of the line (printable ASCII kept, other bytes shown as '?').
+        var chars: [Character] = []
+        let text = String(decoding: raw, as: UTF8.self)
+        for ch in text {
+            if ch == "\t" { chars.append(" ") }
+            else if ch.isASCII, let a = ch.asciiValue, a < 32 || a == 127 { chars.append("?") }
+            else if ch == "\u{FFFD}" { chars.append("?") }
+            else { chars.append(ch) }
+        }
+        let caretStart = max(0, loc.column - 1)
+        // Caret length in characters, clipped to the line.
+        let locText = String(decoding: file.bytes[min(loc.offset, file.bytes.count)..<min(file.bytes.count, loc.offset + loc.length)], as: UTF8.self)
+        var caretLen = max(1, locText.count)
+        if let nl = locText.firstIndex(of: "\n") { caretLen = max(1, locText.distance(from: locText.startIndex, to: nl)) }
+        var lo = 0
+        var hi = chars.count
+        if chars.count > maxLineWidth {
+            lo = max(0, min(caretStart - maxLineWidth / 3, chars.count - maxLineWidth))
+            hi = min(chars.count, lo + maxLineWidth)
+        }
+        caretLen = max(1, min(caretLen, max(1, hi - caretStart)))
+        let gutter = String(loc.line)
+        let pad = String(repeating: " ", count: gutter.count)
+        var shown = String(chars[lo..<hi])
+        if lo > 0 { shown = "..." + shown }
+        if hi < chars.count { shown += "..." }
+        let caretCol = caretStart - lo + (lo > 0 ? 3 : 0)
+        return "\(pad) |\n\(gutter) | \(shown)\n\(pad) | \(String(repeating: " ", count: max(0, caretCol)))\(String(repeating: "^", count: caretLen))\n"
+    }
+}

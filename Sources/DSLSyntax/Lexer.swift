@@ -1,0 +1,156 @@
+/// Turns spec bytes into tokens. Comments run from `#` to the end of the line. Words are runs of
+/// letters, digits and `_` (a word may start with a digit, as in the label `3a`); a run of digits
+/// with an optional fraction and exponent is a number, and `32x32x3` is a dims token.
+/// Bytes outside printable ASCII are errors outside comments.
+public struct Lexer {
+    private let file: SourceFile
+    private let bytes: [UInt8]
+    private var pos = 0
+    /// Diagnostics reported while lexing.
+    public private(set) var diagnostics = DiagnosticBag()
+    /// Every comment, in order: the line it is on, its text after `#`, and whether it is the
+    /// only thing on its line (kept so the printer can carry comments through a rewrite).
+    public private(set) var comments: [Comment] = []
+
+    /// A comment's line, text and placement.
+    public struct Comment: Sendable {
+        /// 1-based line.
+        public var line: Int
+        /// Text after the `#`, without the newline.
+        public var text: String
+        /// True when nothing but blanks precedes it on its line.
+        public var wholeLine: Bool
+    }
+
+    /// Creates a lexer over a file.
+    public init(file: SourceFile) {
+        self.file = file
+        self.bytes = file.bytes
+    }
+
+    /// Lexes the whole file; the last token is always `.end`.
+    public mutating func tokenize() -> [Token] {
+        var tokens: [Token] = []
+        tokens.reserveCapacity(bytes.count / 3 + 2)
+        var reportedLine = -1
+        while pos < bytes.count {
+            let c = bytes[pos]
+            let start = pos
+            switch c {
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"):
+                pos += 1
+            case UInt8(ascii: "\n"):
+                pos += 1
+                tokens.append(Token(.newline, "\n", loc(start, 1)))
+            case UInt8(ascii: "#"):
+                while pos < bytes.count && bytes[pos] != UInt8(ascii: "\n") { pos += 1 }
+                var end = pos
+                if end > start + 1 && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+                let l = loc(start, 1)
+                let lineStart = file.lineStarts[l.line - 1]
+                let whole = bytes[lineStart..<start].allSatisfy { $0 == 32 || $0 == 9 }
+                comments.append(Comment(line: l.line, text: String(decoding: bytes[(start + 1)..<max(start + 1, end)], as: UTF8.self), wholeLine: whole))
+            case _ where isWordByte(c):
+                while pos < bytes.count && isWordByte(bytes[pos]) { pos += 1 }
+                // A number may carry a fraction and an exponent: 0.5, 1e-3, 2.5E+2.
+                if isDigit(c) && pos < bytes.count && bytes[pos] == UInt8(ascii: ".")
+                    && pos + 1 < bytes.count && isDigit(bytes[pos + 1]) && allDigits(start, pos) {
+                    pos += 1
+                    while pos < bytes.count && isWordByte(bytes[pos]) { pos += 1 }
+                }
+                if isDigit(c), pos + 1 < bytes.count, bytes[pos - 1] | 0x20 == UInt8(ascii: "e"),
+                   bytes[pos] == UInt8(ascii: "-") || bytes[pos] == UInt8(ascii: "+"), isDigit(bytes[pos + 1]),
+                   isNumberText(start, pos - 1) {
+                    pos += 1
+                    while pos < bytes.count && isDigit(bytes[pos]) { pos += 1 }
+                }
+                let text = String(decoding: bytes[start..<pos], as: UTF8.self)
+                tokens.append(Token(classify(text), text, loc(start, pos - start)))
+            case _ where "(){}<>,=:;+-*/".utf8.contains(c):
+                pos += 1
+                tokens.append(Token(.symbol, String(UnicodeScalar(c)), loc(start, 1)))
+            default:
+                // Skip a whole UTF-8 sequence (or one stray byte) and report it once per line.
+                pos += 1
+                while pos < bytes.count && bytes[pos] & 0xC0 == 0x80 { pos += 1 }
+                let l = loc(start, pos - start)
+                if l.line != reportedLine {
+                    reportedLine = l.line
+                    let what: String
+                    if c >= 0x80 { what = c >= 0xC0 && pos - start > 1 ? "unexpected character '\(String(decoding: bytes[start..<pos], as: UTF8.self))'" : String(format0x: c) }
+                    else { what = "unexpected character \(c < 32 || c == 127 ? String(format0x: c) : "'\(Character(UnicodeScalar(c)))'")" }
+                    diagnostics.error(what + (c >= 0x80 || c < 32 ? " (specs are plain ASCII outside comments)" : ""), at: l)
+                }
+                tokens.append(Token(.invalid, "", l))
+            }
+        }
+        tokens.append(Token(.end, "", loc(bytes.count, 0)))
+        return tokens
+    }
+
+    private func loc(_ offset: Int, _ length: Int) -> SourceLocation {
+        file.location(offset: offset, length: length)
+    }
+
+    private func allDigits(_ a: Int, _ b: Int) -> Bool {
+        for i in a..<b where !isDigit(bytes[i]) { return false }
+        return true
+    }
+
+    /// Whether bytes a..<b read as digits with an optional single fraction, followed by `e` at b.
+    private func isNumberText(_ a: Int, _ b: Int) -> Bool {
+        var sawDot = false
+        for i in a..<b {
+            if bytes[i] == UInt8(ascii: ".") { if sawDot { return false }; sawDot = true } else if !isDigit(bytes[i]) { return false }
+        }
+        return b > a
+    }
+
+    private func classify(_ text: String) -> TokenKind {
+        let u = Array(text.utf8)
+        guard let f = u.first, isDigit(f) else { return .word }
+        if isNumberLiteral(u) { return .number }
+        // dims: digits ('x' digits)+
+        var groups = 0, digits = 0
+        for b in u {
+            if isDigit(b) { digits += 1 }
+            else if b == UInt8(ascii: "x") || b == UInt8(ascii: "X") { if digits == 0 { return .word }; groups += 1; digits = 0 }
+            else { return .word }
+        }
+        return groups >= 1 && digits > 0 ? .dims : .word
+    }
+}
+
+private extension String {
+    init(format0x byte: UInt8) {
+        let hex = String(byte, radix: 16, uppercase: true)
+        self = "unexpected byte 0x" + (hex.count == 1 ? "0" + hex : hex)
+    }
+}
+
+@inline(__always) func isDigit(_ c: UInt8) -> Bool { c >= 48 && c <= 57 }
+@inline(__always) func isWordByte(_ c: UInt8) -> Bool {
+    (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95
+}
+
+/// Whether bytes form a decimal number literal: digits, optional `.digits`, optional exponent.
+func isNumberLiteral(_ u: [UInt8]) -> Bool {
+    var i = 0
+    var digits = 0
+    while i < u.count && isDigit(u[i]) { i += 1; digits += 1 }
+    if digits == 0 { return false }
+    if i < u.count && u[i] == UInt8(ascii: ".") {
+        i += 1
+        var frac = 0
+        while i < u.count && isDigit(u[i]) { i += 1; frac += 1 }
+        if frac == 0 { return false }
+    }
+    if i < u.count && (u[i] | 0x20) == UInt8(ascii: "e") {
+        i += 1
+        if i < u.count && (u[i] == UInt8(ascii: "-") || u[i] == UInt8(ascii: "+")) { i += 1 }
+        var e = 0
+        while i < u.count && isDigit(u[i]) { i += 1; e += 1 }
+        if e == 0 { return false }
+    }
+    return i == u.count
+}

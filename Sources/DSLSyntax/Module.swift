@@ -1,1 +1,0 @@
-// DSLSyntax: see Package.swift for this stage's role.

@@ -1,0 +1,483 @@
+/// Parses a spec, following Grammar.md: one function per grammar rule, each rule in its doc
+/// comment. Errors are reported where they are detected; after an error the parser skips to the
+/// next statement, so one run reports every error in the file.
+public struct Parser {
+    private let file: SourceFile
+    private var tokens: [Token]
+    private var current = 0
+    private var depth = 0
+    private var comments: [Lexer.Comment]
+    private var nextComment = 0
+    /// Every diagnostic from lexing and parsing.
+    public private(set) var diagnostics: DiagnosticBag
+
+    /// Deepest nesting of braces, parentheses and blocks accepted.
+    public static let maxNesting = 64
+
+    /// Statement keywords that take positional arguments (other words are block calls).
+    public static let layerKinds: Set<String> = [
+        "conv", "pool", "gap", "bn", "relu", "leaky", "dropout", "fc", "softmax", "inception", "pyramid",
+    ]
+
+    private struct ParseError: Error {}
+
+    /// Creates a parser over a file (lexing it first).
+    public init(file: SourceFile) {
+        self.file = file
+        var lexer = Lexer(file: file)
+        self.tokens = lexer.tokenize()
+        self.diagnostics = lexer.diagnostics
+        self.comments = lexer.comments
+    }
+
+    /// Parses a whole file.
+    public static func parse(_ file: SourceFile) -> (SpecFile, DiagnosticBag) {
+        var p = Parser(file: file)
+        let spec = p.parseFile()
+        return (spec, p.diagnostics)
+    }
+
+    // MARK: - Rules
+
+    /// file = { statement } EOF
+    public mutating func parseFile() -> SpecFile {
+        skipSeparators()
+        var header: [String] = []
+        let firstLine = peek.kind == .end ? Int.max : peek.location.line
+        while nextComment < comments.count && comments[nextComment].line < firstLine {
+            header.append(comments[nextComment].text); nextComment += 1
+        }
+        let statements = statementList(until: nil)
+        return SpecFile(source: file, statements: statements, headerComments: header)
+    }
+
+    /// statementList = { statement ( NEWLINE | ";" ) } — ends at `}` when inside braces.
+    private mutating func statementList(until closer: String?) -> [Statement] {
+        var list: [Statement] = []
+        while true {
+            skipSeparators()
+            if peek.kind == .end { return list }
+            if closer != nil && peek.isSymbol("}") { return list }
+            if closer == nil && peek.isSymbol("}") {
+                diagnostics.error("unmatched '}'", at: peek.location)
+                advance()
+                continue
+            }
+            let before = current
+            do {
+                var s = try statement()
+                attachComments(&s)
+                list.append(s)
+                try endOfStatement()
+            } catch {
+                let start = tokens[before].location
+                synchronize()
+                if current == before { advance() }
+                let end = tokens[max(before, current - 1)].location
+                list.append(Statement(label: nil, labelLocation: nil, kind: .invalid, keywordLocation: start, location: start.through(end)))
+            }
+        }
+    }
+
+    /// statement = [ label ":" ] ( network | input | block | repeat | merge | layer | call )
+    private mutating func statement() throws -> Statement {
+        var label: String?
+        var labelLocation: SourceLocation?
+        if peek.kind == .word || peek.kind == .number, peekNext.isSymbol(":") {
+            let t = advance()
+            advance() // ':'
+            label = t.text; labelLocation = t.location
+            if Parser.keywords.contains(t.text) || Parser.layerKinds.contains(t.text) {
+                diagnostics.error("'\(t.text)' is a keyword and cannot name a layer", at: t.location)
+            }
+        }
+        let start = labelLocation ?? peek.location
+        let keyword = peek
+        guard keyword.kind == .word else {
+            diagnostics.error("expected a layer or statement, found \(keyword.described)", at: keyword.location)
+            throw ParseError()
+        }
+        let kind: StatementKind
+        switch keyword.text {
+        case "network": kind = try networkDeclaration()
+        case "input": kind = try inputDeclaration()
+        case "block": kind = try blockDefinition()
+        case "repeat": kind = try repeatStatement()
+        case "concat", "add": kind = try mergeStatement()
+        case _ where Parser.layerKinds.contains(keyword.text): kind = try layer()
+        default:
+            if peekNext.isSymbol("(") { kind = try call() }
+            else {
+                advance()
+                diagnostics.error("unknown layer '\(keyword.text)'\(suggestion(for: keyword.text))", at: keyword.location)
+                throw ParseError()
+            }
+        }
+        if label != nil, case .network = kind { diagnostics.error("a network declaration cannot have a label", at: labelLocation!) }
+        if label != nil, case .block = kind { diagnostics.error("a block definition cannot have a label", at: labelLocation!) }
+        let end = tokens[max(0, current - 1)].location
+        return Statement(label: label, labelLocation: labelLocation, kind: kind, keywordLocation: keyword.location, location: start.through(end))
+    }
+
+    /// network = "network" name — the name is the rest of the line (letters, digits, `-`, `_`, `.`).
+    private mutating func networkDeclaration() throws -> StatementKind {
+        let kw = advance()
+        guard !atStatementEnd else {
+            diagnostics.error("expected a network name after 'network'", at: kw.location)
+            throw ParseError()
+        }
+        let first = peek
+        var last = first
+        while !atStatementEnd { last = advance() }
+        let loc = first.location.through(last.location)
+        let name = file.text(loc)
+        if !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) || name.contains(where: { !$0.isASCII }) {
+            diagnostics.error("network name may contain only letters, digits, '-', '_' and '.'", at: loc)
+        }
+        return .network(name)
+    }
+
+    /// input = "input" DIMS — height x width x channels, e.g. `input 32x32x3`.
+    private mutating func inputDeclaration() throws -> StatementKind {
+        let kw = advance()
+        let t = peek
+        guard t.kind == .dims else {
+            diagnostics.error("expected input size like 32x32x3 (height x width x channels) after 'input'", at: t.kind == .newline || t.kind == .end ? kw.location : t.location)
+            throw ParseError()
+        }
+        advance()
+        let parts = t.text.lowercased().split(separator: "x").map(String.init)
+        guard parts.count == 3 else {
+            diagnostics.error("input size needs three numbers, height x width x channels (got \(parts.count))", at: t.location)
+            throw ParseError()
+        }
+        var values: [Int] = []
+        for p in parts {
+            guard let v = Int(p), v >= 1, v <= 1 << 20 else {
+                diagnostics.error("input dimension '\(p)' must be a whole number from 1 to \(1 << 20)", at: t.location)
+                throw ParseError()
+            }
+            values.append(v)
+        }
+        return .input(height: values[0], width: values[1], channels: values[2])
+    }
+
+    /// block = "block" WORD "(" [ WORD { "," WORD } ] ")" "{" statementList "}"
+    private mutating func blockDefinition() throws -> StatementKind {
+        let kw = advance()
+        guard peek.kind == .word else {
+            diagnostics.error("expected a block name after 'block'", at: peek.kind == .newline ? kw.location : peek.location)
+            throw ParseError()
+        }
+        let name = advance()
+        if Parser.keywords.contains(name.text) || Parser.layerKinds.contains(name.text) {
+            diagnostics.error("'\(name.text)' is a built-in layer and cannot name a block", at: name.location)
+        }
+        try expect("(", "expected '(' after block name")
+        var params: [(String, SourceLocation)] = []
+        if !peek.isSymbol(")") {
+            repeat {
+                guard peek.kind == .word, !(peek.text.first?.isNumber ?? false) else {
+                    diagnostics.error("expected a parameter name", at: peek.location)
+                    throw ParseError()
+                }
+                let p = advance()
+                if params.contains(where: { $0.0 == p.text }) {
+                    diagnostics.error("duplicate parameter '\(p.text)'", at: p.location)
+                }
+                params.append((p.text, p.location))
+            } while match(",")
+        }
+        try expect(")", "expected ')' after block parameters")
+        let body = try braced(what: "block body")
+        return .block(BlockDefinition(name: name.text, nameLocation: name.location, parameters: params, body: body))
+    }
+
+    /// repeat = "repeat" expr "{" statementList "}"
+    private mutating func repeatStatement() throws -> StatementKind {
+        let kw = advance()
+        guard startsExpression else {
+            diagnostics.error("expected a repeat count after 'repeat'", at: atStatementEnd ? kw.location : peek.location)
+            throw ParseError()
+        }
+        let count = try expression()
+        let body = try braced(what: "repeat body")
+        return .repeatLoop(count: count, body: body)
+    }
+
+    /// merge = ( "concat" | "add" ) branch { branch } ; branch = "{" statementList "}"
+    private mutating func mergeStatement() throws -> StatementKind {
+        let kw = advance()
+        var branches: [[Statement]] = []
+        while peek.isSymbol("{") {
+            branches.append(try braced(what: "branch"))
+        }
+        if branches.isEmpty {
+            diagnostics.error("expected '{' to start the first branch of '\(kw.text)'", at: atStatementEnd ? kw.location : peek.location)
+            throw ParseError()
+        }
+        return .merge(kind: kw.text, branches: branches)
+    }
+
+    /// layer = KIND { keyword } { expr } { option } | "inception" "<" expr { "," expr } ">" { option }
+    private mutating func layer() throws -> StatementKind {
+        let kw = advance()
+        var words: [(String, SourceLocation)] = []
+        var args: [Expr] = []
+        if kw.text == "inception" {
+            try expect("<", "expected '<' after 'inception' (inception<#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj>)")
+            if !peek.isSymbol(">") {
+                repeat {
+                    guard startsExpression else {
+                        diagnostics.error("expected a column width in 'inception<...>', found \(peek.described)", at: peek.location)
+                        throw ParseError()
+                    }
+                    args.append(try expression(allowGreater: false))
+                } while match(",")
+            }
+            try expect(">", "expected '>' after inception columns")
+        } else {
+            if kw.text == "pool" && peek.kind == .word && (peek.text == "max" || peek.text == "avg") {
+                let w = advance(); words.append((w.text, w.location))
+            }
+            while startsExpression && !startsOption { args.append(try expression()) }
+        }
+        let options = try optionList()
+        return .layer(kind: kw.text, words: words, arguments: args, options: options)
+    }
+
+    /// call = WORD "(" [ expr { "," expr } ] ")" { option }
+    private mutating func call() throws -> StatementKind {
+        let name = advance()
+        try expect("(", "expected '(' after block name")
+        var args: [Expr] = []
+        if !peek.isSymbol(")") {
+            repeat { args.append(try expression()) } while match(",")
+        }
+        try expect(")", "expected ')' after block arguments")
+        let options = try optionList()
+        return .call(name: name.text, arguments: args, options: options)
+    }
+
+    /// options = { WORD [ "=" expr ] }
+    private mutating func optionList() throws -> [LayerOption] {
+        var options: [LayerOption] = []
+        while !atStatementEnd && !peek.isSymbol("{") {
+            guard peek.kind == .word else {
+                diagnostics.error("expected an option such as 'pad=valid' or 'bn', found \(peek.described)", at: peek.location)
+                throw ParseError()
+            }
+            let name = advance()
+            var value: Expr?
+            if match("=") {
+                guard startsExpression else {
+                    diagnostics.error("expected a value after '\(name.text)='", at: peek.kind == .newline || peek.kind == .end ? name.location : peek.location)
+                    throw ParseError()
+                }
+                value = try expression()
+            }
+            options.append(LayerOption(name: name.text, nameLocation: name.location, value: value))
+        }
+        return options
+    }
+
+    /// expr = term { ( "+" | "-" ) term }
+    private mutating func expression(allowGreater: Bool = true) throws -> Expr {
+        try nest()
+        defer { depth -= 1 }
+        var left = try term()
+        while peek.isSymbol("+") || peek.isSymbol("-") {
+            let op = advance()
+            let right = try term()
+            left = .binary(op.text, left, right, left.location.through(right.location))
+        }
+        return left
+    }
+
+    /// term = factor { ( "*" | "/" ) factor }
+    private mutating func term() throws -> Expr {
+        var left = try factor()
+        while peek.isSymbol("*") || peek.isSymbol("/") {
+            let op = advance()
+            let right = try factor()
+            left = .binary(op.text, left, right, left.location.through(right.location))
+        }
+        return left
+    }
+
+    /// factor = NUMBER | WORD | "(" expr ")" | "-" factor
+    private mutating func factor() throws -> Expr {
+        let t = peek
+        switch t.kind {
+        case .number:
+            advance()
+            guard let v = Double(t.text), v.isFinite, v <= 1e15 else {
+                diagnostics.error("number '\(t.text.prefix(30))' is too large", at: t.location)
+                throw ParseError()
+            }
+            return .number(v, text: t.text, t.location)
+        case .word:
+            advance()
+            if t.text.first!.isNumber {
+                diagnostics.error("'\(t.text.prefix(30))' is not a number", at: t.location)
+                throw ParseError()
+            }
+            return .name(t.text, t.location)
+        case .dims:
+            advance()
+            diagnostics.error("unexpected size '\(t.text)' here; kernels are square, write a single number (3, not 3x3)", at: t.location)
+            throw ParseError()
+        default:
+            if t.isSymbol("(") {
+                try nest()
+                defer { depth -= 1 }
+                advance()
+                let e = try expression()
+                try expect(")", "expected ')' to close '('")
+                return e
+            }
+            if t.isSymbol("-") {
+                advance()
+                try nest()
+                defer { depth -= 1 }
+                let e = try factor()
+                return .negate(e, t.location.through(e.location))
+            }
+            diagnostics.error("expected a number or name, found \(t.described)", at: t.location)
+            throw ParseError()
+        }
+    }
+
+    /// "{" statementList "}"
+    private mutating func braced(what: String) throws -> [Statement] {
+        let open = peek
+        try expect("{", "expected '{' to start the \(what)")
+        try nest()
+        defer { depth -= 1 }
+        let body = statementList(until: "}")
+        guard peek.isSymbol("}") else {
+            diagnostics.error("expected '}' to close the \(what)", at: peek.location, notes: [.init("'{' opened here", at: open.location)])
+            throw ParseError()
+        }
+        advance()
+        return body
+    }
+
+    // MARK: - Helpers
+
+    /// Words that start statements or are reserved.
+    static let keywords: Set<String> = ["network", "input", "block", "repeat", "concat", "add"]
+
+    private var peek: Token { tokens[current] }
+    private var peekNext: Token { tokens[min(current + 1, tokens.count - 1)] }
+
+    @discardableResult private mutating func advance() -> Token {
+        let t = tokens[current]
+        if current < tokens.count - 1 { current += 1 }
+        return t
+    }
+
+    private mutating func match(_ symbol: String) -> Bool {
+        if peek.isSymbol(symbol) { advance(); return true }
+        return false
+    }
+
+    private mutating func expect(_ symbol: String, _ message: String) throws {
+        if match(symbol) { return }
+        let at = peek.kind == .newline || peek.kind == .end ? tokens[max(0, current - 1)].location : peek.location
+        diagnostics.error(message + (peek.kind == .newline || peek.kind == .end ? "" : ", found \(peek.described)"), at: at)
+        throw ParseError()
+    }
+
+    private mutating func nest() throws {
+        depth += 1
+        if depth > Parser.maxNesting {
+            diagnostics.error("nesting is too deep (more than \(Parser.maxNesting) levels)", at: peek.location)
+            throw ParseError()
+        }
+    }
+
+    private var atStatementEnd: Bool {
+        peek.kind == .newline || peek.kind == .end || peek.isSymbol(";") || peek.isSymbol("}")
+    }
+
+    private var startsExpression: Bool {
+        peek.kind == .number || peek.kind == .dims || peek.isSymbol("(") || peek.isSymbol("-") || (peek.kind == .word && !peekNext.isSymbol("="))
+    }
+
+    /// A word that is an option (followed by `=`, or a known flag) rather than a positional name.
+    private var startsOption: Bool {
+        guard peek.kind == .word else { return false }
+        return peekNext.isSymbol("=") || Parser.flagNames.contains(peek.text)
+    }
+
+    /// Options that may be written without a value.
+    public static let flagNames: Set<String> = ["bn", "nobias", "ceil", "floor", "bottleneck", "same", "valid", "linear", "relu", "leaky"]
+
+    private mutating func endOfStatement() throws {
+        if peek.kind == .newline || peek.isSymbol(";") { advance(); return }
+        if peek.kind == .end || peek.isSymbol("}") { return }
+        diagnostics.error("expected end of line after statement, found \(peek.described)", at: peek.location)
+        throw ParseError()
+    }
+
+    private mutating func skipSeparators() {
+        while peek.kind == .newline || peek.isSymbol(";") || peek.kind == .invalid { advance() }
+    }
+
+    /// Skips to the start of the next statement: past the end of the line, skipping whole
+    /// braced groups opened on the way, stopping before a `}` that closes an enclosing group.
+    private mutating func synchronize() {
+        var braces = 0
+        while peek.kind != .end {
+            if peek.isSymbol("{") { braces += 1 }
+            else if peek.isSymbol("}") {
+                if braces == 0 { return }
+                braces -= 1
+                if braces == 0 { advance(); if peek.kind == .newline || peek.isSymbol(";") { advance() }; return }
+            } else if (peek.kind == .newline || peek.isSymbol(";")) && braces == 0 {
+                advance(); return
+            }
+            advance()
+        }
+    }
+
+    private mutating func attachComments(_ s: inout Statement) {
+        while nextComment < comments.count && comments[nextComment].line < s.location.line {
+            s.leadingComments.append(comments[nextComment].text); nextComment += 1
+        }
+        let endLine = file.line(of: s.location.offset + max(0, s.location.length - 1))
+        if nextComment < comments.count && comments[nextComment].line == endLine && !comments[nextComment].wholeLine,
+           case .layer = s.kind {
+            s.trailingComment = comments[nextComment].text; nextComment += 1
+        } else if nextComment < comments.count && comments[nextComment].line == endLine && !comments[nextComment].wholeLine {
+            if case .call = s.kind { s.trailingComment = comments[nextComment].text; nextComment += 1 }
+            else if case .network = s.kind { s.trailingComment = comments[nextComment].text; nextComment += 1 }
+            else if case .input = s.kind { s.trailingComment = comments[nextComment].text; nextComment += 1 }
+        }
+    }
+
+    private func suggestion(for word: String) -> String {
+        let all = Array(Parser.layerKinds) + ["network", "input", "block", "repeat", "concat", "add"]
+        let best = all.map { ($0, editDistance($0, word)) }.min { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
+        if let (w, d) = best, d <= max(1, word.count / 3) { return "; did you mean '\(w)'?" }
+        return "; a block call needs parentheses, e.g. '\(word.prefix(20))()'"
+    }
+}
+
+/// Levenshtein distance between two short strings (used for "did you mean" hints).
+public func editDistance(_ a: String, _ b: String) -> Int {
+    let x = Array(a.prefix(64)), y = Array(b.prefix(64))
+    if x.isEmpty { return y.count }
+    if y.isEmpty { return x.count }
+    var prev = Array(0...y.count)
+    var cur = [Int](repeating: 0, count: y.count + 1)
+    for i in 1...x.count {
+        cur[0] = i
+        for j in 1...y.count {
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+        }
+        swap(&prev, &cur)
+    }
+    return prev[y.count]
+}

@@ -1,0 +1,29 @@
+# Model B (base): Springenberg et al., "Striving for Simplicity: The All
+# Convolutional Net" (ICLR 2015 workshop), Table 1 (model B) and Table 2 (base):
+# max-pooling after each stage.
+# CIFAR-10 input, ReLU after every convolution, 'same' padding except the head's 3x3;
+# dropout 20% on the input and 50% after each pooling layer (or its replacement).
+
+network model-b
+input 32x32x3
+
+dropout 0.2
+
+# Stage 1
+conv 5 1 96
+conv 1 1 96
+pool                    # 3x3 max-pooling, stride 2
+dropout 0.5
+
+# Stage 2
+conv 5 1 192
+conv 1 1 192
+pool                    # 3x3 max-pooling, stride 2
+dropout 0.5
+
+# Head (Table 1 of the paper): 3x3 valid, two 1x1, global average pooling, softmax.
+conv 3 1 192 pad=valid
+conv 1 1 192
+conv 1 1 10
+gap
+softmax
