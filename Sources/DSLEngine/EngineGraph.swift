@@ -127,6 +127,8 @@ public final class EngineGraph {
     public var nodeCount: Int { nodes.count }
     /// Per-sample output shape of a node.
     public func shape(of node: Int) -> EngineShape { nodes[node].shape }
+    /// Operator of a node (nil for the input node 0).
+    public func op(of node: Int) -> EngineOp? { nodes[node].op }
     /// Name of a node ("input" for node 0).
     public func name(of node: Int) -> String { nodes[node].name }
     /// Per-sample shape of the last node's output.
@@ -375,6 +377,12 @@ public final class EngineGraph {
 
     /// Mean softmax cross-entropy and number of correct predictions of the last forward pass.
     public func loss(labels: UnsafePointer<Int32>, batch: Int) -> (loss: Float, correct: Int) {
+        let (loss, correct) = lossInDouble(labels: labels, batch: batch)
+        return (Float(loss), correct)
+    }
+
+    /// `loss` without rounding the mean to Float (finite-difference checks need the precision).
+    func lossInDouble(labels: UnsafePointer<Int32>, batch: Int) -> (loss: Double, correct: Int) {
         guard let softmax = softmaxKernel else { preconditionFailure("the graph does not end in softmax") }
         precondition(lastForward?.batch == batch, "loss needs the forward pass of the same batch")
         return softmax.lossAndGradient(labels: labels, batch: batch, accumulateGradient: false)
@@ -389,7 +397,7 @@ public final class EngineGraph {
         precondition(lastForward?.batch == batch && lastForward?.training == true,
                      "backward needs a training forward pass of the same batch")
         parameterGrads.update(repeating: 0, count: parameterCount)
-        var result: (loss: Float, correct: Int) = (0, 0)
+        var result: (loss: Double, correct: Int) = (0, 0)
         for k in stride(from: nodes.count - 1, through: 1, by: -1) {
             for j in zeroGradsBefore[k] { grads[j]!.update(repeating: 0, count: batch * nodes[j].shape.count) }
             if k == nodes.count - 1 {
@@ -398,6 +406,6 @@ public final class EngineGraph {
                 kernels[k]!.backward(batch: batch)
             }
         }
-        return result
+        return (Float(result.loss), result.correct)
     }
 }

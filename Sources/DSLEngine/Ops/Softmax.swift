@@ -43,7 +43,7 @@ final class SoftmaxKernel: EngineKernel {
 
     /// Mean cross-entropy and the number of samples whose first most probable class is the label;
     /// with `accumulateGradient`, also adds the loss gradient to the logits' gradient.
-    func lossAndGradient(labels: UnsafePointer<Int32>, batch: Int, accumulateGradient: Bool) -> (loss: Float, correct: Int) {
+    func lossAndGradient(labels: UnsafePointer<Int32>, batch: Int, accumulateGradient: Bool) -> (loss: Double, correct: Int) {
         let k = classes
         let (x, y) = (UnsafePointer(input), UnsafePointer(output))
         var totalLoss = 0.0
@@ -70,6 +70,6 @@ final class SoftmaxKernel: EngineKernel {
                 dx[Int(labels[sample])] -= scale
             }
         }
-        return (Float(totalLoss / Double(batch)), correct)
+        return (totalLoss / Double(batch), correct)
     }
 }
