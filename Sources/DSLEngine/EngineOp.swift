@@ -1,0 +1,198 @@
+/// An executable operator of the CPU engine. Shapes are per sample (NHWC); see Layout.swift.
+public enum EngineOp: Equatable, CustomStringConvertible {
+    /// Square `kernel`×`kernel` convolution with symmetric zero padding `pad`; weight (K,K,IC,OC).
+    case conv(kernel: Int, stride: Int, pad: Int, outChannels: Int, bias: Bool)
+    /// Max pooling with PyTorch semantics (−∞ padding, floor or ceil output size).
+    case maxPool(kernel: Int, stride: Int, pad: Int, ceilMode: Bool = false)
+    /// Average pooling with PyTorch semantics (count_include_pad=True, windows clipped to input+padding).
+    case avgPool(kernel: Int, stride: Int, pad: Int, ceilMode: Bool = false)
+    /// Mean over height and width; output 1×1×C.
+    case globalAvgPool
+    /// max(x, 0), run in place when the planner finds it safe.
+    case relu
+    /// x > 0 ? x : slope·x.
+    case leakyRelu(slope: Float)
+    /// Batch normalisation over batch·height·width per channel, PyTorch semantics.
+    case batchNorm(eps: Float = 1e-5, momentum: Float = 0.1)
+    /// Inverted dropout with drop probability p (training only).
+    case dropout(p: Float)
+    /// Channel concatenation of one or more inputs with equal height and width.
+    case concat
+    /// Sum of two or more inputs with equal height and width; narrower inputs are zero-padded on channels.
+    case add
+    /// Fully connected layer on the flattened (H·W·C, NHWC order) input; output 1×1×outFeatures.
+    case linear(outFeatures: Int, bias: Bool)
+    /// Softmax over the flattened input (the final node); training loss is softmax cross-entropy.
+    case softmax
+
+    /// A short name of the operator, e.g. "conv3x3/s2".
+    public var description: String {
+        switch self {
+        case let .conv(k, s, p, oc, bias): return "conv\(k)x\(k)/s\(s)/p\(p)→\(oc)\(bias ? "+bias" : "")"
+        case let .maxPool(k, s, p, ceil): return "maxPool\(k)x\(k)/s\(s)/p\(p)\(ceil ? "/ceil" : "")"
+        case let .avgPool(k, s, p, ceil): return "avgPool\(k)x\(k)/s\(s)/p\(p)\(ceil ? "/ceil" : "")"
+        case .globalAvgPool: return "globalAvgPool"
+        case .relu: return "relu"
+        case let .leakyRelu(slope): return "leakyRelu(\(slope))"
+        case .batchNorm: return "batchNorm"
+        case let .dropout(p): return "dropout(\(p))"
+        case .concat: return "concat"
+        case .add: return "add"
+        case let .linear(out, bias): return "linear→\(out)\(bias ? "+bias" : "")"
+        case .softmax: return "softmax"
+        }
+    }
+}
+
+/// How a parameter is initialised.
+enum ParameterInit {
+    /// N(0, std²).
+    case normal(std: Double)
+    /// Every element equal to the value.
+    case constant(Float)
+}
+
+/// A parameter or buffer an operator owns, before storage is assigned.
+struct ParameterSpec {
+    var suffix: String
+    var shape: [Int]
+    var initializer: ParameterInit
+    var count: Int { shape.reduce(1, *) }
+}
+
+extension EngineOp {
+    /// Backward reads the operator's input values (kept alive until then in training).
+    var backwardReadsInputs: Bool {
+        switch self {
+        case .conv, .linear, .softmax: return true
+        case let .leakyRelu(slope): return slope <= 0
+        default: return false
+        }
+    }
+
+    /// Backward reads the operator's own output (kept alive until then in training).
+    var backwardReadsOutput: Bool {
+        switch self {
+        case .relu, .softmax: return true
+        case let .leakyRelu(slope): return slope > 0
+        default: return false
+        }
+    }
+
+    /// The output may overwrite the input (elementwise, backward needs only the output).
+    var mayRunInPlace: Bool {
+        switch self {
+        case .relu: return true
+        case let .leakyRelu(slope): return slope > 0
+        default: return false
+        }
+    }
+
+    /// Floats per sample the forward pass saves for backward in training (BN's x̂, max-pool
+    /// argmax indices, dropout's mask).
+    func savedFloatsPerSample(input: EngineShape, output: EngineShape) -> Int {
+        switch self {
+        case .batchNorm, .dropout: return input.count
+        case .maxPool: return output.count
+        default: return 0
+        }
+    }
+
+    /// Trainable parameters, in storage order.
+    func parameterSpecs(inputs: [EngineShape], output: EngineShape) -> [ParameterSpec] {
+        switch self {
+        case let .conv(k, _, _, oc, bias):
+            // Kaiming normal as in the PyramidNet authors' code: n = K·K·OC, std = sqrt(2/n).
+            var specs = [ParameterSpec(suffix: "weight", shape: [k, k, inputs[0].channels, oc],
+                                       initializer: .normal(std: (2.0 / Double(k * k * oc)).squareRoot()))]
+            if bias { specs.append(ParameterSpec(suffix: "bias", shape: [oc], initializer: .constant(0))) }
+            return specs
+        case .batchNorm:
+            let c = inputs[0].channels
+            return [ParameterSpec(suffix: "weight", shape: [c], initializer: .constant(1)),
+                    ParameterSpec(suffix: "bias", shape: [c], initializer: .constant(0))]
+        case let .linear(out, bias):
+            let features = inputs[0].count
+            var specs = [ParameterSpec(suffix: "weight", shape: [features, out],
+                                       initializer: .normal(std: (1.0 / Double(features)).squareRoot()))]
+            if bias { specs.append(ParameterSpec(suffix: "bias", shape: [out], initializer: .constant(0))) }
+            return specs
+        default:
+            return []
+        }
+    }
+
+    /// Non-trainable state (BN running statistics), in storage order.
+    func bufferSpecs(inputs: [EngineShape]) -> [ParameterSpec] {
+        guard case .batchNorm = self else { return [] }
+        let c = inputs[0].channels
+        return [ParameterSpec(suffix: "running_mean", shape: [c], initializer: .constant(0)),
+                ParameterSpec(suffix: "running_var", shape: [c], initializer: .constant(1))]
+    }
+
+    /// Infers the output shape, throwing a message that names `node` when the inputs do not fit.
+    func outputShape(inputs: [EngineShape], node: String) throws -> EngineShape {
+        func fail(_ message: String) -> EngineGraphError {
+            EngineGraphError("node '\(node)' (\(self)): \(message)")
+        }
+        func single() throws -> EngineShape {
+            guard inputs.count == 1 else { throw fail("expects exactly 1 input, got \(inputs.count)") }
+            return inputs[0]
+        }
+        switch self {
+        case let .conv(k, s, p, oc, _):
+            let x = try single()
+            guard k >= 1, s >= 1, p >= 0, oc >= 1 else {
+                throw fail("kernel, stride and output channels must be ≥ 1 and padding ≥ 0")
+            }
+            guard x.height + 2 * p >= k, x.width + 2 * p >= k else {
+                throw fail("kernel \(k) is larger than the padded input \(x)")
+            }
+            return EngineShape(height: (x.height + 2 * p - k) / s + 1, width: (x.width + 2 * p - k) / s + 1,
+                               channels: oc)
+        case let .maxPool(k, s, p, ceil), let .avgPool(k, s, p, ceil):
+            let x = try single()
+            guard k >= 1, s >= 1, p >= 0 else { throw fail("kernel and stride must be ≥ 1 and padding ≥ 0") }
+            guard p <= k / 2 else { throw fail("padding \(p) must be at most half the kernel \(k)") }
+            guard x.height + 2 * p >= k, x.width + 2 * p >= k else {
+                throw fail("kernel \(k) is larger than the padded input \(x)")
+            }
+            return EngineShape(height: pooledSize(x.height, kernel: k, stride: s, pad: p, ceilMode: ceil),
+                               width: pooledSize(x.width, kernel: k, stride: s, pad: p, ceilMode: ceil),
+                               channels: x.channels)
+        case .globalAvgPool:
+            let x = try single()
+            return EngineShape(height: 1, width: 1, channels: x.channels)
+        case .relu, .leakyRelu, .batchNorm:
+            return try single()
+        case let .dropout(p):
+            let x = try single()
+            guard p >= 0, p < 1 else { throw fail("drop probability must be in [0, 1)") }
+            return x
+        case .concat, .add:
+            let minimum = self == .concat ? 1 : 2
+            guard inputs.count >= minimum else { throw fail("expects at least \(minimum) inputs, got \(inputs.count)") }
+            let first = inputs[0]
+            for x in inputs where x.height != first.height || x.width != first.width {
+                throw fail("inputs differ in height×width: \(inputs.map(\.description).joined(separator: ", "))")
+            }
+            let channels = self == .concat ? inputs.reduce(0) { $0 + $1.channels } : inputs.map(\.channels).max()!
+            return EngineShape(height: first.height, width: first.width, channels: channels)
+        case let .linear(out, _):
+            _ = try single()
+            guard out >= 1 else { throw fail("output features must be ≥ 1") }
+            return EngineShape(height: 1, width: 1, channels: out)
+        case .softmax:
+            return try single()
+        }
+    }
+}
+
+/// Pooled output size with PyTorch's rule: floor or ceil((size + 2·pad − kernel)/stride) + 1,
+/// and in ceil mode the last window must start inside the input or the left padding.
+func pooledSize(_ size: Int, kernel: Int, stride: Int, pad: Int, ceilMode: Bool) -> Int {
+    let span = size + 2 * pad - kernel
+    var out = (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
+    if ceilMode && (out - 1) * stride >= size + pad { out -= 1 }
+    return out
+}

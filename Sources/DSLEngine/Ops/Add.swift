@@ -1,0 +1,74 @@
+// Elementwise sum of inputs with equal height and width (PyramidNet shortcut semantics).
+// inp_i is (B,H,W,C_i), out is (B,H,W,C) with C = max C_i; input i is zero-padded to C channels
+// (it fills channels [0, C_i)). Sums in input order, so results do not depend on threads.
+// Forward saves nothing; backward adds the first C_i channels of dout to input i's gradient.
+
+/// Addition kernel with zero-padded channels.
+final class AddKernel: EngineKernel {
+    let pixelsPerSample: Int
+    let outChannels: Int
+    let inputChannels: [Int]
+    let inputs: [UnsafeMutablePointer<Float>]
+    let inputGrads: [UnsafeMutablePointer<Float>?]
+    let output: UnsafeMutablePointer<Float>
+    let outputGrad: UnsafeMutablePointer<Float>?
+
+    init(storage s: NodeStorage) {
+        pixelsPerSample = s.outputShape.height * s.outputShape.width
+        outChannels = s.outputShape.channels
+        inputChannels = s.inputShapes.map(\.channels)
+        inputs = s.inputs
+        inputGrads = s.inputGrads
+        output = s.output
+        outputGrad = s.outputGrad
+    }
+
+    func forward(batch: Int, training: Bool) {
+        let pixels = batch * pixelsPerSample, oc = outChannels
+        let y = output
+        for (index, x) in inputs.enumerated() {
+            let c = inputChannels[index]
+            let src = UnsafePointer(x)
+            let isFirst = index == 0
+            let chunks = elementwiseChunks(pixels * oc)
+            parallelFor(chunks) { chunk in
+                let rows = reductionChunkRows(chunk, of: chunks, rows: pixels)
+                if c == oc {
+                    let range = (rows.lowerBound * oc)..<(rows.upperBound * oc)
+                    if isFirst {
+                        (y + range.lowerBound).update(from: src + range.lowerBound, count: range.count)
+                    } else {
+                        for i in range { y[i] += src[i] }
+                    }
+                    return
+                }
+                for p in rows {
+                    let (from, to) = (src + p * c, y + p * oc)
+                    if isFirst {
+                        to.update(from: from, count: c)
+                        (to + c).update(repeating: 0, count: oc - c)
+                    } else {
+                        for ch in 0..<c { to[ch] += from[ch] }
+                    }
+                }
+            }
+        }
+    }
+
+    func backward(batch: Int) {
+        guard let dOut = outputGrad else { return }
+        let pixels = batch * pixelsPerSample, oc = outChannels
+        let dy = UnsafePointer(dOut)
+        for (index, grad) in inputGrads.enumerated() {
+            guard let dx = grad else { continue }
+            let c = inputChannels[index]
+            let chunks = elementwiseChunks(pixels * c)
+            parallelFor(chunks) { chunk in
+                for p in reductionChunkRows(chunk, of: chunks, rows: pixels) {
+                    let (from, to) = (dy + p * oc, dx + p * c)
+                    for ch in 0..<c { to[ch] += from[ch] }
+                }
+            }
+        }
+    }
+}

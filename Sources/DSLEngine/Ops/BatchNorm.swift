@@ -1,0 +1,180 @@
+import Foundation
+
+// Batch normalisation per channel over batch·height·width, PyTorch semantics.
+// inp is (B,H,W,C), weight and bias are (C), running_mean and running_var are (C), out is (B,H,W,C)
+// Training: batch mean and biased variance normalise; running stats move by `momentum` toward the
+// batch mean and the unbiased variance. Eval: running stats normalise.
+// Forward saves x̂ = (x − mean)·invstd (B,H,W,C) and invstd (C); backward needs nothing else.
+// Reductions use fixed-order Double partial sums (Reductions.swift): identical for any thread count.
+
+/// Batch-normalisation kernel.
+final class BatchNormKernel: EngineKernel {
+    let channels: Int
+    let rowsPerSample: Int
+    let eps: Float
+    let momentum: Float
+    let input: UnsafeMutablePointer<Float>
+    let inputGrad: UnsafeMutablePointer<Float>?
+    let output: UnsafeMutablePointer<Float>
+    let outputGrad: UnsafeMutablePointer<Float>?
+    let gamma: UnsafeMutablePointer<Float>
+    let beta: UnsafeMutablePointer<Float>
+    let gammaGrad: UnsafeMutablePointer<Float>
+    let betaGrad: UnsafeMutablePointer<Float>
+    let runningMean: UnsafeMutablePointer<Float>
+    let runningVar: UnsafeMutablePointer<Float>
+    /// x̂, saved in training (nil when compiled for inference only).
+    let normalized: UnsafeMutablePointer<Float>?
+    /// Per channel: out = x·scale + shift; invstd of the last training batch; backward's means.
+    let scale: UnsafeMutablePointer<Float>
+    let shift: UnsafeMutablePointer<Float>
+    let invStd: UnsafeMutablePointer<Float>
+    let meanDy: UnsafeMutablePointer<Float>
+    let meanDyXhat: UnsafeMutablePointer<Float>
+    let batchMean: UnsafeMutablePointer<Double>
+    let partials: UnsafeMutablePointer<Double>
+    let sums: UnsafeMutablePointer<Double>
+
+    init(eps: Float, momentum: Float, storage s: NodeStorage) {
+        channels = s.outputShape.channels
+        rowsPerSample = s.outputShape.height * s.outputShape.width
+        self.eps = eps
+        self.momentum = momentum
+        input = s.inputs[0]
+        inputGrad = s.inputGrads[0]
+        output = s.output
+        outputGrad = s.outputGrad
+        gamma = s.parameters[0]
+        beta = s.parameters[1]
+        gammaGrad = s.parameterGrads[0]
+        betaGrad = s.parameterGrads[1]
+        runningMean = s.buffers[0]
+        runningVar = s.buffers[1]
+        normalized = s.saved
+        scale = allocateFloats(5 * channels)
+        shift = scale + channels
+        invStd = scale + 2 * channels
+        meanDy = scale + 3 * channels
+        meanDyXhat = scale + 4 * channels
+        batchMean = allocateDoubles(channels)
+        partials = allocateDoubles(2 * maxReductionChunks * channels)
+        sums = allocateDoubles(2 * channels)
+    }
+
+    deinit {
+        scale.deallocate()
+        batchMean.deallocate()
+        partials.deallocate()
+        sums.deallocate()
+    }
+
+    /// sums[c] = Σ_r a[r,c] (and sums[C + c] = Σ_r a[r,c]·b[r,c] when b is given), fixed order.
+    private func channelSums(_ a: UnsafePointer<Float>, times b: UnsafePointer<Float>?,
+                             center: UnsafePointer<Double>?, rows: Int) {
+        let c = channels
+        let chunks = reductionChunkCount(rows: rows)
+        let (partials, sums) = (self.partials, self.sums)
+        parallelFor(chunks) { chunk in
+            let first = partials + chunk * 2 * c, second = first + c
+            first.update(repeating: 0, count: 2 * c)
+            for r in reductionChunkRows(chunk, of: chunks, rows: rows) {
+                let rowA = a + r * c
+                if let b = b {
+                    let rowB = b + r * c
+                    for ch in 0..<c {
+                        first[ch] += Double(rowA[ch])
+                        second[ch] += Double(rowA[ch]) * Double(rowB[ch])
+                    }
+                } else if let center = center {
+                    for ch in 0..<c { let d = Double(rowA[ch]) - center[ch]; first[ch] += d * d }
+                } else {
+                    for ch in 0..<c { first[ch] += Double(rowA[ch]) }
+                }
+            }
+        }
+        sums.update(repeating: 0, count: 2 * c)
+        for chunk in 0..<chunks {
+            let partial = partials + chunk * 2 * c
+            for ch in 0..<(2 * c) { sums[ch] += partial[ch] }
+        }
+    }
+
+    func forward(batch: Int, training: Bool) {
+        let c = channels, rows = batch * rowsPerSample
+        let x = UnsafePointer(input)
+        if training {
+            channelSums(x, times: nil, center: nil, rows: rows)
+            for ch in 0..<c { batchMean[ch] = sums[ch] / Double(rows) }
+            channelSums(x, times: nil, center: UnsafePointer(batchMean), rows: rows)
+            for ch in 0..<c {
+                let variance = sums[ch] / Double(rows)
+                let inv = Float(1 / (variance + Double(eps)).squareRoot())
+                invStd[ch] = inv
+                scale[ch] = gamma[ch] * inv
+                shift[ch] = beta[ch] - Float(batchMean[ch]) * gamma[ch] * inv
+                let unbiased = rows > 1 ? variance * Double(rows) / Double(rows - 1) : variance
+                runningMean[ch] = (1 - momentum) * runningMean[ch] + momentum * Float(batchMean[ch])
+                runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * Float(unbiased)
+            }
+            if let xhat = normalized {
+                let (mean, inv, y, g, b) = (UnsafePointer(batchMean), invStd, output, gamma, beta)
+                let chunks = elementwiseChunks(rows * c)
+                parallelFor(chunks) { chunk in
+                    for r in reductionChunkRows(chunk, of: chunks, rows: rows) {
+                        let (src, nx, dst) = (x + r * c, xhat + r * c, y + r * c)
+                        for ch in 0..<c {
+                            let v = Float(Double(src[ch]) - mean[ch]) * inv[ch]
+                            nx[ch] = v
+                            dst[ch] = v * g[ch] + b[ch]
+                        }
+                    }
+                }
+                return
+            }
+        } else {
+            for ch in 0..<c {
+                let inv = 1 / (runningVar[ch] + eps).squareRoot()
+                scale[ch] = gamma[ch] * inv
+                shift[ch] = beta[ch] - runningMean[ch] * gamma[ch] * inv
+            }
+        }
+        let (y, sc, sh) = (output, scale, shift)
+        let chunks = elementwiseChunks(rows * c)
+        parallelFor(chunks) { chunk in
+            for r in reductionChunkRows(chunk, of: chunks, rows: rows) {
+                let (src, dst) = (x + r * c, y + r * c)
+                for ch in 0..<c { dst[ch] = src[ch] * sc[ch] + sh[ch] }
+            }
+        }
+    }
+
+    var ownedScratchBytes: Int { channels * (5 * 4 + 8 + 2 * maxReductionChunks * 8 + 2 * 8) }
+
+    func backward(batch: Int) {
+        guard let dOut = outputGrad, let xhat = normalized else { return }
+        let c = channels, rows = batch * rowsPerSample
+        // sums[0..<C] = Σ dy, sums[C..<2C] = Σ dy·x̂
+        channelSums(UnsafePointer(dOut), times: UnsafePointer(xhat), center: nil, rows: rows)
+        let n = Double(rows)
+        for ch in 0..<c {
+            betaGrad[ch] += Float(sums[ch])
+            gammaGrad[ch] += Float(sums[c + ch])
+        }
+        guard let dIn = inputGrad else { return }
+        // dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂))
+        for ch in 0..<c {
+            meanDy[ch] = Float(sums[ch] / n)
+            meanDyXhat[ch] = Float(sums[c + ch] / n)
+        }
+        let (g, inv, meanDy, meanDyXhat) = (gamma, invStd, self.meanDy, self.meanDyXhat)
+        let chunks = elementwiseChunks(rows * c)
+        parallelFor(chunks) { chunk in
+            for r in reductionChunkRows(chunk, of: chunks, rows: rows) {
+                let (dy, nx, dx) = (dOut + r * c, xhat + r * c, dIn + r * c)
+                for ch in 0..<c {
+                    dx[ch] += g[ch] * inv[ch] * (dy[ch] - meanDy[ch] - nx[ch] * meanDyXhat[ch])
+                }
+            }
+        }
+    }
+}

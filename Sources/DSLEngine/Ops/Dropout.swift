@@ -1,0 +1,63 @@
+// Inverted dropout (training only): out = inp · mask, mask ∈ {0, 1/(1−p)}.
+// inp is (B,H,W,C), mask is (B,H,W,C), out is (B,H,W,C)
+// The mask is counter-based: element i of this node in training pass t keeps iff
+// hash(seed, t, node, i) ≥ p, so it is independent of thread count and chunking.
+// Forward saves the mask; eval copies the input unchanged.
+
+/// Dropout kernel; the graph owns the seed and the training-pass counter it reads.
+final class DropoutKernel: EngineKernel {
+    let count: Int
+    let probability: Float
+    let nodeIndex: Int
+    /// [seed, training-pass counter], owned by the graph.
+    let randomState: UnsafeMutablePointer<UInt64>
+    let input: UnsafeMutablePointer<Float>
+    let inputGrad: UnsafeMutablePointer<Float>?
+    let output: UnsafeMutablePointer<Float>
+    let outputGrad: UnsafeMutablePointer<Float>?
+    let mask: UnsafeMutablePointer<Float>?
+
+    init(probability: Float, nodeIndex: Int, randomState: UnsafeMutablePointer<UInt64>, storage s: NodeStorage) {
+        count = s.outputShape.count
+        self.probability = probability
+        self.nodeIndex = nodeIndex
+        self.randomState = randomState
+        input = s.inputs[0]
+        inputGrad = s.inputGrads[0]
+        output = s.output
+        outputGrad = s.outputGrad
+        mask = s.saved
+    }
+
+    func forward(batch: Int, training: Bool) {
+        let total = batch * count
+        let (x, y) = (UnsafePointer(input), output)
+        guard training, let mask = mask else {
+            y.update(from: x, count: total)
+            return
+        }
+        let keepScale = 1 / (1 - probability)
+        // Keep iff the top 24 bits, as a fraction of 2^24, are ≥ p.
+        let threshold = UInt64((Double(probability) * 16_777_216).rounded(.up))
+        let streamSeed = EngineRandom.mix(randomState[0] ^ EngineRandom.mix(randomState[1] &* 0x1_0000_0001
+                                                                                &+ UInt64(nodeIndex)))
+        let chunks = elementwiseChunks(total)
+        parallelFor(chunks) { chunk in
+            for i in reductionChunkRows(chunk, of: chunks, rows: total) {
+                let bits = EngineRandom.mix(streamSeed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15) >> 40
+                let m: Float = bits >= threshold ? keepScale : 0
+                mask[i] = m
+                y[i] = x[i] * m
+            }
+        }
+    }
+
+    func backward(batch: Int) {
+        guard let dIn = inputGrad, let dOut = outputGrad, let mask = mask else { return }
+        let total = batch * count
+        let chunks = elementwiseChunks(total)
+        parallelFor(chunks) { chunk in
+            for i in reductionChunkRows(chunk, of: chunks, rows: total) { dIn[i] += dOut[i] * mask[i] }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+/// One compiled node: runs its operator's forward and backward on storage bound at compile time.
+/// Kernels hoist every pointer and size into locals before their loops.
+protocol EngineKernel: AnyObject {
+    /// Computes the output of the first `batch` samples (saving what backward needs if `training`).
+    func forward(batch: Int, training: Bool)
+    /// Accumulates (+=) gradients into the input gradients and parameter gradients.
+    func backward(batch: Int)
+    /// Bytes of small per-kernel scratch (partial sums, per-channel statistics).
+    var ownedScratchBytes: Int { get }
+}
+
+/// Storage one node's kernel works on, bound once at compile time. A nil gradient pointer means
+/// nobody needs that gradient.
+struct NodeStorage {
+    var inputs: [UnsafeMutablePointer<Float>]
+    var inputShapes: [EngineShape]
+    var inputGrads: [UnsafeMutablePointer<Float>?]
+    var output: UnsafeMutablePointer<Float>
+    var outputShape: EngineShape
+    var outputGrad: UnsafeMutablePointer<Float>?
+    /// Parameter values and gradients in `EngineOp.parameterSpecs` order.
+    var parameters: [UnsafeMutablePointer<Float>]
+    var parameterGrads: [UnsafeMutablePointer<Float>]
+    /// Buffers in `EngineOp.bufferSpecs` order.
+    var buffers: [UnsafeMutablePointer<Float>]
+    /// Training-only saved tensor (`EngineOp.savedFloatsPerSample` floats per sample), or nil.
+    var saved: UnsafeMutablePointer<Float>?
+    /// Shared im2col scratch.
+    var columnScratch: UnsafeMutablePointer<Float>
+    var columnScratchFloats: Int
+    var maxBatch: Int
+}
+
+extension EngineKernel {
+    /// Bytes of small per-kernel scratch (partial sums, per-channel statistics).
+    var ownedScratchBytes: Int { 0 }
+}

@@ -1,0 +1,51 @@
+// ReLU and leaky ReLU, elementwise; may run in place (out aliases inp).
+// inp is (B,H,W,C), out is (B,H,W,C)
+// Backward works from the output (out > 0 ⇔ inp > 0 when slope > 0), so the input need not be
+// kept; with slope ≤ 0 the sign is read from the input instead (never in place then).
+
+/// ReLU (slope 0) or leaky-ReLU kernel.
+final class ReLUKernel: EngineKernel {
+    let count: Int
+    let slope: Float
+    let input: UnsafeMutablePointer<Float>
+    let inputGrad: UnsafeMutablePointer<Float>?
+    let output: UnsafeMutablePointer<Float>
+    let outputGrad: UnsafeMutablePointer<Float>?
+
+    init(slope: Float, storage s: NodeStorage) {
+        count = s.outputShape.count
+        self.slope = slope
+        input = s.inputs[0]
+        inputGrad = s.inputGrads[0]
+        output = s.output
+        outputGrad = s.outputGrad
+    }
+
+    func forward(batch: Int, training: Bool) {
+        let total = batch * count
+        let (x, y, slope) = (input, output, slope)
+        let chunks = elementwiseChunks(total)
+        parallelFor(chunks) { chunk in
+            let range = reductionChunkRows(chunk, of: chunks, rows: total)
+            if slope == 0 {
+                for i in range { y[i] = max(x[i], 0) }
+            } else {
+                for i in range { let v = x[i]; y[i] = v > 0 ? v : slope * v }
+            }
+        }
+    }
+
+    func backward(batch: Int) {
+        guard let dIn = inputGrad, let dOut = outputGrad else { return }
+        let total = batch * count
+        // Sign source: the output when slope ≥ 0 (relu, leaky with slope > 0), else the input.
+        let sign = UnsafePointer(slope > 0 || slope == 0 ? output : input)
+        let slope = self.slope
+        let chunks = elementwiseChunks(total)
+        parallelFor(chunks) { chunk in
+            for i in reductionChunkRows(chunk, of: chunks, rows: total) {
+                dIn[i] += sign[i] > 0 ? dOut[i] : slope * dOut[i]
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+// Deterministic reductions over rows (batch·height·width) of an NHWC tensor.
+//
+// Forward and backward reductions use a number of partial sums that depends only on the number
+// of rows, never on `engineThreadCount`; each partial sums its rows in order and the partials are
+// combined in order. Results are therefore bit-identical for any thread count.
+
+/// How many partial sums a reduction over `rows` rows uses (a function of `rows` only).
+@inline(__always)
+func reductionChunkCount(rows: Int) -> Int { max(1, min(16, rows / 32)) }
+
+/// The rows handled by partial sum `chunk` of `chunks`.
+@inline(__always)
+func reductionChunkRows(_ chunk: Int, of chunks: Int, rows: Int) -> Range<Int> {
+    (chunk * rows / chunks)..<((chunk + 1) * rows / chunks)
+}
+
+/// Largest number of partial sums any reduction uses; partial buffers hold this many rows.
+let maxReductionChunks = 16
+
+/// sums[c] += Σ_r data[r·columns + c] in fixed-order Double partials. `partials` holds at least
+/// maxReductionChunks·columns doubles.
+func accumulateColumnSums(_ data: UnsafePointer<Float>, rows: Int, columns: Int,
+                          partials: UnsafeMutablePointer<Double>, into sums: UnsafeMutablePointer<Float>) {
+    let chunks = reductionChunkCount(rows: rows)
+    parallelFor(chunks) { chunk in
+        let partial = partials + chunk * columns
+        partial.update(repeating: 0, count: columns)
+        for r in reductionChunkRows(chunk, of: chunks, rows: rows) {
+            let row = data + r * columns
+            for c in 0..<columns { partial[c] += Double(row[c]) }
+        }
+    }
+    for c in 0..<columns {
+        var total = 0.0
+        for chunk in 0..<chunks { total += partials[chunk * columns + c] }
+        sums[c] += Float(total)
+    }
+}
+
+/// Splits `count` elementwise items into a fixed number of chunks for `parallelFor`.
+@inline(__always)
+func elementwiseChunks(_ count: Int) -> Int { max(1, min(64, count / 4096)) }
+
+/// Allocates `count` zeroed floats aligned to 64 bytes.
+func allocateFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
+    let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
+    let floats = raw.bindMemory(to: Float.self, capacity: max(1, count))
+    floats.initialize(repeating: 0, count: max(1, count))
+    return floats
+}
+
+/// Allocates `count` zeroed doubles aligned to 64 bytes.
+func allocateDoubles(_ count: Int) -> UnsafeMutablePointer<Double> {
+    let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 8, alignment: 64)
+    let doubles = raw.bindMemory(to: Double.self, capacity: max(1, count))
+    doubles.initialize(repeating: 0, count: max(1, count))
+    return doubles
+}

@@ -1,0 +1,168 @@
+import XCTest
+@testable import DSLEngine
+
+/// Deterministic test data (SplitMix64 + Box–Muller), independent of the engine's own RNG.
+struct TestRandom {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+    mutating func normal() -> Float {
+        let u1 = 1 - uniform(), u2 = uniform()
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
+    }
+    mutating func int(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
+    mutating func normals(_ count: Int) -> [Float] { (0..<count).map { _ in normal() } }
+    /// Distinct values spaced ≥ 0.02 apart and ≥ 0.01 from zero, in random order: finite
+    /// differences with step ≤ 0.005 never cross a ReLU kink or change a max-pool winner.
+    mutating func spaced(_ count: Int) -> [Float] {
+        var values = (0..<count).map { Float($0 - count / 2) * 0.02 + 0.01 }
+        for i in stride(from: count - 1, to: 0, by: -1) { values.swapAt(i, int(i + 1)) }
+        return values
+    }
+}
+
+/// Outcome of a finite-difference gradient check.
+struct GradientCheckReport: CustomStringConvertible {
+    var checked = 0
+    var failures: [String] = []
+    /// Entries whose one-sided differences disagree by more than the mismatch (a kink was crossed).
+    var nonsmoothSkipped = 0
+    var worstRelativeError: Double = 0
+    var passed: Bool { failures.isEmpty && nonsmoothSkipped * 10 <= max(checked, 20) }
+    var description: String {
+        "checked \(checked), failed \(failures.count), skipped as nonsmooth \(nonsmoothSkipped), worst relative error "
+            + String(format: "%.2e", worstRelativeError) + (failures.isEmpty ? "" : "\n" + failures.prefix(8).joined(separator: "\n"))
+    }
+}
+
+/// Finite-difference gradient check of a whole graph: the analytic gradients of `backward`
+/// (parameters and input) against central differences of the softmax cross-entropy loss.
+struct GradientChecker {
+    var batch = 2
+    var step: Float = 1e-2
+    /// Entries checked per parameter tensor and for the input.
+    var entriesPerTensor = 40
+    var relativeTolerance = 1e-2
+    /// Absolute slack as a fraction of the largest analytic gradient magnitude.
+    var absoluteTolerance = 2e-3
+    /// Input values: "normal" N(0,1) or spaced distinct values (for kinks).
+    var spacedInput = false
+    var seed: UInt64 = 1
+    /// Changes the analytic gradients before the comparison (to show the check can fail).
+    var corruptAnalytic: ((inout [Float]) -> Void)?
+
+    /// Builds the graph with `build` (a softmax is appended if the graph does not end in one),
+    /// compiles it for training, and compares gradients.
+    func check(input: (h: Int, w: Int, c: Int), reuseBuffers: Bool = true,
+               build: (EngineGraph) throws -> Void) throws -> GradientCheckReport {
+        let graph = EngineGraph(inputShape: input, maxBatch: batch, seed: seed)
+        graph.computesInputGradient = true
+        try build(graph)
+        if graph.op(of: graph.nodeCount - 1) != .softmax {
+            try graph.add(.softmax, inputs: [graph.nodeCount - 1], name: "softmax")
+        }
+        graph.compile(training: true, reuseBuffers: reuseBuffers)
+        var random = TestRandom(seed &+ 77)
+        // Non-trivial affine parameters: biases and BN scales away from their 0/1 initialisation.
+        for parameter in graph.parameters where parameter.name.hasSuffix(".bias") || parameter.shape.count == 1 {
+            for i in 0..<parameter.count { parameter.value[i] += 0.3 * random.normal() }
+        }
+        let inputCount = batch * graph.inputShape.count
+        let x = spacedInput ? random.spaced(inputCount) : random.normals(inputCount)
+        let classes = graph.outputShape.count
+        let labels = (0..<batch).map { _ in Int32(random.int(classes)) }
+        let dropoutSeed: UInt64 = 12345
+
+        func lossAt(_ x: [Float]) -> Double {
+            graph.reseedDropout(dropoutSeed)
+            graph.forward(x, batch: batch, training: true)
+            return graph.lossInDouble(labels: labels, batch: batch).loss
+        }
+
+        graph.reseedDropout(dropoutSeed)
+        graph.forward(x, batch: batch, training: true)
+        graph.backward(labels: labels, batch: batch)
+        var analytic = Array(UnsafeBufferPointer(start: graph.parameterGrads, count: graph.parameterCount))
+        analytic += Array(UnsafeBufferPointer(start: graph.inputGradient!, count: inputCount))
+        corruptAnalytic?(&analytic)
+        let scale = analytic.map { Double(abs($0)) }.max() ?? 0
+        let baseline = lossAt(x)
+
+        // Entries: a spread of indices from every parameter tensor and from the input.
+        var entries: [(name: String, index: Int)] = []
+        for parameter in graph.parameters {
+            let n = min(entriesPerTensor, parameter.count)
+            for e in 0..<n { entries.append((parameter.name, parameter.offset + (e * parameter.count) / n + random.int(max(1, parameter.count / n)))) }
+        }
+        let n = min(entriesPerTensor, inputCount)
+        for e in 0..<n { entries.append(("input", graph.parameterCount + (e * inputCount) / n + random.int(max(1, inputCount / n)))) }
+
+        var report = GradientCheckReport()
+        let h = step
+        for (name, index) in entries {
+            let isInput = index >= graph.parameterCount
+            func perturbed(_ delta: Float) -> Double {
+                if isInput {
+                    var moved = x
+                    moved[index - graph.parameterCount] += delta
+                    return lossAt(moved)
+                }
+                let original = graph.parameterValues[index]
+                graph.parameterValues[index] = original + delta
+                defer { graph.parameterValues[index] = original }
+                return lossAt(x)
+            }
+            let plus = perturbed(h), minus = perturbed(-h)
+            let numeric = (plus - minus) / (2 * Double(h))
+            let a = Double(analytic[index])
+            let mismatch = abs(a - numeric)
+            report.checked += 1
+            let allowed = relativeTolerance * max(abs(a), abs(numeric)) + absoluteTolerance * scale
+            if mismatch <= allowed {
+                report.worstRelativeError = max(report.worstRelativeError, mismatch / max(abs(a), abs(numeric), 1e-12))
+                continue
+            }
+            let forwardSlope = (plus - baseline) / Double(h), backwardSlope = (baseline - minus) / Double(h)
+            if abs(forwardSlope - backwardSlope) > mismatch {
+                report.nonsmoothSkipped += 1
+                continue
+            }
+            report.failures.append("\(name)[\(index)]: analytic \(a), numeric \(numeric)")
+        }
+        return report
+    }
+}
+
+extension EngineGraph {
+    /// Forward on an array (test convenience).
+    @discardableResult
+    func forward(_ x: [Float], batch: Int, training: Bool) -> [Float] {
+        let out = x.withUnsafeBufferPointer { forward($0.baseAddress!, batch: batch, training: training) }
+        return Array(UnsafeBufferPointer(start: out, count: batch * outputShape.count))
+    }
+
+    /// Loss of the last forward pass for array labels.
+    func lossInDouble(labels: [Int32], batch: Int) -> (loss: Double, correct: Int) {
+        labels.withUnsafeBufferPointer { lossInDouble(labels: $0.baseAddress!, batch: batch) }
+    }
+
+    /// Backward for array labels.
+    @discardableResult
+    func backward(labels: [Int32], batch: Int) -> (loss: Float, correct: Int) {
+        labels.withUnsafeBufferPointer { backward(labels: $0.baseAddress!, batch: batch) }
+    }
+}
+
+/// Asserts a gradient check passed, printing its report.
+func assertGradientsMatch(_ report: GradientCheckReport, _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+    print("GRADCHECK \(label): \(report)")
+    XCTAssertTrue(report.passed, "\(label): \(report)", file: file, line: line)
+    XCTAssertGreaterThan(report.checked, 0, file: file, line: line)
+}
