@@ -1,5 +1,0 @@
-import XCTest
-
-final class DSLEnginePlaceholder: XCTestCase {
-    func testPlaceholderModuleBuilds() { XCTAssertTrue(true) }
-}
