@@ -1,3 +1,40 @@
+#if os(Linux)
+import Glibc
+#endif
+
+// BLIS-style packed SGEMM for AVX-512 (written for Zen 4: 32 KiB L1d, 1 MiB L2 per core, one
+// 512-bit FMA per cycle, FMA latency 4).
+//
+// The five loops around the micro-kernel (outermost first), inside one thread's task:
+//
+//   loop 5  jc: columns of C in blocks of NC (≤ gemmNC = 480 = 10 panels of 48)
+//   loop 4  pc: the k dimension in blocks of KC (≤ gemmKCMax = 384, split into equal parts)
+//               → pack B[pc..<pc+KC, jc..<jc+NC] into 48-wide micro-panels (row p of a
+//                 panel = 48 consecutive floats). KC·NC·4 B ≤ 720 KiB lives in L2.
+//   loop 3  ir: rows of C in steps of MR = 8 (the whole row range of the task = MC)
+//               → the 8×KC A micro-panel is read in place when A is not transposed (8 row
+//                 streams) or packed (8 consecutive floats per k) into an L1-resident buffer
+//                 when it is transposed or at the ragged bottom edge; ≤ 12 KiB stays in L1.
+//   loop 2  jr: columns in steps of NR = 48 over the packed B block (streamed from L2)
+//   loop 1  p : the micro-kernel: 8×48 tile of C held in 24 zmm accumulators; per k step it
+//               loads 3 vectors of B, broadcasts 8 values of A and issues 24 FMAs.
+//
+// Threads split C by rows (or by 48-column panels when C is short); every task packs its own
+// copy of B (cheap next to the compute, and keeps each core's L2 private). The k blocking
+// depends only on k, never on the thread count, and every element of C is the sum
+// acc = fma(a, b, acc) in k order starting from beta·C, so results are bit-identical for any
+// thread count or split (SIMD lanes are independent; edge tiles run the same kernel on a
+// zero-padded copy).
+
+/// Register tile height (rows of A per micro-kernel call).
+let gemmMR = 8
+/// Register tile width (columns of B per micro-kernel call): three 16-float vectors.
+let gemmNR = 48
+/// Largest k block; k is cut into ceil(k / gemmKCMax) nearly equal blocks.
+let gemmKCMax = 384
+/// Largest column block (multiple of gemmNR) packed at once.
+let gemmNC = 480
+
 /// Single-precision matrix multiply, row-major: C = beta·C + op(A)·op(B), where op(A) is m×k
 /// and op(B) is k×n (op(X) = Xᵀ when the matching trans flag is set). lda, ldb and ldc are the
 /// row strides of A, B and C as stored. Splits work over `engineThreadCount` threads such that
@@ -6,16 +43,336 @@
 public func sgemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    // Naive reference implementation; replaced by the packed, register-blocked kernel.
-    parallelFor(m) { i in
-        for j in 0..<n {
-            var s: Float = 0
-            for p in 0..<k {
-                let av = transA ? a[p * lda + i] : a[i * lda + p]
-                let bv = transB ? b[j * ldb + p] : b[p * ldb + j]
-                s += av * bv
-            }
-            c[i * ldc + j] = (beta == 0 ? 0 : beta * c[i * ldc + j]) + s
+    if m <= 0 || n <= 0 { return }
+    if k <= 0 {
+        scaleC(m: m, n: n, beta: beta, c: c, ldc: ldc)
+        return
+    }
+    let job = GemmJob(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda,
+                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    let threads = max(1, engineThreadCount)
+    let flops = Double(m) * Double(n) * Double(k)
+    // Below ~0.25 MFLOP a second thread costs more than it saves.
+    if threads == 1 || flops < 131_072 {
+        gemmTask(job, rows: 0..<m, cols: 0..<n)
+        return
+    }
+    let panels = (n + gemmNR - 1) / gemmNR
+    if m >= 32 * threads || panels < threads {
+        // Split rows into `tasks` ranges (multiples of MR).
+        let tasks = min(threads, (m + gemmMR - 1) / gemmMR)
+        let blocks = (m + gemmMR - 1) / gemmMR
+        parallelFor(tasks) { t in
+            let r0 = min(m, (blocks * t / tasks) * gemmMR)
+            let r1 = min(m, (blocks * (t + 1) / tasks) * gemmMR)
+            if r0 < r1 { gemmTask(job, rows: r0..<r1, cols: 0..<n) }
+        }
+    } else {
+        let tasks = min(threads, panels)
+        parallelFor(tasks) { t in
+            let c0 = min(n, (panels * t / tasks) * gemmNR)
+            let c1 = min(n, (panels * (t + 1) / tasks) * gemmNR)
+            if c0 < c1 { gemmTask(job, rows: 0..<m, cols: c0..<c1) }
         }
     }
+}
+
+/// C = beta·C (used when k = 0).
+private func scaleC(m: Int, n: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    for i in 0..<m {
+        let row = c + i * ldc
+        if beta == 0 {
+            row.update(repeating: 0, count: n)
+        } else if beta != 1 {
+            for j in 0..<n { row[j] *= beta }
+        }
+    }
+}
+
+/// The operands of one sgemm call, passed by value to the tasks.
+struct GemmJob {
+    var transA: Bool, transB: Bool
+    var m: Int, n: Int, k: Int
+    var a: UnsafePointer<Float>, lda: Int
+    var b: UnsafePointer<Float>, ldb: Int
+    var beta: Float
+    var c: UnsafeMutablePointer<Float>, ldc: Int
+}
+
+/// Computes the block C[rows, cols] of the job on the calling thread (loops 5 to 1).
+private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
+    let k = job.k
+    let kBlocks = (k + gemmKCMax - 1) / gemmKCMax
+    let kcMax = (k + kBlocks - 1) / kBlocks
+    let ncMax = min(gemmNC, (cols.count + gemmNR - 1) / gemmNR * gemmNR)
+    // Scratch: packed B block, A micro-panel, and an 8×48 edge tile of C.
+    let bSize = kcMax * ncMax
+    let aSize = kcMax * gemmMR
+    let tileSize = gemmMR * gemmNR
+    let scratch = gemmScratch(floats: bSize + aSize + tileSize + 32)
+    let bPack = scratch
+    let aPack = scratch + bSize
+    let tile = aPack + aSize
+
+    var jc = cols.lowerBound
+    while jc < cols.upperBound {                                       // loop 5
+        let nc = min(gemmNC, cols.upperBound - jc)
+        let panels = (nc + gemmNR - 1) / gemmNR
+        for kb in 0..<kBlocks {                                         // loop 4
+            let pc = k * kb / kBlocks
+            let kc = k * (kb + 1) / kBlocks - pc
+            packB(job, pc: pc, kc: kc, jc: jc, nc: nc, into: bPack)
+            // First k block applies beta; later blocks accumulate onto C.
+            let mode: Int = kb > 0 ? 1 : (job.beta == 0 ? 0 : (job.beta == 1 ? 1 : 2))
+            var ir = rows.lowerBound
+            while ir < rows.upperBound {                                // loop 3
+                let mr = min(gemmMR, rows.upperBound - ir)
+                // A micro-panel: element (r, p) at aPtr[r * ars + p * aks].
+                let aPtr: UnsafePointer<Float>
+                let ars: Int, aks: Int
+                if !job.transA && mr == gemmMR {
+                    aPtr = job.a + ir * job.lda + pc
+                    ars = job.lda; aks = 1
+                } else {
+                    packA(job, ir: ir, mr: mr, pc: pc, kc: kc, into: aPack)
+                    aPtr = UnsafePointer(aPack)
+                    ars = 1; aks = gemmMR
+                }
+                for q in 0..<panels {                                   // loop 2
+                    let j = jc + q * gemmNR
+                    let nr = min(gemmNR, jc + nc - j)
+                    let bPanel = UnsafePointer(bPack + q * kc * gemmNR)
+                    let cPtr = job.c + ir * job.ldc + j
+                    if mr == gemmMR && nr == gemmNR {
+                        if aks == 1 {
+                            microKernel8x48(kc, aPtr, ars, 1, bPanel, cPtr, job.ldc, mode, job.beta)
+                        } else {
+                            microKernel8x48(kc, aPtr, 1, gemmMR, bPanel, cPtr, job.ldc, mode, job.beta)
+                        }
+                    } else {
+                        // Ragged edge: run the same kernel on a zero-padded copy of the tile.
+                        tile.update(repeating: 0, count: tileSize)
+                        if mode != 0 {
+                            for r in 0..<mr {
+                                (tile + r * gemmNR).update(from: cPtr + r * job.ldc, count: nr)
+                            }
+                        }
+                        if aks == 1 {
+                            microKernel8x48(kc, aPtr, ars, 1, bPanel, tile, gemmNR, mode, job.beta)
+                        } else {
+                            microKernel8x48(kc, aPtr, 1, gemmMR, bPanel, tile, gemmNR, mode, job.beta)
+                        }
+                        for r in 0..<mr {
+                            (cPtr + r * job.ldc).update(from: tile + r * gemmNR, count: nr)
+                        }
+                    }
+                }
+                ir += mr
+            }
+        }
+        jc += nc
+    }
+}
+
+/// Packs op(B)[pc..<pc+kc, jc..<jc+nc] into 48-wide micro-panels: panel q holds row p at
+/// dst[q·kc·48 + p·48 ..< +48]; columns past n are zero.
+@inline(__always)
+private func packB(_ job: GemmJob, pc: Int, kc: Int, jc: Int, nc: Int,
+                   into dst: UnsafeMutablePointer<Float>) {
+    let panels = (nc + gemmNR - 1) / gemmNR
+    let ldb = job.ldb
+    for q in 0..<panels {
+        let j0 = jc + q * gemmNR
+        let nr = min(gemmNR, jc + nc - j0)
+        let d = dst + q * kc * gemmNR
+        if !job.transB {
+            // op(B)[p, j] = b[p·ldb + j]: rows of the panel are contiguous in B.
+            if nr == gemmNR {
+                var s = job.b + pc * ldb + j0
+                var o = d
+                for _ in 0..<kc {
+                    let v0 = loadV(s), v1 = loadV(s + 16), v2 = loadV(s + 32)
+                    storeV(o, v0); storeV(o + 16, v1); storeV(o + 32, v2)
+                    s += ldb; o += gemmNR
+                }
+            } else {
+                for p in 0..<kc {
+                    let s = job.b + (pc + p) * ldb + j0
+                    let o = d + p * gemmNR
+                    for jj in 0..<nr { o[jj] = s[jj] }
+                    for jj in nr..<gemmNR { o[jj] = 0 }
+                }
+            }
+        } else {
+            // op(B)[p, j] = b[j·ldb + p]: each column of the panel is a contiguous run of B.
+            // Transpose in 16×16 blocks? Plain strided stores are cheap next to the compute
+            // (B is packed once per task and reused for every row of C).
+            for jj in 0..<nr {
+                let s = job.b + (j0 + jj) * ldb + pc
+                var o = d + jj
+                for p in 0..<kc { o.pointee = s[p]; o += gemmNR }
+            }
+            if nr < gemmNR {
+                for p in 0..<kc {
+                    (d + p * gemmNR + nr).update(repeating: 0, count: gemmNR - nr)
+                }
+            }
+        }
+    }
+}
+
+/// Packs op(A)[ir..<ir+mr, pc..<pc+kc] as an 8×kc micro-panel: dst[p·8 + r]; rows past mr
+/// are zero.
+@inline(__always)
+private func packA(_ job: GemmJob, ir: Int, mr: Int, pc: Int, kc: Int,
+                   into dst: UnsafeMutablePointer<Float>) {
+    let lda = job.lda
+    if job.transA {
+        // op(A)[i, p] = a[p·lda + i]: the 8 values for one p are contiguous.
+        var s = job.a + pc * lda + ir
+        var o = dst
+        if mr == gemmMR {
+            for _ in 0..<kc {
+                UnsafeMutableRawPointer(o).storeBytes(
+                    of: UnsafeRawPointer(s).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
+                s += lda; o += gemmMR
+            }
+        } else {
+            for _ in 0..<kc {
+                for r in 0..<mr { o[r] = s[r] }
+                for r in mr..<gemmMR { o[r] = 0 }
+                s += lda; o += gemmMR
+            }
+        }
+    } else {
+        // op(A)[i, p] = a[i·lda + p].
+        for r in 0..<gemmMR {
+            var o = dst + r
+            if r < mr {
+                let s = job.a + (ir + r) * lda + pc
+                for p in 0..<kc { o.pointee = s[p]; o += gemmMR }
+            } else {
+                for _ in 0..<kc { o.pointee = 0; o += gemmMR }
+            }
+        }
+    }
+}
+
+typealias GemmVector = SIMD16<Float>
+
+@inline(__always) func loadV(_ p: UnsafePointer<Float>) -> GemmVector {
+    UnsafeRawPointer(p).loadUnaligned(as: GemmVector.self)
+}
+@inline(__always) func loadV(_ p: UnsafeMutablePointer<Float>) -> GemmVector {
+    UnsafeRawPointer(p).loadUnaligned(as: GemmVector.self)
+}
+@inline(__always) func storeV(_ p: UnsafeMutablePointer<Float>, _ v: GemmVector) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: GemmVector.self)
+}
+
+/// The 8×48 register-blocked micro-kernel: C[0..<8, 0..<48] = init + Σ_p A[r, p]·B[p, 0..<48],
+/// where A[r, p] = a[r·ars + p·aks], B row p = b[p·48 ..< p·48+48] (packed), and init is 0
+/// (mode 0), C (mode 1) or beta·C (mode 2).
+@inline(__always)
+private func microKernel8x48(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
+                             _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                             _ ldc: Int, _ mode: Int, _ beta: Float) {
+    typealias V = GemmVector
+    var c00 = V(), c01 = V(), c02 = V()
+    var c10 = V(), c11 = V(), c12 = V()
+    var c20 = V(), c21 = V(), c22 = V()
+    var c30 = V(), c31 = V(), c32 = V()
+    var c40 = V(), c41 = V(), c42 = V()
+    var c50 = V(), c51 = V(), c52 = V()
+    var c60 = V(), c61 = V(), c62 = V()
+    var c70 = V(), c71 = V(), c72 = V()
+    if mode != 0 {
+        var r = c
+        c00 = loadV(r); c01 = loadV(r + 16); c02 = loadV(r + 32); r += ldc
+        c10 = loadV(r); c11 = loadV(r + 16); c12 = loadV(r + 32); r += ldc
+        c20 = loadV(r); c21 = loadV(r + 16); c22 = loadV(r + 32); r += ldc
+        c30 = loadV(r); c31 = loadV(r + 16); c32 = loadV(r + 32); r += ldc
+        c40 = loadV(r); c41 = loadV(r + 16); c42 = loadV(r + 32); r += ldc
+        c50 = loadV(r); c51 = loadV(r + 16); c52 = loadV(r + 32); r += ldc
+        c60 = loadV(r); c61 = loadV(r + 16); c62 = loadV(r + 32); r += ldc
+        c70 = loadV(r); c71 = loadV(r + 16); c72 = loadV(r + 32)
+        if mode == 2 {
+            let s = V(repeating: beta)
+            c00 *= s; c01 *= s; c02 *= s; c10 *= s; c11 *= s; c12 *= s
+            c20 *= s; c21 *= s; c22 *= s; c30 *= s; c31 *= s; c32 *= s
+            c40 *= s; c41 *= s; c42 *= s; c50 *= s; c51 *= s; c52 *= s
+            c60 *= s; c61 *= s; c62 *= s; c70 *= s; c71 *= s; c72 *= s
+        }
+    }
+    let a0 = a, a1 = a + ars, a2 = a + 2 * ars, a3 = a + 3 * ars
+    let a4 = a + 4 * ars, a5 = a + 5 * ars, a6 = a + 6 * ars, a7 = a + 7 * ars
+    var pb = b
+    var o = 0
+    for _ in 0..<kc {
+        let b0 = loadV(pb), b1 = loadV(pb + 16), b2 = loadV(pb + 32)
+        var x = V(repeating: a0[o])
+        c00.addProduct(x, b0); c01.addProduct(x, b1); c02.addProduct(x, b2)
+        x = V(repeating: a1[o])
+        c10.addProduct(x, b0); c11.addProduct(x, b1); c12.addProduct(x, b2)
+        x = V(repeating: a2[o])
+        c20.addProduct(x, b0); c21.addProduct(x, b1); c22.addProduct(x, b2)
+        x = V(repeating: a3[o])
+        c30.addProduct(x, b0); c31.addProduct(x, b1); c32.addProduct(x, b2)
+        x = V(repeating: a4[o])
+        c40.addProduct(x, b0); c41.addProduct(x, b1); c42.addProduct(x, b2)
+        x = V(repeating: a5[o])
+        c50.addProduct(x, b0); c51.addProduct(x, b1); c52.addProduct(x, b2)
+        x = V(repeating: a6[o])
+        c60.addProduct(x, b0); c61.addProduct(x, b1); c62.addProduct(x, b2)
+        x = V(repeating: a7[o])
+        c70.addProduct(x, b0); c71.addProduct(x, b1); c72.addProduct(x, b2)
+        pb += gemmNR
+        o += aks
+    }
+    var r = c
+    storeV(r, c00); storeV(r + 16, c01); storeV(r + 32, c02); r += ldc
+    storeV(r, c10); storeV(r + 16, c11); storeV(r + 32, c12); r += ldc
+    storeV(r, c20); storeV(r + 16, c21); storeV(r + 32, c22); r += ldc
+    storeV(r, c30); storeV(r + 16, c31); storeV(r + 32, c32); r += ldc
+    storeV(r, c40); storeV(r + 16, c41); storeV(r + 32, c42); r += ldc
+    storeV(r, c50); storeV(r + 16, c51); storeV(r + 32, c52); r += ldc
+    storeV(r, c60); storeV(r + 16, c61); storeV(r + 32, c62); r += ldc
+    storeV(r, c70); storeV(r + 16, c71); storeV(r + 32, c72)
+}
+
+// MARK: - Per-thread scratch
+
+/// Per-thread, 64-byte aligned, grow-only buffer for packed panels.
+private final class GemmScratch {
+    var pointer: UnsafeMutablePointer<Float>? = nil
+    var capacity = 0
+    deinit { free(pointer) }
+}
+
+private let gemmScratchKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { p in
+        if let p { Unmanaged<GemmScratch>.fromOpaque(p).release() }
+    }
+    return key
+}()
+
+/// This thread's scratch buffer with room for at least `floats` floats (contents undefined).
+private func gemmScratch(floats: Int) -> UnsafeMutablePointer<Float> {
+    let scratch: GemmScratch
+    if let p = pthread_getspecific(gemmScratchKey) {
+        scratch = Unmanaged<GemmScratch>.fromOpaque(p).takeUnretainedValue()
+    } else {
+        scratch = GemmScratch()
+        pthread_setspecific(gemmScratchKey, Unmanaged.passRetained(scratch).toOpaque())
+    }
+    if scratch.capacity < floats {
+        free(scratch.pointer)
+        var raw: UnsafeMutableRawPointer? = nil
+        let cap = max(floats, 4096)
+        _ = posix_memalign(&raw, 64, cap * MemoryLayout<Float>.stride)
+        scratch.pointer = raw!.bindMemory(to: Float.self, capacity: cap)
+        scratch.capacity = cap
+    }
+    return scratch.pointer!
 }

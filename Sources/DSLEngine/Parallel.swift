@@ -1,7 +1,8 @@
 #if os(Linux)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
-import Dispatch
 
 /// How many worker threads engine kernels may use; set once by the command line (`--threads`).
 public nonisolated(unsafe) var engineThreadCount: Int = max(1, min(2, ProcessInfoCores.count))
@@ -22,14 +23,108 @@ public enum ProcessInfoCores {
 
 /// Runs `body(chunk)` for chunk in 0..<chunks, spread over up to `engineThreadCount` threads.
 /// The body must only touch memory disjoint from other chunks (or use per-chunk scratch).
-@inline(__always)
+/// Returns when every chunk is done. Nested calls (from inside a body) and calls made while
+/// another thread is using the pool run serially on the calling thread.
 public func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
     if chunks <= 0 { return }
-    if chunks == 1 || engineThreadCount <= 1 {
+    let threads = min(engineThreadCount, chunks)
+    if threads <= 1 {
         for i in 0..<chunks { body(i) }
         return
     }
     withoutActuallyEscaping(body) { b in
-        DispatchQueue.concurrentPerform(iterations: chunks) { b($0) }
+        if !WorkerPool.shared.run(chunks: chunks, helpers: threads - 1, body: b) {
+            for i in 0..<chunks { b(i) }
+        }
+    }
+}
+
+/// Persistent worker threads parked on a condition variable. The calling thread takes part in
+/// the work; chunks are claimed one at a time under the pool mutex.
+private final class WorkerPool {
+    static let shared = WorkerPool()
+
+    /// Held by the thread that currently drives the pool (try-locked: busy → run serially).
+    private var owner = pthread_mutex_t()
+    /// Protects everything below.
+    private var mutex = pthread_mutex_t()
+    private var wake = pthread_cond_t()
+    private var finished = pthread_cond_t()
+    private var generation = 0
+    private var body: ((Int) -> Void)? = nil
+    private var chunks = 0
+    private var next = 0
+    private var completed = 0
+    /// Workers with index < helpers take part in the current generation.
+    private var helpers = 0
+    private var workerCount = 0
+
+    private init() {
+        pthread_mutex_init(&owner, nil)
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&wake, nil)
+        pthread_cond_init(&finished, nil)
+    }
+
+    /// Runs all chunks with up to `helpers` workers besides the caller; false if the pool is busy.
+    func run(chunks n: Int, helpers h: Int, body b: @escaping (Int) -> Void) -> Bool {
+        if pthread_mutex_trylock(&owner) != 0 { return false }
+        defer { pthread_mutex_unlock(&owner) }
+        while workerCount < h { spawnWorker(index: workerCount); workerCount += 1 }
+        pthread_mutex_lock(&mutex)
+        body = b
+        chunks = n
+        next = 0
+        completed = 0
+        helpers = h
+        generation &+= 1
+        pthread_cond_broadcast(&wake)
+        runChunks()
+        while completed < chunks { pthread_cond_wait(&finished, &mutex) }
+        body = nil
+        pthread_mutex_unlock(&mutex)
+        return true
+    }
+
+    /// Claims and runs chunks until none is left; called and returns with `mutex` held.
+    private func runChunks() {
+        while next < chunks {
+            let i = next
+            next += 1
+            let b = body!
+            pthread_mutex_unlock(&mutex)
+            b(i)
+            pthread_mutex_lock(&mutex)
+            completed += 1
+            if completed == chunks { pthread_cond_signal(&finished) }
+        }
+    }
+
+    private func workerLoop(index: Int) {
+        pthread_mutex_lock(&mutex)
+        var seen = generation
+        while true {
+            while generation == seen { pthread_cond_wait(&wake, &mutex) }
+            seen = generation
+            if index < helpers { runChunks() }
+        }
+    }
+
+    private func spawnWorker(index: Int) {
+        final class Start { let pool: WorkerPool; let index: Int
+            init(_ p: WorkerPool, _ i: Int) { pool = p; index = i } }
+        let arg = Unmanaged.passRetained(Start(self, index)).toOpaque()
+        #if os(Linux)
+        var thread = pthread_t()
+        #else
+        var thread: pthread_t? = nil
+        #endif
+        let rc = pthread_create(&thread, nil, { raw in
+            let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
+            start.pool.workerLoop(index: start.index)
+            return nil
+        }, arg)
+        precondition(rc == 0, "parallelFor: cannot create a worker thread")
+        pthread_detach(thread)
     }
 }

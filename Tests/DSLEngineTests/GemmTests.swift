@@ -1,0 +1,163 @@
+import XCTest
+@testable import DSLEngine
+
+/// sgemm against a double-accumulating reference, thread-count determinism, parallelFor coverage.
+final class GemmTests: XCTestCase {
+    /// Deterministic pseudo-random floats in [-1, 1).
+    struct Rng {
+        var state: UInt64
+        mutating func next() -> Float {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
+        }
+    }
+
+    /// Runs one sgemm case (with padded leading dimensions) and checks it against a reference.
+    func check(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, beta: Float,
+               rng: inout Rng, file: StaticString = #filePath, line: UInt = #line) {
+        let lda = (transA ? m : k) + 3
+        let ldb = (transB ? k : n) + 1
+        let ldc = n + 2
+        let aRows = transA ? k : m, bRows = transB ? n : k
+        var a = [Float](repeating: 0, count: max(1, aRows * lda))
+        var b = [Float](repeating: 0, count: max(1, bRows * ldb))
+        var c = [Float](repeating: 0, count: max(1, m * ldc))
+        for i in a.indices { a[i] = rng.next() }
+        for i in b.indices { b[i] = rng.next() }
+        for i in c.indices { c[i] = rng.next() }
+        let c0 = c
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    sgemm(transA, transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
+                          b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
+                }
+            }
+        }
+        var worst = 0.0
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0, mag = 0.0
+                for p in 0..<k {
+                    let av = Double(transA ? a[p * lda + i] : a[i * lda + p])
+                    let bv = Double(transB ? b[j * ldb + p] : b[p * ldb + j])
+                    s += av * bv
+                    mag += abs(av * bv)
+                }
+                let ref = (beta == 0 ? 0 : Double(beta) * Double(c0[i * ldc + j])) + s
+                let err = abs(Double(c[i * ldc + j]) - ref) / (mag + 1)
+                worst = max(worst, err)
+            }
+            // Padding between rows must be untouched.
+            for j in n..<ldc where i * ldc + j < c.count {
+                XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j], "padding overwritten", file: file, line: line)
+            }
+        }
+        XCTAssertLessThan(worst, 1e-5, "m=\(m) n=\(n) k=\(k) tA=\(transA) tB=\(transB) beta=\(beta)",
+                          file: file, line: line)
+    }
+
+    func testEdgeSizesAllTransposes() {
+        var rng = Rng(state: 1)
+        let sizes = [1, 7, 8, 15, 17, 47, 48, 49, 63, 65, 97, 200]
+        var count = 0
+        for (idx, m) in sizes.enumerated() {
+            for (jdx, n) in sizes.enumerated() {
+                // k varies with the pair so that all edge sizes appear without a cubic sweep.
+                let k = sizes[(idx * 5 + jdx * 7) % sizes.count]
+                let ta = (idx + jdx) % 2 == 1, tb = (idx / 2 + jdx) % 2 == 1
+                let beta: Float = [0, 1, 0.5][(idx + 2 * jdx) % 3]
+                check(m: m, n: n, k: k, transA: ta, transB: tb, beta: beta, rng: &rng)
+                count += 1
+            }
+        }
+        XCTAssertEqual(count, sizes.count * sizes.count)
+    }
+
+    func testAllTransposeAndBetaCombos() {
+        var rng = Rng(state: 2)
+        for ta in [false, true] {
+            for tb in [false, true] {
+                for beta: Float in [0, 1, 0.5] {
+                    check(m: 37, n: 101, k: 53, transA: ta, transB: tb, beta: beta, rng: &rng)
+                    check(m: 1, n: 49, k: 1, transA: ta, transB: tb, beta: beta, rng: &rng)
+                    check(m: 65, n: 1, k: 17, transA: ta, transB: tb, beta: beta, rng: &rng)
+                }
+            }
+        }
+    }
+
+    /// k larger than one k block (several accumulation passes) and n larger than one column block.
+    func testMultipleBlocks() {
+        var rng = Rng(state: 3)
+        check(m: 19, n: 530, k: 800, transA: false, transB: false, beta: 1, rng: &rng)
+        check(m: 40, n: 97, k: 1000, transA: true, transB: true, beta: 0.5, rng: &rng)
+        check(m: 70, n: 20, k: 390, transA: true, transB: false, beta: 0, rng: &rng)
+    }
+
+    func testKZeroScalesC() {
+        var c: [Float] = [1, 2, 3, 4]
+        let a: [Float] = [0], b: [Float] = [0]
+        sgemm(false, false, m: 2, n: 2, k: 0, a: a, lda: 1, b: b, ldb: 2, beta: 0.5, c: &c, ldc: 2)
+        XCTAssertEqual(c, [0.5, 1, 1.5, 2])
+        sgemm(false, false, m: 2, n: 2, k: 0, a: a, lda: 1, b: b, ldb: 2, beta: 0, c: &c, ldc: 2)
+        XCTAssertEqual(c, [0, 0, 0, 0])
+    }
+
+    /// Results must be bit-identical with 1 and 2 threads (and across split strategies).
+    func testThreadCountDeterminism() {
+        var rng = Rng(state: 4)
+        let saved = engineThreadCount
+        defer { engineThreadCount = saved }
+        for (m, n, k, ta, tb) in [(300, 96, 500, false, false), (24, 400, 300, false, true),
+                                  (203, 150, 777, true, false), (129, 61, 64, true, true)] {
+            let lda = ta ? m : k, ldb = tb ? k : n
+            let a = (0..<(m * k)).map { _ in rng.next() }
+            let b = (0..<(k * n)).map { _ in rng.next() }
+            let c0 = (0..<(m * n)).map { _ in rng.next() }
+            var results: [[Float]] = []
+            for t in [1, 2, 3] {
+                engineThreadCount = t
+                var c = c0
+                sgemm(ta, tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                      beta: 0.5, c: &c, ldc: n)
+                results.append(c)
+            }
+            XCTAssertEqual(results[0].map(\.bitPattern), results[1].map(\.bitPattern))
+            XCTAssertEqual(results[0].map(\.bitPattern), results[2].map(\.bitPattern))
+        }
+    }
+
+    func testParallelForCoversEveryChunkOnce() {
+        let saved = engineThreadCount
+        defer { engineThreadCount = saved }
+        for t in [1, 2, 4] {
+            engineThreadCount = t
+            for chunks in [0, 1, 2, 3, 17, 1000] {
+                let counts = UnsafeMutablePointer<Int>.allocate(capacity: max(1, chunks))
+                counts.initialize(repeating: 0, count: max(1, chunks))
+                parallelFor(chunks) { counts[$0] += 1 }
+                for i in 0..<chunks { XCTAssertEqual(counts[i], 1, "chunk \(i) of \(chunks), \(t) threads") }
+                counts.deallocate()
+            }
+        }
+    }
+
+    func testNestedParallelFor() {
+        let saved = engineThreadCount
+        defer { engineThreadCount = saved }
+        engineThreadCount = 2
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 64)
+        counts.initialize(repeating: 0, count: 64)
+        parallelFor(8) { i in
+            parallelFor(8) { j in counts[i * 8 + j] += 1 }
+        }
+        for i in 0..<64 { XCTAssertEqual(counts[i], 1) }
+        counts.deallocate()
+    }
+
+    func testPeakIsPositive() {
+        let p = machinePeakGFLOPS(threads: 2)
+        XCTAssertGreaterThan(p, 0)
+    }
+}
