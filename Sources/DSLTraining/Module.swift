@@ -1,1 +1,0 @@
-// DSLTraining: see Package.swift for this stage's role.

@@ -1,5 +1,0 @@
-import XCTest
-
-final class DSLTrainingPlaceholder: XCTestCase {
-    func testPlaceholderModuleBuilds() { XCTAssertTrue(true) }
-}
