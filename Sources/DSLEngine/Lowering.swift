@@ -1,0 +1,78 @@
+import DSLIR
+
+/// A network lowered to the engine: the executable graph and, for every IR node, the engine node
+/// that holds its output.
+public struct LoweredNetwork {
+    /// The executable graph (not yet compiled).
+    public let engine: EngineGraph
+    /// Engine node holding each IR node's output (indexed like `Graph.nodes`).
+    public let outputOf: [Int]
+    /// For every engine node, the IR node it came from (for per-layer reports).
+    public let sourceOf: [Int]
+}
+
+/// Errors that make a checked network impossible to lower.
+public struct LoweringError: Error, CustomStringConvertible {
+    /// What went wrong, naming the layer.
+    public let description: String
+}
+
+/// Lowers IR to the engine: a conv with batch norm and an activation becomes three engine
+/// nodes (`name`, `name.bn`, `name.relu`), identity activations and zero dropout vanish, and
+/// every engine node is named after the IR layer it implements, so parameter names
+/// (`conv3.weight`, `3a.b2.conv.bias`, `conv1.bn.weight`) match `dsl check`'s layer names.
+public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetwork {
+    let engine = EngineGraph(inputShape: (g.inputShape.height, g.inputShape.width, g.inputShape.channels), maxBatch: maxBatch, seed: seed)
+    var outputOf = [Int](repeating: 0, count: g.nodes.count)
+    var sourceOf = [0]
+    func add(_ op: EngineOp, _ inputs: [Int], _ name: String, _ irNode: Int) throws -> Int {
+        do {
+            let id = try engine.add(op, inputs: inputs, name: name)
+            sourceOf.append(irNode)
+            return id
+        } catch {
+            throw LoweringError(description: "layer '\(name)': \(error)")
+        }
+    }
+    func activation(_ a: Activation, after x: Int, _ name: String, _ irNode: Int) throws -> Int {
+        switch a {
+        case .none: return x
+        case .relu: return try add(.relu, [x], name + ".relu", irNode)
+        case .leaky(let s): return try add(.leakyRelu(slope: Float(s)), [x], name + ".leaky", irNode)
+        }
+    }
+    for n in g.nodes where n.id > 0 {
+        let ins = n.inputs.map { outputOf[$0] }
+        var y: Int
+        switch n.op {
+        case .input:
+            y = 0
+        case .conv(let c):
+            y = try add(.conv(kernel: c.kernel, stride: c.stride, pad: c.pad, outChannels: c.filters, bias: c.bias), ins, n.name, n.id)
+            if c.batchNorm { y = try add(.batchNorm(), [y], n.name + ".bn", n.id) }
+            y = try activation(c.activation, after: y, n.name, n.id)
+        case .pool(let p):
+            y = try add(p.kind == .max ? .maxPool(kernel: p.kernel, stride: p.stride, pad: p.pad, ceilMode: p.ceil)
+                                       : .avgPool(kernel: p.kernel, stride: p.stride, pad: p.pad, ceilMode: p.ceil), ins, n.name, n.id)
+        case .globalAvgPool:
+            y = try add(.globalAvgPool, ins, n.name, n.id)
+        case .batchNorm:
+            y = try add(.batchNorm(), ins, n.name, n.id)
+        case .activation(let a):
+            y = try activation(a, after: ins[0], n.name, n.id)
+        case .dropout(let p):
+            y = p > 0 ? try add(.dropout(p: Float(p)), ins, n.name, n.id) : ins[0]
+        case .linear(let l):
+            y = try add(.linear(outFeatures: l.units, bias: l.bias), ins, n.name, n.id)
+            y = try activation(l.activation, after: y, n.name, n.id)
+        case .softmax:
+            y = try add(.softmax, ins, n.name, n.id)
+        case .concat:
+            y = ins.count == 1 ? ins[0] : try add(.concat, ins, n.name, n.id)
+        case .add:
+            y = try add(.add, ins, n.name, n.id)
+        }
+        outputOf[n.id] = y
+    }
+    return LoweredNetwork(engine: engine, outputOf: outputOf, sourceOf: sourceOf)
+}
