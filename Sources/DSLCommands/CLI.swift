@@ -14,6 +14,8 @@ struct Command {
 let commands: [Command] = [
     CheckCommand.command,
     RunCommand.command,
+    TrainCommand.command,
+    EvalCommand.command,
 ]
 
 /// The `dsl` version string.
