@@ -1,0 +1,15 @@
+# A small all-convolutional network for the quick start: trains in about a minute on the
+# CIFAR-10 sample in data/cifar10-sample on 2 cores. Batch norm after every convolution,
+# strided convolutions instead of pooling (the All-CNN idea), global average pooling head.
+
+network quickstart
+input 32x32x3
+
+conv 3 1 32 bn
+conv 3 2 64 bn          # 16x16
+conv 3 1 64 bn
+conv 3 2 128 bn         # 8x8
+conv 3 1 128 bn
+gap
+fc 10
+softmax
