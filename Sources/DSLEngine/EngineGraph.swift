@@ -329,8 +329,10 @@ public final class EngineGraph {
         case let .maxPool(k, s, p, _): return MaxPoolKernel(kernel: k, stride: s, pad: p, storage: storage)
         case let .avgPool(k, s, p, _): return AvgPoolKernel(kernel: k, stride: s, pad: p, storage: storage)
         case .globalAvgPool: return GlobalAvgPoolKernel(storage: storage)
-        case .relu: return ReLUKernel(slope: 0, storage: storage)
-        case let .leakyRelu(slope): return ReLUKernel(slope: slope, storage: storage)
+        case .relu, .leakyRelu:
+            let slope: Float
+            if case let .leakyRelu(s) = op { slope = s } else { slope = 0 }
+            return ReLUKernel(slope: slope, signFromOutput: op.backwardReadsOutput, storage: storage)
         case let .batchNorm(eps, momentum): return BatchNormKernel(eps: eps, momentum: momentum, storage: storage)
         case let .dropout(p):
             return DropoutKernel(probability: p, nodeIndex: index, randomState: randomState, storage: storage)

@@ -92,7 +92,14 @@ struct GradientChecker {
         var analytic = Array(UnsafeBufferPointer(start: graph.parameterGrads, count: graph.parameterCount))
         analytic += Array(UnsafeBufferPointer(start: graph.inputGradient!, count: inputCount))
         corruptAnalytic?(&analytic)
-        let scale = analytic.map { Double(abs($0)) }.max() ?? 0
+        // Absolute slack is relative to the largest gradient of the same tensor.
+        var tensorScale = [Double](repeating: 0, count: analytic.count)
+        var ranges = graph.parameters.map { $0.offset..<($0.offset + $0.count) }
+        ranges.append(graph.parameterCount..<analytic.count)
+        for range in ranges {
+            let largest = analytic[range].map { Double(abs($0)) }.max() ?? 0
+            for i in range { tensorScale[i] = largest }
+        }
         let baseline = lossAt(x)
 
         // Entries: a spread of indices from every parameter tensor and from the input.
@@ -124,9 +131,9 @@ struct GradientChecker {
             let a = Double(analytic[index])
             let mismatch = abs(a - numeric)
             report.checked += 1
-            let allowed = relativeTolerance * max(abs(a), abs(numeric)) + absoluteTolerance * scale
+            let allowed = relativeTolerance * max(abs(a), abs(numeric)) + absoluteTolerance * tensorScale[index] + 1e-7
             if mismatch <= allowed {
-                if max(abs(a), abs(numeric)) > 10 * absoluteTolerance * scale {
+                if max(abs(a), abs(numeric)) > max(10 * absoluteTolerance * tensorScale[index], 1e-5) {
                     report.worstRelativeError = max(report.worstRelativeError, mismatch / max(abs(a), abs(numeric)))
                 }
                 continue

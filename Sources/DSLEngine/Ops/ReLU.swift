@@ -7,14 +7,17 @@
 final class ReLUKernel: EngineKernel {
     let count: Int
     let slope: Float
+    /// Backward takes the sign from the output (relu, leaky with slope > 0) or else the input.
+    let signFromOutput: Bool
     let input: UnsafeMutablePointer<Float>
     let inputGrad: UnsafeMutablePointer<Float>?
     let output: UnsafeMutablePointer<Float>
     let outputGrad: UnsafeMutablePointer<Float>?
 
-    init(slope: Float, storage s: NodeStorage) {
+    init(slope: Float, signFromOutput: Bool, storage s: NodeStorage) {
         count = s.outputShape.count
         self.slope = slope
+        self.signFromOutput = signFromOutput
         input = s.inputs[0]
         inputGrad = s.inputGrads[0]
         output = s.output
@@ -38,8 +41,7 @@ final class ReLUKernel: EngineKernel {
     func backward(batch: Int) {
         guard let dIn = inputGrad, let dOut = outputGrad else { return }
         let total = batch * count
-        // Sign source: the output when slope ≥ 0 (relu, leaky with slope > 0), else the input.
-        let sign = UnsafePointer(slope > 0 || slope == 0 ? output : input)
+        let sign = UnsafePointer(signFromOutput ? output : input)
         let slope = self.slope
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in
