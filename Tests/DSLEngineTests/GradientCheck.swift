@@ -171,7 +171,7 @@ extension EngineGraph {
 
 /// Asserts a gradient check passed, printing its report.
 func assertGradientsMatch(_ report: GradientCheckReport, _ label: String, file: StaticString = #filePath, line: UInt = #line) {
-    print("GRADCHECK \(label): \(report)")
+    if ProcessInfo.processInfo.environment["DSL_GRADCHECK_VERBOSE"] != nil { print("gradient check \(label): \(report)") }
     XCTAssertTrue(report.passed, "\(label): \(report)", file: file, line: line)
     XCTAssertGreaterThan(report.checked, 0, file: file, line: line)
 }
