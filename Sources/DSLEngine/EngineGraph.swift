@@ -99,6 +99,7 @@ public final class EngineGraph {
     public private(set) var buffers: [EngineBuffer] = []
     /// Total number of parameter floats.
     public private(set) var parameterCount = 0
+    private var bufferCount = 0
     /// Storage of the plan; valid after `compile`.
     public private(set) var memoryPlan = EngineMemoryPlan(activationBytes: 0, scratchBytes: 0, parameterBytes: 0,
                                                           gradientBytes: 0, bufferBytes: 0, unplannedActivationBytes: 0)
@@ -252,54 +253,11 @@ public final class EngineGraph {
         grads = (0..<count).map { gradTensor[$0] < 0 ? nil : arena + plan.offsets[gradTensor[$0]] }
         let saved = (0..<count).map { savedTensor[$0] < 0 ? nil : arena + plan.offsets[savedTensor[$0]] }
 
-        // Shared im2col scratch, sized for the largest convolution chunk.
-        var columnFloats = 0
-        for node in nodes {
-            guard case let .conv(k, s, p, _, _)? = node.op, !(k == 1 && s == 1 && p == 0) else { continue }
-            let x = nodes[node.inputs[0]].shape
-            columnFloats = max(columnFloats, ConvKernel.columnFloatsPerSample(kernel: k, input: x, output: node.shape)
-                * ConvKernel.samplesPerChunk(kernel: k, input: x, output: node.shape, maxBatch: maxBatch))
-        }
+        let columnFloats = largestColumnChunkFloats()
         let columns = allocateFloats(columnFloats)
         columnScratch = columns
-
-        // Parameters and buffers: contiguous blocks, initialised in node order under the seed.
-        parameterCount = parameterSpecs.joined().reduce(0) { $0 + $1.count }
-        let parameterStorage = allocateFloats(2 * parameterCount)
-        self.parameterStorage = parameterStorage
-        let gradStorage = parameterStorage + parameterCount
-        var random = EngineRandom(seed: seed)
-        var nodeParameters = [[EngineParameter]](repeating: [], count: count)
-        var offset = 0
-        for j in 0..<count {
-            for spec in parameterSpecs[j] {
-                let value = parameterStorage + offset
-                switch spec.initializer {
-                case let .normal(std): for i in 0..<spec.count { value[i] = Float(random.normal() * std) }
-                case let .constant(c): value.update(repeating: c, count: spec.count)
-                }
-                nodeParameters[j].append(EngineParameter(name: "\(nodes[j].name).\(spec.suffix)", shape: spec.shape,
-                                                         count: spec.count, offset: offset, value: value,
-                                                         grad: gradStorage + offset))
-                offset += spec.count
-            }
-        }
-        parameters = Array(nodeParameters.joined())
-        let bufferCount = bufferSpecs.joined().reduce(0) { $0 + $1.count }
-        let bufferStorage = allocateFloats(bufferCount)
-        self.bufferStorage = bufferStorage
-        var nodeBuffers = [[EngineBuffer]](repeating: [], count: count)
-        offset = 0
-        for j in 0..<count {
-            for spec in bufferSpecs[j] {
-                let value = bufferStorage + offset
-                if case let .constant(c) = spec.initializer { value.update(repeating: c, count: spec.count) }
-                nodeBuffers[j].append(EngineBuffer(name: "\(nodes[j].name).\(spec.suffix)", shape: spec.shape,
-                                                   count: spec.count, value: value))
-                offset += spec.count
-            }
-        }
-        buffers = Array(nodeBuffers.joined())
+        let nodeParameters = allocateParameters(parameterSpecs)
+        let nodeBuffers = allocateBuffers(bufferSpecs)
 
         // Kernels.
         kernels = [EngineKernel?](repeating: nil, count: count)
@@ -321,6 +279,65 @@ public final class EngineGraph {
             scratchBytes: 4 * columnFloats + kernels.reduce(0) { $0 + ($1?.ownedScratchBytes ?? 0) },
             parameterBytes: 4 * parameterCount, gradientBytes: 4 * parameterCount, bufferBytes: 4 * bufferCount,
             unplannedActivationBytes: 4 * unplanned)
+    }
+
+    /// Floats of the shared im2col scratch: the largest chunk any convolution uses.
+    private func largestColumnChunkFloats() -> Int {
+        var columnFloats = 0
+        for node in nodes {
+            guard case let .conv(k, s, p, _, _)? = node.op, !(k == 1 && s == 1 && p == 0) else { continue }
+            let x = nodes[node.inputs[0]].shape
+            columnFloats = max(columnFloats, ConvKernel.columnFloatsPerSample(kernel: k, input: x, output: node.shape)
+                * ConvKernel.samplesPerChunk(kernel: k, input: x, output: node.shape, maxBatch: maxBatch))
+        }
+        return columnFloats
+    }
+
+    /// Allocates the contiguous value and gradient blocks and initialises every parameter, in
+    /// node order, from one generator seeded with `seed`. Returns each node's parameters.
+    private func allocateParameters(_ specs: [[ParameterSpec]]) -> [[EngineParameter]] {
+        parameterCount = specs.joined().reduce(0) { $0 + $1.count }
+        let storage = allocateFloats(2 * parameterCount)
+        parameterStorage = storage
+        let gradStorage = storage + parameterCount
+        var random = EngineRandom(seed: seed)
+        var nodeParameters = [[EngineParameter]](repeating: [], count: nodes.count)
+        var offset = 0
+        for (j, nodeSpecs) in specs.enumerated() {
+            for spec in nodeSpecs {
+                let value = storage + offset
+                switch spec.initializer {
+                case let .normal(std): for i in 0..<spec.count { value[i] = Float(random.normal() * std) }
+                case let .constant(c): value.update(repeating: c, count: spec.count)
+                }
+                nodeParameters[j].append(EngineParameter(name: "\(nodes[j].name).\(spec.suffix)", shape: spec.shape,
+                                                         count: spec.count, offset: offset, value: value,
+                                                         grad: gradStorage + offset))
+                offset += spec.count
+            }
+        }
+        parameters = Array(nodeParameters.joined())
+        return nodeParameters
+    }
+
+    /// Allocates the buffer block (BN running statistics) and sets initial values.
+    private func allocateBuffers(_ specs: [[ParameterSpec]]) -> [[EngineBuffer]] {
+        bufferCount = specs.joined().reduce(0) { $0 + $1.count }
+        let storage = allocateFloats(bufferCount)
+        bufferStorage = storage
+        var nodeBuffers = [[EngineBuffer]](repeating: [], count: nodes.count)
+        var offset = 0
+        for (j, nodeSpecs) in specs.enumerated() {
+            for spec in nodeSpecs {
+                let value = storage + offset
+                if case let .constant(c) = spec.initializer { value.update(repeating: c, count: spec.count) }
+                nodeBuffers[j].append(EngineBuffer(name: "\(nodes[j].name).\(spec.suffix)", shape: spec.shape,
+                                                   count: spec.count, value: value))
+                offset += spec.count
+            }
+        }
+        buffers = Array(nodeBuffers.joined())
+        return nodeBuffers
     }
 
     private func makeKernel(_ op: EngineOp, index: Int, storage: NodeStorage) -> EngineKernel {
