@@ -106,7 +106,7 @@ public final class EngineGraph {
 
     /// Creates a graph whose node 0 is an input of per-sample shape h×w×c.
     public init(inputShape: (h: Int, w: Int, c: Int), maxBatch: Int, seed: UInt64) {
-        precondition(inputShape.h >= 1 && inputShape.w >= 1 && inputShape.c >= 1 && maxBatch >= 1)
+        require(inputShape.h >= 1 && inputShape.w >= 1 && inputShape.c >= 1 && maxBatch >= 1)
         self.inputShape = EngineShape(height: inputShape.h, width: inputShape.w, channels: inputShape.c)
         self.maxBatch = maxBatch
         self.seed = seed
@@ -140,7 +140,7 @@ public final class EngineGraph {
     /// already ends in softmax.
     @discardableResult
     public func add(_ op: EngineOp, inputs: [Int], name: String) throws -> Int {
-        precondition(!isCompiled, "cannot add nodes to a compiled graph")
+        require(!isCompiled, "cannot add nodes to a compiled graph")
         guard !nodes.contains(where: { $0.name == name }) else {
             throw EngineGraphError("node '\(name)': the name is already used")
         }
@@ -168,7 +168,7 @@ public final class EngineGraph {
     /// what backward needs and allocates gradients; `reuseBuffers` lets tensors with disjoint
     /// lifetimes share storage and runs ReLU in place where safe (off: every tensor owns storage).
     public func compile(training: Bool = true, reuseBuffers: Bool = true) {
-        precondition(!isCompiled, "compile() runs once")
+        require(!isCompiled, "compile() runs once")
         isCompiled = true
         isCompiledForTraining = training
         let count = nodes.count, last = count - 1
@@ -367,13 +367,13 @@ public final class EngineGraph {
 
     /// The contiguous block of all parameter values (`parameterCount` floats).
     public var parameterValues: UnsafeMutablePointer<Float> {
-        precondition(isCompiled, "compile() the graph first")
+        require(isCompiled, "compile() the graph first")
         return parameterStorage!
     }
 
     /// The contiguous block of all parameter gradients, parallel to `parameterValues`.
     public var parameterGrads: UnsafeMutablePointer<Float> {
-        precondition(isCompiled, "compile() the graph first")
+        require(isCompiled, "compile() the graph first")
         return parameterStorage! + parameterCount
     }
 
@@ -384,9 +384,9 @@ public final class EngineGraph {
     /// softmax), valid until the next call. `training` uses batch statistics and dropout.
     @discardableResult
     public func forward(_ input: UnsafePointer<Float>, batch: Int, training: Bool) -> UnsafePointer<Float> {
-        precondition(isCompiled, "compile() the graph first")
-        precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
-        precondition(!training || isCompiledForTraining, "graph was compiled for inference only")
+        require(isCompiled, "compile() the graph first")
+        require(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        require(!training || isCompiledForTraining, "graph was compiled for inference only")
         values[0].update(from: input, count: batch * inputShape.count)
         if training { randomState[1] &+= 1 }
         for kernel in kernels.dropFirst() { kernel!.forward(batch: batch, training: training) }
@@ -402,8 +402,8 @@ public final class EngineGraph {
 
     /// `loss` without rounding the mean to Float (finite-difference checks need the precision).
     func lossInDouble(labels: UnsafePointer<Int32>, batch: Int) -> (loss: Double, correct: Int) {
-        guard let softmax = softmaxKernel else { preconditionFailure("the graph does not end in softmax") }
-        precondition(lastForward?.batch == batch, "loss needs the forward pass of the same batch")
+        guard let softmax = softmaxKernel else { fatalError("the graph does not end in softmax") }
+        require(lastForward?.batch == batch, "loss needs the forward pass of the same batch")
         return softmax.lossAndGradient(labels: labels, batch: batch, accumulateGradient: false)
     }
 
@@ -411,9 +411,9 @@ public final class EngineGraph {
     /// pass: zeroes, then accumulates, all parameter gradients. Returns loss and correct count.
     @discardableResult
     public func backward(labels: UnsafePointer<Int32>, batch: Int) -> (loss: Float, correct: Int) {
-        guard let softmax = softmaxKernel else { preconditionFailure("backward needs a graph ending in softmax") }
-        precondition(isCompiledForTraining, "graph was compiled for inference only")
-        precondition(lastForward?.batch == batch && lastForward?.training == true,
+        guard let softmax = softmaxKernel else { fatalError("backward needs a graph ending in softmax") }
+        require(isCompiledForTraining, "graph was compiled for inference only")
+        require(lastForward?.batch == batch && lastForward?.training == true,
                      "backward needs a training forward pass of the same batch")
         parameterGrads.update(repeating: 0, count: parameterCount)
         var result: (loss: Double, correct: Int) = (0, 0)
@@ -427,4 +427,12 @@ public final class EngineGraph {
         }
         return (Float(result.loss), result.correct)
     }
+}
+
+/// A precondition that survives -Ounchecked (the engine is always built that way): API misuse
+/// such as backward without a training forward pass stops with a message instead of computing garbage.
+@inline(__always)
+func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "",
+             file: StaticString = #fileID, line: UInt = #line) {
+    if !condition() { fatalError(message(), file: file, line: line) }
 }
