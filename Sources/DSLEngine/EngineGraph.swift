@@ -377,6 +377,9 @@ public final class EngineGraph {
         return parameterStorage! + parameterCount
     }
 
+    /// Where a node's output lives (tests check in-place decisions with it).
+    func outputStorage(of node: Int) -> UnsafePointer<Float> { UnsafePointer(values[node]) }
+
     /// Gradient of the loss with respect to the input after `backward`, if `computesInputGradient`.
     public var inputGradient: UnsafePointer<Float>? { grads.first.flatMap { $0.map { UnsafePointer($0) } } }
 

@@ -117,6 +117,38 @@ final class EngineBehaviorTests: XCTestCase {
         XCTAssertEqual(touching.totalFloats, 128)
     }
 
+    func testReLURunsInPlaceOnlyWhereSafe() throws {
+        func addNodes(_ g: EngineGraph) throws {
+            try g.add(.relu, inputs: [0], name: "r0")                                                      // 1: on the input
+            try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 3, bias: true), inputs: [1], name: "c1") // 2
+            try g.add(.relu, inputs: [2], name: "r1")                                                      // 3: sole consumer of c1
+            try g.add(.relu, inputs: [3], name: "r2")                                                      // 4: r1's output is needed by r1's backward
+            try g.add(.batchNorm(), inputs: [4], name: "bn")                                               // 5
+            try g.add(.leakyRelu(slope: 0.1), inputs: [5], name: "l1")                                     // 6
+            try g.add(.add, inputs: [6, 5], name: "sum")                                                   // 7: bn has two consumers
+            try g.add(.relu, inputs: [5], name: "r3")                                                      // 8
+            try g.add(.add, inputs: [7, 8], name: "sum2")                                                  // 9
+            try g.add(.softmax, inputs: [9], name: "softmax")
+        }
+        func build(training: Bool, reuse: Bool = true) throws -> EngineGraph {
+            let g = EngineGraph(inputShape: (4, 4, 2), maxBatch: 2, seed: 1)
+            try addNodes(g)
+            g.compile(training: training, reuseBuffers: reuse)
+            return g
+        }
+        let train = try build(training: true)
+        XCTAssertNotEqual(train.outputStorage(of: 1), train.outputStorage(of: 0), "the input is never overwritten")
+        XCTAssertEqual(train.outputStorage(of: 3), train.outputStorage(of: 2))
+        XCTAssertNotEqual(train.outputStorage(of: 4), train.outputStorage(of: 3))
+        XCTAssertNotEqual(train.outputStorage(of: 6), train.outputStorage(of: 5))
+        XCTAssertNotEqual(train.outputStorage(of: 8), train.outputStorage(of: 5))
+        let inference = try build(training: false)
+        XCTAssertEqual(inference.outputStorage(of: 4), inference.outputStorage(of: 2), "relu chains share storage in inference")
+        let separate = try build(training: true, reuse: false)
+        XCTAssertNotEqual(separate.outputStorage(of: 3), separate.outputStorage(of: 2))
+        assertGradientsMatch(try GradientChecker(step: 5e-3).check(input: (4, 4, 2), build: addNodes), "in-place decisions")
+    }
+
     func testBatchNormTrainingUpdatesRunningStatisticsLikePyTorch() throws {
         let g = EngineGraph(inputShape: (2, 3, 2), maxBatch: 4, seed: 1)
         try g.add(.batchNorm(eps: 1e-5, momentum: 0.1), inputs: [0], name: "bn1")

@@ -54,7 +54,7 @@ final class ConvKernel: EngineKernel {
         isPointwise = kernel == 1 && stride == 1 && pad == 0
         samplesPerChunk = isPointwise ? s.maxBatch
             : ConvKernel.samplesPerChunk(kernel: kernel, input: inShape, output: outShape, maxBatch: s.maxBatch)
-        precondition(isPointwise || samplesPerChunk * ConvKernel.columnFloatsPerSample(
+        require(isPointwise || samplesPerChunk * ConvKernel.columnFloatsPerSample(
             kernel: kernel, input: inShape, output: outShape) <= s.columnScratchFloats)
         biasPartials = allocateDoubles(maxReductionChunks * outShape.channels)
     }
