@@ -85,7 +85,7 @@ final class ConvKernel: EngineKernel {
             let out = output
             let chunks = elementwiseChunks(rows * oc)
             parallelFor(chunks) { chunk in
-                for r in reductionChunkRows(chunk, of: chunks, rows: rows) {
+                for r in chunkRange(chunk, of: chunks, count: rows) {
                     let row = out + r * oc
                     for o in 0..<oc { row[o] += bias[o] }
                 }

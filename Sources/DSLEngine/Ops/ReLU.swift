@@ -29,7 +29,7 @@ final class ReLUKernel: EngineKernel {
         let (x, y, slope) = (input, output, slope)
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in
-            let range = reductionChunkRows(chunk, of: chunks, rows: total)
+            let range = chunkRange(chunk, of: chunks, count: total)
             if slope == 0 {
                 for i in range { y[i] = max(x[i], 0) }
             } else {
@@ -45,7 +45,7 @@ final class ReLUKernel: EngineKernel {
         let slope = self.slope
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in
-            for i in reductionChunkRows(chunk, of: chunks, rows: total) {
+            for i in chunkRange(chunk, of: chunks, count: total) {
                 dIn[i] += sign[i] > 0 ? dOut[i] : slope * dOut[i]
             }
         }
