@@ -58,6 +58,56 @@ final class EngineBehaviorTests: XCTestCase {
                       "results differ between 1 and 2 threads")
     }
 
+    func testSmallerBatchesMatchTheFirstSamplesOfALargerOne() throws {
+        let g = try makeMidSizeNetwork()
+        let (x, labels) = batchData(8, count: g.inputShape.count)
+        let full: [Float] = g.forward(x, batch: 8, training: false)
+        let firstThree = Array(x[0..<(3 * g.inputShape.count)])
+        let part: [Float] = g.forward(firstThree, batch: 3, training: false)
+        // Approximate: a blocked GEMM may round rows differently depending on the row count.
+        for (p, f) in zip(part, full[0..<(3 * 10)]) { XCTAssertEqual(p, f, accuracy: 1e-5 * max(1, abs(f))) }
+        // Training on a smaller batch after a larger one: no stale data from the larger batch leaks in.
+        let fresh = try makeMidSizeNetwork()
+        let small = Array(x[0..<(3 * g.inputShape.count)]), smallLabels = Array(labels[0..<3])
+        for graph in [g, fresh] { graph.reseedDropout(9) }
+        g.forward(x, batch: 8, training: true)
+        g.backward(labels: labels, batch: 8)
+        g.reseedDropout(9)
+        let a: [Float] = g.forward(small, batch: 3, training: true)
+        let lossA = g.backward(labels: smallLabels, batch: 3).loss
+        let b: [Float] = fresh.forward(small, batch: 3, training: true)
+        let lossB = fresh.backward(labels: smallLabels, batch: 3).loss
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(lossA, lossB)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: g.parameterGrads, count: g.parameterCount)),
+                       Array(UnsafeBufferPointer(start: fresh.parameterGrads, count: fresh.parameterCount)))
+    }
+
+    func testConvolutionSplitIntoSeveralIm2colChunks() throws {
+        let saved = ConvKernel.columnBudgetFloats
+        defer { ConvKernel.columnBudgetFloats = saved }
+        func build(_ g: EngineGraph) throws {
+            try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 4, bias: true), inputs: [0], name: "conv1")
+            try g.add(.conv(kernel: 5, stride: 2, pad: 2, outChannels: 3, bias: true), inputs: [1], name: "conv2")
+        }
+        // One sample per chunk: 3 chunks for a batch of 3.
+        ConvKernel.columnBudgetFloats = 1
+        assertGradientsMatch(try GradientChecker(batch: 3).check(input: (5, 5, 2), build: build), "conv, one sample per im2col chunk")
+        let chunked = EngineGraph(inputShape: (5, 5, 2), maxBatch: 3, seed: 4)
+        try build(chunked)
+        chunked.compile()
+        ConvKernel.columnBudgetFloats = saved
+        let whole = EngineGraph(inputShape: (5, 5, 2), maxBatch: 3, seed: 4)
+        try build(whole)
+        whole.compile()
+        XCTAssertLessThan(chunked.memoryPlan.scratchBytes, whole.memoryPlan.scratchBytes)
+        var random = TestRandom(5)
+        let x = random.normals(3 * 50)
+        let chunkedOutput: [Float] = chunked.forward(x, batch: 3, training: true)
+        let wholeOutput: [Float] = whole.forward(x, batch: 3, training: true)
+        for (c, w) in zip(chunkedOutput, wholeOutput) { XCTAssertEqual(c, w, accuracy: 1e-5 * max(1, abs(w))) }
+    }
+
     func testPlannerReuseGivesSameGradientsAsNoReuse() throws {
         let reused = try makeMidSizeNetwork(reuse: true)
         let separate = try makeMidSizeNetwork(reuse: false)

@@ -30,10 +30,13 @@ final class ConvKernel: EngineKernel {
         output.height * output.width * kernel * kernel * input.channels
     }
 
-    /// Samples per im2col chunk: as many as fit in about 4 M floats, at least one.
+    /// Size budget of the shared im2col scratch in floats (tests lower it to force several chunks).
+    static var columnBudgetFloats = 4 << 20
+
+    /// Samples per im2col chunk: as many as fit in the budget, at least one.
     static func samplesPerChunk(kernel: Int, input: EngineShape, output: EngineShape, maxBatch: Int) -> Int {
         let perSample = columnFloatsPerSample(kernel: kernel, input: input, output: output)
-        return max(1, min(maxBatch, (4 << 20) / max(1, perSample)))
+        return max(1, min(maxBatch, columnBudgetFloats / max(1, perSample)))
     }
 
     init(kernel: Int, stride: Int, pad: Int, storage s: NodeStorage) {
