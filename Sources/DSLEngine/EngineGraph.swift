@@ -99,13 +99,14 @@ public final class EngineGraph {
     public private(set) var buffers: [EngineBuffer] = []
     /// Total number of parameter floats.
     public private(set) var parameterCount = 0
+    private var bufferCount = 0
     /// Storage of the plan; valid after `compile`.
     public private(set) var memoryPlan = EngineMemoryPlan(activationBytes: 0, scratchBytes: 0, parameterBytes: 0,
                                                           gradientBytes: 0, bufferBytes: 0, unplannedActivationBytes: 0)
 
     /// Creates a graph whose node 0 is an input of per-sample shape h×w×c.
     public init(inputShape: (h: Int, w: Int, c: Int), maxBatch: Int, seed: UInt64) {
-        precondition(inputShape.h >= 1 && inputShape.w >= 1 && inputShape.c >= 1 && maxBatch >= 1)
+        require(inputShape.h >= 1 && inputShape.w >= 1 && inputShape.c >= 1 && maxBatch >= 1)
         self.inputShape = EngineShape(height: inputShape.h, width: inputShape.w, channels: inputShape.c)
         self.maxBatch = maxBatch
         self.seed = seed
@@ -139,7 +140,7 @@ public final class EngineGraph {
     /// already ends in softmax.
     @discardableResult
     public func add(_ op: EngineOp, inputs: [Int], name: String) throws -> Int {
-        precondition(!isCompiled, "cannot add nodes to a compiled graph")
+        require(!isCompiled, "cannot add nodes to a compiled graph")
         guard !nodes.contains(where: { $0.name == name }) else {
             throw EngineGraphError("node '\(name)': the name is already used")
         }
@@ -167,7 +168,7 @@ public final class EngineGraph {
     /// what backward needs and allocates gradients; `reuseBuffers` lets tensors with disjoint
     /// lifetimes share storage and runs ReLU in place where safe (off: every tensor owns storage).
     public func compile(training: Bool = true, reuseBuffers: Bool = true) {
-        precondition(!isCompiled, "compile() runs once")
+        require(!isCompiled, "compile() runs once")
         isCompiled = true
         isCompiledForTraining = training
         let count = nodes.count, last = count - 1
@@ -252,54 +253,11 @@ public final class EngineGraph {
         grads = (0..<count).map { gradTensor[$0] < 0 ? nil : arena + plan.offsets[gradTensor[$0]] }
         let saved = (0..<count).map { savedTensor[$0] < 0 ? nil : arena + plan.offsets[savedTensor[$0]] }
 
-        // Shared im2col scratch, sized for the largest convolution chunk.
-        var columnFloats = 0
-        for node in nodes {
-            guard case let .conv(k, s, p, _, _)? = node.op, !(k == 1 && s == 1 && p == 0) else { continue }
-            let x = nodes[node.inputs[0]].shape
-            columnFloats = max(columnFloats, ConvKernel.columnFloatsPerSample(kernel: k, input: x, output: node.shape)
-                * ConvKernel.samplesPerChunk(kernel: k, input: x, output: node.shape, maxBatch: maxBatch))
-        }
+        let columnFloats = largestColumnChunkFloats()
         let columns = allocateFloats(columnFloats)
         columnScratch = columns
-
-        // Parameters and buffers: contiguous blocks, initialised in node order under the seed.
-        parameterCount = parameterSpecs.joined().reduce(0) { $0 + $1.count }
-        let parameterStorage = allocateFloats(2 * parameterCount)
-        self.parameterStorage = parameterStorage
-        let gradStorage = parameterStorage + parameterCount
-        var random = EngineRandom(seed: seed)
-        var nodeParameters = [[EngineParameter]](repeating: [], count: count)
-        var offset = 0
-        for j in 0..<count {
-            for spec in parameterSpecs[j] {
-                let value = parameterStorage + offset
-                switch spec.initializer {
-                case let .normal(std): for i in 0..<spec.count { value[i] = Float(random.normal() * std) }
-                case let .constant(c): value.update(repeating: c, count: spec.count)
-                }
-                nodeParameters[j].append(EngineParameter(name: "\(nodes[j].name).\(spec.suffix)", shape: spec.shape,
-                                                         count: spec.count, offset: offset, value: value,
-                                                         grad: gradStorage + offset))
-                offset += spec.count
-            }
-        }
-        parameters = Array(nodeParameters.joined())
-        let bufferCount = bufferSpecs.joined().reduce(0) { $0 + $1.count }
-        let bufferStorage = allocateFloats(bufferCount)
-        self.bufferStorage = bufferStorage
-        var nodeBuffers = [[EngineBuffer]](repeating: [], count: count)
-        offset = 0
-        for j in 0..<count {
-            for spec in bufferSpecs[j] {
-                let value = bufferStorage + offset
-                if case let .constant(c) = spec.initializer { value.update(repeating: c, count: spec.count) }
-                nodeBuffers[j].append(EngineBuffer(name: "\(nodes[j].name).\(spec.suffix)", shape: spec.shape,
-                                                   count: spec.count, value: value))
-                offset += spec.count
-            }
-        }
-        buffers = Array(nodeBuffers.joined())
+        let nodeParameters = allocateParameters(parameterSpecs)
+        let nodeBuffers = allocateBuffers(bufferSpecs)
 
         // Kernels.
         kernels = [EngineKernel?](repeating: nil, count: count)
@@ -323,14 +281,75 @@ public final class EngineGraph {
             unplannedActivationBytes: 4 * unplanned)
     }
 
+    /// Floats of the shared im2col scratch: the largest chunk any convolution uses.
+    private func largestColumnChunkFloats() -> Int {
+        var columnFloats = 0
+        for node in nodes {
+            guard case let .conv(k, s, p, _, _)? = node.op, !(k == 1 && s == 1 && p == 0) else { continue }
+            let x = nodes[node.inputs[0]].shape
+            columnFloats = max(columnFloats, ConvKernel.columnFloatsPerSample(kernel: k, input: x, output: node.shape)
+                * ConvKernel.samplesPerChunk(kernel: k, input: x, output: node.shape, maxBatch: maxBatch))
+        }
+        return columnFloats
+    }
+
+    /// Allocates the contiguous value and gradient blocks and initialises every parameter, in
+    /// node order, from one generator seeded with `seed`. Returns each node's parameters.
+    private func allocateParameters(_ specs: [[ParameterSpec]]) -> [[EngineParameter]] {
+        parameterCount = specs.joined().reduce(0) { $0 + $1.count }
+        let storage = allocateFloats(2 * parameterCount)
+        parameterStorage = storage
+        let gradStorage = storage + parameterCount
+        var random = EngineRandom(seed: seed)
+        var nodeParameters = [[EngineParameter]](repeating: [], count: nodes.count)
+        var offset = 0
+        for (j, nodeSpecs) in specs.enumerated() {
+            for spec in nodeSpecs {
+                let value = storage + offset
+                switch spec.initializer {
+                case let .normal(std): for i in 0..<spec.count { value[i] = Float(random.normal() * std) }
+                case let .constant(c): value.update(repeating: c, count: spec.count)
+                }
+                nodeParameters[j].append(EngineParameter(name: "\(nodes[j].name).\(spec.suffix)", shape: spec.shape,
+                                                         count: spec.count, offset: offset, value: value,
+                                                         grad: gradStorage + offset))
+                offset += spec.count
+            }
+        }
+        parameters = Array(nodeParameters.joined())
+        return nodeParameters
+    }
+
+    /// Allocates the buffer block (BN running statistics) and sets initial values.
+    private func allocateBuffers(_ specs: [[ParameterSpec]]) -> [[EngineBuffer]] {
+        bufferCount = specs.joined().reduce(0) { $0 + $1.count }
+        let storage = allocateFloats(bufferCount)
+        bufferStorage = storage
+        var nodeBuffers = [[EngineBuffer]](repeating: [], count: nodes.count)
+        var offset = 0
+        for (j, nodeSpecs) in specs.enumerated() {
+            for spec in nodeSpecs {
+                let value = storage + offset
+                if case let .constant(c) = spec.initializer { value.update(repeating: c, count: spec.count) }
+                nodeBuffers[j].append(EngineBuffer(name: "\(nodes[j].name).\(spec.suffix)", shape: spec.shape,
+                                                   count: spec.count, value: value))
+                offset += spec.count
+            }
+        }
+        buffers = Array(nodeBuffers.joined())
+        return nodeBuffers
+    }
+
     private func makeKernel(_ op: EngineOp, index: Int, storage: NodeStorage) -> EngineKernel {
         switch op {
         case let .conv(k, s, p, _, _): return ConvKernel(kernel: k, stride: s, pad: p, storage: storage)
         case let .maxPool(k, s, p, _): return MaxPoolKernel(kernel: k, stride: s, pad: p, storage: storage)
         case let .avgPool(k, s, p, _): return AvgPoolKernel(kernel: k, stride: s, pad: p, storage: storage)
         case .globalAvgPool: return GlobalAvgPoolKernel(storage: storage)
-        case .relu: return ReLUKernel(slope: 0, storage: storage)
-        case let .leakyRelu(slope): return ReLUKernel(slope: slope, storage: storage)
+        case .relu, .leakyRelu:
+            let slope: Float
+            if case let .leakyRelu(s) = op { slope = s } else { slope = 0 }
+            return ReLUKernel(slope: slope, signFromOutput: op.backwardReadsOutput, storage: storage)
         case let .batchNorm(eps, momentum): return BatchNormKernel(eps: eps, momentum: momentum, storage: storage)
         case let .dropout(p):
             return DropoutKernel(probability: p, nodeIndex: index, randomState: randomState, storage: storage)
@@ -348,15 +367,18 @@ public final class EngineGraph {
 
     /// The contiguous block of all parameter values (`parameterCount` floats).
     public var parameterValues: UnsafeMutablePointer<Float> {
-        precondition(isCompiled, "compile() the graph first")
+        require(isCompiled, "compile() the graph first")
         return parameterStorage!
     }
 
     /// The contiguous block of all parameter gradients, parallel to `parameterValues`.
     public var parameterGrads: UnsafeMutablePointer<Float> {
-        precondition(isCompiled, "compile() the graph first")
+        require(isCompiled, "compile() the graph first")
         return parameterStorage! + parameterCount
     }
+
+    /// Where a node's output lives (tests check in-place decisions with it).
+    func outputStorage(of node: Int) -> UnsafePointer<Float> { UnsafePointer(values[node]) }
 
     /// Gradient of the loss with respect to the input after `backward`, if `computesInputGradient`.
     public var inputGradient: UnsafePointer<Float>? { grads.first.flatMap { $0.map { UnsafePointer($0) } } }
@@ -365,9 +387,9 @@ public final class EngineGraph {
     /// softmax), valid until the next call. `training` uses batch statistics and dropout.
     @discardableResult
     public func forward(_ input: UnsafePointer<Float>, batch: Int, training: Bool) -> UnsafePointer<Float> {
-        precondition(isCompiled, "compile() the graph first")
-        precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
-        precondition(!training || isCompiledForTraining, "graph was compiled for inference only")
+        require(isCompiled, "compile() the graph first")
+        require(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        require(!training || isCompiledForTraining, "graph was compiled for inference only")
         values[0].update(from: input, count: batch * inputShape.count)
         if training { randomState[1] &+= 1 }
         for kernel in kernels.dropFirst() { kernel!.forward(batch: batch, training: training) }
@@ -383,8 +405,8 @@ public final class EngineGraph {
 
     /// `loss` without rounding the mean to Float (finite-difference checks need the precision).
     func lossInDouble(labels: UnsafePointer<Int32>, batch: Int) -> (loss: Double, correct: Int) {
-        guard let softmax = softmaxKernel else { preconditionFailure("the graph does not end in softmax") }
-        precondition(lastForward?.batch == batch, "loss needs the forward pass of the same batch")
+        guard let softmax = softmaxKernel else { fatalError("the graph does not end in softmax") }
+        require(lastForward?.batch == batch, "loss needs the forward pass of the same batch")
         return softmax.lossAndGradient(labels: labels, batch: batch, accumulateGradient: false)
     }
 
@@ -392,9 +414,9 @@ public final class EngineGraph {
     /// pass: zeroes, then accumulates, all parameter gradients. Returns loss and correct count.
     @discardableResult
     public func backward(labels: UnsafePointer<Int32>, batch: Int) -> (loss: Float, correct: Int) {
-        guard let softmax = softmaxKernel else { preconditionFailure("backward needs a graph ending in softmax") }
-        precondition(isCompiledForTraining, "graph was compiled for inference only")
-        precondition(lastForward?.batch == batch && lastForward?.training == true,
+        guard let softmax = softmaxKernel else { fatalError("backward needs a graph ending in softmax") }
+        require(isCompiledForTraining, "graph was compiled for inference only")
+        require(lastForward?.batch == batch && lastForward?.training == true,
                      "backward needs a training forward pass of the same batch")
         parameterGrads.update(repeating: 0, count: parameterCount)
         var result: (loss: Double, correct: Int) = (0, 0)
@@ -408,4 +430,12 @@ public final class EngineGraph {
         }
         return (Float(result.loss), result.correct)
     }
+}
+
+/// A precondition that survives -Ounchecked (the engine is always built that way): API misuse
+/// such as backward without a training forward pass stops with a message instead of computing garbage.
+@inline(__always)
+func require(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "",
+             file: StaticString = #fileID, line: UInt = #line) {
+    if !condition() { fatalError(message(), file: file, line: line) }
 }

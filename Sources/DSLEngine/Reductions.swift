@@ -8,10 +8,11 @@
 @inline(__always)
 func reductionChunkCount(rows: Int) -> Int { max(1, min(16, rows / 32)) }
 
-/// The rows handled by partial sum `chunk` of `chunks`.
+/// The items (rows or elements) of chunk `chunk` when `count` items are split into `chunks`
+/// contiguous, nearly equal chunks.
 @inline(__always)
-func reductionChunkRows(_ chunk: Int, of chunks: Int, rows: Int) -> Range<Int> {
-    (chunk * rows / chunks)..<((chunk + 1) * rows / chunks)
+func chunkRange(_ chunk: Int, of chunks: Int, count: Int) -> Range<Int> {
+    (chunk * count / chunks)..<((chunk + 1) * count / chunks)
 }
 
 /// Largest number of partial sums any reduction uses; partial buffers hold this many rows.
@@ -25,7 +26,7 @@ func accumulateColumnSums(_ data: UnsafePointer<Float>, rows: Int, columns: Int,
     parallelFor(chunks) { chunk in
         let partial = partials + chunk * columns
         partial.update(repeating: 0, count: columns)
-        for r in reductionChunkRows(chunk, of: chunks, rows: rows) {
+        for r in chunkRange(chunk, of: chunks, count: rows) {
             let row = data + r * columns
             for c in 0..<columns { partial[c] += Double(row[c]) }
         }

@@ -73,7 +73,7 @@ final class OpGradientTests: XCTestCase {
     }
 
     func testLeakyReLUGradients() throws {
-        for slope: Float in [0.1, -0.2] {
+        for slope: Float in [0.1, 0, -0.2] {
             let report = try GradientChecker(step: 2e-3, spacedInput: true).check(input: (3, 3, 4)) { g in
                 try g.add(.leakyRelu(slope: slope), inputs: [0], name: "leaky")
             }
@@ -122,6 +122,11 @@ final class OpGradientTests: XCTestCase {
             try g.add(.add, inputs: [wide, 0, mid], name: "sum")
         }
         assertGradientsMatch(report, "add with zero padding")
+        let narrowFirst = try GradientChecker(batch: 2).check(input: (3, 3, 2)) { g in
+            let wide = try g.add(.conv(kernel: 1, stride: 1, pad: 0, outChannels: 4, bias: true), inputs: [0], name: "conv1")
+            try g.add(.add, inputs: [0, wide], name: "sum")
+        }
+        assertGradientsMatch(narrowFirst, "add with the narrow input first")
         let same = try GradientChecker().check(input: (3, 3, 2)) { g in
             try g.add(.add, inputs: [0, 0], name: "double")
         }

@@ -32,7 +32,7 @@ final class AddKernel: EngineKernel {
             let isFirst = index == 0
             let chunks = elementwiseChunks(pixels * oc)
             parallelFor(chunks) { chunk in
-                let rows = reductionChunkRows(chunk, of: chunks, rows: pixels)
+                let rows = chunkRange(chunk, of: chunks, count: pixels)
                 if c == oc {
                     let range = (rows.lowerBound * oc)..<(rows.upperBound * oc)
                     if isFirst {
@@ -64,7 +64,7 @@ final class AddKernel: EngineKernel {
             let c = inputChannels[index]
             let chunks = elementwiseChunks(pixels * c)
             parallelFor(chunks) { chunk in
-                for p in reductionChunkRows(chunk, of: chunks, rows: pixels) {
+                for p in chunkRange(chunk, of: chunks, count: pixels) {
                     let (from, to) = (dy + p * oc, dx + p * c)
                     for ch in 0..<c { to[ch] += from[ch] }
                 }

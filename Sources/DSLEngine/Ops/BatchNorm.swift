@@ -77,7 +77,7 @@ final class BatchNormKernel: EngineKernel {
         parallelFor(chunks) { chunk in
             let first = partials + chunk * 2 * c, second = first + c
             first.update(repeating: 0, count: 2 * c)
-            for r in reductionChunkRows(chunk, of: chunks, rows: rows) {
+            for r in chunkRange(chunk, of: chunks, count: rows) {
                 let rowA = a + r * c
                 if let b = b {
                     let rowB = b + r * c
@@ -120,7 +120,7 @@ final class BatchNormKernel: EngineKernel {
                 let (mean, inv, y, g, b) = (UnsafePointer(batchMean), invStd, output, gamma, beta)
                 let chunks = elementwiseChunks(rows * c)
                 parallelFor(chunks) { chunk in
-                    for r in reductionChunkRows(chunk, of: chunks, rows: rows) {
+                    for r in chunkRange(chunk, of: chunks, count: rows) {
                         let (src, nx, dst) = (x + r * c, xhat + r * c, y + r * c)
                         for ch in 0..<c {
                             let v = Float(Double(src[ch]) - mean[ch]) * inv[ch]
@@ -141,7 +141,7 @@ final class BatchNormKernel: EngineKernel {
         let (y, sc, sh) = (output, scale, shift)
         let chunks = elementwiseChunks(rows * c)
         parallelFor(chunks) { chunk in
-            for r in reductionChunkRows(chunk, of: chunks, rows: rows) {
+            for r in chunkRange(chunk, of: chunks, count: rows) {
                 let (src, dst) = (x + r * c, y + r * c)
                 for ch in 0..<c { dst[ch] = src[ch] * sc[ch] + sh[ch] }
             }
@@ -169,7 +169,7 @@ final class BatchNormKernel: EngineKernel {
         let (g, inv, meanDy, meanDyXhat) = (gamma, invStd, self.meanDy, self.meanDyXhat)
         let chunks = elementwiseChunks(rows * c)
         parallelFor(chunks) { chunk in
-            for r in reductionChunkRows(chunk, of: chunks, rows: rows) {
+            for r in chunkRange(chunk, of: chunks, count: rows) {
                 let (dy, nx, dx) = (dOut + r * c, xhat + r * c, dIn + r * c)
                 for ch in 0..<c {
                     dx[ch] += g[ch] * inv[ch] * (dy[ch] - meanDy[ch] - nx[ch] * meanDyXhat[ch])

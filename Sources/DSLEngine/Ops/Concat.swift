@@ -30,7 +30,7 @@ final class ConcatKernel: EngineKernel {
             let (src, dst) = (UnsafePointer(x), output + offset)
             let chunks = elementwiseChunks(pixels * c)
             parallelFor(chunks) { chunk in
-                for p in reductionChunkRows(chunk, of: chunks, rows: pixels) {
+                for p in chunkRange(chunk, of: chunks, count: pixels) {
                     (dst + p * oc).update(from: src + p * c, count: c)
                 }
             }
@@ -49,7 +49,7 @@ final class ConcatKernel: EngineKernel {
             let dy = UnsafePointer(dOut + offset)
             let chunks = elementwiseChunks(pixels * c)
             parallelFor(chunks) { chunk in
-                for p in reductionChunkRows(chunk, of: chunks, rows: pixels) {
+                for p in chunkRange(chunk, of: chunks, count: pixels) {
                     let (from, to) = (dy + p * oc, dx + p * c)
                     for ch in 0..<c { to[ch] += from[ch] }
                 }

@@ -30,10 +30,13 @@ final class ConvKernel: EngineKernel {
         output.height * output.width * kernel * kernel * input.channels
     }
 
-    /// Samples per im2col chunk: as many as fit in about 4 M floats, at least one.
+    /// Size budget of the shared im2col scratch in floats (tests lower it to force several chunks).
+    static var columnBudgetFloats = 4 << 20
+
+    /// Samples per im2col chunk: as many as fit in the budget, at least one.
     static func samplesPerChunk(kernel: Int, input: EngineShape, output: EngineShape, maxBatch: Int) -> Int {
         let perSample = columnFloatsPerSample(kernel: kernel, input: input, output: output)
-        return max(1, min(maxBatch, (4 << 20) / max(1, perSample)))
+        return max(1, min(maxBatch, columnBudgetFloats / max(1, perSample)))
     }
 
     init(kernel: Int, stride: Int, pad: Int, storage s: NodeStorage) {
@@ -54,7 +57,7 @@ final class ConvKernel: EngineKernel {
         isPointwise = kernel == 1 && stride == 1 && pad == 0
         samplesPerChunk = isPointwise ? s.maxBatch
             : ConvKernel.samplesPerChunk(kernel: kernel, input: inShape, output: outShape, maxBatch: s.maxBatch)
-        precondition(isPointwise || samplesPerChunk * ConvKernel.columnFloatsPerSample(
+        require(isPointwise || samplesPerChunk * ConvKernel.columnFloatsPerSample(
             kernel: kernel, input: inShape, output: outShape) <= s.columnScratchFloats)
         biasPartials = allocateDoubles(maxReductionChunks * outShape.channels)
     }
@@ -85,7 +88,7 @@ final class ConvKernel: EngineKernel {
             let out = output
             let chunks = elementwiseChunks(rows * oc)
             parallelFor(chunks) { chunk in
-                for r in reductionChunkRows(chunk, of: chunks, rows: rows) {
+                for r in chunkRange(chunk, of: chunks, count: rows) {
                     let row = out + r * oc
                     for o in 0..<oc { row[o] += bias[o] }
                 }

@@ -39,11 +39,12 @@ final class DropoutKernel: EngineKernel {
         let keepScale = 1 / (1 - probability)
         // Keep iff the top 24 bits, as a fraction of 2^24, are ≥ p.
         let threshold = UInt64((Double(probability) * 16_777_216).rounded(.up))
-        let streamSeed = EngineRandom.mix(randomState[0] ^ EngineRandom.mix(randomState[1] &* 0x1_0000_0001
-                                                                                &+ UInt64(nodeIndex)))
+        // One stream per (seed, training pass, node); element i hashes stream + i·φ.
+        let (seed, pass) = (randomState[0], randomState[1])
+        let streamSeed = EngineRandom.mix(seed ^ EngineRandom.mix(pass &* 0x1_0000_0001 &+ UInt64(nodeIndex)))
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in
-            for i in reductionChunkRows(chunk, of: chunks, rows: total) {
+            for i in chunkRange(chunk, of: chunks, count: total) {
                 let bits = EngineRandom.mix(streamSeed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15) >> 40
                 let m: Float = bits >= threshold ? keepScale : 0
                 mask[i] = m
@@ -57,7 +58,7 @@ final class DropoutKernel: EngineKernel {
         let total = batch * count
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in
-            for i in reductionChunkRows(chunk, of: chunks, rows: total) { dIn[i] += dOut[i] * mask[i] }
+            for i in chunkRange(chunk, of: chunks, count: total) { dIn[i] += dOut[i] * mask[i] }
         }
     }
 }

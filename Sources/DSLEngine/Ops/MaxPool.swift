@@ -50,9 +50,10 @@ final class MaxPoolKernel: EngineKernel {
                         for iw in colStart..<colEnd {
                             let offset = (ih * w + iw) * c
                             let src = xs + offset
-                            for ch in 0..<c where src[ch] > dst[ch] {
-                                dst[ch] = src[ch]
-                                idx[ch] = Int32(offset + ch)
+                            for ch in 0..<c {
+                                let v = src[ch], better = v > dst[ch]
+                                dst[ch] = better ? v : dst[ch]
+                                idx[ch] = better ? Int32(offset + ch) : idx[ch]
                             }
                         }
                     }

@@ -7,14 +7,17 @@
 final class ReLUKernel: EngineKernel {
     let count: Int
     let slope: Float
+    /// Backward takes the sign from the output (relu, leaky with slope > 0) or else the input.
+    let signFromOutput: Bool
     let input: UnsafeMutablePointer<Float>
     let inputGrad: UnsafeMutablePointer<Float>?
     let output: UnsafeMutablePointer<Float>
     let outputGrad: UnsafeMutablePointer<Float>?
 
-    init(slope: Float, storage s: NodeStorage) {
+    init(slope: Float, signFromOutput: Bool, storage s: NodeStorage) {
         count = s.outputShape.count
         self.slope = slope
+        self.signFromOutput = signFromOutput
         input = s.inputs[0]
         inputGrad = s.inputGrads[0]
         output = s.output
@@ -26,7 +29,7 @@ final class ReLUKernel: EngineKernel {
         let (x, y, slope) = (input, output, slope)
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in
-            let range = reductionChunkRows(chunk, of: chunks, rows: total)
+            let range = chunkRange(chunk, of: chunks, count: total)
             if slope == 0 {
                 for i in range { y[i] = max(x[i], 0) }
             } else {
@@ -38,12 +41,11 @@ final class ReLUKernel: EngineKernel {
     func backward(batch: Int) {
         guard let dIn = inputGrad, let dOut = outputGrad else { return }
         let total = batch * count
-        // Sign source: the output when slope ≥ 0 (relu, leaky with slope > 0), else the input.
-        let sign = UnsafePointer(slope > 0 || slope == 0 ? output : input)
+        let sign = UnsafePointer(signFromOutput ? output : input)
         let slope = self.slope
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in
-            for i in reductionChunkRows(chunk, of: chunks, rows: total) {
+            for i in chunkRange(chunk, of: chunks, count: total) {
                 dIn[i] += sign[i] > 0 ? dOut[i] : slope * dOut[i]
             }
         }

@@ -51,7 +51,7 @@ final class SoftmaxKernel: EngineKernel {
         for sample in 0..<batch {
             let logits = x + sample * k
             let label = Int(labels[sample])
-            precondition(label >= 0 && label < k, "label \(label) outside 0..<\(k)")
+            require(label >= 0 && label < k, "label \(label) outside 0..<\(k)")
             var largest = logits[0], best = 0
             for i in 1..<max(1, k) where logits[i] > largest {
                 largest = logits[i]
