@@ -14,6 +14,7 @@ struct Command {
 let commands: [Command] = [
     CheckCommand.command,
     RunCommand.command,
+    BenchCommand.command,
     TrainCommand.command,
     EvalCommand.command,
 ]

@@ -1,3 +1,4 @@
+import Dispatch
 // EngineGraph: a DAG of `EngineOp` nodes over NHWC fp32 tensors (see Layout.swift), compiled
 // once into kernels bound to preplanned storage, then run forward and backward with no
 // allocation per batch.
@@ -362,6 +363,21 @@ public final class EngineGraph {
 
     // MARK: Running
 
+    /// When true, forward and backward add each node's wall time to `forwardSeconds` and
+    /// `backwardSeconds` (indexed by node); turning it on resets both.
+    public var profiling = false {
+        didSet {
+            if profiling {
+                forwardSeconds = [Double](repeating: 0, count: nodes.count)
+                backwardSeconds = [Double](repeating: 0, count: nodes.count)
+            }
+        }
+    }
+    /// Accumulated forward seconds per node while `profiling` was on.
+    public private(set) var forwardSeconds: [Double] = []
+    /// Accumulated backward seconds per node while `profiling` was on.
+    public private(set) var backwardSeconds: [Double] = []
+
     /// Bytes the compiled graph holds: activations + scratch + parameters + gradients + buffers.
     public var plannedBytes: Int { memoryPlan.totalBytes }
 
@@ -392,7 +408,15 @@ public final class EngineGraph {
         require(!training || isCompiledForTraining, "graph was compiled for inference only")
         values[0].update(from: input, count: batch * inputShape.count)
         if training { randomState[1] &+= 1 }
-        for kernel in kernels.dropFirst() { kernel!.forward(batch: batch, training: training) }
+        if profiling {
+            for k in 1..<kernels.count {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                kernels[k]!.forward(batch: batch, training: training)
+                forwardSeconds[k] += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            }
+        } else {
+            for kernel in kernels.dropFirst() { kernel!.forward(batch: batch, training: training) }
+        }
         lastForward = (batch, training)
         return UnsafePointer(values[nodes.count - 1])
     }
@@ -425,7 +449,9 @@ public final class EngineGraph {
             if k == nodes.count - 1 {
                 result = softmax.lossAndGradient(labels: labels, batch: batch, accumulateGradient: true)
             } else if needsGrad[k] {
+                let t0 = profiling ? DispatchTime.now().uptimeNanoseconds : 0
                 kernels[k]!.backward(batch: batch)
+                if profiling { backwardSeconds[k] += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
             }
         }
         return (Float(result.loss), result.correct)

@@ -1,0 +1,120 @@
+import DSLEngine
+import DSLIR
+import Foundation
+
+/// `dsl bench FILE`: per-layer forward and backward times, training and inference throughput,
+/// achieved GFLOP/s and the fraction of this machine's measured peak.
+enum BenchCommand {
+    static let command = Command(name: "bench", summary: "time every layer forward and backward; throughput, GFLOP/s, % of peak", help: """
+    Usage: dsl bench FILE [--batch N] [--threads T] [--steps N] [--format table|json]
+
+    Builds the network on the CPU engine and times, like `caffe time`: each layer's forward
+    and backward pass (mean over --steps profiled steps), the whole training step
+    (forward + backward + SGD update) and inference, in images per second, the achieved
+    GFLOP/s (2 x MACs of convolutions and linear layers; backward counts 2 x forward) and
+    the fraction of this machine's peak FP32 FMA rate, measured at start and printed.
+    Build in release mode for meaningful figures: swift build -c release.
+
+    Options:
+      --batch N        images per batch (default 64)
+      --threads T      worker threads (default: all cores)
+      --steps N        timed steps (default 5, after 2 warm-up steps)
+      --format F       table (default) or json (fields: train_images_per_second,
+                       inference_images_per_second, gflops_per_second, peak_gflops,
+                       fraction_of_peak, layers: [{name, op, forward_ms, backward_ms,
+                       macs, gflops_per_second}])
+
+    """, run: run)
+
+    static func run(_ args: [String]) throws -> Int32 {
+        let a = try Arguments(args, valueOptions: ["--batch", "--threads", "--steps", "--format"], flagOptions: [])
+        guard a.positional.count == 1 else { throw UsageError(message: a.positional.isEmpty ? "missing spec file" : "expected one spec file") }
+        let batch = try a.integer("--batch", default: 64, in: 1...4096)
+        let steps = try a.integer("--steps", default: 5, in: 1...10_000)
+        let format = a.value("--format") ?? "table"
+        guard format == "table" || format == "json" else { throw UsageError(message: "--format must be table or json") }
+        engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)
+        guard let (_, g, cost) = try loadChecked(a.positional[0], printWarnings: false) else { return ExitCode.failure }
+        var trains = true
+        if case .softmax = g.nodes[g.output].op {} else { trains = false }
+        let lowered = try lower(g, maxBatch: batch, seed: 1)
+        let engine = lowered.engine
+        engine.compile(training: trains)
+        var rng = SeededNormal(seed: 42)
+        var input = [Float](repeating: 0, count: batch * g.inputShape.elements)
+        for i in input.indices { input[i] = rng.next() }
+        let classes = g.nodes[g.output].shape.elements
+        var labels = [Int32](repeating: 0, count: batch)
+        for i in 0..<batch { labels[i] = Int32(rng.nextIndex(below: classes)) }
+        let peak = machinePeakGFLOPS(threads: engineThreadCount)
+        let velocity = UnsafeMutablePointer<Float>.allocate(capacity: max(1, engine.parameterCount))
+        velocity.initialize(repeating: 0, count: max(1, engine.parameterCount))
+        defer { velocity.deallocate() }
+
+        func trainStep() {
+            input.withUnsafeBufferPointer { _ = engine.forward($0.baseAddress!, batch: batch, training: true) }
+            _ = labels.withUnsafeBufferPointer { engine.backward(labels: $0.baseAddress!, batch: batch) }
+            // The fused SGD update (momentum 0.9, tiny learning rate so the weights stay put).
+            let w = engine.parameterValues, gr = engine.parameterGrads
+            for i in 0..<engine.parameterCount { let v = 0.9 * velocity[i] + gr[i]; velocity[i] = v; w[i] -= 1e-6 * v }
+        }
+        func inferStep() { input.withUnsafeBufferPointer { _ = engine.forward($0.baseAddress!, batch: batch, training: false) } }
+
+        var trainIPS = 0.0
+        if trains {
+            for _ in 0..<2 { trainStep() }
+            let t0 = Date()
+            for _ in 0..<steps { trainStep() }
+            trainIPS = Double(batch * steps) / Date().timeIntervalSince(t0)
+        }
+        for _ in 0..<2 { inferStep() }
+        let t1 = Date()
+        for _ in 0..<steps { inferStep() }
+        let inferIPS = Double(batch * steps) / Date().timeIntervalSince(t1)
+
+        // Per-layer profile.
+        engine.profiling = true
+        for _ in 0..<steps { if trains { trainStep() } else { inferStep() } }
+        engine.profiling = false
+        struct Row { var name: String; var op: String; var fwd: Double; var bwd: Double; var macs: Int }
+        var rows: [Row] = []
+        for e in 1..<engine.nodeCount {
+            let ir = lowered.sourceOf[e]
+            let isPrimary = engine.name(of: e) == g.nodes[ir].name
+            let macs = isPrimary ? cost.nodes[ir].macs * batch : 0
+            rows.append(Row(name: engine.name(of: e), op: engine.op(of: e).map { "\($0)" } ?? "", fwd: engine.forwardSeconds[e] / Double(steps) * 1000,
+                            bwd: trains ? engine.backwardSeconds[e] / Double(steps) * 1000 : 0, macs: macs))
+        }
+        let flopsPerImage = Double(2 * cost.macs) * (trains ? 3 : 1)
+        let gflops = (trains ? trainIPS : inferIPS) * flopsPerImage / 1e9
+        func layerGFLOPS(_ r: Row) -> Double {
+            let t = (r.fwd + r.bwd) / 1000
+            return t > 0 && r.macs > 0 ? Double(r.macs) * 2 * (trains ? 3 : 1) / t / 1e9 : 0
+        }
+        if format == "json" {
+            out(JSON.object([
+                ("network", .string(g.name)), ("batch", .int(batch)), ("threads", .int(engineThreadCount)),
+                ("train_images_per_second", trains ? .double(trainIPS) : .null), ("inference_images_per_second", .double(inferIPS)),
+                ("gflops_per_second", .double(gflops)), ("peak_gflops", .double(peak)), ("fraction_of_peak", .double(gflops / peak)),
+                ("layers", .array(rows.map { r in .object([("name", .string(r.name)), ("op", .string(r.op)), ("forward_ms", .double(r.fwd)), ("backward_ms", .double(r.bwd)),
+                                                         ("macs", .int(r.macs)), ("gflops_per_second", .double(layerGFLOPS(r))), ("fraction_of_peak", .double(layerGFLOPS(r) / peak))]) })),
+            ]).render() + "\n")
+            return ExitCode.ok
+        }
+        var s = "\(g.name): batch \(batch), \(engineThreadCount) thread\(engineThreadCount == 1 ? "" : "s"), measured peak \(String(format: "%.0f", peak)) GFLOP/s (FP32 FMA)\n\n"
+        let nameW = max(5, rows.map(\.name.count).max() ?? 5), opW = max(2, rows.map(\.op.count).max() ?? 2)
+        s += "layer".padding(toLength: nameW, withPad: " ", startingAt: 0) + "  " + "op".padding(toLength: opW, withPad: " ", startingAt: 0) + "  forward ms  backward ms  GFLOP/s  % peak\n"
+        for r in rows {
+            let gf = layerGFLOPS(r)
+            s += r.name.padding(toLength: nameW, withPad: " ", startingAt: 0) + "  " + r.op.padding(toLength: opW, withPad: " ", startingAt: 0)
+                + String(format: "  %10.2f  %11.2f  %7@  %6@\n", r.fwd, r.bwd, gf > 0 ? String(format: "%.1f", gf) : "", gf > 0 ? String(format: "%.0f%%", gf / peak * 100) : "")
+        }
+        let tf = rows.reduce(0) { $0 + $1.fwd }, tb = rows.reduce(0) { $0 + $1.bwd }
+        s += String(format: "\ntotal: forward %.1f ms, backward %.1f ms per batch of %d\n", tf, tb, batch)
+        if trains { s += String(format: "training:  %.1f images/s (forward + backward + SGD)\n", trainIPS) }
+        s += String(format: "inference: %.1f images/s\n", inferIPS)
+        s += String(format: "achieved:  %.1f GFLOP/s (%.0f%% of peak) in %@\n", gflops, gflops / peak * 100, trains ? "training" : "inference")
+        out(s)
+        return ExitCode.ok
+    }
+}
