@@ -31,9 +31,10 @@ let gemmMR = 8
 /// Register tile width (columns of B per micro-kernel call): three 16-float vectors.
 let gemmNR = 48
 /// Largest k block; k is cut into ceil(k / gemmKCMax) nearly equal blocks.
-let gemmKCMax = 384
-/// Largest column block (multiple of gemmNR) packed at once.
-let gemmNC = 480
+nonisolated(unsafe) var gemmKCMax = 1024
+/// Budget in floats for one packed B block (KC×NC ≤ 768 KiB of the 1 MiB L2); NC is the
+/// largest multiple of gemmNR that fits, balanced over the columns.
+nonisolated(unsafe) var gemmBBudget = 196_608
 
 /// Single-precision matrix multiply, row-major: C = beta·C + op(A)·op(B), where op(A) is m×k
 /// and op(B) is k×n (op(X) = Xᵀ when the matching trans flag is set). lda, ldb and ldc are the
@@ -104,7 +105,10 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
     let k = job.k
     let kBlocks = (k + gemmKCMax - 1) / gemmKCMax
     let kcMax = (k + kBlocks - 1) / kBlocks
-    let ncMax = min(gemmNC, (cols.count + gemmNR - 1) / gemmNR * gemmNR)
+    let totalPanels = (cols.count + gemmNR - 1) / gemmNR
+    let fitPanels = max(1, gemmBBudget / (kcMax * gemmNR))
+    let nBlocks = (totalPanels + fitPanels - 1) / fitPanels
+    let ncMax = (totalPanels + nBlocks - 1) / nBlocks * gemmNR
     // Scratch: packed B block, A micro-panel, and an 8×48 edge tile of C.
     let bSize = kcMax * ncMax
     let aSize = kcMax * gemmMR
@@ -116,7 +120,7 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
 
     var jc = cols.lowerBound
     while jc < cols.upperBound {                                       // loop 5
-        let nc = min(gemmNC, cols.upperBound - jc)
+        let nc = min(ncMax, cols.upperBound - jc)
         let panels = (nc + gemmNR - 1) / gemmNR
         for kb in 0..<kBlocks {                                         // loop 4
             let pc = k * kb / kBlocks
