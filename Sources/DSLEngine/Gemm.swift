@@ -32,6 +32,8 @@ let gemmMR = 8
 let gemmNR = 48
 /// Largest k block; k is cut into ceil(k / gemmKCMax) nearly equal blocks.
 nonisolated(unsafe) var gemmKCMax = 1024
+/// Budget in floats for one packed block of transposed A (MC×KC ≤ 384 KiB, L2).
+nonisolated(unsafe) var gemmABudget = 98_304
 /// Budget in floats for one packed B block (KC×NC ≤ 768 KiB of the 1 MiB L2); NC is the
 /// largest multiple of gemmNR that fits, balanced over the columns.
 nonisolated(unsafe) var gemmBBudget = 196_608
@@ -111,7 +113,10 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
     let ncMax = (totalPanels + nBlocks - 1) / nBlocks * gemmNR
     // Scratch: packed B block, A micro-panel, and an 8×48 edge tile of C.
     let bSize = kcMax * ncMax
-    let aSize = kcMax * gemmMR
+    // Transposed A is packed in MC×KC blocks (read row by row of the stored A, ≤ gemmABudget
+    // floats, L2); otherwise A is read in place and only the ragged bottom panel is packed.
+    let mcMax = job.transA ? max(gemmMR, gemmABudget / kcMax / gemmMR * gemmMR) : rows.count
+    let aSize = job.transA ? mcMax * kcMax : kcMax * gemmMR
     let tileSize = gemmMR * gemmNR
     let scratch = gemmScratch(floats: bSize + aSize + tileSize + 32)
     let bPack = scratch
@@ -128,50 +133,59 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
             packB(job, pc: pc, kc: kc, jc: jc, nc: nc, into: bPack)
             // First k block applies beta; later blocks accumulate onto C.
             let mode: Int = kb > 0 ? 1 : (job.beta == 0 ? 0 : (job.beta == 1 ? 1 : 2))
-            var ir = rows.lowerBound
-            while ir < rows.upperBound {                                // loop 3
-                let mr = min(gemmMR, rows.upperBound - ir)
-                // A micro-panel: element (r, p) at aPtr[r * ars + p * aks].
-                let aPtr: UnsafePointer<Float>
-                let ars: Int, aks: Int
-                if !job.transA && mr == gemmMR {
-                    aPtr = job.a + ir * job.lda + pc
-                    ars = job.lda; aks = 1
-                } else {
-                    packA(job, ir: ir, mr: mr, pc: pc, kc: kc, into: aPack)
-                    aPtr = UnsafePointer(aPack)
-                    ars = 1; aks = gemmMR
-                }
-                for q in 0..<panels {                                   // loop 2
-                    let j = jc + q * gemmNR
-                    let nr = min(gemmNR, jc + nc - j)
-                    let bPanel = UnsafePointer(bPack + q * kc * gemmNR)
-                    let cPtr = job.c + ir * job.ldc + j
-                    if mr == gemmMR && nr == gemmNR {
-                        if aks == 1 {
-                            microKernel8x48(kc, aPtr, ars, 1, bPanel, cPtr, job.ldc, mode, job.beta)
-                        } else {
-                            microKernel8x48(kc, aPtr, 1, gemmMR, bPanel, cPtr, job.ldc, mode, job.beta)
-                        }
+            var ic = rows.lowerBound
+            while ic < rows.upperBound {                                // loop 3 (MC blocks)
+                let mc = min(mcMax, rows.upperBound - ic)
+                if job.transA { packABlockT(job, ic: ic, mc: mc, pc: pc, kc: kc, into: aPack) }
+                var ir = ic
+                while ir < ic + mc {                                    // loop 3 (MR rows)
+                    let mr = min(gemmMR, ic + mc - ir)
+                    // A micro-panel: element (r, p) at aPtr[r * ars + p * aks].
+                    let aPtr: UnsafePointer<Float>
+                    let ars: Int, aks: Int
+                    if job.transA {
+                        aPtr = UnsafePointer(aPack + (ir - ic) * kc)
+                        ars = 1; aks = gemmMR
+                    } else if mr == gemmMR {
+                        aPtr = job.a + ir * job.lda + pc
+                        ars = job.lda; aks = 1
                     } else {
-                        // Ragged edge: run the same kernel on a zero-padded copy of the tile.
-                        tile.update(repeating: 0, count: tileSize)
-                        if mode != 0 {
+                        packA(job, ir: ir, mr: mr, pc: pc, kc: kc, into: aPack)
+                        aPtr = UnsafePointer(aPack)
+                        ars = 1; aks = gemmMR
+                    }
+                    for q in 0..<panels {                               // loop 2
+                        let j = jc + q * gemmNR
+                        let nr = min(gemmNR, jc + nc - j)
+                        let bPanel = UnsafePointer(bPack + q * kc * gemmNR)
+                        let cPtr = job.c + ir * job.ldc + j
+                        if mr == gemmMR && nr == gemmNR {
+                            if aks == 1 {
+                                microKernel8x48(kc, aPtr, ars, 1, bPanel, cPtr, job.ldc, mode, job.beta)
+                            } else {
+                                microKernel8x48(kc, aPtr, 1, gemmMR, bPanel, cPtr, job.ldc, mode, job.beta)
+                            }
+                        } else {
+                            // Ragged edge: run the same kernel on a zero-padded copy of the tile.
+                            tile.update(repeating: 0, count: tileSize)
+                            if mode != 0 {
+                                for r in 0..<mr {
+                                    (tile + r * gemmNR).update(from: cPtr + r * job.ldc, count: nr)
+                                }
+                            }
+                            if aks == 1 {
+                                microKernel8x48(kc, aPtr, ars, 1, bPanel, tile, gemmNR, mode, job.beta)
+                            } else {
+                                microKernel8x48(kc, aPtr, 1, gemmMR, bPanel, tile, gemmNR, mode, job.beta)
+                            }
                             for r in 0..<mr {
-                                (tile + r * gemmNR).update(from: cPtr + r * job.ldc, count: nr)
+                                (cPtr + r * job.ldc).update(from: tile + r * gemmNR, count: nr)
                             }
                         }
-                        if aks == 1 {
-                            microKernel8x48(kc, aPtr, ars, 1, bPanel, tile, gemmNR, mode, job.beta)
-                        } else {
-                            microKernel8x48(kc, aPtr, 1, gemmMR, bPanel, tile, gemmNR, mode, job.beta)
-                        }
-                        for r in 0..<mr {
-                            (cPtr + r * job.ldc).update(from: tile + r * gemmNR, count: nr)
-                        }
                     }
+                    ir += mr
                 }
-                ir += mr
+                ic += mc
             }
         }
         jc += nc
@@ -221,6 +235,32 @@ private func packB(_ job: GemmJob, pc: Int, kc: Int, jc: Int, nc: Int,
                     (d + p * gemmNR + nr).update(repeating: 0, count: gemmNR - nr)
                 }
             }
+        }
+    }
+}
+
+/// Packs op(A)[ic..<ic+mc, pc..<pc+kc] for transposed A (stored k×m) as consecutive 8×kc
+/// micro-panels (panel q at dst[q·8·kc], element (r, p) at p·8 + r), reading each stored row
+/// of A contiguously; rows past mc are zero.
+@inline(__always)
+private func packABlockT(_ job: GemmJob, ic: Int, mc: Int, pc: Int, kc: Int,
+                         into dst: UnsafeMutablePointer<Float>) {
+    let full = mc / gemmMR
+    let rest = mc - full * gemmMR
+    let panelStride = gemmMR * kc
+    for p in 0..<kc {
+        let s = job.a + (pc + p) * job.lda + ic
+        var o = dst + p * gemmMR
+        for q in 0..<full {
+            UnsafeMutableRawPointer(o).storeBytes(
+                of: UnsafeRawPointer(s + q * gemmMR).loadUnaligned(as: SIMD8<Float>.self),
+                as: SIMD8<Float>.self)
+            o += panelStride
+        }
+        if rest > 0 {
+            let t = s + full * gemmMR
+            for r in 0..<rest { o[r] = t[r] }
+            for r in rest..<gemmMR { o[r] = 0 }
         }
     }
 }

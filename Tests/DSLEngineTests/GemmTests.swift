@@ -90,7 +90,8 @@ final class GemmTests: XCTestCase {
     /// k larger than one k block (several accumulation passes) and n larger than one column block.
     func testMultipleBlocks() {
         var rng = Rng(state: 3)
-        check(m: 19, n: 530, k: 800, transA: false, transB: false, beta: 1, rng: &rng)
+        check(m: 19, n: 530, k: 2100, transA: false, transB: false, beta: 1, rng: &rng)
+        check(m: 203, n: 50, k: 2100, transA: true, transB: false, beta: 0.5, rng: &rng)
         check(m: 40, n: 97, k: 1000, transA: true, transB: true, beta: 0.5, rng: &rng)
         check(m: 70, n: 20, k: 390, transA: true, transB: false, beta: 0, rng: &rng)
     }
