@@ -113,10 +113,13 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
     let ncMax = (totalPanels + nBlocks - 1) / nBlocks * gemmNR
     // Scratch: packed B block, A micro-panel, and an 8×48 edge tile of C.
     let bSize = kcMax * ncMax
-    // Transposed A is packed in MC×KC blocks (read row by row of the stored A, ≤ gemmABudget
-    // floats, L2); otherwise A is read in place and only the ragged bottom panel is packed.
-    let mcMax = job.transA ? max(gemmMR, gemmABudget / kcMax / gemmMR * gemmMR) : rows.count
-    let aSize = job.transA ? mcMax * kcMax : kcMax * gemmMR
+    // A is read in place by the micro-kernel (8 row streams, or for transposed A 8 consecutive
+    // floats per k), and only the ragged bottom panel is packed. Exception: a transposed A whose
+    // row stride is a multiple of 1 KiB would map every k step to the same few cache sets, so it
+    // is packed in MC×KC blocks (≤ gemmABudget floats, L2), reading A row by row.
+    let packTransA = job.transA && job.lda % 256 == 0
+    let mcMax = packTransA ? max(gemmMR, gemmABudget / kcMax / gemmMR * gemmMR) : rows.count
+    let aSize = packTransA ? mcMax * kcMax : kcMax * gemmMR
     let tileSize = gemmMR * gemmNR
     let scratch = gemmScratch(floats: bSize + aSize + tileSize + 32)
     let bPack = scratch
@@ -136,16 +139,19 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
             var ic = rows.lowerBound
             while ic < rows.upperBound {                                // loop 3 (MC blocks)
                 let mc = min(mcMax, rows.upperBound - ic)
-                if job.transA { packABlockT(job, ic: ic, mc: mc, pc: pc, kc: kc, into: aPack) }
+                if packTransA { packABlockT(job, ic: ic, mc: mc, pc: pc, kc: kc, into: aPack) }
                 var ir = ic
                 while ir < ic + mc {                                    // loop 3 (MR rows)
                     let mr = min(gemmMR, ic + mc - ir)
                     // A micro-panel: element (r, p) at aPtr[r * ars + p * aks].
                     let aPtr: UnsafePointer<Float>
                     let ars: Int, aks: Int
-                    if job.transA {
+                    if packTransA {
                         aPtr = UnsafePointer(aPack + (ir - ic) * kc)
                         ars = 1; aks = gemmMR
+                    } else if mr == gemmMR && job.transA {
+                        aPtr = job.a + pc * job.lda + ir
+                        ars = 1; aks = job.lda
                     } else if mr == gemmMR {
                         aPtr = job.a + ir * job.lda + pc
                         ars = job.lda; aks = 1
@@ -160,11 +166,7 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
                         let bPanel = UnsafePointer(bPack + q * kc * gemmNR)
                         let cPtr = job.c + ir * job.ldc + j
                         if mr == gemmMR && nr == gemmNR {
-                            if aks == 1 {
-                                microKernel8x48(kc, aPtr, ars, 1, bPanel, cPtr, job.ldc, mode, job.beta)
-                            } else {
-                                microKernel8x48(kc, aPtr, 1, gemmMR, bPanel, cPtr, job.ldc, mode, job.beta)
-                            }
+                            runKernel(kc, aPtr, ars, aks, bPanel, cPtr, job.ldc, mode, job.beta)
                         } else {
                             // Ragged edge: run the same kernel on a zero-padded copy of the tile.
                             tile.update(repeating: 0, count: tileSize)
@@ -173,11 +175,7 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
                                     (tile + r * gemmNR).update(from: cPtr + r * job.ldc, count: nr)
                                 }
                             }
-                            if aks == 1 {
-                                microKernel8x48(kc, aPtr, ars, 1, bPanel, tile, gemmNR, mode, job.beta)
-                            } else {
-                                microKernel8x48(kc, aPtr, 1, gemmMR, bPanel, tile, gemmNR, mode, job.beta)
-                            }
+                            runKernel(kc, aPtr, ars, aks, bPanel, tile, gemmNR, mode, job.beta)
                             for r in 0..<mr {
                                 (cPtr + r * job.ldc).update(from: tile + r * gemmNR, count: nr)
                             }
@@ -299,6 +297,21 @@ private func packA(_ job: GemmJob, ir: Int, mr: Int, pc: Int, kc: Int,
                 for _ in 0..<kc { o.pointee = 0; o += gemmMR }
             }
         }
+    }
+}
+
+/// Calls the micro-kernel specialised for the A access pattern: rows of A in place (k stride
+/// 1), a packed panel (row stride 1, k stride 8), or columns of a transposed A in place.
+@inline(__always)
+private func runKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
+                       _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                       _ ldc: Int, _ mode: Int, _ beta: Float) {
+    if aks == 1 {
+        microKernel8x48(kc, a, ars, 1, b, c, ldc, mode, beta)
+    } else if aks == gemmMR {
+        microKernel8x48(kc, a, 1, gemmMR, b, c, ldc, mode, beta)
+    } else {
+        microKernel8x48(kc, a, 1, aks, b, c, ldc, mode, beta)
     }
 }
 

@@ -46,6 +46,7 @@ final class GemmBenchTests: XCTestCase {
         }
         if let v = env["DSL_KC"], let x = Int(v) { gemmKCMax = x }
         if let v = env["DSL_BB"], let x = Int(v) { gemmBBudget = x }
+        if let v = env["DSL_AB"], let x = Int(v) { gemmABudget = x }
         let peak1 = machinePeakGFLOPS(threads: 1)
         print(String(format: "peak fp32 FMA: %.1f GFLOP/s per core", peak1))
         var shapes: [(String, Int, Int, Int, Bool, Bool)] = [
