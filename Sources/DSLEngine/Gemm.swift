@@ -62,8 +62,11 @@ public func sgemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
     }
     let panels = (n + gemmNR - 1) / gemmNR
     if m >= 32 * threads || panels < threads {
-        // Split rows into `tasks` ranges (multiples of MR).
-        let tasks = min(threads, (m + gemmMR - 1) / gemmMR)
+        // Split rows into `tasks` ranges (multiples of MR), claimed dynamically by the threads.
+        // Up to 4 tasks per thread balance the load when a core is shared, but every task
+        // packs its own B, so a task keeps at least ~1024 rows.
+        let perThread = max(1, min(4, m / (1024 * threads)))
+        let tasks = min(threads * perThread, (m + gemmMR - 1) / gemmMR)
         let blocks = (m + gemmMR - 1) / gemmMR
         parallelFor(tasks) { t in
             let r0 = min(m, (blocks * t / tasks) * gemmMR)
