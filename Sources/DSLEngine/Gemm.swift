@@ -2,29 +2,38 @@
 import Glibc
 #endif
 
-// BLIS-style packed SGEMM for AVX-512 (written for Zen 4: 32 KiB L1d, 1 MiB L2 per core, one
-// 512-bit FMA per cycle, FMA latency 4).
+// BLIS-style packed SGEMM for AVX-512 (tuned on Zen 4: 32 KiB L1d and 1 MiB L2 per core, one
+// 512-bit FMA per cycle, FMA latency 4, 32 zmm registers).
 //
 // The five loops around the micro-kernel (outermost first), inside one thread's task:
 //
-//   loop 5  jc: columns of C in blocks of NC (≤ gemmNC = 480 = 10 panels of 48)
-//   loop 4  pc: the k dimension in blocks of KC (≤ gemmKCMax = 384, split into equal parts)
-//               → pack B[pc..<pc+KC, jc..<jc+NC] into 48-wide micro-panels (row p of a
-//                 panel = 48 consecutive floats). KC·NC·4 B ≤ 720 KiB lives in L2.
-//   loop 3  ir: rows of C in steps of MR = 8 (the whole row range of the task = MC)
-//               → the 8×KC A micro-panel is read in place when A is not transposed (8 row
-//                 streams) or packed (8 consecutive floats per k) into an L1-resident buffer
-//                 when it is transposed or at the ragged bottom edge; ≤ 12 KiB stays in L1.
-//   loop 2  jr: columns in steps of NR = 48 over the packed B block (streamed from L2)
-//   loop 1  p : the micro-kernel: 8×48 tile of C held in 24 zmm accumulators; per k step it
-//               loads 3 vectors of B, broadcasts 8 values of A and issues 24 FMAs.
+//   loop 5  jc: columns of C in blocks of NC. NC is the largest multiple of 48 with
+//               KC·NC ≤ gemmBBudget floats (768 KiB), balanced over the columns; for the
+//               convolution shapes (N = 96/192, K ≤ 1728) all of N fits in one block.
+//   loop 4  pc: k in blocks of KC: ceil(k / 1024) nearly equal blocks (k = 864 → one block,
+//               1728 → 2 × 864). Large KC means C is loaded and stored few times.
+//               → pack op(B)[pc..<pc+KC, jc..<jc+NC] into 48-wide micro-panels (row p of a
+//                 panel = 48 consecutive floats, columns past n zero); it stays in L2.
+//   loop 3  ir: rows of C in steps of MR = 8 over the task's whole row range (MC = all rows).
+//               The 8×KC A micro-panel is read in place by the micro-kernel: 8 row streams
+//               when A is not transposed, 8 consecutive floats per k step when it is. This
+//               beats packing A (measured: packing transposed A from DRAM costs ~10 % as it is
+//               not overlapped with the FMAs). Packed instead: the ragged bottom panel
+//               (zero-padded), and transposed A whose row stride is a multiple of 1 KiB (every
+//               k step would hit the same cache sets): packed in MC×KC blocks of
+//               ≤ gemmABudget floats (384 KiB), reading A row by row.
+//   loop 2  jr: columns in steps of NR = 48 over the packed B block (micro-panels streamed from
+//               L2; the A micro-panel, ≤ 8·1024 floats, stays in L1/L2 across jr).
+//   loop 1  p : the micro-kernel: an 8×48 tile of C in 24 zmm accumulators; per k step 3 vector
+//               loads of B, 8 broadcasts of A, 24 vfmadd231ps (verified with objdump).
+//               When cache-resident it runs at ~98 % of the measured FMA peak.
 //
-// Threads split C by rows (or by 48-column panels when C is short); every task packs its own
-// copy of B (cheap next to the compute, and keeps each core's L2 private). The k blocking
-// depends only on k, never on the thread count, and every element of C is the sum
-// acc = fma(a, b, acc) in k order starting from beta·C, so results are bit-identical for any
-// thread count or split (SIMD lanes are independent; edge tiles run the same kernel on a
-// zero-padded copy).
+// Threads split C by rows (or by 48-column panels when C is short) into tasks claimed with
+// parallelFor; every task packs its own copy of B (cheap next to the compute, and keeps each
+// core's L2 private). The k blocking depends only on k, never on the thread count or the split,
+// and every element of C is the chain acc = fma(a, b, acc) in k order starting from 0, C or
+// beta·C, so results are bit-identical for any thread count (SIMD lanes are independent; edge
+// tiles run the same kernel on a zero-padded copy of the tile).
 
 /// Register tile height (rows of A per micro-kernel call).
 let gemmMR = 8
@@ -55,8 +64,8 @@ public func sgemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
                       b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     let threads = max(1, engineThreadCount)
     let flops = Double(m) * Double(n) * Double(k)
-    // Below ~0.25 MFLOP a second thread costs more than it saves.
-    if threads == 1 || flops < 131_072 {
+    // Below ~2 MFLOP (~20 µs on one core) waking a second thread costs more than it saves.
+    if threads == 1 || flops < 1_048_576 {
         gemmTask(job, rows: 0..<m, cols: 0..<n)
         return
     }

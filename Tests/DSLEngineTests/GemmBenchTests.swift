@@ -61,6 +61,12 @@ final class GemmBenchTests: XCTestCase {
             ("bwd-weight M=864   K=65536 N=96   (A^T)", 864, 96, 65536, true, false),
             ("bwd-weight M=1728  K=16384 N=192  (A^T)", 1728, 192, 16384, true, false),
             ("bwd-weight M=1728  K=4096  N=192  (A^T)", 1728, 192, 4096, true, false),
+            ("conv1 L3-resident M=4096 K=27 N=96     ", 4096, 96, 27, false, false),
+            ("bwd-data conv1 M=65536 K=96 N=27 (B^T) ", 65536, 27, 96, false, true),
+            ("bwd-wt conv1 M=27 K=65536 N=96 (A^T)   ", 27, 96, 65536, true, false),
+            ("1x1 head M=4096 K=192 N=10             ", 4096, 10, 192, false, false),
+            ("cache-resident M=512 K=256 N=96        ", 512, 96, 256, false, false),
+            ("cache-resident M=512 K=512 N=192       ", 512, 192, 512, false, false),
         ]
         if let only = env["DSL_BENCH_ONLY"] {
             let keep = Set(only.split(separator: ",").compactMap { Int($0) })
@@ -79,6 +85,42 @@ final class GemmBenchTests: XCTestCase {
                 if t == 2 { line += String(format: " x%.2f", g / g1) }
             }
             print(line)
+        }
+    }
+}
+
+/// Round-trip cost of an empty parallelFor over 2 chunks (DSL_BENCH=1).
+final class ParallelForBenchTests: XCTestCase {
+    func testEmptyParallelForLatency() throws {
+        guard ProcessInfo.processInfo.environment["DSL_BENCH"] == "1" else {
+            throw XCTSkip("set DSL_BENCH=1 to run the parallelFor benchmark")
+        }
+        let saved = engineThreadCount
+        engineThreadCount = 2
+        defer { engineThreadCount = saved }
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 16)
+        defer { counts.deallocate() }
+        counts.initialize(repeating: 0, count: 16)
+        for _ in 0..<100 { parallelFor(2) { counts[$0 * 8] += 1 } }
+        let reps = 20000
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<reps { parallelFor(2) { counts[$0 * 8] += 1 } }
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(reps)
+        print(String(format: "parallelFor(2) empty: %.2f µs per call", dt / 1000))
+        for work in [5_000, 20_000, 100_000] as [UInt64] {
+            func spin(_ ns: UInt64) {
+                let end = DispatchTime.now().uptimeNanoseconds + ns
+                while DispatchTime.now().uptimeNanoseconds < end {}
+            }
+            let r = 2000
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<r { parallelFor(2) { _ in spin(work) } }
+            let d = Double(DispatchTime.now().uptimeNanoseconds - t1) / Double(r)
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<r { DispatchQueue.concurrentPerform(iterations: 2) { _ in spin(work) } }
+            let d2 = Double(DispatchTime.now().uptimeNanoseconds - t2) / Double(r)
+            print(String(format: "parallelFor(2) with %d µs per chunk: %.1f µs per call (ideal %d; concurrentPerform %.1f)",
+                         Int(work / 1000), d / 1000, Int(work / 1000), d2 / 1000))
         }
     }
 }
