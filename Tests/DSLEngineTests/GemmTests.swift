@@ -14,8 +14,8 @@ final class GemmTests: XCTestCase {
 
     /// Runs one sgemm case (with padded leading dimensions) and checks it against a reference.
     func check(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, beta: Float,
-               rng: inout Rng, file: StaticString = #filePath, line: UInt = #line) {
-        let lda = (transA ? m : k) + 3
+               ldaPad: Int = 3, rng: inout Rng, file: StaticString = #filePath, line: UInt = #line) {
+        let lda = (transA ? m : k) + ldaPad
         let ldb = (transB ? k : n) + 1
         let ldc = n + 2
         let aRows = transA ? k : m, bRows = transB ? n : k
@@ -90,9 +90,13 @@ final class GemmTests: XCTestCase {
     /// k larger than one k block (several accumulation passes) and n larger than one column block.
     func testMultipleBlocks() {
         var rng = Rng(state: 3)
-        check(m: 19, n: 530, k: 800, transA: false, transB: false, beta: 1, rng: &rng)
+        check(m: 19, n: 530, k: 2100, transA: false, transB: false, beta: 1, rng: &rng)
+        check(m: 203, n: 50, k: 2100, transA: true, transB: false, beta: 0.5, rng: &rng)
         check(m: 40, n: 97, k: 1000, transA: true, transB: true, beta: 0.5, rng: &rng)
         check(m: 70, n: 20, k: 390, transA: true, transB: false, beta: 0, rng: &rng)
+        // Transposed A with a 1 KiB row stride takes the packed-A path (MC blocks, ragged end).
+        check(m: 253, n: 50, k: 300, transA: true, transB: false, beta: 1, ldaPad: 3, rng: &rng)
+        check(m: 1100, n: 9, k: 2100, transA: true, transB: true, beta: 0, ldaPad: 180, rng: &rng)
     }
 
     func testKZeroScalesC() {
