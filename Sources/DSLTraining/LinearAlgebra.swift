@@ -140,9 +140,15 @@ func symmetricEigen(_ matrix: inout [Double], n: Int) throws -> (values: [Double
     var diagonal = [Double](repeating: 0, count: n)
     var offDiagonal = [Double](repeating: 0, count: n)  // offDiagonal[i] couples i and i+1
     var betas = [Double](repeating: 0, count: n)
+    var clock = Date()
+    func phase(_ name: String) {
+        if ProcessInfo.processInfo.environment["DSL_EIGEN_TRACE"] != nil { print(name, -clock.timeIntervalSinceNow) }
+        clock = Date()
+    }
     matrix.withUnsafeMutableBufferPointer { buffer in
         tridiagonalize(buffer.baseAddress!, n: n, diagonal: &diagonal, offDiagonal: &offDiagonal, betas: &betas)
     }
+    phase("tridiagonalize")
     // Q = H_0 H_1 … H_{n-3}, accumulated backwards in place of an identity matrix.
     var q = [Double](repeating: 0, count: n * n)
     q.withUnsafeMutableBufferPointer { qBuffer in
@@ -151,10 +157,13 @@ func symmetricEigen(_ matrix: inout [Double], n: Int) throws -> (values: [Double
         }
     }
     // Eigenvectors of A are Q·Y (Y from QL); as rows: Yᵀ·Qᵀ, so start from Qᵀ and rotate rows.
+    phase("accumulate")
     var vectors = [Double](repeating: 0, count: n * n)
     for i in 0..<n { for j in 0..<n { vectors[j * n + i] = q[i * n + j] } }
     q = []
+    phase("transpose")
     try tridiagonalQL(diagonal: &diagonal, offDiagonal: &offDiagonal, n: n, vectors: &vectors)
+    phase("QL")
     return (diagonal, vectors)
 }
 
