@@ -194,8 +194,7 @@ public func decodeSafetensors(_ bytes: [UInt8], name: String) throws -> Safetens
         guard let shapeList = entry["shape"] as? [Any] else { throw fail("tensor '\(tensorName)': missing array 'shape'") }
         var shape: [Int] = []
         for dimension in shapeList {
-            guard let number = dimension as? NSNumber, let value = Int(exactly: number.doubleValue), value >= 0,
-                  !(dimension is Bool) else {
+            guard let number = dimension as? NSNumber, let value = Int(exactly: number.doubleValue), value >= 0 else {
                 throw fail("tensor '\(tensorName)': shape \(shapeList) has a dimension that is not a non-negative integer")
             }
             shape.append(value)
