@@ -245,26 +245,37 @@ private func tridiagonalize(_ a: UnsafeMutablePointer<Double>, n: Int,
         if hasNext { reflection = makeReflection(k + 1); betas[k + 1] = reflection.beta }
         let nextBeta = hasNext ? reflection.beta : 0
         let nextV = a + (k + 1) * n + k + 2
-        // Remaining rows: rank-2 update, then accumulate the next product, split over threads.
+        // Remaining rows: rank-2 update of the upper triangle (row r keeps columns r..<n only),
+        // fused with the next product p' = β' S' v' read from the same, freshly updated, entries:
+        // entry (r, c) contributes to p'_r (as S'[r][c] v'_c) and, off the diagonal, to p'_c.
+        // Rows shrink, so the rows are split between threads by area, not by count.
         let rowCount = m - 1
         let chunks = rowCount >= 256 ? threads : 1
         runParallel(chunks) { t in
-            let lo = 1 + rowCount * t / chunks, hi = 1 + rowCount * (t + 1) / chunks
+            func boundary(_ t: Int) -> Int {
+                let fraction = Double(t) / Double(chunks)
+                return 1 + Int((Double(rowCount) * (1 - (1 - fraction).squareRoot())).rounded())
+            }
+            let lo = t == 0 ? 1 : boundary(t), hi = t == chunks - 1 ? m : boundary(t + 1)
             let out = partial + t * n
             out.update(repeating: 0, count: m - 1)
             for i in lo..<hi {
-                let row = a + (k + 1 + i) * n + k + 1
-                let vi = v[i], wi = w[i]
-                for j in 0..<m { row[j] -= vi * w[j] + wi * v[j] }
-                if nextBeta != 0 {
-                    let scale = nextBeta * nextV[i - 1]
-                    if scale != 0 { axpy(m - 1, scale, row + 1, out) }
+                let row = a + (k + 1 + i) * n + k + 1 + i      // starts at the diagonal entry
+                let length = m - i
+                if nextBeta == 0 {
+                    let vi = v[i], wi = w[i], vs = v + i, ws = w + i
+                    for j in 0..<length { row[j] -= vi * ws[j] + wi * vs[j] }
+                } else {
+                    let dot = updateRowAndAccumulate(length, row: row, v: v + i, w: w + i, vi: v[i], wi: w[i],
+                                                     nextV: nextV + (i - 1), out: out + (i - 1))
+                    out[i - 1] += dot
                 }
             }
         }
         if hasNext {
             p.update(from: partial, count: m - 1)
             for t in 1..<max(1, chunks) { axpy(m - 1, 1, partial + t * n, p) }
+            for j in 0..<(m - 1) { p[j] *= nextBeta }
         }
     }
     diagonal[n - 2] = a[(n - 2) * n + n - 2]
@@ -272,6 +283,45 @@ private func tridiagonalize(_ a: UnsafeMutablePointer<Double>, n: Int,
     offDiagonal[n - 2] = a[(n - 2) * n + n - 1]
     offDiagonal[n - 1] = 0
     for k in max(0, n - 2)..<n { betas[k] = 0 }
+}
+
+/// For one upper-triangle row segment starting at its diagonal entry (index 0):
+/// row[t] −= vi·w[t] + wi·v[t]; then out[t] += nextV[0]·row[t] for t ≥ 1, and returns Σ_t row[t]·nextV[t].
+@inline(__always)
+private func updateRowAndAccumulate(_ length: Int, row: UnsafeMutablePointer<Double>, v: UnsafePointer<Double>, w: UnsafePointer<Double>,
+                                    vi: Double, wi: Double, nextV: UnsafePointer<Double>, out: UnsafeMutablePointer<Double>) -> Double {
+    typealias V = SIMD8<Double>
+    let first = row[0] - vi * w[0] - wi * v[0]
+    row[0] = first
+    var dot = first * nextV[0]
+    let scale = nextV[0]
+    let viV = V(repeating: vi), wiV = V(repeating: wi), scaleV = V(repeating: scale)
+    var sum0 = V(), sum1 = V()
+    let rowRaw = UnsafeMutableRawPointer(row), vRaw = UnsafeRawPointer(v), wRaw = UnsafeRawPointer(w)
+    let nextRaw = UnsafeRawPointer(nextV), outRaw = UnsafeMutableRawPointer(out)
+    var t = 1
+    while t + 16 <= length {
+        let o0 = t * 8, o1 = o0 + 64
+        var r0 = rowRaw.loadUnaligned(fromByteOffset: o0, as: V.self)
+        var r1 = rowRaw.loadUnaligned(fromByteOffset: o1, as: V.self)
+        r0 = r0 - viV * wRaw.loadUnaligned(fromByteOffset: o0, as: V.self) - wiV * vRaw.loadUnaligned(fromByteOffset: o0, as: V.self)
+        r1 = r1 - viV * wRaw.loadUnaligned(fromByteOffset: o1, as: V.self) - wiV * vRaw.loadUnaligned(fromByteOffset: o1, as: V.self)
+        rowRaw.storeBytes(of: r0, toByteOffset: o0, as: V.self)
+        rowRaw.storeBytes(of: r1, toByteOffset: o1, as: V.self)
+        sum0 = sum0.addingProduct(r0, nextRaw.loadUnaligned(fromByteOffset: o0, as: V.self))
+        sum1 = sum1.addingProduct(r1, nextRaw.loadUnaligned(fromByteOffset: o1, as: V.self))
+        outRaw.storeBytes(of: outRaw.loadUnaligned(fromByteOffset: o0, as: V.self).addingProduct(scaleV, r0), toByteOffset: o0, as: V.self)
+        outRaw.storeBytes(of: outRaw.loadUnaligned(fromByteOffset: o1, as: V.self).addingProduct(scaleV, r1), toByteOffset: o1, as: V.self)
+        t += 16
+    }
+    while t < length {
+        let value = row[t] - vi * w[t] - wi * v[t]
+        row[t] = value
+        dot += value * nextV[t]
+        out[t] += scale * value
+        t += 1
+    }
+    return dot + (sum0 + sum1).sum()
 }
 
 /// Q = H_0 H_1 … H_{n-3} (row-major into `q`), applying the reflections right to left to I.
