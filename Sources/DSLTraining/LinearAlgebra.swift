@@ -5,8 +5,16 @@ import Foundation
 // and a symmetric eigendecomposition (Householder tridiagonalisation + implicit QL), both
 // self-contained (this library must not depend on the engine's kernels).
 
-/// Number of worker threads for the training library's heavy loops (the machine's core count).
-var trainingThreadCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+/// Worker threads for the training library's heavy loops (ZCA fitting and whitening); defaults
+/// to the machine's core count, and the command line may lower it (`--threads`).
+public nonisolated(unsafe) var trainingThreadCount: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+/// Whether to print the eigensolver's phase timings to stderr (set DSL_EIGEN_TRACE=1).
+private let eigenTrace = ProcessInfo.processInfo.environment["DSL_EIGEN_TRACE"] != nil
+
+private func traceEigen(_ message: String) {
+    if eigenTrace { FileHandle.standardError.write(Data(("eigen: " + message + "\n").utf8)) }
+}
 
 /// Runs `body(t)` for t in 0..<count on up to `count` threads.
 @inline(__always)
@@ -142,7 +150,7 @@ func symmetricEigen(_ matrix: inout [Double], n: Int) throws -> (values: [Double
     var betas = [Double](repeating: 0, count: n)
     var clock = Date()
     func phase(_ name: String) {
-        if ProcessInfo.processInfo.environment["DSL_EIGEN_TRACE"] != nil { print(name, -clock.timeIntervalSinceNow) }
+        traceEigen(String(format: "%@ %.2f s", name, -clock.timeIntervalSinceNow))
         clock = Date()
     }
     matrix.withUnsafeMutableBufferPointer { buffer in
@@ -463,7 +471,7 @@ private func tridiagonalQL(diagonal d: inout [Double], offDiagonal e: inout [Dou
         }
     }
     flush()
-    if ProcessInfo.processInfo.environment["DSL_EIGEN_TRACE"] != nil { print("QL rotations", totalRotations) }
+    traceEigen("QL rotations: \(totalRotations)")
 }
 
 /// Applies rotations in order to rows (i, i+1) of z: z_{i+1} ← s·z_i + c·z_{i+1}, z_i ← c·z_i − s·z_{i+1}.

@@ -237,9 +237,20 @@ public func decodeSafetensors(_ bytes: [UInt8], name: String) throws -> Safetens
             tensors[tensorName] = try StoredTensor(shape: shape, int64s: values)
         }
     }
+    // Like the reference implementation: tensors tile the data section exactly, in offset order.
     spans.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
-    for index in spans.indices.dropFirst() where spans[index].begin < spans[index - 1].end {
-        throw fail("tensors '\(spans[index - 1].name)' and '\(spans[index].name)' overlap in the data section")
+    var covered = 0
+    for span in spans {
+        if span.begin < covered {
+            throw fail("tensor '\(span.name)' (data_offsets [\(span.begin), \(span.end)]) overlaps the previous tensor in the data section")
+        }
+        if span.begin > covered {
+            throw fail("gap in the data section: bytes \(covered)..<\(span.begin) belong to no tensor (before '\(span.name)')")
+        }
+        covered = span.end
+    }
+    if covered != dataSize {
+        throw fail("data section has \(dataSize) bytes but the tensors cover only \(covered) (truncated header or trailing bytes)")
     }
     return SafetensorsContents(tensors: tensors, metadata: metadata)
 }

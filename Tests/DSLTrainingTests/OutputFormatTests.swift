@@ -46,6 +46,8 @@ final class SafetensorsTests: XCTestCase {
             (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 8]}}", data: [0, 0, 0, 0]), "outside the 4-byte data section"),
             (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}, \"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [2, 6]}}", data: [UInt8](repeating: 0, count: 8)), "overlap"),
             (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 0]}}"), "not a non-negative integer"),
+            (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}", data: [UInt8](repeating: 0, count: 8)), "gap in the data section: bytes 0..<4"),
+            (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", data: [UInt8](repeating: 0, count: 6)), "6 bytes but the tensors cover only 4"),
             (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [1]}}"), "data_offsets"),
             (file(header: "{\"__metadata__\": {\"epoch\": 3}}"), "value for 'epoch' is not a string"),
             (file(header: "{\"a\": 5}"), "entry is not an object"),
