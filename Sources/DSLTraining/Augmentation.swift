@@ -34,7 +34,7 @@ public struct Augmenter {
     /// (height·width·channels floats) and is the only memory used, so nothing is allocated per image.
     public mutating func augment(images: UnsafeMutablePointer<Float>, count: Int, height: Int, width: Int, channels: Int,
                                  scratch: UnsafeMutablePointer<Float>) {
-        if isIdentity { return }
+        if isIdentity || count <= 0 || height <= 0 || width <= 0 || channels <= 0 { return }
         let size = height * width * channels
         let rowSize = width * channels
         for n in 0..<count {

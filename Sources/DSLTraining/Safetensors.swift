@@ -51,7 +51,12 @@ public struct StoredTensor: Equatable, Sendable {
 
     private static func check(shape: [Int], count: Int) throws {
         guard shape.allSatisfy({ $0 >= 0 }) else { throw TrainingError("tensor shape \(shape) has a negative dimension") }
-        let product = shape.reduce(1, *)
+        var product = 1
+        for dimension in shape {
+            let (next, overflow) = product.multipliedReportingOverflow(by: dimension)
+            guard !overflow else { throw TrainingError("tensor shape \(shape) is too large") }
+            product = next
+        }
         guard product == count else { throw TrainingError("tensor shape \(shape) needs \(product) elements, got \(count)") }
     }
 
@@ -213,7 +218,7 @@ public func decodeSafetensors(_ bytes: [UInt8], name: String) throws -> Safetens
             guard !overflow else { throw fail("tensor '\(tensorName)': shape \(shape) is too large") }
             elements = product
         }
-        guard elements * dtype.byteSize == end - begin else {
+        guard elements <= dataSize, elements * dtype.byteSize == end - begin else {
             throw fail("tensor '\(tensorName)': shape \(shape) of \(dtype.rawValue) needs \(elements * dtype.byteSize) bytes but data_offsets span \(end - begin)")
         }
         spans.append((begin, end, tensorName))
