@@ -31,7 +31,10 @@ public struct Dataset: Sendable {
         guard count >= 0, height > 0, width > 0, channels > 0, classes > 0 else {
             throw TrainingError("dataset: invalid shape count \(count), \(height)×\(width)×\(channels), \(classes) classes")
         }
-        guard images.count == count * height * width * channels else {
+        let (perImage, overflow1) = height.multipliedReportingOverflow(by: width)
+        let (perImage2, overflow2) = perImage.multipliedReportingOverflow(by: channels)
+        let (total, overflow3) = perImage2.multipliedReportingOverflow(by: count)
+        guard !overflow1, !overflow2, !overflow3, images.count == total else {
             throw TrainingError("dataset: \(images.count) pixel values, expected \(count)×\(height)×\(width)×\(channels) = \(count * height * width * channels)")
         }
         guard labels.count == count else {
@@ -71,6 +74,9 @@ public struct Dataset: Sendable {
     public func gatherBatch<Indices: Collection>(indices: Indices, images batchImages: UnsafeMutablePointer<Float>,
                                                   labels batchLabels: UnsafeMutablePointer<Int32>) throws where Indices.Element == Int {
         let size = imageSize
+        guard images.count >= count * size, labels.count >= count else {
+            throw TrainingError("dataset: \(images.count) pixel values and \(labels.count) labels do not hold \(count) images of \(size)")
+        }
         try images.withUnsafeBufferPointer { source in
             var slot = 0
             for index in indices {

@@ -5,8 +5,16 @@ import Foundation
 // and a symmetric eigendecomposition (Householder tridiagonalisation + implicit QL), both
 // self-contained (this library must not depend on the engine's kernels).
 
-/// Number of worker threads for the training library's heavy loops (the machine's core count).
-var trainingThreadCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+/// Worker threads for the training library's heavy loops (ZCA fitting and whitening); defaults
+/// to the machine's core count, and the command line may lower it (`--threads`).
+public nonisolated(unsafe) var trainingThreadCount: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+/// Whether to print the eigensolver's phase timings to stderr (set DSL_EIGEN_TRACE=1).
+private let eigenTrace = ProcessInfo.processInfo.environment["DSL_EIGEN_TRACE"] != nil
+
+private func traceEigen(_ message: String) {
+    if eigenTrace { FileHandle.standardError.write(Data(("eigen: " + message + "\n").utf8)) }
+}
 
 /// Runs `body(t)` for t in 0..<count on up to `count` threads.
 @inline(__always)
@@ -140,9 +148,15 @@ func symmetricEigen(_ matrix: inout [Double], n: Int) throws -> (values: [Double
     var diagonal = [Double](repeating: 0, count: n)
     var offDiagonal = [Double](repeating: 0, count: n)  // offDiagonal[i] couples i and i+1
     var betas = [Double](repeating: 0, count: n)
+    var clock = Date()
+    func phase(_ name: String) {
+        traceEigen(String(format: "%@ %.2f s", name, -clock.timeIntervalSinceNow))
+        clock = Date()
+    }
     matrix.withUnsafeMutableBufferPointer { buffer in
         tridiagonalize(buffer.baseAddress!, n: n, diagonal: &diagonal, offDiagonal: &offDiagonal, betas: &betas)
     }
+    phase("tridiagonalize")
     // Q = H_0 H_1 … H_{n-3}, accumulated backwards in place of an identity matrix.
     var q = [Double](repeating: 0, count: n * n)
     q.withUnsafeMutableBufferPointer { qBuffer in
@@ -151,10 +165,13 @@ func symmetricEigen(_ matrix: inout [Double], n: Int) throws -> (values: [Double
         }
     }
     // Eigenvectors of A are Q·Y (Y from QL); as rows: Yᵀ·Qᵀ, so start from Qᵀ and rotate rows.
+    phase("accumulate")
     var vectors = [Double](repeating: 0, count: n * n)
     for i in 0..<n { for j in 0..<n { vectors[j * n + i] = q[i * n + j] } }
     q = []
+    phase("transpose")
     try tridiagonalQL(diagonal: &diagonal, offDiagonal: &offDiagonal, n: n, vectors: &vectors)
+    phase("QL")
     return (diagonal, vectors)
 }
 
@@ -236,26 +253,37 @@ private func tridiagonalize(_ a: UnsafeMutablePointer<Double>, n: Int,
         if hasNext { reflection = makeReflection(k + 1); betas[k + 1] = reflection.beta }
         let nextBeta = hasNext ? reflection.beta : 0
         let nextV = a + (k + 1) * n + k + 2
-        // Remaining rows: rank-2 update, then accumulate the next product, split over threads.
+        // Remaining rows: rank-2 update of the upper triangle (row r keeps columns r..<n only),
+        // fused with the next product p' = β' S' v' read from the same, freshly updated, entries:
+        // entry (r, c) contributes to p'_r (as S'[r][c] v'_c) and, off the diagonal, to p'_c.
+        // Rows shrink, so the rows are split between threads by area, not by count.
         let rowCount = m - 1
         let chunks = rowCount >= 256 ? threads : 1
         runParallel(chunks) { t in
-            let lo = 1 + rowCount * t / chunks, hi = 1 + rowCount * (t + 1) / chunks
+            func boundary(_ t: Int) -> Int {
+                let fraction = Double(t) / Double(chunks)
+                return 1 + Int((Double(rowCount) * (1 - (1 - fraction).squareRoot())).rounded())
+            }
+            let lo = t == 0 ? 1 : boundary(t), hi = t == chunks - 1 ? m : boundary(t + 1)
             let out = partial + t * n
             out.update(repeating: 0, count: m - 1)
             for i in lo..<hi {
-                let row = a + (k + 1 + i) * n + k + 1
-                let vi = v[i], wi = w[i]
-                for j in 0..<m { row[j] -= vi * w[j] + wi * v[j] }
-                if nextBeta != 0 {
-                    let scale = nextBeta * nextV[i - 1]
-                    if scale != 0 { axpy(m - 1, scale, row + 1, out) }
+                let row = a + (k + 1 + i) * n + k + 1 + i      // starts at the diagonal entry
+                let length = m - i
+                if nextBeta == 0 {
+                    let vi = v[i], wi = w[i], vs = v + i, ws = w + i
+                    for j in 0..<length { row[j] -= vi * ws[j] + wi * vs[j] }
+                } else {
+                    let dot = updateRowAndAccumulate(length, row: row, v: v + i, w: w + i, vi: v[i], wi: w[i],
+                                                     nextV: nextV + (i - 1), out: out + (i - 1))
+                    out[i - 1] += dot
                 }
             }
         }
         if hasNext {
             p.update(from: partial, count: m - 1)
             for t in 1..<max(1, chunks) { axpy(m - 1, 1, partial + t * n, p) }
+            for j in 0..<(m - 1) { p[j] *= nextBeta }
         }
     }
     diagonal[n - 2] = a[(n - 2) * n + n - 2]
@@ -265,30 +293,122 @@ private func tridiagonalize(_ a: UnsafeMutablePointer<Double>, n: Int,
     for k in max(0, n - 2)..<n { betas[k] = 0 }
 }
 
+/// For one upper-triangle row segment starting at its diagonal entry (index 0):
+/// row[t] −= vi·w[t] + wi·v[t]; then out[t] += nextV[0]·row[t] for t ≥ 1, and returns Σ_t row[t]·nextV[t].
+@inline(__always)
+private func updateRowAndAccumulate(_ length: Int, row: UnsafeMutablePointer<Double>, v: UnsafePointer<Double>, w: UnsafePointer<Double>,
+                                    vi: Double, wi: Double, nextV: UnsafePointer<Double>, out: UnsafeMutablePointer<Double>) -> Double {
+    typealias V = SIMD8<Double>
+    let first = row[0] - vi * w[0] - wi * v[0]
+    row[0] = first
+    var dot = first * nextV[0]
+    let scale = nextV[0]
+    let viV = V(repeating: vi), wiV = V(repeating: wi), scaleV = V(repeating: scale)
+    var sum0 = V(), sum1 = V()
+    let rowRaw = UnsafeMutableRawPointer(row), vRaw = UnsafeRawPointer(v), wRaw = UnsafeRawPointer(w)
+    let nextRaw = UnsafeRawPointer(nextV), outRaw = UnsafeMutableRawPointer(out)
+    var t = 1
+    while t + 16 <= length {
+        let o0 = t * 8, o1 = o0 + 64
+        var r0 = rowRaw.loadUnaligned(fromByteOffset: o0, as: V.self)
+        var r1 = rowRaw.loadUnaligned(fromByteOffset: o1, as: V.self)
+        r0 = r0 - viV * wRaw.loadUnaligned(fromByteOffset: o0, as: V.self) - wiV * vRaw.loadUnaligned(fromByteOffset: o0, as: V.self)
+        r1 = r1 - viV * wRaw.loadUnaligned(fromByteOffset: o1, as: V.self) - wiV * vRaw.loadUnaligned(fromByteOffset: o1, as: V.self)
+        rowRaw.storeBytes(of: r0, toByteOffset: o0, as: V.self)
+        rowRaw.storeBytes(of: r1, toByteOffset: o1, as: V.self)
+        sum0 = sum0.addingProduct(r0, nextRaw.loadUnaligned(fromByteOffset: o0, as: V.self))
+        sum1 = sum1.addingProduct(r1, nextRaw.loadUnaligned(fromByteOffset: o1, as: V.self))
+        outRaw.storeBytes(of: outRaw.loadUnaligned(fromByteOffset: o0, as: V.self).addingProduct(scaleV, r0), toByteOffset: o0, as: V.self)
+        outRaw.storeBytes(of: outRaw.loadUnaligned(fromByteOffset: o1, as: V.self).addingProduct(scaleV, r1), toByteOffset: o1, as: V.self)
+        t += 16
+    }
+    while t < length {
+        let value = row[t] - vi * w[t] - wi * v[t]
+        row[t] = value
+        dot += value * nextV[t]
+        out[t] += scale * value
+        t += 1
+    }
+    return dot + (sum0 + sum1).sum()
+}
+
 /// Q = H_0 H_1 … H_{n-3} (row-major into `q`), applying the reflections right to left to I.
+/// Reflections are applied in groups of `groupSize` as one block reflector P = I − V T Vᵀ
+/// (compact WY form), so each pass over the matrix does `groupSize` reflections' work.
 private func accumulateReflections(_ a: UnsafePointer<Double>, q: UnsafeMutablePointer<Double>, n: Int, betas: [Double]) {
     q.update(repeating: 0, count: n * n)
     for i in 0..<n { q[i * n + i] = 1 }
     if n < 3 { return }
+    let groupSize = 32, tileWidth = 256
+    let reflections = n - 2                        // H_0 … H_{n-3}
+    let v = UnsafeMutablePointer<Double>.allocate(capacity: n * groupSize)   // V, row-major (rows × groupSize)
+    let t = UnsafeMutablePointer<Double>.allocate(capacity: groupSize * groupSize)
     let threads = min(trainingThreadCount, 8)
-    let u = UnsafeMutablePointer<Double>.allocate(capacity: n * threads)
-    defer { u.deallocate() }
-    for k in stride(from: n - 3, through: 0, by: -1) {
-        let beta = betas[k]
-        if beta == 0 { continue }
-        let m = n - k - 1
-        let v = a + k * n + k + 1
-        // uᵀ = β vᵀ B over the block B = Q[k+1..<n, k+1..<n]; then B −= v uᵀ.
-        // Split by columns so that each thread owns a disjoint slice of u and of B.
-        let chunks = m >= 256 ? threads : 1
-        runParallel(chunks) { t in
-            let lo = m * t / chunks, hi = m * (t + 1) / chunks
-            let width = hi - lo
-            let slice = u + t * n
-            slice.update(repeating: 0, count: width)
-            for i in 0..<m where v[i] != 0 { axpy(width, beta * v[i], q + (k + 1 + i) * n + k + 1 + lo, slice) }
-            for i in 0..<m where v[i] != 0 { axpy(width, -v[i], slice, q + (k + 1 + i) * n + k + 1 + lo) }
+    let scratch = UnsafeMutablePointer<Double>.allocate(capacity: threads * 2 * groupSize * tileWidth)
+    defer { v.deallocate(); t.deallocate(); scratch.deallocate() }
+
+    var groupEnd = reflections
+    while groupEnd > 0 {
+        let k0 = max(0, groupEnd - groupSize)
+        let b = groupEnd - k0
+        let firstRow = k0 + 1                      // rows (and columns) k0+1 ..< n are touched
+        let rows = n - firstRow
+        // V[r][j] = v_{k0+j}[row firstRow + r], zero above reflection j's own start (row k0+j+1).
+        v.update(repeating: 0, count: rows * b)
+        for j in 0..<b {
+            let k = k0 + j
+            for r in (k + 1)..<n { v[(r - firstRow) * b + j] = a[k * n + r] }
         }
+        // T upper triangular: T[j][j] = β_j, T[0..<j, j] = −β_j T[0..<j, 0..<j] (V[:, 0..<j]ᵀ v_j).
+        t.update(repeating: 0, count: b * b)
+        for j in 0..<b {
+            let beta = betas[k0 + j]
+            t[j * b + j] = beta
+            if j == 0 || beta == 0 { continue }
+            var dots = [Double](repeating: 0, count: j)
+            for r in 0..<rows {
+                let row = v + r * b
+                let vj = row[j]
+                if vj == 0 { continue }
+                for i in 0..<j { dots[i] += row[i] * vj }
+            }
+            for i in 0..<j {
+                var sum = 0.0
+                for l in i..<j { sum += t[i * b + l] * dots[l] }
+                t[i * b + j] = -beta * sum
+            }
+        }
+        // M ← M − V (T (Vᵀ M)) on the block rows/columns firstRow..<n, by column tiles.
+        let tiles = (rows + tileWidth - 1) / tileWidth
+        let workers = min(threads, tiles)
+        runParallel(workers) { worker in
+            let y = scratch + worker * 2 * groupSize * tileWidth
+            let z = y + groupSize * tileWidth
+            var tile = worker
+            while tile < tiles {
+                let c0 = firstRow + tile * tileWidth
+                let width = min(tileWidth, n - c0)
+                y.update(repeating: 0, count: b * tileWidth)
+                for r in 0..<rows {
+                    let mRow = q + (firstRow + r) * n + c0
+                    let vRow = v + r * b
+                    for j in 0..<b where vRow[j] != 0 { axpy(width, vRow[j], mRow, y + j * tileWidth) }
+                }
+                // Z = T Y (T upper triangular).
+                for i in 0..<b {
+                    let zRow = z + i * tileWidth
+                    zRow.update(repeating: 0, count: width)
+                    for l in i..<b where t[i * b + l] != 0 { axpy(width, t[i * b + l], y + l * tileWidth, zRow) }
+                }
+                for r in 0..<rows {
+                    let mRow = q + (firstRow + r) * n + c0
+                    let vRow = v + r * b
+                    for j in 0..<b where vRow[j] != 0 { axpy(width, -vRow[j], z + j * tileWidth, mRow) }
+                }
+                tile += workers
+            }
+        }
+        groupEnd = k0
     }
 }
 
@@ -300,12 +420,14 @@ private struct Rotation { var row: Int32; var cosine: Double; var sine: Double }
 private func tridiagonalQL(diagonal d: inout [Double], offDiagonal e: inout [Double], n: Int, vectors: inout [Double]) throws {
     var rotations: [Rotation] = []
     let flushSize = 1 << 20
+    var totalRotations = 0
     rotations.reserveCapacity(flushSize + n)
     func flush() {
         if rotations.isEmpty { return }
         vectors.withUnsafeMutableBufferPointer { buffer in
             applyRotations(rotations, to: buffer.baseAddress!, n: n)
         }
+        totalRotations += rotations.count
         rotations.removeAll(keepingCapacity: true)
     }
     for l in 0..<n {
@@ -349,30 +471,63 @@ private func tridiagonalQL(diagonal d: inout [Double], offDiagonal e: inout [Dou
         }
     }
     flush()
+    traceEigen("QL rotations: \(totalRotations)")
 }
 
 /// Applies rotations in order to rows (i, i+1) of z: z_{i+1} ← s·z_i + c·z_{i+1}, z_i ← c·z_i − s·z_{i+1}.
-/// Works on column strips narrow enough that the whole strip stays in cache for all rotations.
+/// Works on column strips of 32 copied into a contiguous buffer (n × 32 doubles, cache-sized;
+/// operating on the strip in place would map every row to the same few cache sets).
 private func applyRotations(_ rotations: [Rotation], to z: UnsafeMutablePointer<Double>, n: Int) {
+    typealias V = SIMD8<Double>
     let strip = 32
     let strips = (n + strip - 1) / strip
     let threads = min(trainingThreadCount, strips)
+    let buffers = UnsafeMutablePointer<Double>.allocate(capacity: threads * n * strip)
+    defer { buffers.deallocate() }
     rotations.withUnsafeBufferPointer { list in
         runParallel(threads) { t in
+            let buffer = buffers + t * n * strip
+            let raw = UnsafeMutableRawPointer(buffer)
             var s0 = t
             while s0 < strips {
                 let j0 = s0 * strip
                 let width = min(strip, n - j0)
+                if width < strip { buffer.update(repeating: 0, count: n * strip) }
+                for row in 0..<n { (buffer + row * strip).update(from: z + row * n + j0, count: width) }
+                // A QL sweep rotates rows (i, i+1), (i−1, i), (i−2, i−1), …: the new row i of one
+                // rotation is the lower row of the next, so it is carried in registers, not memory.
+                var carried0 = V(), carried1 = V(), carried2 = V(), carried3 = V()
+                var carriedRow = -2                       // row held in the carried registers
                 for rotation in list {
-                    let upper = z + Int(rotation.row) * n + j0
-                    let lower = upper + n
-                    let c = rotation.cosine, s = rotation.sine
-                    for j in 0..<width {
-                        let f = lower[j], x = upper[j]
-                        lower[j] = s * x + c * f
-                        upper[j] = c * x - s * f
+                    let row = Int(rotation.row)
+                    let upper = raw + row * strip * 8
+                    let lower = upper + strip * 8
+                    if row + 1 != carriedRow {
+                        if carriedRow >= 0 {
+                            let held = raw + carriedRow * strip * 8
+                            held.storeBytes(of: carried0, as: V.self); held.storeBytes(of: carried1, toByteOffset: 64, as: V.self)
+                            held.storeBytes(of: carried2, toByteOffset: 128, as: V.self); held.storeBytes(of: carried3, toByteOffset: 192, as: V.self)
+                        }
+                        carried0 = lower.loadUnaligned(as: V.self); carried1 = lower.loadUnaligned(fromByteOffset: 64, as: V.self)
+                        carried2 = lower.loadUnaligned(fromByteOffset: 128, as: V.self); carried3 = lower.loadUnaligned(fromByteOffset: 192, as: V.self)
                     }
+                    let c = V(repeating: rotation.cosine), s = V(repeating: rotation.sine)
+                    let x0 = upper.loadUnaligned(as: V.self), x1 = upper.loadUnaligned(fromByteOffset: 64, as: V.self)
+                    let x2 = upper.loadUnaligned(fromByteOffset: 128, as: V.self), x3 = upper.loadUnaligned(fromByteOffset: 192, as: V.self)
+                    lower.storeBytes(of: s * x0 + c * carried0, as: V.self)
+                    lower.storeBytes(of: s * x1 + c * carried1, toByteOffset: 64, as: V.self)
+                    lower.storeBytes(of: s * x2 + c * carried2, toByteOffset: 128, as: V.self)
+                    lower.storeBytes(of: s * x3 + c * carried3, toByteOffset: 192, as: V.self)
+                    carried0 = c * x0 - s * carried0; carried1 = c * x1 - s * carried1
+                    carried2 = c * x2 - s * carried2; carried3 = c * x3 - s * carried3
+                    carriedRow = row
                 }
+                if carriedRow >= 0 {
+                    let held = raw + carriedRow * strip * 8
+                    held.storeBytes(of: carried0, as: V.self); held.storeBytes(of: carried1, toByteOffset: 64, as: V.self)
+                    held.storeBytes(of: carried2, toByteOffset: 128, as: V.self); held.storeBytes(of: carried3, toByteOffset: 192, as: V.self)
+                }
+                for row in 0..<n { (z + row * n + j0).update(from: buffer + row * strip, count: width) }
                 s0 += threads
             }
         }

@@ -44,6 +44,9 @@ public struct Preprocessor: Equatable, Sendable {
     /// ZCA regularisation ε added to every eigenvalue.
     public var zcaEpsilon: Float
 
+    /// Largest image size (h·w·c) ZCA is fitted for: its matrices take 8·D² bytes while fitting.
+    public static let maximumZCAFeatures = 6144
+
     /// Floats per image.
     public var featureCount: Int { height * width * channels }
 
@@ -88,6 +91,9 @@ public struct Preprocessor: Equatable, Sendable {
                                  epsilon: Float = 1e-2) throws -> Preprocessor {
         guard dataset.count >= 2 else { throw TrainingError("ZCA: needs at least 2 training images, got \(dataset.count)") }
         guard epsilon >= 0, scale > 0 else { throw TrainingError("ZCA: epsilon must be ≥ 0 and scale > 0") }
+        guard dataset.imageSize <= Preprocessor.maximumZCAFeatures else {
+            throw TrainingError("ZCA: images of \(dataset.height)×\(dataset.width)×\(dataset.channels) = \(dataset.imageSize) features exceed the supported \(Preprocessor.maximumZCAFeatures) (the whitening matrix grows with the square); use per-channel standardisation")
+        }
         var result = Preprocessor(method: .gcnZCA, height: dataset.height, width: dataset.width, channels: dataset.channels)
         result.gcnScale = scale; result.gcnSqrtBias = sqrtBias; result.gcnUseStd = useStd; result.zcaEpsilon = epsilon
         let d = dataset.imageSize, n = dataset.count
@@ -161,8 +167,26 @@ public struct Preprocessor: Equatable, Sendable {
         for j in 0..<d { x[j] *= inverse }
     }
 
+    /// Throws when the fitted arrays do not match the method and image shape (e.g. after editing fields).
+    public func validate() throws {
+        guard height > 0, width > 0, channels > 0 else { throw TrainingError("preprocessing: invalid image shape \(height)×\(width)×\(channels)") }
+        switch method {
+        case .none: return
+        case .standardize:
+            guard mean.count == channels, inverseStd.count == channels else {
+                throw TrainingError("preprocessing: standardisation needs \(channels) means and inverse stds, has \(mean.count) and \(inverseStd.count)")
+            }
+        case .gcnZCA:
+            guard mean.count == featureCount, whitening.count == featureCount * featureCount else {
+                throw TrainingError("preprocessing: ZCA needs a \(featureCount)-value mean and a \(featureCount)×\(featureCount) matrix, has \(mean.count) and \(whitening.count) values")
+            }
+        }
+    }
+
     /// Transforms `count` NHWC images in place (`images` holds count × featureCount floats).
-    public func apply(images: UnsafeMutablePointer<Float>, count: Int) {
+    public func apply(images: UnsafeMutablePointer<Float>, count: Int) throws {
+        try validate()
+        if count <= 0 { return }
         let d = featureCount
         switch method {
         case .none:
@@ -211,7 +235,11 @@ public struct Preprocessor: Equatable, Sendable {
             throw TrainingError("preprocessing was fitted for \(height)×\(width)×\(channels) images, dataset has \(dataset.height)×\(dataset.width)×\(dataset.channels)")
         }
         let count = dataset.count
-        dataset.images.withUnsafeMutableBufferPointer { apply(images: $0.baseAddress!, count: count) }
+        guard dataset.images.count >= count * featureCount else {
+            throw TrainingError("dataset: \(dataset.images.count) pixel values for \(count) images of \(featureCount)")
+        }
+        if count == 0 { return }
+        try dataset.images.withUnsafeMutableBufferPointer { try apply(images: $0.baseAddress!, count: count) }
     }
 
     // MARK: Serialisation

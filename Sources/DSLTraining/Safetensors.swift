@@ -51,7 +51,12 @@ public struct StoredTensor: Equatable, Sendable {
 
     private static func check(shape: [Int], count: Int) throws {
         guard shape.allSatisfy({ $0 >= 0 }) else { throw TrainingError("tensor shape \(shape) has a negative dimension") }
-        let product = shape.reduce(1, *)
+        var product = 1
+        for dimension in shape {
+            let (next, overflow) = product.multipliedReportingOverflow(by: dimension)
+            guard !overflow else { throw TrainingError("tensor shape \(shape) is too large") }
+            product = next
+        }
         guard product == count else { throw TrainingError("tensor shape \(shape) needs \(product) elements, got \(count)") }
     }
 
@@ -194,8 +199,7 @@ public func decodeSafetensors(_ bytes: [UInt8], name: String) throws -> Safetens
         guard let shapeList = entry["shape"] as? [Any] else { throw fail("tensor '\(tensorName)': missing array 'shape'") }
         var shape: [Int] = []
         for dimension in shapeList {
-            guard let number = dimension as? NSNumber, let value = Int(exactly: number.doubleValue), value >= 0,
-                  !(dimension is Bool) else {
+            guard let number = dimension as? NSNumber, let value = Int(exactly: number.doubleValue), value >= 0 else {
                 throw fail("tensor '\(tensorName)': shape \(shapeList) has a dimension that is not a non-negative integer")
             }
             shape.append(value)
@@ -214,7 +218,7 @@ public func decodeSafetensors(_ bytes: [UInt8], name: String) throws -> Safetens
             guard !overflow else { throw fail("tensor '\(tensorName)': shape \(shape) is too large") }
             elements = product
         }
-        guard elements * dtype.byteSize == end - begin else {
+        guard elements <= dataSize, elements * dtype.byteSize == end - begin else {
             throw fail("tensor '\(tensorName)': shape \(shape) of \(dtype.rawValue) needs \(elements * dtype.byteSize) bytes but data_offsets span \(end - begin)")
         }
         spans.append((begin, end, tensorName))
@@ -238,9 +242,20 @@ public func decodeSafetensors(_ bytes: [UInt8], name: String) throws -> Safetens
             tensors[tensorName] = try StoredTensor(shape: shape, int64s: values)
         }
     }
+    // Like the reference implementation: tensors tile the data section exactly, in offset order.
     spans.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
-    for index in spans.indices.dropFirst() where spans[index].begin < spans[index - 1].end {
-        throw fail("tensors '\(spans[index - 1].name)' and '\(spans[index].name)' overlap in the data section")
+    var covered = 0
+    for span in spans {
+        if span.begin < covered {
+            throw fail("tensor '\(span.name)' (data_offsets [\(span.begin), \(span.end)]) overlaps the previous tensor in the data section")
+        }
+        if span.begin > covered {
+            throw fail("gap in the data section: bytes \(covered)..<\(span.begin) belong to no tensor (before '\(span.name)')")
+        }
+        covered = span.end
+    }
+    if covered != dataSize {
+        throw fail("data section has \(dataSize) bytes but the tensors cover only \(covered) (truncated header or trailing bytes)")
     }
     return SafetensorsContents(tensors: tensors, metadata: metadata)
 }

@@ -51,7 +51,7 @@ final class PreprocessingTests: XCTestCase {
         var gcnOnly = pre; gcnOnly.whitening = (0..<(d * d)).map { $0 % (d + 1) == 0 ? 1 : 0 }
         gcnOnly.mean = [Float](repeating: 0, count: d)
         var image = Array(train.images[0..<d])
-        image.withUnsafeMutableBufferPointer { gcnOnly.apply(images: $0.baseAddress!, count: 1) }
+        try image.withUnsafeMutableBufferPointer { try gcnOnly.apply(images: $0.baseAddress!, count: 1) }
         XCTAssertEqual(Double(image.reduce(0, +)), 0, accuracy: 1e-2)
         XCTAssertEqual(Double(image.map { $0 * $0 }.reduce(0, +)).squareRoot(), 55, accuracy: 1e-2)
         // Whitened training data: covariance Cw = W C W with Cw + ε W² = I.
@@ -113,5 +113,30 @@ final class PreprocessingTests: XCTestCase {
         print(String(format: "ZCA fit on %d×%d: %.2f s; apply to %d images: %.2f s",
                      train.count, train.imageSize, fitted.timeIntervalSince(start), test.count, applied.timeIntervalSince(fitted)))
         XCTAssertTrue(whitenedTest.images.prefix(100_000).allSatisfy { $0.isFinite })
+        // Spot-check the defining identity Cw + εW² = I on a few rows, with Cw from whitened training data.
+        var whitenedTrain = train
+        try pre.apply(to: &whitenedTrain)
+        let d = train.imageSize, n = train.count, epsilon = Double(pre.zcaEpsilon)
+        var worst = 0.0
+        for i in [0, 1000, 3071] {
+            var covarianceRow = [Double](repeating: 0, count: d)
+            whitenedTrain.images.withUnsafeBufferPointer { x in
+                for s in 0..<n {
+                    let row = x.baseAddress! + s * d
+                    let xi = Double(row[i])
+                    for j in 0..<d { covarianceRow[j] += xi * Double(row[j]) }
+                }
+            }
+            pre.whitening.withUnsafeBufferPointer { w in
+                var square = [Double](repeating: 0, count: d)
+                for k in 0..<d {
+                    let wik = Double(w[i * d + k])
+                    for j in 0..<d { square[j] += wik * Double(w[k * d + j]) }
+                }
+                for j in 0..<d { worst = max(worst, abs(covarianceRow[j] / Double(n) + epsilon * square[j] - (i == j ? 1 : 0))) }
+            }
+        }
+        print(String(format: "ZCA full size: max |Cw + εW² − I| on 3 rows = %.2e", worst))
+        XCTAssertLessThan(worst, 5e-2)
     }
 }

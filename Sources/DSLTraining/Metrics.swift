@@ -1,0 +1,85 @@
+import Foundation
+#if os(Linux)
+import Glibc
+#endif
+
+/// One line of the training log: the state at the end of an epoch (test values optional).
+public struct EpochMetrics: Equatable, Sendable {
+    /// Epochs completed (1-based).
+    public var epoch: Int
+    /// Global optimiser steps completed.
+    public var step: Int
+    /// Learning rate used in the epoch's last step.
+    public var learningRate: Double
+    /// Mean training loss over the epoch.
+    public var trainLoss: Double
+    /// Training accuracy over the epoch, 0...1.
+    public var trainAccuracy: Double
+    /// Test loss, when evaluated.
+    public var testLoss: Double?
+    /// Test accuracy 0...1, when evaluated.
+    public var testAccuracy: Double?
+    /// Training throughput in images per second.
+    public var imagesPerSecond: Double
+    /// Wall-clock seconds since training started.
+    public var elapsedSeconds: Double
+
+    /// Creates a record.
+    public init(epoch: Int, step: Int, learningRate: Double, trainLoss: Double, trainAccuracy: Double,
+                testLoss: Double? = nil, testAccuracy: Double? = nil, imagesPerSecond: Double, elapsedSeconds: Double) {
+        self.epoch = epoch; self.step = step; self.learningRate = learningRate
+        self.trainLoss = trainLoss; self.trainAccuracy = trainAccuracy
+        self.testLoss = testLoss; self.testAccuracy = testAccuracy
+        self.imagesPerSecond = imagesPerSecond; self.elapsedSeconds = elapsedSeconds
+    }
+
+    /// The record as one JSON object on one line; keys: epoch, step, lr, train_loss, train_acc,
+    /// test_loss, test_acc, images_per_s, elapsed_s (missing or non-finite values are null).
+    public var jsonLine: String {
+        func number(_ value: Double?) -> String {
+            guard let value, value.isFinite else { return "null" }
+            return String(format: "%.9g", value)
+        }
+        return "{\"epoch\":\(epoch),\"step\":\(step),\"lr\":\(number(learningRate)),\"train_loss\":\(number(trainLoss)),\"train_acc\":\(number(trainAccuracy)),\"test_loss\":\(number(testLoss)),\"test_acc\":\(number(testAccuracy)),\"images_per_s\":\(number(imagesPerSecond)),\"elapsed_s\":\(number(elapsedSeconds))}"
+    }
+}
+
+/// Appends one JSON line to a metrics file (created when absent).
+public func appendMetrics(_ record: EpochMetrics, to path: String) throws {
+    let line = Array((record.jsonLine + "\n").utf8)
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    guard descriptor >= 0 else {
+        throw TrainingError("\(path): cannot open metrics file for appending: \(String(cString: strerror(errno)))")
+    }
+    defer { close(descriptor) }
+    let written = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    guard written == line.count else {
+        throw TrainingError("\(path): cannot append metrics: \(String(cString: strerror(errno)))")
+    }
+}
+
+/// Reads a JSON-lines metrics file written by `appendMetrics` (blank lines ignored).
+public func readMetrics(path: String) throws -> [EpochMetrics] {
+    let bytes = try readFileBytes(path)
+    guard let text = String(bytes: bytes, encoding: .utf8) else { throw TrainingError("\(path): not valid UTF-8") }
+    var records: [EpochMetrics] = []
+    for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        if trimmed.isEmpty { continue }
+        func fail(_ why: String) -> TrainingError { TrainingError("\(path):\(index + 1): \(why)") }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(trimmed.utf8))) as? [String: Any] else {
+            throw fail("not a JSON object")
+        }
+        func value(_ key: String) -> Double? { (object[key] as? NSNumber)?.doubleValue }
+        func required(_ key: String) throws -> Double {
+            guard let v = value(key) else { throw fail("missing number '\(key)'") }
+            return v
+        }
+        records.append(EpochMetrics(epoch: Int(try required("epoch")), step: Int(try required("step")),
+                                    learningRate: value("lr") ?? .nan, trainLoss: value("train_loss") ?? .nan,
+                                    trainAccuracy: value("train_acc") ?? .nan, testLoss: value("test_loss"),
+                                    testAccuracy: value("test_acc"), imagesPerSecond: value("images_per_s") ?? .nan,
+                                    elapsedSeconds: value("elapsed_s") ?? .nan))
+    }
+    return records
+}

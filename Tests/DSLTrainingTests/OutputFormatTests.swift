@@ -1,0 +1,218 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import XCTest
+@testable import DSLTraining
+
+final class SafetensorsTests: XCTestCase {
+    func testRoundTrip() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let path = directory + "/model.safetensors"
+        let tensors: [String: StoredTensor] = [
+            "conv1.weight": try StoredTensor(shape: [2, 3, 1, 1], floats: [1, -2, 3.5, .pi, -0.0, 1e-30]),
+            "empty": try StoredTensor(shape: [0, 4], floats: []),
+            "step": .scalar(Int64(123_456_789_012)),
+            "lr": .scalar(Float(0.25)),
+        ]
+        let metadata = ["format": "pt", "note": "quote \" backslash \\ newline \n tab \t é"]
+        try writeSafetensors(tensors, metadata: metadata, to: path)
+        let contents = try readSafetensors(path: path)
+        XCTAssertEqual(contents.tensors, tensors)
+        XCTAssertEqual(contents.metadata, metadata)
+        // Layout: 8-byte little-endian length, header padded with spaces to a multiple of 8.
+        let bytes = try readFileBytes(path)
+        let length = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        XCTAssertEqual((8 + length) % 8, 0)
+        XCTAssertEqual(bytes[8], UInt8(ascii: "{"))
+        XCTAssertEqual(bytes.count, 8 + length + 6 * 4 + 8 + 4)
+        // No temporary file left behind.
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), ["model.safetensors"])
+    }
+
+    private func file(header: String, data: [UInt8] = []) -> [UInt8] {
+        let h = Array(header.utf8)
+        return withUnsafeBytes(of: UInt64(h.count).littleEndian) { Array($0) } + h + data
+    }
+
+    func testValidationErrors() throws {
+        let cases: [([UInt8], String)] = [
+            ([1, 2, 3], "too short"),
+            (withUnsafeBytes(of: UInt64(1_000).littleEndian) { Array($0) } + Array("{}".utf8), "header length 1000 does not fit"),
+            (file(header: "{\"a\": "), "not well-formed JSON"),
+            (file(header: "[1]"), "does not start with '{'"),
+            (file(header: "{\"a\": {\"dtype\": \"F16\", \"shape\": [1], \"data_offsets\": [0, 2]}}", data: [0, 0]), "unsupported dtype 'F16'"),
+            (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 4]}}", data: [0, 0, 0, 0]), "needs 8 bytes but data_offsets span 4"),
+            (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 8]}}", data: [0, 0, 0, 0]), "outside the 4-byte data section"),
+            (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}, \"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [2, 6]}}", data: [UInt8](repeating: 0, count: 8)), "overlap"),
+            (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 0]}}"), "not a non-negative integer"),
+            (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}", data: [UInt8](repeating: 0, count: 8)), "gap in the data section: bytes 0..<4"),
+            (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", data: [UInt8](repeating: 0, count: 6)), "6 bytes but the tensors cover only 4"),
+            (file(header: "{\"a\": {\"dtype\": \"F32\", \"shape\": [1]}}"), "data_offsets"),
+            (file(header: "{\"__metadata__\": {\"epoch\": 3}}"), "value for 'epoch' is not a string"),
+            (file(header: "{\"a\": 5}"), "entry is not an object"),
+        ]
+        for (bytes, fragment) in cases {
+            assertThrowsMessage(try decodeSafetensors(bytes, name: "ckpt.safetensors"), contains: "ckpt.safetensors", fragment)
+        }
+        let directory = try makeTemporaryDirectory(self)
+        assertThrowsMessage(try readSafetensors(path: directory + "/none.safetensors"), contains: "none.safetensors", "not found")
+        assertThrowsMessage(try writeSafetensors([:], to: directory + "/missing/x.safetensors"), contains: "does not exist")
+        assertThrowsMessage(try StoredTensor(shape: [2, 2], floats: [1]), contains: "needs 4 elements")
+    }
+
+    /// Cross-checks the byte layout with Python: the `safetensors` package when installed, else
+    /// a numpy reader following the format specification. Skipped when neither is available.
+    func testPythonReadsOurFile() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let path = directory + "/x.safetensors"
+        try writeSafetensors(["w": try StoredTensor(shape: [2, 3], floats: [1, 2, 3, 4, 5, 6.5]),
+                              "n": try StoredTensor(shape: [2], int64s: [-7, 1 << 40])], metadata: ["k": "v"], to: path)
+        let script = """
+        import json, struct, sys
+        import numpy as np
+        path = sys.argv[1]
+        try:
+            from safetensors.numpy import load_file
+            t = load_file(path); w, n = t["w"], t["n"]
+        except ImportError:
+            raw = open(path, "rb").read()
+            (length,) = struct.unpack("<Q", raw[:8])
+            header = json.loads(raw[8:8 + length])
+            assert header["__metadata__"] == {"k": "v"}
+            data = raw[8 + length:]
+            def load(name, dtype):
+                e = header[name]; b, f = e["data_offsets"]
+                return np.frombuffer(data[b:f], dtype=dtype).reshape(e["shape"])
+            w, n = load("w", "<f4"), load("n", "<i8")
+        print(w.shape, float(w.sum()), n.tolist())
+        """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = Pipe()
+        do { try process.run() } catch { throw XCTSkip("python3 not available") }
+        process.waitUntilExit()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        if process.terminationStatus != 0 { throw XCTSkip("python3 with numpy not available") }
+        XCTAssertEqual(output.trimmingCharacters(in: .whitespacesAndNewlines), "(2, 3) 21.5 [-7, 1099511627776]")
+    }
+}
+
+final class MetricsAndPlotTests: XCTestCase {
+    private func records() -> [EpochMetrics] {
+        var result: [EpochMetrics] = []
+        for e in 1...6 {
+            let x = Double(e)
+            let tested = e % 2 == 0
+            let testLoss: Double? = tested ? 2.0 / x : nil
+            let testAccuracy: Double? = tested ? 0.09 * x : nil
+            result.append(EpochMetrics(epoch: e, step: e * 100, learningRate: 0.1, trainLoss: 2.3 / x, trainAccuracy: 0.1 * x,
+                                       testLoss: testLoss, testAccuracy: testAccuracy, imagesPerSecond: 1234.5, elapsedSeconds: 10 * x))
+        }
+        return result
+    }
+
+    func testJSONLinesRoundTrip() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let path = directory + "/metrics.jsonl"
+        for record in records() { try appendMetrics(record, to: path) }
+        let text = String(decoding: try readFileBytes(path), as: UTF8.self)
+        XCTAssertEqual(text.split(separator: "\n").count, 6)
+        XCTAssertTrue(text.hasPrefix("{\"epoch\":1,\"step\":100,\"lr\":0.1,\"train_loss\":2.3,"), text)
+        XCTAssertTrue(text.contains("\"test_loss\":null"))
+        let back = try readMetrics(path: path)
+        XCTAssertEqual(back.count, 6)
+        XCTAssertEqual(back[1].testAccuracy!, 0.18, accuracy: 1e-12)
+        XCTAssertNil(back[0].testLoss)
+        try writeBytes(Array("{\"epoch\":1}\nnot json\n".utf8), directory + "/bad.jsonl")
+        assertThrowsMessage(try readMetrics(path: directory + "/bad.jsonl"), contains: "bad.jsonl:1", "step")
+        assertThrowsMessage(try appendMetrics(records()[0], to: directory + "/no/such/dir.jsonl"), contains: "dir.jsonl", "cannot open")
+    }
+
+    /// Counts elements while checking the document parses as XML.
+    private final class Counter: NSObject, XMLParserDelegate {
+        var counts: [String: Int] = [:]
+        var texts: [String] = []
+        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+            counts[name, default: 0] += 1
+        }
+        func parser(_ parser: XMLParser, foundCharacters string: String) { texts.append(string) }
+    }
+
+    func testSVGIsWellFormedWithOnePolylinePerSeries() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let path = directory + "/curves.svg"
+        try writeTrainingPlot(records(), to: path, title: "allcnn <c> & friends")
+        let data = Data(try readFileBytes(path))
+        let parser = XMLParser(data: data)
+        let counter = Counter()
+        parser.delegate = counter
+        XCTAssertTrue(parser.parse(), "SVG is not well-formed XML: \(String(describing: parser.parserError))")
+        XCTAssertEqual(counter.counts["svg"], 1)
+        XCTAssertEqual(counter.counts["polyline"], 4)  // train/test loss, train/test accuracy
+        let text = counter.texts.joined()
+        for label in ["train loss", "test loss", "train accuracy", "test accuracy", "epoch", "accuracy (%)", "allcnn <c> & friends"] {
+            XCTAssertTrue(text.contains(label), "missing text \(label)")
+        }
+        // Without test values only the two training curves are drawn.
+        let trainOnly = records().map { r -> EpochMetrics in var r = r; r.testLoss = nil; r.testAccuracy = nil; return r }
+        let counter2 = Counter()
+        let parser2 = XMLParser(data: Data(renderTrainingSVG(trainOnly).utf8))
+        parser2.delegate = counter2
+        XCTAssertTrue(parser2.parse())
+        XCTAssertEqual(counter2.counts["polyline"], 2)
+        // Degenerate input still renders.
+        XCTAssertTrue(XMLParser(data: Data(renderTrainingSVG([]).utf8)).parse())
+    }
+
+    func testNiceTicks() {
+        XCTAssertEqual(niceTicks(0...100), [0, 20, 40, 60, 80, 100])
+        XCTAssertEqual(niceTicks(1...6), [1, 2, 3, 4, 5, 6])
+        XCTAssertEqual(niceTicks(0.37...2.41), [0.5, 1, 1.5, 2])
+    }
+}
+
+final class ProgressTests: XCTestCase {
+    func testFormatting() {
+        XCTAssertEqual(ProgressFormat.duration(0), "0s")
+        XCTAssertEqual(ProgressFormat.duration(59.4), "59s")
+        XCTAssertEqual(ProgressFormat.duration(187), "3m07s")
+        XCTAssertEqual(ProgressFormat.duration(7530), "2h05m")
+        XCTAssertEqual(ProgressFormat.duration(.nan), "--")
+        XCTAssertEqual(ProgressFormat.duration(-1), "--")
+        XCTAssertEqual(ProgressFormat.bar(fraction: 0.5, width: 10), "[#####.....]")
+        XCTAssertEqual(ProgressFormat.bar(fraction: 2, width: 4), "[####]")
+        XCTAssertEqual(ProgressFormat.bar(fraction: -1, width: 3), "[...]")
+        XCTAssertEqual(ProgressFormat.eta(elapsed: 30, fraction: 0.25), 90)
+        XCTAssertNil(ProgressFormat.eta(elapsed: 30, fraction: 0))
+        XCTAssertEqual(ProgressFormat.line(epoch: 3, epochs: 200, batch: 17, batches: 391, loss: 1.23456, accuracy: 0.5623,
+                                           imagesPerSecond: 1234.4, etaSeconds: 7530, barWidth: 10),
+                       "epoch   3/200 batch  17/391 [..........] loss 1.2346 acc  56.2% 1234 img/s ETA 2h05m")
+    }
+
+    func testModes() {
+        var plain: [String] = []
+        let log = ProgressReporter(epochs: 2, batchesPerEpoch: 10, interactive: false, logEvery: 5) { plain.append($0) }
+        for b in 1...10 { log.batch(epoch: 1, batch: b, loss: 1, accuracy: 0.5, imagesPerSecond: 100) }
+        log.endEpoch("epoch 1 done")
+        XCTAssertEqual(plain.count, 3)
+        XCTAssertTrue(plain.allSatisfy { $0.hasSuffix("\n") && !$0.contains("\r") })
+
+        var terminal: [String] = []
+        let tty = ProgressReporter(epochs: 1, batchesPerEpoch: 3, interactive: true) { terminal.append($0) }
+        tty.batch(epoch: 1, batch: 1, loss: 1, accuracy: 0.5, imagesPerSecond: 100)
+        tty.batch(epoch: 1, batch: 3, loss: 1, accuracy: 0.5, imagesPerSecond: 100)
+        tty.endEpoch("summary")
+        XCTAssertTrue(terminal[0].hasPrefix("\r"))
+        XCTAssertEqual(terminal.suffix(2), ["\n", "summary\n"])
+
+        var quiet: [String] = []
+        let silent = ProgressReporter(epochs: 1, batchesPerEpoch: 3, quiet: true, interactive: true) { quiet.append($0) }
+        silent.batch(epoch: 1, batch: 3, loss: 1, accuracy: 0.5, imagesPerSecond: 100)
+        silent.endEpoch("only this")
+        XCTAssertEqual(quiet, ["only this\n"])
+    }
+}
