@@ -68,9 +68,8 @@ enum TrainCommand {
         case "none": o.whiten = .none
         case let w: throw UsageError(message: "--whiten must be standardize, zca or none, got '\(w)'")
         }
-        do { _ = try LearningRateSchedule(parsing: o.schedule, epochs: o.epochs) } catch { throw UsageError(message: "\(error)") }
+        do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.learningRate), totalEpochs: o.epochs) } catch { throw UsageError(message: "\(error)") }
         engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)
-        let quiet = a.has("--quiet") || isatty(1) == 0
         let format = try a.value("--dataset").map { try DatasetFormat(parsing: $0) }
         let labels = try (a.value("--labels")).map { try CIFAR100Labels(parsing: $0) } ?? .fine
 
@@ -86,34 +85,29 @@ enum TrainCommand {
         }
         let metricsPath = outDir + "/metrics.jsonl"
         let plotPath = outDir + "/curves.svg"
-        var history: [(epoch: Int, trainLoss: Double, trainAcc: Double, testLoss: Double, testAcc: Double)] = loadHistory(metricsPath, upTo: trainer.position.epoch)
-        if trainer.position.epoch == 0 && trainer.position.step == 0 { try? FileManager.default.removeItem(atPath: metricsPath); history = [] }
+        // On resume, keep the epochs the checkpoint has; a fresh run starts a new log.
+        var history = ((try? readMetrics(path: metricsPath)) ?? []).filter { $0.epoch <= trainer.position.epoch }
+        if trainer.position.epoch == 0 && trainer.position.step == 0 { history = [] }
+        try writeTextAtomically(history.map { $0.jsonLine + "\n" }.joined(), to: metricsPath)
+        var progress: ProgressReporter?
 
         signal(SIGINT) { _ in Trainer.stopRequested = true }
-        var lastDraw = Date.distantPast
         let outcome = try trainer.run(report: { event in
             switch event {
             case .started(let text):
                 out(text + "\n")
             case let .step(epoch, step, steps, loss, acc, ips, _):
-                if quiet {
-                    if step == steps || step % max(1, steps / 4) == 0 {
-                        out(String(format: "epoch %d/%d step %d/%d loss %.4f acc %.2f%% %.1f img/s\n", epoch, o.epochs, step, steps, loss, acc * 100, ips))
-                    }
-                } else if Date().timeIntervalSince(lastDraw) > 0.1 || step == steps {
-                    lastDraw = Date()
-                    let remaining = Double(steps - step) * Double(o.batch) / max(ips, 1e-9) + Double(o.epochs - epoch) * Double(steps * o.batch) / max(ips, 1e-9)
-                    out("\r" + progressLine(epoch: epoch, epochs: o.epochs, step: step, steps: steps, loss: loss, accuracy: acc, imagesPerSecond: ips, eta: remaining))
-                }
+                if progress == nil { progress = ProgressReporter(epochs: o.epochs, batchesPerEpoch: steps, interactive: a.has("--quiet") ? false : nil) }
+                progress?.batch(epoch: epoch, batch: step, loss: loss, accuracy: acc, imagesPerSecond: ips)
             case let .epochEnded(epoch, trainLoss, trainAcc, test, lr, ips, elapsed):
-                if !quiet { out("\r\u{1B}[K") }
-                out(String(format: "epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.5f | %.1f img/s | %.0f s\n",
-                           epoch, o.epochs, trainLoss, trainAcc * 100, test.loss, test.accuracy * 100, lr, ips, elapsed))
-                history.append((epoch, trainLoss, trainAcc, test.loss, test.accuracy))
-                let line = JSON.object([("epoch", .int(epoch)), ("lr", .double(Double(lr))), ("train_loss", .double(trainLoss)), ("train_accuracy", .double(trainAcc)),
-                                        ("test_loss", .double(test.loss)), ("test_accuracy", .double(test.accuracy)), ("images_per_second", .double(ips)), ("elapsed_seconds", .double(elapsed))]).render(pretty: false)
-                appendLine(line, to: metricsPath)
-                try? writeAtomically(Data(curvesSVG(title: g.name, history: history.map { ($0.epoch, $0.trainLoss, $0.testLoss, $0.trainAcc, $0.testAcc) }).utf8), to: plotPath)
+                let summary = String(format: "epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.5f | %.1f img/s | %.0f s",
+                                     epoch, o.epochs, trainLoss, trainAcc * 100, test.loss, test.accuracy * 100, lr, ips, elapsed)
+                if let p = progress { p.endEpoch(summary) } else { out(summary + "\n") }
+                let record = EpochMetrics(epoch: epoch, step: epoch * max(1, trainer.stepsPerEpoch), learningRate: Double(lr), trainLoss: trainLoss, trainAccuracy: trainAcc,
+                                          testLoss: test.loss, testAccuracy: test.accuracy, imagesPerSecond: ips, elapsedSeconds: elapsed)
+                history.append(record)
+                try? appendMetrics(record, to: metricsPath)
+                try? writeTrainingPlot(history, to: plotPath, title: g.name)
             case .checkpoint:
                 break
             }
@@ -125,77 +119,10 @@ enum TrainCommand {
         case .finished:
             out("done: checkpoint \(checkpointPath), metrics \(metricsPath), plot \(plotPath)\n")
         case let .interrupted(epoch, step):
-            if !quiet { out("\r\u{1B}[K") }
+            progress?.log("")
             out("interrupted: checkpoint written to \(checkpointPath) at epoch \(epoch + 1), step \(step); continue with --resume \(checkpointPath)\n")
         }
         return ExitCode.ok
     }
 
-    /// `epoch 3/10 [=======>     ] 120/156 loss 1.234 acc 55.1% 812 img/s ETA 2m05s`
-    static func progressLine(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, accuracy: Double, imagesPerSecond: Double, eta: Double) -> String {
-        let width = 24
-        let filled = steps > 0 ? min(width, width * step / steps) : 0
-        let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "") + String(repeating: " ", count: max(0, width - filled - 1))
-        return String(format: "epoch %d/%d [%@] %d/%d loss %.4f acc %.1f%% %.0f img/s ETA %@", epoch, epochs, bar, step, steps, loss, accuracy * 100, imagesPerSecond, formatDuration(eta))
-    }
-
-    /// `1h02m`, `2m05s`, `7s`.
-    static func formatDuration(_ s: Double) -> String {
-        guard s.isFinite, s >= 0 else { return "?" }
-        let t = Int(s.rounded())
-        if t >= 3600 { return String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) }
-        if t >= 60 { return String(format: "%dm%02ds", t / 60, t % 60) }
-        return "\(t)s"
-    }
-
-    static func appendLine(_ line: String, to path: String) {
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
-        if let h = FileHandle(forWritingAtPath: path) { h.seekToEndOfFile(); h.write((line + "\n").data(using: .utf8)!); h.closeFile() }
-    }
-
-    static func loadHistory(_ path: String, upTo epochs: Int) -> [(epoch: Int, trainLoss: Double, trainAcc: Double, testLoss: Double, testAcc: Double)] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
-        var rows: [(Int, Double, Double, Double, Double)] = []
-        for line in text.split(separator: "\n") {
-            guard let d = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let e = d["epoch"] as? Int, e <= epochs else { continue }
-            rows.append((e, d["train_loss"] as? Double ?? .nan, d["train_accuracy"] as? Double ?? .nan, d["test_loss"] as? Double ?? .nan, d["test_accuracy"] as? Double ?? .nan))
-        }
-        return rows
-    }
-}
-
-/// Draws loss (left panel) and accuracy (right panel) per epoch as a standalone SVG.
-func curvesSVG(title: String, history: [(epoch: Int, trainLoss: Double, testLoss: Double, trainAcc: Double, testAcc: Double)]) -> String {
-    let w = 420.0, h = 260.0, m = 44.0
-    func panel(_ x0: Double, _ name: String, _ series: [(String, String, [Double])], yMax: Double) -> String {
-        let n = max(history.count, 2)
-        var s = "<g transform=\"translate(\(x0),30)\">\n"
-        s += "<rect x=\"\(m)\" y=\"0\" width=\"\(w - m - 10)\" height=\"\(h - m)\" fill=\"none\" stroke=\"#888\"/>\n"
-        s += "<text x=\"\((w + m) / 2)\" y=\"-8\" text-anchor=\"middle\" font-size=\"13\">\(name)</text>\n"
-        for i in 0...4 {
-            let v = yMax * Double(i) / 4, y = (h - m) * (1 - Double(i) / 4)
-            s += "<line x1=\"\(m - 4)\" y1=\"\(y)\" x2=\"\(m)\" y2=\"\(y)\" stroke=\"#888\"/><text x=\"\(m - 6)\" y=\"\(y + 4)\" text-anchor=\"end\" font-size=\"10\">\(String(format: "%.2f", v))</text>\n"
-        }
-        let xs = history.map(\.epoch)
-        for (i, e) in xs.enumerated() where xs.count <= 12 || i % (xs.count / 10 + 1) == 0 {
-            let x = m + (w - m - 10) * Double(i) / Double(n - 1)
-            s += "<text x=\"\(x)\" y=\"\(h - m + 14)\" text-anchor=\"middle\" font-size=\"10\">\(e)</text>\n"
-        }
-        s += "<text x=\"\((w + m) / 2)\" y=\"\(h - m + 30)\" text-anchor=\"middle\" font-size=\"11\">epoch</text>\n"
-        for (k, (label, color, values)) in series.enumerated() {
-            let pts = values.enumerated().map { i, v in
-                String(format: "%.1f,%.1f", m + (w - m - 10) * Double(i) / Double(n - 1), (h - m) * (1 - min(max(v.isFinite ? v : 0, 0), yMax) / yMax))
-            }.joined(separator: " ")
-            s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(pts)\"/>\n"
-            s += "<text x=\"\(m + 8)\" y=\"\(14 + 14 * Double(k))\" font-size=\"11\" fill=\"\(color)\">\(label)</text>\n"
-        }
-        return s + "</g>\n"
-    }
-    let maxLoss = max(0.5, (history.flatMap { [$0.trainLoss, $0.testLoss] }.filter(\.isFinite).max() ?? 1) * 1.1)
-    var svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(2 * w + 20))\" height=\"\(Int(h + 30))\" font-family=\"sans-serif\">\n"
-    svg += "<title>\(title.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;"))</title>\n"
-    svg += panel(0, "loss", [("train", "#1f77b4", history.map(\.trainLoss)), ("test", "#d62728", history.map(\.testLoss))], yMax: maxLoss)
-    svg += panel(w + 10, "accuracy", [("train", "#1f77b4", history.map(\.trainAcc)), ("test", "#d62728", history.map(\.testAcc))], yMax: 1)
-    return svg + "</svg>\n"
 }

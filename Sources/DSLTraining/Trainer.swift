@@ -96,9 +96,8 @@ public final class Trainer {
     public private(set) var position = TrainingPosition()
     /// A hash of the network's structure; checkpoints of other networks are refused.
     public let specHash: String
-    /// Per-parameter momentum buffers, one contiguous block like the engine's parameters.
-    public private(set) var velocity: [Float]
-    private var decayMask: [Float]
+    /// SGD with momentum over the engine's contiguous parameter block.
+    public let optimizer: SGDOptimizer
     private let train: Dataset
     private let test: Dataset
     private let schedule: LearningRateSchedule
@@ -120,7 +119,7 @@ public final class Trainer {
         }
         self.graph = graph
         self.options = options
-        self.schedule = try LearningRateSchedule(parsing: options.schedule, epochs: options.epochs)
+        self.schedule = try LearningRateSchedule.parse(options.schedule, baseRate: Double(options.learningRate), totalEpochs: options.epochs)
         var trainSet = options.trainLimit.map { train.prefix($0) } ?? train
         var testSet = options.testLimit.map { test.prefix($0) } ?? test
         switch options.whiten {
@@ -135,25 +134,26 @@ public final class Trainer {
         let lowered = try lower(graph, maxBatch: options.batch, seed: options.seed)
         engine = lowered.engine
         engine.compile(training: true)
-        velocity = [Float](repeating: 0, count: engine.parameterCount)
         // Weight decay applies to conv and linear weights, not to biases or batch norm.
-        decayMask = [Float](repeating: 0, count: engine.parameterCount)
-        for p in engine.parameters where p.name.hasSuffix(".weight") && p.shape.count > 1 {
-            for i in p.offset..<(p.offset + p.count) { decayMask[i] = 1 }
-        }
+        let noDecay = engine.parameters.filter { !($0.name.hasSuffix(".weight") && $0.shape.count > 1) }.map { $0.offset..<($0.offset + $0.count) }
+        optimizer = try SGDOptimizer(parameterCount: engine.parameterCount, momentum: options.momentum, weightDecay: options.weightDecay,
+                                     nesterov: options.nesterov, noDecay: noDecay)
         specHash = Trainer.hash(graph)
     }
 
-    /// The learning rate at a fractional epoch.
+    /// Optimiser steps per epoch (the last partial batch is dropped).
+    public var stepsPerEpoch: Int { max(1, train.count / options.batch) }
+
+    /// The learning rate of step `step` (0-based) of epoch `epoch` (0-based).
     public func learningRate(epoch: Int, step: Int, steps: Int) -> Float {
-        options.learningRate * schedule.factor(at: Double(epoch) + Double(step) / Double(max(steps, 1)))
+        schedule.lr(atStep: epoch * steps + step, stepsPerEpoch: steps)
     }
 
     /// A human-readable summary of the run (printed at start).
     public var description: String {
         var s = "training \(graph.name): \(train.count) training and \(test.count) test images, batch \(options.batch), \(options.epochs) epochs, seed \(options.seed)\n"
         s += "SGD lr \(options.learningRate), momentum \(options.momentum)\(options.nesterov ? " (Nesterov)" : ""), weight decay \(options.weightDecay)\n"
-        s += "schedule: \(schedule.describe(base: options.learningRate))\n"
+        s += "schedule: \(schedule)\n"
         s += "augmentation: \(options.flip ? "horizontal flips" : "no flips"), \(options.translate > 0 ? "translations up to \(options.translate) px" : "no translations"); preprocessing: \(preprocessor.method.rawValue)\n"
         s += "engine: \(engineThreadCount) thread\(engineThreadCount == 1 ? "" : "s"), \(engine.parameterCount) parameters, planned memory \(String(format: "%.1f", Double(engine.plannedBytes) / 1048576)) MiB"
         return s
@@ -163,7 +163,7 @@ public final class Trainer {
     /// interrupted; it must write the checkpoint (the trainer does not know the path).
     public func run(report: (TrainingEvent) -> Void, checkpoint: (Trainer) throws -> Void) throws -> TrainingOutcome {
         let b = options.batch
-        let steps = max(1, train.count / b) // the last partial batch is dropped, as usual
+        let steps = stepsPerEpoch
         let imageSize = train.imageSize
         let images = UnsafeMutablePointer<Float>.allocate(capacity: b * imageSize)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: imageSize)
@@ -173,23 +173,21 @@ public final class Trainer {
         report(.started(description))
         while position.epoch < options.epochs {
             let epoch = position.epoch
-            var order = Array(0..<train.count)
-            var shuffleRNG = SplitMix64(seed: mix(options.seed, UInt64(epoch), 0x5348_5546))
-            order.shuffle(using: &shuffleRNG)
+            let order = EpochShuffler(count: train.count, seed: mix(options.seed, 0, 0x5348_5546)).order(epoch: epoch)
             var lossSum = 0.0, correct = 0, seen = 0
             let epochStart = Date()
             while position.step < steps {
                 let s = position.step
                 try train.gatherBatch(indices: order[(s * b)..<((s + 1) * b)], images: images, labels: labels)
-                var augRNG = SplitMix64(seed: mix(options.seed, UInt64(epoch), UInt64(s) &+ 0xA5A5))
-                augment(images, count: b, scratch: scratch, rng: &augRNG)
+                var augmenter = try Augmenter(horizontalFlip: options.flip, padding: options.translate, seed: mix(options.seed, UInt64(epoch), UInt64(s) &+ 0xA5A5))
+                augmenter.augment(images: images, count: b, height: train.height, width: train.width, channels: train.channels, scratch: scratch)
                 engine.reseedDropout(mix(options.seed, UInt64(epoch), UInt64(s) &+ 0xD0D0))
                 _ = engine.forward(images, batch: b, training: true)
                 let (loss, hits) = engine.backward(labels: labels, batch: b)
                 guard loss.isFinite else {
                     throw TrainingError("loss became \(loss) at epoch \(epoch + 1), step \(s + 1); try a lower learning rate (now \(learningRate(epoch: epoch, step: s, steps: steps)))")
                 }
-                sgdStep(learningRate: learningRate(epoch: epoch, step: s, steps: steps))
+                optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: learningRate(epoch: epoch, step: s, steps: steps))
                 lossSum += Double(loss) * Double(b); correct += hits; seen += b
                 position.step += 1
                 let elapsed = Date().timeIntervalSince(epochStart)
@@ -244,60 +242,13 @@ public final class Trainer {
         return Evaluation(loss: lossSum / Double(max(data.count, 1)), accuracy: Double(correct) / Double(max(data.count, 1)), confusion: confusion)
     }
 
-    /// SGD with momentum and weight decay in one fused loop over all parameters (PyTorch
-    /// semantics: v = μv + (g + λw); w -= lr·v, or Nesterov: w -= lr·(g + λw + μv)).
-    private func sgdStep(learningRate lr: Float) {
-        let n = engine.parameterCount
-        let w = engine.parameterValues, g = engine.parameterGrads
-        let mu = options.momentum, wd = options.weightDecay, nesterov = options.nesterov
-        velocity.withUnsafeMutableBufferPointer { vb in
-            decayMask.withUnsafeBufferPointer { mb in
-                let v = vb.baseAddress!, m = mb.baseAddress!
-                for i in 0..<n {
-                    let d = g[i] + wd * m[i] * w[i]
-                    let vi = mu * v[i] + d
-                    v[i] = vi
-                    w[i] -= lr * (nesterov ? d + mu * vi : vi)
-                }
-            }
-        }
-    }
-
-    /// Random horizontal flips and translations (zero padding, random crop) in place.
-    private func augment(_ images: UnsafeMutablePointer<Float>, count: Int, scratch: UnsafeMutablePointer<Float>, rng: inout SplitMix64) {
-        let h = train.height, w = train.width, c = train.channels
-        let size = h * w * c
-        let p = options.translate
-        for n in 0..<count {
-            let img = images + n * size
-            let flip = options.flip && rng.nextBool()
-            let dy = p > 0 ? rng.nextInt(below: 2 * p + 1) - p : 0
-            let dx = p > 0 ? rng.nextInt(below: 2 * p + 1) - p : 0
-            if !flip && dx == 0 && dy == 0 { continue }
-            scratch.update(from: img, count: size)
-            for y in 0..<h {
-                let sy = y + dy
-                for x in 0..<w {
-                    let sxRaw = x + dx
-                    let sx = flip ? w - 1 - sxRaw : sxRaw
-                    let dst = img + (y * w + x) * c
-                    if sy < 0 || sy >= h || sxRaw < 0 || sxRaw >= w {
-                        for k in 0..<c { dst[k] = 0 }
-                    } else {
-                        let src = scratch + (sy * w + sx) * c
-                        for k in 0..<c { dst[k] = src[k] }
-                    }
-                }
-            }
-        }
-    }
-
     // MARK: - Checkpoints
 
     /// The tensors and metadata of a checkpoint: parameters and buffers by layer name,
     /// momentum (`optimizer.velocity.<name>`), preprocessing, position and the spec hash.
     public func checkpointContents() throws -> (tensors: [String: StoredTensor], metadata: [String: String]) {
         var tensors: [String: StoredTensor] = [:]
+        let velocity = optimizer.velocityValues
         for p in engine.parameters {
             tensors[p.name] = try StoredTensor(shape: p.shape, floats: Array(UnsafeBufferPointer(start: p.value, count: p.count)))
             tensors["optimizer.velocity." + p.name] = try StoredTensor(shape: p.shape, floats: Array(velocity[p.offset..<(p.offset + p.count)]))
@@ -321,10 +272,12 @@ public final class Trainer {
     public func restore(from contents: SafetensorsContents, file: String) throws {
         try Trainer.checkSpec(contents, hash: specHash, file: file)
         try Trainer.loadWeights(contents, into: engine, file: file)
+        var velocity = [Float](repeating: 0, count: engine.parameterCount)
         for p in engine.parameters {
             let v = try contents.floats("optimizer.velocity." + p.name, shape: p.shape, file: file)
             velocity.replaceSubrange(p.offset..<(p.offset + p.count), with: v)
         }
+        try optimizer.setVelocity(velocity)
         position.epoch = Int(contents.metadata["epoch"] ?? "") ?? 0
         position.step = Int(contents.metadata["step"] ?? "") ?? 0
         if let b = contents.metadata["batch"], b != String(options.batch) {
@@ -370,56 +323,3 @@ func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64) -> UInt64 {
     return z ^ (z >> 31)
 }
 
-/// A learning-rate schedule as a factor of the base rate over fractional epochs.
-/// Text forms: `constant`, `cosine`, `step:F@E1,E2,...` (multiply by F at each epoch Ei),
-/// each optionally followed by `+warmup:N` (linear warm-up over the first N epochs).
-public struct LearningRateSchedule: Sendable {
-    enum Kind: Sendable { case constant, cosine, step(Float, [Int]) }
-    let kind: Kind
-    let warmup: Int
-    let epochs: Int
-
-    /// Parses the text form; throws a message listing the accepted forms.
-    public init(parsing text: String, epochs: Int) throws {
-        self.epochs = max(1, epochs)
-        var parts = text.split(separator: "+").map(String.init)
-        var w = 0
-        if parts.count == 2, parts[1].hasPrefix("warmup:"), let n = Int(parts[1].dropFirst(7)), n >= 0 { w = n; parts.removeLast() }
-        guard parts.count == 1 else { throw TrainingError("bad schedule '\(text)': expected constant, cosine or step:F@E1,E2 (optionally +warmup:N)") }
-        warmup = w
-        let p = parts[0]
-        if p == "constant" { kind = .constant }
-        else if p == "cosine" { kind = .cosine }
-        else if p.hasPrefix("step:"), let at = p.firstIndex(of: "@"),
-                let f = Float(p[p.index(p.startIndex, offsetBy: 5)..<at]), f > 0,
-                case let es = p[p.index(after: at)...].split(separator: ",").compactMap({ Int($0) }), !es.isEmpty {
-            kind = .step(f, es.sorted())
-        } else {
-            throw TrainingError("bad schedule '\(text)': expected constant, cosine or step:F@E1,E2 (optionally +warmup:N)")
-        }
-    }
-
-    /// The factor at fractional epoch `t` (0-based).
-    public func factor(at t: Double) -> Float {
-        var f: Double
-        switch kind {
-        case .constant: f = 1
-        case .cosine: f = 0.5 * (1 + cos(.pi * min(t, Double(epochs)) / Double(epochs)))
-        case .step(let g, let es): f = pow(Double(g), Double(es.filter { Double($0) <= t }.count))
-        }
-        if warmup > 0 && t < Double(warmup) { f *= (t + 1.0 / 64) / Double(warmup) }
-        return Float(f)
-    }
-
-    /// `step: 0.05 until epoch 200, then ×0.1 at 200, 250, 300`.
-    public func describe(base: Float) -> String {
-        var s: String
-        switch kind {
-        case .constant: s = "constant \(base)"
-        case .cosine: s = "cosine from \(base) to 0 over \(epochs) epochs"
-        case .step(let g, let es): s = "step: \(base), multiplied by \(g) at epoch\(es.count == 1 ? "" : "s") \(es.map(String.init).joined(separator: ", "))"
-        }
-        if warmup > 0 { s += ", linear warm-up over \(warmup) epoch\(warmup == 1 ? "" : "s")" }
-        return s
-    }
-}
