@@ -13,6 +13,7 @@ struct Command {
 /// Every command, in the order `dsl --help` lists them.
 let commands: [Command] = [
     CheckCommand.command,
+    FmtCommand.command,
 ]
 
 /// The `dsl` version string.
