@@ -14,6 +14,7 @@ struct Command {
 let commands: [Command] = [
     CheckCommand.command,
     FmtCommand.command,
+    RewriteCommand.command,
 ]
 
 /// The `dsl` version string.
