@@ -46,7 +46,7 @@ public struct AllConvPass: PoolingPass {
                 conv.label = s.label
                 conv.labelLocation = s.labelLocation
                 conv.leadingComments = s.leadingComments
-                conv.trailingComment = " all-conv: replaces pool at line \(s.location.line)"
+                conv.trailingComment = passComment("all-conv: replaces pool at line \(s.location.line)", replacing: [s.trailingComment])
                 out.append(conv)
                 result.changes.append(Change(pass: name, location: s.location, before: SpecPrinter.line(s), after: SpecPrinter.line(conv),
                                              beforeRegion: [s.location], afterRegion: [prefix + [out.count - 1]]))

@@ -35,13 +35,15 @@ public struct GapHeadPass: RewritePass {
         }
         var conv = Statement(label: fc.label, labelLocation: fc.labelLocation, kind: .layer(kind: "conv", words: [], arguments: [literal(1, at: fc.location), literal(1, at: fc.location), args[0]], options: options), keywordLocation: fc.location, location: fc.location)
         conv.leadingComments = fc.leadingComments
-        conv.trailingComment = " gap-head: replaces fc at line \(fc.location.line)"
+        conv.trailingComment = passComment("gap-head: replaces fc at line \(fc.location.line)", replacing: [fc.trailingComment])
         var gap = Statement.layer("gap", [], at: fc.location)
         if removedGap, let old = list[start...f].first(where: { $0.layerKind == "gap" }) {
             gap.leadingComments = old.leadingComments
             if let c = old.trailingComment { gap.leadingComments.append(c) }
         }
         let replaced = Array(list[start...f])
+        // The first statement kept spans what it replaces, so no blank line opens where a gap was.
+        if removedGap, !keep.isEmpty { keep[0].location = list[start].location.through(keep[0].location) }
         let replacement = keep + [conv, gap]
         list.replaceSubrange(start...f, with: replacement)
         result.spec.statements = list

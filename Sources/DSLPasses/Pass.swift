@@ -1,3 +1,4 @@
+import Foundation
 import DSLIR
 import DSLSyntax
 
@@ -277,9 +278,21 @@ extension Statement {
     }
 }
 
-/// Options that set a convolution's activation, batch norm and bias, copied onto convolutions
+/// Options that set a convolution's activation, copied onto convolutions
 /// a pass adds so they match their neighbours ("the network's activation").
 func activationOptions(_ options: [LayerOption]) -> [LayerOption] {
+    options.filter { ["act", "relu", "leaky", "linear", "slope"].contains($0.name) }
+}
+
+/// The trailing comment of a rewritten line: the pass's note, keeping the comments the old
+/// line(s) had after "was:".
+func passComment(_ text: String, replacing old: [String?]) -> String {
+    let kept = old.compactMap { $0?.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    return " " + text + (kept.isEmpty ? "" : " (was: " + kept.joined(separator: "; ") + ")")
+}
+
+/// Activation, batch norm and bias options: a reduction in front of a convolution is built like it.
+func convStyleOptions(_ options: [LayerOption]) -> [LayerOption] {
     options.filter { ["act", "relu", "leaky", "linear", "slope", "bn", "nobias", "bias"].contains($0.name) }
 }
 

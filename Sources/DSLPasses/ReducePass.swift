@@ -136,7 +136,7 @@ public struct ReducePass: RewritePass {
                         if !quiet { result.diagnostics.append(passNote(name, "not reduced: its input has \(cin) channels, no more than the reduction width \(w) (\(fmt(ratio)) x \(cin))", at: s.location)) }
                         out.append(s); continue
                     }
-                    var reduction = Statement.layer("conv", [1, 1, w], options: activationOptions(s.options), at: s.location)
+                    var reduction = Statement.layer("conv", [1, 1, w], options: convStyleOptions(s.options), at: s.location)
                     reduction.leadingComments = s.leadingComments
                     reduction.trailingComment = " reduce: 1x1 reduction \(cin) -> \(w) before the \(k)x\(k) conv at line \(s.location.line)"
                     var target = s
@@ -171,8 +171,7 @@ public struct ReducePass: RewritePass {
                     if notes.isEmpty { out.append(s); continue }
                     var t = s
                     t.kind = .layer(kind: kind, words: words, arguments: args, options: opts)
-                    if let c = s.trailingComment { t.leadingComments.append(c) }
-                    t.trailingComment = " reduce: " + notes.map { $0.components(separatedBy: " = ").first! }.joined(separator: ", ")
+                    t.trailingComment = passComment("reduce: " + notes.map { $0.components(separatedBy: " = ").first! }.joined(separator: ", "), replacing: [s.trailingComment])
                     out.append(t)
                     result.changes.append(Change(pass: name, location: s.location, before: SpecPrinter.line(s), after: SpecPrinter.line(t),
                                                  note: notes.joined(separator: "; ") + (spatialOnly ? "; the pool projection changes the module's width" : ""),
