@@ -35,7 +35,8 @@ public struct AllConvPass: PoolingPass {
                     }
                 }
                 guard let pad else {
-                    result.diagnostics.append(passWarning(name, "no padding of a \(k)x\(k) stride-\(st) convolution gives the pooling's output size \(pf.outputs[0].height)x\(pf.outputs[0].width) on its \(pf.inputs[0].height)x\(pf.inputs[0].width) input", at: s.location))
+                    let sizes = pf.inputs.indices.map { "\(pf.outputs[$0].height)x\(pf.outputs[$0].width) from \(pf.inputs[$0].height)x\(pf.inputs[$0].width)" }
+                    result.diagnostics.append(passWarning(name, "no padding of a \(k)x\(k) stride-\(st) convolution gives the pooling's output size\(sizes.count > 1 ? "s in all its uses" : "") (\(sizes.joined(separator: ", ")))", at: s.location))
                     out.append(s); continue
                 }
                 var options = neighbourActivation(list, before: index)

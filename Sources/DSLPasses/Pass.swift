@@ -77,6 +77,8 @@ public struct PassResult {
     public var diagnostics: [Diagnostic] = []
     /// Lines explaining policy choices (reduction widths and why).
     public var summary: [String] = []
+    /// A result that leaves the spec as it is, to which a pass adds its changes.
+    public init(spec: SpecFile) { self.spec = spec }
 }
 
 /// A statement's position in a tree of statement lists: `[i0, b0, i1, b1, ..., ik]` —
