@@ -109,7 +109,7 @@ public struct ReducePass: RewritePass {
     /// The rewrite with fixed ratios (`quiet`: no notes, for the budget search).
     func rewrite(_ spec: SpecFile, _ a: Analysis, _ r: ReductionRatios, quiet: Bool = false) -> PassResult {
         var result = PassResult(spec: spec)
-        guard let g = a.graph else { return result }
+        guard a.graph != nil else { return result }
         result.spec.statements = rewriteLists(spec.statements) { list, prefix, context in
             var out: [Statement] = []
             for s in list {
@@ -182,7 +182,6 @@ public struct ReducePass: RewritePass {
             }
             list = out
         }
-        _ = g
         return result
     }
 }

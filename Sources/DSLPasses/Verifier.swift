@@ -111,7 +111,7 @@ public enum Rewriter {
         }
         var current = checked.spec
         var currentFile = source
-        for (k, pass) in passes.enumerated() {
+        for pass in passes {
             let before = Analysis(current)
             let result = pass.apply(current)
             var diagnostics = result.diagnostics.map { d -> Diagnostic in
@@ -120,8 +120,7 @@ public enum Rewriter {
                 return d
             }
             let text = SpecPrinter.print(result.spec)
-            let label = k == passes.count - 1 ? "\(source.path) (after \(pass.name))" : "\(source.path) (after \(pass.name))"
-            let newFile = SourceFile(path: label, text: text)
+            let newFile = SourceFile(path: "\(source.path) (after \(pass.name))", text: text)
             let (reparsed, parseDiagnostics) = Parser.parse(newFile)
             var changes = result.changes
             if parseDiagnostics.hasErrors {
