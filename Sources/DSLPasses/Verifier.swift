@@ -73,6 +73,10 @@ public struct RewriteStep {
     public var diagnostics: [Diagnostic]
     /// Policy explanations.
     public var summary: [String]
+    /// Creates a step.
+    public init(pass: String, input: SourceFile, changes: [Change], diagnostics: [Diagnostic], summary: [String]) {
+        self.pass = pass; self.input = input; self.changes = changes; self.diagnostics = diagnostics; self.summary = summary
+    }
 }
 
 /// The outcome of running passes over a spec.
