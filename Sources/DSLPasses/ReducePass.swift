@@ -176,6 +176,16 @@ public struct ReducePass: RewritePass {
                     result.changes.append(Change(pass: name, location: s.location, before: SpecPrinter.line(s), after: SpecPrinter.line(t),
                                                  note: notes.joined(separator: "; ") + (spatialOnly ? "; the pool projection changes the module's width" : ""),
                                                  beforeRegion: [s.location], afterRegion: [prefix + [out.count - 1]], spatialOnly: spatialOnly))
+                case "pyramid":
+                    // Its units are folded; a bottleneck unit already reduces with its first 1x1.
+                    if !quiet {
+                        if s.options.contains(where: { $0.name == "bottleneck" }) {
+                            result.diagnostics.append(passNote(name, "not reduced: the pyramid's bottleneck units already put a 1x1 convolution before each 3x3", at: s.location))
+                        } else {
+                            result.diagnostics.append(passWarning(name, "the 3x3 convolutions inside the pyramid module are part of the folded module and cannot be reduced", at: s.location))
+                        }
+                    }
+                    out.append(s)
                 default:
                     out.append(s)
                 }

@@ -66,7 +66,7 @@ public struct StridedPass: PoolingPass {
                 var newConv = conv
                 newConv.location = conv.location.through(s.location)   // spans the removed pool, for the printer's blank lines
                 newConv.kind = .layer(kind: "conv", words: words, arguments: args, options: opts)
-                newConv.trailingComment = passComment("strided: stride \(SpecPrinter.expr(args[1], spaced: false)), from the pool at line \(s.location.line) (removed)", replacing: [conv.trailingComment, s.trailingComment])
+                newConv.trailingComment = passComment("strided: stride \(SpecPrinter.expr(args[1], spaced: false)), from the pool\(s.label.map { " '\($0)'" } ?? "") at line \(s.location.line) (removed)", replacing: [conv.trailingComment, s.trailingComment])
                 let region = Array(out[j...]).map(\.location) + [s.location]
                 let beforeText = (Array(out[j...]) + [s]).map { SpecPrinter.line($0) }.joined(separator: "; ")
                 out[j] = newConv

@@ -277,6 +277,18 @@ final class CannotApplyTests: XCTestCase {
         XCTAssertTrue(o.text.contains("inception<16, r, 32, 32, 8, 8>"), o.text)
     }
 
+    func testReducePyramidIsFolded() {
+        let (_, ds) = diagnostics("input 32x32x3\nconv 3 1 16 bn act=linear\npyramid 48 1\ngap\n", ReducePass(policy: .ratio(ReductionRatios(r3: 0.5))))
+        assertOne(ds, .warning, "reduce: cannot apply: the 3x3 convolutions inside the pyramid module are part of the folded module", line: 3)
+        let (_, ds2) = diagnostics("input 32x32x3\nconv 3 1 16 bn act=linear\npyramid 48 1 bottleneck\ngap\n", ReducePass(policy: .ratio(ReductionRatios(r3: 0.5))))
+        assertOne(ds2, .note, "reduce: not reduced: the pyramid's bottleneck units already put a 1x1", line: 3)
+    }
+
+    func testStridedNamesARemovedLabel() {
+        let o = rewrite("input 32x32x3\nconv 3 1 8\np1: pool\n", [StridedPass()])
+        XCTAssertTrue(o.text.contains("conv 3 2 8  # strided: stride 2, from the pool 'p1' at line 3 (removed)"), o.text)
+    }
+
     func testReduceNarrowInputIsANote() {
         let (_, ds) = diagnostics("input 8x8x1\nconv 3 1 8\n", ReducePass(policy: .ratio(ReductionRatios(r3: 0.5))))
         assertOne(ds, .note, "not reduced: its input has 1 channels, no more than the reduction width 1", line: 2)
