@@ -24,8 +24,9 @@ enum RewriteCommand {
                  activation (ReLU by default)
       convpool   insert a dense conv K 1 C ('same' padding) before each max-pooling
       reduce     insert 1x1 reductions before convolutions with kernels above 1 whose input is
-                 wider than the reduction; make inception reduce columns that are 0 nonzero;
-                 add pool projections where they are 0 (needs --ratio or --budget)
+                 wider than the reduction (not on the network input, not after a 1x1); make
+                 inception reduce columns that are 0 nonzero; add pool projections where they
+                 are 0 (needs --ratio or --budget)
       gap-head   replace a final fc N (after optional gap/dropout) by conv 1 1 N act=linear + gap
     Where a pass cannot apply (a pooling with no convolution before it, inside an inception
     module, in a block used with different widths, a padding that would change the output

@@ -44,7 +44,8 @@ public enum ReductionPolicy: Sendable {
 /// Widths are `round(R × input channels)` with R by kernel: `r3` below 5x5, `r5` from 5x5 up,
 /// `rp` for pool projections. GoogLeNet's inception (3a) on 192 channels uses 96 = 0.5 × 192 and
 /// 16 ≈ 0.0833 × 192: `--ratio 0.5,0.0833`. A pool projection changes the module's width by
-/// design, so its change is verified on the spatial size only. Not idempotent by nature (a
+/// design, so its change is verified on the spatial size only. A convolution that reads the
+/// network input is not reduced (a 1x1 over the image's channels saves nothing; a note says so). Not idempotent by nature (a
 /// second run would reduce the reductions); it skips convolutions already preceded by a 1x1.
 public struct ReducePass: RewritePass {
     public let name = "reduce"
@@ -127,6 +128,10 @@ public struct ReducePass: RewritePass {
                     }
                     if let prev = out.last, prev.layerKind == "conv", a.ops(prev.location).contains(where: { if case .conv(let c) = $0 { return c.kernel == 1 }; return false }) {
                         if !quiet { result.diagnostics.append(passNote(name, "not reduced: the convolution is already preceded by a 1x1 convolution", at: s.location)) }
+                        out.append(s); continue
+                    }
+                    if let g = a.graph, a.nodes(s.location).contains(where: { g.nodes[$0].inputs == [0] }) {
+                        if !quiet { result.diagnostics.append(passNote(name, "not reduced: the convolution reads the network input (its \(inputs[0].channels) channels are the image, not a wide feature map)", at: s.location)) }
                         out.append(s); continue
                     }
                     let cin = inputs[0].channels, k = first.kernel

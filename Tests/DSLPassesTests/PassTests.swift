@@ -123,7 +123,7 @@ final class CompositionTests: XCTestCase {
     }
 
     func testReduceIsNotIdempotentButSkipsReducedConvs() throws {
-        let text = "input 8x8x64\nconv 3 1 64\n"
+        let text = "input 8x8x64\nconv 3 1 64\nconv 3 1 64\n"
         let once = rewrite(text, [ReducePass(policy: .ratio(ReductionRatios(r3: 0.5)))])
         let twice = rewrite(text, [ReducePass(policy: .ratio(ReductionRatios(r3: 0.5))), ReducePass(policy: .ratio(ReductionRatios(r3: 0.5)))])
         XCTAssertEqual(once.text, twice.text)
@@ -290,8 +290,10 @@ final class CannotApplyTests: XCTestCase {
     }
 
     func testReduceNarrowInputIsANote() {
-        let (_, ds) = diagnostics("input 8x8x1\nconv 3 1 8\n", ReducePass(policy: .ratio(ReductionRatios(r3: 0.5))))
-        assertOne(ds, .note, "not reduced: its input has 1 channels, no more than the reduction width 1", line: 2)
+        let (_, ds) = diagnostics("input 8x8x3\nconv 5 1 1\nconv 3 1 8\n", ReducePass(policy: .ratio(ReductionRatios(r3: 0.5))))
+        assertOne(ds, .note, "not reduced: its input has 1 channels, no more than the reduction width 1", line: 3)
+        let (_, ds2) = diagnostics("input 8x8x3\nconv 3 1 8\n", ReducePass(policy: .ratio(ReductionRatios(r3: 0.5))))
+        assertOne(ds2, .note, "not reduced: the convolution reads the network input", line: 2)
     }
 
     func testStrictTurnsWarningsIntoErrors() {

@@ -3,6 +3,7 @@
 network golden-reduce
 input 28x28x64
 
+conv 3 1 64             # reads the input: not reduced
 conv 3 1 64 bn          # reduced (3x3)
 conv 5 1 64             # reduced (5x5)
 conv 1 1 32
