@@ -70,6 +70,17 @@ public struct ReducePass: RewritePass {
                 let res = rewrite(spec, a, r, quiet: true)
                 return (res, Analysis(res.spec).cost?.macs)
             }
+            let widest = attempt(ReducePass.budgetSteps)
+            if widest.0.changes.isEmpty {
+                var same = rewrite(spec, a, base)
+                let macs = a.cost?.macs ?? 0
+                if macs > budget {
+                    same.diagnostics.append(.error("reduce: nothing in the network can be reduced, and it needs \(grouped(macs)) MACs, over the budget of \(grouped(budget))", at: spec.statements.first?.location ?? .start))
+                } else {
+                    same.summary.append("reduce: nothing to reduce; the network needs \(grouped(macs)) MACs, within the budget of \(grouped(budget))")
+                }
+                return same
+            }
             var lo = 0, hi = ReducePass.budgetSteps   // invariant: lo fits (0: none yet), hi+1 does not
             var macsAt: [Int: Int] = [:]
             while lo < hi {

@@ -99,6 +99,16 @@ final class PaperAcceptanceTests: XCTestCase {
         XCTAssertTrue(d?.message.contains("no reduction fits the budget of 1,000,000 MACs") ?? false, "\(String(describing: d))")
     }
 
+    func testBudgetWithNothingToReduce() throws {
+        let over = try rewriteSpec("googlenet.dsl", [ReducePass(policy: .budget(1_000_000_000, nil))])
+        XCTAssertTrue(over.failed)
+        XCTAssertTrue(over.steps.flatMap(\.diagnostics).contains { $0.severity == .error && $0.message.contains("nothing in the network can be reduced, and it needs 1,582,671,872 MACs") })
+        let within = try rewriteSpec("googlenet.dsl", [ReducePass(policy: .budget(2_000_000_000, nil))])
+        XCTAssertFalse(within.failed)
+        XCTAssertEqual(within.steps.first?.changes.count, 0)
+        XCTAssertTrue(within.steps.first?.summary.joined().contains("nothing to reduce; the network needs 1,582,671,872 MACs, within the budget of 2,000,000,000") ?? false)
+    }
+
     func testGapHeadOnGoogLeNet() throws {
         let outcome = try rewriteSpec("googlenet.dsl", [GapHeadPass()])
         XCTAssertFalse(outcome.failed)
