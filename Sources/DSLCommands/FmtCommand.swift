@@ -14,7 +14,7 @@ enum FmtCommand {
 
     A file is rewritten only if it parses without errors, and only when its text changes; the
     new text is written atomically (a temporary file, then a rename). Before writing, the new
-    text is parsed again and must say exactly what the old one said.
+    text is parsed again and must say exactly what the old one said, with every comment.
 
     Options:
       --check   do not write; print the name of each file that is not formatted and exit 1
@@ -24,6 +24,13 @@ enum FmtCommand {
     (with --check) is not formatted, 2 usage.
 
     """, run: run)
+
+    /// The number of comments in a file (the formatter must keep every one).
+    static func commentCount(_ file: SourceFile) -> Int {
+        var lexer = Lexer(file: file)
+        _ = lexer.tokenize()
+        return lexer.comments.count
+    }
 
     static func run(_ args: [String]) throws -> Int32 {
         let a = try Arguments(args, valueOptions: [], flagOptions: ["--check"])
@@ -42,6 +49,11 @@ enum FmtCommand {
             let (again, againDiagnostics) = Parser.parse(SourceFile(path: path, text: text))
             guard !againDiagnostics.hasErrors, again.statements == spec.statements else {
                 err("\(path): internal error: the formatted text does not parse back to the same spec; file left unchanged\n")
+                failed = true
+                continue
+            }
+            guard commentCount(source) == commentCount(SourceFile(path: path, text: text)) else {
+                err("\(path): internal error: formatting would lose comments; file left unchanged\n")
                 failed = true
                 continue
             }

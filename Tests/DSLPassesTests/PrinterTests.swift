@@ -209,6 +209,35 @@ final class PrinterTests: XCTestCase {
         """)
     }
 
+    func testEveryCommentSurvivesAwkwardPlaces() {
+        let text = """
+        # header
+        network w   # name
+        input 8x8x3   # the input
+        block b(c) {   # opening comment
+          conv 3 1 c  # inner
+          # last in body
+        }  # closing
+        concat {
+          conv 1 1 4
+        } {  # second branch
+          conv 3 1 4
+        }
+        # end comment
+        gap ; softmax  # two on a line
+        # footer
+
+        """
+        func comments(_ t: String) -> [String] {
+            var l = Lexer(file: SourceFile(path: "t", text: t)); _ = l.tokenize(); return l.comments.map(\.text)
+        }
+        let (spec, d) = parse(text)
+        XCTAssertFalse(d.hasErrors)
+        let printed = SpecPrinter.print(spec)
+        XCTAssertEqual(comments(printed).sorted(), comments(text).sorted(), printed)
+        XCTAssertEqual(SpecPrinter.print(parse(printed).0), printed)
+    }
+
     func testCommentsBelowTheLastStatementAreKept() {
         let (spec, _) = parse("input 8x8x3\ngap\n\n# the end\n")
         XCTAssertEqual(SpecPrinter.print(spec), "input 8x8x3\ngap\n\n# the end\n")
