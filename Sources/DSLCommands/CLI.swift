@@ -13,6 +13,8 @@ struct Command {
 /// Every command, in the order `dsl --help` lists them.
 let commands: [Command] = [
     CheckCommand.command,
+    RewriteCommand.command,
+    FmtCommand.command,
     RunCommand.command,
     BenchCommand.command,
     TrainCommand.command,

@@ -9,6 +9,17 @@ public indirect enum Expr: Sendable, Equatable {
     /// `a op b` with op one of + - * /.
     case binary(String, Expr, Expr, SourceLocation)
 
+    /// Expressions compare by meaning: structure and literal text, not locations.
+    public static func == (a: Expr, b: Expr) -> Bool {
+        switch (a, b) {
+        case let (.number(x, t1, _), .number(y, t2, _)): return x == y && t1 == t2
+        case let (.name(x, _), .name(y, _)): return x == y
+        case let (.negate(x, _), .negate(y, _)): return x == y
+        case let (.binary(o1, l1, r1, _), .binary(o2, l2, r2, _)): return o1 == o2 && l1 == l2 && r1 == r2
+        default: return false
+        }
+    }
+
     /// Where the whole expression is.
     public var location: SourceLocation {
         switch self {
@@ -29,6 +40,21 @@ public struct LayerOption: Sendable, Equatable {
     public init(name: String, nameLocation: SourceLocation, value: Expr?) {
         self.name = name; self.nameLocation = nameLocation; self.value = value
     }
+    /// Options compare by name and value, not location.
+    public static func == (a: LayerOption, b: LayerOption) -> Bool { a.name == b.name && a.value == b.value }
+
+    /// Whether two option lists say the same thing: options are read by name, so their order
+    /// does not matter (the printer writes them in a canonical order).
+    public static func sameOptions(_ a: [LayerOption], _ b: [LayerOption]) -> Bool {
+        guard a.count == b.count else { return false }
+        var unmatched = b
+        for o in a {
+            guard let i = unmatched.firstIndex(of: o) else { return false }
+            unmatched.remove(at: i)
+        }
+        return true
+    }
+
     /// The location of the whole option.
     public var location: SourceLocation { value.map { nameLocation.through($0.location) } ?? nameLocation }
 }
@@ -77,10 +103,10 @@ public enum StatementKind: Sendable, Equatable {
         case let (.input(h1, w1, c1), .input(h2, w2, c2)): return h1 == h2 && w1 == w2 && c1 == c2
         case let (.block(x), .block(y)): return x == y
         case let (.layer(k1, w1, a1, o1), .layer(k2, w2, a2, o2)):
-            return k1 == k2 && w1.map(\.0) == w2.map(\.0) && a1 == a2 && o1 == o2
+            return k1 == k2 && w1.map(\.0) == w2.map(\.0) && a1 == a2 && LayerOption.sameOptions(o1, o2)
         case let (.repeatLoop(c1, b1), .repeatLoop(c2, b2)): return c1 == c2 && b1 == b2
         case let (.merge(k1, b1), .merge(k2, b2)): return k1 == k2 && b1 == b2
-        case let (.call(n1, a1, o1), .call(n2, a2, o2)): return n1 == n2 && a1 == a2 && o1 == o2
+        case let (.call(n1, a1, o1), .call(n2, a2, o2)): return n1 == n2 && a1 == a2 && LayerOption.sameOptions(o1, o2)
         case (.invalid, .invalid): return true
         default: return false
         }

@@ -64,8 +64,15 @@ public struct Parser {
                 continue
             }
             let before = current
+            // Comments above the statement belong to it, not to the first statement inside
+            // its braces (taken before parsing the statement's body).
+            var leading: [String] = []
+            while nextComment < comments.count && comments[nextComment].line < peek.location.line {
+                leading.append(comments[nextComment].text); nextComment += 1
+            }
             do {
                 var s = try statement()
+                s.leadingComments = leading
                 attachComments(&s)
                 list.append(s)
                 try endOfStatement()

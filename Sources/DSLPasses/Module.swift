@@ -1,1 +1,0 @@
-// DSLPasses: see Package.swift for this stage's role.

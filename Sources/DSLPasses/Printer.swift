@@ -1,0 +1,189 @@
+import DSLSyntax
+
+/// Prints a spec's AST back to canonical source text, such that `parse(print(spec)) == spec`
+/// (statements compare by meaning; see `Statement.==`).
+///
+/// Canonical formatting:
+/// - header comments first, then one blank line, then the statements;
+/// - one statement per line, two spaces of indentation per level of braces, `} {` between the
+///   branches of `concat`/`add`, `{}` for an empty body;
+/// - leading comments on their own lines above their statement, trailing comments after it,
+///   aligned within a run of consecutive lines (two spaces after the longest line of the run);
+/// - at most one blank line between statements, kept where the source had one (known from
+///   the statements' locations; statements made by a pass take the location of the one they
+///   replace, so no blank line appears inside a rewrite);
+/// - positional arguments as written (numbers keep their text: `0.50` stays `0.50`), binary
+///   operators with a space on each side, parentheses only where precedence needs them;
+/// - options in a canonical order: padding, rounding, batch norm, bias, activation, slope,
+///   then anything else in the order written (`SpecPrinter.optionOrder`).
+public enum SpecPrinter {
+    /// The order options are printed in; options not listed follow in their written order.
+    public static let optionOrder: [String] = [
+        "pad", "same", "valid", "ceil", "floor", "bn", "bias", "nobias",
+        "act", "relu", "leaky", "linear", "slope", "bottleneck", "widen",
+    ]
+
+    /// The canonical text of a spec. Comments after the last statement (which the parser
+    /// attaches to nothing) are read back from the source and kept at the end.
+    public static func print(_ spec: SpecFile) -> String {
+        var lines: [String] = spec.headerComments.map { "#" + $0 }
+        if !lines.isEmpty && !spec.statements.isEmpty { lines.append("") }
+        render(spec.statements, depth: 0, source: spec.source, into: &lines)
+        let trailing = unattachedTrailingComments(spec)
+        if !trailing.isEmpty {
+            if !spec.statements.isEmpty { lines.append("") }
+            lines += trailing.map { "#" + $0 }
+        }
+        return lines.isEmpty ? "" : lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The canonical text of one statement (without comments), as it would appear at top level.
+    public static func line(_ s: Statement) -> String {
+        var lines: [String] = []
+        var copy = s
+        copy.leadingComments = []; copy.trailingComment = nil
+        render([copy], depth: 0, source: SourceFile(path: "", text: ""), into: &lines)
+        return lines.joined(separator: "\n")
+    }
+
+    /// Comments below the last statement of the file (the parser keeps them nowhere else).
+    static func unattachedTrailingComments(_ spec: SpecFile) -> [String] {
+        guard let last = spec.statements.last, !spec.source.bytes.isEmpty else { return [] }
+        let endLine = spec.source.line(of: last.location.offset + max(0, last.location.length - 1))
+        var lexer = Lexer(file: spec.source)
+        _ = lexer.tokenize()
+        return lexer.comments.filter { $0.line > endLine && $0.wholeLine }.map(\.text)
+    }
+
+    private static func firstLine(_ s: Statement, _ source: SourceFile) -> Int { s.location.line }
+    private static func lastLine(_ s: Statement, _ source: SourceFile) -> Int {
+        source.line(of: s.location.offset + max(0, s.location.length - 1))
+    }
+
+    private static func render(_ list: [Statement], depth: Int, source: SourceFile, into lines: inout [String]) {
+        let pad = String(repeating: "  ", count: depth)
+        // Pending single-line statements whose trailing comments are aligned together.
+        var run: [(code: String, comment: String?)] = []
+        func flush() {
+            let width = run.filter { $0.comment != nil }.map(\.code.count).max() ?? 0
+            for r in run {
+                if let c = r.comment {
+                    lines.append(r.code + String(repeating: " ", count: width - r.code.count + 2) + "#" + c)
+                } else {
+                    lines.append(r.code)
+                }
+            }
+            run.removeAll()
+        }
+        for (i, s) in list.enumerated() {
+            if i > 0 {
+                let prev = list[i - 1]
+                if firstLine(s, source) - s.leadingComments.count - 1 > lastLine(prev, source) {
+                    flush(); lines.append("")
+                }
+            }
+            if !s.leadingComments.isEmpty {
+                flush()
+                for c in s.leadingComments { lines.append(pad + "#" + c) }
+            }
+            let label = s.label.map { $0 + ": " } ?? ""
+            switch s.kind {
+            case .block(let b):
+                flush()
+                let head = pad + label + "block \(b.name)(\(b.parameters.map(\.0).joined(separator: ", ")))"
+                braced(head, [b.body], depth: depth, source: source, into: &lines)
+            case .repeatLoop(let count, let body):
+                flush()
+                braced(pad + label + "repeat \(expr(count))", [body], depth: depth, source: source, into: &lines)
+            case .merge(let kind, let branches):
+                flush()
+                braced(pad + label + kind, branches, depth: depth, source: source, into: &lines)
+            default:
+                run.append((pad + label + singleLine(s.kind), s.trailingComment))
+            }
+        }
+        flush()
+    }
+
+    /// `head {` body `} {` body `}`, with `{}` for empty bodies.
+    private static func braced(_ head: String, _ bodies: [[Statement]], depth: Int, source: SourceFile, into lines: inout [String]) {
+        let pad = String(repeating: "  ", count: depth)
+        var current = head
+        for body in bodies {
+            if body.isEmpty { current += " {}"; continue }
+            lines.append(current + " {")
+            render(body, depth: depth + 1, source: source, into: &lines)
+            current = pad + "}"
+        }
+        lines.append(current)
+    }
+
+    private static func singleLine(_ kind: StatementKind) -> String {
+        switch kind {
+        case .network(let n): return "network \(n)"
+        case .input(let h, let w, let c): return "input \(h)x\(w)x\(c)"
+        case .layer(let kind, let words, let args, let options):
+            var parts = [kind]
+            if kind == "inception" {
+                parts[0] = "inception<" + args.map { expr($0) }.joined(separator: ", ") + ">"
+            } else {
+                parts += words.map(\.0)
+                for (i, a) in args.enumerated() {
+                    var t = expr(a, spaced: false)
+                    // `3 -1` would read as one subtraction: parenthesise a later argument that starts with '-'.
+                    if (i > 0 || !words.isEmpty) && t.hasPrefix("-") { t = "(" + t + ")" }
+                    parts.append(t)
+                }
+            }
+            parts += canonicalOrder(options).map(option)
+            return parts.joined(separator: " ")
+        case .call(let name, let args, let options):
+            return ([name + "(" + args.map { expr($0) }.joined(separator: ", ") + ")"] + canonicalOrder(options).map(option)).joined(separator: " ")
+        case .invalid:
+            return "# (invalid statement)"
+        case .block, .repeatLoop, .merge:
+            return ""
+        }
+    }
+
+    /// Options sorted by `optionOrder` (stable; unknown options keep their written order last).
+    public static func canonicalOrder(_ options: [LayerOption]) -> [LayerOption] {
+        options.enumerated().sorted { a, b in
+            let ra = optionOrder.firstIndex(of: a.element.name) ?? optionOrder.count
+            let rb = optionOrder.firstIndex(of: b.element.name) ?? optionOrder.count
+            return (ra, a.offset) < (rb, b.offset)
+        }.map(\.element)
+    }
+
+    private static func option(_ o: LayerOption) -> String {
+        guard let v = o.value else { return o.name }
+        return o.name + "=" + expr(v, spaced: false)
+    }
+
+    /// Precedence: 1 for + -, 2 for * /, 3 for atoms and negation.
+    private static func precedence(_ e: Expr) -> Int {
+        switch e {
+        case .binary(let op, _, _, _): return op == "+" || op == "-" ? 1 : 2
+        default: return 3
+        }
+    }
+
+    /// An expression with the fewest parentheses that parse back to the same tree.
+    /// `spaced: false` writes binary operators without spaces (positional arguments and option
+    /// values, where a space separates arguments for the reader).
+    public static func expr(_ e: Expr, spaced: Bool = true) -> String {
+        switch e {
+        case .number(_, let text, _): return text
+        case .name(let n, _): return n
+        case .negate(let x, _):
+            let inner = expr(x, spaced: spaced)
+            return "-" + (precedence(x) < 3 ? "(" + inner + ")" : inner)
+        case .binary(let op, let a, let b, _):
+            let p = precedence(e)
+            var l = expr(a, spaced: spaced), r = expr(b, spaced: spaced)
+            if precedence(a) < p { l = "(" + l + ")" }
+            if precedence(b) <= p { r = "(" + r + ")" }
+            return spaced ? "\(l) \(op) \(r)" : "\(l)\(op)\(r)"
+        }
+    }
+}

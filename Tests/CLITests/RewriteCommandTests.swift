@@ -1,0 +1,103 @@
+import DSLCommands
+import Foundation
+import XCTest
+
+/// Runs `dsl` in-process with standard output and error captured (through temporary files).
+private func dsl(_ args: [String]) -> (code: Int32, out: String, err: String) {
+    let dir = FileManager.default.temporaryDirectory
+    let o = dir.appendingPathComponent("dsl-out-\(UUID().uuidString)").path
+    let e = dir.appendingPathComponent("dsl-err-\(UUID().uuidString)").path
+    FileManager.default.createFile(atPath: o, contents: nil)
+    FileManager.default.createFile(atPath: e, contents: nil)
+    let fo = open(o, O_WRONLY), fe = open(e, O_WRONLY)
+    let savedOut = dup(1), savedErr = dup(2)
+    dup2(fo, 1); dup2(fe, 2)
+    let code = runDSL(args)
+    dup2(savedOut, 1); dup2(savedErr, 2)
+    close(fo); close(fe); close(savedOut); close(savedErr)
+    let out = (try? String(contentsOfFile: o, encoding: .utf8)) ?? ""
+    let err = (try? String(contentsOfFile: e, encoding: .utf8)) ?? ""
+    try? FileManager.default.removeItem(atPath: o); try? FileManager.default.removeItem(atPath: e)
+    return (code, out, err)
+}
+
+private let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+private func spec(_ n: String) -> String { root.appendingPathComponent("specs/\(n)").path }
+
+private func tempCopy(_ name: String) throws -> String {
+    let p = FileManager.default.temporaryDirectory.appendingPathComponent("rw-\(UUID().uuidString)-\(name)").path
+    try FileManager.default.copyItem(atPath: spec(name), toPath: p)
+    return p
+}
+
+final class RewriteCommandTests: XCTestCase {
+    func testSpecToStdoutReportToStderr() {
+        let r = dsl(["rewrite", spec("model-c.dsl"), "--pass", "all-conv"])
+        XCTAssertEqual(r.code, 0)
+        XCTAssertTrue(r.out.contains("conv 3 2 96  # all-conv: replaces pool at line 15"))
+        XCTAssertTrue(r.err.contains("all-conv: 2 changes"))
+        XCTAssertTrue(r.err.contains("params    954,730 -> 1,369,738 (+415,008)"), r.err)
+    }
+
+    func testOutputMayNotOverwriteInputWithoutInPlace() throws {
+        let p = try tempCopy("model-c.dsl")
+        let before = try String(contentsOfFile: p, encoding: .utf8)
+        let r = dsl(["rewrite", p, "--pass", "all-conv", "-o", p])
+        XCTAssertEqual(r.code, 2)
+        XCTAssertTrue(r.err.contains("is the input file; add --in-place"))
+        XCTAssertEqual(try String(contentsOfFile: p, encoding: .utf8), before)
+        let r2 = dsl(["rewrite", p, "--pass", "all-conv", "--in-place"])
+        XCTAssertEqual(r2.code, 0)
+        XCTAssertTrue(try String(contentsOfFile: p, encoding: .utf8).contains("# all-conv: replaces pool"))
+        XCTAssertTrue(r2.out.contains("all-conv: 2 changes"))   // the report goes to stdout when the spec does not
+    }
+
+    func testDiffAndDryRunWriteNothing() throws {
+        let p = try tempCopy("model-c.dsl")
+        let out = p + ".out"
+        let r = dsl(["rewrite", p, "--pass", "strided", "-o", out, "--dry-run", "--diff"])
+        XCTAssertEqual(r.code, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        XCTAssertTrue(r.out.hasPrefix("--- \(p)\n+++ \(out)\n@@ "), r.out)
+        XCTAssertTrue(r.out.contains("-conv 3 1 96\n-pool                    # 3x3 max-pooling, stride 2\n+conv 3 2 96  # strided"), r.out)
+    }
+
+    func testJSONReport() {
+        let r = dsl(["rewrite", spec("inception-3a-naive.dsl"), "--pass", "reduce", "--ratio", "0.5,0.0833", "--dry-run", "--format", "json"])
+        XCTAssertEqual(r.code, 0)
+        XCTAssertTrue(r.out.contains("\"weights\": 163328"), r.out)
+        XCTAssertTrue(r.out.contains("\"delta_params\": -229776"), r.out)
+        XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(r.out.utf8)))
+    }
+
+    func testExitCodes() throws {
+        XCTAssertEqual(dsl(["rewrite", spec("model-c.dsl")]).code, 2)
+        XCTAssertEqual(dsl(["rewrite", spec("model-c.dsl"), "--pass", "nope"]).code, 2)
+        XCTAssertEqual(dsl(["rewrite", spec("model-c.dsl"), "--pass", "reduce"]).code, 2)
+        XCTAssertEqual(dsl(["rewrite", spec("model-c.dsl"), "--pass", "reduce", "--ratio", "2"]).code, 2)
+        XCTAssertEqual(dsl(["rewrite", "--list-passes"]).code, 0)
+        XCTAssertEqual(dsl(["rewrite", "--help"]).code, 0)
+        // Warnings are fine; --strict makes them errors.
+        XCTAssertEqual(dsl(["rewrite", spec("googlenet.dsl"), "--pass", "all-conv"]).code, 0)
+        let strict = dsl(["rewrite", spec("googlenet.dsl"), "--pass", "all-conv", "--strict"])
+        XCTAssertEqual(strict.code, 1)
+        XCTAssertEqual(strict.out, "")
+        XCTAssertTrue(strict.err.contains("error: all-conv: cannot apply: the max-pooling inside inception module '3a'"), strict.err)
+        XCTAssertEqual(dsl(["rewrite", "/nonexistent.dsl", "--pass", "strided"]).code, 1)
+    }
+
+    func testFmt() throws {
+        let p = try tempCopy("model-c.dsl")
+        let check = dsl(["fmt", "--check", p])
+        XCTAssertEqual(check.code, 1)
+        XCTAssertEqual(check.out, "\(p): not formatted\n")
+        XCTAssertEqual(dsl(["fmt", p]).code, 0)
+        XCTAssertEqual(dsl(["fmt", "--check", p]).code, 0)
+        let text = try String(contentsOfFile: p, encoding: .utf8)
+        XCTAssertTrue(text.contains("pool  # 3x3 max-pooling, stride 2"))
+        let bad = p + ".bad.dsl"
+        try "input 8x8x3\nconv (\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        XCTAssertEqual(dsl(["fmt", bad]).code, 1)
+        XCTAssertEqual(try String(contentsOfFile: bad, encoding: .utf8), "input 8x8x3\nconv (\n")
+    }
+}

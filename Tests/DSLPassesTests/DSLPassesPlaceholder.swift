@@ -1,5 +1,0 @@
-import XCTest
-
-final class DSLPassesPlaceholder: XCTestCase {
-    func testPlaceholderModuleBuilds() { XCTAssertTrue(true) }
-}

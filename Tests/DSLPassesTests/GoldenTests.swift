@@ -1,0 +1,37 @@
+import DSLIR
+import DSLPasses
+import DSLSyntax
+import Foundation
+import XCTest
+
+/// Golden before/after tests: `golden/NAME.dsl` rewritten by a pass must equal
+/// `golden/NAME.PASS.dsl` byte for byte. Set DSL_UPDATE_GOLDEN=1 to rewrite the expected files
+/// (then review the diff).
+final class GoldenTests: XCTestCase {
+    let dir = repoRoot.appendingPathComponent("Tests/DSLPassesTests/golden")
+
+    func check(_ input: String, _ passes: [RewritePass], expected: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let path = dir.appendingPathComponent(input).path
+        let source = try SourceFile.read(path: path)
+        let outcome = Rewriter.run(SourceFile(path: "golden/\(input)", bytes: source.bytes), passes: passes)
+        XCTAssertFalse(outcome.failed, "\(outcome.steps.flatMap(\.diagnostics).map(\.message))", file: file, line: line)
+        let expectedPath = dir.appendingPathComponent(expected).path
+        if ProcessInfo.processInfo.environment["DSL_UPDATE_GOLDEN"] == "1" {
+            try outcome.text.write(toFile: expectedPath, atomically: true, encoding: .utf8)
+        }
+        let want = try String(contentsOfFile: expectedPath, encoding: .utf8)
+        XCTAssertEqual(outcome.text, want, "golden \(expected) differs", file: file, line: line)
+        // The expected output is itself canonical and valid.
+        let (spec, d) = Parser.parse(SourceFile(path: expected, text: want))
+        XCTAssertFalse(d.hasErrors, file: file, line: line)
+        XCTAssertEqual(SpecPrinter.print(spec), want, "golden output is not canonical", file: file, line: line)
+    }
+
+    func testStridedGolden() throws { try check("pools.dsl", [StridedPass()], expected: "pools.strided.dsl") }
+    func testAllConvGolden() throws { try check("pools.dsl", [AllConvPass()], expected: "pools.all-conv.dsl") }
+    func testConvPoolGolden() throws { try check("pools.dsl", [ConvPoolPass()], expected: "pools.convpool.dsl") }
+    func testReduceGolden() throws {
+        try check("reduce.dsl", [ReducePass(policy: .ratio(ReductionRatios(r3: 0.5, r5: 0.25)))], expected: "reduce.reduce.dsl")
+    }
+    func testGapHeadGolden() throws { try check("gap-head.dsl", [GapHeadPass()], expected: "gap-head.gap-head.dsl") }
+}

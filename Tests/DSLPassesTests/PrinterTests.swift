@@ -1,0 +1,275 @@
+import DSLIR
+import DSLPasses
+@testable import DSLSyntax
+import Foundation
+import XCTest
+
+/// A deterministic pseudo-random generator (SplitMix64) so generated networks are reproducible.
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
+    mutating func chance(_ p: Double) -> Bool { Double(next() % 10_000) / 10_000 < p }
+    mutating func pick<T>(_ xs: [T]) -> T { xs[int(0...(xs.count - 1))] }
+}
+
+/// Builds random ASTs: stacks with blocks, repeats, concat/add branches, inception, pyramid,
+/// labels, options (in random order), expressions and comments.
+struct NetworkGenerator {
+    var rng: SplitMix
+    var labelCount = 0
+    let loc = SourceLocation.start
+
+    init(seed: UInt64) { rng = SplitMix(state: seed) }
+
+    mutating func number() -> Expr {
+        let texts = ["1", "2", "3", "5", "16", "32", "96", "0.5", "0.25", "1e-3", "2.50", "007"]
+        let t = rng.pick(texts)
+        return .number(Double(t)!, text: t, loc)
+    }
+
+    mutating func expr(_ depth: Int, names: [String]) -> Expr {
+        if depth <= 0 || rng.chance(0.5) {
+            if !names.isEmpty && rng.chance(0.4) { return .name(rng.pick(names), loc) }
+            return number()
+        }
+        if rng.chance(0.15) { return .negate(expr(depth - 1, names: names), loc) }
+        return .binary(rng.pick(["+", "-", "*", "/"]), expr(depth - 1, names: names), expr(depth - 1, names: names), loc)
+    }
+
+    mutating func comment() -> String { rng.pick([" a comment", " 3x3 max-pooling, stride 2", "", "#double", " x = y { }"]) }
+
+    mutating func options(_ pool: [(String, Bool)], names: [String]) -> [LayerOption] {
+        var chosen: [LayerOption] = []
+        for (name, takesValue) in pool where rng.chance(0.3) {
+            let value: Expr? = takesValue ? (rng.chance(0.5) ? .name(rng.pick(["valid", "same", "linear", "relu"]), loc) : expr(1, names: names)) : nil
+            chosen.append(LayerOption(name: name, nameLocation: loc, value: value))
+        }
+        // Written order is random; the printer sorts, equality ignores order.
+        for i in stride(from: chosen.count - 1, to: 0, by: -1) { chosen.swapAt(i, rng.int(0...i)) }
+        return chosen
+    }
+
+    mutating func decorate(_ kind: StatementKind, label allowed: Bool = true) -> Statement {
+        var label: String?
+        if allowed && rng.chance(0.2) { labelCount += 1; label = rng.pick(["l", "stage", "3a", "x_"]) + "\(labelCount)" }
+        var s = Statement(label: label, labelLocation: nil, kind: kind, keywordLocation: loc, location: loc)
+        if rng.chance(0.2) { s.leadingComments = (0..<rng.int(1...2)).map { _ in comment() } }
+        switch kind {
+        case .layer, .call: if rng.chance(0.2) { s.trailingComment = comment() }
+        default: break
+        }
+        return s
+    }
+
+    mutating func layer(names: [String]) -> Statement {
+        let kind = rng.pick(["conv", "conv", "pool", "gap", "bn", "relu", "leaky", "dropout", "fc", "softmax", "inception", "pyramid"])
+        var words: [(String, SourceLocation)] = []
+        var args: [Expr] = []
+        var opts: [LayerOption] = []
+        switch kind {
+        case "conv":
+            args = (0..<3).map { _ in expr(2, names: names) }
+            opts = options([("pad", true), ("same", false), ("bn", false), ("act", true), ("nobias", false), ("slope", true), ("bias", true)], names: names)
+        case "pool":
+            if rng.chance(0.5) { words = [(rng.pick(["max", "avg"]), loc)] }
+            args = (0..<rng.int(0...2)).map { _ in expr(1, names: names) }
+            opts = options([("ceil", false), ("pad", true), ("floor", false)], names: names)
+        case "leaky", "dropout":
+            args = (0..<rng.int(0...1)).map { _ in expr(1, names: names) }
+        case "fc":
+            args = [expr(1, names: names)]
+            opts = options([("act", true), ("nobias", false), ("relu", false)], names: names)
+        case "inception":
+            args = (0..<6).map { _ in expr(1, names: names) }
+            opts = options([("bn", false), ("act", true)], names: names)
+        case "pyramid":
+            args = [expr(1, names: names), expr(1, names: names)]
+            opts = options([("bottleneck", false), ("widen", true)], names: names)
+        default: break
+        }
+        return decorate(.layer(kind: kind, words: words, arguments: args, options: opts))
+    }
+
+    mutating func list(depth: Int, names: [String], blocks: [(String, Int)], length: ClosedRange<Int>) -> [Statement] {
+        var out: [Statement] = []
+        for _ in 0..<rng.int(length) {
+            let r = rng.int(0...9)
+            if depth > 0 && r == 0 {
+                out.append(decorate(.repeatLoop(count: expr(1, names: names), body: list(depth: depth - 1, names: names, blocks: blocks, length: 1...3))))
+            } else if depth > 0 && r == 1 {
+                let branches = (0..<rng.int(1...3)).map { _ in list(depth: depth - 1, names: names, blocks: blocks, length: 0...3) }
+                out.append(decorate(.merge(kind: rng.pick(["concat", "add"]), branches: branches)))
+            } else if r == 2, let b = blocks.isEmpty ? nil : rng.pick(blocks) {
+                out.append(decorate(.call(name: b.0, arguments: (0..<b.1).map { _ in expr(2, names: names) }, options: [])))
+            } else {
+                out.append(layer(names: names))
+            }
+        }
+        return out
+    }
+
+    /// A whole spec: header, network, input, blocks, a body.
+    mutating func spec() -> ([String], [Statement]) {
+        var statements: [Statement] = []
+        let header = rng.chance(0.5) ? (0..<rng.int(1...3)).map { _ in comment() } : []
+        if rng.chance(0.8) { statements.append(decorate(.network("net-\(rng.int(0...99))_v1"), label: false)) }
+        statements.append(decorate(.input(height: rng.int(1...64), width: rng.int(1...64), channels: rng.int(1...8)), label: false))
+        var blocks: [(String, Int)] = []
+        for i in 0..<rng.int(0...2) {
+            let params = ["c", "k", "s"].prefix(rng.int(0...3)).map { $0 }
+            let body = list(depth: 2, names: params, blocks: blocks, length: 0...4)
+            let name = "blk\(i)"
+            statements.append(decorate(.block(BlockDefinition(name: name, nameLocation: loc, parameters: params.map { ($0, loc) }, body: body)), label: false))
+            blocks.append((name, params.count))
+        }
+        statements += list(depth: 3, names: [], blocks: blocks, length: 1...8)
+        // Comments above the first statement are the file's header, by definition.
+        statements[0].leadingComments = []
+        return (header, statements)
+    }
+}
+
+final class PrinterTests: XCTestCase {
+    func testRoundTripEverySpec() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: repoRoot.appendingPathComponent("specs").path).filter { $0.hasSuffix(".dsl") }.sorted()
+        XCTAssertGreaterThanOrEqual(files.count, 10)
+        for f in files {
+            let text = try specText(f)
+            let (spec, d) = parse(text, path: f)
+            XCTAssertFalse(d.hasErrors, f)
+            let printed = SpecPrinter.print(spec)
+            let (again, d2) = parse(printed, path: f)
+            XCTAssertFalse(d2.hasErrors, "\(f): \(d2.items.map(\.message))")
+            XCTAssertEqual(again.statements, spec.statements, f)
+            XCTAssertEqual(again.headerComments, spec.headerComments, f)
+            // Comments survive, and printing is a fixed point.
+            XCTAssertEqual(allComments(again.statements), allComments(spec.statements), f)
+            XCTAssertEqual(SpecPrinter.print(again), printed, f)
+        }
+    }
+
+    func testRoundTripGeneratedNetworks() {
+        var checked = 0
+        for seed in 0..<1200 as Range<UInt64> {
+            var gen = NetworkGenerator(seed: seed)
+            let (header, statements) = gen.spec()
+            let spec = SpecFile(source: SourceFile(path: "gen.dsl", text: ""), statements: statements, headerComments: header)
+            let text = SpecPrinter.print(spec)
+            let (back, d) = parse(text, path: "gen.dsl")
+            if d.hasErrors || back.statements != statements || back.headerComments != header || allComments(back.statements) != allComments(statements) {
+                XCTFail("seed \(seed): round trip failed: \(d.items.map { "\($0.location): \($0.message)" })\n\(text)")
+                return
+            }
+            XCTAssertEqual(SpecPrinter.print(back), text, "seed \(seed): printing is not a fixed point")
+            checked += 1
+        }
+        XCTAssertEqual(checked, 1200)
+    }
+
+    func testCanonicalFormatting() {
+        let text = """
+        # header
+
+        network  t
+        input 8x8x3
+        block b(c, k) {
+        conv k 1 c*2   relu   pad=same   bn   # wide
+          conv 3 1 (c+1)*2
+        }
+        conv 3 1 8 act=linear bn pad=valid
+        add { conv 3 1 8 } { }
+        b(4, 3)
+        pool max 3 2 ceil # p
+        """
+        let (spec, d) = parse(text)
+        XCTAssertFalse(d.hasErrors)
+        XCTAssertEqual(SpecPrinter.print(spec), """
+        # header
+
+        network t
+        input 8x8x3
+        block b(c, k) {
+          conv k 1 c*2 pad=same bn relu  # wide
+          conv 3 1 (c+1)*2
+        }
+        conv 3 1 8 pad=valid bn act=linear
+        add {
+          conv 3 1 8
+        } {}
+        b(4, 3)
+        pool max 3 2 ceil  # p
+
+        """)
+    }
+
+    func testEveryCommentSurvivesAwkwardPlaces() {
+        let text = """
+        # header
+        network w   # name
+        input 8x8x3   # the input
+        block b(c) {   # opening comment
+          conv 3 1 c  # inner
+          # last in body
+        }  # closing
+        concat {
+          conv 1 1 4
+        } {  # second branch
+          conv 3 1 4
+        }
+        # end comment
+        gap ; softmax  # two on a line
+        # footer
+
+        """
+        func comments(_ t: String) -> [String] {
+            var l = Lexer(file: SourceFile(path: "t", text: t)); _ = l.tokenize(); return l.comments.map(\.text)
+        }
+        let (spec, d) = parse(text)
+        XCTAssertFalse(d.hasErrors)
+        let printed = SpecPrinter.print(spec)
+        XCTAssertEqual(comments(printed).sorted(), comments(text).sorted(), printed)
+        XCTAssertEqual(SpecPrinter.print(parse(printed).0), printed)
+    }
+
+    func testCommentsBelowTheLastStatementAreKept() {
+        let (spec, _) = parse("input 8x8x3\ngap\n\n# the end\n")
+        XCTAssertEqual(SpecPrinter.print(spec), "input 8x8x3\ngap\n\n# the end\n")
+    }
+
+    func testCommentAboveABlockStaysAboveIt() {
+        let (spec, _) = parse("input 8x8x3\n# about b\nblock b() {\n  gap\n}\nb()\n")
+        XCTAssertEqual(SpecPrinter.print(spec), "input 8x8x3\n# about b\nblock b() {\n  gap\n}\nb()\n")
+    }
+
+    func testNegativeAndNestedExpressionsKeepTheirMeaning() {
+        for t in ["conv 3 (-1) 4", "conv 3 1 -(a-b)", "conv a-(b-c) 1 a/(b*c)", "repeat -(-2) {\n  gap\n}"] {
+            let (spec, d) = parse("input 4x4x1\n" + t + "\n")
+            XCTAssertFalse(d.hasErrors, t)
+            let (back, _) = parse(SpecPrinter.print(spec))
+            XCTAssertEqual(back.statements, spec.statements, t)
+        }
+    }
+}
+
+/// Every comment in a statement tree, in order (leading and trailing).
+func allComments(_ list: [Statement]) -> [String] {
+    var out: [String] = []
+    for s in list {
+        out += s.leadingComments
+        switch s.kind {
+        case .block(let b): out += allComments(b.body)
+        case .repeatLoop(_, let body): out += allComments(body)
+        case .merge(_, let branches): for b in branches { out += allComments(b) }
+        default: break
+        }
+        if let t = s.trailingComment { out.append("T" + t) }
+    }
+    return out
+}
