@@ -58,8 +58,20 @@ public final class SourceFile: @unchecked Sendable {
         self.init(path: path, bytes: Array(text.utf8))
     }
 
-    /// Reads a file from disk; throws a readable message when it cannot be read.
+    /// Reads a file from disk (`-` is standard input; pipes and devices work too); throws a
+    /// readable message when it cannot be read.
     public static func read(path: String) throws -> SourceFile {
+        if path == "-" {
+            return SourceFile(path: "<stdin>", bytes: [UInt8](FileHandle.standardInput.readDataToEndOfFile()))
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+           let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+           attributes[.type] as? FileAttributeType != .typeRegular,
+           let handle = FileHandle(forReadingAtPath: path) {
+            defer { handle.closeFile() }
+            return SourceFile(path: path, bytes: [UInt8](handle.readDataToEndOfFile()))
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
