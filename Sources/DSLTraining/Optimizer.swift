@@ -4,7 +4,7 @@
 /// - plain momentum: v ← μ·v + d;  w ← w − lr·v
 /// - Nesterov:       v ← μ·v + d;  w ← w − lr·(d + μ·v)
 /// Parameters and gradients are one contiguous buffer each; the velocity buffer is owned here.
-public final class SGDOptimizer {
+public final class SGDOptimizer: CustomStringConvertible {
     /// Number of parameters (length of the parameter, gradient and velocity buffers).
     public let parameterCount: Int
     /// Momentum μ (0 disables momentum: plain SGD).
