@@ -73,8 +73,8 @@ public final class SGDOptimizer: CustomStringConvertible {
         }
     }
 
-    /// Array convenience for `step`; throws when a buffer has the wrong length.
-    public func step(parameters: inout [Float], gradients: [Float], learningRate: Float) throws {
+    /// Array convenience for `step(parameters:gradients:learningRate:)`; throws when a buffer has the wrong length.
+    public func step(_ parameters: inout [Float], gradients: [Float], learningRate: Float) throws {
         guard parameters.count == parameterCount, gradients.count == parameterCount else {
             throw TrainingError("SGD: \(parameters.count) parameters and \(gradients.count) gradients, expected \(parameterCount) each")
         }
