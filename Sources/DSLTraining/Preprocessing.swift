@@ -16,8 +16,11 @@ import Foundation
 public struct Preprocessor: Equatable, Sendable {
     /// Which transform this preprocessor applies.
     public enum Method: String, Sendable, CaseIterable {
+        /// Raw pixels, unchanged.
         case none
+        /// Per-channel (x − mean) / std.
         case standardize
+        /// Global contrast normalisation, then ZCA whitening.
         case gcnZCA = "gcn-zca"
     }
 

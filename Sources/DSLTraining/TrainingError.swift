@@ -11,7 +11,9 @@ public struct TrainingError: Error, CustomStringConvertible, LocalizedError, Equ
     /// Creates an error with the given message.
     public init(_ message: String) { self.message = message }
 
+    /// The message, for printing.
     public var description: String { message }
+    /// The message, for `localizedDescription`.
     public var errorDescription: String? { message }
 }
 
