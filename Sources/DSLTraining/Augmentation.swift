@@ -4,7 +4,7 @@
 /// original size": each image moves by dy, dx ∈ −padding...padding and uncovered pixels become 0.
 /// The zeros are inserted in whatever space the batch is in; after standardisation or ZCA that
 /// is the (training) mean, as in the usual pad-and-crop recipe applied to normalised inputs.
-public struct Augmenter {
+public struct Augmenter: CustomStringConvertible {
     /// Flip each image left–right with probability ½.
     public var horizontalFlip: Bool
     /// Maximum translation in pixels (0 disables translation).

@@ -4,7 +4,7 @@
 /// - plain momentum: v ← μ·v + d;  w ← w − lr·v
 /// - Nesterov:       v ← μ·v + d;  w ← w − lr·(d + μ·v)
 /// Parameters and gradients are one contiguous buffer each; the velocity buffer is owned here.
-public final class SGDOptimizer {
+public final class SGDOptimizer: CustomStringConvertible {
     /// Number of parameters (length of the parameter, gradient and velocity buffers).
     public let parameterCount: Int
     /// Momentum μ (0 disables momentum: plain SGD).
@@ -73,8 +73,8 @@ public final class SGDOptimizer {
         }
     }
 
-    /// Array convenience for `step`; throws when a buffer has the wrong length.
-    public func step(parameters: inout [Float], gradients: [Float], learningRate: Float) throws {
+    /// Array convenience for `step(parameters:gradients:learningRate:)`; throws when a buffer has the wrong length.
+    public func step(_ parameters: inout [Float], gradients: [Float], learningRate: Float) throws {
         guard parameters.count == parameterCount, gradients.count == parameterCount else {
             throw TrainingError("SGD: \(parameters.count) parameters and \(gradients.count) gradients, expected \(parameterCount) each")
         }

@@ -16,8 +16,11 @@ import Foundation
 public struct Preprocessor: Equatable, Sendable {
     /// Which transform this preprocessor applies.
     public enum Method: String, Sendable, CaseIterable {
+        /// Raw pixels, unchanged.
         case none
+        /// Per-channel (x − mean) / std.
         case standardize
+        /// Global contrast normalisation, then ZCA whitening.
         case gcnZCA = "gcn-zca"
     }
 
@@ -97,32 +100,41 @@ public struct Preprocessor: Equatable, Sendable {
         var result = Preprocessor(method: .gcnZCA, height: dataset.height, width: dataset.width, channels: dataset.channels)
         result.gcnScale = scale; result.gcnSqrtBias = sqrtBias; result.gcnUseStd = useStd; result.zcaEpsilon = epsilon
         let d = dataset.imageSize, n = dataset.count
-        var x = dataset.images
+        // Two passes over the images in chunks (no full copy of the dataset): the mean of the
+        // contrast-normalised images, then the covariance C = (1/N) Σ (x − μ)(x − μ)ᵀ.
+        let chunk = min(n, 1024)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk * d)
+        defer { scratch.deallocate() }
+        var sums = [Double](repeating: 0, count: d)
         var mean = [Float](repeating: 0, count: d)
-        x.withUnsafeMutableBufferPointer { buffer in
-            let base = buffer.baseAddress!
-            for image in 0..<n { result.contrastNormalize(base + image * d) }
-            // Feature means (Double accumulation), then centre.
-            var sums = [Double](repeating: 0, count: d)
-            for image in 0..<n {
-                let row = base + image * d
-                for j in 0..<d { sums[j] += Double(row[j]) }
-            }
-            for j in 0..<d { mean[j] = Float(sums[j] / Double(n)) }
-            for image in 0..<n {
-                let row = base + image * d
-                for j in 0..<d { row[j] -= mean[j] }
-            }
-        }
-        // Covariance C = XᵀX / N.
         var covariance = [Float](repeating: 0, count: d * d)
-        x.withUnsafeBufferPointer { xs in
-            covariance.withUnsafeMutableBufferPointer { cs in
-                sgemm(m: d, n: d, k: n, a: xs.baseAddress!, aRowStride: 1, aColumnStride: d,
-                      b: xs.baseAddress!, ldb: d, c: cs.baseAddress!, ldc: d, accumulate: false)
+        dataset.images.withUnsafeBufferPointer { source in
+            for pass in 0..<2 {
+                var first = 0
+                while first < n {
+                    let rows = min(chunk, n - first)
+                    scratch.update(from: source.baseAddress! + first * d, count: rows * d)
+                    for image in 0..<rows { result.contrastNormalize(scratch + image * d) }
+                    if pass == 0 {
+                        for image in 0..<rows {
+                            let row = scratch + image * d
+                            for j in 0..<d { sums[j] += Double(row[j]) }
+                        }
+                    } else {
+                        for image in 0..<rows {
+                            let row = scratch + image * d
+                            for j in 0..<d { row[j] -= mean[j] }
+                        }
+                        covariance.withUnsafeMutableBufferPointer { cs in
+                            sgemm(m: d, n: d, k: rows, a: scratch, aRowStride: 1, aColumnStride: d,
+                                  b: scratch, ldb: d, c: cs.baseAddress!, ldc: d, accumulate: true)
+                        }
+                    }
+                    first += rows
+                }
+                if pass == 0 { for j in 0..<d { mean[j] = Float(sums[j] / Double(n)) } }
             }
         }
-        x = []
         var matrix = [Double](repeating: 0, count: d * d)
         let inverseN = 1 / Double(n)
         for i in 0..<d {

@@ -21,7 +21,9 @@ public enum TensorDType: String, Sendable, CaseIterable {
 public struct StoredTensor: Equatable, Sendable {
     /// Elements of one of the supported element types.
     public enum Values: Equatable, Sendable {
+        /// 32-bit floats (dtype F32).
         case f32([Float])
+        /// 64-bit signed integers (dtype I64).
         case i64([Int64])
     }
 

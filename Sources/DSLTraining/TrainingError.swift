@@ -11,7 +11,9 @@ public struct TrainingError: Error, CustomStringConvertible, LocalizedError, Equ
     /// Creates an error with the given message.
     public init(_ message: String) { self.message = message }
 
+    /// The message, for printing.
     public var description: String { message }
+    /// The message, for `localizedDescription`.
     public var errorDescription: String? { message }
 }
 
@@ -49,8 +51,7 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
           isDirectory.boolValue else {
         throw TrainingError("\(path): cannot write, directory \(directory) does not exist")
     }
-    var random = SplitMix64(seed: UInt64(getpid()) << 32 ^ UInt64(truncatingIfNeeded: time(nil)) ^ temporaryCounter.next())
-    let temporary = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(random.next() & 0xFFFF_FFFF)"
+    let temporary = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UUID().uuidString)"
     guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
         throw TrainingError("\(path): cannot write temporary file \(temporary) (permission denied or disk full)")
     }
@@ -60,9 +61,6 @@ public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
         throw TrainingError("\(path): cannot rename temporary file into place: \(reason)")
     }
 }
-
-/// Distinguishes temporary files written by the same process in the same second.
-private nonisolated(unsafe) var temporaryCounter = SplitMix64(seed: 0x5EED)
 
 /// Writes a UTF-8 string to `path` atomically.
 public func writeTextAtomically(_ text: String, to path: String) throws {

@@ -216,3 +216,32 @@ final class ProgressTests: XCTestCase {
         XCTAssertEqual(quiet, ["only this\n"])
     }
 }
+
+final class CheckpointTests: XCTestCase {
+    func testRoundTripAndErrors() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let path = directory + "/epoch3.safetensors"
+        let data = try Dataset(images: (0..<24).map(Float.init), labels: [0, 1], count: 2, height: 2, width: 2, channels: 3, classes: 2)
+        let checkpoint = TrainingCheckpoint(parameters: ["conv1.weight": try StoredTensor(shape: [2, 2], floats: [1, 2, 3, 4]),
+                                                         "conv1.bias": try StoredTensor(shape: [2], floats: [0.5, -0.5])],
+                                            velocity: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], preprocessor: .fitStandardization(on: data),
+                                            epoch: 3, step: 300, metadata: ["model": "allcnn-c"])
+        try checkpoint.write(to: path)
+        let back = try TrainingCheckpoint.read(from: path)
+        XCTAssertEqual(back.parameters, checkpoint.parameters)
+        XCTAssertEqual(back.velocity, checkpoint.velocity)
+        XCTAssertEqual(back.preprocessor, checkpoint.preprocessor)
+        XCTAssertEqual([back.epoch, back.step], [3, 300])
+        XCTAssertEqual(back.metadata, ["model": "allcnn-c"])
+
+        let bare = TrainingCheckpoint(parameters: ["w": .scalar(Float(1))], epoch: 0, step: 0)
+        try bare.write(to: path)
+        let bareBack = try TrainingCheckpoint.read(from: path)
+        XCTAssertNil(bareBack.velocity); XCTAssertNil(bareBack.preprocessor)
+
+        let reserved = TrainingCheckpoint(parameters: ["train.w": .scalar(Float(1))], epoch: 0, step: 0)
+        assertThrowsMessage(try reserved.write(to: path), contains: "reserved prefix 'train.'")
+        try writeSafetensors(["w": .scalar(Float(1))], to: path)
+        assertThrowsMessage(try TrainingCheckpoint.read(from: path), contains: "epoch3.safetensors", "no 'train.epoch' tensor")
+    }
+}

@@ -81,7 +81,7 @@ final class OptimizerTests: XCTestCase {
         // Reference in Double, step by step.
         var rw: [Double] = [1, -2, 3], rv: [Double] = [0, 0, 0]
         for _ in 0..<3 {
-            try sgd.step(parameters: &w, gradients: g, learningRate: 0.1)
+            try sgd.step(&w, gradients: g, learningRate: 0.1)
             for i in 0..<3 {
                 let wd = i == 2 ? 0.0 : 0.1
                 rv[i] = 0.9 * rv[i] + Double(g[i]) + wd * rw[i]
@@ -97,27 +97,27 @@ final class OptimizerTests: XCTestCase {
     func testNesterovAndPlain() throws {
         let nesterov = try SGDOptimizer(parameterCount: 1, momentum: 0.5, weightDecay: 0, nesterov: true)
         var w: [Float] = [1]
-        try nesterov.step(parameters: &w, gradients: [2], learningRate: 0.1)   // v = 2, w = 1 − 0.1·(2 + 0.5·2)
+        try nesterov.step(&w, gradients: [2], learningRate: 0.1)   // v = 2, w = 1 − 0.1·(2 + 0.5·2)
         XCTAssertEqual(w[0], 0.7, accuracy: 1e-6)
-        try nesterov.step(parameters: &w, gradients: [2], learningRate: 0.1)   // v = 3, w −= 0.1·(2 + 1.5)
+        try nesterov.step(&w, gradients: [2], learningRate: 0.1)   // v = 3, w −= 0.1·(2 + 1.5)
         XCTAssertEqual(w[0], 0.35, accuracy: 1e-6)
         let plain = try SGDOptimizer(parameterCount: 1, momentum: 0, weightDecay: 0.5)
         var p: [Float] = [2]
-        try plain.step(parameters: &p, gradients: [1], learningRate: 0.1)     // 2 − 0.1·(1 + 1)
+        try plain.step(&p, gradients: [1], learningRate: 0.1)     // 2 − 0.1·(1 + 1)
         XCTAssertEqual(p[0], 1.8, accuracy: 1e-6)
     }
 
     func testVelocityCheckpointAndErrors() throws {
         let sgd = try SGDOptimizer(parameterCount: 4, momentum: 0.9, weightDecay: 1e-3, noDecay: [0..<1, 3..<4])
         var w: [Float] = [1, 2, 3, 4]
-        try sgd.step(parameters: &w, gradients: [1, 1, 1, 1], learningRate: 0.01)
+        try sgd.step(&w, gradients: [1, 1, 1, 1], learningRate: 0.01)
         let restored = try SGDOptimizer(parameterCount: 4, momentum: 0.9)
         try restored.restore(from: SafetensorsContents(tensors: sgd.tensors()))
         XCTAssertEqual(restored.velocityValues, sgd.velocityValues)
         XCTAssertTrue(sgd.description.contains("off for 2 parameters"))
         assertThrowsMessage(try restored.setVelocity([1]), contains: "1 values", "4 parameters")
         assertThrowsMessage(try SGDOptimizer(parameterCount: 4, noDecay: [3..<5]), contains: "3..<5")
-        assertThrowsMessage(try sgd.step(parameters: &w, gradients: [1], learningRate: 1), contains: "expected 4")
+        assertThrowsMessage(try sgd.step(&w, gradients: [1], learningRate: 1), contains: "expected 4")
         sgd.resetVelocity()
         XCTAssertEqual(sgd.velocityValues, [0, 0, 0, 0])
     }
