@@ -25,16 +25,15 @@ enum EvalCommand {
         guard format == "table" || format == "json" else { throw UsageError(message: "--format must be table or json") }
         engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)
         guard let (_, g, _) = try loadChecked(a.positional[0]) else { return ExitCode.failure }
-        let contents = try readSafetensors(path: weights)
-        try Trainer.checkSpec(contents, hash: Trainer.hash(g), file: weights)
+        let checkpoint = try TrainingCheckpoint.read(from: weights)
+        try Trainer.checkSpec(checkpoint.metadata, hash: Trainer.hash(g), file: weights)
         let ds = try loadDataset(directory: dataDir, format: try a.value("--dataset").map { try DatasetFormat(parsing: $0) },
                                  labels: try a.value("--labels").map { try CIFAR100Labels(parsing: $0) } ?? .fine)
         var test = ds.test
-        let pre = try Preprocessor(contents: contents, file: weights)
-        try pre.apply(to: &test)
+        if let pre = checkpoint.preprocessor { try pre.apply(to: &test) }
         let lowered = try lower(g, maxBatch: batch, seed: 0)
         lowered.engine.compile(training: false)
-        try Trainer.loadWeights(contents, into: lowered.engine, file: weights)
+        try Trainer.loadWeights(checkpoint.parameters, into: lowered.engine, file: weights)
         let e = Trainer.evaluate(engine: lowered.engine, data: test, batch: batch)
         if format == "json" {
             out(JSON.object([("network", .string(g.name)), ("images", .int(test.count)), ("loss", .double(e.loss)), ("accuracy", .double(e.accuracy)), ("error", .double(1 - e.accuracy)),

@@ -80,7 +80,7 @@ enum TrainCommand {
         let checkpointPath = outDir + "/checkpoint.safetensors"
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         if let resume = a.value("--resume") {
-            try trainer.restore(from: try readSafetensors(path: resume), file: resume)
+            try trainer.restore(from: try TrainingCheckpoint.read(from: resume), file: resume)
             out("resuming from \(resume) at epoch \(trainer.position.epoch + 1), step \(trainer.position.step)\n")
         }
         let metricsPath = outDir + "/metrics.jsonl"
@@ -112,8 +112,7 @@ enum TrainCommand {
                 break
             }
         }, checkpoint: { t in
-            let (tensors, meta) = try t.checkpointContents()
-            try writeSafetensors(tensors, metadata: meta, to: checkpointPath)
+            try t.checkpoint().write(to: checkpointPath)
         })
         switch outcome {
         case .finished:

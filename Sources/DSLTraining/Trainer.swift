@@ -244,64 +244,50 @@ public final class Trainer {
 
     // MARK: - Checkpoints
 
-    /// The tensors and metadata of a checkpoint: parameters and buffers by layer name,
-    /// momentum (`optimizer.velocity.<name>`), preprocessing, position and the spec hash.
-    public func checkpointContents() throws -> (tensors: [String: StoredTensor], metadata: [String: String]) {
+    /// A checkpoint of the run: parameters and batch-norm buffers under the IR's layer names,
+    /// momentum, preprocessing, position, and metadata naming the network and its spec hash.
+    public func checkpoint() throws -> TrainingCheckpoint {
         var tensors: [String: StoredTensor] = [:]
-        let velocity = optimizer.velocityValues
         for p in engine.parameters {
             tensors[p.name] = try StoredTensor(shape: p.shape, floats: Array(UnsafeBufferPointer(start: p.value, count: p.count)))
-            tensors["optimizer.velocity." + p.name] = try StoredTensor(shape: p.shape, floats: Array(velocity[p.offset..<(p.offset + p.count)]))
         }
         for b in engine.buffers {
             tensors[b.name] = try StoredTensor(shape: b.shape, floats: Array(UnsafeBufferPointer(start: b.value, count: b.count)))
         }
-        for (k, v) in preprocessor.tensors() { tensors[k] = v }
-        var meta = preprocessor.metadata()
-        meta["format"] = "dsl-checkpoint-1"
-        meta["network"] = graph.name
-        meta["spec_hash"] = specHash
-        meta["epoch"] = String(position.epoch)
-        meta["step"] = String(position.step)
-        meta["seed"] = String(options.seed)
-        meta["batch"] = String(options.batch)
-        return (tensors, meta)
+        return TrainingCheckpoint(parameters: tensors, velocity: optimizer.velocityValues, preprocessor: preprocessor,
+                                  epoch: position.epoch, step: position.step,
+                                  metadata: ["format": "dsl-checkpoint-1", "network": graph.name, "spec_hash": specHash,
+                                             "seed": String(options.seed), "batch": String(options.batch)])
     }
 
     /// Restores weights, buffers, momentum and position from a checkpoint of the same network.
-    public func restore(from contents: SafetensorsContents, file: String) throws {
-        try Trainer.checkSpec(contents, hash: specHash, file: file)
-        try Trainer.loadWeights(contents, into: engine, file: file)
-        var velocity = [Float](repeating: 0, count: engine.parameterCount)
-        for p in engine.parameters {
-            let v = try contents.floats("optimizer.velocity." + p.name, shape: p.shape, file: file)
-            velocity.replaceSubrange(p.offset..<(p.offset + p.count), with: v)
-        }
-        try optimizer.setVelocity(velocity)
-        position.epoch = Int(contents.metadata["epoch"] ?? "") ?? 0
-        position.step = Int(contents.metadata["step"] ?? "") ?? 0
-        if let b = contents.metadata["batch"], b != String(options.batch) {
+    public func restore(from checkpoint: TrainingCheckpoint, file: String) throws {
+        try Trainer.checkSpec(checkpoint.metadata, hash: specHash, file: file)
+        if let b = checkpoint.metadata["batch"], b != String(options.batch) {
             throw TrainingError("\(file): the checkpoint was trained with batch \(b); resume with --batch \(b) to continue exactly")
         }
+        try Trainer.loadWeights(checkpoint.parameters, into: engine, file: file)
+        guard let velocity = checkpoint.velocity else { throw TrainingError("\(file): the checkpoint has no optimizer state; it cannot be resumed") }
+        try optimizer.setVelocity(velocity)
+        position = TrainingPosition(epoch: checkpoint.epoch, step: checkpoint.step)
     }
 
     /// Refuses a checkpoint whose spec hash differs from the network's.
-    public static func checkSpec(_ contents: SafetensorsContents, hash: String, file: String) throws {
-        guard let h = contents.metadata["spec_hash"] else { throw TrainingError("\(file): not a dsl checkpoint (no spec_hash in its metadata)") }
+    public static func checkSpec(_ metadata: [String: String], hash: String, file: String) throws {
+        guard let h = metadata["spec_hash"] else { throw TrainingError("\(file): not a dsl checkpoint (no spec_hash in its metadata)") }
         guard h == hash else {
-            throw TrainingError("\(file): the checkpoint is of a different network (\(contents.metadata["network"] ?? "unknown"), spec hash \(h)); this spec's hash is \(hash)")
+            throw TrainingError("\(file): the checkpoint is of a different network (\(metadata["network"] ?? "unknown"), spec hash \(h)); this spec's hash is \(hash)")
         }
     }
 
-    /// Copies parameters and buffers by name from a checkpoint into an engine.
-    public static func loadWeights(_ contents: SafetensorsContents, into engine: EngineGraph, file: String) throws {
+    /// Copies parameters and buffers by name into an engine, checking every shape.
+    public static func loadWeights(_ tensors: [String: StoredTensor], into engine: EngineGraph, file: String) throws {
+        let contents = SafetensorsContents(tensors: tensors)
         for p in engine.parameters {
-            let v = try contents.floats(p.name, shape: p.shape, file: file)
-            p.value.update(from: v, count: p.count)
+            p.value.update(from: try contents.floats(p.name, shape: p.shape, file: file), count: p.count)
         }
         for b in engine.buffers {
-            let v = try contents.floats(b.name, shape: b.shape, file: file)
-            b.value.update(from: v, count: b.count)
+            b.value.update(from: try contents.floats(b.name, shape: b.shape, file: file), count: b.count)
         }
     }
 

@@ -63,14 +63,13 @@ final class TrainerTests: XCTestCase {
         let outcome = try first.run(report: { e in
             if case let .step(epoch, step, _, _, _, _, _) = e, epoch == 2, step == 2 { Trainer.stopRequested = true }
         }, checkpoint: { t in
-            let (tensors, meta) = try t.checkpointContents()
-            try writeSafetensors(tensors, metadata: meta, to: path)
+            try t.checkpoint().write(to: path)
         })
         XCTAssertEqual(outcome, .interrupted(epoch: 1, step: 2))
         Trainer.stopRequested = false
 
         let resumed = try Trainer(graph: try graph(), train: data.train, test: data.test, options: o)
-        try resumed.restore(from: try readSafetensors(path: path), file: path)
+        try resumed.restore(from: try TrainingCheckpoint.read(from: path), file: path)
         XCTAssertEqual(resumed.position, TrainingPosition(epoch: 1, step: 2))
         XCTAssertEqual(try resumed.run(report: { _ in }, checkpoint: { _ in }), .finished)
 
@@ -93,20 +92,23 @@ final class TrainerTests: XCTestCase {
         o.epochs = 1; o.batch = 16; o.trainLimit = 64; o.testLimit = 16; o.whiten = .standardize
         let trainer = try Trainer(graph: try graph(), train: data.train, test: data.test, options: o)
         _ = try trainer.run(report: { _ in }, checkpoint: { _ in })
-        let (tensors, meta) = try trainer.checkpointContents()
-        let bytes = try encodeSafetensors(tensors, metadata: meta)
-        let contents = try decodeSafetensors(bytes, name: "memory")
-        XCTAssertEqual(contents.metadata["epoch"], "1")
+        let path = try makeTemporaryDirectory(self) + "/ckpt.safetensors"
+        try trainer.checkpoint().write(to: path)
+        let contents = try readSafetensors(path: path)
         XCTAssertEqual(contents.metadata["spec_hash"], trainer.specHash)
         for p in trainer.engine.parameters {
             XCTAssertEqual(try contents.floats(p.name, shape: p.shape), Array(UnsafeBufferPointer(start: p.value, count: p.count)), p.name)
         }
+        for b in trainer.engine.buffers {
+            XCTAssertEqual(try contents.floats(b.name, shape: b.shape), Array(UnsafeBufferPointer(start: b.value, count: b.count)), b.name)
+        }
+        let checkpoint = try TrainingCheckpoint.read(from: path)
+        XCTAssertEqual(checkpoint.epoch, 1)
         let other = try Trainer(graph: try graph(), train: data.train, test: data.test, options: o)
-        try other.restore(from: contents, file: "memory")
+        try other.restore(from: checkpoint, file: path)
         XCTAssertEqual(other.position, trainer.position)
         XCTAssertEqual(other.optimizer.velocityValues, trainer.optimizer.velocityValues)
-        let restoredPre = try Preprocessor(contents: contents, file: "memory")
-        XCTAssertEqual(restoredPre, trainer.preprocessor)
+        XCTAssertEqual(checkpoint.preprocessor, trainer.preprocessor)
     }
 
     func testCheckpointOfAnotherNetworkIsRefused() throws {
@@ -114,11 +116,10 @@ final class TrainerTests: XCTestCase {
         var o = TrainingOptions()
         o.epochs = 1; o.batch = 16; o.trainLimit = 16; o.testLimit = 16
         let trainer = try Trainer(graph: try graph(), train: data.train, test: data.test, options: o)
-        let (tensors, meta) = try trainer.checkpointContents()
-        let contents = try decodeSafetensors(try encodeSafetensors(tensors, metadata: meta), name: "x")
+        let checkpoint = try trainer.checkpoint()
         let wider = try Trainer(graph: try graph(Self.smallNet.replacingOccurrences(of: "conv 3 1 16 bn", with: "conv 3 1 24 bn")),
                                 train: data.train, test: data.test, options: o)
-        XCTAssertThrowsError(try wider.restore(from: contents, file: "a.safetensors")) { error in
+        XCTAssertThrowsError(try wider.restore(from: checkpoint, file: "a.safetensors")) { error in
             XCTAssertTrue("\(error)".contains("different network"), "\(error)")
         }
     }
