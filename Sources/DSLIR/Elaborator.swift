@@ -116,8 +116,26 @@ public struct Elaborator {
             for i in 0..<count {
                 var inner = scope
                 inner.repeatSuffix = scope.repeatSuffix + (count > 1 ? ".\(i + 1)" : "")
+                let nodesBefore = nodes.count, modulesBefore = modules.count
                 for b in body { if overflow { return nil }; cur = statement(b, from: cur, scope: &inner) }
                 scope.counters = inner.counters
+                if overflow { return nil }
+                // Every iteration elaborates the same statements with the same bindings, so once
+                // one iteration is done the rest are known: after an error (the cursor is lost)
+                // they would only repeat its diagnostics, an iteration that adds nothing adds
+                // nothing again, and the growth of the graph is known in advance. Without this,
+                // nested repeats such as `repeat 100000 { repeat 100000 { } }` ran for hours.
+                if cur == nil { return nil }
+                let addedNodes = nodes.count - nodesBefore, addedModules = modules.count - modulesBefore
+                if addedNodes == 0 && addedModules == 0 { break }
+                let left = count - i - 1
+                if nodes.count + addedNodes * left > Elaborator.maxNodes || modules.count + addedModules * left > Elaborator.maxNodes {
+                    overflow = true
+                    let nodesOver = nodes.count + addedNodes * left > Elaborator.maxNodes
+                    let made = fmt(Double(nodesOver ? addedNodes : addedModules) * Double(count))
+                    diagnostics.error("the network expands to more than \(Elaborator.maxNodes) \(nodesOver ? "layers" : "module instances") (this repeat alone would make \(made))", at: s.location, notes: scope.callNotes)
+                    return nil
+                }
             }
             return cur
         case .merge(let kind, let branches):
@@ -154,7 +172,7 @@ public struct Elaborator {
         guard let def = blocks[name] else {
             let known = blocks.keys.sorted()
             let near = known.map { ($0, editDistance($0, name)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }
-            diagnostics.error("unknown block '\(name)'" + (near.map { "; did you mean '\($0.0)'?" } ?? ""), at: s.keywordLocation, notes: scope.callNotes)
+            diagnostics.error("unknown block '\(clipped(name))'" + (near.map { "; did you mean '\($0.0)'?" } ?? ""), at: s.keywordLocation, notes: scope.callNotes)
             return nil
         }
         if let o = options.first {
@@ -441,7 +459,7 @@ public struct Elaborator {
         case .number(let v, _, _): return v
         case .name(let n, let l):
             if let v = scope.bindings[n] { return v }
-            diagnostics.error("unknown name '\(n)'" + (scope.bindings.isEmpty ? "" : " (block parameters here: \(scope.bindings.keys.sorted().joined(separator: ", ")))"), at: l, notes: scope.callNotes)
+            diagnostics.error("unknown name '\(clipped(n))'" + (scope.bindings.isEmpty ? "" : " (block parameters here: \(scope.bindings.keys.sorted().joined(separator: ", ")))"), at: l, notes: scope.callNotes)
             return nil
         case .negate(let x, _):
             return evaluate(x, scope).map { -$0 }
@@ -632,7 +650,7 @@ struct OptionReader {
         case "leaky": return .leaky(slope)
         case "linear", "none": return .none
         default:
-            diagnostics.error("unknown activation '\(word)'; expected relu, leaky, linear or none", at: o.value?.location ?? o.nameLocation, notes: notes)
+            diagnostics.error("unknown activation '\(clipped(word))'; expected relu, leaky, linear or none", at: o.value?.location ?? o.nameLocation, notes: notes)
             failed = true
             return d
         }
@@ -673,7 +691,7 @@ struct OptionReader {
             return (k - 1) / 2
         case "valid": return 0
         default:
-            diagnostics.error("unknown padding '\(word ?? "")'; expected same, valid or a number", at: o.value?.location ?? o.nameLocation, notes: notes)
+            diagnostics.error("unknown padding '\(clipped(word ?? ""))'; expected same, valid or a number", at: o.value?.location ?? o.nameLocation, notes: notes)
             failed = true; return nil
         }
     }
@@ -684,7 +702,7 @@ struct OptionReader {
             let expected = Array(Set(known)).sorted()
             let near = expected.map { ($0, editDistance($0, o.name)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }
             let hint = near.map { "; did you mean '\($0.0)'?" } ?? (expected.isEmpty ? "; it takes no options" : "; expected one of \(expected.joined(separator: ", "))")
-            diagnostics.error("unknown option '\(o.name)' for '\(layer)'\(hint)", at: o.nameLocation, notes: notes)
+            diagnostics.error("unknown option '\(clipped(o.name))' for '\(layer)'\(hint)", at: o.nameLocation, notes: notes)
             failed = true
         }
         return !failed

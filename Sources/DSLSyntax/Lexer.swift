@@ -88,8 +88,29 @@ public struct Lexer {
         return tokens
     }
 
-    private func loc(_ offset: Int, _ length: Int) -> SourceLocation {
-        file.location(offset: offset, length: length)
+    /// The last location computed: tokens come in increasing offsets, so the column of the next
+    /// one on the same line is counted from here instead of from the start of the line (which
+    /// made a long single-line file quadratic: a 10 MB line never finished lexing).
+    private var lastLocation = SourceLocation(offset: 0, length: 0, line: 1, column: 1)
+
+    private mutating func loc(_ offset: Int, _ length: Int) -> SourceLocation {
+        let last = lastLocation
+        let lineStart = file.lineStarts[last.line - 1]
+        let nextLineStart = last.line < file.lineStarts.count ? file.lineStarts[last.line] : Int.max
+        var l: SourceLocation
+        if offset >= last.offset && offset >= lineStart && offset < nextLineStart {
+            var column = last.column
+            var i = last.offset
+            while i < offset && i < bytes.count {
+                if bytes[i] & 0xC0 != 0x80 { column += 1 }
+                i += 1
+            }
+            l = SourceLocation(offset: offset, length: max(length, 0), line: last.line, column: column)
+        } else {
+            l = file.location(offset: offset, length: length)
+        }
+        lastLocation = l
+        return l
     }
 
     private func allDigits(_ a: Int, _ b: Int) -> Bool {

@@ -109,7 +109,7 @@ public struct Parser {
             if peekNext.isSymbol("(") { kind = try call() }
             else {
                 advance()
-                diagnostics.error("unknown layer '\(keyword.text)'\(suggestion(for: keyword.text))", at: keyword.location)
+                diagnostics.error("unknown layer '\(clipped(keyword.text))'\(suggestion(for: keyword.text))", at: keyword.location)
                 throw ParseError()
             }
         }
@@ -460,9 +460,14 @@ public struct Parser {
     private func suggestion(for word: String) -> String {
         let all = Array(Parser.layerKinds) + ["network", "input", "block", "repeat", "concat", "add"]
         let best = all.map { ($0, editDistance($0, word)) }.min { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
-        if let (w, d) = best, d <= max(1, word.count / 3) { return "; did you mean '\(w)'?" }
+        if word.count <= 64, let (w, d) = best, d <= max(1, word.count / 3) { return "; did you mean '\(w)'?" }
         return "; a block call needs parentheses, e.g. '\(word.prefix(20))()'"
     }
+}
+
+/// A name cut to 30 characters for a message (a 10 MB word must not become a 10 MB message).
+public func clipped(_ name: String) -> String {
+    name.utf8.count > 30 ? String(decoding: Array(name.utf8.prefix(30)), as: UTF8.self) + "..." : name
 }
 
 /// Levenshtein distance between two short strings (used for "did you mean" hints).
