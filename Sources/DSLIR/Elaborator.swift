@@ -51,6 +51,7 @@ public struct Elaborator {
     private mutating func run(defaultName: String) -> Result {
         // First pass: declarations (network, input, blocks) so blocks may be used before definition.
         var firstLayer: Statement?
+        var sawInvalid = false, brokenInput = false
         for s in spec.statements {
             switch s.kind {
             case .network(let n):
@@ -66,11 +67,18 @@ public struct Elaborator {
                 if let prev = blocks[b.name] {
                     diagnostics.error("block '\(b.name)' is defined twice", at: b.nameLocation, notes: [.init("first definition is here", at: prev.nameLocation)])
                 } else { blocks[b.name] = b }
+            case .invalid:
+                // Already reported by the parser; it is not "the first layer" (a broken
+                // 'network' line made every later 'input' "come after the first layer").
+                sawInvalid = true
+                if spec.source.text(s.keywordLocation) == "input" { brokenInput = true }
             default:
                 if firstLayer == nil { firstLayer = s }
             }
         }
         guard let input = inputShape else {
+            // A malformed 'input' line was reported already: no second "missing 'input'" error.
+            if brokenInput { return Result(graph: nil, diagnostics: diagnostics) }
             diagnostics.error("missing 'input' declaration (e.g. 'input 32x32x3' before the first layer)", at: spec.statements.first?.keywordLocation ?? .start)
             return Result(graph: nil, diagnostics: diagnostics)
         }
@@ -87,7 +95,7 @@ public struct Elaborator {
             if overflow { break }
             cursor = statement(s, from: cursor, scope: &scope)
         }
-        if firstLayer == nil {
+        if firstLayer == nil && !sawInvalid {
             diagnostics.error("the network has no layers", at: inputLoc)
         }
         if diagnostics.hasErrors || cursor == nil { return Result(graph: nil, diagnostics: diagnostics) }
@@ -133,7 +141,8 @@ public struct Elaborator {
                     overflow = true
                     let nodesOver = nodes.count + addedNodes * left > Elaborator.maxNodes
                     let made = fmt(Double(nodesOver ? addedNodes : addedModules) * Double(count))
-                    diagnostics.error("the network expands to more than \(Elaborator.maxNodes) \(nodesOver ? "layers" : "module instances") (this repeat alone would make \(made))", at: s.location, notes: scope.callNotes)
+                    let what = nodesOver ? "layers" : "module instances"
+                    diagnostics.error("the network expands to more than \(Elaborator.maxNodes) \(what) (this repeat alone would make \(made) \(what))", at: s.location, notes: scope.callNotes)
                     return nil
                 }
             }
@@ -559,6 +568,8 @@ struct OptionReader {
     var bindings: [String: Double]
     var known: [String] = []
     var failed = false
+    /// Options already reported as given twice (not reported again as unknown).
+    var duplicates: Set<Int> = []
 
     init(options: [LayerOption], layer: String, notes: [Diagnostic.Note], bindings: [String: Double]) {
         self.options = options
@@ -566,11 +577,12 @@ struct OptionReader {
         self.notes = notes
         self.bindings = bindings
         var seen: [String: SourceLocation] = [:]
-        for o in options {
+        for (i, o) in options.enumerated() {
             let canonical = OptionReader.canonical(o.name)
             if let prev = seen[canonical] {
                 diagnostics.error("option '\(o.name)' is given twice", at: o.nameLocation, notes: [.init("first given here", at: prev)])
                 failed = true
+                duplicates.insert(i)
             }
             seen[canonical] = o.nameLocation
         }
@@ -698,7 +710,7 @@ struct OptionReader {
 
     /// Reports options nobody asked for; returns false if any option was wrong.
     mutating func finish() -> Bool {
-        for (i, o) in options.enumerated() where !used.contains(i) {
+        for (i, o) in options.enumerated() where !used.contains(i) && !duplicates.contains(i) {
             let expected = Array(Set(known)).sorted()
             let near = expected.map { ($0, editDistance($0, o.name)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }
             let hint = near.map { "; did you mean '\($0.0)'?" } ?? (expected.isEmpty ? "; it takes no options" : "; expected one of \(expected.joined(separator: ", "))")

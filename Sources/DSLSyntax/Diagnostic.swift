@@ -134,8 +134,9 @@ public struct DiagnosticRenderer {
     }
 
     private func snippet(_ loc: SourceLocation) -> String {
+        // At the end of a file that ends in a newline the line is empty: it is still printed (as
+        // an empty line with the caret at column 1) so every error has its snippet.
         let raw = file.lineText(loc.line)
-        if raw.isEmpty && loc.offset >= file.bytes.count { return "" }
         // Only a window of bytes around the caret is decoded: a 10 MB line used to be turned
         // into characters whole (twice), which took longer than anyone would wait.
         let lineStart = loc.line >= 1 && loc.line <= file.lineStarts.count ? file.lineStarts[loc.line - 1] : 0

@@ -78,8 +78,8 @@ public struct Lexer {
                     reportedLine = l.line
                     let what: String
                     if c >= 0x80 { what = c >= 0xC0 && pos - start > 1 ? "unexpected character '\(String(decoding: bytes[start..<pos], as: UTF8.self))'" : String(format0x: c) }
-                    else { what = "unexpected character \(c < 32 || c == 127 ? String(format0x: c) : "'\(Character(UnicodeScalar(c)))'")" }
-                    diagnostics.error(what + (c >= 0x80 || c < 32 ? " (specs are plain ASCII outside comments)" : ""), at: l)
+                    else { what = c < 32 || c == 127 ? String(format0x: c) : "unexpected character '\(Character(UnicodeScalar(c)))'" }
+                    diagnostics.error(what + (c >= 0x80 || c < 32 || c == 127 ? " (specs are plain ASCII outside comments)" : ""), at: l)
                 }
                 tokens.append(Token(.invalid, "", l))
             }
