@@ -125,6 +125,9 @@ public struct Parser {
         }
         if label != nil, case .network = kind { report("a network declaration cannot have a label", at: labelLocation!) }
         if label != nil, case .block = kind { report("a block definition cannot have a label", at: labelLocation!) }
+        // A label on these named nothing and was silently dropped.
+        if label != nil, case .input = kind { report("an input declaration cannot have a label", at: labelLocation!) }
+        if label != nil, case .repeatLoop = kind { report("a repeat cannot have a label; label the layers inside it", at: labelLocation!) }
         let end = tokens[max(0, current - 1)].location
         return Statement(label: label, labelLocation: labelLocation, kind: kind, keywordLocation: keyword.location, location: start.through(end))
     }
