@@ -640,8 +640,23 @@ struct OptionReader {
     }
 
     mutating func activation(default d: Activation) -> Activation {
+        let result = activationAndSlope(default: d)
+        // `slope=` with a ReLU or no activation was accepted and silently ignored.
+        var isLeaky = false
+        if case .leaky = result { isLeaky = true }
+        if let (_, s) = slopeOption, !isLeaky {
+            diagnostics.error("'slope' only applies to a leaky activation (add 'leaky' or 'act=leaky')", at: s.nameLocation, notes: notes)
+            failed = true
+        }
+        return result
+    }
+
+    private var slopeOption: (Int, LayerOption)?
+
+    private mutating func activationAndSlope(default d: Activation) -> Activation {
         var slope = 0.1
-        if let (_, s) = take(["slope"]) {
+        slopeOption = take(["slope"])
+        if let (_, s) = slopeOption {
             if let v = s.value, case .number(let x, _, _) = v, x >= 0, x <= 1 { slope = x }
             else { diagnostics.error("'slope' must be a number from 0 to 1", at: s.value?.location ?? s.nameLocation, notes: notes); failed = true }
         }
