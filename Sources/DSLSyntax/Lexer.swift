@@ -66,6 +66,17 @@ public struct Lexer {
                 }
                 let text = String(decoding: bytes[start..<pos], as: UTF8.self)
                 tokens.append(Token(classify(text), text, loc(start, pos - start)))
+                // The name after a statement-initial `network` is one word of printable ASCII up
+                // to a blank, `#` or `;`: Grammar.md allows `-`, `_` and `.` in it, but `.` is
+                // no symbol, so `network resnet-v1.5` used to fail with "unexpected character '.'".
+                if text == "network", tokens.count < 2 || tokens[tokens.count - 2].kind == .newline || tokens[tokens.count - 2].isSymbol(";") {
+                    while pos < bytes.count && (bytes[pos] == 32 || bytes[pos] == 9) { pos += 1 }
+                    let nameStart = pos
+                    while pos < bytes.count, bytes[pos] > 32, bytes[pos] < 127, bytes[pos] != UInt8(ascii: "#"), bytes[pos] != UInt8(ascii: ";") { pos += 1 }
+                    if pos > nameStart {
+                        tokens.append(Token(.word, String(decoding: bytes[nameStart..<pos], as: UTF8.self), loc(nameStart, pos - nameStart)))
+                    }
+                }
             case _ where "(){}<>,=:;+-*/".utf8.contains(c):
                 pos += 1
                 tokens.append(Token(.symbol, String(UnicodeScalar(c)), loc(start, 1)))

@@ -141,10 +141,11 @@ public struct Parser {
         }
         let first = peek
         var last = first
-        while !atStatementEnd { last = advance() }
+        var sawInvalid = false
+        while !atStatementEnd { last = advance(); if last.kind == .invalid { sawInvalid = true } }
         let loc = first.location.through(last.location)
         let name = file.text(loc)
-        if !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) || name.contains(where: { !$0.isASCII }) {
+        if !sawInvalid, !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) || name.contains(where: { !$0.isASCII }) {
             report("network name may contain only letters, digits, '-', '_' and '.'", at: loc)
         }
         return .network(name)
