@@ -33,6 +33,12 @@ final class ShapeRuleTests: XCTestCase {
         XCTAssertEqual(out(pool(2, 2, 1, ceil: true), [Shape(5, 5, 1)]), Shape(3, 3, 1))
         XCTAssertEqual(out(pool(2, 2, 0, ceil: true), [Shape(5, 5, 1)]), Shape(3, 3, 1))
         XCTAssertEqual(out(pool(2, 2, 0, ceil: false), [Shape(5, 5, 1)]), Shape(2, 2, 1))
+        // PyTorch lets a ceil window overhang by up to s - 1: AvgPool2d(2, 2, ceil_mode=True)
+        // maps 1x1 to 1x1, but a 3x3/2 window on 1x1 still does not fit.
+        XCTAssertEqual(out(pool(2, 2, 0, ceil: true), [Shape(1, 1, 4)]), Shape(1, 1, 4))
+        XCTAssertNil(out(pool(3, 2, 0, ceil: true), [Shape(1, 1, 4)]))
+        XCTAssertNil(out(pool(2, 2, 0, ceil: false), [Shape(1, 1, 4)]))
+        XCTAssertEqual(out(pool(3, 2, 0, ceil: true), [Shape(2, 2, 4)]), Shape(1, 1, 4))
     }
 
     func testTooLargeWindowIsAnError() {
