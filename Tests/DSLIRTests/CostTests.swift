@@ -93,4 +93,15 @@ final class CostTests: XCTestCase {
         XCTAssertEqual(CostModel.members(of: stage.id, in: pg).count, 5 + 4, "nested modules' nodes count")
         XCTAssertEqual(CostModel.members(of: 0, in: pg).count, pg.nodes.count - 1)
     }
+
+    func testMembersByModuleAgreesWithMembersOf() throws {
+        for name in ["googlenet", "pyramidnet-164-a48-bottleneck"] {
+            let (g, _) = try buildSpec(name)
+            let all = CostModel.membersByModule(in: g)
+            XCTAssertEqual(all.count, g.modules.count)
+            for m in g.modules { XCTAssertEqual(all[m.id], CostModel.members(of: m.id, in: g), "\(name) \(m.name)") }
+        }
+        let (g, _) = try build("input 8x8x3\nblock b() {\n  relu\n}\nblock a() {\n  b()\n  bn\n}\na()\nb()\n")
+        XCTAssertEqual(CostModel.membersByModule(in: g).map { $0.map { g.nodes[$0].name } }, [["a1.b1.relu1", "a1.bn1"], ["a1.b1.relu1"], ["b1.relu1"]])
+    }
 }
