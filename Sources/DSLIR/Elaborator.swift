@@ -83,6 +83,11 @@ public struct Elaborator {
             return Result(graph: nil, diagnostics: diagnostics)
         }
         let inputLoc = spec.statements.first { if case .input = $0.kind { return true }; return false }!.location
+        totalElements = Double(input.height) * Double(input.width) * Double(input.channels)
+        if totalElements > Elaborator.maxElements {
+            diagnostics.error("the input has \(input.height * input.width * input.channels) elements; at most \(fmt(Elaborator.maxElements)) are supported", at: inputLoc)
+            return Result(graph: nil, diagnostics: diagnostics)
+        }
         nodes.append(Node(id: 0, name: "input", op: .input, inputs: [], shape: input, location: inputLoc, module: nil))
         usedNames["input"] = inputLoc
         var scope = Scope()
@@ -398,6 +403,50 @@ public struct Elaborator {
         return modules.count - 1
     }
 
+    /// Running totals of what the cost model will count, in floating point so they cannot
+    /// overflow. Without these limits `input 1048576x1048576x1048576` followed by any layer
+    /// crashed `dsl check` on an integer overflow while counting memory or MACs.
+    private var totalElements = 0.0, totalMACs = 0.0, totalParams = 0.0
+    private var tooLargeToCount = false
+    /// At most 2^36 activation elements per image (the sum over all layers): 275 GB in fp32.
+    /// Memory figures multiply this by up to 3 (batch norm and activation copies), by the batch
+    /// (at most 10^6) and by 4 bytes, which still fits in 64 bits.
+    public static let maxElements = 68_719_476_736.0
+    /// At most 10^18 multiply-accumulates per image (FLOPs = 2 x MACs must fit in 64 bits).
+    public static let maxMACs = 1e18
+    /// At most 2^40 parameters.
+    public static let maxParams = 1_099_511_627_776.0
+
+    private mutating func withinCountingLimits(_ op: Op, inputs: [Shape], output: Shape, statement s: Statement, scope: Scope) -> Bool {
+        if tooLargeToCount { return false }
+        let elements = Double(output.height) * Double(output.width) * Double(output.channels)
+        var macs = 0.0, params = 0.0
+        switch op {
+        case .conv(let c):
+            let kk = Double(c.kernel) * Double(c.kernel), cin = Double(inputs[0].channels), f = Double(c.filters)
+            macs = elements * kk * cin
+            params = kk * cin * f + 3 * f
+        case .linear(let l):
+            let fin = Double(inputs[0].height) * Double(inputs[0].width) * Double(inputs[0].channels)
+            macs = fin * Double(l.units)
+            params = macs + Double(l.units)
+        case .batchNorm:
+            params = 2 * Double(output.channels)
+        default:
+            break
+        }
+        totalElements += elements; totalMACs += macs; totalParams += params
+        let what: String?
+        if totalElements > Elaborator.maxElements { what = "more than \(fmt(Elaborator.maxElements)) activation elements per image" }
+        else if totalMACs > Elaborator.maxMACs { what = "more than 10^18 multiply-accumulates per image" }
+        else if totalParams > Elaborator.maxParams { what = "more than \(fmt(Elaborator.maxParams)) parameters" }
+        else { what = nil }
+        guard let what else { return true }
+        tooLargeToCount = true
+        diagnostics.error("the network is too large to count: it needs \(what)", at: s.location, notes: scope.callNotes)
+        return false
+    }
+
     private func scoped(_ label: String, _ scope: Scope) -> String { scope.prefix + label + scope.repeatSuffix }
 
     private func generated(_ kind: String, _ scope: inout Scope) -> String {
@@ -423,6 +472,7 @@ public struct Elaborator {
             return nil
         }
         for w in warnings { diagnostics.warning(w, at: s.location, notes: scope.callNotes) }
+        guard withinCountingLimits(op, inputs: ins, output: shape, statement: s, scope: scope) else { return nil }
         var name = baseName
         if let prev = usedNames[name] {
             if s.label != nil && prev != s.location {

@@ -105,6 +105,18 @@ final class RobustnessTests: XCTestCase {
         try assertRejected(Data("input 8x8x3\nblock f(c) {\nconv 3 1 c * c * c * c\n}\nf(100000)\n".utf8), "value is too large")
     }
 
+    func testHugeButCountableNetworksDoNotOverflow() throws {
+        // Just under the counting limits, at the largest batch: the memory figures (bytes =
+        // elements x 3 x batch x 4) still fit in 64 bits. These used to trap on overflow.
+        let path = try DSL.temporaryFile("huge.dsl", Data("input 92681x92681x4\nconv 1 1 4 bn\n".utf8))
+        for format in ["table", "json"] {
+            let r = try DSL.run(["check", path, "--batch", "1000000", "--format", format])
+            XCTAssertFalse(r.signaled, r.summary)
+            XCTAssertEqual(r.status, 0, r.summary)
+        }
+        try assertRejected(Data("input 1048576x1048576x1048576\nrelu\n".utf8), "the input has 1152921504606846976 elements")
+    }
+
     func testExpansionLimitIsReportedWithoutBuildingTheNetwork() throws {
         // Three nested repeats of 100,000: 10^15 layers. Must be reported, not attempted.
         let s = "input 8x8x3\nrepeat 100000 {\nrepeat 100000 {\nrepeat 100000 {\nrelu\n}\n}\n}\n"
