@@ -344,11 +344,13 @@ public struct Elaborator {
         let multiplicative = opts.keyword("widen", allowed: ["add", "mul"], default: "add") == "mul"
         let ok = opts.finish()
         diagnostics.append(contentsOf: opts.diagnostics)
-        guard ok, let from else { return nil }
+        guard ok else { return nil }
+        // Checked before the input is needed, so it is reported after an earlier error too.
         if multiplicative && alpha < 1 {
             diagnostics.error("multiplicative widening needs α ≥ 1 (the final width is the input width × α)", at: args[0].location, notes: scope.callNotes)
             return nil
         }
+        guard let from else { return nil }
         let instance = s.label.map { scoped($0, scope) } ?? generated("pyramid", &scope)
         let pid = newModule(name: instance, kind: "pyramid", summary: "pyramid \(spec.source.text(args[0].location)) \(units)\(bottleneck ? " bottleneck" : "")\(multiplicative ? " widen=mul" : "")", location: s.location, parent: scope.module)
         let ratio = bottleneck ? 4 : 1
