@@ -364,6 +364,16 @@ public struct Parser {
 
     /// "{" statementList "}"
     private mutating func braced(what: String) throws -> [Statement] {
+        // `{` on the next line (Allman style): one clear error, then the body is parsed as if
+        // it were on the same line. It used to give a second error at the `{` itself.
+        if peek.kind == .newline {
+            var i = current
+            while tokens[i].kind == .newline { i += 1 }
+            if tokens[i].isSymbol("{") {
+                report("'{' must be on the same line as the \(what == "branch" ? "merge" : what.replacingOccurrences(of: " body", with: "")) it opens", at: tokens[i].location)
+                current = i
+            }
+        }
         let open = peek
         try expect("{", "expected '{' to start the \(what)")
         try nest()
