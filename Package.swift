@@ -38,7 +38,7 @@ let package = Package(
         .testTarget(name: "DSLPassesTests", dependencies: ["DSLSyntax", "DSLIR", "DSLPasses"], exclude: ["golden"]),
         .testTarget(name: "DSLEngineTests", dependencies: ["DSLIR", "DSLEngine"], swiftSettings: fastMath),
         .testTarget(name: "DSLTrainingTests", dependencies: ["DSLIR", "DSLEngine", "DSLTraining"]),
-        .testTarget(name: "CLITests", dependencies: ["DSLCommands"]),
+        .testTarget(name: "CLITests", dependencies: ["DSLCommands"], exclude: ["bad-specs", "good-specs"]),
     ],
     // Language mode 5: the engine hands raw buffers to worker threads (concurrentPerform), which
     // Swift 6's strict sendability checking would force through unchecked wrappers everywhere.

@@ -51,6 +51,7 @@ public struct Elaborator {
     private mutating func run(defaultName: String) -> Result {
         // First pass: declarations (network, input, blocks) so blocks may be used before definition.
         var firstLayer: Statement?
+        var sawInvalid = false, brokenInput = false
         for s in spec.statements {
             switch s.kind {
             case .network(let n):
@@ -66,15 +67,27 @@ public struct Elaborator {
                 if let prev = blocks[b.name] {
                     diagnostics.error("block '\(b.name)' is defined twice", at: b.nameLocation, notes: [.init("first definition is here", at: prev.nameLocation)])
                 } else { blocks[b.name] = b }
+            case .invalid:
+                // Already reported by the parser; it is not "the first layer" (a broken
+                // 'network' line made every later 'input' "come after the first layer").
+                sawInvalid = true
+                if spec.source.text(s.keywordLocation) == "input" { brokenInput = true }
             default:
                 if firstLayer == nil { firstLayer = s }
             }
         }
         guard let input = inputShape else {
+            // A malformed 'input' line was reported already: no second "missing 'input'" error.
+            if brokenInput { return Result(graph: nil, diagnostics: diagnostics) }
             diagnostics.error("missing 'input' declaration (e.g. 'input 32x32x3' before the first layer)", at: spec.statements.first?.keywordLocation ?? .start)
             return Result(graph: nil, diagnostics: diagnostics)
         }
         let inputLoc = spec.statements.first { if case .input = $0.kind { return true }; return false }!.location
+        totalElements = Double(input.height) * Double(input.width) * Double(input.channels)
+        if totalElements > Elaborator.maxElements {
+            diagnostics.error("the input has \(input.height * input.width * input.channels) elements; at most \(fmt(Elaborator.maxElements)) are supported", at: inputLoc)
+            return Result(graph: nil, diagnostics: diagnostics)
+        }
         nodes.append(Node(id: 0, name: "input", op: .input, inputs: [], shape: input, location: inputLoc, module: nil))
         usedNames["input"] = inputLoc
         var scope = Scope()
@@ -87,7 +100,7 @@ public struct Elaborator {
             if overflow { break }
             cursor = statement(s, from: cursor, scope: &scope)
         }
-        if firstLayer == nil {
+        if firstLayer == nil && !sawInvalid {
             diagnostics.error("the network has no layers", at: inputLoc)
         }
         if diagnostics.hasErrors || cursor == nil { return Result(graph: nil, diagnostics: diagnostics) }
@@ -116,8 +129,27 @@ public struct Elaborator {
             for i in 0..<count {
                 var inner = scope
                 inner.repeatSuffix = scope.repeatSuffix + (count > 1 ? ".\(i + 1)" : "")
+                let nodesBefore = nodes.count, modulesBefore = modules.count
                 for b in body { if overflow { return nil }; cur = statement(b, from: cur, scope: &inner) }
                 scope.counters = inner.counters
+                if overflow { return nil }
+                // Every iteration elaborates the same statements with the same bindings, so once
+                // one iteration is done the rest are known: after an error (the cursor is lost)
+                // they would only repeat its diagnostics, an iteration that adds nothing adds
+                // nothing again, and the growth of the graph is known in advance. Without this,
+                // nested repeats such as `repeat 100000 { repeat 100000 { } }` ran for hours.
+                if cur == nil { return nil }
+                let addedNodes = nodes.count - nodesBefore, addedModules = modules.count - modulesBefore
+                if addedNodes == 0 && addedModules == 0 { break }
+                let left = count - i - 1
+                if nodes.count + addedNodes * left > Elaborator.maxNodes || modules.count + addedModules * left > Elaborator.maxNodes {
+                    overflow = true
+                    let nodesOver = nodes.count + addedNodes * left > Elaborator.maxNodes
+                    let made = fmt(Double(nodesOver ? addedNodes : addedModules) * Double(count))
+                    let what = nodesOver ? "layers" : "module instances"
+                    diagnostics.error("the network expands to more than \(Elaborator.maxNodes) \(what) (this repeat alone would make \(made) \(what))", at: s.location, notes: scope.callNotes)
+                    return nil
+                }
             }
             return cur
         case .merge(let kind, let branches):
@@ -154,7 +186,7 @@ public struct Elaborator {
         guard let def = blocks[name] else {
             let known = blocks.keys.sorted()
             let near = known.map { ($0, editDistance($0, name)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }
-            diagnostics.error("unknown block '\(name)'" + (near.map { "; did you mean '\($0.0)'?" } ?? ""), at: s.keywordLocation, notes: scope.callNotes)
+            diagnostics.error("unknown block '\(clipped(name))'" + (near.map { "; did you mean '\($0.0)'?" } ?? ""), at: s.keywordLocation, notes: scope.callNotes)
             return nil
         }
         if let o = options.first {
@@ -312,11 +344,13 @@ public struct Elaborator {
         let multiplicative = opts.keyword("widen", allowed: ["add", "mul"], default: "add") == "mul"
         let ok = opts.finish()
         diagnostics.append(contentsOf: opts.diagnostics)
-        guard ok, let from else { return nil }
+        guard ok else { return nil }
+        // Checked before the input is needed, so it is reported after an earlier error too.
         if multiplicative && alpha < 1 {
             diagnostics.error("multiplicative widening needs α ≥ 1 (the final width is the input width × α)", at: args[0].location, notes: scope.callNotes)
             return nil
         }
+        guard let from else { return nil }
         let instance = s.label.map { scoped($0, scope) } ?? generated("pyramid", &scope)
         let pid = newModule(name: instance, kind: "pyramid", summary: "pyramid \(spec.source.text(args[0].location)) \(units)\(bottleneck ? " bottleneck" : "")\(multiplicative ? " widen=mul" : "")", location: s.location, parent: scope.module)
         let ratio = bottleneck ? 4 : 1
@@ -371,6 +405,50 @@ public struct Elaborator {
         return modules.count - 1
     }
 
+    /// Running totals of what the cost model will count, in floating point so they cannot
+    /// overflow. Without these limits `input 1048576x1048576x1048576` followed by any layer
+    /// crashed `dsl check` on an integer overflow while counting memory or MACs.
+    private var totalElements = 0.0, totalMACs = 0.0, totalParams = 0.0
+    private var tooLargeToCount = false
+    /// At most 2^36 activation elements per image (the sum over all layers): 275 GB in fp32.
+    /// Memory figures multiply this by up to 3 (batch norm and activation copies), by the batch
+    /// (at most 10^6) and by 4 bytes, which still fits in 64 bits.
+    public static let maxElements = 68_719_476_736.0
+    /// At most 10^18 multiply-accumulates per image (FLOPs = 2 x MACs must fit in 64 bits).
+    public static let maxMACs = 1e18
+    /// At most 2^40 parameters.
+    public static let maxParams = 1_099_511_627_776.0
+
+    private mutating func withinCountingLimits(_ op: Op, inputs: [Shape], output: Shape, statement s: Statement, scope: Scope) -> Bool {
+        if tooLargeToCount { return false }
+        let elements = Double(output.height) * Double(output.width) * Double(output.channels)
+        var macs = 0.0, params = 0.0
+        switch op {
+        case .conv(let c):
+            let kk = Double(c.kernel) * Double(c.kernel), cin = Double(inputs[0].channels), f = Double(c.filters)
+            macs = elements * kk * cin
+            params = kk * cin * f + 3 * f
+        case .linear(let l):
+            let fin = Double(inputs[0].height) * Double(inputs[0].width) * Double(inputs[0].channels)
+            macs = fin * Double(l.units)
+            params = macs + Double(l.units)
+        case .batchNorm:
+            params = 2 * Double(output.channels)
+        default:
+            break
+        }
+        totalElements += elements; totalMACs += macs; totalParams += params
+        let what: String?
+        if totalElements > Elaborator.maxElements { what = "more than \(fmt(Elaborator.maxElements)) activation elements per image" }
+        else if totalMACs > Elaborator.maxMACs { what = "more than 10^18 multiply-accumulates per image" }
+        else if totalParams > Elaborator.maxParams { what = "more than \(fmt(Elaborator.maxParams)) parameters" }
+        else { what = nil }
+        guard let what else { return true }
+        tooLargeToCount = true
+        diagnostics.error("the network is too large to count: it needs \(what)", at: s.location, notes: scope.callNotes)
+        return false
+    }
+
     private func scoped(_ label: String, _ scope: Scope) -> String { scope.prefix + label + scope.repeatSuffix }
 
     private func generated(_ kind: String, _ scope: inout Scope) -> String {
@@ -396,6 +474,7 @@ public struct Elaborator {
             return nil
         }
         for w in warnings { diagnostics.warning(w, at: s.location, notes: scope.callNotes) }
+        guard withinCountingLimits(op, inputs: ins, output: shape, statement: s, scope: scope) else { return nil }
         var name = baseName
         if let prev = usedNames[name] {
             if s.label != nil && prev != s.location {
@@ -441,7 +520,7 @@ public struct Elaborator {
         case .number(let v, _, _): return v
         case .name(let n, let l):
             if let v = scope.bindings[n] { return v }
-            diagnostics.error("unknown name '\(n)'" + (scope.bindings.isEmpty ? "" : " (block parameters here: \(scope.bindings.keys.sorted().joined(separator: ", ")))"), at: l, notes: scope.callNotes)
+            diagnostics.error("unknown name '\(clipped(n))'" + (scope.bindings.isEmpty ? "" : " (block parameters here: \(scope.bindings.keys.sorted().joined(separator: ", ")))"), at: l, notes: scope.callNotes)
             return nil
         case .negate(let x, _):
             return evaluate(x, scope).map { -$0 }
@@ -541,6 +620,8 @@ struct OptionReader {
     var bindings: [String: Double]
     var known: [String] = []
     var failed = false
+    /// Options already reported as given twice (not reported again as unknown).
+    var duplicates: Set<Int> = []
 
     init(options: [LayerOption], layer: String, notes: [Diagnostic.Note], bindings: [String: Double]) {
         self.options = options
@@ -548,11 +629,12 @@ struct OptionReader {
         self.notes = notes
         self.bindings = bindings
         var seen: [String: SourceLocation] = [:]
-        for o in options {
+        for (i, o) in options.enumerated() {
             let canonical = OptionReader.canonical(o.name)
             if let prev = seen[canonical] {
                 diagnostics.error("option '\(o.name)' is given twice", at: o.nameLocation, notes: [.init("first given here", at: prev)])
                 failed = true
+                duplicates.insert(i)
             }
             seen[canonical] = o.nameLocation
         }
@@ -610,8 +692,23 @@ struct OptionReader {
     }
 
     mutating func activation(default d: Activation) -> Activation {
+        let result = activationAndSlope(default: d)
+        // `slope=` with a ReLU or no activation was accepted and silently ignored.
+        var isLeaky = false
+        if case .leaky = result { isLeaky = true }
+        if let (_, s) = slopeOption, !isLeaky {
+            diagnostics.error("'slope' only applies to a leaky activation (add 'leaky' or 'act=leaky')", at: s.nameLocation, notes: notes)
+            failed = true
+        }
+        return result
+    }
+
+    private var slopeOption: (Int, LayerOption)?
+
+    private mutating func activationAndSlope(default d: Activation) -> Activation {
         var slope = 0.1
-        if let (_, s) = take(["slope"]) {
+        slopeOption = take(["slope"])
+        if let (_, s) = slopeOption {
             if let v = s.value, case .number(let x, _, _) = v, x >= 0, x <= 1 { slope = x }
             else { diagnostics.error("'slope' must be a number from 0 to 1", at: s.value?.location ?? s.nameLocation, notes: notes); failed = true }
         }
@@ -632,7 +729,7 @@ struct OptionReader {
         case "leaky": return .leaky(slope)
         case "linear", "none": return .none
         default:
-            diagnostics.error("unknown activation '\(word)'; expected relu, leaky, linear or none", at: o.value?.location ?? o.nameLocation, notes: notes)
+            diagnostics.error("unknown activation '\(clipped(word))'; expected relu, leaky, linear or none", at: o.value?.location ?? o.nameLocation, notes: notes)
             failed = true
             return d
         }
@@ -673,18 +770,18 @@ struct OptionReader {
             return (k - 1) / 2
         case "valid": return 0
         default:
-            diagnostics.error("unknown padding '\(word ?? "")'; expected same, valid or a number", at: o.value?.location ?? o.nameLocation, notes: notes)
+            diagnostics.error("unknown padding '\(clipped(word ?? ""))'; expected same, valid or a number", at: o.value?.location ?? o.nameLocation, notes: notes)
             failed = true; return nil
         }
     }
 
     /// Reports options nobody asked for; returns false if any option was wrong.
     mutating func finish() -> Bool {
-        for (i, o) in options.enumerated() where !used.contains(i) {
+        for (i, o) in options.enumerated() where !used.contains(i) && !duplicates.contains(i) {
             let expected = Array(Set(known)).sorted()
             let near = expected.map { ($0, editDistance($0, o.name)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }
             let hint = near.map { "; did you mean '\($0.0)'?" } ?? (expected.isEmpty ? "; it takes no options" : "; expected one of \(expected.joined(separator: ", "))")
-            diagnostics.error("unknown option '\(o.name)' for '\(layer)'\(hint)", at: o.nameLocation, notes: notes)
+            diagnostics.error("unknown option '\(clipped(o.name))' for '\(layer)'\(hint)", at: o.nameLocation, notes: notes)
             failed = true
         }
         return !failed

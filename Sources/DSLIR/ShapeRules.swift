@@ -49,12 +49,15 @@ public enum ShapeRules {
         var out: [Int] = []
         for (size, axis) in [(x.height, "rows"), (x.width, "columns")] {
             let span = size + 2 * p
-            if span < k {
+            // With ceil rounding PyTorch lets the last window overhang the padded input by up to
+            // s - 1 (a 2x2/2 ceil pooling maps 1x1 to 1x1); only a window that cannot fit even
+            // then is too large.
+            if span < k && !(ceil && span + s - 1 >= k) {
                 errors.append("\(what) \(k) is larger than its \(p > 0 ? "padded " : "")input \(x.height)x\(x.width)\(p > 0 ? " (padding \(p))" : "")")
                 return nil
             }
-            var o = (span - k) / s + 1
-            let rest = (span - k) % s
+            var o = span >= k ? (span - k) / s + 1 : 0
+            let rest = span >= k ? (span - k) % s : s - (k - span)
             if ceil && rest != 0 {
                 o += 1
                 // The last window must start inside the input or the left padding.

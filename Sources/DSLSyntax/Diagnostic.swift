@@ -59,13 +59,31 @@ public struct DiagnosticBag: Sendable {
     /// Number of warnings.
     public var warningCount: Int { items.filter { $0.severity == .warning }.count }
 
-    /// Adds a diagnostic (dropped once the limit is reached).
+    /// Errors and warnings kept so far, counted separately: warnings alone never make an error.
+    private var errorsKept = 0, warningsKept = 0
+    /// Set once the warning limit was reached.
+    public private(set) var warningsTruncated = false
+
+    /// Adds a diagnostic (dropped once the limit for its severity is reached). Warnings have their
+    /// own limit: a hundred warnings (say, from a repeated empty block) used to fill the bag and
+    /// turn into a "too many errors" error, failing a spec that had none.
     public mutating func add(_ d: Diagnostic) {
-        if truncated { return }
-        if items.count >= limit {
-            truncated = true
-            items.append(.error("too many errors (\(limit)); stopping here", at: d.location))
-            return
+        if d.severity == .error {
+            if truncated { return }
+            if errorsKept >= limit {
+                truncated = true
+                items.append(.error("too many errors (\(limit)); stopping here", at: d.location))
+                return
+            }
+            errorsKept += 1
+        } else {
+            if warningsTruncated { return }
+            if warningsKept >= limit {
+                warningsTruncated = true
+                items.append(.warning("too many warnings (\(limit)); the rest are not shown", at: d.location))
+                return
+            }
+            warningsKept += 1
         }
         items.append(d)
     }
@@ -116,20 +134,32 @@ public struct DiagnosticRenderer {
     }
 
     private func snippet(_ loc: SourceLocation) -> String {
+        // At the end of a file that ends in a newline the line is empty: it is still printed (as
+        // an empty line with the caret at column 1) so every error has its snippet.
         let raw = file.lineText(loc.line)
-        if raw.isEmpty && loc.offset >= file.bytes.count { return "" }
+        // Only a window of bytes around the caret is decoded: a 10 MB line used to be turned
+        // into characters whole (twice), which took longer than anyone would wait.
+        let lineStart = loc.line >= 1 && loc.line <= file.lineStarts.count ? file.lineStarts[loc.line - 1] : 0
+        let rel = min(max(0, loc.offset - lineStart), raw.count)
+        let margin = 4 * maxLineWidth
+        var wlo = max(0, rel - margin)
+        while wlo > 0 && raw[wlo] & 0xC0 == 0x80 { wlo -= 1 }
+        var whi = min(raw.count, rel + margin)
+        while whi < raw.count && raw[whi] & 0xC0 == 0x80 { whi += 1 }
+        let cutLeft = wlo > 0, cutRight = whi < raw.count
         // Characters of the line (printable ASCII kept, other bytes shown as '?').
         var chars: [Character] = []
-        let text = String(decoding: raw, as: UTF8.self)
+        let text = String(decoding: raw[wlo..<whi], as: UTF8.self)
         for ch in text {
             if ch == "\t" { chars.append(" ") }
             else if ch.isASCII, let a = ch.asciiValue, a < 32 || a == 127 { chars.append("?") }
             else if ch == "\u{FFFD}" { chars.append("?") }
             else { chars.append(ch) }
         }
-        let caretStart = max(0, loc.column - 1)
+        let caretStart = wlo == 0 ? max(0, loc.column - 1) : raw[wlo..<rel].reduce(0) { $0 + ($1 & 0xC0 != 0x80 ? 1 : 0) }
         // Caret length in characters, clipped to the line.
-        let locText = String(decoding: file.bytes[min(loc.offset, file.bytes.count)..<min(file.bytes.count, loc.offset + loc.length)], as: UTF8.self)
+        let locEnd = min(file.bytes.count, loc.offset + min(loc.length, max(0, whi - rel)))
+        let locText = String(decoding: file.bytes[min(loc.offset, file.bytes.count)..<max(min(loc.offset, file.bytes.count), locEnd)], as: UTF8.self)
         var caretLen = max(1, locText.count)
         if let nl = locText.firstIndex(of: "\n") { caretLen = max(1, locText.distance(from: locText.startIndex, to: nl)) }
         var lo = 0
@@ -142,9 +172,9 @@ public struct DiagnosticRenderer {
         let gutter = String(loc.line)
         let pad = String(repeating: " ", count: gutter.count)
         var shown = String(chars[lo..<hi])
-        if lo > 0 { shown = "..." + shown }
-        if hi < chars.count { shown += "..." }
-        let caretCol = caretStart - lo + (lo > 0 ? 3 : 0)
+        if lo > 0 || cutLeft { shown = "..." + shown }
+        if hi < chars.count || cutRight { shown += "..." }
+        let caretCol = caretStart - lo + (lo > 0 || cutLeft ? 3 : 0)
         return "\(pad) |\n\(gutter) | \(shown)\n\(pad) | \(String(repeating: " ", count: max(0, caretCol)))\(String(repeating: "^", count: caretLen))\n"
     }
 }

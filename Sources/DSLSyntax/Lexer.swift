@@ -66,6 +66,17 @@ public struct Lexer {
                 }
                 let text = String(decoding: bytes[start..<pos], as: UTF8.self)
                 tokens.append(Token(classify(text), text, loc(start, pos - start)))
+                // The name after a statement-initial `network` is one word of printable ASCII up
+                // to a blank, `#` or `;`: Grammar.md allows `-`, `_` and `.` in it, but `.` is
+                // no symbol, so `network resnet-v1.5` used to fail with "unexpected character '.'".
+                if text == "network", tokens.count < 2 || tokens[tokens.count - 2].kind == .newline || tokens[tokens.count - 2].isSymbol(";") {
+                    while pos < bytes.count && (bytes[pos] == 32 || bytes[pos] == 9) { pos += 1 }
+                    let nameStart = pos
+                    while pos < bytes.count, bytes[pos] > 32, bytes[pos] < 127, bytes[pos] != UInt8(ascii: "#"), bytes[pos] != UInt8(ascii: ";") { pos += 1 }
+                    if pos > nameStart {
+                        tokens.append(Token(.word, String(decoding: bytes[nameStart..<pos], as: UTF8.self), loc(nameStart, pos - nameStart)))
+                    }
+                }
             case _ where "(){}<>,=:;+-*/".utf8.contains(c):
                 pos += 1
                 tokens.append(Token(.symbol, String(UnicodeScalar(c)), loc(start, 1)))
@@ -78,8 +89,8 @@ public struct Lexer {
                     reportedLine = l.line
                     let what: String
                     if c >= 0x80 { what = c >= 0xC0 && pos - start > 1 ? "unexpected character '\(String(decoding: bytes[start..<pos], as: UTF8.self))'" : String(format0x: c) }
-                    else { what = "unexpected character \(c < 32 || c == 127 ? String(format0x: c) : "'\(Character(UnicodeScalar(c)))'")" }
-                    diagnostics.error(what + (c >= 0x80 || c < 32 ? " (specs are plain ASCII outside comments)" : ""), at: l)
+                    else { what = c < 32 || c == 127 ? String(format0x: c) : "unexpected character '\(Character(UnicodeScalar(c)))'" }
+                    diagnostics.error(what + (c >= 0x80 || c < 32 || c == 127 ? " (specs are plain ASCII outside comments)" : ""), at: l)
                 }
                 tokens.append(Token(.invalid, "", l))
             }
@@ -88,8 +99,29 @@ public struct Lexer {
         return tokens
     }
 
-    private func loc(_ offset: Int, _ length: Int) -> SourceLocation {
-        file.location(offset: offset, length: length)
+    /// The last location computed: tokens come in increasing offsets, so the column of the next
+    /// one on the same line is counted from here instead of from the start of the line (which
+    /// made a long single-line file quadratic: a 10 MB line never finished lexing).
+    private var lastLocation = SourceLocation(offset: 0, length: 0, line: 1, column: 1)
+
+    private mutating func loc(_ offset: Int, _ length: Int) -> SourceLocation {
+        let last = lastLocation
+        let lineStart = file.lineStarts[last.line - 1]
+        let nextLineStart = last.line < file.lineStarts.count ? file.lineStarts[last.line] : Int.max
+        var l: SourceLocation
+        if offset >= last.offset && offset >= lineStart && offset < nextLineStart {
+            var column = last.column
+            var i = last.offset
+            while i < offset && i < bytes.count {
+                if bytes[i] & 0xC0 != 0x80 { column += 1 }
+                i += 1
+            }
+            l = SourceLocation(offset: offset, length: max(length, 0), line: last.line, column: column)
+        } else {
+            l = file.location(offset: offset, length: length)
+        }
+        lastLocation = l
+        return l
     }
 
     private func allDigits(_ a: Int, _ b: Int) -> Bool {

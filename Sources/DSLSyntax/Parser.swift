@@ -10,6 +10,8 @@ public struct Parser {
     private var nextComment = 0
     /// Every diagnostic from lexing and parsing.
     public private(set) var diagnostics: DiagnosticBag
+    /// Offsets of the text the lexer could not read (it already reported it there).
+    private var invalidOffsets: Set<Int> = []
 
     /// Deepest nesting of braces, parentheses and blocks accepted.
     public static let maxNesting = 64
@@ -28,6 +30,14 @@ public struct Parser {
         self.tokens = lexer.tokenize()
         self.diagnostics = lexer.diagnostics
         self.comments = lexer.comments
+        self.invalidOffsets = Set(tokens.lazy.filter { $0.kind == .invalid }.map(\.location.offset))
+    }
+
+    /// Reports a parse error, unless it points at text the lexer already rejected: `conv 3 1 8 × 2`
+    /// used to get a second error, "expected an option ..., found invalid text", at the '×'.
+    private mutating func report(_ message: String, at location: SourceLocation, notes: [Diagnostic.Note] = []) {
+        if invalidOffsets.contains(location.offset) { return }
+        diagnostics.error(message, at: location, notes: notes)
     }
 
     /// Parses a whole file.
@@ -59,7 +69,7 @@ public struct Parser {
             if peek.kind == .end { return list }
             if closer != nil && peek.isSymbol("}") { return list }
             if closer == nil && peek.isSymbol("}") {
-                diagnostics.error("unmatched '}'", at: peek.location)
+                report("unmatched '}'", at: peek.location)
                 advance()
                 continue
             }
@@ -95,13 +105,13 @@ public struct Parser {
             advance() // ':'
             label = t.text; labelLocation = t.location
             if Parser.keywords.contains(t.text) || Parser.layerKinds.contains(t.text) {
-                diagnostics.error("'\(t.text)' is a keyword and cannot name a layer", at: t.location)
+                report("'\(t.text)' is a keyword and cannot name a layer", at: t.location)
             }
         }
         let start = labelLocation ?? peek.location
         let keyword = peek
         guard keyword.kind == .word else {
-            diagnostics.error("expected a layer or statement, found \(keyword.described)", at: keyword.location)
+            report("expected a layer or statement, found \(keyword.described)", at: keyword.location)
             throw ParseError()
         }
         let kind: StatementKind
@@ -116,12 +126,15 @@ public struct Parser {
             if peekNext.isSymbol("(") { kind = try call() }
             else {
                 advance()
-                diagnostics.error("unknown layer '\(keyword.text)'\(suggestion(for: keyword.text))", at: keyword.location)
+                report("unknown layer '\(clipped(keyword.text))'\(suggestion(for: keyword.text))", at: keyword.location)
                 throw ParseError()
             }
         }
-        if label != nil, case .network = kind { diagnostics.error("a network declaration cannot have a label", at: labelLocation!) }
-        if label != nil, case .block = kind { diagnostics.error("a block definition cannot have a label", at: labelLocation!) }
+        if label != nil, case .network = kind { report("a network declaration cannot have a label", at: labelLocation!) }
+        if label != nil, case .block = kind { report("a block definition cannot have a label", at: labelLocation!) }
+        // A label on these named nothing and was silently dropped.
+        if label != nil, case .input = kind { report("an input declaration cannot have a label", at: labelLocation!) }
+        if label != nil, case .repeatLoop = kind { report("a repeat cannot have a label; label the layers inside it", at: labelLocation!) }
         let end = tokens[max(0, current - 1)].location
         return Statement(label: label, labelLocation: labelLocation, kind: kind, keywordLocation: keyword.location, location: start.through(end))
     }
@@ -130,16 +143,17 @@ public struct Parser {
     private mutating func networkDeclaration() throws -> StatementKind {
         let kw = advance()
         guard !atStatementEnd else {
-            diagnostics.error("expected a network name after 'network'", at: kw.location)
+            report("expected a network name after 'network'", at: kw.location)
             throw ParseError()
         }
         let first = peek
         var last = first
-        while !atStatementEnd { last = advance() }
+        var sawInvalid = false
+        while !atStatementEnd { last = advance(); if last.kind == .invalid { sawInvalid = true } }
         let loc = first.location.through(last.location)
         let name = file.text(loc)
-        if !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) || name.contains(where: { !$0.isASCII }) {
-            diagnostics.error("network name may contain only letters, digits, '-', '_' and '.'", at: loc)
+        if !sawInvalid, !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) || name.contains(where: { !$0.isASCII }) {
+            report("network name may contain only letters, digits, '-', '_' and '.'", at: loc)
         }
         return .network(name)
     }
@@ -149,19 +163,19 @@ public struct Parser {
         let kw = advance()
         let t = peek
         guard t.kind == .dims else {
-            diagnostics.error("expected input size like 32x32x3 (height x width x channels) after 'input'", at: t.kind == .newline || t.kind == .end ? kw.location : t.location)
+            report("expected input size like 32x32x3 (height x width x channels) after 'input'", at: t.kind == .newline || t.kind == .end ? kw.location : t.location)
             throw ParseError()
         }
         advance()
         let parts = t.text.lowercased().split(separator: "x").map(String.init)
         guard parts.count == 3 else {
-            diagnostics.error("input size needs three numbers, height x width x channels (got \(parts.count))", at: t.location)
+            report("input size needs three numbers, height x width x channels (got \(parts.count))", at: t.location)
             throw ParseError()
         }
         var values: [Int] = []
         for p in parts {
             guard let v = Int(p), v >= 1, v <= 1 << 20 else {
-                diagnostics.error("input dimension '\(p)' must be a whole number from 1 to \(1 << 20)", at: t.location)
+                report("input dimension '\(p)' must be a whole number from 1 to \(1 << 20)", at: t.location)
                 throw ParseError()
             }
             values.append(v)
@@ -173,24 +187,24 @@ public struct Parser {
     private mutating func blockDefinition() throws -> StatementKind {
         let kw = advance()
         guard peek.kind == .word else {
-            diagnostics.error("expected a block name after 'block'", at: peek.kind == .newline ? kw.location : peek.location)
+            report("expected a block name after 'block'", at: peek.kind == .newline ? kw.location : peek.location)
             throw ParseError()
         }
         let name = advance()
         if Parser.keywords.contains(name.text) || Parser.layerKinds.contains(name.text) {
-            diagnostics.error("'\(name.text)' is a built-in layer and cannot name a block", at: name.location)
+            report("'\(name.text)' is a built-in layer and cannot name a block", at: name.location)
         }
         try expect("(", "expected '(' after block name")
         var params: [(String, SourceLocation)] = []
         if !peek.isSymbol(")") {
             repeat {
                 guard peek.kind == .word, !(peek.text.first?.isNumber ?? false) else {
-                    diagnostics.error("expected a parameter name", at: peek.location)
+                    report("expected a parameter name", at: peek.location)
                     throw ParseError()
                 }
                 let p = advance()
                 if params.contains(where: { $0.0 == p.text }) {
-                    diagnostics.error("duplicate parameter '\(p.text)'", at: p.location)
+                    report("duplicate parameter '\(p.text)'", at: p.location)
                 }
                 params.append((p.text, p.location))
             } while match(",")
@@ -204,7 +218,7 @@ public struct Parser {
     private mutating func repeatStatement() throws -> StatementKind {
         let kw = advance()
         guard startsExpression else {
-            diagnostics.error("expected a repeat count after 'repeat'", at: atStatementEnd ? kw.location : peek.location)
+            report("expected a repeat count after 'repeat'", at: atStatementEnd ? kw.location : peek.location)
             throw ParseError()
         }
         let count = try expression()
@@ -220,7 +234,7 @@ public struct Parser {
             branches.append(try braced(what: "branch"))
         }
         if branches.isEmpty {
-            diagnostics.error("expected '{' to start the first branch of '\(kw.text)'", at: atStatementEnd ? kw.location : peek.location)
+            report("expected '{' to start the first branch of '\(kw.text)'", at: atStatementEnd ? kw.location : peek.location)
             throw ParseError()
         }
         return .merge(kind: kw.text, branches: branches)
@@ -236,7 +250,7 @@ public struct Parser {
             if !peek.isSymbol(">") {
                 repeat {
                     guard startsExpression else {
-                        diagnostics.error("expected a column width in 'inception<...>', found \(peek.described)", at: peek.location)
+                        report("expected a column width in 'inception<...>', found \(peek.described)", at: peek.location)
                         throw ParseError()
                     }
                     args.append(try expression(allowGreater: false))
@@ -271,14 +285,14 @@ public struct Parser {
         var options: [LayerOption] = []
         while !atStatementEnd && !peek.isSymbol("{") {
             guard peek.kind == .word else {
-                diagnostics.error("expected an option such as 'pad=valid' or 'bn', found \(peek.described)", at: peek.location)
+                report("expected an option such as 'pad=valid' or 'bn', found \(peek.described)", at: peek.location)
                 throw ParseError()
             }
             let name = advance()
             var value: Expr?
             if match("=") {
                 guard startsExpression else {
-                    diagnostics.error("expected a value after '\(name.text)='", at: peek.kind == .newline || peek.kind == .end ? name.location : peek.location)
+                    report("expected a value after '\(name.text)='", at: peek.kind == .newline || peek.kind == .end ? name.location : peek.location)
                     throw ParseError()
                 }
                 value = try expression()
@@ -319,20 +333,20 @@ public struct Parser {
         case .number:
             advance()
             guard let v = Double(t.text), v.isFinite, v <= 1e15 else {
-                diagnostics.error("number '\(t.text.prefix(30))' is too large", at: t.location)
+                report("number '\(t.text.prefix(30))' is too large", at: t.location)
                 throw ParseError()
             }
             return .number(v, text: t.text, t.location)
         case .word:
             advance()
             if t.text.first!.isNumber {
-                diagnostics.error("'\(t.text.prefix(30))' is not a number", at: t.location)
+                report("'\(t.text.prefix(30))' is not a number", at: t.location)
                 throw ParseError()
             }
             return .name(t.text, t.location)
         case .dims:
             advance()
-            diagnostics.error("unexpected size '\(t.text)' here; kernels are square, write a single number (3, not 3x3)", at: t.location)
+            report("unexpected size '\(t.text)' here; kernels are square, write a single number (3, not 3x3)", at: t.location)
             throw ParseError()
         default:
             if t.isSymbol("(") {
@@ -350,20 +364,30 @@ public struct Parser {
                 let e = try factor()
                 return .negate(e, t.location.through(e.location))
             }
-            diagnostics.error("expected a number or name, found \(t.described)", at: t.location)
+            report("expected a number or name, found \(t.described)", at: t.location)
             throw ParseError()
         }
     }
 
     /// "{" statementList "}"
     private mutating func braced(what: String) throws -> [Statement] {
+        // `{` on the next line (Allman style): one clear error, then the body is parsed as if
+        // it were on the same line. It used to give a second error at the `{` itself.
+        if peek.kind == .newline {
+            var i = current
+            while tokens[i].kind == .newline { i += 1 }
+            if tokens[i].isSymbol("{") {
+                report("'{' must be on the same line as the \(what == "branch" ? "merge" : what.replacingOccurrences(of: " body", with: "")) it opens", at: tokens[i].location)
+                current = i
+            }
+        }
         let open = peek
         try expect("{", "expected '{' to start the \(what)")
         try nest()
         defer { depth -= 1 }
         let body = statementList(until: "}")
         guard peek.isSymbol("}") else {
-            diagnostics.error("expected '}' to close the \(what)", at: peek.location, notes: [.init("'{' opened here", at: open.location)])
+            report("expected '}' to close the \(what)", at: peek.location, notes: [.init("'{' opened here", at: open.location)])
             throw ParseError()
         }
         advance()
@@ -392,14 +416,14 @@ public struct Parser {
     private mutating func expect(_ symbol: String, _ message: String) throws {
         if match(symbol) { return }
         let at = peek.kind == .newline || peek.kind == .end ? tokens[max(0, current - 1)].location : peek.location
-        diagnostics.error(message + (peek.kind == .newline || peek.kind == .end ? "" : ", found \(peek.described)"), at: at)
+        report(message + (peek.kind == .newline || peek.kind == .end ? "" : ", found \(peek.described)"), at: at)
         throw ParseError()
     }
 
     private mutating func nest() throws {
         depth += 1
         if depth > Parser.maxNesting {
-            diagnostics.error("nesting is too deep (more than \(Parser.maxNesting) levels)", at: peek.location)
+            report("nesting is too deep (more than \(Parser.maxNesting) levels)", at: peek.location)
             throw ParseError()
         }
     }
@@ -424,7 +448,7 @@ public struct Parser {
     private mutating func endOfStatement() throws {
         if peek.kind == .newline || peek.isSymbol(";") { advance(); return }
         if peek.kind == .end || peek.isSymbol("}") { return }
-        diagnostics.error("expected end of line after statement, found \(peek.described)", at: peek.location)
+        report("expected end of line after statement, found \(peek.described)", at: peek.location)
         throw ParseError()
     }
 
@@ -467,24 +491,33 @@ public struct Parser {
     private func suggestion(for word: String) -> String {
         let all = Array(Parser.layerKinds) + ["network", "input", "block", "repeat", "concat", "add"]
         let best = all.map { ($0, editDistance($0, word)) }.min { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
-        if let (w, d) = best, d <= max(1, word.count / 3) { return "; did you mean '\(w)'?" }
+        if word.count <= 64, let (w, d) = best, d <= max(1, word.count / 3) { return "; did you mean '\(w)'?" }
         return "; a block call needs parentheses, e.g. '\(word.prefix(20))()'"
     }
 }
 
-/// Levenshtein distance between two short strings (used for "did you mean" hints).
+/// A name cut to 30 characters for a message (a 10 MB word must not become a 10 MB message).
+public func clipped(_ name: String) -> String {
+    name.utf8.count > 30 ? String(decoding: Array(name.utf8.prefix(30)), as: UTF8.self) + "..." : name
+}
+
+/// Edit distance between two short strings (used for "did you mean" hints): insertions,
+/// deletions, substitutions and swaps of adjacent characters each count 1 (optimal string
+/// alignment), so the common typo `cnov` is one edit from `conv`, not two.
 public func editDistance(_ a: String, _ b: String) -> Int {
     let x = Array(a.prefix(64)), y = Array(b.prefix(64))
     if x.isEmpty { return y.count }
     if y.isEmpty { return x.count }
+    var prev2 = [Int](repeating: 0, count: y.count + 1)
     var prev = Array(0...y.count)
     var cur = [Int](repeating: 0, count: y.count + 1)
     for i in 1...x.count {
         cur[0] = i
         for j in 1...y.count {
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+            if i > 1 && j > 1 && x[i - 1] == y[j - 2] && x[i - 2] == y[j - 1] { cur[j] = min(cur[j], prev2[j - 2] + 1) }
         }
-        swap(&prev, &cur)
+        (prev2, prev, cur) = (prev, cur, prev2)
     }
     return prev[y.count]
 }

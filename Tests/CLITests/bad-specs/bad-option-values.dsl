@@ -1,0 +1,10 @@
+# values an option does not accept
+# expect: 7:16: error: unknown activation 'sigmoid'; expected relu, leaky, linear or none
+# expect: 8:16: error: unknown padding 'banana'; expected same, valid or a number
+# expect: 9:17: error: 'bias' must be 'on' or 'off'
+# expect: 10:15: error: 'bn' takes no value (write 'bn' alone, or 'bn=off')
+input 32x32x3
+conv 3 1 8 act=sigmoid
+conv 3 1 8 pad=banana
+conv 3 1 8 bias=maybe
+conv 3 1 8 bn=3

@@ -1,5 +1,0 @@
-import XCTest
-
-final class DSLIRPlaceholder: XCTestCase {
-    func testPlaceholderModuleBuilds() { XCTAssertTrue(true) }
-}

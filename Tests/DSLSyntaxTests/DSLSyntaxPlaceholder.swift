@@ -1,5 +1,0 @@
-import XCTest
-
-final class DSLSyntaxPlaceholder: XCTestCase {
-    func testPlaceholderModuleBuilds() { XCTAssertTrue(true) }
-}
