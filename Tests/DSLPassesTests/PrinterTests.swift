@@ -102,7 +102,7 @@ struct NetworkGenerator {
         for _ in 0..<rng.int(length) {
             let r = rng.int(0...9)
             if depth > 0 && r == 0 {
-                out.append(decorate(.repeatLoop(count: expr(1, names: names), body: list(depth: depth - 1, names: names, blocks: blocks, length: 1...3))))
+                out.append(decorate(.repeatLoop(count: expr(1, names: names), body: list(depth: depth - 1, names: names, blocks: blocks, length: 1...3)), label: false))
             } else if depth > 0 && r == 1 {
                 let branches = (0..<rng.int(1...3)).map { _ in list(depth: depth - 1, names: names, blocks: blocks, length: 0...3) }
                 out.append(decorate(.merge(kind: rng.pick(["concat", "add"]), branches: branches)))
