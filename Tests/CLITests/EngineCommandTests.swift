@@ -1,0 +1,108 @@
+import Foundation
+import XCTest
+
+/// `dsl run`, `dsl bench`, `dsl train` and `dsl eval` through the real binary.
+final class EngineCommandTests: XCTestCase {
+    var specs: [String] {
+        let dir = DSL.packageRoot.appendingPathComponent("specs").path
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".dsl") }.sorted().map { "specs/" + $0 }
+    }
+
+    /// Every spec runs forward and backward on the engine, GoogLeNet at 224x224 and
+    /// PyramidNet-164 included; the softmax outputs of a batch sum to the batch size.
+    func testRunWorksForwardAndBackwardOnEverySpec() throws {
+        XCTAssertGreaterThanOrEqual(specs.count, 17)
+        for spec in specs {
+            let hasSoftmax = (try String(contentsOfFile: DSL.packageRoot.appendingPathComponent(spec).path, encoding: .utf8)).contains("softmax")
+            let r = try DSL.run(["run", spec, "--batch", "2"] + (hasSoftmax ? ["--backward"] : []), timeout: 600)
+            XCTAssertEqual(r.status, 0, "\(spec): \(r.summary)")
+            XCTAssertFalse(r.signaled, spec)
+            XCTAssertTrue(r.stdout.contains("output 2x"), "\(spec): \(r.stdout)")
+            if hasSoftmax {
+                XCTAssertTrue(r.stdout.contains("output checksum: sum 2.000000"), "\(spec): probabilities should sum to 1 per image\n\(r.stdout)")
+                let loss = r.stdout.split(separator: "\n").first { $0.hasPrefix("loss ") }
+                XCTAssertNotNil(loss, "\(spec): \(r.stdout)")
+            }
+        }
+    }
+
+    func testRunGivesIdenticalResultsWithOneAndTwoThreads() throws {
+        func checksums(_ threads: String) throws -> [Substring] {
+            let r = try DSL.run(["run", "specs/all-cnn-c.dsl", "--batch", "3", "--backward", "--threads", threads])
+            XCTAssertEqual(r.status, 0, r.summary)
+            return r.stdout.split(separator: "\n").filter { $0.contains("checksum") }
+        }
+        let one = try checksums("1"), two = try checksums("2")
+        XCTAssertEqual(one.count, 2)
+        XCTAssertEqual(one, two)
+    }
+
+    func testBenchReportsThroughputAndLayersAsJSON() throws {
+        let r = try DSL.run(["bench", "specs/quickstart.dsl", "--batch", "4", "--steps", "1", "--format", "json"])
+        XCTAssertEqual(r.status, 0, r.summary)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        for key in ["train_images_per_second", "inference_images_per_second", "gflops_per_second", "peak_gflops", "layers"] {
+            XCTAssertNotNil(json[key], key)
+        }
+        let layers = try XCTUnwrap(json["layers"] as? [[String: Any]])
+        XCTAssertTrue(layers.contains { ($0["name"] as? String) == "conv1" && ($0["macs"] as? Int) == 4 * 32 * 32 * 32 * 27 }, "\(layers.prefix(3))")
+        XCTAssertTrue(layers.contains { ($0["name"] as? String) == "conv1.bn" })
+    }
+
+    func testTrainRefusesBadDataWithAClearError() throws {
+        let r = try DSL.run(["train", "specs/quickstart.dsl", "--data", "/nonexistent-dsl-data"])
+        XCTAssertEqual(r.status, 1, r.summary)
+        XCTAssertTrue(r.stderr.contains("/nonexistent-dsl-data"), r.stderr)
+        let u = try DSL.run(["train", "specs/quickstart.dsl"])
+        XCTAssertEqual(u.status, 2, u.summary)
+        XCTAssertTrue(u.stderr.contains("--data"), u.stderr)
+    }
+
+    /// Ctrl-C finishes the current step, writes a checkpoint that `dsl eval` reads, and exits 0;
+    /// `--resume` continues from it.
+    func testSIGINTWritesACheckpointThatEvalReadsAndTrainResumes() throws {
+        let binary = try XCTUnwrap(DSL.binary)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("dsl-sigint-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let log = out + ".log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = ["train", "specs/quickstart.dsl", "--data", "data/cifar10-sample", "--epochs", "50", "--batch", "16", "--out", out, "--quiet"]
+        p.currentDirectoryURL = DSL.packageRoot
+        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Wait until training has taken a few steps (a progress line), then interrupt.
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if text.contains(" batch ") { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        XCTAssertEqual(p.terminationReason, .exit, text)
+        XCTAssertEqual(p.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("interrupted: checkpoint written"), text)
+        let checkpoint = out + "/checkpoint.safetensors"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint))
+
+        let e = try DSL.run(["eval", "specs/quickstart.dsl", "--weights", checkpoint, "--data", "data/cifar10-sample", "--format", "json"])
+        XCTAssertEqual(e.status, 0, e.summary)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(json["images"] as? Int, 500)
+        XCTAssertEqual((json["confusion"] as? [[Int]])?.joined().reduce(0, +), 500)
+
+        let r = try DSL.run(["train", "specs/quickstart.dsl", "--data", "data/cifar10-sample", "--epochs", "1", "--batch", "16", "--out", out, "--quiet", "--resume", checkpoint])
+        XCTAssertEqual(r.status, 0, r.summary)
+        XCTAssertTrue(r.stdout.contains("resuming from"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("epoch 1/1:"), r.stdout)
+
+        let wrong = try DSL.run(["eval", "specs/all-cnn-c.dsl", "--weights", checkpoint, "--data", "data/cifar10-sample"])
+        XCTAssertEqual(wrong.status, 1, wrong.summary)
+        XCTAssertTrue(wrong.stderr.contains("different network"), wrong.stderr)
+    }
+}
