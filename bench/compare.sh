@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds dsl in release mode and measures it against PyTorch in the same run, printing ratios:
+# All-CNN-C training and inference (batch 64), GoogLeNet inference (224x224) and
+# PyramidNet-110 training. Needs `pip install torch`. Usage: bench/compare.sh [BATCH]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+batch="${1:-64}"
+shared="${SHARED:-../shared}"
+swift build -c release >/dev/null
+dsl=.build/release/dsl
+python3 -c 'import torch' 2>/dev/null || { echo "bench/compare.sh: PyTorch is not installed (pip install torch)" >&2; exit 2; }
+
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)"
+
+# All-CNN-C: dsl, then PyTorch, then dsl again; the dsl figure is the mean of both runs.
+d1=$($dsl bench specs/all-cnn-c.dsl --batch "$batch" --steps 5 --format json)
+t=$(python3 "$shared/bench/ref_torch.py" speed "$batch")
+d2=$($dsl bench specs/all-cnn-c.dsl --batch "$batch" --steps 5 --format json)
+dt=$(python3 -c "import json,sys; a,b=json.loads(sys.argv[1]),json.loads(sys.argv[2]); print((a['train_images_per_second']+b['train_images_per_second'])/2)" "$d1" "$d2")
+di=$(python3 -c "import json,sys; a,b=json.loads(sys.argv[1]),json.loads(sys.argv[2]); print((a['inference_images_per_second']+b['inference_images_per_second'])/2)" "$d1" "$d2")
+tt=$(echo "$t" | sed -E 's/.*train ([0-9.]+) img\/s.*/\1/')
+ti=$(echo "$t" | sed -E 's/.*inference ([0-9.]+) img\/s.*/\1/')
+printf 'all-cnn-c batch %s  train: dsl %.1f img/s, torch %s img/s, ratio %s\n' "$batch" "$dt" "$tt" "$(ratio "$dt" "$tt")"
+printf 'all-cnn-c batch %s  infer: dsl %.1f img/s, torch %s img/s, ratio %s\n' "$batch" "$di" "$ti" "$(ratio "$di" "$ti")"
+echo "$d1" | python3 -c "
+import json,sys
+d=json.load(sys.stdin)
+print(f\"  dsl achieved {d['gflops_per_second']:.1f} GFLOP/s in training, {100*d['fraction_of_peak']:.0f}% of the measured peak {d['peak_gflops']:.0f} GFLOP/s\")
+for l in d['layers']:
+    if l['macs'] > 0: print(f\"  {l['name']:8s} fwd {l['forward_ms']:7.2f} ms  bwd {l['backward_ms']:7.2f} ms  {l['gflops_per_second']:6.1f} GFLOP/s  {100*l['fraction_of_peak']:3.0f}% of peak\")
+"
+
+# Thread scaling of the training step.
+s1=$($dsl bench specs/all-cnn-c.dsl --batch "$batch" --steps 3 --threads 1 --format json | field train_images_per_second)
+s2=$($dsl bench specs/all-cnn-c.dsl --batch "$batch" --steps 3 --threads 2 --format json | field train_images_per_second)
+printf 'all-cnn-c training, 2 threads vs 1: %.1f / %.1f img/s = %s x\n' "$s2" "$s1" "$(ratio "$s2" "$s1")"
+
+# GoogLeNet inference at 224x224.
+gb=16
+gd=$($dsl bench specs/googlenet.dsl --batch $gb --steps 3 --format json | field inference_images_per_second)
+gt=$(python3 bench/ref_models.py googlenet $gb 3 | sed -E 's/.*inference ([0-9.]+) img\/s.*/\1/')
+printf 'googlenet batch %s  infer: dsl %.1f img/s, torch %s img/s, ratio %s\n' "$gb" "$gd" "$gt" "$(ratio "$gd" "$gt")"
+
+# PyramidNet-110 training.
+pb=64
+pd=$($dsl bench specs/pyramidnet-110-a48.dsl --batch $pb --steps 3 --format json | field train_images_per_second)
+pt=$(python3 bench/ref_models.py pyramidnet $pb 3 | sed -E 's/.*train ([0-9.]+) img\/s.*/\1/')
+printf 'pyramidnet-110 batch %s  train: dsl %.1f img/s, torch %s img/s, ratio %s\n' "$pb" "$pd" "$pt" "$(ratio "$pd" "$pt")"
