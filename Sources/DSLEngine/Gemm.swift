@@ -178,7 +178,7 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
                         let bPanel = UnsafePointer(bPack + q * kc * gemmNR)
                         let cPtr = job.c + ir * job.ldc + j
                         if mr == gemmMR && nr == gemmNR {
-                            runKernel(kc, aPtr, ars, aks, bPanel, cPtr, job.ldc, mode, job.beta)
+                            runKernel(3, kc, aPtr, ars, aks, bPanel, cPtr, job.ldc, mode, job.beta)
                         } else {
                             // Ragged edge: run the same kernel on a zero-padded copy of the tile.
                             tile.update(repeating: 0, count: tileSize)
@@ -187,7 +187,8 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
                                     (tile + r * gemmNR).update(from: cPtr + r * job.ldc, count: nr)
                                 }
                             }
-                            runKernel(kc, aPtr, ars, aks, bPanel, tile, gemmNR, mode, job.beta)
+                            let nv = (nr + 15) / 16
+                            runKernel(nv, kc, aPtr, ars, aks, bPanel, tile, gemmNR, mode, job.beta)
                             for r in 0..<mr {
                                 (cPtr + r * job.ldc).update(from: tile + r * gemmNR, count: nr)
                             }
@@ -313,17 +314,32 @@ private func packA(_ job: GemmJob, ir: Int, mr: Int, pc: Int, kc: Int,
 }
 
 /// Calls the micro-kernel specialised for the A access pattern: rows of A in place (k stride
-/// 1), a packed panel (row stride 1, k stride 8), or columns of a transposed A in place.
+/// 1), a packed panel (row stride 1, k stride 8), or columns of a transposed A in place; and for
+/// the tile width: `nv` = 3, 2 or 1 vectors of 16 columns (narrow ones only at the right edge).
 @inline(__always)
-private func runKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
+private func runKernel(_ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
                        _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
                        _ ldc: Int, _ mode: Int, _ beta: Float) {
-    if aks == 1 {
-        microKernel8x48(kc, a, ars, 1, b, c, ldc, mode, beta)
-    } else if aks == gemmMR {
-        microKernel8x48(kc, a, 1, gemmMR, b, c, ldc, mode, beta)
+    if nv == 3 {
+        if aks == 1 {
+            microKernel(3, kc, a, ars, 1, b, c, ldc, mode, beta)
+        } else if aks == gemmMR {
+            microKernel(3, kc, a, 1, gemmMR, b, c, ldc, mode, beta)
+        } else {
+            microKernel(3, kc, a, 1, aks, b, c, ldc, mode, beta)
+        }
+    } else if nv == 2 {
+        if aks == 1 {
+            microKernel(2, kc, a, ars, 1, b, c, ldc, mode, beta)
+        } else {
+            microKernel(2, kc, a, 1, aks, b, c, ldc, mode, beta)
+        }
     } else {
-        microKernel8x48(kc, a, 1, aks, b, c, ldc, mode, beta)
+        if aks == 1 {
+            microKernel(1, kc, a, ars, 1, b, c, ldc, mode, beta)
+        } else {
+            microKernel(1, kc, a, 1, aks, b, c, ldc, mode, beta)
+        }
     }
 }
 
@@ -339,13 +355,15 @@ typealias GemmVector = SIMD16<Float>
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: GemmVector.self)
 }
 
-/// The 8×48 register-blocked micro-kernel: C[0..<8, 0..<48] = init + Σ_p A[r, p]·B[p, 0..<48],
-/// where A[r, p] = a[r·ars + p·aks], B row p = b[p·48 ..< p·48+48] (packed), and init is 0
-/// (mode 0), C (mode 1) or beta·C (mode 2).
+/// The register-blocked micro-kernel for an 8×(16·nv) tile, nv ∈ 1...3 (a literal at every call
+/// site, so the unused accumulators fold away; nv = 3 is the 8×48 kernel):
+/// C[0..<8, 0..<16nv] = init + Σ_p A[r, p]·B[p, ·], where A[r, p] = a[r·ars + p·aks], row p of B
+/// is b[p·48 ..< p·48 + 16nv] (packed panel), and init is 0 (mode 0), C (mode 1) or beta·C
+/// (mode 2). Every lane is its own chain acc = fma(a, b, acc) in k order, whatever nv is.
 @inline(__always)
-private func microKernel8x48(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
-                             _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                             _ ldc: Int, _ mode: Int, _ beta: Float) {
+private func microKernel(_ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
+                         _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                         _ ldc: Int, _ mode: Int, _ beta: Float) {
     typealias V = GemmVector
     var c00 = V(), c01 = V(), c02 = V()
     var c10 = V(), c11 = V(), c12 = V()
@@ -355,16 +373,26 @@ private func microKernel8x48(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _
     var c50 = V(), c51 = V(), c52 = V()
     var c60 = V(), c61 = V(), c62 = V()
     var c70 = V(), c71 = V(), c72 = V()
+    @inline(__always) func load3(_ r: UnsafeMutablePointer<Float>, _ x0: inout V, _ x1: inout V, _ x2: inout V) {
+        x0 = loadV(r)
+        if nv > 1 { x1 = loadV(r + 16) }
+        if nv > 2 { x2 = loadV(r + 32) }
+    }
+    @inline(__always) func store3(_ r: UnsafeMutablePointer<Float>, _ x0: V, _ x1: V, _ x2: V) {
+        storeV(r, x0)
+        if nv > 1 { storeV(r + 16, x1) }
+        if nv > 2 { storeV(r + 32, x2) }
+    }
     if mode != 0 {
         var r = c
-        c00 = loadV(r); c01 = loadV(r + 16); c02 = loadV(r + 32); r += ldc
-        c10 = loadV(r); c11 = loadV(r + 16); c12 = loadV(r + 32); r += ldc
-        c20 = loadV(r); c21 = loadV(r + 16); c22 = loadV(r + 32); r += ldc
-        c30 = loadV(r); c31 = loadV(r + 16); c32 = loadV(r + 32); r += ldc
-        c40 = loadV(r); c41 = loadV(r + 16); c42 = loadV(r + 32); r += ldc
-        c50 = loadV(r); c51 = loadV(r + 16); c52 = loadV(r + 32); r += ldc
-        c60 = loadV(r); c61 = loadV(r + 16); c62 = loadV(r + 32); r += ldc
-        c70 = loadV(r); c71 = loadV(r + 16); c72 = loadV(r + 32)
+        load3(r, &c00, &c01, &c02); r += ldc
+        load3(r, &c10, &c11, &c12); r += ldc
+        load3(r, &c20, &c21, &c22); r += ldc
+        load3(r, &c30, &c31, &c32); r += ldc
+        load3(r, &c40, &c41, &c42); r += ldc
+        load3(r, &c50, &c51, &c52); r += ldc
+        load3(r, &c60, &c61, &c62); r += ldc
+        load3(r, &c70, &c71, &c72)
         if mode == 2 {
             let s = V(repeating: beta)
             c00 *= s; c01 *= s; c02 *= s; c10 *= s; c11 *= s; c12 *= s
@@ -378,35 +406,53 @@ private func microKernel8x48(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _
     var pb = b
     var o = 0
     for _ in 0..<kc {
-        let b0 = loadV(pb), b1 = loadV(pb + 16), b2 = loadV(pb + 32)
+        let b0 = loadV(pb)
+        let b1 = nv > 1 ? loadV(pb + 16) : V()
+        let b2 = nv > 2 ? loadV(pb + 32) : V()
         var x = V(repeating: a0[o])
-        c00.addProduct(x, b0); c01.addProduct(x, b1); c02.addProduct(x, b2)
+        c00.addProduct(x, b0)
+        if nv > 1 { c01.addProduct(x, b1) }
+        if nv > 2 { c02.addProduct(x, b2) }
         x = V(repeating: a1[o])
-        c10.addProduct(x, b0); c11.addProduct(x, b1); c12.addProduct(x, b2)
+        c10.addProduct(x, b0)
+        if nv > 1 { c11.addProduct(x, b1) }
+        if nv > 2 { c12.addProduct(x, b2) }
         x = V(repeating: a2[o])
-        c20.addProduct(x, b0); c21.addProduct(x, b1); c22.addProduct(x, b2)
+        c20.addProduct(x, b0)
+        if nv > 1 { c21.addProduct(x, b1) }
+        if nv > 2 { c22.addProduct(x, b2) }
         x = V(repeating: a3[o])
-        c30.addProduct(x, b0); c31.addProduct(x, b1); c32.addProduct(x, b2)
+        c30.addProduct(x, b0)
+        if nv > 1 { c31.addProduct(x, b1) }
+        if nv > 2 { c32.addProduct(x, b2) }
         x = V(repeating: a4[o])
-        c40.addProduct(x, b0); c41.addProduct(x, b1); c42.addProduct(x, b2)
+        c40.addProduct(x, b0)
+        if nv > 1 { c41.addProduct(x, b1) }
+        if nv > 2 { c42.addProduct(x, b2) }
         x = V(repeating: a5[o])
-        c50.addProduct(x, b0); c51.addProduct(x, b1); c52.addProduct(x, b2)
+        c50.addProduct(x, b0)
+        if nv > 1 { c51.addProduct(x, b1) }
+        if nv > 2 { c52.addProduct(x, b2) }
         x = V(repeating: a6[o])
-        c60.addProduct(x, b0); c61.addProduct(x, b1); c62.addProduct(x, b2)
+        c60.addProduct(x, b0)
+        if nv > 1 { c61.addProduct(x, b1) }
+        if nv > 2 { c62.addProduct(x, b2) }
         x = V(repeating: a7[o])
-        c70.addProduct(x, b0); c71.addProduct(x, b1); c72.addProduct(x, b2)
+        c70.addProduct(x, b0)
+        if nv > 1 { c71.addProduct(x, b1) }
+        if nv > 2 { c72.addProduct(x, b2) }
         pb += gemmNR
         o += aks
     }
     var r = c
-    storeV(r, c00); storeV(r + 16, c01); storeV(r + 32, c02); r += ldc
-    storeV(r, c10); storeV(r + 16, c11); storeV(r + 32, c12); r += ldc
-    storeV(r, c20); storeV(r + 16, c21); storeV(r + 32, c22); r += ldc
-    storeV(r, c30); storeV(r + 16, c31); storeV(r + 32, c32); r += ldc
-    storeV(r, c40); storeV(r + 16, c41); storeV(r + 32, c42); r += ldc
-    storeV(r, c50); storeV(r + 16, c51); storeV(r + 32, c52); r += ldc
-    storeV(r, c60); storeV(r + 16, c61); storeV(r + 32, c62); r += ldc
-    storeV(r, c70); storeV(r + 16, c71); storeV(r + 32, c72)
+    store3(r, c00, c01, c02); r += ldc
+    store3(r, c10, c11, c12); r += ldc
+    store3(r, c20, c21, c22); r += ldc
+    store3(r, c30, c31, c32); r += ldc
+    store3(r, c40, c41, c42); r += ldc
+    store3(r, c50, c51, c52); r += ldc
+    store3(r, c60, c61, c62); r += ldc
+    store3(r, c70, c71, c72)
 }
 
 // MARK: - Per-thread scratch
