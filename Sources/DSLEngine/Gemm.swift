@@ -233,9 +233,9 @@ private func packB(_ job: GemmJob, pc: Int, kc: Int, jc: Int, nc: Int,
                 }
             }
         } else {
-            // op(B)[p, j] = b[j·ldb + p]: each column of the panel is a contiguous run of B.
-            // Transpose in 16×16 blocks? Plain strided stores are cheap next to the compute
-            // (B is packed once per task and reused for every row of C).
+            // op(B)[p, j] = b[j·ldb + p]: each column of the panel is a contiguous run of B,
+            // written with stride 48. Scalar stores suffice: B is packed once per task and
+            // reused for every row of C (for the backward-data shapes packing is < 1 % of the time).
             for jj in 0..<nr {
                 let s = job.b + (j0 + jj) * ldb + pc
                 var o = d + jj
@@ -277,7 +277,7 @@ private func packABlockT(_ job: GemmJob, ic: Int, mc: Int, pc: Int, kc: Int,
 }
 
 /// Packs op(A)[ir..<ir+mr, pc..<pc+kc] as an 8×kc micro-panel: dst[p·8 + r]; rows past mr
-/// are zero.
+/// are zero. Used for the ragged bottom panel only (full panels are read in place).
 @inline(__always)
 private func packA(_ job: GemmJob, ir: Int, mr: Int, pc: Int, kc: Int,
                    into dst: UnsafeMutablePointer<Float>) {
@@ -286,18 +286,10 @@ private func packA(_ job: GemmJob, ir: Int, mr: Int, pc: Int, kc: Int,
         // op(A)[i, p] = a[p·lda + i]: the 8 values for one p are contiguous.
         var s = job.a + pc * lda + ir
         var o = dst
-        if mr == gemmMR {
-            for _ in 0..<kc {
-                UnsafeMutableRawPointer(o).storeBytes(
-                    of: UnsafeRawPointer(s).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
-                s += lda; o += gemmMR
-            }
-        } else {
-            for _ in 0..<kc {
-                for r in 0..<mr { o[r] = s[r] }
-                for r in mr..<gemmMR { o[r] = 0 }
-                s += lda; o += gemmMR
-            }
+        for _ in 0..<kc {
+            for r in 0..<mr { o[r] = s[r] }
+            for r in mr..<gemmMR { o[r] = 0 }
+            s += lda; o += gemmMR
         }
     } else {
         // op(A)[i, p] = a[i·lda + p].
