@@ -130,6 +130,11 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
     // row stride is a multiple of 1 KiB would map every k step to the same few cache sets, so it
     // is packed in MC×KC blocks (≤ gemmABudget floats, L2), reading A row by row.
     let packTransA = job.transA && job.lda % 256 == 0
+    // B is packed so that its panels are reused from L2 by every row panel of the task. With
+    // few rows (e.g. the first layer's weight gradient, M = 27, k = 65536) packing B from DRAM
+    // would dominate, so full-width panels of an untransposed B are then read in place (the
+    // micro-kernel's loads overlap the FMAs); only a ragged last panel is packed.
+    let directB = !job.transB && rows.count <= 64 && job.ldb % 256 != 0
     let mcMax = packTransA ? max(gemmMR, gemmABudget / kcMax / gemmMR * gemmMR) : rows.count
     let aSize = packTransA ? mcMax * kcMax : kcMax * gemmMR
     let tileSize = gemmMR * gemmNR
@@ -145,7 +150,13 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
         for kb in 0..<kBlocks {                                         // loop 4
             let pc = k * kb / kBlocks
             let kc = k * (kb + 1) / kBlocks - pc
-            packB(job, pc: pc, kc: kc, jc: jc, nc: nc, into: bPack)
+            if !directB {
+                packB(job, pc: pc, kc: kc, jc: jc, nc: nc, into: bPack)
+            } else if nc % gemmNR != 0 {
+                // Only the ragged last panel, stored where panel 0 would be.
+                let j = jc + nc / gemmNR * gemmNR
+                packB(job, pc: pc, kc: kc, jc: j, nc: jc + nc - j, into: bPack)
+            }
             // First k block applies beta; later blocks accumulate onto C.
             let mode: Int = kb > 0 ? 1 : (job.beta == 0 ? 0 : (job.beta == 1 ? 1 : 2))
             var ic = rows.lowerBound
@@ -175,10 +186,18 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
                     for q in 0..<panels {                               // loop 2
                         let j = jc + q * gemmNR
                         let nr = min(gemmNR, jc + nc - j)
-                        let bPanel = UnsafePointer(bPack + q * kc * gemmNR)
+                        let bPanel: UnsafePointer<Float>
+                        let bs: Int
+                        if directB && nr == gemmNR {
+                            bPanel = job.b + pc * job.ldb + j
+                            bs = job.ldb
+                        } else {
+                            bPanel = UnsafePointer(bPack + (directB ? 0 : q * kc * gemmNR))
+                            bs = gemmNR
+                        }
                         let cPtr = job.c + ir * job.ldc + j
                         if mr == gemmMR && nr == gemmNR {
-                            runKernel(3, kc, aPtr, ars, aks, bPanel, cPtr, job.ldc, mode, job.beta)
+                            runKernel(3, kc, aPtr, ars, aks, bPanel, bs, cPtr, job.ldc, mode, job.beta)
                         } else {
                             // Ragged edge: run the same kernel on a zero-padded copy of the tile.
                             tile.update(repeating: 0, count: tileSize)
@@ -188,7 +207,7 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
                                 }
                             }
                             let nv = (nr + 15) / 16
-                            runKernel(nv, kc, aPtr, ars, aks, bPanel, tile, gemmNR, mode, job.beta)
+                            runKernel(nv, kc, aPtr, ars, aks, bPanel, bs, tile, gemmNR, mode, job.beta)
                             for r in 0..<mr {
                                 (cPtr + r * job.ldc).update(from: tile + r * gemmNR, count: nr)
                             }
@@ -306,31 +325,39 @@ private func packA(_ job: GemmJob, ir: Int, mr: Int, pc: Int, kc: Int,
 }
 
 /// Calls the micro-kernel specialised for the A access pattern: rows of A in place (k stride
-/// 1), a packed panel (row stride 1, k stride 8), or columns of a transposed A in place; and for
-/// the tile width: `nv` = 3, 2 or 1 vectors of 16 columns (narrow ones only at the right edge).
+/// 1), a packed panel (row stride 1, k stride 8), or columns of a transposed A in place; for the
+/// tile width: `nv` = 3, 2 or 1 vectors of 16 columns (narrow ones only at the right edge); and
+/// for B: a packed panel (row stride 48) or, with `bs` ≠ 48 (full-width tiles only), rows of B
+/// read in place.
 @inline(__always)
 private func runKernel(_ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
-                       _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                       _ b: UnsafePointer<Float>, _ bs: Int, _ c: UnsafeMutablePointer<Float>,
                        _ ldc: Int, _ mode: Int, _ beta: Float) {
-    if nv == 3 {
+    if bs != gemmNR {
         if aks == 1 {
-            microKernel(3, kc, a, ars, 1, b, c, ldc, mode, beta)
-        } else if aks == gemmMR {
-            microKernel(3, kc, a, 1, gemmMR, b, c, ldc, mode, beta)
+            microKernel(3, kc, a, ars, 1, b, bs, c, ldc, mode, beta)
         } else {
-            microKernel(3, kc, a, 1, aks, b, c, ldc, mode, beta)
+            microKernel(3, kc, a, 1, aks, b, bs, c, ldc, mode, beta)
+        }
+    } else if nv == 3 {
+        if aks == 1 {
+            microKernel(3, kc, a, ars, 1, b, gemmNR, c, ldc, mode, beta)
+        } else if aks == gemmMR {
+            microKernel(3, kc, a, 1, gemmMR, b, gemmNR, c, ldc, mode, beta)
+        } else {
+            microKernel(3, kc, a, 1, aks, b, gemmNR, c, ldc, mode, beta)
         }
     } else if nv == 2 {
         if aks == 1 {
-            microKernel(2, kc, a, ars, 1, b, c, ldc, mode, beta)
+            microKernel(2, kc, a, ars, 1, b, gemmNR, c, ldc, mode, beta)
         } else {
-            microKernel(2, kc, a, 1, aks, b, c, ldc, mode, beta)
+            microKernel(2, kc, a, 1, aks, b, gemmNR, c, ldc, mode, beta)
         }
     } else {
         if aks == 1 {
-            microKernel(1, kc, a, ars, 1, b, c, ldc, mode, beta)
+            microKernel(1, kc, a, ars, 1, b, gemmNR, c, ldc, mode, beta)
         } else {
-            microKernel(1, kc, a, 1, aks, b, c, ldc, mode, beta)
+            microKernel(1, kc, a, 1, aks, b, gemmNR, c, ldc, mode, beta)
         }
     }
 }
@@ -350,11 +377,11 @@ typealias GemmVector = SIMD16<Float>
 /// The register-blocked micro-kernel for an 8×(16·nv) tile, nv ∈ 1...3 (a literal at every call
 /// site, so the unused accumulators fold away; nv = 3 is the 8×48 kernel):
 /// C[0..<8, 0..<16nv] = init + Σ_p A[r, p]·B[p, ·], where A[r, p] = a[r·ars + p·aks], row p of B
-/// is b[p·48 ..< p·48 + 16nv] (packed panel), and init is 0 (mode 0), C (mode 1) or beta·C
-/// (mode 2). Every lane is its own chain acc = fma(a, b, acc) in k order, whatever nv is.
+/// is b[p·bs ..< p·bs + 16nv] (bs = 48 for a packed panel, ldb when B is read in place), and
+/// init is 0 (mode 0), C (mode 1) or beta·C (mode 2). Every lane is its own chain acc = fma(a, b, acc) in k order, whatever nv is.
 @inline(__always)
 private func microKernel(_ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
-                         _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+                         _ b: UnsafePointer<Float>, _ bs: Int, _ c: UnsafeMutablePointer<Float>,
                          _ ldc: Int, _ mode: Int, _ beta: Float) {
     typealias V = GemmVector
     var c00 = V(), c01 = V(), c02 = V()
@@ -433,7 +460,7 @@ private func microKernel(_ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars:
         c70.addProduct(x, b0)
         if nv > 1 { c71.addProduct(x, b1) }
         if nv > 2 { c72.addProduct(x, b2) }
-        pb += gemmNR
+        pb += bs
         o += aks
     }
     var r = c
