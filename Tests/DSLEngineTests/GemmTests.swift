@@ -99,6 +99,17 @@ final class GemmTests: XCTestCase {
         check(m: 1100, n: 9, k: 2100, transA: true, transB: true, beta: 0, ldaPad: 180, rng: &rng)
     }
 
+    /// beta = 0 overwrites C without reading it (NaN in C must not leak into the result).
+    func testBetaZeroIgnoresNaN() {
+        for (m, n) in [(16, 96), (13, 50)] {
+            let k = 20
+            let a = [Float](repeating: 1, count: m * k), b = [Float](repeating: 0.5, count: k * n)
+            var c = [Float](repeating: .nan, count: m * n)
+            sgemm(false, false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, beta: 0, c: &c, ldc: n)
+            XCTAssertEqual(c, [Float](repeating: 10, count: m * n))
+        }
+    }
+
     func testKZeroScalesC() {
         var c: [Float] = [1, 2, 3, 4]
         let a: [Float] = [0], b: [Float] = [0]
