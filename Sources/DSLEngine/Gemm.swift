@@ -14,6 +14,8 @@ import Glibc
 //               1728 → 2 × 864). Large KC means C is loaded and stored few times.
 //               → pack op(B)[pc..<pc+KC, jc..<jc+NC] into 48-wide micro-panels (row p of a
 //                 panel = 48 consecutive floats, columns past n zero); it stays in L2.
+//                 (Tasks with ≤ 64 rows read an untransposed B in place instead: too few row
+//                 panels to amortise packing B from DRAM.)
 //   loop 3  ir: rows of C in steps of MR = 8 over the task's whole row range (MC = all rows).
 //               The 8×KC A micro-panel is read in place by the micro-kernel: 8 row streams
 //               when A is not transposed, 8 consecutive floats per k step when it is. This
@@ -25,8 +27,9 @@ import Glibc
 //   loop 2  jr: columns in steps of NR = 48 over the packed B block (micro-panels streamed from
 //               L2; the A micro-panel, ≤ 8·1024 floats, stays in L1/L2 across jr).
 //   loop 1  p : the micro-kernel: an 8×48 tile of C in 24 zmm accumulators; per k step 3 vector
-//               loads of B, 8 broadcasts of A, 24 vfmadd231ps (verified with objdump).
-//               When cache-resident it runs at ~98 % of the measured FMA peak.
+//               loads of B, 8 broadcasts of A, 24 vfmadd231ps (48 per 2× unrolled step, verified
+//               with objdump in debug and release builds). When cache-resident it runs at ~97 %
+//               of the measured FMA peak. The right edge uses 8×32 / 8×16 variants.
 //
 // Threads split C by rows (or by 48-column panels when C is short) into tasks claimed with
 // parallelFor; every task packs its own copy of B (cheap next to the compute, and keeps each
@@ -130,6 +133,11 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
     // row stride is a multiple of 1 KiB would map every k step to the same few cache sets, so it
     // is packed in MC×KC blocks (≤ gemmABudget floats, L2), reading A row by row.
     let packTransA = job.transA && job.lda % 256 == 0
+    // B is packed so that its panels are reused from L2 by every row panel of the task. With
+    // few rows (e.g. the first layer's weight gradient, M = 27, k = 65536) packing B from DRAM
+    // would dominate, so full-width panels of an untransposed B are then read in place (the
+    // micro-kernel's loads overlap the FMAs); only a ragged last panel is packed.
+    let directB = !job.transB && rows.count <= 64 && job.ldb % 256 != 0
     let mcMax = packTransA ? max(gemmMR, gemmABudget / kcMax / gemmMR * gemmMR) : rows.count
     let aSize = packTransA ? mcMax * kcMax : kcMax * gemmMR
     let tileSize = gemmMR * gemmNR
@@ -145,7 +153,13 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
         for kb in 0..<kBlocks {                                         // loop 4
             let pc = k * kb / kBlocks
             let kc = k * (kb + 1) / kBlocks - pc
-            packB(job, pc: pc, kc: kc, jc: jc, nc: nc, into: bPack)
+            if !directB {
+                packB(job, pc: pc, kc: kc, jc: jc, nc: nc, into: bPack)
+            } else if nc % gemmNR != 0 {
+                // Only the ragged last panel, stored where panel 0 would be.
+                let j = jc + nc / gemmNR * gemmNR
+                packB(job, pc: pc, kc: kc, jc: j, nc: jc + nc - j, into: bPack)
+            }
             // First k block applies beta; later blocks accumulate onto C.
             let mode: Int = kb > 0 ? 1 : (job.beta == 0 ? 0 : (job.beta == 1 ? 1 : 2))
             var ic = rows.lowerBound
@@ -175,10 +189,18 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
                     for q in 0..<panels {                               // loop 2
                         let j = jc + q * gemmNR
                         let nr = min(gemmNR, jc + nc - j)
-                        let bPanel = UnsafePointer(bPack + q * kc * gemmNR)
+                        let bPanel: UnsafePointer<Float>
+                        let bs: Int
+                        if directB && nr == gemmNR {
+                            bPanel = job.b + pc * job.ldb + j
+                            bs = job.ldb
+                        } else {
+                            bPanel = UnsafePointer(bPack + (directB ? 0 : q * kc * gemmNR))
+                            bs = gemmNR
+                        }
                         let cPtr = job.c + ir * job.ldc + j
                         if mr == gemmMR && nr == gemmNR {
-                            runKernel(kc, aPtr, ars, aks, bPanel, cPtr, job.ldc, mode, job.beta)
+                            runKernel(3, kc, aPtr, ars, aks, bPanel, bs, cPtr, job.ldc, mode, job.beta)
                         } else {
                             // Ragged edge: run the same kernel on a zero-padded copy of the tile.
                             tile.update(repeating: 0, count: tileSize)
@@ -187,7 +209,8 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
                                     (tile + r * gemmNR).update(from: cPtr + r * job.ldc, count: nr)
                                 }
                             }
-                            runKernel(kc, aPtr, ars, aks, bPanel, tile, gemmNR, mode, job.beta)
+                            let nv = (nr + 15) / 16
+                            runKernel(nv, kc, aPtr, ars, aks, bPanel, bs, tile, gemmNR, mode, job.beta)
                             for r in 0..<mr {
                                 (cPtr + r * job.ldc).update(from: tile + r * gemmNR, count: nr)
                             }
@@ -232,9 +255,9 @@ private func packB(_ job: GemmJob, pc: Int, kc: Int, jc: Int, nc: Int,
                 }
             }
         } else {
-            // op(B)[p, j] = b[j·ldb + p]: each column of the panel is a contiguous run of B.
-            // Transpose in 16×16 blocks? Plain strided stores are cheap next to the compute
-            // (B is packed once per task and reused for every row of C).
+            // op(B)[p, j] = b[j·ldb + p]: each column of the panel is a contiguous run of B,
+            // written with stride 48. Scalar stores suffice: B is packed once per task and
+            // reused for all of the task's rows (≥ 1024 rows: about 1-2 % of the task's time).
             for jj in 0..<nr {
                 let s = job.b + (j0 + jj) * ldb + pc
                 var o = d + jj
@@ -276,7 +299,7 @@ private func packABlockT(_ job: GemmJob, ic: Int, mc: Int, pc: Int, kc: Int,
 }
 
 /// Packs op(A)[ir..<ir+mr, pc..<pc+kc] as an 8×kc micro-panel: dst[p·8 + r]; rows past mr
-/// are zero.
+/// are zero. Used for the ragged bottom panel only (full panels are read in place).
 @inline(__always)
 private func packA(_ job: GemmJob, ir: Int, mr: Int, pc: Int, kc: Int,
                    into dst: UnsafeMutablePointer<Float>) {
@@ -285,18 +308,10 @@ private func packA(_ job: GemmJob, ir: Int, mr: Int, pc: Int, kc: Int,
         // op(A)[i, p] = a[p·lda + i]: the 8 values for one p are contiguous.
         var s = job.a + pc * lda + ir
         var o = dst
-        if mr == gemmMR {
-            for _ in 0..<kc {
-                UnsafeMutableRawPointer(o).storeBytes(
-                    of: UnsafeRawPointer(s).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
-                s += lda; o += gemmMR
-            }
-        } else {
-            for _ in 0..<kc {
-                for r in 0..<mr { o[r] = s[r] }
-                for r in mr..<gemmMR { o[r] = 0 }
-                s += lda; o += gemmMR
-            }
+        for _ in 0..<kc {
+            for r in 0..<mr { o[r] = s[r] }
+            for r in mr..<gemmMR { o[r] = 0 }
+            s += lda; o += gemmMR
         }
     } else {
         // op(A)[i, p] = a[i·lda + p].
@@ -313,17 +328,40 @@ private func packA(_ job: GemmJob, ir: Int, mr: Int, pc: Int, kc: Int,
 }
 
 /// Calls the micro-kernel specialised for the A access pattern: rows of A in place (k stride
-/// 1), a packed panel (row stride 1, k stride 8), or columns of a transposed A in place.
+/// 1), a packed panel (row stride 1, k stride 8), or columns of a transposed A in place; for the
+/// tile width: `nv` = 3, 2 or 1 vectors of 16 columns (narrow ones only at the right edge); and
+/// for B: a packed panel (row stride 48) or, with `bs` ≠ 48 (full-width tiles only), rows of B
+/// read in place.
 @inline(__always)
-private func runKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
-                       _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+private func runKernel(_ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
+                       _ b: UnsafePointer<Float>, _ bs: Int, _ c: UnsafeMutablePointer<Float>,
                        _ ldc: Int, _ mode: Int, _ beta: Float) {
-    if aks == 1 {
-        microKernel8x48(kc, a, ars, 1, b, c, ldc, mode, beta)
-    } else if aks == gemmMR {
-        microKernel8x48(kc, a, 1, gemmMR, b, c, ldc, mode, beta)
+    if bs != gemmNR {
+        if aks == 1 {
+            microKernel(3, kc, a, ars, 1, b, bs, c, ldc, mode, beta)
+        } else {
+            microKernel(3, kc, a, 1, aks, b, bs, c, ldc, mode, beta)
+        }
+    } else if nv == 3 {
+        if aks == 1 {
+            microKernel(3, kc, a, ars, 1, b, gemmNR, c, ldc, mode, beta)
+        } else if aks == gemmMR {
+            microKernel(3, kc, a, 1, gemmMR, b, gemmNR, c, ldc, mode, beta)
+        } else {
+            microKernel(3, kc, a, 1, aks, b, gemmNR, c, ldc, mode, beta)
+        }
+    } else if nv == 2 {
+        if aks == 1 {
+            microKernel(2, kc, a, ars, 1, b, gemmNR, c, ldc, mode, beta)
+        } else {
+            microKernel(2, kc, a, 1, aks, b, gemmNR, c, ldc, mode, beta)
+        }
     } else {
-        microKernel8x48(kc, a, 1, aks, b, c, ldc, mode, beta)
+        if aks == 1 {
+            microKernel(1, kc, a, ars, 1, b, gemmNR, c, ldc, mode, beta)
+        } else {
+            microKernel(1, kc, a, 1, aks, b, gemmNR, c, ldc, mode, beta)
+        }
     }
 }
 
@@ -339,13 +377,15 @@ typealias GemmVector = SIMD16<Float>
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: GemmVector.self)
 }
 
-/// The 8×48 register-blocked micro-kernel: C[0..<8, 0..<48] = init + Σ_p A[r, p]·B[p, 0..<48],
-/// where A[r, p] = a[r·ars + p·aks], B row p = b[p·48 ..< p·48+48] (packed), and init is 0
-/// (mode 0), C (mode 1) or beta·C (mode 2).
+/// The register-blocked micro-kernel for an 8×(16·nv) tile, nv ∈ 1...3 (a literal at every call
+/// site, so the unused accumulators fold away; nv = 3 is the 8×48 kernel):
+/// C[0..<8, 0..<16nv] = init + Σ_p A[r, p]·B[p, ·], where A[r, p] = a[r·ars + p·aks], row p of B
+/// is b[p·bs ..< p·bs + 16nv] (bs = 48 for a packed panel, ldb when B is read in place), and
+/// init is 0 (mode 0), C (mode 1) or beta·C (mode 2). Every lane is its own chain acc = fma(a, b, acc) in k order, whatever nv is.
 @inline(__always)
-private func microKernel8x48(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
-                             _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-                             _ ldc: Int, _ mode: Int, _ beta: Float) {
+private func microKernel(_ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
+                         _ b: UnsafePointer<Float>, _ bs: Int, _ c: UnsafeMutablePointer<Float>,
+                         _ ldc: Int, _ mode: Int, _ beta: Float) {
     typealias V = GemmVector
     var c00 = V(), c01 = V(), c02 = V()
     var c10 = V(), c11 = V(), c12 = V()
@@ -355,16 +395,26 @@ private func microKernel8x48(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _
     var c50 = V(), c51 = V(), c52 = V()
     var c60 = V(), c61 = V(), c62 = V()
     var c70 = V(), c71 = V(), c72 = V()
+    @inline(__always) func load3(_ r: UnsafeMutablePointer<Float>, _ x0: inout V, _ x1: inout V, _ x2: inout V) {
+        x0 = loadV(r)
+        if nv > 1 { x1 = loadV(r + 16) }
+        if nv > 2 { x2 = loadV(r + 32) }
+    }
+    @inline(__always) func store3(_ r: UnsafeMutablePointer<Float>, _ x0: V, _ x1: V, _ x2: V) {
+        storeV(r, x0)
+        if nv > 1 { storeV(r + 16, x1) }
+        if nv > 2 { storeV(r + 32, x2) }
+    }
     if mode != 0 {
         var r = c
-        c00 = loadV(r); c01 = loadV(r + 16); c02 = loadV(r + 32); r += ldc
-        c10 = loadV(r); c11 = loadV(r + 16); c12 = loadV(r + 32); r += ldc
-        c20 = loadV(r); c21 = loadV(r + 16); c22 = loadV(r + 32); r += ldc
-        c30 = loadV(r); c31 = loadV(r + 16); c32 = loadV(r + 32); r += ldc
-        c40 = loadV(r); c41 = loadV(r + 16); c42 = loadV(r + 32); r += ldc
-        c50 = loadV(r); c51 = loadV(r + 16); c52 = loadV(r + 32); r += ldc
-        c60 = loadV(r); c61 = loadV(r + 16); c62 = loadV(r + 32); r += ldc
-        c70 = loadV(r); c71 = loadV(r + 16); c72 = loadV(r + 32)
+        load3(r, &c00, &c01, &c02); r += ldc
+        load3(r, &c10, &c11, &c12); r += ldc
+        load3(r, &c20, &c21, &c22); r += ldc
+        load3(r, &c30, &c31, &c32); r += ldc
+        load3(r, &c40, &c41, &c42); r += ldc
+        load3(r, &c50, &c51, &c52); r += ldc
+        load3(r, &c60, &c61, &c62); r += ldc
+        load3(r, &c70, &c71, &c72)
         if mode == 2 {
             let s = V(repeating: beta)
             c00 *= s; c01 *= s; c02 *= s; c10 *= s; c11 *= s; c12 *= s
@@ -378,35 +428,53 @@ private func microKernel8x48(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _
     var pb = b
     var o = 0
     for _ in 0..<kc {
-        let b0 = loadV(pb), b1 = loadV(pb + 16), b2 = loadV(pb + 32)
+        let b0 = loadV(pb)
+        let b1 = nv > 1 ? loadV(pb + 16) : V()
+        let b2 = nv > 2 ? loadV(pb + 32) : V()
         var x = V(repeating: a0[o])
-        c00.addProduct(x, b0); c01.addProduct(x, b1); c02.addProduct(x, b2)
+        c00.addProduct(x, b0)
+        if nv > 1 { c01.addProduct(x, b1) }
+        if nv > 2 { c02.addProduct(x, b2) }
         x = V(repeating: a1[o])
-        c10.addProduct(x, b0); c11.addProduct(x, b1); c12.addProduct(x, b2)
+        c10.addProduct(x, b0)
+        if nv > 1 { c11.addProduct(x, b1) }
+        if nv > 2 { c12.addProduct(x, b2) }
         x = V(repeating: a2[o])
-        c20.addProduct(x, b0); c21.addProduct(x, b1); c22.addProduct(x, b2)
+        c20.addProduct(x, b0)
+        if nv > 1 { c21.addProduct(x, b1) }
+        if nv > 2 { c22.addProduct(x, b2) }
         x = V(repeating: a3[o])
-        c30.addProduct(x, b0); c31.addProduct(x, b1); c32.addProduct(x, b2)
+        c30.addProduct(x, b0)
+        if nv > 1 { c31.addProduct(x, b1) }
+        if nv > 2 { c32.addProduct(x, b2) }
         x = V(repeating: a4[o])
-        c40.addProduct(x, b0); c41.addProduct(x, b1); c42.addProduct(x, b2)
+        c40.addProduct(x, b0)
+        if nv > 1 { c41.addProduct(x, b1) }
+        if nv > 2 { c42.addProduct(x, b2) }
         x = V(repeating: a5[o])
-        c50.addProduct(x, b0); c51.addProduct(x, b1); c52.addProduct(x, b2)
+        c50.addProduct(x, b0)
+        if nv > 1 { c51.addProduct(x, b1) }
+        if nv > 2 { c52.addProduct(x, b2) }
         x = V(repeating: a6[o])
-        c60.addProduct(x, b0); c61.addProduct(x, b1); c62.addProduct(x, b2)
+        c60.addProduct(x, b0)
+        if nv > 1 { c61.addProduct(x, b1) }
+        if nv > 2 { c62.addProduct(x, b2) }
         x = V(repeating: a7[o])
-        c70.addProduct(x, b0); c71.addProduct(x, b1); c72.addProduct(x, b2)
-        pb += gemmNR
+        c70.addProduct(x, b0)
+        if nv > 1 { c71.addProduct(x, b1) }
+        if nv > 2 { c72.addProduct(x, b2) }
+        pb += bs
         o += aks
     }
     var r = c
-    storeV(r, c00); storeV(r + 16, c01); storeV(r + 32, c02); r += ldc
-    storeV(r, c10); storeV(r + 16, c11); storeV(r + 32, c12); r += ldc
-    storeV(r, c20); storeV(r + 16, c21); storeV(r + 32, c22); r += ldc
-    storeV(r, c30); storeV(r + 16, c31); storeV(r + 32, c32); r += ldc
-    storeV(r, c40); storeV(r + 16, c41); storeV(r + 32, c42); r += ldc
-    storeV(r, c50); storeV(r + 16, c51); storeV(r + 32, c52); r += ldc
-    storeV(r, c60); storeV(r + 16, c61); storeV(r + 32, c62); r += ldc
-    storeV(r, c70); storeV(r + 16, c71); storeV(r + 32, c72)
+    store3(r, c00, c01, c02); r += ldc
+    store3(r, c10, c11, c12); r += ldc
+    store3(r, c20, c21, c22); r += ldc
+    store3(r, c30, c31, c32); r += ldc
+    store3(r, c40, c41, c42); r += ldc
+    store3(r, c50, c51, c52); r += ldc
+    store3(r, c60, c61, c62); r += ldc
+    store3(r, c70, c71, c72)
 }
 
 // MARK: - Per-thread scratch

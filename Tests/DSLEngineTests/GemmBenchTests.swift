@@ -124,3 +124,44 @@ final class ParallelForBenchTests: XCTestCase {
         }
     }
 }
+
+/// Throughput of im2col/col2im on the All-CNN-C layer shapes (DSL_BENCH=1).
+final class Im2colBenchTests: XCTestCase {
+    func testIm2colThroughput() throws {
+        guard ProcessInfo.processInfo.environment["DSL_BENCH"] == "1" else {
+            throw XCTSkip("set DSL_BENCH=1 to run the im2col benchmark")
+        }
+        let saved = engineThreadCount
+        defer { engineThreadCount = saved }
+        // (h, c, stride, pad) at batch 64, 3×3 kernels.
+        for (h, c, s, p) in [(32, 3, 1, 1), (32, 96, 1, 1), (32, 96, 2, 1), (16, 192, 1, 1), (8, 192, 1, 0)] {
+            let b = 64, k = 3
+            let oh = (h + 2 * p - k) / s + 1
+            let input = UnsafeMutablePointer<Float>.allocate(capacity: b * h * h * c)
+            let colCount = b * oh * oh * k * k * c
+            let col = UnsafeMutablePointer<Float>.allocate(capacity: colCount)
+            defer { input.deallocate(); col.deallocate() }
+            input.initialize(repeating: 1, count: b * h * h * c)
+            col.initialize(repeating: 0, count: colCount)
+            var line = String(format: "h=%2d c=%3d s=%d p=%d col %6.1f MB:", h, c, s, p,
+                              Double(colCount * 4) / 1e6)
+            for t in [1, 2] {
+                engineThreadCount = t
+                var best1 = Double.infinity, best2 = Double.infinity
+                for _ in 0..<5 {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    im2colNHWC(input: input, batch: b, h: h, w: h, c: c, kernel: k, stride: s, pad: p,
+                               outH: oh, outW: oh, col: col)
+                    let t1 = DispatchTime.now().uptimeNanoseconds
+                    col2imNHWC(col: col, batch: b, h: h, w: h, c: c, kernel: k, stride: s, pad: p,
+                               outH: oh, outW: oh, inputGradient: input)
+                    let t2 = DispatchTime.now().uptimeNanoseconds
+                    best1 = min(best1, Double(t1 - t0)); best2 = min(best2, Double(t2 - t1))
+                }
+                line += String(format: "  %dT im2col %6.2f ms (%5.1f GB/s written) col2im %6.2f ms", t,
+                               best1 / 1e6, Double(colCount * 4) / best1, best2 / 1e6)
+            }
+            print(line)
+        }
+    }
+}

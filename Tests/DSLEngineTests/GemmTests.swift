@@ -99,6 +99,17 @@ final class GemmTests: XCTestCase {
         check(m: 1100, n: 9, k: 2100, transA: true, transB: true, beta: 0, ldaPad: 180, rng: &rng)
     }
 
+    /// beta = 0 overwrites C without reading it (NaN in C must not leak into the result).
+    func testBetaZeroIgnoresNaN() {
+        for (m, n) in [(16, 96), (13, 50)] {
+            let k = 20
+            let a = [Float](repeating: 1, count: m * k), b = [Float](repeating: 0.5, count: k * n)
+            var c = [Float](repeating: .nan, count: m * n)
+            sgemm(false, false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, beta: 0, c: &c, ldc: n)
+            XCTAssertEqual(c, [Float](repeating: 10, count: m * n))
+        }
+    }
+
     func testKZeroScalesC() {
         var c: [Float] = [1, 2, 3, 4]
         let a: [Float] = [0], b: [Float] = [0]
@@ -158,6 +169,40 @@ final class GemmTests: XCTestCase {
         }
         for i in 0..<64 { XCTAssertEqual(counts[i], 1) }
         counts.deallocate()
+    }
+
+    /// Two threads driving parallelFor at once (one gets the pool, the other runs serially),
+    /// plus sgemm called from inside a parallelFor body.
+    func testConcurrentAndNestedCallers() {
+        let saved = engineThreadCount
+        defer { engineThreadCount = saved }
+        engineThreadCount = 2
+        let n = 4000
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 2 * n)
+        counts.initialize(repeating: 0, count: 2 * n)
+        defer { counts.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 2) { caller in
+            for _ in 0..<20 {
+                parallelFor(n) { i in counts[caller * n + i] += 1 }
+            }
+        }
+        for i in 0..<(2 * n) { XCTAssertEqual(counts[i], 20) }
+
+        var rng = Rng(state: 9)
+        let m = 200, k = 120, nn = 100  // large enough for sgemm to use parallelFor itself
+        let a = (0..<(m * k)).map { _ in rng.next() }
+        let b = (0..<(k * nn)).map { _ in rng.next() }
+        var expected = [Float](repeating: 0, count: m * nn)
+        sgemm(false, false, m: m, n: nn, k: k, a: a, lda: k, b: b, ldb: nn, beta: 0, c: &expected, ldc: nn)
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: 4 * m * nn)
+        defer { out.deallocate() }
+        parallelFor(4) { t in
+            sgemm(false, false, m: m, n: nn, k: k, a: a, lda: k, b: b, ldb: nn, beta: 0,
+                  c: out + t * m * nn, ldc: nn)
+        }
+        for t in 0..<4 {
+            for i in 0..<(m * nn) { XCTAssertEqual(out[t * m * nn + i].bitPattern, expected[i].bitPattern) }
+        }
     }
 
     func testPeakIsPositive() {
