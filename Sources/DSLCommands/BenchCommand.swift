@@ -40,12 +40,12 @@ enum BenchCommand {
         let lowered = try lower(g, maxBatch: batch, seed: 1)
         let engine = lowered.engine
         engine.compile(training: trains)
-        var rng = SeededNormal(seed: 42)
+        var rng = EngineRandom(seed: 42)
         var input = [Float](repeating: 0, count: batch * g.inputShape.elements)
-        for i in input.indices { input[i] = rng.next() }
+        for i in input.indices { input[i] = Float(rng.normal()) }
         let classes = g.nodes[g.output].shape.elements
         var labels = [Int32](repeating: 0, count: batch)
-        for i in 0..<batch { labels[i] = Int32(rng.nextIndex(below: classes)) }
+        for i in 0..<batch { labels[i] = Int32(rng.next() % UInt64(classes)) }
         let peak = machinePeakGFLOPS(threads: engineThreadCount)
         let velocity = UnsafeMutablePointer<Float>.allocate(capacity: max(1, engine.parameterCount))
         velocity.initialize(repeating: 0, count: max(1, engine.parameterCount))

@@ -34,10 +34,10 @@ enum RunCommand {
         let lowered = try lower(g, maxBatch: batch, seed: seed)
         let engine = lowered.engine
         engine.compile(training: backward)
-        var rng = SeededNormal(seed: seed &+ 0x9E37_79B9)
+        var rng = EngineRandom(seed: seed &+ 0x9E37_79B9)
         let inputCount = batch * g.inputShape.elements
         var input = [Float](repeating: 0, count: inputCount)
-        for i in 0..<inputCount { input[i] = rng.next() }
+        for i in 0..<inputCount { input[i] = Float(rng.normal()) }
         let start = Date()
         let outPtr = input.withUnsafeBufferPointer { engine.forward($0.baseAddress!, batch: batch, training: backward) }
         let outShape = engine.outputShape
@@ -49,8 +49,8 @@ enum RunCommand {
         if backward {
             var labels = [Int32](repeating: 0, count: batch)
             let classes = outShape.height * outShape.width * outShape.channels
-            var lrng = SeededNormal(seed: seed &+ 7)
-            for i in 0..<batch { labels[i] = Int32(lrng.nextIndex(below: classes)) }
+            var lrng = EngineRandom(seed: seed &+ 7)
+            for i in 0..<batch { labels[i] = Int32(lrng.next() % UInt64(classes)) }
             let (loss, _) = labels.withUnsafeBufferPointer { engine.backward(labels: $0.baseAddress!, batch: batch) }
             var gsum = 0.0
             let grads = engine.parameterGrads
@@ -62,25 +62,3 @@ enum RunCommand {
     }
 }
 
-/// A small seeded normal generator (SplitMix64 + Box-Muller) for random inputs.
-struct SeededNormal {
-    var state: UInt64
-    var spare: Float?
-    init(seed: UInt64) { state = seed }
-    mutating func nextBits() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(nextBits() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
-    mutating func next() -> Float {
-        if let s = spare { spare = nil; return s }
-        let u1 = max(uniform(), 1e-300), u2 = uniform()
-        let r = (-2 * log(u1)).squareRoot()
-        spare = Float(r * sin(2 * .pi * u2))
-        return Float(r * cos(2 * .pi * u2))
-    }
-    mutating func nextIndex(below n: Int) -> Int { Int(nextBits() % UInt64(n)) }
-}

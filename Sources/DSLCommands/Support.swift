@@ -1,3 +1,4 @@
+import DSLIR
 import Foundation
 
 /// Exit codes shared by every command (README, "Exit codes").
@@ -113,16 +114,6 @@ func parseAmount(_ text: String) -> Int? {
     return Int((v * scale).rounded())
 }
 
-/// `1,369,738`
-func grouped(_ n: Int) -> String {
-    let s = String(abs(n))
-    var r = ""
-    for (i, ch) in s.enumerated() {
-        if i > 0 && (s.count - i) % 3 == 0 { r.append(",") }
-        r.append(ch)
-    }
-    return (n < 0 ? "-" : "") + r
-}
 
 /// `271.5 M`, `1.58 G`, `12.0 k`.
 func human(_ n: Int, unit: String = "") -> String {
@@ -173,21 +164,7 @@ indirect enum JSON {
         }
     }
 
-    static func quote(_ s: String) -> String {
-        var r = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": r += "\\\""
-            case "\\": r += "\\\\"
-            case "\n": r += "\\n"
-            case "\r": r += "\\r"
-            case "\t": r += "\\t"
-            default:
-                if u.value < 0x20 { r += String(format: "\\u%04x", u.value) } else { r.unicodeScalars.append(u) }
-            }
-        }
-        return r + "\""
-    }
+    static func quote(_ s: String) -> String { jsonQuoted(s) }
 }
 
 /// Writes data to `path` atomically: a temporary file in the same directory, then a rename.

@@ -1,31 +1,33 @@
 import Foundation
 
 /// SplitMix64 generator with Box–Muller normals: small, fast and deterministic under its seed.
-struct EngineRandom {
+public struct EngineRandom {
     private var state: UInt64
     private var spareNormal: Double?
 
-    init(seed: UInt64) { state = seed }
+    /// A generator whose sequence is fixed by the seed.
+    public init(seed: UInt64) { state = seed }
 
     /// The SplitMix64 finaliser: a stateless 64-bit hash (also used for counter-based dropout).
     @inline(__always)
-    static func mix(_ value: UInt64) -> UInt64 {
+    public static func mix(_ value: UInt64) -> UInt64 {
         var z = value &+ 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
 
-    mutating func next() -> UInt64 {
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         return EngineRandom.mix(state)
     }
 
     /// Uniform in [0, 1).
-    mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
 
     /// Standard normal (Box–Muller, both values used).
-    mutating func normal() -> Double {
+    public mutating func normal() -> Double {
         if let spare = spareNormal {
             spareNormal = nil
             return spare

@@ -212,13 +212,3 @@ public struct ReducePass: RewritePass {
     }
 }
 
-/// `1,369,738`
-func grouped(_ n: Int) -> String {
-    let s = String(abs(n))
-    var r = ""
-    for (i, ch) in s.enumerated() {
-        if i > 0 && (s.count - i) % 3 == 0 { r.append(",") }
-        r.append(ch)
-    }
-    return (n < 0 ? "-" : "") + r
-}

@@ -1,3 +1,4 @@
+import DSLIR
 import Foundation
 
 // The safetensors checkpoint format (https://github.com/huggingface/safetensors):
@@ -95,22 +96,6 @@ public struct SafetensorsContents: Equatable, Sendable {
     }
 }
 
-/// Quotes a string as a JSON string literal.
-func jsonQuoted(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
-}
 
 /// Encodes tensors (in name order) and metadata as safetensors bytes.
 public func encodeSafetensors(_ tensors: [String: StoredTensor], metadata: [String: String] = [:]) throws -> [UInt8] {
