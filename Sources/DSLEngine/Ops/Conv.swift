@@ -1,7 +1,13 @@
-// Convolution as im2col + GEMM (layouts in Layout.swift).
+// Convolution dispatcher (layouts in Layout.swift).
 // inp is (B,H,W,C), weight is (K,K,C,OC), bias is (OC), out is (B,OH,OW,OC)
-// col is (b·OH·OW, K·K·C) for a chunk of b samples (shared scratch, rebuilt in backward)
-// Forward saves nothing: backward re-reads the input to rebuild col.
+// - 1×1 stride-1 unpadded: plain GEMMs on the activations.
+// - otherwise direct kernels (DirectConv.swift) on a zero-padded copy of a chunk of samples in
+//   the shared scratch: forward, backward-weights, and backward-data for stride 1 (a direct
+//   convolution of the padded dY with the rotated weights).
+// - fallback im2col + GEMM: col is (b·OH·OW, K·K·C) for a chunk of b samples (shared scratch,
+//   rebuilt in backward); used for backward-data with stride > 1 (col2im(dY × Wᵀ)), and when a
+//   padded sample does not fit the scratch.
+// Forward saves nothing: backward re-reads the input.
 
 /// Convolution kernel: forward = im2col × W (+ bias); backward = dW += colᵀ × dY, dX += col2im(dY × Wᵀ).
 final class ConvKernel: EngineKernel {
@@ -24,6 +30,22 @@ final class ConvKernel: EngineKernel {
     /// 1×1, stride 1, no padding: the input is its own col matrix.
     let isPointwise: Bool
     let biasPartials: UnsafeMutablePointer<Double>
+    /// Floats of the shared scratch (`column`).
+    let columnFloats: Int
+    /// Direct kernels: forward and backward-weights (padded input fits the scratch).
+    let direct: Bool
+    /// Direct backward-data (stride 1, pad ≤ kernel − 1, padded dY fits the scratch).
+    let directData: Bool
+    /// Samples per chunk of the direct forward / backward-weights and backward-data passes.
+    let directChunk: Int
+    let directDataChunk: Int
+    /// Packed weights: forward [oc/48][k][k][ic][48], backward-data [ic/48][k][k][oc][48].
+    let packedForward: UnsafeMutablePointer<Float>
+    let packedBackward: UnsafeMutablePointer<Float>
+    let packedForwardFloats: Int
+    let packedBackwardFloats: Int
+    /// Bias padded to a multiple of 48 (zeros when there is no bias).
+    let paddedBias: UnsafeMutablePointer<Float>
 
     /// Floats of col for one sample.
     static func columnFloatsPerSample(kernel: Int, input: EngineShape, output: EngineShape) -> Int {
@@ -60,11 +82,113 @@ final class ConvKernel: EngineKernel {
         require(isPointwise || samplesPerChunk * ConvKernel.columnFloatsPerSample(
             kernel: kernel, input: inShape, output: outShape) <= s.columnScratchFloats)
         biasPartials = allocateDoubles(maxReductionChunks * outShape.channels)
+        columnFloats = s.columnScratchFloats
+        let (k, p) = (kernel, pad)
+        let paddedIn = (inShape.height + 2 * p) * (inShape.width + 2 * p) * inShape.channels
+        direct = !isPointwise && (p == 0 || paddedIn <= columnFloats)
+        directChunk = p == 0 ? s.maxBatch : max(1, min(s.maxBatch, columnFloats / max(1, paddedIn)))
+        let q = k - 1 - p
+        let paddedOut = (outShape.height + 2 * q) * (outShape.width + 2 * q) * outShape.channels
+        directData = direct && stride == 1 && q >= 0 && (q == 0 || paddedOut <= columnFloats)
+        directDataChunk = q == 0 ? s.maxBatch : max(1, min(s.maxBatch, columnFloats / max(1, paddedOut)))
+        let (ic, oc) = (inShape.channels, outShape.channels)
+        packedForwardFloats = direct ? (oc + directNR - 1) / directNR * directNR * k * k * ic : 0
+        packedBackwardFloats = directData ? (ic + directNR - 1) / directNR * directNR * k * k * oc : 0
+        packedForward = allocateFloats(packedForwardFloats)
+        packedBackward = allocateFloats(packedBackwardFloats)
+        paddedBias = allocateFloats((oc + directNR - 1) / directNR * directNR)
     }
 
-    deinit { biasPartials.deallocate() }
+    deinit {
+        biasPartials.deallocate()
+        packedForward.deallocate()
+        packedBackward.deallocate()
+        paddedBias.deallocate()
+    }
+
+    /// Forward with the direct kernel; bias is added by the kernel.
+    func directForward(batch: Int) {
+        let (h, w, ic) = (inShape.height, inShape.width, inShape.channels)
+        let oc = outShape.channels
+        let (inCount, outCount) = (inShape.count, outShape.count)
+        packForwardWeights(weight, k: kernel, ic: ic, oc: oc, into: packedForward)
+        if let bias = bias { paddedBias.update(from: bias, count: oc) }
+        let (hp, wp) = (h + 2 * pad, w + 2 * pad)
+        var first = 0
+        while first < batch {
+            let samples = min(directChunk, batch - first)
+            let src: UnsafePointer<Float>
+            if pad == 0 {
+                src = UnsafePointer(input + first * inCount)
+            } else {
+                padCopy(input + first * inCount, samples: samples, h: h, w: w, c: ic,
+                        top: pad, left: pad, hp: hp, wp: wp, into: column)
+                src = UnsafePointer(column)
+            }
+            runDirectPass(DirectPass(source: src, hp: hp, wp: wp, c: ic, samples: samples,
+                                     outH: outShape.height, outW: outShape.width, outC: oc,
+                                     stride: stride, kernel: kernel, packed: packedForward,
+                                     output: output + first * outCount, initial: paddedBias))
+            first += samples
+        }
+    }
+
+    /// dW += Σ input ⊗ dY with the direct kernel.
+    func directWeightGradient(batch: Int, dOut: UnsafeMutablePointer<Float>) {
+        let (h, w, ic) = (inShape.height, inShape.width, inShape.channels)
+        let (inCount, outCount) = (inShape.count, outShape.count)
+        let (hp, wp) = (h + 2 * pad, w + 2 * pad)
+        var first = 0
+        while first < batch {
+            let samples = min(directChunk, batch - first)
+            let src: UnsafePointer<Float>
+            if pad == 0 {
+                src = UnsafePointer(input + first * inCount)
+            } else {
+                padCopy(input + first * inCount, samples: samples, h: h, w: w, c: ic,
+                        top: pad, left: pad, hp: hp, wp: wp, into: column)
+                src = UnsafePointer(column)
+            }
+            runWeightPass(WeightPass(source: src, hp: hp, wp: wp, c: ic, samples: samples,
+                                     outH: outShape.height, outW: outShape.width, oc: outShape.channels,
+                                     stride: stride, kernel: kernel,
+                                     dY: UnsafePointer(dOut + first * outCount), dW: weightGrad))
+            first += samples
+        }
+    }
+
+    /// dX += conv(pad(dY), rot180(W)ᵀ) for stride 1 with the direct kernel.
+    func directDataGradient(batch: Int, dOut: UnsafeMutablePointer<Float>, dIn: UnsafeMutablePointer<Float>) {
+        let (oh, ow, oc) = (outShape.height, outShape.width, outShape.channels)
+        let ic = inShape.channels
+        let (inCount, outCount) = (inShape.count, outShape.count)
+        packBackwardWeights(weight, k: kernel, ic: ic, oc: oc, into: packedBackward)
+        let q = kernel - 1 - pad
+        let (hp, wp) = (oh + 2 * q, ow + 2 * q)
+        var first = 0
+        while first < batch {
+            let samples = min(directDataChunk, batch - first)
+            let src: UnsafePointer<Float>
+            if q == 0 {
+                src = UnsafePointer(dOut + first * outCount)
+            } else {
+                padCopy(dOut + first * outCount, samples: samples, h: oh, w: ow, c: oc,
+                        top: q, left: q, hp: hp, wp: wp, into: column)
+                src = UnsafePointer(column)
+            }
+            runDirectPass(DirectPass(source: src, hp: hp, wp: wp, c: oc, samples: samples,
+                                     outH: inShape.height, outW: inShape.width, outC: ic,
+                                     stride: 1, kernel: kernel, packed: packedBackward,
+                                     output: dIn + first * inCount, initial: nil))
+            first += samples
+        }
+    }
 
     func forward(batch: Int, training: Bool) {
+        if direct {
+            directForward(batch: batch)
+            return
+        }
         let (inCount, outCount) = (inShape.count, outShape.count)
         let rowsPerSample = outShape.height * outShape.width
         let depth = kernel * kernel * inShape.channels
@@ -96,10 +220,28 @@ final class ConvKernel: EngineKernel {
         }
     }
 
-    var ownedScratchBytes: Int { maxReductionChunks * outShape.channels * 8 }
+    var ownedScratchBytes: Int {
+        maxReductionChunks * outShape.channels * 8 + 4 * (packedForwardFloats + packedBackwardFloats)
+            + 4 * (outShape.channels + directNR - 1) / directNR * directNR
+    }
 
     func backward(batch: Int) {
         guard let dOut = outputGrad else { return }
+        if direct {
+            directWeightGradient(batch: batch, dOut: dOut)
+            if let dIn = inputGrad {
+                if directData {
+                    directDataGradient(batch: batch, dOut: dOut, dIn: dIn)
+                } else {
+                    gemmDataGradient(batch: batch, dOut: dOut, dIn: dIn)
+                }
+            }
+            if let biasGrad = biasGrad {
+                accumulateColumnSums(dOut, rows: batch * outShape.height * outShape.width,
+                                     columns: outShape.channels, partials: biasPartials, into: biasGrad)
+            }
+            return
+        }
         let (inCount, outCount) = (inShape.count, outShape.count)
         let rowsPerSample = outShape.height * outShape.width
         let depth = kernel * kernel * inShape.channels
@@ -135,6 +277,22 @@ final class ConvKernel: EngineKernel {
         if let biasGrad = biasGrad {
             accumulateColumnSums(dOut, rows: batch * rowsPerSample, columns: oc,
                                  partials: biasPartials, into: biasGrad)
+        }
+    }
+
+    /// dX += col2im(dY × Wᵀ), chunk by chunk (im2col-sized chunks of the shared scratch).
+    func gemmDataGradient(batch: Int, dOut: UnsafeMutablePointer<Float>, dIn: UnsafeMutablePointer<Float>) {
+        let (inCount, outCount) = (inShape.count, outShape.count)
+        let rowsPerSample = outShape.height * outShape.width
+        let depth = kernel * kernel * inShape.channels
+        let oc = outShape.channels
+        var first = 0
+        while first < batch {
+            let samples = min(samplesPerChunk, batch - first)
+            sgemm(false, true, m: samples * rowsPerSample, n: depth, k: oc, a: UnsafePointer(dOut + first * outCount),
+                  lda: oc, b: weight, ldb: oc, beta: 0, c: column, ldc: depth)
+            col2im(dIn + first * inCount, samples: samples)
+            first += samples
         }
     }
 

@@ -1,0 +1,408 @@
+// Direct NHWC convolution kernels (no im2col): forward, backward-data (stride 1) and
+// backward-weights. Conv.swift dispatches to them; 1×1 stride-1 unpadded convolutions stay a
+// plain GEMM there.
+//
+// Why: im2col writes K² copies of every input value (226 MB per batch of 64 for a 32×32×96
+// 3×3 layer) and the GEMM then streams them back from DRAM, so the im2col path ran at 30–40 %
+// of peak. The direct kernels read a zero-padded copy of the input (K²× smaller, L2 resident
+// per tile group) and form the im2col rows on the fly.
+//
+// Data layouts
+//   P    zero-padded source, per chunk of samples: [n][Hp][Wp][C] (C = channels of the source),
+//        Hp = H + 2·pad, Wp = W + 2·pad. Built once per chunk (parallel over rows).
+//   Wf   forward weights packed once per pass: [ocBlock][kh][kw][ic][48], OC zero-padded to a
+//        multiple of 48. Row (kh, kw, ic) of a block is one 48-float line, so for fixed kh the
+//        K·IC lines of a kernel row are contiguous, exactly like the K·IC input floats under
+//        that kernel row (NHWC, channels innermost).
+//   Wb   backward-data weights: [icBlock][kh'][kw'][oc][48] = W[K-1-kh'][K-1-kw'][ic][oc]
+//        (rotated 180°, IC/OC swapped).
+//
+// Register blocking (the same 8×48 tile as the GEMM micro-kernel in Gemm.swift, whose loads
+// are cheap next to the FMAs on Zen 4: one 512-bit FMA per cycle, 32 zmm registers):
+//   forward / backward-data  `gatherTile8x48`: 8 output pixels × 48 output channels in 24
+//        `SIMD16<Float>` accumulators. The 8 pixels are 8 consecutive pixels of the flattened
+//        (n, oh, ow) order of the chunk (so any width, stride and image boundary is handled the
+//        same way): each has its own pointer into P. For each kernel row kh the kernel walks the
+//        contiguous run of K·C floats under it: per float 3 vector loads of weights,
+//        8 broadcasts (one per pixel), 24 FMAs. The accumulators start from the bias (forward)
+//        or from the current dX (backward-data accumulates). The tail tile of a chunk repeats the
+//        last pixel's pointer and a ragged channel block goes through a 8×48 scratch tile.
+//   backward-weights `weightTile8x48`: 8 consecutive depth rows (kh, kw, ic) × 48 output
+//        channels of dW in 24 accumulators, streaming the pixels of a block: per pixel
+//        8 broadcasts of input values (pointer + offset of each depth row), 3 vector loads of dY,
+//        24 FMAs. The tile is loaded from dW and stored back once per pixel block, so dW is
+//        accumulated in place (dW +=). A ragged OC block uses a scalar path.
+//
+// Tiling and threads (never dependent on the thread count)
+//   forward / backward-data: jobs are fixed groups of `pixelTilesPerJob` 8-pixel tiles; a job
+//        loops over channel blocks outside and its tiles inside (the block's packed weights,
+//        ≤ 9·192·48 floats = 330 KiB, stay in L2; the job's input rows stay in L1/L2). Every
+//        output element is one FMA chain in fixed (kh, kw, c) order, computed by one thread.
+//   backward-weights: pixels are cut into fixed blocks of whole output rows (~512 pixels,
+//        in L2); within a block the dW tiles are split into a fixed number of jobs. Every dW
+//        element is accumulated by one chain over the blocks in order, so the result is
+//        independent of the thread count.
+
+typealias DV = SIMD16<Float>
+
+@inline(__always) private func ld(_ p: UnsafePointer<Float>) -> DV {
+    UnsafeRawPointer(p).loadUnaligned(as: DV.self)
+}
+@inline(__always) private func st(_ p: UnsafeMutablePointer<Float>, _ v: DV) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: DV.self)
+}
+
+/// Output channels per register tile.
+let directNR = 48
+/// Output pixels per register tile.
+let directMR = 8
+/// 8-pixel tiles per parallel job in the forward / backward-data pass.
+let pixelTilesPerJob = 8
+/// Pixels per block of the backward-weights reduction (rounded to whole output rows).
+let weightPixelsPerBlock = 512
+
+/// Copies `samples` NHWC images (h×w×c) into the zero-padded buffer `dst` ([n][hp][wp][c]),
+/// placing pixel (y, x) at (y + top, x + left). Rows and columns outside are zero.
+func padCopy(_ src: UnsafePointer<Float>, samples: Int, h: Int, w: Int, c: Int,
+             top: Int, left: Int, hp: Int, wp: Int, into dst: UnsafeMutablePointer<Float>) {
+    let rows = samples * hp
+    let jobs = max(1, min(64, rows / 8))
+    parallelFor(jobs) { job in
+        for r in chunkRange(job, of: jobs, count: rows) {
+            let n = r / hp, y = r % hp - top
+            let d = dst + r * wp * c
+            if y < 0 || y >= h {
+                d.update(repeating: 0, count: wp * c)
+                continue
+            }
+            if left > 0 { d.update(repeating: 0, count: left * c) }
+            let s = src + ((n * h + y) * w) * c
+            let count = w * c
+            let o = d + left * c
+            var i = 0
+            while i + 16 <= count { st(o + i, ld(s + i)); i += 16 }
+            while i < count { o[i] = s[i]; i += 1 }
+            let right = wp - left - w
+            if right > 0 { (d + (left + w) * c).update(repeating: 0, count: right * c) }
+        }
+    }
+}
+
+/// A convolution-shaped pass over a padded source: out[n, oy, ox, o] (= or +=)
+/// init + Σ_{ky, kx, c} P[n, oy·s + ky, ox·s + kx, c] · packed[o / 48][ky][kx][c][o % 48].
+struct DirectPass {
+    var source: UnsafePointer<Float>     // P: [samples][hp][wp][c]
+    var hp: Int, wp: Int, c: Int
+    var samples: Int
+    var outH: Int, outW: Int, outC: Int
+    var stride: Int, kernel: Int
+    var packed: UnsafePointer<Float>     // [ceil(outC/48)][k][k][c][48]
+    var output: UnsafeMutablePointer<Float>  // [samples][outH][outW][outC]
+    /// Accumulators start from this 48·blocks vector (bias, or zeros); nil: from the output (+=).
+    var initial: UnsafePointer<Float>?
+}
+
+/// Runs a `DirectPass` over all its pixels, in parallel over fixed groups of pixel tiles.
+func runDirectPass(_ p: DirectPass) {
+    let pixels = p.samples * p.outH * p.outW
+    if pixels == 0 { return }
+    let tiles = (pixels + directMR - 1) / directMR
+    let jobs = (tiles + pixelTilesPerJob - 1) / pixelTilesPerJob
+    let blocks = (p.outC + directNR - 1) / directNR
+    let run = p.kernel * p.c
+    let blockFloats = p.kernel * run * directNR
+    let perImage = p.outH * p.outW
+    parallelFor(jobs) { job in
+        // Scratch on the stack: 8 input pointers, 8 output pointers, an 8×48 edge tile.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: directMR * directNR + 16) { tileBuf in
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: directMR) { inPtrs in
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: directMR) { outPtrs in
+            let tile = tileBuf.baseAddress!
+            let a = inPtrs.baseAddress!, c = outPtrs.baseAddress!
+            let t0 = job * pixelTilesPerJob, t1 = min(tiles, t0 + pixelTilesPerJob)
+            for b in 0..<blocks {
+                let o0 = b * directNR
+                let nr = min(directNR, p.outC - o0)
+                let w = p.packed + b * blockFloats
+                let initial = p.initial.map { $0 + o0 }
+                for t in t0..<t1 {
+                    let first = t * directMR
+                    let mr = min(directMR, pixels - first)
+                    for r in 0..<directMR {
+                        let q = first + min(r, mr - 1)
+                        let n = q / perImage, rem = q % perImage
+                        let oy = rem / p.outW, ox = rem % p.outW
+                        a[r] = p.source + ((n * p.hp + oy * p.stride) * p.wp + ox * p.stride) * p.c
+                        c[r] = p.output + q * p.outC + o0
+                    }
+                    if mr == directMR && nr == directNR {
+                        gatherTile8x48(a, kernel: p.kernel, rowStride: p.wp * p.c, run: run, w: w,
+                                       c, initial: initial)
+                    } else {
+                        // Ragged tile: compute into the scratch tile, copy the valid part.
+                        for r in 0..<directMR { c[r] = tile + r * directNR }
+                        if initial == nil {
+                            tile.update(repeating: 0, count: directMR * directNR)
+                            for r in 0..<mr {
+                                (tile + r * directNR).update(from: p.output + (first + r) * p.outC + o0, count: nr)
+                            }
+                        }
+                        gatherTile8x48(a, kernel: p.kernel, rowStride: p.wp * p.c, run: run, w: w,
+                                       c, initial: initial)
+                        for r in 0..<mr {
+                            (p.output + (first + r) * p.outC + o0).update(from: tile + r * directNR, count: nr)
+                        }
+                    }
+                }
+            }
+        }
+        }
+        }
+    }
+}
+
+/// The 8×48 direct-convolution micro-kernel. Pixel r reads a[r] + ky·rowStride + i for
+/// i in 0..<run (the K·C floats under kernel row ky); weights are `run` 48-float lines per
+/// kernel row, consecutive. Results go to c[r][0..<48], starting from `initial` (48 floats)
+/// or, when nil, from c[r] itself.
+@inline(__always)
+private func gatherTile8x48(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int,
+                            rowStride: Int, run: Int, w: UnsafePointer<Float>,
+                            _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
+                            initial: UnsafePointer<Float>?) {
+    var c00: DV, c01: DV, c02: DV, c10: DV, c11: DV, c12: DV, c20: DV, c21: DV, c22: DV
+    var c30: DV, c31: DV, c32: DV, c40: DV, c41: DV, c42: DV, c50: DV, c51: DV, c52: DV
+    var c60: DV, c61: DV, c62: DV, c70: DV, c71: DV, c72: DV
+    if let s = initial {
+        let i0 = ld(s), i1 = ld(s + 16), i2 = ld(s + 32)
+        c00 = i0; c01 = i1; c02 = i2; c10 = i0; c11 = i1; c12 = i2
+        c20 = i0; c21 = i1; c22 = i2; c30 = i0; c31 = i1; c32 = i2
+        c40 = i0; c41 = i1; c42 = i2; c50 = i0; c51 = i1; c52 = i2
+        c60 = i0; c61 = i1; c62 = i2; c70 = i0; c71 = i1; c72 = i2
+    } else {
+        var r = UnsafePointer(c[0]); c00 = ld(r); c01 = ld(r + 16); c02 = ld(r + 32)
+        r = UnsafePointer(c[1]); c10 = ld(r); c11 = ld(r + 16); c12 = ld(r + 32)
+        r = UnsafePointer(c[2]); c20 = ld(r); c21 = ld(r + 16); c22 = ld(r + 32)
+        r = UnsafePointer(c[3]); c30 = ld(r); c31 = ld(r + 16); c32 = ld(r + 32)
+        r = UnsafePointer(c[4]); c40 = ld(r); c41 = ld(r + 16); c42 = ld(r + 32)
+        r = UnsafePointer(c[5]); c50 = ld(r); c51 = ld(r + 16); c52 = ld(r + 32)
+        r = UnsafePointer(c[6]); c60 = ld(r); c61 = ld(r + 16); c62 = ld(r + 32)
+        r = UnsafePointer(c[7]); c70 = ld(r); c71 = ld(r + 16); c72 = ld(r + 32)
+    }
+    var pb = w
+    for ky in 0..<kernel {
+        let off = ky * rowStride
+        let a0 = a[0] + off, a1 = a[1] + off, a2 = a[2] + off, a3 = a[3] + off
+        let a4 = a[4] + off, a5 = a[5] + off, a6 = a[6] + off, a7 = a[7] + off
+        for i in 0..<run {
+            let b0 = ld(pb), b1 = ld(pb + 16), b2 = ld(pb + 32)
+            var x = DV(repeating: a0[i])
+            c00.addProduct(x, b0); c01.addProduct(x, b1); c02.addProduct(x, b2)
+            x = DV(repeating: a1[i])
+            c10.addProduct(x, b0); c11.addProduct(x, b1); c12.addProduct(x, b2)
+            x = DV(repeating: a2[i])
+            c20.addProduct(x, b0); c21.addProduct(x, b1); c22.addProduct(x, b2)
+            x = DV(repeating: a3[i])
+            c30.addProduct(x, b0); c31.addProduct(x, b1); c32.addProduct(x, b2)
+            x = DV(repeating: a4[i])
+            c40.addProduct(x, b0); c41.addProduct(x, b1); c42.addProduct(x, b2)
+            x = DV(repeating: a5[i])
+            c50.addProduct(x, b0); c51.addProduct(x, b1); c52.addProduct(x, b2)
+            x = DV(repeating: a6[i])
+            c60.addProduct(x, b0); c61.addProduct(x, b1); c62.addProduct(x, b2)
+            x = DV(repeating: a7[i])
+            c70.addProduct(x, b0); c71.addProduct(x, b1); c72.addProduct(x, b2)
+            pb += directNR
+        }
+    }
+    var r = c[0]; st(r, c00); st(r + 16, c01); st(r + 32, c02)
+    r = c[1]; st(r, c10); st(r + 16, c11); st(r + 32, c12)
+    r = c[2]; st(r, c20); st(r + 16, c21); st(r + 32, c22)
+    r = c[3]; st(r, c30); st(r + 16, c31); st(r + 32, c32)
+    r = c[4]; st(r, c40); st(r + 16, c41); st(r + 32, c42)
+    r = c[5]; st(r, c50); st(r + 16, c51); st(r + 32, c52)
+    r = c[6]; st(r, c60); st(r + 16, c61); st(r + 32, c62)
+    r = c[7]; st(r, c70); st(r + 16, c71); st(r + 32, c72)
+}
+
+/// Packs forward weights W (k,k,ic,oc) into [ceil(oc/48)][k][k][ic][48] (zero-padded channels).
+func packForwardWeights(_ w: UnsafePointer<Float>, k: Int, ic: Int, oc: Int,
+                        into dst: UnsafeMutablePointer<Float>) {
+    let depth = k * k * ic
+    let blocks = (oc + directNR - 1) / directNR
+    for b in 0..<blocks {
+        let o0 = b * directNR, nr = min(directNR, oc - o0)
+        var d = dst + b * depth * directNR
+        for row in 0..<depth {
+            let s = w + row * oc + o0
+            for j in 0..<nr { d[j] = s[j] }
+            if nr < directNR { (d + nr).update(repeating: 0, count: directNR - nr) }
+            d += directNR
+        }
+    }
+}
+
+/// Packs backward-data weights: [ceil(ic/48)][ky][kx][oc][48] = W[k-1-ky][k-1-kx][ic][oc].
+func packBackwardWeights(_ w: UnsafePointer<Float>, k: Int, ic: Int, oc: Int,
+                         into dst: UnsafeMutablePointer<Float>) {
+    let blocks = (ic + directNR - 1) / directNR
+    let blockFloats = k * k * oc * directNR
+    for b in 0..<blocks {
+        let i0 = b * directNR, nr = min(directNR, ic - i0)
+        for ky in 0..<k {
+            for kx in 0..<k {
+                let src = w + ((k - 1 - ky) * k + (k - 1 - kx)) * ic * oc
+                var d = dst + b * blockFloats + (ky * k + kx) * oc * directNR
+                for o in 0..<oc {
+                    for j in 0..<nr { d[j] = src[(i0 + j) * oc + o] }
+                    if nr < directNR { (d + nr).update(repeating: 0, count: directNR - nr) }
+                    d += directNR
+                }
+            }
+        }
+    }
+}
+
+/// The backward-weights reduction of one chunk: dW[(ky,kx,c), o] += Σ_pixels
+/// P[n, oy·s + ky, ox·s + kx, c] · dY[n, oy, ox, o]. P is the padded input ([n][hp][wp][c]),
+/// dY the chunk's output gradient ([n][outH][outW][oc]).
+struct WeightPass {
+    var source: UnsafePointer<Float>
+    var hp: Int, wp: Int, c: Int
+    var samples: Int
+    var outH: Int, outW: Int, oc: Int
+    var stride: Int, kernel: Int
+    var dY: UnsafePointer<Float>
+    var dW: UnsafeMutablePointer<Float>
+}
+
+/// Runs a `WeightPass`: fixed pixel blocks in order; within a block, fixed jobs of dW tiles.
+func runWeightPass(_ p: WeightPass) {
+    let rows = p.samples * p.outH
+    if rows == 0 { return }
+    let depth = p.kernel * p.kernel * p.c
+    let run = p.kernel * p.c
+    let rowsPerBlock = max(1, weightPixelsPerBlock / p.outW)
+    let depthTiles = (depth + directMR - 1) / directMR
+    let blocks = (p.oc + directNR - 1) / directNR
+    let tiles = depthTiles * blocks
+    // About 8 jobs per pixel block (fixed), each a run of consecutive depth tiles of one
+    // channel block (they share the block's dY columns).
+    let jobsPerBlock = max(1, min(tiles, 8))
+    var r0 = 0
+    while r0 < rows {
+        let r1 = min(rows, r0 + rowsPerBlock)
+        parallelFor(jobsPerBlock) { job in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: directMR) { offBuf in
+                let off = offBuf.baseAddress!
+                for t in chunkRange(job, of: jobsPerBlock, count: tiles) {
+                    let b = t / depthTiles, dt = t % depthTiles
+                    let o0 = b * directNR, nr = min(directNR, p.oc - o0)
+                    let d0 = dt * directMR, mr = min(directMR, depth - d0)
+                    for r in 0..<directMR {
+                        let d = d0 + min(r, mr - 1)
+                        off[r] = (d / run) * p.wp * p.c + d % run
+                    }
+                    let dw = p.dW + d0 * p.oc + o0
+                    if nr == directNR {
+                        weightTile8x48(p, rows: r0..<r1, off: off, dY: p.dY + o0, dW: dw, validRows: mr)
+                    } else {
+                        weightTileScalar(p, rows: r0..<r1, off: off, dY: p.dY + o0, dW: dw,
+                                         validRows: mr, validCols: nr)
+                    }
+                }
+            }
+        }
+        r0 = r1
+    }
+}
+
+/// 8 depth rows × 48 channels of dW, accumulated over output rows `rows` of the chunk.
+@inline(__always)
+private func weightTile8x48(_ p: WeightPass, rows: Range<Int>, off: UnsafePointer<Int>,
+                            dY: UnsafePointer<Float>, dW: UnsafeMutablePointer<Float>, validRows: Int) {
+    let oc = p.oc
+    var c00 = DV(), c01 = DV(), c02 = DV(), c10 = DV(), c11 = DV(), c12 = DV()
+    var c20 = DV(), c21 = DV(), c22 = DV(), c30 = DV(), c31 = DV(), c32 = DV()
+    var c40 = DV(), c41 = DV(), c42 = DV(), c50 = DV(), c51 = DV(), c52 = DV()
+    var c60 = DV(), c61 = DV(), c62 = DV(), c70 = DV(), c71 = DV(), c72 = DV()
+    if validRows == directMR {
+        var r = UnsafePointer(dW); c00 = ld(r); c01 = ld(r + 16); c02 = ld(r + 32)
+        r += oc; c10 = ld(r); c11 = ld(r + 16); c12 = ld(r + 32)
+        r += oc; c20 = ld(r); c21 = ld(r + 16); c22 = ld(r + 32)
+        r += oc; c30 = ld(r); c31 = ld(r + 16); c32 = ld(r + 32)
+        r += oc; c40 = ld(r); c41 = ld(r + 16); c42 = ld(r + 32)
+        r += oc; c50 = ld(r); c51 = ld(r + 16); c52 = ld(r + 32)
+        r += oc; c60 = ld(r); c61 = ld(r + 16); c62 = ld(r + 32)
+        r += oc; c70 = ld(r); c71 = ld(r + 16); c72 = ld(r + 32)
+    }
+    let step = p.stride * p.c
+    let o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3]
+    let o4 = off[4], o5 = off[5], o6 = off[6], o7 = off[7]
+    for row in rows {
+        let n = row / p.outH, oy = row % p.outH
+        let base = p.source + (n * p.hp + oy * p.stride) * p.wp * p.c
+        let a0 = base + o0, a1 = base + o1, a2 = base + o2, a3 = base + o3
+        let a4 = base + o4, a5 = base + o5, a6 = base + o6, a7 = base + o7
+        var g = dY + row * p.outW * oc
+        var i = 0
+        for _ in 0..<p.outW {
+            let b0 = ld(g), b1 = ld(g + 16), b2 = ld(g + 32)
+            var x = DV(repeating: a0[i])
+            c00.addProduct(x, b0); c01.addProduct(x, b1); c02.addProduct(x, b2)
+            x = DV(repeating: a1[i])
+            c10.addProduct(x, b0); c11.addProduct(x, b1); c12.addProduct(x, b2)
+            x = DV(repeating: a2[i])
+            c20.addProduct(x, b0); c21.addProduct(x, b1); c22.addProduct(x, b2)
+            x = DV(repeating: a3[i])
+            c30.addProduct(x, b0); c31.addProduct(x, b1); c32.addProduct(x, b2)
+            x = DV(repeating: a4[i])
+            c40.addProduct(x, b0); c41.addProduct(x, b1); c42.addProduct(x, b2)
+            x = DV(repeating: a5[i])
+            c50.addProduct(x, b0); c51.addProduct(x, b1); c52.addProduct(x, b2)
+            x = DV(repeating: a6[i])
+            c60.addProduct(x, b0); c61.addProduct(x, b1); c62.addProduct(x, b2)
+            x = DV(repeating: a7[i])
+            c70.addProduct(x, b0); c71.addProduct(x, b1); c72.addProduct(x, b2)
+            g += oc
+            i += step
+        }
+    }
+    if validRows == directMR {
+        var r = dW; st(r, c00); st(r + 16, c01); st(r + 32, c02)
+        r += oc; st(r, c10); st(r + 16, c11); st(r + 32, c12)
+        r += oc; st(r, c20); st(r + 16, c21); st(r + 32, c22)
+        r += oc; st(r, c30); st(r + 16, c31); st(r + 32, c32)
+        r += oc; st(r, c40); st(r + 16, c41); st(r + 32, c42)
+        r += oc; st(r, c50); st(r + 16, c51); st(r + 32, c52)
+        r += oc; st(r, c60); st(r + 16, c61); st(r + 32, c62)
+        r += oc; st(r, c70); st(r + 16, c71); st(r + 32, c72)
+    } else {
+        // Ragged depth tile: the sums over this block (started from 0) are added to dW.
+        let sums: [(DV, DV, DV)] = [(c00, c01, c02), (c10, c11, c12), (c20, c21, c22), (c30, c31, c32),
+                                    (c40, c41, c42), (c50, c51, c52), (c60, c61, c62), (c70, c71, c72)]
+        for r in 0..<validRows {
+            let d = dW + r * oc
+            st(d, ld(d) + sums[r].0); st(d + 16, ld(d + 16) + sums[r].1); st(d + 32, ld(d + 32) + sums[r].2)
+        }
+    }
+}
+
+/// Scalar fallback for a ragged channel block (fewer than 48 output channels left).
+private func weightTileScalar(_ p: WeightPass, rows: Range<Int>, off: UnsafePointer<Int>,
+                              dY: UnsafePointer<Float>, dW: UnsafeMutablePointer<Float>,
+                              validRows: Int, validCols: Int) {
+    let step = p.stride * p.c
+    for r in 0..<validRows {
+        for o in 0..<validCols {
+            var acc = dW[r * p.oc + o]
+            for row in rows {
+                let n = row / p.outH, oy = row % p.outH
+                let a = p.source + (n * p.hp + oy * p.stride) * p.wp * p.c + off[r]
+                let g = dY + row * p.outW * p.oc + o
+                for x in 0..<p.outW { acc += a[x * step] * g[x * p.oc] }
+            }
+            dW[r * p.oc + o] = acc
+        }
+    }
+}
