@@ -59,7 +59,11 @@ let directMR = 8
 /// 8-pixel tiles per parallel job in the forward / backward-data pass.
 let pixelTilesPerJob = 8
 /// Pixels per block of the backward-weights reduction (rounded to whole output rows).
-let weightPixelsPerBlock = 512
+nonisolated(unsafe) var weightPixelsPerBlock = 512
+/// Pixels per sub-block inside a backward-weights job (rounded to whole output rows).
+nonisolated(unsafe) var weightPixelsPerSubBlock = 128
+/// Parallel jobs per pixel block of the backward-weights reduction.
+nonisolated(unsafe) var weightJobsPerBlock = 8
 
 /// Copies `samples` NHWC images (h×w×c) into the zero-padded buffer `dst` ([n][hp][wp][c]),
 /// placing pixel (y, x) at (y + top, x + left). Rows and columns outside are zero.
@@ -277,39 +281,55 @@ struct WeightPass {
 }
 
 /// Runs a `WeightPass`: fixed pixel blocks in order; within a block, fixed jobs of dW tiles.
+/// A job walks its block in sub-blocks of ~128 pixels (the 48-channel dY slice, 24 KiB, stays
+/// in L1 across the job's depth tiles) and accumulates each tile in place in dW.
 func runWeightPass(_ p: WeightPass) {
     let rows = p.samples * p.outH
     if rows == 0 { return }
     let depth = p.kernel * p.kernel * p.c
     let run = p.kernel * p.c
     let rowsPerBlock = max(1, weightPixelsPerBlock / p.outW)
+    let rowsPerSub = max(1, weightPixelsPerSubBlock / p.outW)
     let depthTiles = (depth + directMR - 1) / directMR
     let blocks = (p.oc + directNR - 1) / directNR
     let tiles = depthTiles * blocks
-    // About 8 jobs per pixel block (fixed), each a run of consecutive depth tiles of one
-    // channel block (they share the block's dY columns).
-    let jobsPerBlock = max(1, min(tiles, 8))
+    // A fixed number of jobs per pixel block, each a run of consecutive tiles (mostly of one
+    // channel block, so they share its dY columns).
+    let jobsPerBlock = max(1, min(tiles, weightJobsPerBlock))
     var r0 = 0
     while r0 < rows {
         let r1 = min(rows, r0 + rowsPerBlock)
         parallelFor(jobsPerBlock) { job in
-            withUnsafeTemporaryAllocation(of: Int.self, capacity: directMR) { offBuf in
-                let off = offBuf.baseAddress!
-                for t in chunkRange(job, of: jobsPerBlock, count: tiles) {
-                    let b = t / depthTiles, dt = t % depthTiles
-                    let o0 = b * directNR, nr = min(directNR, p.oc - o0)
-                    let d0 = dt * directMR, mr = min(directMR, depth - d0)
-                    for r in 0..<directMR {
-                        let d = d0 + min(r, mr - 1)
-                        off[r] = (d / run) * p.wp * p.c + d % run
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: directMR + 2 * rowsPerSub) { buf in
+                let off = buf.baseAddress!
+                let rowIn = off + directMR, rowOut = rowIn + rowsPerSub
+                let tileRange = chunkRange(job, of: jobsPerBlock, count: tiles)
+                var s0 = r0
+                while s0 < r1 {
+                    let s1 = min(r1, s0 + rowsPerSub)
+                    for row in s0..<s1 {
+                        let n = row / p.outH, oy = row % p.outH
+                        rowIn[row - s0] = (n * p.hp + oy * p.stride) * p.wp * p.c
+                        rowOut[row - s0] = row * p.outW * p.oc
                     }
-                    let dw = p.dW + d0 * p.oc + o0
-                    if nr == directNR {
-                        weightTile8x48(p, rows: r0..<r1, off: off, dY: p.dY + o0, dW: dw, validRows: mr)
-                    } else {
-                        weightTileScalar(p, rows: r0..<r1, off: off, dY: p.dY + o0, dW: dw,
-                                         validRows: mr, validCols: nr)
+                    for t in tileRange {
+                        let b = t / depthTiles, dt = t % depthTiles
+                        let o0 = b * directNR, nr = min(directNR, p.oc - o0)
+                        let d0 = dt * directMR, mr = min(directMR, depth - d0)
+                        for r in 0..<directMR {
+                            let d = d0 + min(r, mr - 1)
+                            off[r] = (d / run) * p.wp * p.c + d % run
+                        }
+                        let dw = p.dW + d0 * p.oc + o0
+                        if nr == directNR {
+                            weightTile8x48(p, rowCount: s1 - s0, rowIn: rowIn, rowOut: rowOut, off: off,
+                                           dY: p.dY + o0, dW: dw, validRows: mr)
+                        } else {
+                            weightTileScalar(p, rowCount: s1 - s0, rowIn: rowIn, rowOut: rowOut, off: off,
+                                             dY: p.dY + o0, dW: dw, validRows: mr, validCols: nr)
+                        }
                     }
+                    s0 = s1
                 }
             }
         }
@@ -317,10 +337,12 @@ func runWeightPass(_ p: WeightPass) {
     }
 }
 
-/// 8 depth rows × 48 channels of dW, accumulated over output rows `rows` of the chunk.
+/// 8 depth rows × 48 channels of dW, accumulated over `rowCount` output rows whose input and
+/// dY offsets are rowIn[i] and rowOut[i].
 @inline(__always)
-private func weightTile8x48(_ p: WeightPass, rows: Range<Int>, off: UnsafePointer<Int>,
-                            dY: UnsafePointer<Float>, dW: UnsafeMutablePointer<Float>, validRows: Int) {
+private func weightTile8x48(_ p: WeightPass, rowCount: Int, rowIn: UnsafePointer<Int>, rowOut: UnsafePointer<Int>,
+                            off: UnsafePointer<Int>, dY: UnsafePointer<Float>, dW: UnsafeMutablePointer<Float>,
+                            validRows: Int) {
     let oc = p.oc
     var c00 = DV(), c01 = DV(), c02 = DV(), c10 = DV(), c11 = DV(), c12 = DV()
     var c20 = DV(), c21 = DV(), c22 = DV(), c30 = DV(), c31 = DV(), c32 = DV()
@@ -337,16 +359,17 @@ private func weightTile8x48(_ p: WeightPass, rows: Range<Int>, off: UnsafePointe
         r += oc; c70 = ld(r); c71 = ld(r + 16); c72 = ld(r + 32)
     }
     let step = p.stride * p.c
+    let outW = p.outW
+    let src = p.source
     let o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3]
     let o4 = off[4], o5 = off[5], o6 = off[6], o7 = off[7]
-    for row in rows {
-        let n = row / p.outH, oy = row % p.outH
-        let base = p.source + (n * p.hp + oy * p.stride) * p.wp * p.c
+    for j in 0..<rowCount {
+        let base = src + rowIn[j]
         let a0 = base + o0, a1 = base + o1, a2 = base + o2, a3 = base + o3
         let a4 = base + o4, a5 = base + o5, a6 = base + o6, a7 = base + o7
-        var g = dY + row * p.outW * oc
+        var g = dY + rowOut[j]
         var i = 0
-        for _ in 0..<p.outW {
+        for _ in 0..<outW {
             let b0 = ld(g), b1 = ld(g + 16), b2 = ld(g + 32)
             var x = DV(repeating: a0[i])
             c00.addProduct(x, b0); c01.addProduct(x, b1); c02.addProduct(x, b2)
@@ -378,7 +401,7 @@ private func weightTile8x48(_ p: WeightPass, rows: Range<Int>, off: UnsafePointe
         r += oc; st(r, c60); st(r + 16, c61); st(r + 32, c62)
         r += oc; st(r, c70); st(r + 16, c71); st(r + 32, c72)
     } else {
-        // Ragged depth tile: the sums over this block (started from 0) are added to dW.
+        // Ragged depth tile: the sums over these rows (started from 0) are added to dW.
         let sums: [(DV, DV, DV)] = [(c00, c01, c02), (c10, c11, c12), (c20, c21, c22), (c30, c31, c32),
                                     (c40, c41, c42), (c50, c51, c52), (c60, c61, c62), (c70, c71, c72)]
         for r in 0..<validRows {
@@ -389,17 +412,17 @@ private func weightTile8x48(_ p: WeightPass, rows: Range<Int>, off: UnsafePointe
 }
 
 /// Scalar fallback for a ragged channel block (fewer than 48 output channels left).
-private func weightTileScalar(_ p: WeightPass, rows: Range<Int>, off: UnsafePointer<Int>,
+private func weightTileScalar(_ p: WeightPass, rowCount: Int, rowIn: UnsafePointer<Int>,
+                              rowOut: UnsafePointer<Int>, off: UnsafePointer<Int>,
                               dY: UnsafePointer<Float>, dW: UnsafeMutablePointer<Float>,
                               validRows: Int, validCols: Int) {
     let step = p.stride * p.c
     for r in 0..<validRows {
         for o in 0..<validCols {
             var acc = dW[r * p.oc + o]
-            for row in rows {
-                let n = row / p.outH, oy = row % p.outH
-                let a = p.source + (n * p.hp + oy * p.stride) * p.wp * p.c + off[r]
-                let g = dY + row * p.outW * p.oc + o
+            for j in 0..<rowCount {
+                let a = p.source + rowIn[j] + off[r]
+                let g = dY + rowOut[j] + o
                 for x in 0..<p.outW { acc += a[x * step] * g[x * p.oc] }
             }
             dW[r * p.oc + o] = acc
