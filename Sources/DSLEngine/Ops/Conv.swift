@@ -2,11 +2,11 @@
 // inp is (B,H,W,C), weight is (K,K,C,OC), bias is (OC), out is (B,OH,OW,OC)
 // - 1×1 stride-1 unpadded: plain GEMMs on the activations.
 // - otherwise direct kernels (DirectConv.swift) on a zero-padded copy of a chunk of samples in
-//   the shared scratch: forward, backward-weights, and backward-data for stride 1 (a direct
-//   convolution of the padded dY with the rotated weights).
+//   the shared scratch: forward, backward-weights, and backward-data (per class of dX pixels
+//   mod stride, a direct convolution of the padded dY with that class's rotated kernel taps).
 // - fallback im2col + GEMM: col is (b·OH·OW, K·K·C) for a chunk of b samples (shared scratch,
-//   rebuilt in backward); used for backward-data with stride > 1 (col2im(dY × Wᵀ)), and when a
-//   padded sample does not fit the scratch.
+//   rebuilt in backward); used for backward-data when direct would waste much work (few input
+//   channels, 'valid' padding: col2im(dY × Wᵀ)), and when a padded sample does not fit the scratch.
 // Forward saves nothing: backward re-reads the input.
 
 /// Convolution kernel: forward = im2col × W (+ bias); backward = dW += colᵀ × dY, dX += col2im(dY × Wᵀ).
@@ -39,6 +39,9 @@ final class ConvKernel: EngineKernel {
     /// Samples per chunk of the direct forward / backward-weights and backward-data passes.
     let directChunk: Int
     let directDataChunk: Int
+    /// Backward-data pixel classes (dX pixels mod stride) and the padding of dY they need.
+    let dataClasses: [DataClass]
+    let dataPad: (top: Int, left: Int, hp: Int, wp: Int)
     /// Packed weights: forward [oc/48][k][k][ic][48], backward-data [ic/48][k][k][oc][48].
     let packedForward: UnsafeMutablePointer<Float>
     let packedBackward: UnsafeMutablePointer<Float>
@@ -51,6 +54,10 @@ final class ConvKernel: EngineKernel {
     static func columnFloatsPerSample(kernel: Int, input: EngineShape, output: EngineShape) -> Int {
         output.height * output.width * kernel * kernel * input.channels
     }
+
+    /// Test hook: nil chooses kernels by shape; false forces im2col + GEMM everywhere; true
+    /// forces the direct kernels wherever they apply (also backward-data).
+    nonisolated(unsafe) static var directOverride: Bool? = nil
 
     /// Size budget of the shared im2col scratch in floats (tests lower it to force several chunks).
     static var columnBudgetFloats = 4 << 20
@@ -85,15 +92,34 @@ final class ConvKernel: EngineKernel {
         columnFloats = s.columnScratchFloats
         let (k, p) = (kernel, pad)
         let paddedIn = (inShape.height + 2 * p) * (inShape.width + 2 * p) * inShape.channels
-        direct = !isPointwise && (p == 0 || paddedIn <= columnFloats)
+        let override = ConvKernel.directOverride
+        direct = override != false && !isPointwise && (p == 0 || paddedIn <= columnFloats)
         directChunk = p == 0 ? s.maxBatch : max(1, min(s.maxBatch, columnFloats / max(1, paddedIn)))
-        let q = k - 1 - p
-        let paddedOut = (outShape.height + 2 * q) * (outShape.width + 2 * q) * outShape.channels
-        directData = direct && stride == 1 && q >= 0 && (q == 0 || paddedOut <= columnFloats)
-        directDataChunk = q == 0 ? s.maxBatch : max(1, min(s.maxBatch, columnFloats / max(1, paddedOut)))
         let (ic, oc) = (inShape.channels, outShape.channels)
+        dataClasses = makeDataClasses(kernel: k, stride: stride, pad: p, ic: ic, oc: oc)
+        // Padding of dY so that every class's taps stay inside the padded buffer.
+        var (top, bottom, left, right) = (0, 0, 0, 0)
+        var directFlops = 0
+        for cl in dataClasses where cl.tapsY > 0 && cl.tapsX > 0 {
+            let gh = (inShape.height - cl.ry + stride - 1) / stride, gw = (inShape.width - cl.rx + stride - 1) / stride
+            top = max(top, cl.tapsY - 1 - cl.ey); bottom = max(bottom, gh + cl.ey - outShape.height)
+            left = max(left, cl.tapsX - 1 - cl.ex); right = max(right, gw + cl.ex - outShape.width)
+            directFlops += gh * gw * cl.tapsY * cl.tapsX
+        }
+        let (hp, wp) = (outShape.height + top + bottom, outShape.width + left + right)
+        dataPad = (top, left, hp, wp)
+        let paddedOut = hp * wp * oc
+        let unpadded = hp == outShape.height && wp == outShape.width
+        // Direct backward-data computes zero-padded channels (IC rounded up to 48) and, for
+        // 'valid' convolutions, the border of the full correlation: use it unless that costs
+        // clearly more than the GEMM (+ col2im) path (measured: GEMM runs at ~80 % of peak).
+        let icPad = (ic + directNR - 1) / directNR * directNR
+        let gemmFlops = outShape.height * outShape.width * k * k * ic
+        directData = direct && (override == true || directFlops * icPad * 4 <= gemmFlops * 5)
+            && (unpadded || paddedOut <= columnFloats)
+        directDataChunk = unpadded ? s.maxBatch : max(1, min(s.maxBatch, columnFloats / max(1, paddedOut)))
         packedForwardFloats = direct ? (oc + directNR - 1) / directNR * directNR * k * k * ic : 0
-        packedBackwardFloats = directData ? (ic + directNR - 1) / directNR * directNR * k * k * oc : 0
+        packedBackwardFloats = directData ? icPad * k * k * oc : 0
         packedForward = allocateFloats(packedForwardFloats)
         packedBackward = allocateFloats(packedBackwardFloats)
         paddedBias = allocateFloats((oc + directNR - 1) / directNR * directNR)
@@ -125,10 +151,12 @@ final class ConvKernel: EngineKernel {
                         top: pad, left: pad, hp: hp, wp: wp, into: column)
                 src = UnsafePointer(column)
             }
-            runDirectPass(DirectPass(source: src, hp: hp, wp: wp, c: ic, samples: samples,
-                                     outH: outShape.height, outW: outShape.width, outC: oc,
-                                     stride: stride, kernel: kernel, packed: packedForward,
-                                     output: output + first * outCount, initial: paddedBias))
+            let (ow, s) = (outShape.width, stride)
+            runDirectPass(DirectPass(source: src, srcImage: hp * wp * ic, srcY: s * wp * ic, srcX: s * ic,
+                                     taps: kernel, tapStride: wp * ic, run: kernel * ic,
+                                     samples: samples, gridH: outShape.height, gridW: ow, outC: oc,
+                                     packed: packedForward, output: output + first * outCount,
+                                     outImage: outCount, outY: ow * oc, outX: oc, initial: paddedBias))
             first += samples
         }
     }
@@ -157,29 +185,40 @@ final class ConvKernel: EngineKernel {
         }
     }
 
-    /// dX += conv(pad(dY), rot180(W)ᵀ) for stride 1 with the direct kernel.
+    /// dX += Σ dY ⊗ W with the direct kernel: for each class of dX pixels (y, x) mod stride, a
+    /// direct convolution of the padded dY with that class's kernel taps, rotated and transposed
+    /// (for stride 1 the single class is the usual full correlation with the rotated kernel).
     func directDataGradient(batch: Int, dOut: UnsafeMutablePointer<Float>, dIn: UnsafeMutablePointer<Float>) {
         let (oh, ow, oc) = (outShape.height, outShape.width, outShape.channels)
-        let ic = inShape.channels
+        let (h, w, ic) = (inShape.height, inShape.width, inShape.channels)
         let (inCount, outCount) = (inShape.count, outShape.count)
-        packBackwardWeights(weight, k: kernel, ic: ic, oc: oc, into: packedBackward)
-        let q = kernel - 1 - pad
-        let (hp, wp) = (oh + 2 * q, ow + 2 * q)
+        let s = stride
+        for cl in dataClasses where cl.tapsY > 0 && cl.tapsX > 0 {
+            packBackwardWeights(weight, k: kernel, stride: s, ic: ic, oc: oc, class: cl,
+                                into: packedBackward + cl.packedOffset)
+        }
+        let (top, left, hp, wp) = (dataPad.top, dataPad.left, dataPad.hp, dataPad.wp)
         var first = 0
         while first < batch {
             let samples = min(directDataChunk, batch - first)
             let src: UnsafePointer<Float>
-            if q == 0 {
+            if hp == oh && wp == ow {
                 src = UnsafePointer(dOut + first * outCount)
             } else {
                 padCopy(dOut + first * outCount, samples: samples, h: oh, w: ow, c: oc,
-                        top: q, left: q, hp: hp, wp: wp, into: column)
+                        top: top, left: left, hp: hp, wp: wp, into: column)
                 src = UnsafePointer(column)
             }
-            runDirectPass(DirectPass(source: src, hp: hp, wp: wp, c: oc, samples: samples,
-                                     outH: inShape.height, outW: inShape.width, outC: ic,
-                                     stride: 1, kernel: kernel, packed: packedBackward,
-                                     output: dIn + first * inCount, initial: nil))
+            for cl in dataClasses where cl.tapsY > 0 && cl.tapsX > 0 {
+                let y0 = cl.ey - (cl.tapsY - 1) + top, x0 = cl.ex - (cl.tapsX - 1) + left
+                runDirectPass(DirectPass(
+                    source: src + (y0 * wp + x0) * oc, srcImage: hp * wp * oc, srcY: wp * oc, srcX: oc,
+                    taps: cl.tapsY, tapStride: wp * oc, run: cl.tapsX * oc,
+                    samples: samples, gridH: (h - cl.ry + s - 1) / s, gridW: (w - cl.rx + s - 1) / s, outC: ic,
+                    packed: packedBackward + cl.packedOffset,
+                    output: dIn + first * inCount + (cl.ry * w + cl.rx) * ic,
+                    outImage: inCount, outY: s * w * ic, outX: s * ic, initial: nil))
+            }
             first += samples
         }
     }

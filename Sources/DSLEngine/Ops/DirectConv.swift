@@ -92,37 +92,40 @@ func padCopy(_ src: UnsafePointer<Float>, samples: Int, h: Int, w: Int, c: Int,
     }
 }
 
-/// A convolution-shaped pass over a padded source: out[n, oy, ox, o] (= or +=)
-/// init + Σ_{ky, kx, c} P[n, oy·s + ky, ox·s + kx, c] · packed[o / 48][ky][kx][c][o % 48].
+/// A convolution-shaped pass over a padded source. Grid pixel (n, y, x), n < samples,
+/// y < gridH, x < gridW, reads the source at src(n, y, x) = source + n·srcImage + y·srcY + x·srcX
+/// and writes out(n, y, x) = output + n·outImage + y·outY + x·outX (outC channels):
+///   out[o] (= or +=) init[o] + Σ_{t < taps} Σ_{i < run} src(n, y, x)[t·tapStride + i] · packed[o / 48][t][i][o % 48]
+/// Forward: taps = kernel rows, run = K·C floats under a kernel row.
 struct DirectPass {
-    var source: UnsafePointer<Float>     // P: [samples][hp][wp][c]
-    var hp: Int, wp: Int, c: Int
-    var samples: Int
-    var outH: Int, outW: Int, outC: Int
-    var stride: Int, kernel: Int
-    var packed: UnsafePointer<Float>     // [ceil(outC/48)][k][k][c][48]
-    var output: UnsafeMutablePointer<Float>  // [samples][outH][outW][outC]
+    var source: UnsafePointer<Float>
+    var srcImage: Int, srcY: Int, srcX: Int
+    var taps: Int, tapStride: Int, run: Int
+    var samples: Int, gridH: Int, gridW: Int, outC: Int
+    var packed: UnsafePointer<Float>     // [ceil(outC/48)][taps][run][48]
+    var output: UnsafeMutablePointer<Float>
+    var outImage: Int, outY: Int, outX: Int
     /// Accumulators start from this 48·blocks vector (bias, or zeros); nil: from the output (+=).
     var initial: UnsafePointer<Float>?
 }
 
 /// Runs a `DirectPass` over all its pixels, in parallel over fixed groups of pixel tiles.
 func runDirectPass(_ p: DirectPass) {
-    let pixels = p.samples * p.outH * p.outW
-    if pixels == 0 { return }
+    let perImage = p.gridH * p.gridW
+    let pixels = p.samples * perImage
+    if pixels == 0 || p.taps == 0 || p.run == 0 { return }
     let tiles = (pixels + directMR - 1) / directMR
     let jobs = (tiles + pixelTilesPerJob - 1) / pixelTilesPerJob
     let blocks = (p.outC + directNR - 1) / directNR
-    let run = p.kernel * p.c
-    let blockFloats = p.kernel * run * directNR
-    let perImage = p.outH * p.outW
+    let blockFloats = p.taps * p.run * directNR
     parallelFor(jobs) { job in
-        // Scratch on the stack: 8 input pointers, 8 output pointers, an 8×48 edge tile.
+        // Scratch on the stack: 8 input pointers, 8 output pointers, 8 real output pointers,
+        // an 8×48 edge tile.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: directMR * directNR + 16) { tileBuf in
         withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: directMR) { inPtrs in
-        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: directMR) { outPtrs in
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: 2 * directMR) { outPtrs in
             let tile = tileBuf.baseAddress!
-            let a = inPtrs.baseAddress!, c = outPtrs.baseAddress!
+            let a = inPtrs.baseAddress!, c = outPtrs.baseAddress!, real = c + directMR
             let t0 = job * pixelTilesPerJob, t1 = min(tiles, t0 + pixelTilesPerJob)
             for b in 0..<blocks {
                 let o0 = b * directNR
@@ -135,27 +138,24 @@ func runDirectPass(_ p: DirectPass) {
                     for r in 0..<directMR {
                         let q = first + min(r, mr - 1)
                         let n = q / perImage, rem = q % perImage
-                        let oy = rem / p.outW, ox = rem % p.outW
-                        a[r] = p.source + ((n * p.hp + oy * p.stride) * p.wp + ox * p.stride) * p.c
-                        c[r] = p.output + q * p.outC + o0
+                        let y = rem / p.gridW, x = rem % p.gridW
+                        a[r] = p.source + n * p.srcImage + y * p.srcY + x * p.srcX
+                        real[r] = p.output + n * p.outImage + y * p.outY + x * p.outX + o0
+                        c[r] = real[r]
                     }
                     if mr == directMR && nr == directNR {
-                        gatherTile8x48(a, kernel: p.kernel, rowStride: p.wp * p.c, run: run, w: w,
+                        gatherTile8x48(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
                                        c, initial: initial)
                     } else {
                         // Ragged tile: compute into the scratch tile, copy the valid part.
                         for r in 0..<directMR { c[r] = tile + r * directNR }
                         if initial == nil {
                             tile.update(repeating: 0, count: directMR * directNR)
-                            for r in 0..<mr {
-                                (tile + r * directNR).update(from: p.output + (first + r) * p.outC + o0, count: nr)
-                            }
+                            for r in 0..<mr { (tile + r * directNR).update(from: real[r], count: nr) }
                         }
-                        gatherTile8x48(a, kernel: p.kernel, rowStride: p.wp * p.c, run: run, w: w,
+                        gatherTile8x48(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
                                        c, initial: initial)
-                        for r in 0..<mr {
-                            (p.output + (first + r) * p.outC + o0).update(from: tile + r * directNR, count: nr)
-                        }
+                        for r in 0..<mr { real[r].update(from: tile + r * directNR, count: nr) }
                     }
                 }
             }
@@ -246,17 +246,54 @@ func packForwardWeights(_ w: UnsafePointer<Float>, k: Int, ic: Int, oc: Int,
     }
 }
 
-/// Packs backward-data weights: [ceil(ic/48)][ky][kx][oc][48] = W[k-1-ky][k-1-kx][ic][oc].
-func packBackwardWeights(_ w: UnsafePointer<Float>, k: Int, ic: Int, oc: Int,
-                         into dst: UnsafeMutablePointer<Float>) {
+/// One class of output pixels of backward-data for stride s: dX pixels (y, x) with
+/// y ≡ ry, x ≡ rx (mod s). Only kernel taps ky ≡ (ry + pad) (mod s) reach them:
+/// ky = kyMin + s·t for t < tapsY, from dY row oy = y/s + ey − t (and likewise for x).
+struct DataClass {
+    var ry: Int, rx: Int
+    var kyMin: Int, kxMin: Int
+    var tapsY: Int, tapsX: Int
+    var ey: Int, ex: Int
+    /// Offset of the class's packed weights.
+    var packedOffset: Int
+
+    static func make(kernel k: Int, stride s: Int, pad p: Int, ry: Int, rx: Int, offset: Int) -> DataClass {
+        let kyMin = (ry + p) % s, kxMin = (rx + p) % s
+        let ty = kyMin < k ? (k - kyMin + s - 1) / s : 0
+        let tx = kxMin < k ? (k - kxMin + s - 1) / s : 0
+        return DataClass(ry: ry, rx: rx, kyMin: kyMin, kxMin: kxMin, tapsY: ty, tapsX: tx,
+                         ey: (ry + p - kyMin) / s, ex: (rx + p - kxMin) / s, packedOffset: offset)
+    }
+}
+
+/// The s² classes of backward-data, with packed-weight offsets for `ic` input channels.
+func makeDataClasses(kernel k: Int, stride s: Int, pad p: Int, ic: Int, oc: Int) -> [DataClass] {
+    var classes: [DataClass] = []
+    var offset = 0
+    let icPad = (ic + directNR - 1) / directNR * directNR
+    for ry in 0..<s {
+        for rx in 0..<s {
+            let c = DataClass.make(kernel: k, stride: s, pad: p, ry: ry, rx: rx, offset: offset)
+            classes.append(c)
+            offset += icPad * c.tapsY * c.tapsX * oc
+        }
+    }
+    return classes
+}
+
+/// Packs the backward-data weights of one class: [ceil(ic/48)][t'][u'][oc][48] =
+/// W[kyMin + s·(tapsY−1−t')][kxMin + s·(tapsX−1−u')][ic][oc] (dY rows and columns increasing).
+func packBackwardWeights(_ w: UnsafePointer<Float>, k: Int, stride s: Int, ic: Int, oc: Int,
+                         class cl: DataClass, into dst: UnsafeMutablePointer<Float>) {
     let blocks = (ic + directNR - 1) / directNR
-    let blockFloats = k * k * oc * directNR
+    let blockFloats = cl.tapsY * cl.tapsX * oc * directNR
     for b in 0..<blocks {
         let i0 = b * directNR, nr = min(directNR, ic - i0)
-        for ky in 0..<k {
-            for kx in 0..<k {
-                let src = w + ((k - 1 - ky) * k + (k - 1 - kx)) * ic * oc
-                var d = dst + b * blockFloats + (ky * k + kx) * oc * directNR
+        for t in 0..<cl.tapsY {
+            for u in 0..<cl.tapsX {
+                let ky = cl.kyMin + s * (cl.tapsY - 1 - t), kx = cl.kxMin + s * (cl.tapsX - 1 - u)
+                let src = w + (ky * k + kx) * ic * oc
+                var d = dst + b * blockFloats + (t * cl.tapsX + u) * oc * directNR
                 for o in 0..<oc {
                     for j in 0..<nr { d[j] = src[(i0 + j) * oc + o] }
                     if nr < directNR { (d + nr).update(repeating: 0, count: directNR - nr) }
