@@ -86,6 +86,11 @@ final class ConvBenchTests: XCTestCase {
             let bd = kern.directData ? best { kern.directDataGradient(batch: batch, dOut: dy, dIn: dx) } : .infinity
             let bdWall = lastWall
             let bg = best { kern.gemmDataGradient(batch: batch, dOut: dy, dIn: dx) }
+            let full = best { kern.backward(batch: batch) }
+            let biasT = best { accumulateColumnSums(dy, rows: batch * oh * oh, columns: oc, partials: kern.biasPartials, into: db) }
+            let padT = best { padCopy(x, samples: min(batch, kern.directChunk), h: h, w: h, c: ic, top: p, left: p, hp: h + 2 * p, wp: h + 2 * p, into: col) }
+            print(String(format: "   backward total %.2f ms = bwd-w %.2f + bwd-d %.2f + bias %.2f; pad copy of %d samples %.2f ms",
+                         full * 1000, bw * 1000, bd * 1000, biasT * 1000, min(batch, kern.directChunk), padT * 1000))
             print("\(name)  fwd \(pct(f)) (\(String(format: "%.2f", f * 1000)) ms)  bwd-w \(pct(bw))  bwd-d direct \(pct(bd)) gemm \(pct(bg)) | wall: fwd \(pct(fWall)) bwd-w \(pct(bwWall)) bwd-d \(pct(bdWall))")
             for ptr in [x, dx, y, dy, w, dw, b, db, col] { ptr.deallocate() }
         }

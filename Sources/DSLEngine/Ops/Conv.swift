@@ -116,7 +116,6 @@ final class ConvKernel: EngineKernel {
         let icPad = (ic + directNR - 1) / directNR * directNR
         let gemmFlops = outShape.height * outShape.width * k * k * ic
         directData = direct && (override == true || directFlops * icPad * 4 <= gemmFlops * 5)
-            && (unpadded || paddedOut <= columnFloats)
         directDataChunk = unpadded ? s.maxBatch : max(1, min(s.maxBatch, columnFloats / max(1, paddedOut)))
         packedForwardFloats = direct ? (oc + directNR - 1) / directNR * directNR * k * k * ic : 0
         packedBackwardFloats = directData ? icPad * k * k * oc : 0
@@ -132,33 +131,24 @@ final class ConvKernel: EngineKernel {
         paddedBias.deallocate()
     }
 
-    /// Forward with the direct kernel; bias is added by the kernel.
+    /// Forward with the direct kernel; bias is added by the kernel. Padding is applied per job
+    /// in a small per-thread slab (slab mode), so the whole batch is one pass.
     func directForward(batch: Int) {
         let (h, w, ic) = (inShape.height, inShape.width, inShape.channels)
-        let oc = outShape.channels
-        let (inCount, outCount) = (inShape.count, outShape.count)
+        let (oh, ow, oc) = (outShape.height, outShape.width, outShape.channels)
         packForwardWeights(weight, k: kernel, ic: ic, oc: oc, into: packedForward)
         if let bias = bias { paddedBias.update(from: bias, count: oc) }
-        let (hp, wp) = (h + 2 * pad, w + 2 * pad)
-        var first = 0
-        while first < batch {
-            let samples = min(directChunk, batch - first)
-            let src: UnsafePointer<Float>
-            if pad == 0 {
-                src = UnsafePointer(input + first * inCount)
-            } else {
-                padCopy(input + first * inCount, samples: samples, h: h, w: w, c: ic,
-                        top: pad, left: pad, hp: hp, wp: wp, into: column)
-                src = UnsafePointer(column)
-            }
-            let (ow, s) = (outShape.width, stride)
-            runDirectPass(DirectPass(source: src, srcImage: hp * wp * ic, srcY: s * wp * ic, srcX: s * ic,
-                                     taps: kernel, tapStride: wp * ic, run: kernel * ic,
-                                     samples: samples, gridH: outShape.height, gridW: ow, outC: oc,
-                                     packed: packedForward, output: output + first * outCount,
-                                     outImage: outCount, outY: ow * oc, outX: oc, initial: paddedBias))
-            first += samples
+        let (hp, wp, s) = (h + 2 * pad, w + 2 * pad, stride)
+        var pass = DirectPass(source: UnsafePointer(input), srcImage: hp * wp * ic, srcY: s * wp * ic, srcX: s * ic,
+                              taps: kernel, tapStride: wp * ic, run: kernel * ic,
+                              samples: batch, gridH: oh, gridW: ow, outC: oc,
+                              packed: packedForward, output: output,
+                              outImage: outShape.count, outY: ow * oc, outX: oc, initial: paddedBias)
+        if pad > 0 {
+            pass.slab = SlabSource(raw: UnsafePointer(input), h: h, w: w, c: ic, top: pad, left: pad, wp: wp,
+                                   rowStep: s, rowOffset: 0, colStep: s, colOffset: 0)
         }
+        runDirectPass(pass)
     }
 
     /// dW += Σ input ⊗ dY with the direct kernel.
@@ -191,35 +181,28 @@ final class ConvKernel: EngineKernel {
     func directDataGradient(batch: Int, dOut: UnsafeMutablePointer<Float>, dIn: UnsafeMutablePointer<Float>) {
         let (oh, ow, oc) = (outShape.height, outShape.width, outShape.channels)
         let (h, w, ic) = (inShape.height, inShape.width, inShape.channels)
-        let (inCount, outCount) = (inShape.count, outShape.count)
+        let inCount = inShape.count
         let s = stride
         for cl in dataClasses where cl.tapsY > 0 && cl.tapsX > 0 {
             packBackwardWeights(weight, k: kernel, stride: s, ic: ic, oc: oc, class: cl,
                                 into: packedBackward + cl.packedOffset)
         }
         let (top, left, hp, wp) = (dataPad.top, dataPad.left, dataPad.hp, dataPad.wp)
-        var first = 0
-        while first < batch {
-            let samples = min(directDataChunk, batch - first)
-            let src: UnsafePointer<Float>
-            if hp == oh && wp == ow {
-                src = UnsafePointer(dOut + first * outCount)
-            } else {
-                padCopy(dOut + first * outCount, samples: samples, h: oh, w: ow, c: oc,
-                        top: top, left: left, hp: hp, wp: wp, into: column)
-                src = UnsafePointer(column)
+        let unpadded = hp == oh && wp == ow
+        for cl in dataClasses where cl.tapsY > 0 && cl.tapsX > 0 {
+            let y0 = cl.ey - (cl.tapsY - 1) + top, x0 = cl.ex - (cl.tapsX - 1) + left
+            var pass = DirectPass(
+                source: UnsafePointer(dOut) + (y0 * wp + x0) * oc, srcImage: hp * wp * oc, srcY: wp * oc, srcX: oc,
+                taps: cl.tapsY, tapStride: wp * oc, run: cl.tapsX * oc,
+                samples: batch, gridH: (h - cl.ry + s - 1) / s, gridW: (w - cl.rx + s - 1) / s, outC: ic,
+                packed: packedBackward + cl.packedOffset,
+                output: dIn + (cl.ry * w + cl.rx) * ic,
+                outImage: inCount, outY: s * w * ic, outX: s * ic, initial: nil)
+            if !unpadded {
+                pass.slab = SlabSource(raw: UnsafePointer(dOut), h: oh, w: ow, c: oc, top: top, left: left, wp: wp,
+                                       rowStep: 1, rowOffset: y0, colStep: 1, colOffset: x0)
             }
-            for cl in dataClasses where cl.tapsY > 0 && cl.tapsX > 0 {
-                let y0 = cl.ey - (cl.tapsY - 1) + top, x0 = cl.ex - (cl.tapsX - 1) + left
-                runDirectPass(DirectPass(
-                    source: src + (y0 * wp + x0) * oc, srcImage: hp * wp * oc, srcY: wp * oc, srcX: oc,
-                    taps: cl.tapsY, tapStride: wp * oc, run: cl.tapsX * oc,
-                    samples: samples, gridH: (h - cl.ry + s - 1) / s, gridW: (w - cl.rx + s - 1) / s, outC: ic,
-                    packed: packedBackward + cl.packedOffset,
-                    output: dIn + first * inCount + (cl.ry * w + cl.rx) * ic,
-                    outImage: inCount, outY: s * w * ic, outX: s * ic, initial: nil))
-            }
-            first += samples
+            runDirectPass(pass)
         }
     }
 

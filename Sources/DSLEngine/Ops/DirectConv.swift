@@ -1,3 +1,9 @@
+#if os(Linux)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 // Direct NHWC convolution kernels (no im2col): forward, backward-data (stride 1) and
 // backward-weights. Conv.swift dispatches to them; 1×1 stride-1 unpadded convolutions stay a
 // plain GEMM there.
@@ -107,10 +113,31 @@ struct DirectPass {
     var outImage: Int, outY: Int, outX: Int
     /// Accumulators start from this 48·blocks vector (bias, or zeros); nil: from the output (+=).
     var initial: UnsafePointer<Float>?
+    /// When set, the source is this unpadded tensor instead of `source`/`srcImage`/`srcY`/`srcX`:
+    /// each job zero-pads the rows it needs into a per-thread slab (no padded copy in memory).
+    var slab: SlabSource? = nil
 }
+
+/// An unpadded NHWC source ([n][h][w][c]) seen through zero padding: padded pixel (r, q) is
+/// raw pixel (r − top, q − left), zero outside. Grid pixel (y, x) reads padded pixel
+/// (y·rowStep + rowOffset, x·colStep + colOffset) (c channels; padded rows are wp pixels wide).
+struct SlabSource {
+    var raw: UnsafePointer<Float>
+    var h: Int, w: Int, c: Int
+    var top: Int, left: Int, wp: Int
+    var rowStep: Int, rowOffset: Int
+    var colStep: Int, colOffset: Int
+}
+
+/// Grid rows per job in slab mode (about pixelTilesPerJob tiles of pixels).
+@inline(__always) func slabBandRows(gridW: Int) -> Int { max(1, directMR * pixelTilesPerJob / max(1, gridW)) }
 
 /// Runs a `DirectPass` over all its pixels, in parallel over fixed groups of pixel tiles.
 func runDirectPass(_ p: DirectPass) {
+    if let slab = p.slab {
+        runDirectPassSlab(p, slab)
+        return
+    }
     let perImage = p.gridH * p.gridW
     let pixels = p.samples * perImage
     if pixels == 0 || p.taps == 0 || p.run == 0 { return }
@@ -160,6 +187,86 @@ func runDirectPass(_ p: DirectPass) {
                 }
             }
         }
+        }
+        }
+    }
+}
+
+/// Slab mode of `runDirectPass`: one job per (image, band of grid rows); the job writes the
+/// zero-padded source rows of its band into this thread's scratch, then runs its tiles (the
+/// band's pixels, flattened) over every channel block.
+private func runDirectPassSlab(_ p: DirectPass, _ sl: SlabSource) {
+    let pixelsPerImage = p.gridH * p.gridW
+    if p.samples == 0 || pixelsPerImage == 0 || p.taps == 0 || p.run == 0 { return }
+    let bandRows = slabBandRows(gridW: p.gridW)
+    let bands = (p.gridH + bandRows - 1) / bandRows
+    let blocks = (p.outC + directNR - 1) / directNR
+    let blockFloats = p.taps * p.run * directNR
+    let c = sl.c, wp = sl.wp
+    let maxSlabRows = (bandRows - 1) * sl.rowStep + p.taps
+    let slabFloats = maxSlabRows * wp * c
+    parallelFor(p.samples * bands) { job in
+        let n = job / bands, band = job % bands
+        let y0 = band * bandRows, y1 = min(p.gridH, y0 + bandRows)
+        let slab = directScratch(floats: slabFloats + directMR * directNR + 16)
+        let tile = slab + slabFloats
+        // Padded rows ra ..< ra + rows of image n.
+        let ra = y0 * sl.rowStep + sl.rowOffset
+        let rows = (y1 - 1 - y0) * sl.rowStep + p.taps
+        let image = sl.raw + n * sl.h * sl.w * c
+        for j in 0..<rows {
+            let d = slab + j * wp * c
+            let y = ra + j - sl.top
+            if y < 0 || y >= sl.h {
+                d.update(repeating: 0, count: wp * c)
+                continue
+            }
+            if sl.left > 0 { d.update(repeating: 0, count: sl.left * c) }
+            let src = image + y * sl.w * c
+            let count = min(sl.w, wp - sl.left) * c
+            let o = d + sl.left * c
+            var i = 0
+            while i + 16 <= count { st(o + i, ld(src + i)); i += 16 }
+            while i < count { o[i] = src[i]; i += 1 }
+            let right = wp - sl.left - sl.w
+            if right > 0 { (d + (sl.left + sl.w) * c).update(repeating: 0, count: right * c) }
+        }
+        let pixels = (y1 - y0) * p.gridW
+        let tiles = (pixels + directMR - 1) / directMR
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: directMR) { inPtrs in
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: 2 * directMR) { outPtrs in
+            let a = inPtrs.baseAddress!, cp = outPtrs.baseAddress!, real = cp + directMR
+            for b in 0..<blocks {
+                let o0 = b * directNR
+                let nr = min(directNR, p.outC - o0)
+                let w = p.packed + b * blockFloats
+                let initial = p.initial.map { $0 + o0 }
+                for t in 0..<tiles {
+                    let first = t * directMR
+                    let mr = min(directMR, pixels - first)
+                    for r in 0..<directMR {
+                        let q = first + min(r, mr - 1)
+                        let y = y0 + q / p.gridW, x = q % p.gridW
+                        a[r] = UnsafePointer(slab) + ((y * sl.rowStep + sl.rowOffset - ra) * wp
+                                                      + x * sl.colStep + sl.colOffset) * c
+                        real[r] = p.output + n * p.outImage + y * p.outY + x * p.outX + o0
+                        cp[r] = real[r]
+                    }
+                    if mr == directMR && nr == directNR {
+                        gatherTile8x48(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
+                                       cp, initial: initial)
+                    } else {
+                        for r in 0..<directMR { cp[r] = tile + r * directNR }
+                        if initial == nil {
+                            tile.update(repeating: 0, count: directMR * directNR)
+                            for r in 0..<mr { (tile + r * directNR).update(from: real[r], count: nr) }
+                        }
+                        gatherTile8x48(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
+                                       cp, initial: initial)
+                        for r in 0..<mr { real[r].update(from: tile + r * directNR, count: nr) }
+                    }
+                }
+            }
         }
         }
     }
@@ -465,4 +572,41 @@ private func weightTileScalar(_ p: WeightPass, rowCount: Int, rowIn: UnsafePoint
             dW[r * p.oc + o] = acc
         }
     }
+}
+
+// MARK: - Per-thread scratch
+
+/// Per-thread, 64-byte aligned, grow-only buffer for the direct kernels' padded slabs.
+private final class DirectScratch {
+    var pointer: UnsafeMutablePointer<Float>? = nil
+    var capacity = 0
+    deinit { free(pointer) }
+}
+
+private let directScratchKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { p in
+        if let p { Unmanaged<DirectScratch>.fromOpaque(p).release() }
+    }
+    return key
+}()
+
+/// This thread's scratch buffer with room for at least `floats` floats (contents undefined).
+func directScratch(floats: Int) -> UnsafeMutablePointer<Float> {
+    let scratch: DirectScratch
+    if let p = pthread_getspecific(directScratchKey) {
+        scratch = Unmanaged<DirectScratch>.fromOpaque(p).takeUnretainedValue()
+    } else {
+        scratch = DirectScratch()
+        pthread_setspecific(directScratchKey, Unmanaged.passRetained(scratch).toOpaque())
+    }
+    if scratch.capacity < floats {
+        free(scratch.pointer)
+        var raw: UnsafeMutableRawPointer? = nil
+        let cap = max(floats, 4096)
+        _ = posix_memalign(&raw, 64, cap * MemoryLayout<Float>.stride)
+        scratch.pointer = raw!.bindMemory(to: Float.self, capacity: cap)
+        scratch.capacity = cap
+    }
+    return scratch.pointer!
 }
