@@ -43,6 +43,7 @@ final class ConvBenchTests: XCTestCase {
         let threads = Int(env["DSL_THREADS"] ?? "1") ?? 1
         if let v = env["DSL_WPB"], let x = Int(v) { weightPixelsPerBlock = x }
         if let v = env["DSL_WSB"], let x = Int(v) { weightPixelsPerSubBlock = x }
+        if let v = env["DSL_WCF"], let x = Int(v) { weightChunkFloats = x }
         if let v = env["DSL_WJ"], let x = Int(v) { weightJobsPerBlock = x }
         let saved = engineThreadCount
         engineThreadCount = threads

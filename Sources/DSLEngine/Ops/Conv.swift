@@ -156,9 +156,11 @@ final class ConvKernel: EngineKernel {
         let (h, w, ic) = (inShape.height, inShape.width, inShape.channels)
         let (inCount, outCount) = (inShape.count, outShape.count)
         let (hp, wp) = (h + 2 * pad, w + 2 * pad)
+        // Padded chunks of ≤ weightChunkFloats (1 MiB), so that the copy stays in cache.
+        let chunk = pad == 0 ? batch : max(1, min(directChunk, weightChunkFloats / (hp * wp * ic)))
         var first = 0
         while first < batch {
-            let samples = min(directChunk, batch - first)
+            let samples = min(chunk, batch - first)
             let src: UnsafePointer<Float>
             if pad == 0 {
                 src = UnsafePointer(input + first * inCount)
@@ -189,6 +191,7 @@ final class ConvKernel: EngineKernel {
         }
         let (top, left, hp, wp) = (dataPad.top, dataPad.left, dataPad.hp, dataPad.wp)
         let unpadded = hp == oh && wp == ow
+        var passes: [DirectPass] = []
         for cl in dataClasses where cl.tapsY > 0 && cl.tapsX > 0 {
             let y0 = cl.ey - (cl.tapsY - 1) + top, x0 = cl.ex - (cl.tapsX - 1) + left
             var pass = DirectPass(
@@ -198,12 +201,16 @@ final class ConvKernel: EngineKernel {
                 packed: packedBackward + cl.packedOffset,
                 output: dIn + (cl.ry * w + cl.rx) * ic,
                 outImage: inCount, outY: s * w * ic, outX: s * ic, initial: nil)
-            if !unpadded {
+            if unpadded {
+                runDirectPass(pass)
+            } else {
                 pass.slab = SlabSource(raw: UnsafePointer(dOut), h: oh, w: ow, c: oc, top: top, left: left, wp: wp,
                                        rowStep: 1, rowOffset: y0, colStep: 1, colOffset: x0)
+                passes.append(pass)
             }
-            runDirectPass(pass)
         }
+        // All classes in one parallel loop: each job completes a band of dX for every class.
+        runDirectPasses(passes)
     }
 
     func forward(batch: Int, training: Bool) {

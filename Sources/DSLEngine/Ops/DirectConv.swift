@@ -66,6 +66,8 @@ let directMR = 8
 let pixelTilesPerJob = 8
 /// Pixels per block of the backward-weights reduction (rounded to whole output rows).
 nonisolated(unsafe) var weightPixelsPerBlock = 512
+/// Largest padded input chunk of the backward-weights pass in floats (1 MiB: stays in cache).
+nonisolated(unsafe) var weightChunkFloats = 262_144
 /// Pixels per sub-block inside a backward-weights job (rounded to whole output rows).
 nonisolated(unsafe) var weightPixelsPerSubBlock = 128
 /// Parallel jobs per pixel block of the backward-weights reduction.
@@ -192,22 +194,39 @@ func runDirectPass(_ p: DirectPass) {
     }
 }
 
-/// Slab mode of `runDirectPass`: one job per (image, band of grid rows); the job writes the
-/// zero-padded source rows of its band into this thread's scratch, then runs its tiles (the
-/// band's pixels, flattened) over every channel block.
-private func runDirectPassSlab(_ p: DirectPass, _ sl: SlabSource) {
-    let pixelsPerImage = p.gridH * p.gridW
-    if p.samples == 0 || pixelsPerImage == 0 || p.taps == 0 || p.run == 0 { return }
-    let bandRows = slabBandRows(gridW: p.gridW)
-    let bands = (p.gridH + bandRows - 1) / bandRows
-    let blocks = (p.outC + directNR - 1) / directNR
-    let blockFloats = p.taps * p.run * directNR
-    let c = sl.c, wp = sl.wp
-    let maxSlabRows = (bandRows - 1) * sl.rowStep + p.taps
-    let slabFloats = maxSlabRows * wp * c
-    parallelFor(p.samples * bands) { job in
+/// Slab mode of `runDirectPass`.
+private func runDirectPassSlab(_ p: DirectPass, _ sl: SlabSource) { runDirectPasses([p]) }
+
+/// Runs several slab-mode passes over the same samples (e.g. the pixel classes of a strided
+/// backward-data, which write disjoint pixels of the same tensor) as one parallel loop: one job
+/// per (image, band of grid rows) runs every pass's band in turn, so the output lines the
+/// passes share are completed while they are in cache. Each job zero-pads the source rows of
+/// its band into this thread's scratch, then runs its tiles (the band's pixels, flattened)
+/// over every channel block.
+func runDirectPasses(_ passes: [DirectPass]) {
+    guard let samples = passes.first?.samples, samples > 0 else { return }
+    let bandRows = slabBandRows(gridW: passes.map(\.gridW).max()!)
+    let bands = passes.map { ($0.gridH + bandRows - 1) / bandRows }.max()!
+    if bands == 0 { return }
+    parallelFor(samples * bands) { job in
         let n = job / bands, band = job % bands
-        let y0 = band * bandRows, y1 = min(p.gridH, y0 + bandRows)
+        for p in passes {
+            let y0 = band * bandRows, y1 = min(p.gridH, y0 + bandRows)
+            if y0 < y1 && p.gridW > 0 && p.taps > 0 && p.run > 0 {
+                directSlabJob(p, p.slab!, n: n, y0: y0, y1: y1, bandRows: bandRows)
+            }
+        }
+    }
+}
+
+/// Grid rows y0..<y1 of image n of a slab-mode pass.
+@inline(__always)
+private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y1: Int, bandRows: Int) {
+        let blocks = (p.outC + directNR - 1) / directNR
+        let blockFloats = p.taps * p.run * directNR
+        let c = sl.c, wp = sl.wp
+        let maxSlabRows = (bandRows - 1) * sl.rowStep + p.taps
+        let slabFloats = maxSlabRows * wp * c
         let slab = directScratch(floats: slabFloats + directMR * directNR + 16)
         let tile = slab + slabFloats
         // Padded rows ra ..< ra + rows of image n.
@@ -269,7 +288,6 @@ private func runDirectPassSlab(_ p: DirectPass, _ sl: SlabSource) {
             }
         }
         }
-    }
 }
 
 /// The 8×48 direct-convolution micro-kernel. Pixel r reads a[r] + ky·rowStride + i for
