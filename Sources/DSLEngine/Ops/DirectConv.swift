@@ -1,0 +1,630 @@
+#if os(Linux)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Direct NHWC convolution kernels (no im2col): forward, backward-data (stride 1) and
+// backward-weights. Conv.swift dispatches to them; 1×1 stride-1 unpadded convolutions stay a
+// plain GEMM there.
+//
+// Why: im2col writes K² copies of every input value (226 MB per batch of 64 for a 32×32×96
+// 3×3 layer) and the GEMM then streams them back from DRAM, so the im2col path ran at 30–40 %
+// of peak. The direct kernels read a zero-padded copy of the input (K²× smaller, L2 resident
+// per tile group) and form the im2col rows on the fly.
+//
+// Data layouts
+//   P    zero-padded source, per chunk of samples: [n][Hp][Wp][C] (C = channels of the source),
+//        Hp = H + 2·pad, Wp = W + 2·pad. Built once per chunk (parallel over rows).
+//   Wf   forward weights packed once per pass: [ocBlock][kh][kw][ic][48], OC zero-padded to a
+//        multiple of 48. Row (kh, kw, ic) of a block is one 48-float line, so for fixed kh the
+//        K·IC lines of a kernel row are contiguous, exactly like the K·IC input floats under
+//        that kernel row (NHWC, channels innermost).
+//   Wb   backward-data weights: [icBlock][kh'][kw'][oc][48] = W[K-1-kh'][K-1-kw'][ic][oc]
+//        (rotated 180°, IC/OC swapped).
+//
+// Register blocking (the same 8×48 tile as the GEMM micro-kernel in Gemm.swift, whose loads
+// are cheap next to the FMAs on Zen 4: one 512-bit FMA per cycle, 32 zmm registers):
+//   forward / backward-data  `gatherTile8x48`: 8 output pixels × 48 output channels in 24
+//        `SIMD16<Float>` accumulators. The 8 pixels are 8 consecutive pixels of the flattened
+//        (n, oh, ow) order of the chunk (so any width, stride and image boundary is handled the
+//        same way): each has its own pointer into P. For each kernel row kh the kernel walks the
+//        contiguous run of K·C floats under it: per float 3 vector loads of weights,
+//        8 broadcasts (one per pixel), 24 FMAs. The accumulators start from the bias (forward)
+//        or from the current dX (backward-data accumulates). The tail tile of a chunk repeats the
+//        last pixel's pointer and a ragged channel block goes through a 8×48 scratch tile.
+//   backward-weights `weightTile8x48`: 8 consecutive depth rows (kh, kw, ic) × 48 output
+//        channels of dW in 24 accumulators, streaming the pixels of a block: per pixel
+//        8 broadcasts of input values (pointer + offset of each depth row), 3 vector loads of dY,
+//        24 FMAs. The tile is loaded from dW and stored back once per pixel block, so dW is
+//        accumulated in place (dW +=). A ragged OC block uses a scalar path.
+//
+// Tiling and threads (never dependent on the thread count)
+//   forward / backward-data: jobs are fixed groups of `pixelTilesPerJob` 8-pixel tiles; a job
+//        loops over channel blocks outside and its tiles inside (the block's packed weights,
+//        ≤ 9·192·48 floats = 330 KiB, stay in L2; the job's input rows stay in L1/L2). Every
+//        output element is one FMA chain in fixed (kh, kw, c) order, computed by one thread.
+//   backward-weights: pixels are cut into fixed blocks of whole output rows (~512 pixels,
+//        in L2); within a block the dW tiles are split into a fixed number of jobs. Every dW
+//        element is accumulated by one chain over the blocks in order, so the result is
+//        independent of the thread count.
+
+typealias DV = SIMD16<Float>
+
+@inline(__always) private func ld(_ p: UnsafePointer<Float>) -> DV {
+    UnsafeRawPointer(p).loadUnaligned(as: DV.self)
+}
+@inline(__always) private func st(_ p: UnsafeMutablePointer<Float>, _ v: DV) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: DV.self)
+}
+
+/// Output channels per register tile.
+let directNR = 48
+/// Output pixels per register tile.
+let directMR = 8
+/// 8-pixel tiles per parallel job in the forward / backward-data pass.
+let pixelTilesPerJob = 8
+/// Pixels per block of the backward-weights reduction (rounded to whole output rows).
+nonisolated(unsafe) var weightPixelsPerBlock = 512
+/// Largest padded input chunk of the backward-weights pass in floats (1 MiB: stays in cache).
+nonisolated(unsafe) var weightChunkFloats = 262_144
+/// Pixels per sub-block inside a backward-weights job (rounded to whole output rows).
+nonisolated(unsafe) var weightPixelsPerSubBlock = 128
+/// Parallel jobs per pixel block of the backward-weights reduction.
+nonisolated(unsafe) var weightJobsPerBlock = 8
+
+/// Copies `samples` NHWC images (h×w×c) into the zero-padded buffer `dst` ([n][hp][wp][c]),
+/// placing pixel (y, x) at (y + top, x + left). Rows and columns outside are zero.
+func padCopy(_ src: UnsafePointer<Float>, samples: Int, h: Int, w: Int, c: Int,
+             top: Int, left: Int, hp: Int, wp: Int, into dst: UnsafeMutablePointer<Float>) {
+    let rows = samples * hp
+    let jobs = max(1, min(64, rows / 8))
+    parallelFor(jobs) { job in
+        for r in chunkRange(job, of: jobs, count: rows) {
+            let n = r / hp, y = r % hp - top
+            let d = dst + r * wp * c
+            if y < 0 || y >= h {
+                d.update(repeating: 0, count: wp * c)
+                continue
+            }
+            if left > 0 { d.update(repeating: 0, count: left * c) }
+            let s = src + ((n * h + y) * w) * c
+            let count = w * c
+            let o = d + left * c
+            var i = 0
+            while i + 16 <= count { st(o + i, ld(s + i)); i += 16 }
+            while i < count { o[i] = s[i]; i += 1 }
+            let right = wp - left - w
+            if right > 0 { (d + (left + w) * c).update(repeating: 0, count: right * c) }
+        }
+    }
+}
+
+/// A convolution-shaped pass over a padded source. Grid pixel (n, y, x), n < samples,
+/// y < gridH, x < gridW, reads the source at src(n, y, x) = source + n·srcImage + y·srcY + x·srcX
+/// and writes out(n, y, x) = output + n·outImage + y·outY + x·outX (outC channels):
+///   out[o] (= or +=) init[o] + Σ_{t < taps} Σ_{i < run} src(n, y, x)[t·tapStride + i] · packed[o / 48][t][i][o % 48]
+/// Forward: taps = kernel rows, run = K·C floats under a kernel row.
+struct DirectPass {
+    var source: UnsafePointer<Float>
+    var srcImage: Int, srcY: Int, srcX: Int
+    var taps: Int, tapStride: Int, run: Int
+    var samples: Int, gridH: Int, gridW: Int, outC: Int
+    var packed: UnsafePointer<Float>     // [ceil(outC/48)][taps][run][48]
+    var output: UnsafeMutablePointer<Float>
+    var outImage: Int, outY: Int, outX: Int
+    /// Accumulators start from this 48·blocks vector (bias, or zeros); nil: from the output (+=).
+    var initial: UnsafePointer<Float>?
+    /// When set, the source is this unpadded tensor instead of `source`/`srcImage`/`srcY`/`srcX`:
+    /// each job zero-pads the rows it needs into a per-thread slab (no padded copy in memory).
+    var slab: SlabSource? = nil
+}
+
+/// An unpadded NHWC source ([n][h][w][c]) seen through zero padding: padded pixel (r, q) is
+/// raw pixel (r − top, q − left), zero outside. Grid pixel (y, x) reads padded pixel
+/// (y·rowStep + rowOffset, x·colStep + colOffset) (c channels; padded rows are wp pixels wide).
+struct SlabSource {
+    var raw: UnsafePointer<Float>
+    var h: Int, w: Int, c: Int
+    var top: Int, left: Int, wp: Int
+    var rowStep: Int, rowOffset: Int
+    var colStep: Int, colOffset: Int
+}
+
+/// Grid rows per job in slab mode (about pixelTilesPerJob tiles of pixels).
+@inline(__always) func slabBandRows(gridW: Int) -> Int { max(1, directMR * pixelTilesPerJob / max(1, gridW)) }
+
+/// Runs a `DirectPass` over all its pixels, in parallel over fixed groups of pixel tiles.
+func runDirectPass(_ p: DirectPass) {
+    if let slab = p.slab {
+        runDirectPassSlab(p, slab)
+        return
+    }
+    let perImage = p.gridH * p.gridW
+    let pixels = p.samples * perImage
+    if pixels == 0 || p.taps == 0 || p.run == 0 { return }
+    let tiles = (pixels + directMR - 1) / directMR
+    let jobs = (tiles + pixelTilesPerJob - 1) / pixelTilesPerJob
+    let blocks = (p.outC + directNR - 1) / directNR
+    let blockFloats = p.taps * p.run * directNR
+    parallelFor(jobs) { job in
+        // Scratch on the stack: 8 input pointers, 8 output pointers, 8 real output pointers,
+        // an 8×48 edge tile.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: directMR * directNR + 16) { tileBuf in
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: directMR) { inPtrs in
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: 2 * directMR) { outPtrs in
+            let tile = tileBuf.baseAddress!
+            let a = inPtrs.baseAddress!, c = outPtrs.baseAddress!, real = c + directMR
+            let t0 = job * pixelTilesPerJob, t1 = min(tiles, t0 + pixelTilesPerJob)
+            for b in 0..<blocks {
+                let o0 = b * directNR
+                let nr = min(directNR, p.outC - o0)
+                let w = p.packed + b * blockFloats
+                let initial = p.initial.map { $0 + o0 }
+                for t in t0..<t1 {
+                    let first = t * directMR
+                    let mr = min(directMR, pixels - first)
+                    for r in 0..<directMR {
+                        let q = first + min(r, mr - 1)
+                        let n = q / perImage, rem = q % perImage
+                        let y = rem / p.gridW, x = rem % p.gridW
+                        a[r] = p.source + n * p.srcImage + y * p.srcY + x * p.srcX
+                        real[r] = p.output + n * p.outImage + y * p.outY + x * p.outX + o0
+                        c[r] = real[r]
+                    }
+                    if mr == directMR && nr == directNR {
+                        gatherTile8x48(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
+                                       c, initial: initial)
+                    } else {
+                        // Ragged tile: compute into the scratch tile, copy the valid part.
+                        for r in 0..<directMR { c[r] = tile + r * directNR }
+                        if initial == nil {
+                            tile.update(repeating: 0, count: directMR * directNR)
+                            for r in 0..<mr { (tile + r * directNR).update(from: real[r], count: nr) }
+                        }
+                        gatherTile8x48(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
+                                       c, initial: initial)
+                        for r in 0..<mr { real[r].update(from: tile + r * directNR, count: nr) }
+                    }
+                }
+            }
+        }
+        }
+        }
+    }
+}
+
+/// Slab mode of `runDirectPass`.
+private func runDirectPassSlab(_ p: DirectPass, _ sl: SlabSource) { runDirectPasses([p]) }
+
+/// Runs several slab-mode passes over the same samples (e.g. the pixel classes of a strided
+/// backward-data, which write disjoint pixels of the same tensor) as one parallel loop: one job
+/// per (image, band of grid rows) runs every pass's band in turn, so the output lines the
+/// passes share are completed while they are in cache. Each job zero-pads the source rows of
+/// its band into this thread's scratch, then runs its tiles (the band's pixels, flattened)
+/// over every channel block.
+func runDirectPasses(_ passes: [DirectPass]) {
+    guard let samples = passes.first?.samples, samples > 0 else { return }
+    let bandRows = slabBandRows(gridW: passes.map(\.gridW).max()!)
+    let bands = passes.map { ($0.gridH + bandRows - 1) / bandRows }.max()!
+    if bands == 0 { return }
+    parallelFor(samples * bands) { job in
+        let n = job / bands, band = job % bands
+        for p in passes {
+            let y0 = band * bandRows, y1 = min(p.gridH, y0 + bandRows)
+            if y0 < y1 && p.gridW > 0 && p.taps > 0 && p.run > 0 {
+                directSlabJob(p, p.slab!, n: n, y0: y0, y1: y1, bandRows: bandRows)
+            }
+        }
+    }
+}
+
+/// Grid rows y0..<y1 of image n of a slab-mode pass.
+@inline(__always)
+private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y1: Int, bandRows: Int) {
+        let blocks = (p.outC + directNR - 1) / directNR
+        let blockFloats = p.taps * p.run * directNR
+        let c = sl.c, wp = sl.wp
+        let maxSlabRows = (bandRows - 1) * sl.rowStep + p.taps
+        let slabFloats = maxSlabRows * wp * c
+        let slab = directScratch(floats: slabFloats + directMR * directNR + 16)
+        let tile = slab + slabFloats
+        // Padded rows ra ..< ra + rows of image n.
+        let ra = y0 * sl.rowStep + sl.rowOffset
+        let rows = (y1 - 1 - y0) * sl.rowStep + p.taps
+        let image = sl.raw + n * sl.h * sl.w * c
+        for j in 0..<rows {
+            let d = slab + j * wp * c
+            let y = ra + j - sl.top
+            if y < 0 || y >= sl.h {
+                d.update(repeating: 0, count: wp * c)
+                continue
+            }
+            if sl.left > 0 { d.update(repeating: 0, count: sl.left * c) }
+            let src = image + y * sl.w * c
+            let count = min(sl.w, wp - sl.left) * c
+            let o = d + sl.left * c
+            var i = 0
+            while i + 16 <= count { st(o + i, ld(src + i)); i += 16 }
+            while i < count { o[i] = src[i]; i += 1 }
+            let right = wp - sl.left - sl.w
+            if right > 0 { (d + (sl.left + sl.w) * c).update(repeating: 0, count: right * c) }
+        }
+        let pixels = (y1 - y0) * p.gridW
+        let tiles = (pixels + directMR - 1) / directMR
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: directMR) { inPtrs in
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: 2 * directMR) { outPtrs in
+            let a = inPtrs.baseAddress!, cp = outPtrs.baseAddress!, real = cp + directMR
+            for b in 0..<blocks {
+                let o0 = b * directNR
+                let nr = min(directNR, p.outC - o0)
+                let w = p.packed + b * blockFloats
+                let initial = p.initial.map { $0 + o0 }
+                for t in 0..<tiles {
+                    let first = t * directMR
+                    let mr = min(directMR, pixels - first)
+                    for r in 0..<directMR {
+                        let q = first + min(r, mr - 1)
+                        let y = y0 + q / p.gridW, x = q % p.gridW
+                        a[r] = UnsafePointer(slab) + ((y * sl.rowStep + sl.rowOffset - ra) * wp
+                                                      + x * sl.colStep + sl.colOffset) * c
+                        real[r] = p.output + n * p.outImage + y * p.outY + x * p.outX + o0
+                        cp[r] = real[r]
+                    }
+                    if mr == directMR && nr == directNR {
+                        gatherTile8x48(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
+                                       cp, initial: initial)
+                    } else {
+                        for r in 0..<directMR { cp[r] = tile + r * directNR }
+                        if initial == nil {
+                            tile.update(repeating: 0, count: directMR * directNR)
+                            for r in 0..<mr { (tile + r * directNR).update(from: real[r], count: nr) }
+                        }
+                        gatherTile8x48(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
+                                       cp, initial: initial)
+                        for r in 0..<mr { real[r].update(from: tile + r * directNR, count: nr) }
+                    }
+                }
+            }
+        }
+        }
+}
+
+/// The 8×48 direct-convolution micro-kernel. Pixel r reads a[r] + ky·rowStride + i for
+/// i in 0..<run (the K·C floats under kernel row ky); weights are `run` 48-float lines per
+/// kernel row, consecutive. Results go to c[r][0..<48], starting from `initial` (48 floats)
+/// or, when nil, from c[r] itself.
+@inline(__always)
+private func gatherTile8x48(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int,
+                            rowStride: Int, run: Int, w: UnsafePointer<Float>,
+                            _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
+                            initial: UnsafePointer<Float>?) {
+    var c00: DV, c01: DV, c02: DV, c10: DV, c11: DV, c12: DV, c20: DV, c21: DV, c22: DV
+    var c30: DV, c31: DV, c32: DV, c40: DV, c41: DV, c42: DV, c50: DV, c51: DV, c52: DV
+    var c60: DV, c61: DV, c62: DV, c70: DV, c71: DV, c72: DV
+    if let s = initial {
+        let i0 = ld(s), i1 = ld(s + 16), i2 = ld(s + 32)
+        c00 = i0; c01 = i1; c02 = i2; c10 = i0; c11 = i1; c12 = i2
+        c20 = i0; c21 = i1; c22 = i2; c30 = i0; c31 = i1; c32 = i2
+        c40 = i0; c41 = i1; c42 = i2; c50 = i0; c51 = i1; c52 = i2
+        c60 = i0; c61 = i1; c62 = i2; c70 = i0; c71 = i1; c72 = i2
+    } else {
+        var r = UnsafePointer(c[0]); c00 = ld(r); c01 = ld(r + 16); c02 = ld(r + 32)
+        r = UnsafePointer(c[1]); c10 = ld(r); c11 = ld(r + 16); c12 = ld(r + 32)
+        r = UnsafePointer(c[2]); c20 = ld(r); c21 = ld(r + 16); c22 = ld(r + 32)
+        r = UnsafePointer(c[3]); c30 = ld(r); c31 = ld(r + 16); c32 = ld(r + 32)
+        r = UnsafePointer(c[4]); c40 = ld(r); c41 = ld(r + 16); c42 = ld(r + 32)
+        r = UnsafePointer(c[5]); c50 = ld(r); c51 = ld(r + 16); c52 = ld(r + 32)
+        r = UnsafePointer(c[6]); c60 = ld(r); c61 = ld(r + 16); c62 = ld(r + 32)
+        r = UnsafePointer(c[7]); c70 = ld(r); c71 = ld(r + 16); c72 = ld(r + 32)
+    }
+    var pb = w
+    for ky in 0..<kernel {
+        let off = ky * rowStride
+        let a0 = a[0] + off, a1 = a[1] + off, a2 = a[2] + off, a3 = a[3] + off
+        let a4 = a[4] + off, a5 = a[5] + off, a6 = a[6] + off, a7 = a[7] + off
+        for i in 0..<run {
+            let b0 = ld(pb), b1 = ld(pb + 16), b2 = ld(pb + 32)
+            var x = DV(repeating: a0[i])
+            c00.addProduct(x, b0); c01.addProduct(x, b1); c02.addProduct(x, b2)
+            x = DV(repeating: a1[i])
+            c10.addProduct(x, b0); c11.addProduct(x, b1); c12.addProduct(x, b2)
+            x = DV(repeating: a2[i])
+            c20.addProduct(x, b0); c21.addProduct(x, b1); c22.addProduct(x, b2)
+            x = DV(repeating: a3[i])
+            c30.addProduct(x, b0); c31.addProduct(x, b1); c32.addProduct(x, b2)
+            x = DV(repeating: a4[i])
+            c40.addProduct(x, b0); c41.addProduct(x, b1); c42.addProduct(x, b2)
+            x = DV(repeating: a5[i])
+            c50.addProduct(x, b0); c51.addProduct(x, b1); c52.addProduct(x, b2)
+            x = DV(repeating: a6[i])
+            c60.addProduct(x, b0); c61.addProduct(x, b1); c62.addProduct(x, b2)
+            x = DV(repeating: a7[i])
+            c70.addProduct(x, b0); c71.addProduct(x, b1); c72.addProduct(x, b2)
+            pb += directNR
+        }
+    }
+    var r = c[0]; st(r, c00); st(r + 16, c01); st(r + 32, c02)
+    r = c[1]; st(r, c10); st(r + 16, c11); st(r + 32, c12)
+    r = c[2]; st(r, c20); st(r + 16, c21); st(r + 32, c22)
+    r = c[3]; st(r, c30); st(r + 16, c31); st(r + 32, c32)
+    r = c[4]; st(r, c40); st(r + 16, c41); st(r + 32, c42)
+    r = c[5]; st(r, c50); st(r + 16, c51); st(r + 32, c52)
+    r = c[6]; st(r, c60); st(r + 16, c61); st(r + 32, c62)
+    r = c[7]; st(r, c70); st(r + 16, c71); st(r + 32, c72)
+}
+
+/// Packs forward weights W (k,k,ic,oc) into [ceil(oc/48)][k][k][ic][48] (zero-padded channels).
+func packForwardWeights(_ w: UnsafePointer<Float>, k: Int, ic: Int, oc: Int,
+                        into dst: UnsafeMutablePointer<Float>) {
+    let depth = k * k * ic
+    let blocks = (oc + directNR - 1) / directNR
+    for b in 0..<blocks {
+        let o0 = b * directNR, nr = min(directNR, oc - o0)
+        var d = dst + b * depth * directNR
+        for row in 0..<depth {
+            let s = w + row * oc + o0
+            for j in 0..<nr { d[j] = s[j] }
+            if nr < directNR { (d + nr).update(repeating: 0, count: directNR - nr) }
+            d += directNR
+        }
+    }
+}
+
+/// One class of output pixels of backward-data for stride s: dX pixels (y, x) with
+/// y ≡ ry, x ≡ rx (mod s). Only kernel taps ky ≡ (ry + pad) (mod s) reach them:
+/// ky = kyMin + s·t for t < tapsY, from dY row oy = y/s + ey − t (and likewise for x).
+struct DataClass {
+    var ry: Int, rx: Int
+    var kyMin: Int, kxMin: Int
+    var tapsY: Int, tapsX: Int
+    var ey: Int, ex: Int
+    /// Offset of the class's packed weights.
+    var packedOffset: Int
+
+    static func make(kernel k: Int, stride s: Int, pad p: Int, ry: Int, rx: Int, offset: Int) -> DataClass {
+        let kyMin = (ry + p) % s, kxMin = (rx + p) % s
+        let ty = kyMin < k ? (k - kyMin + s - 1) / s : 0
+        let tx = kxMin < k ? (k - kxMin + s - 1) / s : 0
+        return DataClass(ry: ry, rx: rx, kyMin: kyMin, kxMin: kxMin, tapsY: ty, tapsX: tx,
+                         ey: (ry + p - kyMin) / s, ex: (rx + p - kxMin) / s, packedOffset: offset)
+    }
+}
+
+/// The s² classes of backward-data, with packed-weight offsets for `ic` input channels.
+func makeDataClasses(kernel k: Int, stride s: Int, pad p: Int, ic: Int, oc: Int) -> [DataClass] {
+    var classes: [DataClass] = []
+    var offset = 0
+    let icPad = (ic + directNR - 1) / directNR * directNR
+    for ry in 0..<s {
+        for rx in 0..<s {
+            let c = DataClass.make(kernel: k, stride: s, pad: p, ry: ry, rx: rx, offset: offset)
+            classes.append(c)
+            offset += icPad * c.tapsY * c.tapsX * oc
+        }
+    }
+    return classes
+}
+
+/// Packs the backward-data weights of one class: [ceil(ic/48)][t'][u'][oc][48] =
+/// W[kyMin + s·(tapsY−1−t')][kxMin + s·(tapsX−1−u')][ic][oc] (dY rows and columns increasing).
+func packBackwardWeights(_ w: UnsafePointer<Float>, k: Int, stride s: Int, ic: Int, oc: Int,
+                         class cl: DataClass, into dst: UnsafeMutablePointer<Float>) {
+    let blocks = (ic + directNR - 1) / directNR
+    let blockFloats = cl.tapsY * cl.tapsX * oc * directNR
+    for b in 0..<blocks {
+        let i0 = b * directNR, nr = min(directNR, ic - i0)
+        for t in 0..<cl.tapsY {
+            for u in 0..<cl.tapsX {
+                let ky = cl.kyMin + s * (cl.tapsY - 1 - t), kx = cl.kxMin + s * (cl.tapsX - 1 - u)
+                let src = w + (ky * k + kx) * ic * oc
+                var d = dst + b * blockFloats + (t * cl.tapsX + u) * oc * directNR
+                for o in 0..<oc {
+                    for j in 0..<nr { d[j] = src[(i0 + j) * oc + o] }
+                    if nr < directNR { (d + nr).update(repeating: 0, count: directNR - nr) }
+                    d += directNR
+                }
+            }
+        }
+    }
+}
+
+/// The backward-weights reduction of one chunk: dW[(ky,kx,c), o] += Σ_pixels
+/// P[n, oy·s + ky, ox·s + kx, c] · dY[n, oy, ox, o]. P is the padded input ([n][hp][wp][c]),
+/// dY the chunk's output gradient ([n][outH][outW][oc]).
+struct WeightPass {
+    var source: UnsafePointer<Float>
+    var hp: Int, wp: Int, c: Int
+    var samples: Int
+    var outH: Int, outW: Int, oc: Int
+    var stride: Int, kernel: Int
+    var dY: UnsafePointer<Float>
+    var dW: UnsafeMutablePointer<Float>
+}
+
+/// Runs a `WeightPass`: fixed pixel blocks in order; within a block, fixed jobs of dW tiles.
+/// A job walks its block in sub-blocks of ~128 pixels (the 48-channel dY slice, 24 KiB, stays
+/// in L1 across the job's depth tiles) and accumulates each tile in place in dW.
+func runWeightPass(_ p: WeightPass) {
+    let rows = p.samples * p.outH
+    if rows == 0 { return }
+    let depth = p.kernel * p.kernel * p.c
+    let run = p.kernel * p.c
+    let rowsPerBlock = max(1, weightPixelsPerBlock / p.outW)
+    let rowsPerSub = max(1, weightPixelsPerSubBlock / p.outW)
+    let depthTiles = (depth + directMR - 1) / directMR
+    let blocks = (p.oc + directNR - 1) / directNR
+    let tiles = depthTiles * blocks
+    // A fixed number of jobs per pixel block, each a run of consecutive tiles (mostly of one
+    // channel block, so they share its dY columns).
+    let jobsPerBlock = max(1, min(tiles, weightJobsPerBlock))
+    var r0 = 0
+    while r0 < rows {
+        let r1 = min(rows, r0 + rowsPerBlock)
+        parallelFor(jobsPerBlock) { job in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: directMR + 2 * rowsPerSub) { buf in
+                let off = buf.baseAddress!
+                let rowIn = off + directMR, rowOut = rowIn + rowsPerSub
+                let tileRange = chunkRange(job, of: jobsPerBlock, count: tiles)
+                var s0 = r0
+                while s0 < r1 {
+                    let s1 = min(r1, s0 + rowsPerSub)
+                    for row in s0..<s1 {
+                        let n = row / p.outH, oy = row % p.outH
+                        rowIn[row - s0] = (n * p.hp + oy * p.stride) * p.wp * p.c
+                        rowOut[row - s0] = row * p.outW * p.oc
+                    }
+                    for t in tileRange {
+                        let b = t / depthTiles, dt = t % depthTiles
+                        let o0 = b * directNR, nr = min(directNR, p.oc - o0)
+                        let d0 = dt * directMR, mr = min(directMR, depth - d0)
+                        for r in 0..<directMR {
+                            let d = d0 + min(r, mr - 1)
+                            off[r] = (d / run) * p.wp * p.c + d % run
+                        }
+                        let dw = p.dW + d0 * p.oc + o0
+                        if nr == directNR {
+                            weightTile8x48(p, rowCount: s1 - s0, rowIn: rowIn, rowOut: rowOut, off: off,
+                                           dY: p.dY + o0, dW: dw, validRows: mr)
+                        } else {
+                            weightTileScalar(p, rowCount: s1 - s0, rowIn: rowIn, rowOut: rowOut, off: off,
+                                             dY: p.dY + o0, dW: dw, validRows: mr, validCols: nr)
+                        }
+                    }
+                    s0 = s1
+                }
+            }
+        }
+        r0 = r1
+    }
+}
+
+/// 8 depth rows × 48 channels of dW, accumulated over `rowCount` output rows whose input and
+/// dY offsets are rowIn[i] and rowOut[i].
+@inline(__always)
+private func weightTile8x48(_ p: WeightPass, rowCount: Int, rowIn: UnsafePointer<Int>, rowOut: UnsafePointer<Int>,
+                            off: UnsafePointer<Int>, dY: UnsafePointer<Float>, dW: UnsafeMutablePointer<Float>,
+                            validRows: Int) {
+    let oc = p.oc
+    var c00 = DV(), c01 = DV(), c02 = DV(), c10 = DV(), c11 = DV(), c12 = DV()
+    var c20 = DV(), c21 = DV(), c22 = DV(), c30 = DV(), c31 = DV(), c32 = DV()
+    var c40 = DV(), c41 = DV(), c42 = DV(), c50 = DV(), c51 = DV(), c52 = DV()
+    var c60 = DV(), c61 = DV(), c62 = DV(), c70 = DV(), c71 = DV(), c72 = DV()
+    if validRows == directMR {
+        var r = UnsafePointer(dW); c00 = ld(r); c01 = ld(r + 16); c02 = ld(r + 32)
+        r += oc; c10 = ld(r); c11 = ld(r + 16); c12 = ld(r + 32)
+        r += oc; c20 = ld(r); c21 = ld(r + 16); c22 = ld(r + 32)
+        r += oc; c30 = ld(r); c31 = ld(r + 16); c32 = ld(r + 32)
+        r += oc; c40 = ld(r); c41 = ld(r + 16); c42 = ld(r + 32)
+        r += oc; c50 = ld(r); c51 = ld(r + 16); c52 = ld(r + 32)
+        r += oc; c60 = ld(r); c61 = ld(r + 16); c62 = ld(r + 32)
+        r += oc; c70 = ld(r); c71 = ld(r + 16); c72 = ld(r + 32)
+    }
+    let step = p.stride * p.c
+    let outW = p.outW
+    let src = p.source
+    let o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3]
+    let o4 = off[4], o5 = off[5], o6 = off[6], o7 = off[7]
+    for j in 0..<rowCount {
+        let base = src + rowIn[j]
+        let a0 = base + o0, a1 = base + o1, a2 = base + o2, a3 = base + o3
+        let a4 = base + o4, a5 = base + o5, a6 = base + o6, a7 = base + o7
+        var g = dY + rowOut[j]
+        var i = 0
+        for _ in 0..<outW {
+            let b0 = ld(g), b1 = ld(g + 16), b2 = ld(g + 32)
+            var x = DV(repeating: a0[i])
+            c00.addProduct(x, b0); c01.addProduct(x, b1); c02.addProduct(x, b2)
+            x = DV(repeating: a1[i])
+            c10.addProduct(x, b0); c11.addProduct(x, b1); c12.addProduct(x, b2)
+            x = DV(repeating: a2[i])
+            c20.addProduct(x, b0); c21.addProduct(x, b1); c22.addProduct(x, b2)
+            x = DV(repeating: a3[i])
+            c30.addProduct(x, b0); c31.addProduct(x, b1); c32.addProduct(x, b2)
+            x = DV(repeating: a4[i])
+            c40.addProduct(x, b0); c41.addProduct(x, b1); c42.addProduct(x, b2)
+            x = DV(repeating: a5[i])
+            c50.addProduct(x, b0); c51.addProduct(x, b1); c52.addProduct(x, b2)
+            x = DV(repeating: a6[i])
+            c60.addProduct(x, b0); c61.addProduct(x, b1); c62.addProduct(x, b2)
+            x = DV(repeating: a7[i])
+            c70.addProduct(x, b0); c71.addProduct(x, b1); c72.addProduct(x, b2)
+            g += oc
+            i += step
+        }
+    }
+    if validRows == directMR {
+        var r = dW; st(r, c00); st(r + 16, c01); st(r + 32, c02)
+        r += oc; st(r, c10); st(r + 16, c11); st(r + 32, c12)
+        r += oc; st(r, c20); st(r + 16, c21); st(r + 32, c22)
+        r += oc; st(r, c30); st(r + 16, c31); st(r + 32, c32)
+        r += oc; st(r, c40); st(r + 16, c41); st(r + 32, c42)
+        r += oc; st(r, c50); st(r + 16, c51); st(r + 32, c52)
+        r += oc; st(r, c60); st(r + 16, c61); st(r + 32, c62)
+        r += oc; st(r, c70); st(r + 16, c71); st(r + 32, c72)
+    } else {
+        // Ragged depth tile: the sums over these rows (started from 0) are added to dW.
+        let sums: [(DV, DV, DV)] = [(c00, c01, c02), (c10, c11, c12), (c20, c21, c22), (c30, c31, c32),
+                                    (c40, c41, c42), (c50, c51, c52), (c60, c61, c62), (c70, c71, c72)]
+        for r in 0..<validRows {
+            let d = dW + r * oc
+            st(d, ld(d) + sums[r].0); st(d + 16, ld(d + 16) + sums[r].1); st(d + 32, ld(d + 32) + sums[r].2)
+        }
+    }
+}
+
+/// Scalar fallback for a ragged channel block (fewer than 48 output channels left).
+private func weightTileScalar(_ p: WeightPass, rowCount: Int, rowIn: UnsafePointer<Int>,
+                              rowOut: UnsafePointer<Int>, off: UnsafePointer<Int>,
+                              dY: UnsafePointer<Float>, dW: UnsafeMutablePointer<Float>,
+                              validRows: Int, validCols: Int) {
+    let step = p.stride * p.c
+    for r in 0..<validRows {
+        for o in 0..<validCols {
+            var acc = dW[r * p.oc + o]
+            for j in 0..<rowCount {
+                let a = p.source + rowIn[j] + off[r]
+                let g = dY + rowOut[j] + o
+                for x in 0..<p.outW { acc += a[x * step] * g[x * p.oc] }
+            }
+            dW[r * p.oc + o] = acc
+        }
+    }
+}
+
+// MARK: - Per-thread scratch
+
+/// Per-thread, 64-byte aligned, grow-only buffer for the direct kernels' padded slabs.
+private final class DirectScratch {
+    var pointer: UnsafeMutablePointer<Float>? = nil
+    var capacity = 0
+    deinit { free(pointer) }
+}
+
+private let directScratchKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { p in
+        if let p { Unmanaged<DirectScratch>.fromOpaque(p).release() }
+    }
+    return key
+}()
+
+/// This thread's scratch buffer with room for at least `floats` floats (contents undefined).
+func directScratch(floats: Int) -> UnsafeMutablePointer<Float> {
+    let scratch: DirectScratch
+    if let p = pthread_getspecific(directScratchKey) {
+        scratch = Unmanaged<DirectScratch>.fromOpaque(p).takeUnretainedValue()
+    } else {
+        scratch = DirectScratch()
+        pthread_setspecific(directScratchKey, Unmanaged.passRetained(scratch).toOpaque())
+    }
+    if scratch.capacity < floats {
+        free(scratch.pointer)
+        var raw: UnsafeMutableRawPointer? = nil
+        let cap = max(floats, 4096)
+        _ = posix_memalign(&raw, 64, cap * MemoryLayout<Float>.stride)
+        scratch.pointer = raw!.bindMemory(to: Float.self, capacity: cap)
+        scratch.capacity = cap
+    }
+    return scratch.pointer!
+}

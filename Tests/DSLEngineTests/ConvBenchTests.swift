@@ -1,0 +1,99 @@
+import XCTest
+@testable import DSLEngine
+#if os(Linux)
+import Glibc
+#endif
+
+/// Prints the % of one core's peak reached by each convolution pass (forward, backward-weights,
+/// backward-data) on the All-CNN-C 3×3 layer shapes; runs only with DSL_BENCH=1 (release build:
+/// `DSL_BENCH=1 swift test -c release --filter ConvBenchTests`). Rates are GFLOP per CPU-second
+/// of the process (best of several calls), insensitive to other processes on a shared machine.
+final class ConvBenchTests: XCTestCase {
+    func cpuSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    func wallSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    /// Best CPU-seconds divided by the thread count (CPU-time per thread), and best wall seconds.
+    var lastWall = 0.0
+    func best(_ body: () -> Void) -> Double {
+        body()
+        var best = Double.infinity, bestWall = Double.infinity, total = 0.0, reps = 0
+        while reps < 3 || total < 0.4 {
+            let t0 = cpuSeconds(), w0 = wallSeconds()
+            body()
+            let dt = cpuSeconds() - t0
+            bestWall = min(bestWall, wallSeconds() - w0)
+            best = min(best, dt); total += dt; reps += 1
+        }
+        lastWall = bestWall
+        return best / Double(engineThreadCount)
+    }
+
+    func testConvPasses() throws {
+        let env = ProcessInfo.processInfo.environment
+        guard env["DSL_BENCH"] == "1" else { throw XCTSkip("set DSL_BENCH=1 to run the convolution benchmark") }
+        let threads = Int(env["DSL_THREADS"] ?? "1") ?? 1
+        if let v = env["DSL_WPB"], let x = Int(v) { weightPixelsPerBlock = x }
+        if let v = env["DSL_WSB"], let x = Int(v) { weightPixelsPerSubBlock = x }
+        if let v = env["DSL_WCF"], let x = Int(v) { weightChunkFloats = x }
+        if let v = env["DSL_WJ"], let x = Int(v) { weightJobsPerBlock = x }
+        let saved = engineThreadCount
+        engineThreadCount = threads
+        defer { engineThreadCount = saved }
+        let peak1 = machinePeakGFLOPS(threads: 1)
+        print(String(format: "peak %.1f GFLOP/s per core; %d thread(s); %% of (threads × peak): per CPU-second of each thread, and wall-clock", peak1, threads))
+        let batch = Int(env["DSL_BATCH"] ?? "16") ?? 16
+        let layers: [(String, Int, Int, Int, Int, Int, Int)] = [  // name, h, ic, oc, k, s, p
+            ("conv1 32x32  3->96  s1", 32, 3, 96, 3, 1, 1),
+            ("conv2 32x32 96->96  s1", 32, 96, 96, 3, 1, 1),
+            ("conv3 32x32 96->96  s2", 32, 96, 96, 3, 2, 1),
+            ("conv4 16x16 96->192 s1", 16, 96, 192, 3, 1, 1),
+            ("conv5 16x16 192->192 s1", 16, 192, 192, 3, 1, 1),
+            ("conv6 16x16 192->192 s2", 16, 192, 192, 3, 2, 1),
+            ("conv7 8x8  192->192 p0", 8, 192, 192, 3, 1, 0),
+        ]
+        let only = env["DSL_LAYERS"].map { Set($0.split(separator: ",").map(String.init)) }
+        for (name, h, ic, oc, k, s, p) in layers where only?.contains(String(name.prefix(5))) ?? true {
+            let oh = (h + 2 * p - k) / s + 1
+            let inS = EngineShape(height: h, width: h, channels: ic)
+            let outS = EngineShape(height: oh, width: oh, channels: oc)
+            let colFloats = ConvKernel.columnFloatsPerSample(kernel: k, input: inS, output: outS)
+                * ConvKernel.samplesPerChunk(kernel: k, input: inS, output: outS, maxBatch: batch)
+            let x = allocateFloats(batch * inS.count), dx = allocateFloats(batch * inS.count)
+            let y = allocateFloats(batch * outS.count), dy = allocateFloats(batch * outS.count)
+            let w = allocateFloats(k * k * ic * oc), dw = allocateFloats(k * k * ic * oc)
+            let b = allocateFloats(oc), db = allocateFloats(oc), col = allocateFloats(colFloats)
+            for i in 0..<(batch * inS.count) { x[i] = Float(i % 13) * 0.1 - 0.6 }
+            for i in 0..<(batch * outS.count) { dy[i] = Float(i % 11) * 0.1 - 0.5 }
+            for i in 0..<(k * k * ic * oc) { w[i] = Float(i % 7) * 0.01 }
+            let st = NodeStorage(inputs: [x], inputShapes: [inS], inputGrads: [dx], output: y, outputShape: outS,
+                                 outputGrad: dy, parameters: [w, b], parameterGrads: [dw, db], buffers: [], saved: nil,
+                                 columnScratch: col, columnScratchFloats: colFloats, maxBatch: batch)
+            let kern = ConvKernel(kernel: k, stride: s, pad: p, storage: st)
+            let flops = 2.0 * Double(batch * oh * oh * k * k * ic * oc)
+            func pct(_ t: Double) -> String { String(format: "%5.1f%%", flops / t / 1e9 / (peak1 * Double(threads)) * 100) }
+            let f = best { kern.forward(batch: batch, training: true) }
+            let fWall = lastWall
+            let bw = best { kern.directWeightGradient(batch: batch, dOut: dy) }
+            let bwWall = lastWall
+            let bd = kern.directData ? best { kern.directDataGradient(batch: batch, dOut: dy, dIn: dx) } : .infinity
+            let bdWall = lastWall
+            let bg = best { kern.gemmDataGradient(batch: batch, dOut: dy, dIn: dx) }
+            let full = best { kern.backward(batch: batch) }
+            let biasT = best { accumulateColumnSums(dy, rows: batch * oh * oh, columns: oc, partials: kern.biasPartials, into: db) }
+            let padT = best { padCopy(x, samples: min(batch, kern.directChunk), h: h, w: h, c: ic, top: p, left: p, hp: h + 2 * p, wp: h + 2 * p, into: col) }
+            print(String(format: "   backward total %.2f ms = bwd-w %.2f + bwd-d %.2f + bias %.2f; pad copy of %d samples %.2f ms",
+                         full * 1000, bw * 1000, bd * 1000, biasT * 1000, min(batch, kern.directChunk), padT * 1000))
+            print("\(name)  fwd \(pct(f)) (\(String(format: "%.2f", f * 1000)) ms)  bwd-w \(pct(bw))  bwd-d direct \(pct(bd)) gemm \(pct(bg)) | wall: fwd \(pct(fWall)) bwd-w \(pct(bwWall)) bwd-d \(pct(bdWall))")
+            for ptr in [x, dx, y, dy, w, dw, b, db, col] { ptr.deallocate() }
+        }
+    }
+}

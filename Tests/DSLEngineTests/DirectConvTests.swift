@@ -1,0 +1,77 @@
+import XCTest
+@testable import DSLEngine
+
+/// The direct convolution kernels (DirectConv.swift) against the im2col + GEMM path, on shapes
+/// that hit their edge cases: widths not a multiple of the 8-pixel tile, channel counts not a
+/// multiple of 48 (ragged channel blocks) and exact multiples (full tiles), IC = 3, strides 1
+/// and 2, 'valid' and large padding; plus gradient checks with the direct backward-data forced.
+final class DirectConvTests: XCTestCase {
+    override func tearDown() { ConvKernel.directOverride = nil }
+
+    /// Forward output, dW, db and dX of one convolution for batch 3 with the given kernel choice.
+    private func run(_ direct: Bool?, h: Int, w: Int, ic: Int, oc: Int, k: Int, s: Int, p: Int,
+                     threads: Int = 2) throws -> [Float] {
+        ConvKernel.directOverride = direct
+        let saved = engineThreadCount
+        engineThreadCount = threads
+        defer { engineThreadCount = saved; ConvKernel.directOverride = nil }
+        let g = EngineGraph(inputShape: (h, w, ic), maxBatch: 3, seed: 11)
+        g.computesInputGradient = true
+        let c = try g.add(.conv(kernel: k, stride: s, pad: p, outChannels: oc, bias: true), inputs: [0], name: "conv")
+        let f = try g.add(.globalAvgPool, inputs: [c], name: "gap")
+        try g.add(.softmax, inputs: [f], name: "softmax")
+        g.compile(training: true, reuseBuffers: false)
+        var random = TestRandom(3)
+        let x = random.normals(3 * h * w * ic)
+        let labels = (0..<3).map { Int32($0 % oc) }
+        g.forward(x, batch: 3, training: true)
+        let convOut = Array(UnsafeBufferPointer(start: g.outputStorage(of: c), count: 3 * g.shape(of: c).count))
+        g.backward(labels: labels, batch: 3)
+        return convOut + Array(UnsafeBufferPointer(start: g.parameterGrads, count: g.parameterCount))
+            + Array(UnsafeBufferPointer(start: g.inputGradient!, count: 3 * h * w * ic))
+    }
+
+    func testDirectKernelsMatchIm2colGemm() throws {
+        let shapes: [(h: Int, w: Int, ic: Int, oc: Int, k: Int, s: Int, p: Int)] = [
+            (9, 11, 48, 96, 3, 1, 1), (9, 11, 48, 50, 3, 2, 1), (7, 13, 20, 48, 3, 1, 0),
+            (8, 8, 3, 96, 3, 1, 1), (10, 7, 50, 30, 5, 2, 2), (6, 9, 16, 53, 1, 2, 0),
+            (5, 6, 49, 49, 3, 2, 2), (12, 5, 8, 48, 7, 1, 3), (6, 6, 96, 100, 3, 1, 2),
+            (9, 9, 33, 64, 3, 2, 0), (4, 17, 64, 48, 5, 1, 4),
+        ]
+        for sh in shapes {
+            let reference = try run(false, h: sh.h, w: sh.w, ic: sh.ic, oc: sh.oc, k: sh.k, s: sh.s, p: sh.p)
+            for mode in [nil, true] as [Bool?] {
+                let direct = try run(mode, h: sh.h, w: sh.w, ic: sh.ic, oc: sh.oc, k: sh.k, s: sh.s, p: sh.p)
+                XCTAssertEqual(direct.count, reference.count)
+                let scale = reference.map { abs($0) }.max() ?? 1
+                var worst: Float = 0
+                for (d, r) in zip(direct, reference) { worst = max(worst, abs(d - r) / (abs(r) + 1e-3 * scale)) }
+                XCTAssertLessThan(worst, 1e-3, "\(sh) direct \(String(describing: mode))")
+                let oneThread = try run(mode, h: sh.h, w: sh.w, ic: sh.ic, oc: sh.oc, k: sh.k, s: sh.s, p: sh.p, threads: 1)
+                XCTAssertTrue(oneThread.elementsEqual(direct) { $0.bitPattern == $1.bitPattern },
+                              "\(sh): 1 and 2 threads differ")
+            }
+        }
+    }
+
+    func testConvolutionGradientsWithDirectBackwardData() throws {
+        ConvKernel.directOverride = true
+        let configurations: [(kernel: Int, stride: Int, pad: Int, bias: Bool)] = [
+            (1, 1, 0, true), (1, 2, 0, false), (1, 1, 1, true),
+            (3, 1, 1, true), (3, 2, 1, false), (3, 1, 0, false), (3, 2, 2, true),
+            (5, 1, 2, true), (5, 2, 2, false), (5, 1, 0, true),
+            (7, 1, 3, false), (7, 2, 3, true), (7, 1, 0, false),
+        ]
+        for (k, s, p, bias) in configurations {
+            let report = try GradientChecker().check(input: (7, 7, 3)) { g in
+                try g.add(.conv(kernel: k, stride: s, pad: p, outChannels: 4, bias: bias), inputs: [0], name: "conv1")
+            }
+            assertGradientsMatch(report, "direct conv k\(k) s\(s) p\(p) bias \(bias)")
+        }
+        let report = try GradientChecker().check(input: (6, 9, 48)) { g in
+            try g.add(.conv(kernel: 3, stride: 2, pad: 1, outChannels: 50, bias: true), inputs: [0], name: "conv1")
+            try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 48, bias: true), inputs: [1], name: "conv2")
+        }
+        assertGradientsMatch(report, "direct conv, wide channels")
+    }
+}
