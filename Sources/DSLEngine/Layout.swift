@@ -8,7 +8,9 @@
 // (n,oh,ow) holds the KH·KW·IC values under the kernel window in (kh,kw,ic) order, a convolution
 // is one plain row-major GEMM:
 //     out[B·OH·OW, OC] = col[B·OH·OW, KH·KW·IC] × W[KH·KW·IC, OC]
-// A 1×1 stride-1 unpadded convolution skips im2col (the input already is `col`).
+// A 1×1 stride-1 unpadded convolution skips im2col (the input already is `col`). Other
+// convolutions run direct kernels that form these im2col rows on the fly (Ops/DirectConv.swift);
+// im2col + GEMM remains the fallback.
 // Backward-data:    dcol = dY × Wᵀ, then col2im accumulates dcol into dX.
 // Backward-weights: dW  += colᵀ × dY.
 //

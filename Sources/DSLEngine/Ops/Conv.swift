@@ -1,15 +1,17 @@
 // Convolution dispatcher (layouts in Layout.swift).
 // inp is (B,H,W,C), weight is (K,K,C,OC), bias is (OC), out is (B,OH,OW,OC)
 // - 1×1 stride-1 unpadded: plain GEMMs on the activations.
-// - otherwise direct kernels (DirectConv.swift) on a zero-padded copy of a chunk of samples in
-//   the shared scratch: forward, backward-weights, and backward-data (per class of dX pixels
-//   mod stride, a direct convolution of the padded dY with that class's rotated kernel taps).
+// - otherwise direct kernels (DirectConv.swift): forward (bias fused); backward-weights; and
+//   backward-data, per class of dX pixels mod stride a direct convolution of the padded dY with
+//   that class's rotated kernel taps. Forward and backward-data zero-pad per job in a
+//   per-thread slab; backward-weights pads cache-sized chunks in the shared scratch.
 // - fallback im2col + GEMM: col is (b·OH·OW, K·K·C) for a chunk of b samples (shared scratch,
 //   rebuilt in backward); used for backward-data when direct would waste much work (few input
 //   channels, 'valid' padding: col2im(dY × Wᵀ)), and when a padded sample does not fit the scratch.
 // Forward saves nothing: backward re-reads the input.
 
-/// Convolution kernel: forward = im2col × W (+ bias); backward = dW += colᵀ × dY, dX += col2im(dY × Wᵀ).
+/// Convolution kernel: forward = im2col × W (+ bias); backward = dW += colᵀ × dY, dX += col2im(dY × Wᵀ),
+/// computed by the direct kernels or by im2col + GEMM (see above).
 final class ConvKernel: EngineKernel {
     let inShape: EngineShape
     let outShape: EngineShape
@@ -34,11 +36,10 @@ final class ConvKernel: EngineKernel {
     let columnFloats: Int
     /// Direct kernels: forward and backward-weights (padded input fits the scratch).
     let direct: Bool
-    /// Direct backward-data (stride 1, pad ≤ kernel − 1, padded dY fits the scratch).
+    /// Direct backward-data (unless it would cost clearly more than GEMM + col2im).
     let directData: Bool
-    /// Samples per chunk of the direct forward / backward-weights and backward-data passes.
+    /// Samples per padded chunk of the backward-weights pass (at most; see weightChunkFloats).
     let directChunk: Int
-    let directDataChunk: Int
     /// Backward-data pixel classes (dX pixels mod stride) and the padding of dY they need.
     let dataClasses: [DataClass]
     let dataPad: (top: Int, left: Int, hp: Int, wp: Int)
@@ -108,15 +109,12 @@ final class ConvKernel: EngineKernel {
         }
         let (hp, wp) = (outShape.height + top + bottom, outShape.width + left + right)
         dataPad = (top, left, hp, wp)
-        let paddedOut = hp * wp * oc
-        let unpadded = hp == outShape.height && wp == outShape.width
         // Direct backward-data computes zero-padded channels (IC rounded up to 48) and, for
         // 'valid' convolutions, the border of the full correlation: use it unless that costs
         // clearly more than the GEMM (+ col2im) path (measured: GEMM runs at ~80 % of peak).
         let icPad = (ic + directNR - 1) / directNR * directNR
         let gemmFlops = outShape.height * outShape.width * k * k * ic
         directData = direct && (override == true || directFlops * icPad * 4 <= gemmFlops * 5)
-        directDataChunk = unpadded ? s.maxBatch : max(1, min(s.maxBatch, columnFloats / max(1, paddedOut)))
         packedForwardFloats = direct ? (oc + directNR - 1) / directNR * directNR * k * k * ic : 0
         packedBackwardFloats = directData ? icPad * k * k * oc : 0
         packedForward = allocateFloats(packedForwardFloats)
