@@ -141,7 +141,7 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
     let mcMax = packTransA ? max(gemmMR, gemmABudget / kcMax / gemmMR * gemmMR) : rows.count
     let aSize = packTransA ? mcMax * kcMax : kcMax * gemmMR
     let tileSize = gemmMR * gemmNR
-    let scratch = gemmScratch(floats: bSize + aSize + tileSize + 32)
+    let scratch = gemmScratch.floats(bSize + aSize + tileSize + 32)
     let bPack = scratch
     let aPack = scratch + bSize
     let tile = aPack + aSize
@@ -479,37 +479,5 @@ private func microKernel(_ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars:
 
 // MARK: - Per-thread scratch
 
-/// Per-thread, 64-byte aligned, grow-only buffer for packed panels.
-private final class GemmScratch {
-    var pointer: UnsafeMutablePointer<Float>? = nil
-    var capacity = 0
-    deinit { free(pointer) }
-}
-
-private let gemmScratchKey: pthread_key_t = {
-    var key = pthread_key_t()
-    pthread_key_create(&key) { p in
-        if let p { Unmanaged<GemmScratch>.fromOpaque(p).release() }
-    }
-    return key
-}()
-
-/// This thread's scratch buffer with room for at least `floats` floats (contents undefined).
-private func gemmScratch(floats: Int) -> UnsafeMutablePointer<Float> {
-    let scratch: GemmScratch
-    if let p = pthread_getspecific(gemmScratchKey) {
-        scratch = Unmanaged<GemmScratch>.fromOpaque(p).takeUnretainedValue()
-    } else {
-        scratch = GemmScratch()
-        pthread_setspecific(gemmScratchKey, Unmanaged.passRetained(scratch).toOpaque())
-    }
-    if scratch.capacity < floats {
-        free(scratch.pointer)
-        var raw: UnsafeMutableRawPointer? = nil
-        let cap = max(floats, 4096)
-        _ = posix_memalign(&raw, 64, cap * MemoryLayout<Float>.stride)
-        scratch.pointer = raw!.bindMemory(to: Float.self, capacity: cap)
-        scratch.capacity = cap
-    }
-    return scratch.pointer!
-}
+/// Per-thread packing buffers of the GEMM.
+private let gemmScratch = ThreadScratch()

@@ -237,7 +237,7 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
     let c = sl.c, wp = sl.wp
     let maxSlabRows = (bandRows - 1) * sl.rowStep + p.taps
     let slabFloats = maxSlabRows * wp * c
-    let slab = directScratch(floats: slabFloats + directMR * directNR + 16)
+    let slab = directScratch.floats(slabFloats + directMR * directNR + 16)
     let tile = slab + slabFloats
     // Padded rows ra ..< ra + rows of image n.
     let ra = y0 * sl.rowStep + sl.rowOffset
@@ -604,37 +604,5 @@ private func weightTileScalar(_ p: WeightPass, rowCount: Int, rowIn: UnsafePoint
 
 // MARK: - Per-thread scratch
 
-/// Per-thread, 64-byte aligned, grow-only buffer for the direct kernels' padded slabs.
-private final class DirectScratch {
-    var pointer: UnsafeMutablePointer<Float>? = nil
-    var capacity = 0
-    deinit { free(pointer) }
-}
-
-private let directScratchKey: pthread_key_t = {
-    var key = pthread_key_t()
-    pthread_key_create(&key) { p in
-        if let p { Unmanaged<DirectScratch>.fromOpaque(p).release() }
-    }
-    return key
-}()
-
-/// This thread's scratch buffer with room for at least `floats` floats (contents undefined).
-func directScratch(floats: Int) -> UnsafeMutablePointer<Float> {
-    let scratch: DirectScratch
-    if let p = pthread_getspecific(directScratchKey) {
-        scratch = Unmanaged<DirectScratch>.fromOpaque(p).takeUnretainedValue()
-    } else {
-        scratch = DirectScratch()
-        pthread_setspecific(directScratchKey, Unmanaged.passRetained(scratch).toOpaque())
-    }
-    if scratch.capacity < floats {
-        free(scratch.pointer)
-        var raw: UnsafeMutableRawPointer? = nil
-        let cap = max(floats, 4096)
-        _ = posix_memalign(&raw, 64, cap * MemoryLayout<Float>.stride)
-        scratch.pointer = raw!.bindMemory(to: Float.self, capacity: cap)
-        scratch.capacity = cap
-    }
-    return scratch.pointer!
-}
+/// Per-thread padded slabs of the direct convolution.
+private let directScratch = ThreadScratch()
