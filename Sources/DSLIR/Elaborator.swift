@@ -570,7 +570,7 @@ public struct Elaborator {
         var lastTrainable = -1
         for n in g.nodes { if case .conv = n.op { lastTrainable = n.id }; if case .linear = n.op { lastTrainable = n.id } }
         for n in g.nodes {
-            if case .dropout = n.op, n.id > lastTrainable {
+            if case .dropout = n.op, lastTrainable >= 0, n.id > lastTrainable {
                 diagnostics.warning("dropout after the classifier has no effect on what is learned and scrambles the outputs; place it before the last layer", at: n.location)
             }
             if case .softmax = n.op {
