@@ -5,29 +5,16 @@
 
 /// Addition kernel with zero-padded channels.
 final class AddKernel: EngineKernel {
-    let pixelsPerSample: Int
-    let outChannels: Int
-    let inputChannels: [Int]
-    let inputs: [UnsafeMutablePointer<Float>]
-    let inputGrads: [UnsafeMutablePointer<Float>?]
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
+    /// The merge's tensors and channel counts.
+    let t: MergeTensors
 
-    init(storage s: NodeStorage) {
-        pixelsPerSample = s.outputShape.height * s.outputShape.width
-        outChannels = s.outputShape.channels
-        inputChannels = s.inputShapes.map(\.channels)
-        inputs = s.inputs
-        inputGrads = s.inputGrads
-        output = s.output
-        outputGrad = s.outputGrad
-    }
+    init(storage s: NodeStorage) { t = MergeTensors(s) }
 
     func forward(batch: Int, training: Bool) {
-        let pixels = batch * pixelsPerSample, oc = outChannels
-        let y = output
-        for (index, x) in inputs.enumerated() {
-            let c = inputChannels[index]
+        let pixels = batch * t.pixelsPerSample, oc = t.outChannels
+        let y = t.output
+        for (index, x) in t.inputs.enumerated() {
+            let c = t.inputChannels[index]
             let src = UnsafePointer(x)
             let isFirst = index == 0
             let chunks = elementwiseChunks(pixels * oc)
@@ -56,12 +43,12 @@ final class AddKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
-        guard let dOut = outputGrad else { return }
-        let pixels = batch * pixelsPerSample, oc = outChannels
+        guard let dOut = t.outputGrad else { return }
+        let pixels = batch * t.pixelsPerSample, oc = t.outChannels
         let dy = UnsafePointer(dOut)
-        for (index, grad) in inputGrads.enumerated() {
+        for (index, grad) in t.inputGrads.enumerated() {
             guard let dx = grad else { continue }
-            let c = inputChannels[index]
+            let c = t.inputChannels[index]
             let chunks = elementwiseChunks(pixels * c)
             parallelFor(chunks) { chunk in
                 for p in chunkRange(chunk, of: chunks, count: pixels) {

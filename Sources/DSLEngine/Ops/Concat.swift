@@ -4,30 +4,17 @@
 
 /// Concatenation kernel.
 final class ConcatKernel: EngineKernel {
-    let pixelsPerSample: Int
-    let outChannels: Int
-    let inputChannels: [Int]
-    let inputs: [UnsafeMutablePointer<Float>]
-    let inputGrads: [UnsafeMutablePointer<Float>?]
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
+    /// The merge's tensors and channel counts.
+    let t: MergeTensors
 
-    init(storage s: NodeStorage) {
-        pixelsPerSample = s.outputShape.height * s.outputShape.width
-        outChannels = s.outputShape.channels
-        inputChannels = s.inputShapes.map(\.channels)
-        inputs = s.inputs
-        inputGrads = s.inputGrads
-        output = s.output
-        outputGrad = s.outputGrad
-    }
+    init(storage s: NodeStorage) { t = MergeTensors(s) }
 
     func forward(batch: Int, training: Bool) {
-        let pixels = batch * pixelsPerSample, oc = outChannels
+        let pixels = batch * t.pixelsPerSample, oc = t.outChannels
         var offset = 0
-        for (index, x) in inputs.enumerated() {
-            let c = inputChannels[index]
-            let (src, dst) = (UnsafePointer(x), output + offset)
+        for (index, x) in t.inputs.enumerated() {
+            let c = t.inputChannels[index]
+            let (src, dst) = (UnsafePointer(x), t.output + offset)
             let chunks = elementwiseChunks(pixels * c)
             parallelFor(chunks) { chunk in
                 for p in chunkRange(chunk, of: chunks, count: pixels) {
@@ -39,11 +26,11 @@ final class ConcatKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
-        guard let dOut = outputGrad else { return }
-        let pixels = batch * pixelsPerSample, oc = outChannels
+        guard let dOut = t.outputGrad else { return }
+        let pixels = batch * t.pixelsPerSample, oc = t.outChannels
         var offset = 0
-        for (index, grad) in inputGrads.enumerated() {
-            let c = inputChannels[index]
+        for (index, grad) in t.inputGrads.enumerated() {
+            let c = t.inputChannels[index]
             defer { offset += c }
             guard let dx = grad else { continue }
             let dy = UnsafePointer(dOut + offset)

@@ -31,6 +31,28 @@ struct NodeStorage {
     var maxBatch: Int
 }
 
+/// The tensors of a channel merge (add, concat): several inputs of equal height and width,
+/// one output, and each input's channel count.
+struct MergeTensors {
+    let pixelsPerSample: Int
+    let outChannels: Int
+    let inputChannels: [Int]
+    let inputs: [UnsafeMutablePointer<Float>]
+    let inputGrads: [UnsafeMutablePointer<Float>?]
+    let output: UnsafeMutablePointer<Float>
+    let outputGrad: UnsafeMutablePointer<Float>?
+
+    init(_ s: NodeStorage) {
+        pixelsPerSample = s.outputShape.height * s.outputShape.width
+        outChannels = s.outputShape.channels
+        inputChannels = s.inputShapes.map(\.channels)
+        inputs = s.inputs
+        inputGrads = s.inputGrads
+        output = s.output
+        outputGrad = s.outputGrad
+    }
+}
+
 extension EngineKernel {
     /// Bytes of small per-kernel scratch (partial sums, per-channel statistics).
     var ownedScratchBytes: Int { 0 }
