@@ -11,7 +11,13 @@ public struct EngineRandom {
     /// The SplitMix64 finaliser: a stateless 64-bit hash (also used for counter-based dropout).
     @inline(__always)
     public static func mix(_ value: UInt64) -> UInt64 {
-        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        finalize(value &+ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// The SplitMix64 output function: scrambles a 64-bit state into 64 random-looking bits.
+    @inlinable @inline(__always)
+    public static func finalize(_ state: UInt64) -> UInt64 {
+        var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)

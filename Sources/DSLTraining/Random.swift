@@ -1,3 +1,5 @@
+import DSLEngine
+
 /// SplitMix64: a tiny, fast, seedable 64-bit generator (Steele, Lea, Flood 2014).
 public struct SplitMix64: RandomNumberGenerator {
     /// The generator's whole state.
@@ -10,10 +12,7 @@ public struct SplitMix64: RandomNumberGenerator {
     @inline(__always)
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        return EngineRandom.finalize(state)
     }
 
     /// A uniform integer in 0..<bound for 0 < bound ≤ 2^32 (Lemire's multiply-shift).

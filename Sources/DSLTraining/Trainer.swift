@@ -303,9 +303,6 @@ public final class Trainer {
 
 /// Mixes three numbers into a seed (SplitMix64 finaliser over a combination).
 func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64) -> UInt64 {
-    var z = a &+ 0x9E37_79B9_7F4A_7C15 &* (b &+ 1) &+ 0xBF58_476D_1CE4_E5B9 &* (c &+ 1)
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
+    EngineRandom.finalize(a &+ 0x9E37_79B9_7F4A_7C15 &* (b &+ 1) &+ 0xBF58_476D_1CE4_E5B9 &* (c &+ 1))
 }
 
