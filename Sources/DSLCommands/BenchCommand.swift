@@ -1,5 +1,6 @@
 import DSLEngine
 import DSLIR
+import DSLTraining
 import Foundation
 
 /// `dsl bench FILE`: per-layer forward and backward times, training and inference throughput,
@@ -47,16 +48,13 @@ enum BenchCommand {
         var labels = [Int32](repeating: 0, count: batch)
         for i in 0..<batch { labels[i] = Int32(rng.next() % UInt64(classes)) }
         let peak = machinePeakGFLOPS(threads: engineThreadCount)
-        let velocity = UnsafeMutablePointer<Float>.allocate(capacity: max(1, engine.parameterCount))
-        velocity.initialize(repeating: 0, count: max(1, engine.parameterCount))
-        defer { velocity.deallocate() }
+        // The trainer's fused SGD update (momentum 0.9, tiny learning rate so the weights stay put).
+        let optimizer = try SGDOptimizer(parameterCount: engine.parameterCount, momentum: 0.9)
 
         func trainStep() {
             input.withUnsafeBufferPointer { _ = engine.forward($0.baseAddress!, batch: batch, training: true) }
             _ = labels.withUnsafeBufferPointer { engine.backward(labels: $0.baseAddress!, batch: batch) }
-            // The fused SGD update (momentum 0.9, tiny learning rate so the weights stay put).
-            let w = engine.parameterValues, gr = engine.parameterGrads
-            for i in 0..<engine.parameterCount { let v = 0.9 * velocity[i] + gr[i]; velocity[i] = v; w[i] -= 1e-6 * v }
+            optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: 1e-6)
         }
         func inferStep() { input.withUnsafeBufferPointer { _ = engine.forward($0.baseAddress!, batch: batch, training: false) } }
 
