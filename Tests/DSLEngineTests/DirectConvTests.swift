@@ -6,7 +6,9 @@ import XCTest
 /// multiple of 48 (ragged channel blocks) and exact multiples (full tiles), IC = 3, strides 1
 /// and 2, 'valid' and large padding; plus gradient checks with the direct backward-data forced.
 final class DirectConvTests: XCTestCase {
-    override func tearDown() { ConvKernel.directOverride = nil }
+    // Winograd is kept off: it has its own tests (WinogradTests).
+    override func setUp() { ConvKernel.winogradOverride = false }
+    override func tearDown() { ConvKernel.directOverride = nil; ConvKernel.winogradOverride = nil }
 
     /// Forward output, dW, db and dX of one convolution for batch 3 with the given kernel choice.
     private func run(_ direct: Bool?, h: Int, w: Int, ic: Int, oc: Int, k: Int, s: Int, p: Int,

@@ -1,6 +1,8 @@
 // Convolution dispatcher (layouts in Layout.swift).
 // inp is (B,H,W,C), weight is (K,K,C,OC), bias is (OC), out is (B,OH,OW,OC)
 // - 1×1 stride-1 unpadded: plain GEMMs on the activations.
+// - 3×3 stride-1 with at least 16 input and output channels: Winograd F(4×4, 3×3)
+//   (Winograd.swift) for forward, backward-data and backward-weights.
 // - otherwise direct kernels (DirectConv.swift): forward (bias fused); backward-weights; and
 //   backward-data, per class of dX pixels mod stride a direct convolution of the padded dY with
 //   that class's rotated kernel taps. Forward and backward-data zero-pad per job in a
@@ -52,6 +54,17 @@ final class ConvKernel: EngineKernel {
     let packedBackwardFloats: Int
     /// Bias padded to a multiple of 48 (zeros when there is no bias).
     let paddedBias: UnsafeMutablePointer<Float>
+    /// Winograd F(4×4, 3×3) for all three passes (see Winograd.swift).
+    let winograd: Bool
+    /// Geometry of the Winograd forward pass and of backward-data (dY → dX).
+    let winogradForwardShape: WinogradShape
+    let winogradDataShape: WinogradShape
+    /// Winograd buffers: staged weights, transformed weights (forward, backward-data), dU.
+    let winogradStage: UnsafeMutablePointer<Float>
+    let winogradForward: UnsafeMutablePointer<Float>
+    let winogradBackward: UnsafeMutablePointer<Float>
+    let winogradGradient: UnsafeMutablePointer<Float>
+    let winogradFloats: Int
 
     /// Floats of col for one sample.
     static func columnFloatsPerSample(kernel: Int, input: EngineShape, output: EngineShape) -> Int {
@@ -61,6 +74,13 @@ final class ConvKernel: EngineKernel {
     /// Test hook: nil chooses kernels by shape; false forces im2col + GEMM everywhere; true
     /// forces the direct kernels wherever they apply (also backward-data).
     nonisolated(unsafe) static var directOverride: Bool? = nil
+
+    /// Test hook: nil chooses by shape (unless `directOverride` is set); false never uses
+    /// Winograd; true uses it wherever it applies (3×3, stride 1, padding ≤ 2).
+    nonisolated(unsafe) static var winogradOverride: Bool? = nil
+
+    /// Fewest input and output channels for which Winograd is chosen by shape.
+    static let winogradMinChannels = 16
 
     /// Size budget of the shared im2col scratch in floats (tests lower it to force several chunks).
     static var columnBudgetFloats = 4 << 20
@@ -96,9 +116,25 @@ final class ConvKernel: EngineKernel {
         let (k, p) = (kernel, pad)
         let paddedIn = (inShape.height + 2 * p) * (inShape.width + 2 * p) * inShape.channels
         let override = ConvKernel.directOverride
-        direct = override != false && !isPointwise && (p == 0 || paddedIn <= columnFloats)
-        directChunk = p == 0 ? s.maxBatch : max(1, min(s.maxBatch, columnFloats / max(1, paddedIn)))
         let (ic, oc) = (inShape.channels, outShape.channels)
+        let (icp, ocp) = ((ic + directNR - 1) / directNR * directNR, (oc + directNR - 1) / directNR * directNR)
+        winogradForwardShape = WinogradShape(h: inShape.height, w: inShape.width, c: ic, pad: p,
+                                             oh: outShape.height, ow: outShape.width, oc: oc)
+        winogradDataShape = WinogradShape(h: outShape.height, w: outShape.width, c: oc, pad: 2 - p,
+                                          oh: inShape.height, ow: inShape.width, oc: ic)
+        let byShape = override == nil && ic >= ConvKernel.winogradMinChannels && oc >= ConvKernel.winogradMinChannels
+        let wOverride = ConvKernel.winogradOverride
+        winograd = WinogradShape.applies(kernel: k, stride: stride, pad: p) && wOverride != false
+            && (wOverride == true || byShape)
+            && (s.outputGrad == nil || winogradWeightBlock(winogradForwardShape, scratchFloats: columnFloats) > 0)
+        winogradFloats = winograd ? 9 * max(ic * ocp, oc * icp) + 36 * ic * ocp
+            + (s.inputGrads[0] != nil ? 36 * oc * icp : 0) + (s.outputGrad != nil ? 36 * ic * ocp : 0) : 0
+        winogradStage = allocateFloats(winograd ? 9 * max(ic * ocp, oc * icp) : 0)
+        winogradForward = allocateFloats(winograd ? 36 * ic * ocp : 0)
+        winogradBackward = allocateFloats(winograd && s.inputGrads[0] != nil ? 36 * oc * icp : 0)
+        winogradGradient = allocateFloats(winograd && s.outputGrad != nil ? 36 * ic * ocp : 0)
+        direct = !winograd && override != false && !isPointwise && (p == 0 || paddedIn <= columnFloats)
+        directChunk = p == 0 ? s.maxBatch : max(1, min(s.maxBatch, columnFloats / max(1, paddedIn)))
         dataClasses = makeDataClasses(kernel: k, stride: stride, pad: p, ic: ic, oc: oc)
         // Padding of dY so that every class's taps stay inside the padded buffer.
         var (top, bottom, left, right) = (0, 0, 0, 0)
@@ -133,6 +169,29 @@ final class ConvKernel: EngineKernel {
         packedForward.deallocate()
         packedBackward.deallocate()
         paddedBias.deallocate()
+        winogradStage.deallocate()
+        winogradForward.deallocate()
+        winogradBackward.deallocate()
+        winogradGradient.deallocate()
+    }
+
+    /// Forward with Winograd F(4×4, 3×3); bias is added by the output transform.
+    func winogradForwardPass(batch: Int) {
+        let (ic, oc) = (inShape.channels, outShape.channels)
+        winogradStageForward(weight, ic: ic, oc: oc, into: winogradStage)
+        winogradPackWeights(winogradStage, inC: ic, outP: winogradForwardShape.mStride, into: winogradForward)
+        if let bias = bias { paddedBias.update(from: bias, count: oc) }
+        runWinogradPass(WinogradPass(shape: winogradForwardShape, samples: batch, source: UnsafePointer(input),
+                                     packed: winogradForward, output: output, bias: paddedBias))
+    }
+
+    /// dX += the stride-1 convolution of dY (padded by 2 − pad) with the rotated, transposed kernel.
+    func winogradDataGradient(batch: Int, dOut: UnsafeMutablePointer<Float>, dIn: UnsafeMutablePointer<Float>) {
+        let (ic, oc) = (inShape.channels, outShape.channels)
+        winogradStageBackward(weight, ic: ic, oc: oc, into: winogradStage)
+        winogradPackWeights(winogradStage, inC: oc, outP: winogradDataShape.mStride, into: winogradBackward)
+        runWinogradPass(WinogradPass(shape: winogradDataShape, samples: batch, source: UnsafePointer(dOut),
+                                     packed: winogradBackward, output: dIn, bias: nil))
     }
 
     /// Forward with the direct kernel; bias is added by the kernel. Padding is applied per job
@@ -218,6 +277,10 @@ final class ConvKernel: EngineKernel {
     }
 
     func forward(batch: Int, training: Bool) {
+        if winograd {
+            winogradForwardPass(batch: batch)
+            return
+        }
         if direct {
             directForward(batch: batch)
             return
@@ -255,7 +318,7 @@ final class ConvKernel: EngineKernel {
 
     var ownedScratchBytes: Int {
         maxReductionChunks * outShape.channels * 8 + 4 * (packedForwardFloats + packedBackwardFloats)
-            + 4 * (outShape.channels + directNR - 1) / directNR * directNR
+            + 4 * (outShape.channels + directNR - 1) / directNR * directNR + 4 * winogradFloats
     }
 
     /// dW += colᵀ × dY over im2col chunks (the GEMM path of the weight gradient).
@@ -274,6 +337,17 @@ final class ConvKernel: EngineKernel {
 
     func backward(batch: Int) {
         guard let dOut = outputGrad else { return }
+        if winograd {
+            runWinogradWeightGradient(shape: winogradForwardShape, samples: batch, input: UnsafePointer(input),
+                                      dY: UnsafePointer(dOut), dW: weightGrad, dU: winogradGradient,
+                                      scratch: column, scratchFloats: columnFloats)
+            if let dIn = inputGrad { winogradDataGradient(batch: batch, dOut: dOut, dIn: dIn) }
+            if let biasGrad = biasGrad {
+                accumulateColumnSums(dOut, rows: batch * outShape.height * outShape.width,
+                                     columns: outShape.channels, partials: biasPartials, into: biasGrad)
+            }
+            return
+        }
         if direct {
             if directWeights { directWeightGradient(batch: batch, dOut: dOut) } else { gemmWeightGradient(batch: batch, dOut: dOut) }
             if let dIn = inputGrad {

@@ -61,10 +61,10 @@ import Darwin
 
 typealias DV = SIMD16<Float>
 
-@inline(__always) private func ld(_ p: UnsafePointer<Float>) -> DV {
+@inline(__always) func ld(_ p: UnsafePointer<Float>) -> DV {
     UnsafeRawPointer(p).loadUnaligned(as: DV.self)
 }
-@inline(__always) private func st(_ p: UnsafeMutablePointer<Float>, _ v: DV) {
+@inline(__always) func st(_ p: UnsafeMutablePointer<Float>, _ v: DV) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: DV.self)
 }
 
@@ -305,7 +305,7 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
 /// kernel row, consecutive. Results go to c[r][0..<48], starting from `initial` (48 floats)
 /// or, when nil, from c[r] itself.
 @inline(__always)
-private func gatherTile8x48(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int,
+func gatherTile8x48(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int,
                             rowStride: Int, run: Int, w: UnsafePointer<Float>,
                             _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
                             initial: UnsafePointer<Float>?) {
@@ -512,7 +512,7 @@ func runWeightPass(_ p: WeightPass) {
 /// 8 depth rows × 48 channels of dW, accumulated over `rowCount` output rows whose input and
 /// dY offsets are rowIn[i] and rowOut[i].
 @inline(__always)
-private func weightTile8x48(_ p: WeightPass, rowCount: Int, rowIn: UnsafePointer<Int>, rowOut: UnsafePointer<Int>,
+func weightTile8x48(_ p: WeightPass, rowCount: Int, rowIn: UnsafePointer<Int>, rowOut: UnsafePointer<Int>,
                             off: UnsafePointer<Int>, dY: UnsafePointer<Float>, dW: UnsafeMutablePointer<Float>,
                             validRows: Int) {
     let oc = p.oc

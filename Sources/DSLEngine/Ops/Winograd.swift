@@ -1,0 +1,460 @@
+// Winograd F(4×4, 3×3) for stride-1 3×3 convolutions (Lavin & Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2016). Conv.swift dispatches to it.
+// inp is (B,H,W,IC), weight is (3,3,IC,OC), out is (B,OH,OW,OC) with OH = H + 2·pad − 2.
+//
+// The output is cut into 4×4 tiles; tile (n, ty, tx) reads the 6×6 input patch at
+// (4·ty − pad, 4·tx − pad) (zeros outside the image). With the transforms below
+//   U = G g Gᵀ (6×6 per (ic, oc)),  V = Bᵀ d B (6×6 per (tile, ic)),
+//   M[ξ] = V[ξ] × U[ξ]  (one (tiles × IC) · (IC × OC) product per ξ of the 36),
+//   Y = Aᵀ M A (4×4 per (tile, oc)),
+// a tile's 4·4·9 multiply-adds per channel pair become 36: 4× fewer than a direct convolution.
+//
+// Training uses the exact adjoints of that computation:
+//   backward-data: dX is the stride-1 convolution of dY (padded by 2 − pad) with the kernel
+//     rotated 180° and transposed (IC ↔ OC), computed by the same forward pass;
+//   backward-weights: dU[ξ] = Σ_tiles V[ξ]ᵀ × (A dY Aᵀ)[ξ], then dW += Gᵀ dU G.
+//
+// Data layouts (all 16-float channel groups are SIMD16 vectors)
+//   U   packed weights [36][OC/48][IC][48] (OC zero-padded to a multiple of 48): for each ξ the
+//       B operand of the 8×48 micro-kernel (`gatherTile8x48` in DirectConv.swift).
+//   V   per job [36][tiles][IC'] (IC' = IC rounded up to 16; rows are the A operand).
+//   M   per job [36][tiles][OC'] (OC' = OC rounded up to 48).
+// Forward (and backward-data): one job per group of `winogradTilesPerJob` consecutive tiles
+// (image-major). A job transforms its tiles' input patches into V, runs the 36 products into M
+// (V and M stay in this thread's L2), and transforms M back into the output tiles (bias added,
+// or accumulated into dX). Every output element is computed by one thread in a fixed order.
+// Backward-weights: tiles are cut into fixed blocks (`winogradTilesPerWeightBlock`); for each
+// block, V and A dY Aᵀ are built in the shared scratch, then a fixed number of jobs accumulate
+// the 8×48 tiles of dU (`weightTile8x48`), so the result does not depend on the thread count.
+//
+// Precision: the transforms use the points 0, ±1, ±2 (and ∞); in fp32 the result differs from
+// a direct convolution by about 1e-6 of the output's scale (tests compare at 1e-4).
+
+/// Tiles per forward job (a multiple of 8: the micro-kernel's row count).
+nonisolated(unsafe) var winogradTilesPerJob = 16
+/// Tiles per block of the backward-weights reduction (at most; limited by the shared scratch).
+nonisolated(unsafe) var winogradTilesPerWeightBlock = 128
+
+@inline(__always) private func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> DV {
+    if lanes == 16 { return UnsafeRawPointer(p).loadUnaligned(as: DV.self) }
+    var v = DV()
+    for l in 0..<lanes { v[l] = p[l] }
+    return v
+}
+
+@inline(__always) private func store(_ p: UnsafeMutablePointer<Float>, _ v: DV, _ lanes: Int) {
+    if lanes == 16 { UnsafeMutableRawPointer(p).storeBytes(of: v, as: DV.self); return }
+    for l in 0..<lanes { p[l] = v[l] }
+}
+
+/// The geometry of one Winograd convolution: `source` images (h×w×c) → output (oh×ow×oc).
+struct WinogradShape {
+    var h: Int, w: Int, c: Int
+    var pad: Int
+    var oh: Int, ow: Int, oc: Int
+    var tilesY: Int { (oh + 3) / 4 }
+    var tilesX: Int { (ow + 3) / 4 }
+    var tilesPerImage: Int { tilesY * tilesX }
+    /// Row stride of V: input channels rounded up to 16.
+    var vStride: Int { (c + 15) / 16 * 16 }
+    /// Row stride of M (and columns of dU): output channels rounded up to 48.
+    var mStride: Int { (oc + directNR - 1) / directNR * directNR }
+    var panels: Int { mStride / directNR }
+    /// Floats of the packed weights U.
+    var packedFloats: Int { 36 * c * mStride }
+
+    /// Whether F(4×4, 3×3) applies: 3×3, stride 1, padding ≤ 2 (backward-data pads by 2 − pad).
+    static func applies(kernel: Int, stride: Int, pad: Int) -> Bool { kernel == 3 && stride == 1 && pad <= 2 }
+}
+
+// MARK: - Transforms (one 16-channel group)
+
+/// Bᵀ applied to 6 values.
+@inline(__always)
+private func inputRow(_ d0: DV, _ d1: DV, _ d2: DV, _ d3: DV, _ d4: DV, _ d5: DV)
+    -> (DV, DV, DV, DV, DV, DV) {
+    let a = d4 - d2 * 4, b = d3 - d1 * 4, c = d4 - d2, e = (d3 - d1) * 2
+    return (d0 * 4 - d2 * 5 + d4, a + b, a - b, c + e, c - e, d1 * 4 - d3 * 5 + d5)
+}
+
+/// Aᵀ applied to 6 values.
+@inline(__always)
+private func outputRow(_ m0: DV, _ m1: DV, _ m2: DV, _ m3: DV, _ m4: DV, _ m5: DV) -> (DV, DV, DV, DV) {
+    let s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4
+    return (m0 + s12 + s34, d12 + d34 * 2, s12 + s34 * 4, d12 + d34 * 8 + m5)
+}
+
+/// A applied to 4 values (the adjoint of `outputRow`).
+@inline(__always)
+private func gradientRow(_ e0: DV, _ e1: DV, _ e2: DV, _ e3: DV) -> (DV, DV, DV, DV, DV, DV) {
+    let s02 = e0 + e2, s13 = e1 + e3, q02 = e0 + e2 * 4, q13 = e1 * 2 + e3 * 8
+    return (e0, s02 + s13, s02 - s13, q02 + q13, q02 - q13, e3)
+}
+
+/// G applied to 3 values.
+@inline(__always)
+private func weightRow(_ g0: DV, _ g1: DV, _ g2: DV) -> (DV, DV, DV, DV, DV, DV) {
+    let s = (g0 + g2) * (-1.0 / 6), t = g1 * (1.0 / 6)
+    let p = g0 * (1.0 / 24) + g2 * (1.0 / 6), q = g1 * (1.0 / 12)
+    return (g0 * 0.25, s - t, s + t, p + q, p - q, g2)
+}
+
+/// Gᵀ applied to 6 values (the adjoint of `weightRow`).
+@inline(__always)
+private func weightGradientRow(_ u0: DV, _ u1: DV, _ u2: DV, _ u3: DV, _ u4: DV, _ u5: DV) -> (DV, DV, DV) {
+    let s12 = (u1 + u2) * (1.0 / 6), d12 = (u2 - u1) * (1.0 / 6)
+    let s34 = u3 + u4, d34 = u3 - u4
+    return (u0 * 0.25 - s12 + s34 * (1.0 / 24), d12 + d34 * (1.0 / 12), s34 * (1.0 / 6) - s12 + u5)
+}
+
+/// Writes Bᵀ d B of the 6×6 patch of `image` (h×w, `c` channels) whose top-left pixel is
+/// (y0, x0) (zeros outside the image), channels c0 ..< c0 + lanes, to dst[ξ · ξStride].
+/// `tmp` holds 36 vectors.
+@inline(__always)
+private func transformInput(_ image: UnsafePointer<Float>, h: Int, w: Int, c: Int, y0: Int, x0: Int,
+                            c0: Int, lanes: Int, tmp: UnsafeMutablePointer<DV>,
+                            dst: UnsafeMutablePointer<Float>, ξStride: Int) {
+    let zero = DV()
+    for r in 0..<6 {
+        let y = y0 + r
+        if y < 0 || y >= h {
+            for j in 0..<6 { tmp[r * 6 + j] = zero }
+            continue
+        }
+        let row = image + (y * w) * c + c0
+        var d = (zero, zero, zero, zero, zero, zero)
+        if x0 >= 0 && x0 + 6 <= w {
+            let p = row + x0 * c
+            d = (load(p, lanes), load(p + c, lanes), load(p + 2 * c, lanes),
+                 load(p + 3 * c, lanes), load(p + 4 * c, lanes), load(p + 5 * c, lanes))
+        } else {
+            @inline(__always) func at(_ q: Int) -> DV {
+                let x = x0 + q
+                return x >= 0 && x < w ? load(row + x * c, lanes) : zero
+            }
+            d = (at(0), at(1), at(2), at(3), at(4), at(5))
+        }
+        let t = inputRow(d.0, d.1, d.2, d.3, d.4, d.5)
+        tmp[r * 6] = t.0; tmp[r * 6 + 1] = t.1; tmp[r * 6 + 2] = t.2
+        tmp[r * 6 + 3] = t.3; tmp[r * 6 + 4] = t.4; tmp[r * 6 + 5] = t.5
+    }
+    for j in 0..<6 {
+        let v = inputRow(tmp[j], tmp[6 + j], tmp[12 + j], tmp[18 + j], tmp[24 + j], tmp[30 + j])
+        store(dst + j * ξStride, v.0, 16); store(dst + (6 + j) * ξStride, v.1, 16)
+        store(dst + (12 + j) * ξStride, v.2, 16); store(dst + (18 + j) * ξStride, v.3, 16)
+        store(dst + (24 + j) * ξStride, v.4, 16); store(dst + (30 + j) * ξStride, v.5, 16)
+    }
+}
+
+/// Writes A e Aᵀ of the 4×4 patch of `image` (h×w, `c` channels) at (y0, x0) (zeros outside),
+/// channels c0 ..< c0 + lanes, to dst[ξ · ξStride]. `tmp` holds 24 vectors.
+@inline(__always)
+private func transformGradient(_ image: UnsafePointer<Float>, h: Int, w: Int, c: Int, y0: Int, x0: Int,
+                               c0: Int, lanes: Int, tmp: UnsafeMutablePointer<DV>,
+                               dst: UnsafeMutablePointer<Float>, ξStride: Int) {
+    let zero = DV()
+    for r in 0..<4 {
+        let y = y0 + r
+        if y >= h {
+            for j in 0..<6 { tmp[r * 6 + j] = zero }
+            continue
+        }
+        let row = image + (y * w) * c + c0
+        @inline(__always) func at(_ q: Int) -> DV { x0 + q < w ? load(row + (x0 + q) * c, lanes) : zero }
+        let t = gradientRow(at(0), at(1), at(2), at(3))
+        tmp[r * 6] = t.0; tmp[r * 6 + 1] = t.1; tmp[r * 6 + 2] = t.2
+        tmp[r * 6 + 3] = t.3; tmp[r * 6 + 4] = t.4; tmp[r * 6 + 5] = t.5
+    }
+    for j in 0..<6 {
+        let v = gradientRow(tmp[j], tmp[6 + j], tmp[12 + j], tmp[18 + j])
+        store(dst + j * ξStride, v.0, 16); store(dst + (6 + j) * ξStride, v.1, 16)
+        store(dst + (12 + j) * ξStride, v.2, 16); store(dst + (18 + j) * ξStride, v.3, 16)
+        store(dst + (24 + j) * ξStride, v.4, 16); store(dst + (30 + j) * ξStride, v.5, 16)
+    }
+}
+
+/// Aᵀ M A of one tile (m[ξ · ξStride], 16 channels) written to the 4×4 output patch at (y0, x0)
+/// of `image` (oh×ow, `c` channels), channels c0 ..< c0 + lanes, clipped to the image:
+/// out = result + initial, or out += result when `initial` is nil. `tmp` holds 28 vectors.
+@inline(__always)
+private func transformOutput(_ m: UnsafePointer<Float>, ξStride: Int, tmp: UnsafeMutablePointer<DV>,
+                             _ image: UnsafeMutablePointer<Float>, h: Int, w: Int, c: Int, y0: Int, x0: Int,
+                             c0: Int, lanes: Int, initial: DV?) {
+    for i in 0..<6 {
+        let p = m + i * 6 * ξStride
+        let t = outputRow(load(p, 16), load(p + ξStride, 16), load(p + 2 * ξStride, 16),
+                          load(p + 3 * ξStride, 16), load(p + 4 * ξStride, 16), load(p + 5 * ξStride, 16))
+        tmp[i * 4] = t.0; tmp[i * 4 + 1] = t.1; tmp[i * 4 + 2] = t.2; tmp[i * 4 + 3] = t.3
+    }
+    let rows = min(4, h - y0), cols = min(4, w - x0)
+    for b in 0..<cols {
+        let y = outputRow(tmp[b], tmp[4 + b], tmp[8 + b], tmp[12 + b], tmp[16 + b], tmp[20 + b])
+        let ys = tmp + 24
+        ys[0] = y.0; ys[1] = y.1; ys[2] = y.2; ys[3] = y.3
+        for a in 0..<rows {
+            let o = image + ((y0 + a) * w + x0 + b) * c + c0
+            if let initial {
+                store(o, ys[a] + initial, lanes)
+            } else {
+                store(o, load(o, lanes) + ys[a], lanes)
+            }
+        }
+    }
+}
+
+// MARK: - Weights
+
+/// Packs U = G g Gᵀ from staged weights `g` ([9][inC][outP], taps ky·3 + kx, outP a multiple of
+/// 48, zero-padded) into [36][outP/48][inC][48].
+func winogradPackWeights(_ g: UnsafePointer<Float>, inC: Int, outP: Int, into u: UnsafeMutablePointer<Float>) {
+    let panels = outP / directNR
+    let tapStride = inC * outP
+    let ξStride = panels * inC * directNR
+    parallelFor(min(inC, 16)) { job in
+        withUnsafeTemporaryAllocation(of: DV.self, capacity: 18) { buf in
+            let tmp = buf.baseAddress!
+            for i in chunkRange(job, of: min(inC, 16), count: inC) {
+                for o0 in stride(from: 0, to: outP, by: 16) {
+                    let s = g + i * outP + o0
+                    for ky in 0..<3 {
+                        let r = weightRow(load(s + (ky * 3) * tapStride, 16), load(s + (ky * 3 + 1) * tapStride, 16),
+                                          load(s + (ky * 3 + 2) * tapStride, 16))
+                        tmp[ky * 6] = r.0; tmp[ky * 6 + 1] = r.1; tmp[ky * 6 + 2] = r.2
+                        tmp[ky * 6 + 3] = r.3; tmp[ky * 6 + 4] = r.4; tmp[ky * 6 + 5] = r.5
+                    }
+                    let d = u + ((o0 / directNR) * inC + i) * directNR + o0 % directNR
+                    for j in 0..<6 {
+                        let col = weightRow(tmp[j], tmp[6 + j], tmp[12 + j])
+                        store(d + j * ξStride, col.0, 16); store(d + (6 + j) * ξStride, col.1, 16)
+                        store(d + (12 + j) * ξStride, col.2, 16); store(d + (18 + j) * ξStride, col.3, 16)
+                        store(d + (24 + j) * ξStride, col.4, 16); store(d + (30 + j) * ξStride, col.5, 16)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Stages forward weights W (3,3,ic,oc) as [9][ic][oc'] (oc' = oc rounded up to 48, zeros).
+func winogradStageForward(_ w: UnsafePointer<Float>, ic: Int, oc: Int, into s: UnsafeMutablePointer<Float>) {
+    let ocp = (oc + directNR - 1) / directNR * directNR
+    for row in 0..<(9 * ic) {
+        let d = s + row * ocp
+        d.update(from: w + row * oc, count: oc)
+        if ocp > oc { (d + oc).update(repeating: 0, count: ocp - oc) }
+    }
+}
+
+/// Stages backward-data weights: [9][oc][ic'] with tap t = W's tap 8 − t (rotated 180°) and the
+/// channels transposed (ic' = ic rounded up to 48, zeros).
+func winogradStageBackward(_ w: UnsafePointer<Float>, ic: Int, oc: Int, into s: UnsafeMutablePointer<Float>) {
+    let icp = (ic + directNR - 1) / directNR * directNR
+    for t in 0..<9 {
+        let src = w + (8 - t) * ic * oc
+        let dst = s + t * oc * icp
+        for o in 0..<oc {
+            let d = dst + o * icp
+            for i in 0..<ic { d[i] = src[i * oc + o] }
+            if icp > ic { (d + ic).update(repeating: 0, count: icp - ic) }
+        }
+    }
+}
+
+// MARK: - Forward (and backward-data)
+
+/// One Winograd convolution pass over `samples` images: output = conv(source, U) + bias, or
+/// output += conv(source, U) when `bias` is nil.
+struct WinogradPass {
+    var shape: WinogradShape
+    var samples: Int
+    var source: UnsafePointer<Float>
+    var packed: UnsafePointer<Float>
+    var output: UnsafeMutablePointer<Float>
+    /// Bias padded to `shape.mStride` floats; nil accumulates into the output.
+    var bias: UnsafePointer<Float>?
+}
+
+/// Runs a `WinogradPass`, in parallel over fixed groups of tiles.
+func runWinogradPass(_ p: WinogradPass) {
+    let sh = p.shape
+    let total = p.samples * sh.tilesPerImage
+    if total == 0 { return }
+    let group = max(directMR, winogradTilesPerJob / directMR * directMR)
+    let jobs = (total + group - 1) / group
+    let (vs, ms) = (sh.vStride, sh.mStride)
+    let vFloats = 36 * group * vs, mFloats = 36 * group * ms
+    let zeros = [Float](repeating: 0, count: directNR)
+    zeros.withUnsafeBufferPointer { zeroBuf in
+    let zero = zeroBuf.baseAddress!
+    parallelFor(jobs) { job in
+        let v = winogradScratch.floats(vFloats + mFloats)
+        let m = v + vFloats
+        let t0 = job * group, count = min(group, total - t0)
+        let rows = (count + directMR - 1) / directMR * directMR
+        withUnsafeTemporaryAllocation(of: DV.self, capacity: 36) { tmpBuf in
+        withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: directMR) { aBuf in
+        withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: directMR) { cBuf in
+            let tmp = tmpBuf.baseAddress!, a = aBuf.baseAddress!, cp = cBuf.baseAddress!
+            // Input transform.
+            for t in 0..<count {
+                let q = t0 + t
+                let n = q / sh.tilesPerImage, r = q % sh.tilesPerImage
+                let y0 = (r / sh.tilesX) * 4 - sh.pad, x0 = (r % sh.tilesX) * 4 - sh.pad
+                let image = p.source + n * sh.h * sh.w * sh.c
+                for c0 in stride(from: 0, to: sh.c, by: 16) {
+                    transformInput(image, h: sh.h, w: sh.w, c: sh.c, y0: y0, x0: x0, c0: c0,
+                                   lanes: min(16, sh.c - c0), tmp: tmp, dst: v + t * vs + c0, ξStride: group * vs)
+                }
+            }
+            // Rows past the last tile are read by the last 8-row micro-tile: keep them finite.
+            if rows > count {
+                for ξ in 0..<36 { (v + (ξ * group + count) * vs).update(repeating: 0, count: (rows - count) * vs) }
+            }
+            // The 36 products M[ξ] = V[ξ] × U[ξ].
+            for ξ in 0..<36 {
+                let vξ = UnsafePointer(v + ξ * group * vs), mξ = m + ξ * group * ms
+                for panel in 0..<sh.panels {
+                    let w = p.packed + (ξ * sh.panels + panel) * sh.c * directNR
+                    for r0 in stride(from: 0, to: rows, by: directMR) {
+                        for r in 0..<directMR {
+                            a[r] = vξ + (r0 + r) * vs
+                            cp[r] = mξ + (r0 + r) * ms + panel * directNR
+                        }
+                        gatherTile8x48(a, kernel: 1, rowStride: 0, run: sh.c, w: w, cp, initial: zero)
+                    }
+                }
+            }
+            // Output transform.
+            for t in 0..<count {
+                let q = t0 + t
+                let n = q / sh.tilesPerImage, r = q % sh.tilesPerImage
+                let y0 = (r / sh.tilesX) * 4, x0 = (r % sh.tilesX) * 4
+                let image = p.output + n * sh.oh * sh.ow * sh.oc
+                for c0 in stride(from: 0, to: sh.oc, by: 16) {
+                    let lanes = min(16, sh.oc - c0)
+                    transformOutput(UnsafePointer(m + t * ms + c0), ξStride: group * ms, tmp: tmp,
+                                    image, h: sh.oh, w: sh.ow, c: sh.oc, y0: y0, x0: x0, c0: c0, lanes: lanes,
+                                    initial: p.bias.map { load($0 + c0, 16) })
+                }
+            }
+        }
+        }
+        }
+    }
+    }
+}
+
+// MARK: - Backward-weights
+
+/// dW (3,3,ic,oc) += the weight gradient of a Winograd convolution over `samples` images:
+/// dU[ξ] = Σ_tiles V[ξ]ᵀ (A dY Aᵀ)[ξ] in blocks of tiles, then dW += Gᵀ dU G.
+/// `dU` holds 36·c·mStride floats; `scratch` holds `scratchFloats` floats.
+func runWinogradWeightGradient(shape sh: WinogradShape, samples: Int, input: UnsafePointer<Float>,
+                               dY: UnsafePointer<Float>, dW: UnsafeMutablePointer<Float>,
+                               dU: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                               scratchFloats: Int) {
+    let total = samples * sh.tilesPerImage
+    if total == 0 { return }
+    let (vs, ms, c) = (sh.vStride, sh.mStride, sh.c)
+    let block = winogradWeightBlock(sh, scratchFloats: scratchFloats)
+    require(block > 0, "Winograd backward-weights: scratch too small")
+    dU.update(repeating: 0, count: 36 * c * ms)
+    let v = scratch, g = scratch + 36 * block * vs
+    let icTiles = (c + directMR - 1) / directMR
+    let items = 36 * sh.panels * icTiles
+    let jobs = min(items, 16)
+    var first = 0
+    while first < total {
+        let count = min(block, total - first)
+        // Transforms of the block's input patches and output-gradient tiles, 8 tiles per job.
+        let groups = (count + 7) / 8
+        parallelFor(groups) { job in
+            withUnsafeTemporaryAllocation(of: DV.self, capacity: 36) { tmpBuf in
+                let tmp = tmpBuf.baseAddress!
+                for t in (job * 8)..<min(count, job * 8 + 8) {
+                    let q = first + t
+                    let n = q / sh.tilesPerImage, r = q % sh.tilesPerImage
+                    let ty = r / sh.tilesX, tx = r % sh.tilesX
+                    let image = input + n * sh.h * sh.w * c
+                    for c0 in stride(from: 0, to: c, by: 16) {
+                        transformInput(image, h: sh.h, w: sh.w, c: c, y0: ty * 4 - sh.pad, x0: tx * 4 - sh.pad,
+                                       c0: c0, lanes: min(16, c - c0), tmp: tmp, dst: v + t * vs + c0,
+                                       ξStride: block * vs)
+                    }
+                    let grad = dY + n * sh.oh * sh.ow * sh.oc
+                    for o0 in stride(from: 0, to: ms, by: 16) {
+                        let lanes = max(0, min(16, sh.oc - o0))
+                        let dst = g + t * ms + o0
+                        if lanes == 0 {
+                            for ξ in 0..<36 { store(dst + ξ * block * ms, DV(), 16) }
+                        } else {
+                            transformGradient(grad, h: sh.oh, w: sh.ow, c: sh.oc, y0: ty * 4, x0: tx * 4,
+                                              c0: o0, lanes: lanes, tmp: tmp, dst: dst, ξStride: block * ms)
+                        }
+                    }
+                }
+            }
+        }
+        // dU[ξ] += V[ξ]ᵀ × G[ξ]: 8 input channels × 48 output channels per tile of dU.
+        parallelFor(jobs) { job in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: directMR + 2) { buf in
+                let off = buf.baseAddress!, rowIn = off + directMR, rowOut = rowIn + 1
+                rowIn[0] = 0; rowOut[0] = 0
+                for item in chunkRange(job, of: jobs, count: items) {
+                    let ξ = item / (sh.panels * icTiles), rem = item % (sh.panels * icTiles)
+                    let panel = rem / icTiles, i0 = (rem % icTiles) * directMR
+                    let mr = min(directMR, c - i0)
+                    for r in 0..<directMR { off[r] = i0 + min(r, mr - 1) }
+                    let pass = WeightPass(source: UnsafePointer(v + ξ * block * vs), hp: 0, wp: 0, c: vs, samples: 1,
+                                          outH: 1, outW: count, oc: ms, stride: 1, kernel: 1,
+                                          dY: UnsafePointer(g + ξ * block * ms), dW: dU)
+                    weightTile8x48(pass, rowCount: 1, rowIn: rowIn, rowOut: rowOut, off: off,
+                                   dY: UnsafePointer(g + ξ * block * ms + panel * directNR),
+                                   dW: dU + ξ * c * ms + i0 * ms + panel * directNR, validRows: mr)
+                }
+            }
+        }
+        first += count
+    }
+    // dW[ky][kx][i][o] += Σ G[ξy][ky] G[ξx][kx] dU[ξ][i][o].
+    let ocStride = sh.oc
+    parallelFor(min(c, 16)) { job in
+        withUnsafeTemporaryAllocation(of: DV.self, capacity: 18) { buf in
+            let tmp = buf.baseAddress!
+            for i in chunkRange(job, of: min(c, 16), count: c) {
+                for o0 in stride(from: 0, to: sh.oc, by: 16) {
+                    let lanes = min(16, sh.oc - o0)
+                    let s = UnsafePointer(dU + i * ms + o0)
+                    let ξStride = c * ms
+                    for a in 0..<6 {
+                        let p = s + a * 6 * ξStride
+                        let r = weightGradientRow(load(p, 16), load(p + ξStride, 16), load(p + 2 * ξStride, 16),
+                                                  load(p + 3 * ξStride, 16), load(p + 4 * ξStride, 16),
+                                                  load(p + 5 * ξStride, 16))
+                        tmp[a * 3] = r.0; tmp[a * 3 + 1] = r.1; tmp[a * 3 + 2] = r.2
+                    }
+                    for kx in 0..<3 {
+                        let col = weightGradientRow(tmp[kx], tmp[3 + kx], tmp[6 + kx], tmp[9 + kx],
+                                                    tmp[12 + kx], tmp[15 + kx])
+                        let d = dW + i * ocStride + o0
+                        let tap = c * ocStride
+                        var o = d + kx * tap; store(o, load(o, lanes) + col.0, lanes)
+                        o = d + (3 + kx) * tap; store(o, load(o, lanes) + col.1, lanes)
+                        o = d + (6 + kx) * tap; store(o, load(o, lanes) + col.2, lanes)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tiles per block of the backward-weights reduction that fit `scratchFloats` (0: none fit).
+func winogradWeightBlock(_ sh: WinogradShape, scratchFloats: Int) -> Int {
+    let perTile = 36 * (sh.vStride + sh.mStride)
+    let fit = scratchFloats / perTile
+    if fit < directMR { return 0 }
+    return min(winogradTilesPerWeightBlock, fit)
+}
+
+/// Per-thread V and M buffers of the Winograd forward pass.
+private let winogradScratch = ThreadScratch()

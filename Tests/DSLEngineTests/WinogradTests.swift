@@ -1,0 +1,94 @@
+import XCTest
+@testable import DSLEngine
+
+/// Winograd F(4×4, 3×3) (Winograd.swift) against the im2col + GEMM path: forward, dW, db and dX
+/// on shapes with ragged 4×4 tiles (sizes not a multiple of 4, 'valid' and pad 2), channel
+/// counts not a multiple of 16 or 48, one image and several; plus finite-difference gradient
+/// checks with Winograd forced, and bit-identical results with 1 and 2 threads.
+final class WinogradTests: XCTestCase {
+    override func tearDown() {
+        ConvKernel.directOverride = nil
+        ConvKernel.winogradOverride = nil
+        winogradTilesPerJob = 16
+        winogradTilesPerWeightBlock = 128
+    }
+
+    /// Forward output, parameter gradients and dX of one 3×3 stride-1 convolution.
+    private func run(winograd: Bool, batch: Int, h: Int, w: Int, ic: Int, oc: Int, p: Int,
+                     threads: Int = 2) throws -> [[Float]] {
+        ConvKernel.directOverride = winograd ? nil : false
+        ConvKernel.winogradOverride = winograd
+        let saved = engineThreadCount
+        engineThreadCount = threads
+        defer { engineThreadCount = saved; ConvKernel.directOverride = nil; ConvKernel.winogradOverride = nil }
+        let g = EngineGraph(inputShape: (h, w, ic), maxBatch: batch, seed: 5)
+        g.computesInputGradient = true
+        let c = try g.add(.conv(kernel: 3, stride: 1, pad: p, outChannels: oc, bias: true), inputs: [0], name: "conv")
+        let f = try g.add(.globalAvgPool, inputs: [c], name: "gap")
+        try g.add(.softmax, inputs: [f], name: "softmax")
+        g.compile(training: true, reuseBuffers: false)
+        var random = TestRandom(7)
+        let x = random.normals(batch * h * w * ic)
+        let labels = (0..<batch).map { Int32($0 % oc) }
+        g.forward(x, batch: batch, training: true)
+        let convOut = Array(UnsafeBufferPointer(start: g.outputStorage(of: c), count: batch * g.shape(of: c).count))
+        g.backward(labels: labels, batch: batch)
+        let weights = 9 * ic * oc
+        let grads = Array(UnsafeBufferPointer(start: g.parameterGrads, count: g.parameterCount))
+        return [convOut, Array(grads[..<weights]), Array(grads[weights...]),
+                Array(UnsafeBufferPointer(start: g.inputGradient!, count: batch * h * w * ic))]
+    }
+
+    /// Fails where |fast − reference| > 1e-3·|reference| + 1e-4·(largest |reference| of the tensor):
+    /// Winograd's fp32 rounding is relative to the magnitudes summed, not to each result.
+    private func assertClose(_ fast: [[Float]], _ reference: [[Float]], _ message: String) {
+        let names = ["output", "dW", "db", "dX"]
+        for (k, (f, r)) in zip(fast, reference).enumerated() {
+            XCTAssertEqual(f.count, r.count)
+            let scale = r.map { abs($0) }.max() ?? 0
+            if let i = f.indices.first(where: { abs(f[$0] - r[$0]) > 1e-3 * abs(r[$0]) + 1e-4 * scale }) {
+                XCTFail("\(message): \(names[k])[\(i)] = \(f[i]), expected \(r[i]) (largest \(scale))")
+            }
+        }
+    }
+
+    func testWinogradMatchesIm2colGemm() throws {
+        let shapes: [(batch: Int, h: Int, w: Int, ic: Int, oc: Int, p: Int)] = [
+            (2, 8, 8, 16, 48, 1), (3, 9, 11, 20, 50, 1), (1, 7, 13, 48, 96, 0), (2, 6, 6, 96, 100, 2),
+            (3, 5, 9, 17, 16, 1), (2, 4, 4, 33, 64, 0), (1, 13, 3, 64, 20, 1), (2, 3, 3, 16, 16, 2),
+        ]
+        for sh in shapes {
+            let reference = try run(winograd: false, batch: sh.batch, h: sh.h, w: sh.w, ic: sh.ic, oc: sh.oc, p: sh.p)
+            let fast = try run(winograd: true, batch: sh.batch, h: sh.h, w: sh.w, ic: sh.ic, oc: sh.oc, p: sh.p)
+            assertClose(fast, reference, "\(sh)")
+            let oneThread = try run(winograd: true, batch: sh.batch, h: sh.h, w: sh.w, ic: sh.ic, oc: sh.oc,
+                                    p: sh.p, threads: 1)
+            XCTAssertTrue(oneThread.joined().elementsEqual(fast.joined()) { $0.bitPattern == $1.bitPattern },
+                          "\(sh): 1 and 2 threads differ")
+        }
+    }
+
+    /// Several forward jobs and backward-weights blocks, the last ones ragged.
+    func testSmallJobsAndBlocks() throws {
+        let reference = try run(winograd: false, batch: 3, h: 10, w: 9, ic: 24, oc: 40, p: 1)
+        winogradTilesPerJob = 8
+        winogradTilesPerWeightBlock = 10
+        let fast = try run(winograd: true, batch: 3, h: 10, w: 9, ic: 24, oc: 40, p: 1)
+        assertClose(fast, reference, "8-tile jobs, 10-tile blocks")
+    }
+
+    func testWinogradGradients() throws {
+        ConvKernel.winogradOverride = true
+        for (p, bias) in [(1, true), (0, false), (2, true)] {
+            let report = try GradientChecker().check(input: (6, 7, 3)) { g in
+                try g.add(.conv(kernel: 3, stride: 1, pad: p, outChannels: 5, bias: bias), inputs: [0], name: "conv1")
+            }
+            assertGradientsMatch(report, "winograd conv p\(p) bias \(bias)")
+        }
+        let report = try GradientChecker().check(input: (5, 9, 16)) { g in
+            try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 20, bias: true), inputs: [0], name: "conv1")
+            try g.add(.conv(kernel: 3, stride: 1, pad: 0, outChannels: 16, bias: false), inputs: [1], name: "conv2")
+        }
+        assertGradientsMatch(report, "winograd conv chain")
+    }
+}
