@@ -12,8 +12,12 @@ enum BenchCommand {
     Builds the network on the CPU engine and times, like `caffe time`: each layer's forward
     and backward pass (mean over --steps profiled steps), the whole training step
     (forward + backward + SGD update) and inference, in images per second, the achieved
-    GFLOP/s (2 x MACs of convolutions and linear layers; backward counts 2 x forward) and
-    the fraction of this machine's peak FP32 FMA rate, measured at start and printed.
+    GFLOP/s (2 x MACs of convolutions and linear layers; backward counts 2 x forward, or
+    1 x where no input gradient is computed, as for the first layer) and the fraction of
+    this machine's peak FP32 FMA rate, measured at start and printed. The "kernel" column
+    names each convolution's algorithm; Winograd layers do fewer multiplications than a
+    direct convolution, so their rate (counted as the direct convolution's FLOPs) can
+    exceed 100 % of peak.
     Build in release mode for meaningful figures: swift build -c release.
 
     Options:
@@ -22,8 +26,8 @@ enum BenchCommand {
       --steps N        timed steps (default 5, after 2 warm-up steps)
       --format F       table (default) or json (fields: train_images_per_second,
                        inference_images_per_second, gflops_per_second, peak_gflops,
-                       fraction_of_peak, layers: [{name, op, forward_ms, backward_ms,
-                       macs, gflops_per_second}])
+                       fraction_of_peak, layers: [{name, op, kernel, forward_ms,
+                       backward_ms, macs, flops, gflops_per_second, fraction_of_peak}])
 
     """, run: run)
 
@@ -74,37 +78,45 @@ enum BenchCommand {
         engine.profiling = true
         for _ in 0..<steps { if trains { trainStep() } else { inferStep() } }
         engine.profiling = false
-        struct Row { var name: String; var op: String; var fwd: Double; var bwd: Double; var macs: Int }
+        struct Row { var name: String; var op: String; var kernel: String; var fwd: Double; var bwd: Double
+                     var macs: Int; var flops: Double }
         var rows: [Row] = []
         for e in 1..<engine.nodeCount {
             let ir = lowered.sourceOf[e]
             let isPrimary = engine.name(of: e) == g.nodes[ir].name
             let macs = isPrimary ? cost.nodes[ir].macs * batch : 0
-            rows.append(Row(name: engine.name(of: e), op: engine.op(of: e).map { "\($0)" } ?? "", fwd: engine.forwardSeconds[e] / Double(steps) * 1000,
-                            bwd: trains ? engine.backwardSeconds[e] / Double(steps) * 1000 : 0, macs: macs))
+            // Forward, plus in training the weight gradient and (unless nobody needs it) dX.
+            let passes = trains ? (engine.computesInputGradient(of: e) ? 3 : 2) : 1
+            rows.append(Row(name: engine.name(of: e), op: engine.op(of: e).map { "\($0)" } ?? "",
+                            kernel: engine.algorithm(of: e) ?? "", fwd: engine.forwardSeconds[e] / Double(steps) * 1000,
+                            bwd: trains ? engine.backwardSeconds[e] / Double(steps) * 1000 : 0, macs: macs,
+                            flops: Double(2 * macs * passes)))
         }
-        let flopsPerImage = Double(2 * cost.macs) * (trains ? 3 : 1)
+        let flopsPerImage = rows.reduce(0) { $0 + $1.flops } / Double(batch)
         let gflops = (trains ? trainIPS : inferIPS) * flopsPerImage / 1e9
         func layerGFLOPS(_ r: Row) -> Double {
             let t = (r.fwd + r.bwd) / 1000
-            return t > 0 && r.macs > 0 ? Double(r.macs) * 2 * (trains ? 3 : 1) / t / 1e9 : 0
+            return t > 0 ? r.flops / t / 1e9 : 0
         }
         if format == "json" {
             out(JSON.object([
                 ("network", .string(g.name)), ("batch", .int(batch)), ("threads", .int(engineThreadCount)),
                 ("train_images_per_second", trains ? .double(trainIPS) : .null), ("inference_images_per_second", .double(inferIPS)),
                 ("gflops_per_second", .double(gflops)), ("peak_gflops", .double(peak)), ("fraction_of_peak", .double(gflops / peak)),
-                ("layers", .array(rows.map { r in .object([("name", .string(r.name)), ("op", .string(r.op)), ("forward_ms", .double(r.fwd)), ("backward_ms", .double(r.bwd)),
-                                                         ("macs", .int(r.macs)), ("gflops_per_second", .double(layerGFLOPS(r))), ("fraction_of_peak", .double(layerGFLOPS(r) / peak))]) })),
+                ("layers", .array(rows.map { r in .object([("name", .string(r.name)), ("op", .string(r.op)), ("kernel", .string(r.kernel)), ("forward_ms", .double(r.fwd)), ("backward_ms", .double(r.bwd)),
+                                                         ("macs", .int(r.macs)), ("flops", .double(r.flops)), ("gflops_per_second", .double(layerGFLOPS(r))), ("fraction_of_peak", .double(layerGFLOPS(r) / peak))]) })),
             ]).render() + "\n")
             return ExitCode.ok
         }
         var s = "\(g.name): batch \(batch), \(engineThreadCount) thread\(engineThreadCount == 1 ? "" : "s"), measured peak \(String(format: "%.0f", peak)) GFLOP/s (FP32 FMA)\n\n"
         let nameW = max(5, rows.map(\.name.count).max() ?? 5), opW = max(2, rows.map(\.op.count).max() ?? 2)
-        s += "layer".padding(toLength: nameW, withPad: " ", startingAt: 0) + "  " + "op".padding(toLength: opW, withPad: " ", startingAt: 0) + "  forward ms  backward ms  GFLOP/s  % peak\n"
+        let kernelW = max(6, rows.map(\.kernel.count).max() ?? 6)
+        s += "layer".padding(toLength: nameW, withPad: " ", startingAt: 0) + "  " + "op".padding(toLength: opW, withPad: " ", startingAt: 0)
+            + "  " + "kernel".padding(toLength: kernelW, withPad: " ", startingAt: 0) + "  forward ms  backward ms  GFLOP/s  % peak\n"
         for r in rows {
             let gf = layerGFLOPS(r)
             s += r.name.padding(toLength: nameW, withPad: " ", startingAt: 0) + "  " + r.op.padding(toLength: opW, withPad: " ", startingAt: 0)
+                + "  " + r.kernel.padding(toLength: kernelW, withPad: " ", startingAt: 0)
                 + String(format: "  %10.2f  %11.2f  %7@  %6@\n", r.fwd, r.bwd, gf > 0 ? String(format: "%.1f", gf) : "", gf > 0 ? String(format: "%.0f%%", gf / peak * 100) : "")
         }
         let tf = rows.reduce(0) { $0 + $1.fwd }, tb = rows.reduce(0) { $0 + $1.bwd }

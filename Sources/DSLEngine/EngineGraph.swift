@@ -127,6 +127,13 @@ public final class EngineGraph {
 
     /// Number of nodes, including the input node 0.
     public var nodeCount: Int { nodes.count }
+    /// How a compiled node's kernel computes (for convolutions: "winograd", "direct", "gemm",
+    /// "im2col+gemm"), or nil.
+    public func algorithm(of node: Int) -> String? { node < kernels.count ? kernels[node]?.algorithm : nil }
+    /// Whether the compiled backward pass computes a gradient for one of the node's inputs.
+    public func computesInputGradient(of node: Int) -> Bool {
+        node > 0 && node < grads.count && nodes[node].inputs.contains { grads[$0] != nil }
+    }
     /// Per-sample output shape of a node.
     public func shape(of node: Int) -> EngineShape { nodes[node].shape }
     /// Operator of a node (nil for the input node 0).

@@ -45,6 +45,10 @@ final class ConvBenchTests: XCTestCase {
         if let v = env["DSL_WSB"], let x = Int(v) { weightPixelsPerSubBlock = x }
         if let v = env["DSL_WCF"], let x = Int(v) { weightChunkFloats = x }
         if let v = env["DSL_WJ"], let x = Int(v) { weightJobsPerBlock = x }
+        // DSL_DIRECT=0 forces im2col + GEMM, DSL_WINOGRAD=0 turns Winograd off.
+        if let v = env["DSL_DIRECT"] { ConvKernel.directOverride = v == "1" }
+        if let v = env["DSL_WINOGRAD"] { ConvKernel.winogradOverride = v == "1" }
+        defer { ConvKernel.directOverride = nil; ConvKernel.winogradOverride = nil }
         let saved = engineThreadCount
         engineThreadCount = threads
         defer { engineThreadCount = saved }
@@ -74,25 +78,29 @@ final class ConvBenchTests: XCTestCase {
             for i in 0..<(batch * inS.count) { x[i] = Float(i % 13) * 0.1 - 0.6 }
             for i in 0..<(batch * outS.count) { dy[i] = Float(i % 11) * 0.1 - 0.5 }
             for i in 0..<(k * k * ic * oc) { w[i] = Float(i % 7) * 0.01 }
-            let st = NodeStorage(inputs: [x], inputShapes: [inS], inputGrads: [dx], output: y, outputShape: outS,
+            let st = NodeStorage(inputs: [x], inputShapes: [inS], inputGrads: [ic == 3 ? nil : dx], output: y, outputShape: outS,
                                  outputGrad: dy, parameters: [w, b], parameterGrads: [dw, db], buffers: [], saved: nil,
                                  columnScratch: col, columnScratchFloats: colFloats, maxBatch: batch)
             let kern = ConvKernel(kernel: k, stride: s, pad: p, storage: st)
             let flops = 2.0 * Double(batch * oh * oh * k * k * ic * oc)
-            func pct(_ t: Double) -> String { String(format: "%5.1f%%", flops / t / 1e9 / (peak1 * Double(threads)) * 100) }
+            func pct(_ t: Double, passes: Double = 1) -> String {
+                String(format: "%5.1f%%", passes * flops / t / 1e9 / (peak1 * Double(threads)) * 100)
+            }
+            // The first layer computes no dX (its input is the image).
+            let backwardPasses: Double = ic == 3 ? 1 : 2
             let f = best { kern.forward(batch: batch, training: true) }
             let fWall = lastWall
-            let bw = best { kern.directWeightGradient(batch: batch, dOut: dy) }
-            let bwWall = lastWall
-            let bd = kern.directData ? best { kern.directDataGradient(batch: batch, dOut: dy, dIn: dx) } : .infinity
-            let bdWall = lastWall
-            let bg = best { kern.gemmDataGradient(batch: batch, dOut: dy, dIn: dx) }
             let full = best { kern.backward(batch: batch) }
-            let biasT = best { accumulateColumnSums(dy, rows: batch * oh * oh, columns: oc, partials: kern.biasPartials, into: db) }
-            let padT = best { padCopy(x, samples: min(batch, kern.directChunk), h: h, w: h, c: ic, top: p, left: p, hp: h + 2 * p, wp: h + 2 * p, into: col) }
-            print(String(format: "   backward total %.2f ms = bwd-w %.2f + bwd-d %.2f + bias %.2f; pad copy of %d samples %.2f ms",
-                         full * 1000, bw * 1000, bd * 1000, biasT * 1000, min(batch, kern.directChunk), padT * 1000))
-            print("\(name)  fwd \(pct(f)) (\(String(format: "%.2f", f * 1000)) ms)  bwd-w \(pct(bw))  bwd-d direct \(pct(bd)) gemm \(pct(bg)) | wall: fwd \(pct(fWall)) bwd-w \(pct(bwWall)) bwd-d \(pct(bdWall))")
+            let fullWall = lastWall
+            var line = "\(name)  \(kern.algorithm ?? "")  fwd \(pct(f)) (\(String(format: "%.2f", f * 1000)) ms)"
+                + "  bwd \(pct(full, passes: backwardPasses)) (\(String(format: "%.2f", full * 1000)) ms)"
+                + " | wall: fwd \(pct(fWall)) bwd \(pct(fullWall, passes: backwardPasses))"
+            if kern.direct {
+                let bw = best { kern.directWeightGradient(batch: batch, dOut: dy) }
+                let bd = kern.directData ? best { kern.directDataGradient(batch: batch, dOut: dy, dIn: dx) } : .infinity
+                line += " | direct bwd-w \(pct(bw)) bwd-d \(pct(bd))"
+            }
+            print(line)
             for ptr in [x, dx, y, dy, w, dw, b, db, col] { ptr.deallocate() }
         }
     }

@@ -156,7 +156,10 @@ final class ConvKernel: EngineKernel {
         // The direct weight gradient keeps an input-channel tile × 48 output channels in
         // registers; with fewer than 48 channels on either side most lanes idle and it ran up
         // to 13x slower than im2col + GEMM (PyramidNet stage 1: 424 ms vs 33 ms per layer).
-        directWeights = direct && (override == true || (ic >= directNR && oc >= directNR))
+        // A small dW (the first layer's 3 input channels) is reduced with partial sums instead
+        // (conv1 of All-CNN-C: 5.7 ms with im2col + GEMM, see README).
+        directWeights = direct && (override == true || (oc >= directNR
+            && (ic >= directNR || k * k * ic * oc <= weightPartialFloats)))
         packedForwardFloats = direct ? (oc + directNR - 1) / directNR * directNR * k * k * ic : 0
         packedBackwardFloats = directData ? icPad * k * k * oc : 0
         packedForward = allocateFloats(packedForwardFloats)
@@ -314,6 +317,17 @@ final class ConvKernel: EngineKernel {
                 }
             }
         }
+    }
+
+    /// "winograd", "gemm" (1×1), "direct" or "im2col+gemm", with the backward passes that differ.
+    var algorithm: String? {
+        if winograd { return "winograd" }
+        if isPointwise { return "gemm" }
+        if !direct { return "im2col+gemm" }
+        var gemmParts: [String] = []
+        if !directWeights { gemmParts.append("dW") }
+        if inputGrad != nil && !directData { gemmParts.append("dX") }
+        return gemmParts.isEmpty ? "direct" : "direct (\(gemmParts.joined(separator: ", ")): gemm)"
     }
 
     var ownedScratchBytes: Int {

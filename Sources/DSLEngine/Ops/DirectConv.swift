@@ -74,6 +74,9 @@ let directNR = 48
 let directMR = 8
 /// 8-pixel tiles per parallel job in the forward / backward-data pass.
 let pixelTilesPerJob = 8
+/// Largest packed weights (all channel blocks, floats) for which a slab job runs its tiles
+/// outside its channel blocks (32 KiB: stays in L1).
+let smallPackedFloats = 8192
 /// Pixels per block of the backward-weights reduction (rounded to whole output rows).
 nonisolated(unsafe) var weightPixelsPerBlock = 512
 /// Largest padded input chunk of the backward-weights pass in floats (1 MiB: stays in cache).
@@ -262,37 +265,52 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
     }
     let pixels = (y1 - y0) * p.gridW
     let tiles = (pixels + directMR - 1) / directMR
+    // Channel blocks outside and tiles inside keep a block's packed weights in cache; when all
+    // blocks' weights are small (few input channels), tiles go outside instead, so that each
+    // tile's output pixels are written in full, sequentially (conv1 of All-CNN-C: the
+    // half-pixel stores of the block-outer order stalled on cache misses).
+    let tilesOutside = blocks > 1 && blocks * blockFloats <= smallPackedFloats
     withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: directMR) { inPtrs in
-    withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: 2 * directMR) { outPtrs in
-        let a = inPtrs.baseAddress!, cp = outPtrs.baseAddress!, real = cp + directMR
-        for b in 0..<blocks {
-            let o0 = b * directNR
-            let nr = min(directNR, p.outC - o0)
-            let w = p.packed + b * blockFloats
-            let initial = p.initial.map { $0 + o0 }
+    withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: 3 * directMR) { outPtrs in
+        let a = inPtrs.baseAddress!, cp = outPtrs.baseAddress!, real = cp + directMR, pixel = real + directMR
+        for pass in 0..<(tilesOutside ? 1 : blocks) {
+            // Grid pixel (y, x) of the next tile's first pixel, advanced without divisions
+            // (they cost a third of the time of a 3-input-channel layer's tile).
+            var y = y0, x = 0
             for t in 0..<tiles {
                 let first = t * directMR
                 let mr = min(directMR, pixels - first)
                 for r in 0..<directMR {
-                    let q = first + min(r, mr - 1)
-                    let y = y0 + q / p.gridW, x = q % p.gridW
-                    a[r] = UnsafePointer(slab) + ((y * sl.rowStep + sl.rowOffset - ra) * wp
-                                                  + x * sl.colStep + sl.colOffset) * c
-                    real[r] = p.output + n * p.outImage + y * p.outY + x * p.outX + o0
-                    cp[r] = real[r]
-                }
-                if mr == directMR && nr == directNR {
-                    gatherTile8x48(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
-                                   cp, initial: initial)
-                } else {
-                    for r in 0..<directMR { cp[r] = tile + r * directNR }
-                    if initial == nil {
-                        tile.update(repeating: 0, count: directMR * directNR)
-                        for r in 0..<mr { (tile + r * directNR).update(from: real[r], count: nr) }
+                    if r < mr {
+                        a[r] = UnsafePointer(slab) + ((y * sl.rowStep + sl.rowOffset - ra) * wp
+                                                      + x * sl.colStep + sl.colOffset) * c
+                        pixel[r] = p.output + n * p.outImage + y * p.outY + x * p.outX
+                        x += 1
+                        if x == p.gridW { x = 0; y += 1 }
+                    } else {
+                        a[r] = a[r - 1]
+                        pixel[r] = pixel[r - 1]
                     }
-                    gatherTile8x48(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
-                                   cp, initial: initial)
-                    for r in 0..<mr { real[r].update(from: tile + r * directNR, count: nr) }
+                }
+                for b in (tilesOutside ? 0 : pass)..<(tilesOutside ? blocks : pass + 1) {
+                    let o0 = b * directNR
+                    let nr = min(directNR, p.outC - o0)
+                    let w = p.packed + b * blockFloats
+                    let initial = p.initial.map { $0 + o0 }
+                    for r in 0..<directMR { real[r] = pixel[r] + o0; cp[r] = real[r] }
+                    if mr == directMR && nr == directNR {
+                        gatherTile8x48(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
+                                       cp, initial: initial)
+                    } else {
+                        for r in 0..<directMR { cp[r] = tile + r * directNR }
+                        if initial == nil {
+                            tile.update(repeating: 0, count: directMR * directNR)
+                            for r in 0..<mr { (tile + r * directNR).update(from: real[r], count: nr) }
+                        }
+                        gatherTile8x48(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
+                                       cp, initial: initial)
+                        for r in 0..<mr { real[r].update(from: tile + r * directNR, count: nr) }
+                    }
                 }
             }
         }
@@ -452,9 +470,17 @@ struct WeightPass {
     var dW: UnsafeMutablePointer<Float>
 }
 
+/// Largest dW (depth × output channels, in floats) reduced with per-job partial sums.
+let weightPartialFloats = 32_768
+/// Fixed number of pixel ranges (and partial sums) of that reduction.
+let weightPartials = 16
+
 /// Runs a `WeightPass`: fixed pixel blocks in order; within a block, fixed jobs of dW tiles.
 /// A job walks its block in sub-blocks of ~128 pixels (the 48-channel dY slice, 24 KiB, stays
 /// in L1 across the job's depth tiles) and accumulates each tile in place in dW.
+/// A small dW (first layers: K·K·3 rows) has too few tiles to share out per block; it is
+/// reduced instead over `weightPartials` fixed pixel ranges, each into its own partial sum,
+/// and the partial sums are added to dW in a fixed order.
 func runWeightPass(_ p: WeightPass) {
     let rows = p.samples * p.outH
     if rows == 0 { return }
@@ -465,6 +491,10 @@ func runWeightPass(_ p: WeightPass) {
     let depthTiles = (depth + directMR - 1) / directMR
     let blocks = (p.oc + directNR - 1) / directNR
     let tiles = depthTiles * blocks
+    if depth * p.oc <= weightPartialFloats {
+        runWeightPassPartials(p, rowsPerSub: rowsPerSub, depthTiles: depthTiles, tiles: tiles)
+        return
+    }
     // A fixed number of jobs per pixel block, each a run of consecutive tiles (mostly of one
     // channel block, so they share its dY columns).
     let jobsPerBlock = max(1, min(tiles, weightJobsPerBlock))
@@ -506,6 +536,63 @@ func runWeightPass(_ p: WeightPass) {
             }
         }
         r0 = r1
+    }
+}
+
+/// The partial-sum mode of `runWeightPass` (small dW).
+private func runWeightPassPartials(_ p: WeightPass, rowsPerSub: Int, depthTiles: Int, tiles: Int) {
+    let rows = p.samples * p.outH
+    let depth = p.kernel * p.kernel * p.c, run = p.kernel * p.c
+    let size = depth * p.oc
+    let jobs = min(weightPartials, rows)
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: jobs * size)
+    defer { partials.deallocate() }
+    parallelFor(jobs) { job in
+        let partial = partials + job * size
+        partial.initialize(repeating: 0, count: size)
+        var q = p
+        q.dW = partial
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: directMR + 2 * rowsPerSub) { buf in
+            let off = buf.baseAddress!
+            let rowIn = off + directMR, rowOut = rowIn + rowsPerSub
+            let range = chunkRange(job, of: jobs, count: rows)
+            var s0 = range.lowerBound
+            while s0 < range.upperBound {
+                let s1 = min(range.upperBound, s0 + rowsPerSub)
+                for row in s0..<s1 {
+                    let n = row / p.outH, oy = row % p.outH
+                    rowIn[row - s0] = (n * p.hp + oy * p.stride) * p.wp * p.c
+                    rowOut[row - s0] = row * p.outW * p.oc
+                }
+                for t in 0..<tiles {
+                    let b = t / depthTiles, dt = t % depthTiles
+                    let o0 = b * directNR, nr = min(directNR, p.oc - o0)
+                    let d0 = dt * directMR, mr = min(directMR, depth - d0)
+                    for r in 0..<directMR {
+                        let d = d0 + min(r, mr - 1)
+                        off[r] = (d / run) * p.wp * p.c + d % run
+                    }
+                    let dw = partial + d0 * p.oc + o0
+                    if nr == directNR {
+                        weightTile8x48(q, rowCount: s1 - s0, rowIn: rowIn, rowOut: rowOut, off: off,
+                                       dY: p.dY + o0, dW: dw, validRows: mr)
+                    } else {
+                        weightTileScalar(q, rowCount: s1 - s0, rowIn: rowIn, rowOut: rowOut, off: off,
+                                         dY: p.dY + o0, dW: dw, validRows: mr, validCols: nr)
+                    }
+                }
+                s0 = s1
+            }
+        }
+    }
+    // dW += Σ partials, in partial order.
+    let chunks = min(16, max(1, size / 1024))
+    parallelFor(chunks) { chunk in
+        for i in chunkRange(chunk, of: chunks, count: size) {
+            var sum = partials[i]
+            for j in 1..<jobs { sum += partials[j * size + i] }
+            p.dW[i] += sum
+        }
     }
 }
 

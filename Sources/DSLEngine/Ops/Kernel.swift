@@ -7,6 +7,8 @@ protocol EngineKernel: AnyObject {
     func backward(batch: Int)
     /// Bytes of small per-kernel scratch (partial sums, per-channel statistics).
     var ownedScratchBytes: Int { get }
+    /// The algorithm the kernel chose, if it has a choice (shown by `dsl bench`).
+    var algorithm: String? { get }
 }
 
 /// Storage one node's kernel works on, bound once at compile time. A nil gradient pointer means
@@ -56,4 +58,6 @@ struct MergeTensors {
 extension EngineKernel {
     /// Bytes of small per-kernel scratch (partial sums, per-channel statistics).
     var ownedScratchBytes: Int { 0 }
+    /// No choice of algorithm.
+    var algorithm: String? { nil }
 }
