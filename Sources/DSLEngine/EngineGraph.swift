@@ -449,10 +449,10 @@ public final class EngineGraph {
         require(isCompiledForTraining, "graph was compiled for inference only")
         require(lastForward?.batch == batch && lastForward?.training == true,
                      "backward needs a training forward pass of the same batch")
-        parameterGrads.update(repeating: 0, count: parameterCount)
+        parallelZero(parameterGrads, count: parameterCount)
         var result: (loss: Double, correct: Int) = (0, 0)
         for k in stride(from: nodes.count - 1, through: 1, by: -1) {
-            for j in zeroGradsBefore[k] { grads[j]!.update(repeating: 0, count: batch * nodes[j].shape.count) }
+            for j in zeroGradsBefore[k] { parallelZero(grads[j]!, count: batch * nodes[j].shape.count) }
             if k == nodes.count - 1 {
                 result = softmax.lossAndGradient(labels: labels, batch: batch, accumulateGradient: true)
             } else if needsGrad[k] {

@@ -11,8 +11,18 @@ func reductionChunkCount(rows: Int) -> Int { max(1, min(16, rows / 32)) }
 /// The items (rows or elements) of chunk `chunk` when `count` items are split into `chunks`
 /// contiguous, nearly equal chunks.
 @inline(__always)
-func chunkRange(_ chunk: Int, of chunks: Int, count: Int) -> Range<Int> {
+public func chunkRange(_ chunk: Int, of chunks: Int, count: Int) -> Range<Int> {
     (chunk * count / chunks)..<((chunk + 1) * count / chunks)
+}
+
+/// Sets `count` floats to zero, in parallel for large buffers.
+public func parallelZero(_ p: UnsafeMutablePointer<Float>, count: Int) {
+    let chunks = elementwiseChunks(count)
+    if chunks == 1 { p.update(repeating: 0, count: count); return }
+    parallelFor(chunks) { chunk in
+        let r = chunkRange(chunk, of: chunks, count: count)
+        (p + r.lowerBound).update(repeating: 0, count: r.count)
+    }
 }
 
 /// Largest number of partial sums any reduction uses; partial buffers hold this many rows.

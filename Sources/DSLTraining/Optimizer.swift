@@ -1,3 +1,5 @@
+import DSLEngine
+
 /// Stochastic gradient descent with momentum and weight decay, PyTorch semantics, one fused loop.
 ///
 /// With d = g + wd·w (wd = 0 inside `noDecay` ranges):
@@ -50,10 +52,16 @@ public final class SGDOptimizer: CustomStringConvertible {
 
     /// One update of `parameters` from `gradients` (both `parameterCount` floats) at learning rate `learningRate`.
     public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, learningRate: Float) {
-        let mu = momentum, lr = learningRate, v = velocity
-        for segment in segments {
+        let mu = momentum, lr = learningRate, v = velocity, nesterov = nesterov, weightDecay = weightDecay
+        // Elementwise, so chunks on different threads give the same result as one loop.
+        let segments = self.segments
+        let total = parameterCount
+        let chunks = max(1, min(64, total / 16_384))
+        parallelFor(chunks) { chunk in
+          let mine = chunkRange(chunk, of: chunks, count: total)
+          for segment in segments where segment.range.overlaps(mine) {
             let wd = segment.decay ? weightDecay : 0
-            let lo = segment.range.lowerBound, hi = segment.range.upperBound
+            let lo = max(segment.range.lowerBound, mine.lowerBound), hi = min(segment.range.upperBound, mine.upperBound)
             if mu == 0 {
                 for i in lo..<hi { parameters[i] -= lr * (gradients[i] + wd * parameters[i]) }
             } else if nesterov {
@@ -70,6 +78,7 @@ public final class SGDOptimizer: CustomStringConvertible {
                     parameters[i] -= lr * velocity
                 }
             }
+          }
         }
     }
 

@@ -157,9 +157,10 @@ final class ConvKernel: EngineKernel {
         // registers; with fewer than 48 channels on either side most lanes idle and it ran up
         // to 13x slower than im2col + GEMM (PyramidNet stage 1: 424 ms vs 33 ms per layer).
         // A small dW (the first layer's 3 input channels) is reduced with partial sums instead
-        // (conv1 of All-CNN-C: 5.7 ms with im2col + GEMM, see README).
+        // if its channels fill whole 48-channel tiles (All-CNN-C conv1: 5.7 → 4.6 ms; a ragged
+        // block takes the scalar path: GoogLeNet conv1, 64 channels, 30 → 190 ms).
         directWeights = direct && (override == true || (oc >= directNR
-            && (ic >= directNR || k * k * ic * oc <= weightPartialFloats)))
+            && (ic >= directNR || (k * k * ic * oc <= weightPartialFloats && oc % directNR == 0))))
         packedForwardFloats = direct ? (oc + directNR - 1) / directNR * directNR * k * k * ic : 0
         packedBackwardFloats = directData ? icPad * k * k * oc : 0
         packedForward = allocateFloats(packedForwardFloats)

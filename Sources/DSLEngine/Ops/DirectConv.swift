@@ -387,14 +387,16 @@ func packForwardWeights(_ w: UnsafePointer<Float>, k: Int, ic: Int, oc: Int,
                         into dst: UnsafeMutablePointer<Float>) {
     let depth = k * k * ic
     let blocks = (oc + directNR - 1) / directNR
-    for b in 0..<blocks {
-        let o0 = b * directNR, nr = min(directNR, oc - o0)
-        var d = dst + b * depth * directNR
-        for row in 0..<depth {
-            let s = w + row * oc + o0
-            for j in 0..<nr { d[j] = s[j] }
-            if nr < directNR { (d + nr).update(repeating: 0, count: directNR - nr) }
-            d += directNR
+    let jobs = min(depth, 16)
+    parallelFor(jobs) { job in
+        for row in chunkRange(job, of: jobs, count: depth) {
+            for b in 0..<blocks {
+                let o0 = b * directNR, nr = min(directNR, oc - o0)
+                let d = dst + (b * depth + row) * directNR
+                let s = w + row * oc + o0
+                for j in 0..<nr { d[j] = s[j] }
+                if nr < directNR { (d + nr).update(repeating: 0, count: directNR - nr) }
+            }
         }
     }
 }
@@ -440,18 +442,17 @@ func packBackwardWeights(_ w: UnsafePointer<Float>, k: Int, stride s: Int, ic: I
                          class cl: DataClass, into dst: UnsafeMutablePointer<Float>) {
     let blocks = (ic + directNR - 1) / directNR
     let blockFloats = cl.tapsY * cl.tapsX * oc * directNR
-    for b in 0..<blocks {
+    parallelFor(blocks * cl.tapsY) { job in
+        let b = job / cl.tapsY, t = job % cl.tapsY
         let i0 = b * directNR, nr = min(directNR, ic - i0)
-        for t in 0..<cl.tapsY {
-            for u in 0..<cl.tapsX {
-                let ky = cl.kyMin + s * (cl.tapsY - 1 - t), kx = cl.kxMin + s * (cl.tapsX - 1 - u)
-                let src = w + (ky * k + kx) * ic * oc
-                var d = dst + b * blockFloats + (t * cl.tapsX + u) * oc * directNR
-                for o in 0..<oc {
-                    for j in 0..<nr { d[j] = src[(i0 + j) * oc + o] }
-                    if nr < directNR { (d + nr).update(repeating: 0, count: directNR - nr) }
-                    d += directNR
-                }
+        for u in 0..<cl.tapsX {
+            let ky = cl.kyMin + s * (cl.tapsY - 1 - t), kx = cl.kxMin + s * (cl.tapsX - 1 - u)
+            let src = w + (ky * k + kx) * ic * oc
+            var d = dst + b * blockFloats + (t * cl.tapsX + u) * oc * directNR
+            for o in 0..<oc {
+                for j in 0..<nr { d[j] = src[(i0 + j) * oc + o] }
+                if nr < directNR { (d + nr).update(repeating: 0, count: directNR - nr) }
+                d += directNR
             }
         }
     }

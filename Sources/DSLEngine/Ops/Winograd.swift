@@ -238,10 +238,13 @@ func winogradPackWeights(_ g: UnsafePointer<Float>, inC: Int, outP: Int, into u:
 /// Stages forward weights W (3,3,ic,oc) as [9][ic][oc'] (oc' = oc rounded up to 48, zeros).
 func winogradStageForward(_ w: UnsafePointer<Float>, ic: Int, oc: Int, into s: UnsafeMutablePointer<Float>) {
     let ocp = (oc + directNR - 1) / directNR * directNR
-    for row in 0..<(9 * ic) {
-        let d = s + row * ocp
-        d.update(from: w + row * oc, count: oc)
-        if ocp > oc { (d + oc).update(repeating: 0, count: ocp - oc) }
+    let rows = 9 * ic, jobs = min(rows, 16)
+    parallelFor(jobs) { job in
+        for row in chunkRange(job, of: jobs, count: rows) {
+            let d = s + row * ocp
+            d.update(from: w + row * oc, count: oc)
+            if ocp > oc { (d + oc).update(repeating: 0, count: ocp - oc) }
+        }
     }
 }
 
@@ -249,14 +252,19 @@ func winogradStageForward(_ w: UnsafePointer<Float>, ic: Int, oc: Int, into s: U
 /// channels transposed (ic' = ic rounded up to 48, zeros).
 func winogradStageBackward(_ w: UnsafePointer<Float>, ic: Int, oc: Int, into s: UnsafeMutablePointer<Float>) {
     let icp = (ic + directNR - 1) / directNR * directNR
-    for t in 0..<9 {
+    parallelFor(9) { t in
         let src = w + (8 - t) * ic * oc
         let dst = s + t * oc * icp
-        for o in 0..<oc {
-            let d = dst + o * icp
-            for i in 0..<ic { d[i] = src[i * oc + o] }
-            if icp > ic { (d + ic).update(repeating: 0, count: icp - ic) }
+        // 16×16 blocks, so that both the reads and the writes use whole cache lines.
+        for o0 in stride(from: 0, to: oc, by: 16) {
+            for i0 in stride(from: 0, to: ic, by: 16) {
+                for o in o0..<min(oc, o0 + 16) {
+                    let d = dst + o * icp
+                    for i in i0..<min(ic, i0 + 16) { d[i] = src[i * oc + o] }
+                }
+            }
         }
+        if icp > ic { for o in 0..<oc { (dst + o * icp + ic).update(repeating: 0, count: icp - ic) } }
     }
 }
 
@@ -358,7 +366,7 @@ func runWinogradWeightGradient(shape sh: WinogradShape, samples: Int, input: Uns
     let (vs, ms, c) = (sh.vStride, sh.mStride, sh.c)
     let block = winogradWeightBlock(sh, scratchFloats: scratchFloats)
     require(block > 0, "Winograd backward-weights: scratch too small")
-    dU.update(repeating: 0, count: 36 * c * ms)
+    parallelZero(dU, count: 36 * c * ms)
     let v = scratch, g = scratch + 36 * block * vs
     let icTiles = (c + directMR - 1) / directMR
     let items = 36 * sh.panels * icTiles
