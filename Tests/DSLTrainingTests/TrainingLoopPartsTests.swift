@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import DSLTraining
+import DSLEngine
 
 final class AugmentationTests: XCTestCase {
     /// A 1-image 3×4×2 batch whose value encodes (y, x, c) as 100y + 10x + c + 1 (never 0).
@@ -91,6 +92,35 @@ final class OptimizerTests: XCTestCase {
         for i in 0..<3 {
             XCTAssertEqual(Double(w[i]), rw[i], accuracy: 1e-5)
             XCTAssertEqual(Double(sgd.velocityValues[i]), rv[i], accuracy: 1e-5)
+        }
+    }
+
+    /// A large buffer is updated in parallel chunks; no-decay ranges cross the chunk borders.
+    /// Every element must get exactly the one-element formula, with 1 and 2 threads.
+    func testParallelChunksMatchElementFormula() throws {
+        let n = 100_003
+        let noDecay = [0..<5, 16_380..<16_400, 50_000..<70_000, 100_000..<n]
+        let g = (0..<n).map { Float(($0 * 7919) % 1000) / 500 - 1 }
+        func run(threads: Int) throws -> ([Float], [Float]) {
+            let saved = engineThreadCount
+            engineThreadCount = threads
+            defer { engineThreadCount = saved }
+            let sgd = try SGDOptimizer(parameterCount: n, momentum: 0.9, weightDecay: 0.01, nesterov: true, noDecay: noDecay)
+            var w = (0..<n).map { Float($0 % 97) / 97 }
+            for _ in 0..<2 { try sgd.step(&w, gradients: g, learningRate: 0.05) }
+            return (w, sgd.velocityValues)
+        }
+        let (w2, v2) = try run(threads: 2)
+        let (w1, v1) = try run(threads: 1)
+        XCTAssertTrue(w1.elementsEqual(w2) { $0.bitPattern == $1.bitPattern })
+        XCTAssertTrue(v1.elementsEqual(v2) { $0.bitPattern == $1.bitPattern })
+        for i in [0, 4, 5, 16_379, 16_380, 16_399, 16_400, 49_999, 50_000, 69_999, 70_000, 99_999, 100_000, n - 1] {
+            let one = try SGDOptimizer(parameterCount: 1, momentum: 0.9, weightDecay: 0.01, nesterov: true,
+                                       noDecay: noDecay.contains { $0.contains(i) } ? [0..<1] : [])
+            var w = [Float(i % 97) / 97]
+            for _ in 0..<2 { try one.step(&w, gradients: [g[i]], learningRate: 0.05) }
+            XCTAssertEqual(w[0].bitPattern, w2[i].bitPattern, "element \(i)")
+            XCTAssertEqual(one.velocityValues[0].bitPattern, v2[i].bitPattern, "velocity \(i)")
         }
     }
 
