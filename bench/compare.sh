@@ -30,13 +30,18 @@ import json,sys
 d=json.load(sys.stdin)
 print(f\"  dsl achieved {d['gflops_per_second']:.1f} GFLOP/s in training, {100*d['fraction_of_peak']:.0f}% of the measured peak {d['peak_gflops']:.0f} GFLOP/s\")
 for l in d['layers']:
-    if l['macs'] > 0: print(f\"  {l['name']:8s} fwd {l['forward_ms']:7.2f} ms  bwd {l['backward_ms']:7.2f} ms  {l['gflops_per_second']:6.1f} GFLOP/s  {100*l['fraction_of_peak']:3.0f}% of peak\")
+    if l['macs'] > 0: print(f\"  {l['name']:8s} {l['kernel']:12s} fwd {l['forward_ms']:7.2f} ms  bwd {l['backward_ms']:7.2f} ms  {l['gflops_per_second']:6.1f} GFLOP/s  {100*l['fraction_of_peak']:3.0f}% of peak\")
 "
 
-# Thread scaling of the training step.
-s1=$($dsl bench specs/all-cnn-c.dsl --batch "$batch" --steps 3 --threads 1 --format json | field train_images_per_second)
-s2=$($dsl bench specs/all-cnn-c.dsl --batch "$batch" --steps 3 --threads 2 --format json | field train_images_per_second)
-printf 'all-cnn-c training, 2 threads vs 1: %.1f / %.1f img/s = %s x\n' "$s2" "$s1" "$(ratio "$s2" "$s1")"
+# Thread scaling of the training step: best of three alternating runs each (the machine is
+# shared, so a single pair of runs is often disturbed by other work).
+s1=0; s2=0
+for _ in 1 2 3; do
+    a=$($dsl bench specs/all-cnn-c.dsl --batch "$batch" --steps 3 --threads 1 --format json | field train_images_per_second)
+    b=$($dsl bench specs/all-cnn-c.dsl --batch "$batch" --steps 3 --threads 2 --format json | field train_images_per_second)
+    s1=$(python3 -c "print(max($s1, $a))"); s2=$(python3 -c "print(max($s2, $b))")
+done
+printf 'all-cnn-c training, 2 threads vs 1 (best of 3 each): %.1f / %.1f img/s = %s x\n' "$s2" "$s1" "$(ratio "$s2" "$s1")"
 
 # GoogLeNet inference at 224x224.
 gb=16

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// How many worker threads engine kernels may use; set once by the command line (`--threads`).
 public nonisolated(unsafe) var engineThreadCount: Int = max(1, min(2, ProcessInfoCores.count))
@@ -41,8 +42,19 @@ public func parallelFor(_ chunks: Int, _ body: (Int) -> Void) {
 
 /// Persistent worker threads parked on a condition variable. The calling thread takes part in
 /// the work; chunks are claimed one at a time under the pool mutex.
+/// Waking a parked thread takes 5–50 µs here, as long as a whole small parallel region (the
+/// Winograd weight-gradient transforms of one block take ~70 µs per thread), so after a region
+/// workers spin for up to `spinNanoseconds` watching for the next one before parking, and the
+/// caller spins the same way for the workers' last chunks before waiting on the condition.
 private final class WorkerPool {
     static let shared = WorkerPool()
+    /// How long a thread polls for new work (or for the last chunks) before blocking.
+    static let spinNanoseconds: UInt64 = 200_000
+
+    /// `generation`, readable without the mutex (released after each change).
+    private let publishedGeneration = Atomic<Int>(0)
+    /// Chunks completed in the current generation, readable without the mutex.
+    private let publishedCompleted = Atomic<Int>(0)
 
     /// Held by the thread that currently drives the pool (try-locked: busy → run serially).
     private var owner = pthread_mutex_t()
@@ -78,8 +90,16 @@ private final class WorkerPool {
         completed = 0
         helpers = h
         generation &+= 1
+        publishedCompleted.store(0, ordering: .relaxed)
+        publishedGeneration.store(generation, ordering: .releasing)
         pthread_cond_broadcast(&wake)
         runChunks()
+        if completed < chunks {
+            pthread_mutex_unlock(&mutex)
+            let total = chunks
+            WorkerPool.spin { self.publishedCompleted.load(ordering: .acquiring) >= total }
+            pthread_mutex_lock(&mutex)
+        }
         while completed < chunks { pthread_cond_wait(&finished, &mutex) }
         body = nil
         pthread_mutex_unlock(&mutex)
@@ -96,6 +116,7 @@ private final class WorkerPool {
             b(i)
             pthread_mutex_lock(&mutex)
             completed += 1
+            publishedCompleted.store(completed, ordering: .releasing)
             if completed == chunks { pthread_cond_signal(&finished) }
         }
     }
@@ -104,9 +125,28 @@ private final class WorkerPool {
         pthread_mutex_lock(&mutex)
         var seen = generation
         while true {
+            if generation == seen {
+                pthread_mutex_unlock(&mutex)
+                let last = seen
+                WorkerPool.spin { self.publishedGeneration.load(ordering: .acquiring) != last }
+                pthread_mutex_lock(&mutex)
+            }
             while generation == seen { pthread_cond_wait(&wake, &mutex) }
             seen = generation
             if index < helpers { runChunks() }
+        }
+    }
+
+    /// Polls `done` for up to `spinNanoseconds`; the caller then blocks if it is still false.
+    private static func spin(until done: () -> Bool) {
+        var start: UInt64 = 0
+        var polls = 0
+        while !done() {
+            polls += 1
+            if polls & 255 == 0 {
+                let now = monotonicNanoseconds()
+                if start == 0 { start = now } else if now - start > spinNanoseconds { return }
+            }
         }
     }
 
@@ -127,4 +167,11 @@ private final class WorkerPool {
         precondition(rc == 0, "parallelFor: cannot create a worker thread")
         pthread_detach(thread)
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+@inline(__always) private func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
