@@ -218,7 +218,13 @@ final class ConvKernel: EngineKernel {
         runDirectPass(pass)
     }
 
-    /// dW += Σ input ⊗ dY with the direct kernel.
+    /// Whether the direct weight gradient also computes the bias gradient (small dW).
+    var fusesBiasGradient: Bool {
+        directWeights && biasGrad != nil
+            && usesWeightPartials(kernel: kernel, c: inShape.channels, oc: outShape.channels)
+    }
+
+    /// dW += Σ input ⊗ dY with the direct kernel (and dB += Σ dY when `fusesBiasGradient`).
     func directWeightGradient(batch: Int, dOut: UnsafeMutablePointer<Float>) {
         let (h, w, ic) = (inShape.height, inShape.width, inShape.channels)
         let (inCount, outCount) = (inShape.count, outShape.count)
@@ -239,7 +245,8 @@ final class ConvKernel: EngineKernel {
             runWeightPass(WeightPass(source: src, hp: hp, wp: wp, c: ic, samples: samples,
                                      outH: outShape.height, outW: outShape.width, oc: outShape.channels,
                                      stride: stride, kernel: kernel,
-                                     dY: UnsafePointer(dOut + first * outCount), dW: weightGrad))
+                                     dY: UnsafePointer(dOut + first * outCount), dW: weightGrad,
+                                     dB: fusesBiasGradient ? biasGrad : nil))
             first += samples
         }
     }
@@ -372,7 +379,7 @@ final class ConvKernel: EngineKernel {
                     gemmDataGradient(batch: batch, dOut: dOut, dIn: dIn)
                 }
             }
-            if let biasGrad = biasGrad {
+            if let biasGrad = biasGrad, !fusesBiasGradient {
                 accumulateColumnSums(dOut, rows: batch * outShape.height * outShape.width,
                                      columns: outShape.channels, partials: biasPartials, into: biasGrad)
             }
