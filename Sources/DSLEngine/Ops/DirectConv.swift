@@ -665,6 +665,17 @@ private func runWeightPassPartials(_ p: WeightPass, rowsPerSub: Int, depthTiles:
                     let count = (s1 - s0) * p.outW
                     let g = p.dY + rowOut[0]
                     var o = 0
+                    // Six 16-channel groups at a time: six independent add chains per pixel.
+                    while o + 96 <= p.oc {
+                        let b = biasPartial + o
+                        var a0 = ld(b), a1 = ld(b + 16), a2 = ld(b + 32), a3 = ld(b + 48), a4 = ld(b + 64), a5 = ld(b + 80)
+                        for i in 0..<count {
+                            let r = g + i * p.oc + o
+                            a0 += ld(r); a1 += ld(r + 16); a2 += ld(r + 32); a3 += ld(r + 48); a4 += ld(r + 64); a5 += ld(r + 80)
+                        }
+                        st(b, a0); st(b + 16, a1); st(b + 32, a2); st(b + 48, a3); st(b + 64, a4); st(b + 80, a5)
+                        o += 96
+                    }
                     while o + 16 <= p.oc {
                         var acc = ld(biasPartial + o)
                         for i in 0..<count { acc += ld(g + i * p.oc + o) }
