@@ -43,6 +43,16 @@ for _ in 1 2 3; do
 done
 printf 'all-cnn-c training, 2 threads vs 1 (best of 3 each): %.1f / %.1f img/s = %s x\n' "$s2" "$s1" "$(ratio "$s2" "$s1")"
 
+# Per layer on one core: each convolution's rate against one core's peak (forward + the
+# backward passes it runs; Winograd layers count the direct convolution's FLOPs).
+$dsl bench specs/all-cnn-c.dsl --batch "$batch" --steps 3 --threads 1 --format json | python3 -c "
+import json,sys
+d=json.load(sys.stdin)
+print(f\"all-cnn-c per layer on 1 thread (peak {d['peak_gflops']:.0f} GFLOP/s):\")
+for l in d['layers']:
+    if l['macs'] > 0: print(f\"  {l['name']:8s} {l['kernel']:12s} fwd {l['forward_ms']:7.2f} ms  bwd {l['backward_ms']:7.2f} ms  {100*l['fraction_of_peak']:4.0f}% of one core\")
+"
+
 # GoogLeNet inference at 224x224.
 gb=16
 gd=$($dsl bench specs/googlenet.dsl --batch $gb --steps 3 --format json | field inference_images_per_second)
