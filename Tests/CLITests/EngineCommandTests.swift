@@ -47,6 +47,19 @@ final class EngineCommandTests: XCTestCase {
         let layers = try XCTUnwrap(json["layers"] as? [[String: Any]])
         XCTAssertTrue(layers.contains { ($0["name"] as? String) == "conv1" && ($0["macs"] as? Int) == 4 * 32 * 32 * 32 * 27 }, "\(layers.prefix(3))")
         XCTAssertTrue(layers.contains { ($0["name"] as? String) == "conv1.bn" })
+        // The kernel each convolution runs, and its FLOPs: forward + dW (+ dX unless it is the
+        // first layer, whose input needs no gradient).
+        func layer(_ name: String) throws -> [String: Any] {
+            try XCTUnwrap(layers.first { ($0["name"] as? String) == name }, name)
+        }
+        let conv1 = try layer("conv1"), conv3 = try layer("conv3"), conv2 = try layer("conv2")
+        XCTAssertEqual(conv1["kernel"] as? String, "direct (dW: gemm)")   // 3 → 32 channels
+        XCTAssertEqual(conv2["kernel"] as? String, "direct (dW, dX: gemm)")  // stride 2, 32 → 64
+        XCTAssertEqual(conv3["kernel"] as? String, "winograd")      // 3×3 stride 1, 64 → 64
+        let macs1 = try XCTUnwrap(conv1["macs"] as? Int), macs3 = try XCTUnwrap(conv3["macs"] as? Int)
+        XCTAssertEqual(conv1["flops"] as? Double, Double(2 * macs1 * 2))
+        XCTAssertEqual(conv3["flops"] as? Double, Double(2 * macs3 * 3))
+        XCTAssertEqual(try layer("conv1.bn")["kernel"] as? String, "")
     }
 
     func testTrainRefusesBadDataWithAClearError() throws {
