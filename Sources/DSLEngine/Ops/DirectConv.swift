@@ -9,8 +9,9 @@ import _Builtin_intrinsics.intel
 import Synchronization
 
 // Direct NHWC convolution kernels (no im2col): forward, backward-data (any stride) and
-// backward-weights. Conv.swift dispatches to them; 1×1 stride-1 unpadded convolutions stay a
-// plain GEMM there, and backward-data falls back to GEMM + col2im where direct would waste work.
+// backward-weights. Conv.swift dispatches to them (stride-1 3×3 layers with ≥ 16 channels run
+// Winograd instead, Winograd.swift); 1×1 stride-1 unpadded convolutions stay a plain GEMM there,
+// and backward-data falls back to GEMM + col2im where direct would waste work.
 //
 // Why: im2col writes K² copies of every input value (226 MB per batch of 64 for a 32×32×96
 // 3×3 layer) and the GEMM streams them back from DRAM. The direct kernels read the input (or dY)
@@ -46,6 +47,11 @@ import Synchronization
 //        values (pointer + offset of each depth row), 3 vector loads of dY, 24 FMAs. The tile
 //        is loaded from dW and stored back once per sub-block, so dW is accumulated in place
 //        (dW +=). A ragged OC block uses a scalar path.
+//   first layers (3 input channels, a multiple of 48 output channels): the forward's weights
+//        are small, so a job runs its tiles outside the channel blocks and writes each tile's
+//        pixels whole, with non-temporal stores (the layer writes 32× more than it reads); dW
+//        is reduced over 16 fixed pixel ranges into partial sums (`weightTile4x96` reads whole
+//        dY rows), the bias gradient taken from the same rows.
 //
 // Tiling and threads (never dependent on the thread count)
 //   forward / backward-data: one job per (image, band of ~64 output pixels); a job pads its
@@ -61,7 +67,8 @@ import Synchronization
 //        is independent of the thread count.
 //
 // Measured (ConvBenchTests, All-CNN-C 3×3 shapes, batch 64, 1 thread, % of one core's peak per
-// CPU-second): forward 84–93 %, backward-data 76–92 %, backward-weights 71–86 %.
+// CPU-second): stride-2 conv3 / conv6 forward 86–92 %, backward 78–86 %; conv1 (3 → 96)
+// forward 79–83 %, backward (dW and bias) 70–74 %.
 
 typealias DV = SIMD16<Float>
 
@@ -359,12 +366,13 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
 /// The 8×48 direct-convolution micro-kernel. Pixel r reads a[r] + ky·rowStride + i for
 /// i in 0..<run (the K·C floats under kernel row ky); weights are `run` 48-float lines per
 /// kernel row, consecutive. Results go to c[r][0..<48], starting from `initial` (48 floats)
-/// or, when nil, from c[r] itself.
+/// or, when nil, from c[r] itself; `streaming` stores them non-temporally (64-byte aligned
+/// c[r], AVX-512 only, see `nt`). Also the GEMM of the Winograd passes (Winograd.swift).
 @inline(__always)
 func gatherTile8x48(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int,
-                            rowStride: Int, run: Int, w: UnsafePointer<Float>,
-                            _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
-                            initial: UnsafePointer<Float>?, streaming: Bool = false) {
+                    rowStride: Int, run: Int, w: UnsafePointer<Float>,
+                    _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
+                    initial: UnsafePointer<Float>?, streaming: Bool = false) {
     var c00: DV, c01: DV, c02: DV, c10: DV, c11: DV, c12: DV, c20: DV, c21: DV, c22: DV
     var c30: DV, c31: DV, c32: DV, c40: DV, c41: DV, c42: DV, c50: DV, c51: DV, c52: DV
     var c60: DV, c61: DV, c62: DV, c70: DV, c71: DV, c72: DV
@@ -410,25 +418,15 @@ func gatherTile8x48(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int
             pb += directNR
         }
     }
-    if streaming {
-        var r = c[0]; nt(r, c00); nt(r + 16, c01); nt(r + 32, c02)
-        r = c[1]; nt(r, c10); nt(r + 16, c11); nt(r + 32, c12)
-        r = c[2]; nt(r, c20); nt(r + 16, c21); nt(r + 32, c22)
-        r = c[3]; nt(r, c30); nt(r + 16, c31); nt(r + 32, c32)
-        r = c[4]; nt(r, c40); nt(r + 16, c41); nt(r + 32, c42)
-        r = c[5]; nt(r, c50); nt(r + 16, c51); nt(r + 32, c52)
-        r = c[6]; nt(r, c60); nt(r + 16, c61); nt(r + 32, c62)
-        r = c[7]; nt(r, c70); nt(r + 16, c71); nt(r + 32, c72)
-        return
-    }
-    var r = c[0]; st(r, c00); st(r + 16, c01); st(r + 32, c02)
-    r = c[1]; st(r, c10); st(r + 16, c11); st(r + 32, c12)
-    r = c[2]; st(r, c20); st(r + 16, c21); st(r + 32, c22)
-    r = c[3]; st(r, c30); st(r + 16, c31); st(r + 32, c32)
-    r = c[4]; st(r, c40); st(r + 16, c41); st(r + 32, c42)
-    r = c[5]; st(r, c50); st(r + 16, c51); st(r + 32, c52)
-    r = c[6]; st(r, c60); st(r + 16, c61); st(r + 32, c62)
-    r = c[7]; st(r, c70); st(r + 16, c71); st(r + 32, c72)
+    @inline(__always) func put(_ p: UnsafeMutablePointer<Float>, _ v: DV) { if streaming { nt(p, v) } else { st(p, v) } }
+    var r = c[0]; put(r, c00); put(r + 16, c01); put(r + 32, c02)
+    r = c[1]; put(r, c10); put(r + 16, c11); put(r + 32, c12)
+    r = c[2]; put(r, c20); put(r + 16, c21); put(r + 32, c22)
+    r = c[3]; put(r, c30); put(r + 16, c31); put(r + 32, c32)
+    r = c[4]; put(r, c40); put(r + 16, c41); put(r + 32, c42)
+    r = c[5]; put(r, c50); put(r + 16, c51); put(r + 32, c52)
+    r = c[6]; put(r, c60); put(r + 16, c61); put(r + 32, c62)
+    r = c[7]; put(r, c70); put(r + 16, c71); put(r + 32, c72)
 }
 
 /// Packs forward weights W (k,k,ic,oc) into [ceil(oc/48)][k][k][ic][48] (zero-padded channels).
@@ -707,8 +705,8 @@ private func runWeightPassPartials(_ p: WeightPass, rowsPerSub: Int, depthTiles:
 /// dY offsets are rowIn[i] and rowOut[i].
 @inline(__always)
 func weightTile8x48(_ p: WeightPass, rowCount: Int, rowIn: UnsafePointer<Int>, rowOut: UnsafePointer<Int>,
-                            off: UnsafePointer<Int>, dY: UnsafePointer<Float>, dW: UnsafeMutablePointer<Float>,
-                            validRows: Int) {
+                    off: UnsafePointer<Int>, dY: UnsafePointer<Float>, dW: UnsafeMutablePointer<Float>,
+                    validRows: Int) {
     let oc = p.oc
     var c00 = DV(), c01 = DV(), c02 = DV(), c10 = DV(), c11 = DV(), c12 = DV()
     var c20 = DV(), c21 = DV(), c22 = DV(), c30 = DV(), c31 = DV(), c32 = DV()

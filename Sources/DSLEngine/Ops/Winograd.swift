@@ -107,6 +107,21 @@ private func weightGradientRow(_ u0: DV, _ u1: DV, _ u2: DV, _ u3: DV, _ u4: DV,
     return (u0 * 0.25 - s12 + s34 * (1.0 / 24), d12 + d34 * (1.0 / 12), s34 * (1.0 / 6) - s12 + u5)
 }
 
+/// Six vectors, one row (or column) of a 6×6 transform.
+typealias Six = (DV, DV, DV, DV, DV, DV)
+
+/// tmp[at ..< at + 6] = t.
+@inline(__always) private func keep(_ t: Six, _ tmp: UnsafeMutablePointer<DV>, at: Int) {
+    tmp[at] = t.0; tmp[at + 1] = t.1; tmp[at + 2] = t.2; tmp[at + 3] = t.3; tmp[at + 4] = t.4; tmp[at + 5] = t.5
+}
+
+/// Column j of a 6×6 result: element (i, j) goes to dst[(6i + j) · ξStride].
+@inline(__always) private func storeColumn(_ v: Six, _ dst: UnsafeMutablePointer<Float>, j: Int, ξStride: Int) {
+    store(dst + j * ξStride, v.0, 16); store(dst + (6 + j) * ξStride, v.1, 16)
+    store(dst + (12 + j) * ξStride, v.2, 16); store(dst + (18 + j) * ξStride, v.3, 16)
+    store(dst + (24 + j) * ξStride, v.4, 16); store(dst + (30 + j) * ξStride, v.5, 16)
+}
+
 /// Writes Bᵀ d B of the 6×6 patch of `image` (h×w, `c` channels) whose top-left pixel is
 /// (y0, x0) (zeros outside the image), channels c0 ..< c0 + lanes, to dst[ξ · ξStride].
 /// `tmp` holds 36 vectors.
@@ -134,15 +149,11 @@ private func transformInput(_ image: UnsafePointer<Float>, h: Int, w: Int, c: In
             }
             d = (at(0), at(1), at(2), at(3), at(4), at(5))
         }
-        let t = inputRow(d.0, d.1, d.2, d.3, d.4, d.5)
-        tmp[r * 6] = t.0; tmp[r * 6 + 1] = t.1; tmp[r * 6 + 2] = t.2
-        tmp[r * 6 + 3] = t.3; tmp[r * 6 + 4] = t.4; tmp[r * 6 + 5] = t.5
+        keep(inputRow(d.0, d.1, d.2, d.3, d.4, d.5), tmp, at: r * 6)
     }
     for j in 0..<6 {
-        let v = inputRow(tmp[j], tmp[6 + j], tmp[12 + j], tmp[18 + j], tmp[24 + j], tmp[30 + j])
-        store(dst + j * ξStride, v.0, 16); store(dst + (6 + j) * ξStride, v.1, 16)
-        store(dst + (12 + j) * ξStride, v.2, 16); store(dst + (18 + j) * ξStride, v.3, 16)
-        store(dst + (24 + j) * ξStride, v.4, 16); store(dst + (30 + j) * ξStride, v.5, 16)
+        storeColumn(inputRow(tmp[j], tmp[6 + j], tmp[12 + j], tmp[18 + j], tmp[24 + j], tmp[30 + j]),
+                    dst, j: j, ξStride: ξStride)
     }
 }
 
@@ -161,15 +172,10 @@ private func transformGradient(_ image: UnsafePointer<Float>, h: Int, w: Int, c:
         }
         let row = image + (y * w) * c + c0
         @inline(__always) func at(_ q: Int) -> DV { x0 + q < w ? load(row + (x0 + q) * c, lanes) : zero }
-        let t = gradientRow(at(0), at(1), at(2), at(3))
-        tmp[r * 6] = t.0; tmp[r * 6 + 1] = t.1; tmp[r * 6 + 2] = t.2
-        tmp[r * 6 + 3] = t.3; tmp[r * 6 + 4] = t.4; tmp[r * 6 + 5] = t.5
+        keep(gradientRow(at(0), at(1), at(2), at(3)), tmp, at: r * 6)
     }
     for j in 0..<6 {
-        let v = gradientRow(tmp[j], tmp[6 + j], tmp[12 + j], tmp[18 + j])
-        store(dst + j * ξStride, v.0, 16); store(dst + (6 + j) * ξStride, v.1, 16)
-        store(dst + (12 + j) * ξStride, v.2, 16); store(dst + (18 + j) * ξStride, v.3, 16)
-        store(dst + (24 + j) * ξStride, v.4, 16); store(dst + (30 + j) * ξStride, v.5, 16)
+        storeColumn(gradientRow(tmp[j], tmp[6 + j], tmp[12 + j], tmp[18 + j]), dst, j: j, ξStride: ξStride)
     }
 }
 
@@ -217,18 +223,11 @@ func winogradPackWeights(_ g: UnsafePointer<Float>, inC: Int, outP: Int, into u:
                 for o0 in stride(from: 0, to: outP, by: 16) {
                     let s = g + i * outP + o0
                     for ky in 0..<3 {
-                        let r = weightRow(load(s + (ky * 3) * tapStride, 16), load(s + (ky * 3 + 1) * tapStride, 16),
-                                          load(s + (ky * 3 + 2) * tapStride, 16))
-                        tmp[ky * 6] = r.0; tmp[ky * 6 + 1] = r.1; tmp[ky * 6 + 2] = r.2
-                        tmp[ky * 6 + 3] = r.3; tmp[ky * 6 + 4] = r.4; tmp[ky * 6 + 5] = r.5
+                        keep(weightRow(load(s + (ky * 3) * tapStride, 16), load(s + (ky * 3 + 1) * tapStride, 16),
+                                       load(s + (ky * 3 + 2) * tapStride, 16)), tmp, at: ky * 6)
                     }
                     let d = u + ((o0 / directNR) * inC + i) * directNR + o0 % directNR
-                    for j in 0..<6 {
-                        let col = weightRow(tmp[j], tmp[6 + j], tmp[12 + j])
-                        store(d + j * ξStride, col.0, 16); store(d + (6 + j) * ξStride, col.1, 16)
-                        store(d + (12 + j) * ξStride, col.2, 16); store(d + (18 + j) * ξStride, col.3, 16)
-                        store(d + (24 + j) * ξStride, col.4, 16); store(d + (30 + j) * ξStride, col.5, 16)
-                    }
+                    for j in 0..<6 { storeColumn(weightRow(tmp[j], tmp[6 + j], tmp[12 + j]), d, j: j, ξStride: ξStride) }
                 }
             }
         }
