@@ -77,6 +77,58 @@ final class WinogradTests: XCTestCase {
         assertClose(fast, reference, "8-tile jobs, 10-tile blocks")
     }
 
+    /// The kernel is chosen by shape: 3×3 stride 1 with ≥ 16 channels on both sides.
+    func testChosenByShape() throws {
+        let g = EngineGraph(inputShape: (8, 8, 16), maxBatch: 2, seed: 1)
+        let a = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 16, bias: true), inputs: [0], name: "a")
+        let b = try g.add(.conv(kernel: 3, stride: 2, pad: 1, outChannels: 48, bias: true), inputs: [a], name: "b")
+        let c = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 8, bias: true), inputs: [b], name: "c")
+        let d = try g.add(.conv(kernel: 3, stride: 1, pad: 3, outChannels: 16, bias: true), inputs: [c], name: "d")
+        let f = try g.add(.globalAvgPool, inputs: [d], name: "gap")
+        try g.add(.softmax, inputs: [f], name: "softmax")
+        g.compile(training: true)
+        XCTAssertEqual(g.algorithm(of: a), "winograd")
+        XCTAssertNotEqual(g.algorithm(of: b), "winograd")   // stride 2
+        XCTAssertNotEqual(g.algorithm(of: c), "winograd")   // 8 output channels
+        XCTAssertNotEqual(g.algorithm(of: d), "winograd")   // padding 3 (backward-data needs ≤ 2)
+    }
+
+    /// Training needs room for a block of transformed tiles in the shared scratch; without it
+    /// the convolution falls back to the other kernels (and still computes the same result).
+    func testFallsBackWhenTheScratchIsTooSmall() throws {
+        let saved = ConvKernel.columnBudgetFloats
+        defer { ConvKernel.columnBudgetFloats = saved }
+        ConvKernel.columnBudgetFloats = 1
+        let g = EngineGraph(inputShape: (4, 4, 16), maxBatch: 1, seed: 1)
+        let a = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 16, bias: true), inputs: [0], name: "a")
+        let f = try g.add(.globalAvgPool, inputs: [a], name: "gap")
+        try g.add(.softmax, inputs: [f], name: "softmax")
+        g.compile(training: true)
+        XCTAssertNotEqual(g.algorithm(of: a), "winograd")
+        let inference = EngineGraph(inputShape: (4, 4, 16), maxBatch: 1, seed: 1)
+        let b = try inference.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 16, bias: true), inputs: [0], name: "a")
+        inference.compile(training: false)
+        XCTAssertEqual(inference.algorithm(of: b), "winograd")   // forward only: no block needed
+    }
+
+    /// An inference-only graph (no backward buffers) computes the same forward output.
+    func testInferenceGraphMatchesTrainingGraph() throws {
+        var random = TestRandom(3)
+        let x = random.normals(2 * 12 * 12 * 24)
+        var outputs: [[Float]] = []
+        for training in [true, false] {
+            let g = EngineGraph(inputShape: (12, 12, 24), maxBatch: 2, seed: 9)
+            let c = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 40, bias: true), inputs: [0], name: "c")
+            let f = try g.add(.globalAvgPool, inputs: [c], name: "gap")
+            try g.add(.softmax, inputs: [f], name: "softmax")
+            g.compile(training: training)
+            XCTAssertEqual(g.algorithm(of: c), "winograd")
+            g.forward(x, batch: 2, training: false)
+            outputs.append(Array(UnsafeBufferPointer(start: g.outputStorage(of: c), count: 2 * g.shape(of: c).count)))
+        }
+        XCTAssertTrue(outputs[0].elementsEqual(outputs[1]) { $0.bitPattern == $1.bitPattern })
+    }
+
     func testWinogradGradients() throws {
         ConvKernel.winogradOverride = true
         for (p, bias) in [(1, true), (0, false), (2, true)] {
