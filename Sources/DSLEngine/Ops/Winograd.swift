@@ -28,7 +28,12 @@
 // the 8×48 tiles of dU (`weightTile8x48`), so the result does not depend on the thread count.
 //
 // Precision: the transforms use the points 0, ±1, ±2 (and ∞); in fp32 the result differs from
-// a direct convolution by about 1e-6 of the output's scale (tests compare at 1e-4).
+// a direct convolution by a few 1e-6 of the output's largest value (tests allow 1e-4).
+//
+// Measured (ConvBenchTests, batch 64, 1 thread, FLOPs of the direct convolution per CPU-second
+// against one core's peak): All-CNN-C conv2 fwd 236–260 %, bwd 198–216 %; conv5 fwd 284–294 %,
+// bwd 215–240 %; conv7 (6×6 output) fwd 156–164 %, bwd 118–128 %. Direct kernels ran these
+// layers at 82–93 %.
 
 /// Tiles per forward job (a multiple of 8: the micro-kernel's row count).
 nonisolated(unsafe) var winogradTilesPerJob = 16
