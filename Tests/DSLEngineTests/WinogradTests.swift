@@ -91,6 +91,12 @@ final class WinogradTests: XCTestCase {
         XCTAssertNotEqual(g.algorithm(of: b), "winograd")   // stride 2
         XCTAssertNotEqual(g.algorithm(of: c), "winograd")   // 8 output channels
         XCTAssertNotEqual(g.algorithm(of: d), "winograd")   // padding 3 (backward-data needs ≤ 2)
+        // Very wide layers keep their memory: 36 · 720 · 720 transformed floats is over the limit.
+        let wide = EngineGraph(inputShape: (2, 2, 720), maxBatch: 1, seed: 1)
+        let w = try wide.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 720, bias: false), inputs: [0], name: "w")
+        wide.compile(training: false)
+        XCTAssertNotEqual(wide.algorithm(of: w), "winograd")
+        XCTAssertGreaterThan(36 * 720 * 720, ConvKernel.winogradMaxTransformedFloats)
     }
 
     /// Training needs room for a block of transformed tiles in the shared scratch; without it

@@ -82,6 +82,11 @@ final class ConvKernel: EngineKernel {
     /// Fewest input and output channels for which Winograd is chosen by shape.
     static let winogradMinChannels = 16
 
+    /// Largest transformed weight matrix (36 · IC · OC', floats) for which Winograd is chosen:
+    /// each Winograd layer keeps three of them (forward, backward-data, dU), 4× the weights'
+    /// size each; wider layers (over ~680 channels in and out) use the direct kernels.
+    static let winogradMaxTransformedFloats = 1 << 24
+
     /// Size budget of the shared im2col scratch in floats (tests lower it to force several chunks).
     static var columnBudgetFloats = 4 << 20
 
@@ -123,6 +128,7 @@ final class ConvKernel: EngineKernel {
         winogradDataShape = WinogradShape(h: outShape.height, w: outShape.width, c: oc, pad: 2 - p,
                                           oh: inShape.height, ow: inShape.width, oc: ic)
         let byShape = override == nil && ic >= ConvKernel.winogradMinChannels && oc >= ConvKernel.winogradMinChannels
+            && 36 * max(ic * ocp, oc * icp) <= ConvKernel.winogradMaxTransformedFloats
         let wOverride = ConvKernel.winogradOverride
         winograd = WinogradShape.applies(kernel: k, stride: stride, pad: p) && wOverride != false
             && (wOverride == true || byShape)
