@@ -2,13 +2,23 @@
 // The dsl compiler: a language for convolutional networks, its checker, rewrites, CPU engine
 // and trainer. No dependency beyond the Swift toolchain (Foundation, Dispatch, XCTest).
 import PackageDescription
+import Foundation
+
+/// Whether the machine building `dsl` has AVX-512F (Linux: /proc/cpuinfo). `-target-cpu native`
+/// then compiles the engine for AVX-512, and the `DSL_AVX512` condition enables the code that
+/// calls AVX-512 intrinsics directly (non-temporal stores in DirectConv.swift).
+let buildMachineHasAVX512F: Bool = {
+    guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
+    let flags = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }
+    return flags?.split(separator: " ").contains("avx512f") ?? false
+}()
 
 /// Hot numeric code is always optimised, even in debug builds, so that `swift test` runs the
 /// engine at full speed; `-target-cpu native` makes the compiler emit the vector instructions
 /// (AVX-512 on our machines) of whatever machine `dsl` is built on.
 let fastMath: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-target-cpu", "native"]),
-]
+] + (buildMachineHasAVX512F ? [.define("DSL_AVX512")] : [])
 
 let package = Package(
     name: "dsl",

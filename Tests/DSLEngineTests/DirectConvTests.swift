@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import DSLEngine
 
@@ -54,6 +55,16 @@ final class DirectConvTests: XCTestCase {
                               "\(sh): 1 and 2 threads differ")
             }
         }
+    }
+
+    /// Built and run on an AVX-512 machine (ours), the first layer's non-temporal stores are on:
+    /// Package.swift's DSL_AVX512 condition reached the engine.
+    func testNonTemporalStoresOnAVX512Machines() throws {
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else {
+            throw XCTSkip("no /proc/cpuinfo")
+        }
+        let flags = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
+        XCTAssertEqual(hasAVX512F, flags.split(separator: " ").contains("avx512f"))
     }
 
     func testConvolutionGradientsWithDirectBackwardData() throws {

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-#if arch(x86_64)
+#if DSL_AVX512
 import _Builtin_intrinsics.intel
 #endif
 import Synchronization
@@ -78,16 +78,18 @@ typealias DV = SIMD16<Float>
 /// Non-temporal store of 16 floats (64-byte aligned): bypasses the caches, no read for
 /// ownership. Only called when `hasAVX512F` (four SSE `movntps` instead ran 5x slower).
 @inline(__always) func nt(_ p: UnsafeMutablePointer<Float>, _ v: DV) {
-    #if arch(x86_64)
+    #if DSL_AVX512
     _mm512_stream_ps(p, v)
     #else
     st(p, v)
     #endif
 }
 
-/// Whether this CPU has AVX-512F (Linux: /proc/cpuinfo), for the non-temporal stores above.
+/// Whether the engine was compiled for AVX-512 (the build machine had it, Package.swift) and this
+/// CPU has it: then `nt` stores non-temporally. (The SIMD16 vector passed to the intrinsic must
+/// be in the AVX-512 register convention the intrinsic expects, hence the compile-time check.)
 let hasAVX512F: Bool = {
-    #if arch(x86_64) && os(Linux)
+    #if DSL_AVX512 && os(Linux)
     guard let file = fopen("/proc/cpuinfo", "r") else { return false }
     defer { fclose(file) }
     var line: UnsafeMutablePointer<CChar>? = nil
