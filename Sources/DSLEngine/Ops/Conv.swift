@@ -133,12 +133,16 @@ final class ConvKernel: EngineKernel {
         winograd = WinogradShape.applies(kernel: k, stride: stride, pad: p) && wOverride != false
             && (wOverride == true || byShape)
             && (s.outputGrad == nil || winogradWeightBlock(winogradForwardShape, scratchFloats: columnFloats) > 0)
-        winogradFloats = winograd ? 9 * max(ic * ocp, oc * icp) + 36 * ic * ocp
-            + (s.inputGrads[0] != nil ? 36 * oc * icp : 0) + (s.outputGrad != nil ? 36 * ic * ocp : 0) : 0
-        winogradStage = allocateFloats(winograd ? 9 * max(ic * ocp, oc * icp) : 0)
-        winogradForward = allocateFloats(winograd ? 36 * ic * ocp : 0)
-        winogradBackward = allocateFloats(winograd && s.inputGrads[0] != nil ? 36 * oc * icp : 0)
-        winogradGradient = allocateFloats(winograd && s.outputGrad != nil ? 36 * ic * ocp : 0)
+        // Backward-data and dU buffers only when those gradients are computed.
+        let stageFloats = winograd ? 9 * max(ic * ocp, oc * icp) : 0
+        let forwardFloats = winograd ? 36 * ic * ocp : 0
+        let backwardFloats = winograd && s.inputGrads[0] != nil ? 36 * oc * icp : 0
+        let gradientFloats = winograd && s.outputGrad != nil ? 36 * ic * ocp : 0
+        winogradFloats = stageFloats + forwardFloats + backwardFloats + gradientFloats
+        winogradStage = allocateFloats(stageFloats)
+        winogradForward = allocateFloats(forwardFloats)
+        winogradBackward = allocateFloats(backwardFloats)
+        winogradGradient = allocateFloats(gradientFloats)
         direct = !winograd && override != false && !isPointwise && (p == 0 || paddedIn <= columnFloats)
         directChunk = p == 0 ? s.maxBatch : max(1, min(s.maxBatch, columnFloats / max(1, paddedIn)))
         dataClasses = makeDataClasses(kernel: k, stride: stride, pad: p, ic: ic, oc: oc)
