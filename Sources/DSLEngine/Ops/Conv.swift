@@ -34,6 +34,9 @@ final class ConvKernel: EngineKernel {
     /// 1×1, stride 1, no padding: the input is its own col matrix.
     let isPointwise: Bool
     let biasPartials: UnsafeMutablePointer<Double>
+    /// Partial sums of a small weight gradient (see `runWeightPass`).
+    let weightPartialSums: UnsafeMutablePointer<Float>
+    let weightPartialSumFloats: Int
     /// Floats of the shared scratch (`column`).
     let columnFloats: Int
     /// Direct kernels: forward and backward-weights (padded input fits the scratch).
@@ -117,6 +120,10 @@ final class ConvKernel: EngineKernel {
         require(isPointwise || samplesPerChunk * ConvKernel.columnFloatsPerSample(
             kernel: kernel, input: inShape, output: outShape) <= s.columnScratchFloats)
         biasPartials = allocateDoubles(maxReductionChunks * outShape.channels)
+        let sumFloats = usesWeightPartials(kernel: kernel, c: inShape.channels, oc: outShape.channels)
+            ? partialSumFloats(kernel: kernel, c: inShape.channels, oc: outShape.channels) : 0
+        weightPartialSums = allocateFloats(sumFloats)
+        weightPartialSumFloats = sumFloats
         columnFloats = s.columnScratchFloats
         let (k, p) = (kernel, pad)
         let paddedIn = (inShape.height + 2 * p) * (inShape.width + 2 * p) * inShape.channels
@@ -180,6 +187,7 @@ final class ConvKernel: EngineKernel {
 
     deinit {
         biasPartials.deallocate()
+        weightPartialSums.deallocate()
         packedForward.deallocate()
         packedBackward.deallocate()
         paddedBias.deallocate()
@@ -256,7 +264,8 @@ final class ConvKernel: EngineKernel {
                                      outH: outShape.height, outW: outShape.width, oc: outShape.channels,
                                      stride: stride, kernel: kernel,
                                      dY: UnsafePointer(dOut + first * outCount), dW: weightGrad,
-                                     dB: fusesBiasGradient ? biasGrad : nil))
+                                     dB: fusesBiasGradient ? biasGrad : nil,
+                                     partials: weightPartialSumFloats > 0 ? weightPartialSums : nil))
             first += samples
         }
     }
@@ -351,6 +360,7 @@ final class ConvKernel: EngineKernel {
     var ownedScratchBytes: Int {
         maxReductionChunks * outShape.channels * 8 + 4 * (packedForwardFloats + packedBackwardFloats)
             + 4 * (outShape.channels + directNR - 1) / directNR * directNR + 4 * winogradFloats
+            + 4 * weightPartialSumFloats
     }
 
     /// dW += colᵀ × dY over im2col chunks (the GEMM path of the weight gradient).

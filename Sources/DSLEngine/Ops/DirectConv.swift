@@ -521,7 +521,13 @@ struct WeightPass {
     /// When set (small dW only, see `runWeightPass`), the bias gradient is accumulated too:
     /// dB[o] += Σ_pixels dY[pixel, o], from the dY rows the pass streams anyway.
     var dB: UnsafeMutablePointer<Float>? = nil
+    /// Room for the partial sums of a small dW (`partialSumFloats(kernel:c:oc:)` floats);
+    /// nil allocates them per call.
+    var partials: UnsafeMutablePointer<Float>? = nil
 }
+
+/// Floats of the partial sums `runWeightPass` needs for a small dW (with the bias gradient).
+func partialSumFloats(kernel: Int, c: Int, oc: Int) -> Int { weightPartials * (kernel * kernel * c * oc + oc) }
 
 /// Largest dW (depth × output channels, in floats) reduced with per-job partial sums.
 let weightPartialFloats = 32_768
@@ -603,8 +609,10 @@ private func runWeightPassPartials(_ p: WeightPass, rowsPerSub: Int, depthTiles:
     let withBias = p.dB != nil
     let size = depth * p.oc + (withBias ? p.oc : 0)
     let jobs = min(weightPartials, rows)
-    let partials = UnsafeMutablePointer<Float>.allocate(capacity: jobs * size)
-    defer { partials.deallocate() }
+    // A fresh buffer of this size is mapped and faulted in on every call: the kernel owns one.
+    let owned = p.partials == nil ? UnsafeMutablePointer<Float>.allocate(capacity: jobs * size) : nil
+    defer { owned?.deallocate() }
+    let partials = p.partials ?? owned!
     // With a multiple of 96 output channels, 4 depth rows × 96 channels per tile: every dY
     // pixel row is read whole (the 8×48 tiles read half rows, which stalled on cache misses),
     // and 27 depth rows waste 1 row of 28 instead of 5 of 32.
