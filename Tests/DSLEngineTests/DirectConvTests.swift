@@ -69,18 +69,7 @@ final class DirectConvTests: XCTestCase {
 
     func testConvolutionGradientsWithDirectBackwardData() throws {
         ConvKernel.directOverride = true
-        let configurations: [(kernel: Int, stride: Int, pad: Int, bias: Bool)] = [
-            (1, 1, 0, true), (1, 2, 0, false), (1, 1, 1, true),
-            (3, 1, 1, true), (3, 2, 1, false), (3, 1, 0, false), (3, 2, 2, true),
-            (5, 1, 2, true), (5, 2, 2, false), (5, 1, 0, true),
-            (7, 1, 3, false), (7, 2, 3, true), (7, 1, 0, false),
-        ]
-        for (k, s, p, bias) in configurations {
-            let report = try GradientChecker().check(input: (7, 7, 3)) { g in
-                try g.add(.conv(kernel: k, stride: s, pad: p, outChannels: 4, bias: bias), inputs: [0], name: "conv1")
-            }
-            assertGradientsMatch(report, "direct conv k\(k) s\(s) p\(p) bias \(bias)")
-        }
+        try checkConvolutionConfigurations("direct conv")
         let report = try GradientChecker().check(input: (6, 9, 48)) { g in
             try g.add(.conv(kernel: 3, stride: 2, pad: 1, outChannels: 50, bias: true), inputs: [0], name: "conv1")
             try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 48, bias: true), inputs: [1], name: "conv2")

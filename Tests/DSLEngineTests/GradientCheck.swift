@@ -175,3 +175,21 @@ func assertGradientsMatch(_ report: GradientCheckReport, _ label: String, file: 
     XCTAssertTrue(report.passed, "\(label): \(report)", file: file, line: line)
     XCTAssertGreaterThan(report.checked, 0, file: file, line: line)
 }
+
+/// Gradient checks of a single convolution on a 7×7×3 input for every kernel size, stride and
+/// padding the specs use (kernels 1, 3, 5, 7; strides 1, 2; 'same', 'valid' and wider padding),
+/// under whatever kernel choice the caller has set.
+func checkConvolutionConfigurations(_ label: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    let configurations: [(kernel: Int, stride: Int, pad: Int, bias: Bool)] = [
+        (1, 1, 0, true), (1, 2, 0, false), (1, 1, 1, true),
+        (3, 1, 1, true), (3, 2, 1, false), (3, 1, 0, false), (3, 2, 2, true),
+        (5, 1, 2, true), (5, 2, 2, false), (5, 1, 0, true),
+        (7, 1, 3, false), (7, 2, 3, true), (7, 1, 0, false),
+    ]
+    for (k, s, p, bias) in configurations {
+        let report = try GradientChecker().check(input: (7, 7, 3)) { g in
+            try g.add(.conv(kernel: k, stride: s, pad: p, outChannels: 4, bias: bias), inputs: [0], name: "conv1")
+        }
+        assertGradientsMatch(report, "\(label) k\(k) s\(s) p\(p) bias \(bias)", file: file, line: line)
+    }
+}
