@@ -4,6 +4,10 @@
 // of rows, never on `engineThreadCount`; each partial sums its rows in order and the partials are
 // combined in order. Results are therefore bit-identical for any thread count.
 
+#if os(Linux)
+import Glibc
+#endif
+
 /// How many partial sums a reduction over `rows` rows uses (a function of `rows` only).
 @inline(__always)
 func reductionChunkCount(rows: Int) -> Int { max(1, min(16, rows / 32)) }
@@ -52,9 +56,23 @@ func accumulateColumnSums(_ data: UnsafePointer<Float>, rows: Int, columns: Int,
 @inline(__always)
 func elementwiseChunks(_ count: Int) -> Int { max(1, min(64, count / 4096)) }
 
-/// Allocates `count` zeroed floats aligned to 64 bytes.
+/// Buffers at least this large (in bytes) are asked for transparent huge pages.
+let hugePageThreshold = 4 << 20
+/// The size of a transparent huge page on x86-64 Linux.
+let hugePageBytes = 2 << 20
+
+/// Allocates `count` zeroed floats aligned to 64 bytes; a large buffer (activations, the weight
+/// arena) is aligned to 2 MiB and advised to use transparent huge pages before it is touched.
+/// With 4 KiB pages, a pass streaming through a 25 MB activation misses the TLB on every page:
+/// All-CNN-C's first layer (batch 64, one thread) ran at 60-66 % of peak with them and 71-75 %
+/// with huge pages (four interleaved runs each). Where THP is disabled the advice is ignored.
 func allocateFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
+    let bytes = max(1, count) * 4
+    let huge = bytes >= hugePageThreshold
+    let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: huge ? hugePageBytes : 64)
+    #if os(Linux)
+    if huge { _ = madvise(raw, bytes, MADV_HUGEPAGE) }
+    #endif
     let floats = raw.bindMemory(to: Float.self, capacity: max(1, count))
     floats.initialize(repeating: 0, count: max(1, count))
     return floats

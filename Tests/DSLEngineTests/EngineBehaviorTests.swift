@@ -397,4 +397,37 @@ final class EngineBehaviorTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(plan.activationBytes, liveAtEnd)
         XCTAssertGreaterThan(plan.scratchBytes, 0)
     }
+    /// Large buffers are 2 MiB aligned, zeroed and advised to use transparent huge pages (the
+    /// mapping holding them is THP-eligible wherever the kernel allows THP); small ones are not.
+    func testLargeBuffersAskForHugePages() throws {
+        let count = 3 * hugePageThreshold / 4   // 3 × threshold bytes
+        let big = allocateFloats(count)
+        defer { big.deallocate() }
+        XCTAssertEqual(Int(bitPattern: big) % hugePageBytes, 0)
+        XCTAssertTrue((0..<count).allSatisfy { big[$0] == 0 })
+        let small = allocateFloats(1000)
+        defer { small.deallocate() }
+        XCTAssertEqual(Int(bitPattern: small) % 64, 0)
+        guard let mode = try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8),
+              !mode.contains("[never]"),
+              // Read to the end: String(contentsOfFile:) stops early on /proc files.
+              let data = FileHandle(forReadingAtPath: "/proc/self/smaps")?.readDataToEndOfFile(),
+              let smaps = String(data: data, encoding: .utf8), smaps.contains("THPeligible") else {
+            throw XCTSkip("transparent huge pages are not available here")
+        }
+        // Find the mapping that holds the buffer, then its THPeligible field.
+        let address = UInt(bitPattern: big)
+        var inside = false
+        var eligible: String?
+        for line in smaps.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let range = fields.first, range.contains("-"), !range.hasSuffix(":") {
+                let bounds = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                inside = bounds.count == 2 && bounds[0] <= address && address < bounds[1]
+            } else if inside && fields.first == "THPeligible:" {
+                eligible = fields.count > 1 ? String(fields[1]) : nil
+            }
+        }
+        XCTAssertEqual(eligible, "1", "the mapping of a large buffer is not THP-eligible")
+    }
 }
