@@ -35,7 +35,9 @@ let package = Package(
         // Stage 3: rewrites (strided, all-conv, convpool, reduce, gap-head), verifier, printer.
         .target(name: "DSLPasses", dependencies: ["DSLSyntax", "DSLIR"]),
         // Stage 4: tensors, kernels, operators (forward and backward), lowering, memory plan.
-        .target(name: "DSLEngine", dependencies: ["DSLIR"], swiftSettings: fastMath),
+        .target(name: "DSLEngine", dependencies: ["DSLIR", "DSLEngineC"], swiftSettings: fastMath),
+        // The software prefetch Swift cannot express (see its header).
+        .target(name: "DSLEngineC"),
         // Stage 5: datasets, preprocessing, optimiser, schedules, checkpoints, plots.
         .target(name: "DSLTraining", dependencies: ["DSLIR", "DSLEngine"], swiftSettings: fastMath),
         // Stage 6: one file per command; argument parsing and printing only.
