@@ -71,8 +71,8 @@ import Synchronization
 //        is independent of the thread count.
 //
 // Measured (ConvBenchTests, All-CNN-C 3×3 shapes, batch 64, 1 thread, % of one core's peak per
-// CPU-second): stride-2 conv3 / conv6 forward 86–92 %, backward 78–86 %; conv1 (3 → 96)
-// forward 79–83 %, backward (dW and bias) 70–74 %.
+// CPU-second; activations on huge pages, see `allocateFloats`): stride-2 conv3 / conv6 forward
+// 88–93 %, backward 78–84 %; conv1 (3 → 96) forward 82–84 %, backward (dW and bias) 78–84 %.
 
 typealias DV = SIMD16<Float>
 
