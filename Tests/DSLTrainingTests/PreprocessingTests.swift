@@ -3,19 +3,6 @@ import XCTest
 @testable import DSLTraining
 
 final class PreprocessingTests: XCTestCase {
-    /// The shipped sample cropped to its top-left 8×8 pixels (192 features), to keep ZCA fast in tests.
-    private func smallImages(_ dataset: Dataset, side: Int = 8) throws -> Dataset {
-        var images = [Float](); images.reserveCapacity(dataset.count * side * side * 3)
-        for n in 0..<dataset.count {
-            for y in 0..<side {
-                let start = ((n * 32 + y) * 32) * 3
-                images.append(contentsOf: dataset.images[start..<(start + side * 3)])
-            }
-        }
-        return try Dataset(images: images, labels: dataset.labels, count: dataset.count, height: side, width: side, channels: 3,
-                           classes: 10, classNames: dataset.classNames)
-    }
-
     private func sample() throws -> (train: Dataset, test: Dataset) {
         try loadDataset(directory: repositoryRoot + "/data/cifar10-sample", format: .cifar10)
     }
@@ -38,7 +25,7 @@ final class PreprocessingTests: XCTestCase {
     }
 
     func testGCNZCAWhitensTrainingData() throws {
-        let train = try smallImages(try sample().train)
+        let train = try croppedImages(try sample().train)
         let epsilon: Float = 1e-2
         let pre = try Preprocessor.fitGCNZCA(on: train, epsilon: epsilon)
         let d = 192
@@ -82,7 +69,7 @@ final class PreprocessingTests: XCTestCase {
     }
 
     func testSerialisationRoundTrip() throws {
-        let train = try smallImages(try sample().train.prefix(200))
+        let train = try croppedImages(try sample().train.prefix(200))
         let directory = try makeTemporaryDirectory(self)
         for pre in [Preprocessor.identity(height: 8, width: 8, channels: 3), Preprocessor.fitStandardization(on: train),
                     try Preprocessor.fitGCNZCA(on: train, scale: 10, useStd: true, epsilon: 0.1)] {

@@ -49,3 +49,18 @@ func assertThrowsMessage<T>(_ body: @autoclosure () throws -> T, contains fragme
         XCTFail("unexpected error type \(error)", file: file, line: line)
     }
 }
+
+/// `dataset`'s images cropped to their top-left side×side pixels (8×8: 192 features, which keeps
+/// ZCA fast in tests).
+func croppedImages(_ dataset: Dataset, side: Int = 8) throws -> Dataset {
+    var images = [Float](); images.reserveCapacity(dataset.count * side * side * dataset.channels)
+    let rowFloats = dataset.width * dataset.channels
+    for n in 0..<dataset.count {
+        for y in 0..<side {
+            let start = (n * dataset.height + y) * rowFloats
+            images.append(contentsOf: dataset.images[start..<(start + side * dataset.channels)])
+        }
+    }
+    return try Dataset(images: images, labels: dataset.labels, count: dataset.count, height: side, width: side,
+                       channels: dataset.channels, classes: dataset.classes, classNames: dataset.classNames)
+}
