@@ -34,6 +34,8 @@ enum TrainCommand {
       --translate P         random translations up to P pixels (default 2; 0 turns off)
       --whiten M            standardize (default), zca (the paper's global contrast
                             normalisation + ZCA whitening), or none
+      --zca-epsilon X       ZCA regularisation added to every eigenvalue (default 0.1, as
+                            pylearn2); ZCA wants more training images than pixel values
     Run:
       --out DIR             where checkpoint, metrics and plot go (default runs/NETWORK)
       --resume CKPT         continue from a checkpoint of the same spec
@@ -45,7 +47,7 @@ enum TrainCommand {
 
     static func run(_ args: [String]) throws -> Int32 {
         let a = try Arguments(args, valueOptions: ["--data", "--dataset", "--labels", "--train-limit", "--test-limit", "--epochs", "--batch", "--lr", "--momentum",
-                                                   "--weight-decay", "--schedule", "--translate", "--whiten", "--out", "--resume", "--seed", "--threads"],
+                                                   "--weight-decay", "--schedule", "--translate", "--whiten", "--zca-epsilon", "--out", "--resume", "--seed", "--threads"],
                               flagOptions: ["--nesterov", "--no-flip", "--quiet"])
         guard a.positional.count == 1 else { throw UsageError(message: a.positional.isEmpty ? "missing spec file" : "expected one spec file") }
         guard let dataDir = a.value("--data") else { throw UsageError(message: "missing --data DIR (a CIFAR-10, CIFAR-100 or MNIST directory)") }
@@ -67,6 +69,10 @@ enum TrainCommand {
         case "zca": o.whiten = .gcnZCA
         case "none": o.whiten = .none
         case let w: throw UsageError(message: "--whiten must be standardize, zca or none, got '\(w)'")
+        }
+        if a.value("--zca-epsilon") != nil {
+            guard o.whiten == .gcnZCA else { throw UsageError(message: "--zca-epsilon applies only with --whiten zca") }
+            o.zcaEpsilon = Float(try a.number("--zca-epsilon", default: Double(Preprocessor.defaultZCAEpsilon), in: 1e-6...1e6))
         }
         do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.learningRate), totalEpochs: o.epochs) } catch { throw UsageError(message: "\(error)") }
         engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)

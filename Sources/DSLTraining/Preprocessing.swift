@@ -11,8 +11,10 @@ import Foundation
 ///   divisors below 1e-8 are replaced by 1). Then ZCA whitening on the flattened h·w·c vector:
 ///   `y = W (x − μ)` with μ the training mean and `W = U diag(1/√(λ + ε)) Uᵀ` from the
 ///   eigendecomposition `U diag(λ) Uᵀ` of the training covariance `(1/N) Σ (x − μ)(x − μ)ᵀ`.
-///   ε (default 1e-2) regularises the small eigenvalues, which would otherwise amplify noise
-///   (pylearn2's ZCA adds a similar `filter_bias` to the covariance's diagonal).
+///   ε (default 0.1, as pylearn2's ZCA `filter_bias`, which adds it to the covariance's diagonal)
+///   regularises the small eigenvalues, which would otherwise amplify noise. Fitted on fewer
+///   images than features, the covariance is singular: directions no training image varies in
+///   are scaled by 1/√ε, so test images (which do vary there) come out unlike any training image.
 public struct Preprocessor: Equatable, Sendable {
     /// Which transform this preprocessor applies.
     public enum Method: String, Sendable, CaseIterable {
@@ -89,9 +91,13 @@ public struct Preprocessor: Equatable, Sendable {
         return result
     }
 
+    /// The default ZCA regularisation ε (pylearn2's `filter_bias`, used by the maxout and
+    /// All-CNN CIFAR-10 preprocessing).
+    public static let defaultZCAEpsilon: Float = 0.1
+
     /// Fits GCN + ZCA on `dataset` (see the type's documentation for the formulas and defaults).
     public static func fitGCNZCA(on dataset: Dataset, scale: Float = 55, sqrtBias: Float = 0, useStd: Bool = false,
-                                 epsilon: Float = 1e-2) throws -> Preprocessor {
+                                 epsilon: Float = defaultZCAEpsilon) throws -> Preprocessor {
         guard dataset.count >= 2 else { throw TrainingError("ZCA: needs at least 2 training images, got \(dataset.count)") }
         guard epsilon >= 0, scale > 0 else { throw TrainingError("ZCA: epsilon must be ≥ 0 and scale > 0") }
         guard dataset.imageSize <= Preprocessor.maximumZCAFeatures else {

@@ -24,6 +24,8 @@ public struct TrainingOptions: Sendable {
     public var translate = 2
     /// Input preprocessing.
     public var whiten: Preprocessor.Method = .standardize
+    /// ZCA regularisation ε (with `whiten == .gcnZCA`).
+    public var zcaEpsilon: Float = Preprocessor.defaultZCAEpsilon
     /// Seed for weights, shuffling, augmentation and dropout.
     public var seed: UInt64 = 1
     /// Use only the first N training images (nil: all).
@@ -125,7 +127,7 @@ public final class Trainer {
         switch options.whiten {
         case .none: preprocessor = .identity(height: s.height, width: s.width, channels: s.channels)
         case .standardize: preprocessor = .fitStandardization(on: trainSet)
-        case .gcnZCA: preprocessor = try .fitGCNZCA(on: trainSet)
+        case .gcnZCA: preprocessor = try .fitGCNZCA(on: trainSet, epsilon: options.zcaEpsilon)
         }
         try preprocessor.apply(to: &trainSet)
         try preprocessor.apply(to: &testSet)
@@ -149,12 +151,24 @@ public final class Trainer {
         schedule.lr(atStep: epoch * steps + step, stepsPerEpoch: steps)
     }
 
+    /// Set when ZCA was fitted on no more images than it has features: the fitted whitening
+    /// then scales directions no training image varies in by 1/√ε (see `Preprocessor`).
+    public var zcaWarning: String? {
+        guard preprocessor.method == .gcnZCA, train.count <= train.imageSize else { return nil }
+        let gain = 1 / Double(preprocessor.zcaEpsilon).squareRoot()
+        return "ZCA fitted on \(train.count) images of \(train.imageSize) features: the training images span at most "
+            + "\(train.count - 1) of the \(train.imageSize) directions, and the test images' components outside them are "
+            + "scaled by 1/√ε = \(String(format: "%.3g", gain)), so test accuracy can stay near chance; use more training "
+            + "images (\(train.imageSize + 1) or more), a larger --zca-epsilon, or --whiten standardize"
+    }
+
     /// A human-readable summary of the run (printed at start).
     public var description: String {
         var s = "training \(graph.name): \(train.count) training and \(test.count) test images, batch \(options.batch), \(options.epochs) epochs, seed \(options.seed)\n"
         s += "SGD lr \(options.learningRate), momentum \(options.momentum)\(options.nesterov ? " (Nesterov)" : ""), weight decay \(options.weightDecay)\n"
         s += "schedule: \(schedule)\n"
         s += "augmentation: \(options.flip ? "horizontal flips" : "no flips"), \(options.translate > 0 ? "translations up to \(options.translate) px" : "no translations"); preprocessing: \(preprocessor.method.rawValue)\n"
+        if let warning = zcaWarning { s += "warning: \(warning)\n" }
         s += "engine: \(engineThreadCount) thread\(engineThreadCount == 1 ? "" : "s"), \(engine.parameterCount) parameters, planned memory \(String(format: "%.1f", Double(engine.plannedBytes) / 1048576)) MiB"
         return s
     }

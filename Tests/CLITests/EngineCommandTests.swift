@@ -69,6 +69,12 @@ final class EngineCommandTests: XCTestCase {
         let u = try DSL.run(["train", "specs/quickstart.dsl"])
         XCTAssertEqual(u.status, 2, u.summary)
         XCTAssertTrue(u.stderr.contains("--data"), u.stderr)
+        let e = try DSL.run(["train", "specs/quickstart.dsl", "--data", "data/cifar10-sample", "--zca-epsilon", "1"])
+        XCTAssertEqual(e.status, 2, e.summary)
+        XCTAssertTrue(e.stderr.contains("--zca-epsilon applies only with --whiten zca"), e.stderr)
+        let z = try DSL.run(["train", "specs/quickstart.dsl", "--data", "data/cifar10-sample", "--whiten", "zca", "--zca-epsilon", "-1"])
+        XCTAssertEqual(z.status, 2, z.summary)
+        XCTAssertTrue(z.stderr.contains("--zca-epsilon must be a number"), z.stderr)
     }
 
     /// Ctrl-C finishes the current step, writes a checkpoint that `dsl eval` reads, and exits 0;

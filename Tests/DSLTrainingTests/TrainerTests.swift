@@ -146,4 +146,26 @@ final class TrainerTests: XCTestCase {
         try t.preprocessor.apply(to: &copy)
         return copy
     }
+    /// ZCA fitted on fewer images than features is flagged (test images come out unlike the
+    /// training images); with enough images, or other preprocessing, nothing is said. The
+    /// chosen ε reaches the fitted preprocessor.
+    func testZCAOnTooFewImagesIsFlagged() throws {
+        let data = try sample()
+        let train = try croppedImages(data.train), test = try croppedImages(data.test)   // 192 features
+        let net = try graph("network small\ninput 8x8x3\nconv 3 1 8\ngap\nfc 10\nsoftmax\n")
+        var o = TrainingOptions()
+        o.whiten = .gcnZCA
+        o.zcaEpsilon = 0.25
+        o.trainLimit = 150
+        let few = try Trainer(graph: net, train: train, test: test, options: o)
+        XCTAssertEqual(few.preprocessor.zcaEpsilon, 0.25)
+        let warning = try XCTUnwrap(few.zcaWarning)
+        XCTAssertTrue(warning.contains("150 images of 192 features"), warning)
+        XCTAssertTrue(warning.contains("1/√ε = 2"), warning)
+        XCTAssertTrue(few.description.contains("warning: ZCA fitted on 150 images"))
+        o.trainLimit = nil   // 1,000 images
+        XCTAssertNil(try Trainer(graph: net, train: train, test: test, options: o).zcaWarning)
+        o.trainLimit = 150; o.whiten = .standardize
+        XCTAssertNil(try Trainer(graph: net, train: train, test: test, options: o).zcaWarning)
+    }
 }
