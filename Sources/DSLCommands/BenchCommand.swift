@@ -17,7 +17,9 @@ enum BenchCommand {
     this machine's peak FP32 FMA rate, measured before and after the timed steps (the
     higher of the two) and printed. The "kernel" column names each convolution's
     algorithm; Winograd layers do fewer multiplications than a direct convolution, so
-    their rate (counted as the direct convolution's FLOPs) can exceed 100 % of peak.
+    their rate (counted as the direct convolution's FLOPs) can exceed 100 % of peak. A
+    ReLU marked "fused fwd" is applied by the convolution before it as it stores its
+    output (the convolution's forward time includes it); its backward runs on its own.
     Build in release mode for meaningful figures: swift build -c release.
 
     Options:

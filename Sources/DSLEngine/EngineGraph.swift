@@ -279,6 +279,15 @@ public final class EngineGraph {
                 saved: saved[j], columnScratch: columns, columnScratchFloats: columnFloats, maxBatch: maxBatch)
             kernels[j] = makeKernel(node.op!, index: j, storage: storage)
         }
+        // A ReLU running in place on a convolution's output: the convolution stores max(·, 0)
+        // (its output is read by nothing else, and its backward does not read it).
+        for j in 1..<count where nodes[j].op == .relu && valueRoot[j] != j {
+            if let relu = kernels[j] as? ReLUKernel, let conv = kernels[nodes[j].inputs[0]] as? ConvKernel,
+               relu.input == relu.output, conv.output == relu.input {
+                conv.fusedReLU = true
+                relu.fused = true
+            }
+        }
         softmaxKernel = endsWithSoftmax ? (kernels[last] as! SoftmaxKernel) : nil
 
         let unplanned = tensors.reduce(0) { $0 + ($1.floats + 15) / 16 * 16 }

@@ -132,6 +132,50 @@ final class EngineBehaviorTests: XCTestCase {
         }
     }
 
+    /// A ReLU in place on a convolution's output is applied by the convolution's store, for
+    /// every convolution algorithm: outputs, loss and gradients are bit-identical to a separate
+    /// ReLU pass (a graph without buffer reuse runs no ReLU in place, so fuses nothing).
+    func testReLUFusedIntoEachConvolutionAlgorithmMatchesASeparateReLU() throws {
+        // (input h, w, c), kernel, stride, pad, output channels, bias, the algorithm chosen.
+        let cases: [((Int, Int, Int), Int, Int, Int, Int, Bool, String)] = [
+            ((8, 8, 16), 3, 1, 1, 16, true, "winograd"),
+            ((8, 8, 16), 3, 1, 1, 16, false, "winograd"),
+            ((9, 9, 3), 3, 1, 1, 96, true, "direct"),   // first layer: streaming stores, dW partial sums
+            ((9, 9, 16), 3, 2, 1, 48, true, "direct"),
+            ((6, 6, 16), 1, 1, 0, 20, true, "gemm"),
+            ((7, 7, 4), 5, 1, 2, 8, true, "im2col+gemm"),
+            ((7, 7, 4), 5, 1, 0, 8, false, "im2col+gemm"),
+        ]
+        let saved = ConvKernel.directOverride
+        defer { ConvKernel.directOverride = saved }
+        for (shape, k, stride, pad, oc, bias, algorithm) in cases {
+            // These shapes run direct; the test hook turns the direct kernels off for im2col.
+            ConvKernel.directOverride = algorithm == "im2col+gemm" ? false : nil
+            let label = "\(shape) k\(k) s\(stride) p\(pad) → \(oc)\(bias ? "+bias" : "")"
+            var outputs: [[Float]] = [], grads: [[Float]] = [], losses: [Float] = []
+            for reuse in [true, false] {
+                let g = EngineGraph(inputShape: shape, maxBatch: 3, seed: 5)
+                let c = try g.add(.conv(kernel: k, stride: stride, pad: pad, outChannels: oc, bias: bias), inputs: [0], name: "c")
+                let r = try g.add(.relu, inputs: [c], name: "r")
+                let f = try g.add(.globalAvgPool, inputs: [r], name: "gap")
+                let l = try g.add(.linear(outFeatures: 10, bias: true), inputs: [f], name: "fc")
+                try g.add(.softmax, inputs: [l], name: "softmax")
+                g.compile(training: true, reuseBuffers: reuse)
+                XCTAssertEqual(g.algorithm(of: c), algorithm, label)
+                XCTAssertEqual(g.algorithm(of: r), reuse ? "fused fwd" : nil, label)
+                let (x, labels) = batchData(3, count: g.inputShape.count)
+                _ = g.forward(x, batch: 3, training: true)
+                outputs.append(Array(UnsafeBufferPointer(start: g.outputStorage(of: r), count: 3 * g.shape(of: r).count)))
+                losses.append(g.backward(labels: labels, batch: 3).loss)
+                grads.append(Array(UnsafeBufferPointer(start: g.parameterGrads, count: g.parameterCount)))
+            }
+            XCTAssertTrue(outputs[0].contains { $0 > 0 } && outputs[0].contains { $0 == 0 }, label)
+            XCTAssertTrue(outputs[0].elementsEqual(outputs[1]) { $0.bitPattern == $1.bitPattern }, label)
+            XCTAssertEqual(losses[0].bitPattern, losses[1].bitPattern, label)
+            XCTAssertTrue(grads[0].elementsEqual(grads[1]) { $0.bitPattern == $1.bitPattern }, label)
+        }
+    }
+
     func testInferenceCompiledGraphMatchesAndUsesLessMemory() throws {
         let trainer = try makeMidSizeNetwork(training: true)
         let inference = try makeMidSizeNetwork(training: false)

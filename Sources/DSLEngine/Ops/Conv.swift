@@ -55,6 +55,9 @@ final class ConvKernel: EngineKernel {
     let packedBackward: UnsafeMutablePointer<Float>
     let packedForwardFloats: Int
     let packedBackwardFloats: Int
+    /// Set at compile time when the ReLU that follows runs in place on this output: forward then
+    /// stores max(conv + bias, 0) and that ReLU's forward does nothing (`ReLUKernel.fused`).
+    var fusedReLU = false
     /// Bias padded to a multiple of 48 (zeros when there is no bias).
     let paddedBias: UnsafeMutablePointer<Float>
     /// Winograd F(4×4, 3×3) for all three passes (see Winograd.swift).
@@ -204,7 +207,7 @@ final class ConvKernel: EngineKernel {
         winogradPackWeights(winogradStage, inC: ic, outP: winogradForwardShape.mStride, into: winogradForward)
         if let bias = bias { paddedBias.update(from: bias, count: oc) }
         runWinogradPass(WinogradPass(shape: winogradForwardShape, samples: batch, source: UnsafePointer(input),
-                                     packed: winogradForward, output: output, bias: paddedBias))
+                                     packed: winogradForward, output: output, bias: paddedBias, relu: fusedReLU))
     }
 
     /// dX += the stride-1 convolution of dY (padded by 2 − pad) with the rotated, transposed kernel.
@@ -228,7 +231,7 @@ final class ConvKernel: EngineKernel {
                               taps: kernel, tapStride: wp * ic, run: kernel * ic,
                               samples: batch, gridH: oh, gridW: ow, outC: oc,
                               packed: packedForward, output: output,
-                              outImage: outShape.count, outY: ow * oc, outX: oc, initial: paddedBias)
+                              outImage: outShape.count, outY: ow * oc, outX: oc, initial: paddedBias, relu: fusedReLU)
         if pad > 0 {
             pass.slab = SlabSource(raw: UnsafePointer(input), h: h, w: w, c: ic, top: pad, left: pad, wp: wp,
                                    rowStep: s, rowOffset: 0, colStep: s, colOffset: 0)
@@ -333,14 +336,19 @@ final class ConvKernel: EngineKernel {
                   b: weight, ldb: oc, beta: 0, c: output + first * outCount, ldc: oc)
             first += samples
         }
-        if let bias = bias {
+        if bias != nil || fusedReLU {
+            if let bias = bias { paddedBias.update(from: bias, count: oc) }
             let rows = batch * rowsPerSample
-            let out = output
+            let (out, bias, relu) = (output, UnsafePointer(paddedBias), fusedReLU)
             let chunks = elementwiseChunks(rows * oc)
             parallelFor(chunks) { chunk in
                 for r in chunkRange(chunk, of: chunks, count: rows) {
                     let row = out + r * oc
-                    for o in 0..<oc { row[o] += bias[o] }
+                    if relu {
+                        for o in 0..<oc { row[o] = max(row[o] + bias[o], 0) }
+                    } else {
+                        for o in 0..<oc { row[o] += bias[o] }
+                    }
                 }
             }
         }

@@ -173,6 +173,8 @@ struct DirectPass {
     var outImage: Int, outY: Int, outX: Int
     /// Accumulators start from this 48·blocks vector (bias, or zeros); nil: from the output (+=).
     var initial: UnsafePointer<Float>?
+    /// Stores max(result, 0): a following ReLU fused into the pass (forward only).
+    var relu = false
     /// When set, the source is this unpadded tensor instead of `source`/`srcImage`/`srcY`/`srcX`:
     /// each job zero-pads the rows it needs into a per-thread slab (no padded copy in memory).
     var slab: SlabSource? = nil
@@ -232,7 +234,7 @@ func runDirectPass(_ p: DirectPass) {
                     }
                     if mr == directMR && nr == directNR {
                         gatherTile8x48(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
-                                       c, initial: initial)
+                                       c, initial: initial, relu: p.relu)
                     } else {
                         // Ragged tile: compute into the scratch tile, copy the valid part.
                         for r in 0..<directMR { c[r] = tile + r * directNR }
@@ -241,7 +243,7 @@ func runDirectPass(_ p: DirectPass) {
                             for r in 0..<mr { (tile + r * directNR).update(from: real[r], count: nr) }
                         }
                         gatherTile8x48(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
-                                       c, initial: initial)
+                                       c, initial: initial, relu: p.relu)
                         for r in 0..<mr { real[r].update(from: tile + r * directNR, count: nr) }
                     }
                 }
@@ -351,7 +353,7 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
                     for r in 0..<directMR { real[r] = pixel[r] + o0; cp[r] = real[r] }
                     if mr == directMR && nr == directNR {
                         gatherTile8x48(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
-                                       cp, initial: initial, streaming: streaming)
+                                       cp, initial: initial, streaming: streaming, relu: p.relu)
                     } else {
                         for r in 0..<directMR { cp[r] = tile + r * directNR }
                         if initial == nil {
@@ -359,7 +361,7 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
                             for r in 0..<mr { (tile + r * directNR).update(from: real[r], count: nr) }
                         }
                         gatherTile8x48(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
-                                       cp, initial: initial)
+                                       cp, initial: initial, relu: p.relu)
                         for r in 0..<mr { real[r].update(from: tile + r * directNR, count: nr) }
                     }
                 }
@@ -373,12 +375,13 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
 /// i in 0..<run (the K·C floats under kernel row ky); weights are `run` 48-float lines per
 /// kernel row, consecutive. Results go to c[r][0..<48], starting from `initial` (48 floats)
 /// or, when nil, from c[r] itself; `streaming` stores them non-temporally (64-byte aligned
-/// c[r], AVX-512 only, see `nt`). Also the GEMM of the Winograd passes (Winograd.swift).
+/// c[r], AVX-512 only, see `nt`); `relu` stores max(result, 0). Also the GEMM of the Winograd
+/// passes (Winograd.swift).
 @inline(__always)
 func gatherTile8x48(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int,
                     rowStride: Int, run: Int, w: UnsafePointer<Float>,
                     _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
-                    initial: UnsafePointer<Float>?, streaming: Bool = false) {
+                    initial: UnsafePointer<Float>?, streaming: Bool = false, relu: Bool = false) {
     var c00: DV, c01: DV, c02: DV, c10: DV, c11: DV, c12: DV, c20: DV, c21: DV, c22: DV
     var c30: DV, c31: DV, c32: DV, c40: DV, c41: DV, c42: DV, c50: DV, c51: DV, c52: DV
     var c60: DV, c61: DV, c62: DV, c70: DV, c71: DV, c72: DV
@@ -424,7 +427,10 @@ func gatherTile8x48(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int
             pb += directNR
         }
     }
-    @inline(__always) func put(_ p: UnsafeMutablePointer<Float>, _ v: DV) { if streaming { nt(p, v) } else { st(p, v) } }
+    @inline(__always) func put(_ p: UnsafeMutablePointer<Float>, _ result: DV) {
+        let v = relu ? pointwiseMax(result, DV()) : result
+        if streaming { nt(p, v) } else { st(p, v) }
+    }
     var r = c[0]; put(r, c00); put(r + 16, c01); put(r + 32, c02)
     r = c[1]; put(r, c10); put(r + 16, c11); put(r + 32, c12)
     r = c[2]; put(r, c20); put(r + 16, c21); put(r + 32, c22)

@@ -1,4 +1,5 @@
-// ReLU and leaky ReLU, elementwise; may run in place (out aliases inp).
+// ReLU and leaky ReLU, elementwise; may run in place (out aliases inp). A ReLU in place on a
+// convolution's output is applied by the convolution's store instead (forward only).
 // inp is (B,H,W,C), out is (B,H,W,C)
 // Backward works from the output (out > 0 ⇔ inp > 0 when slope > 0), so the input need not be
 // kept; with slope ≤ 0 the sign is read from the input instead (never in place then).
@@ -13,6 +14,11 @@ final class ReLUKernel: EngineKernel {
     let inputGrad: UnsafeMutablePointer<Float>?
     let output: UnsafeMutablePointer<Float>
     let outputGrad: UnsafeMutablePointer<Float>?
+    /// Set at compile time when this ReLU runs in place on a convolution's output and the
+    /// convolution applies it in its store (`ConvKernel.fusedReLU`): forward has nothing to do.
+    var fused = false
+    /// "fused fwd" when the convolution before applies this ReLU (shown by `dsl bench`).
+    var algorithm: String? { fused ? "fused fwd" : nil }
 
     init(slope: Float, signFromOutput: Bool, storage s: NodeStorage) {
         count = s.outputShape.count
@@ -25,6 +31,7 @@ final class ReLUKernel: EngineKernel {
     }
 
     func forward(batch: Int, training: Bool) {
+        if fused { return }
         let total = batch * count
         let (x, y, slope) = (input, output, slope)
         let chunks = elementwiseChunks(total)

@@ -186,11 +186,12 @@ private func transformGradient(_ image: UnsafePointer<Float>, h: Int, w: Int, c:
 
 /// Aᵀ M A of one tile (m[ξ · ξStride], 16 channels) written to the 4×4 output patch at (y0, x0)
 /// of `image` (oh×ow, `c` channels), channels c0 ..< c0 + lanes, clipped to the image:
-/// out = result + initial, or out += result when `initial` is nil. `tmp` holds 28 vectors.
+/// out = result + initial (max(·, 0) with `relu`), or out += result when `initial` is nil.
+/// `tmp` holds 28 vectors.
 @inline(__always)
 private func transformOutput(_ m: UnsafePointer<Float>, ξStride: Int, tmp: UnsafeMutablePointer<DV>,
                              _ image: UnsafeMutablePointer<Float>, h: Int, w: Int, c: Int, y0: Int, x0: Int,
-                             c0: Int, lanes: Int, initial: DV?) {
+                             c0: Int, lanes: Int, initial: DV?, relu: Bool) {
     for i in 0..<6 {
         let p = m + i * 6 * ξStride
         let t = outputRow(load(p, 16), load(p + ξStride, 16), load(p + 2 * ξStride, 16),
@@ -205,7 +206,8 @@ private func transformOutput(_ m: UnsafePointer<Float>, ξStride: Int, tmp: Unsa
         for a in 0..<rows {
             let o = image + ((y0 + a) * w + x0 + b) * c + c0
             if let initial {
-                store(o, ys[a] + initial, lanes)
+                let v = ys[a] + initial
+                store(o, relu ? pointwiseMax(v, DV()) : v, lanes)
             } else {
                 store(o, load(o, lanes) + ys[a], lanes)
             }
@@ -284,6 +286,8 @@ struct WinogradPass {
     var output: UnsafeMutablePointer<Float>
     /// Bias padded to `shape.mStride` floats; nil accumulates into the output.
     var bias: UnsafePointer<Float>?
+    /// Stores max(output, 0): a following ReLU fused into the pass (with a bias only).
+    var relu = false
 }
 
 /// Runs a `WinogradPass`, in parallel over fixed groups of tiles.
@@ -346,7 +350,7 @@ func runWinogradPass(_ p: WinogradPass) {
                     let lanes = min(16, sh.oc - c0)
                     transformOutput(UnsafePointer(m + t * ms + c0), ξStride: group * ms, tmp: tmp,
                                     image, h: sh.oh, w: sh.ow, c: sh.oc, y0: y0, x0: x0, c0: c0, lanes: lanes,
-                                    initial: p.bias.map { load($0 + c0, 16) })
+                                    initial: p.bias.map { load($0 + c0, 16) }, relu: p.relu)
                 }
             }
         }
