@@ -10,7 +10,8 @@
 // - fallback im2col + GEMM: col is (b·OH·OW, K·K·C) for a chunk of b samples (shared scratch,
 //   rebuilt in backward); used for backward-data when direct would waste much work (few input
 //   channels, 'valid' padding: col2im(dY × Wᵀ)), and when a padded sample does not fit the scratch.
-// Forward saves nothing: backward re-reads the input.
+// Forward saves nothing: backward re-reads the input. Every forward path adds the bias and, when
+// the ReLU after it runs in place on the output (`fusedReLU`), applies it in the same store.
 
 /// Convolution kernel: forward = im2col × W (+ bias); backward = dW += colᵀ × dY, dX += col2im(dY × Wᵀ),
 /// computed by the direct kernels or by im2col + GEMM (see above).
