@@ -109,6 +109,9 @@ let hasAVX512F: Bool = {
     #endif
 }()
 
+/// max(v, 0) per lane (one compare and a masked move; `pointwiseMax` was not inlined here).
+@inline(__always) func rectified(_ v: DV) -> DV { v.replacing(with: 0, where: v .< 0) }
+
 @inline(__always) func st(_ p: UnsafeMutablePointer<Float>, _ v: DV) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: DV.self)
 }
@@ -428,7 +431,7 @@ func gatherTile8x48(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int
         }
     }
     @inline(__always) func put(_ p: UnsafeMutablePointer<Float>, _ result: DV) {
-        let v = relu ? pointwiseMax(result, DV()) : result
+        let v = relu ? rectified(result) : result
         if streaming { nt(p, v) } else { st(p, v) }
     }
     var r = c[0]; put(r, c00); put(r + 16, c01); put(r + 32, c02)

@@ -207,7 +207,7 @@ private func transformOutput(_ m: UnsafePointer<Float>, ξStride: Int, tmp: Unsa
             let o = image + ((y0 + a) * w + x0 + b) * c + c0
             if let initial {
                 let v = ys[a] + initial
-                store(o, relu ? pointwiseMax(v, DV()) : v, lanes)
+                store(o, relu ? rectified(v) : v, lanes)
             } else {
                 store(o, load(o, lanes) + ys[a], lanes)
             }
