@@ -539,6 +539,30 @@ struct WeightPass {
     var partials: UnsafeMutablePointer<Float>? = nil
 }
 
+extension WeightPass {
+    /// rowIn[i] / rowOut[i]: where output row `rows.lowerBound + i` starts in the padded input
+    /// and in dY.
+    @inline(__always)
+    func fillRowOffsets(rows: Range<Int>, rowIn: UnsafeMutablePointer<Int>, rowOut: UnsafeMutablePointer<Int>) {
+        for row in rows {
+            let n = row / outH, oy = row % outH
+            rowIn[row - rows.lowerBound] = (n * hp + oy * stride) * wp * c
+            rowOut[row - rows.lowerBound] = row * outW * oc
+        }
+    }
+
+    /// off[r]: offset of depth row (kh, kw, ic) `rows.lowerBound + r` within a padded input
+    /// window; a ragged tile (only `valid` rows) repeats its last valid row.
+    @inline(__always)
+    func fillDepthOffsets(_ off: UnsafeMutablePointer<Int>, rows: Range<Int>, valid: Int) {
+        let run = kernel * c
+        for r in 0..<rows.count {
+            let d = rows.lowerBound + min(r, valid - 1)
+            off[r] = (d / run) * wp * c + d % run
+        }
+    }
+}
+
 /// Floats of the partial sums `runWeightPass` needs for a small dW (with the bias gradient).
 func partialSumFloats(kernel: Int, c: Int, oc: Int) -> Int { weightPartials * (kernel * kernel * c * oc + oc) }
 
@@ -560,7 +584,6 @@ func runWeightPass(_ p: WeightPass) {
     let rows = p.samples * p.outH
     if rows == 0 { return }
     let depth = p.kernel * p.kernel * p.c
-    let run = p.kernel * p.c
     let rowsPerBlock = max(1, weightPixelsPerBlock / p.outW)
     let rowsPerSub = max(1, weightPixelsPerSubBlock / p.outW)
     let depthTiles = (depth + directMR - 1) / directMR
@@ -585,19 +608,12 @@ func runWeightPass(_ p: WeightPass) {
                 var s0 = r0
                 while s0 < r1 {
                     let s1 = min(r1, s0 + rowsPerSub)
-                    for row in s0..<s1 {
-                        let n = row / p.outH, oy = row % p.outH
-                        rowIn[row - s0] = (n * p.hp + oy * p.stride) * p.wp * p.c
-                        rowOut[row - s0] = row * p.outW * p.oc
-                    }
+                    p.fillRowOffsets(rows: s0..<s1, rowIn: rowIn, rowOut: rowOut)
                     for t in tileRange {
                         let b = t / depthTiles, dt = t % depthTiles
                         let o0 = b * directNR, nr = min(directNR, p.oc - o0)
                         let d0 = dt * directMR, mr = min(directMR, depth - d0)
-                        for r in 0..<directMR {
-                            let d = d0 + min(r, mr - 1)
-                            off[r] = (d / run) * p.wp * p.c + d % run
-                        }
+                        p.fillDepthOffsets(off, rows: d0..<(d0 + directMR), valid: mr)
                         let dw = p.dW + d0 * p.oc + o0
                         if nr == directNR {
                             weightTile8x48(p, rowCount: s1 - s0, rowIn: rowIn, rowOut: rowOut, off: off,
@@ -618,7 +634,7 @@ func runWeightPass(_ p: WeightPass) {
 /// The partial-sum mode of `runWeightPass` (small dW).
 private func runWeightPassPartials(_ p: WeightPass, rowsPerSub: Int, depthTiles: Int, tiles: Int) {
     let rows = p.samples * p.outH
-    let depth = p.kernel * p.kernel * p.c, run = p.kernel * p.c
+    let depth = p.kernel * p.kernel * p.c
     let withBias = p.dB != nil
     let size = depth * p.oc + (withBias ? p.oc : 0)
     let jobs = min(weightPartials, rows)
@@ -646,20 +662,13 @@ private func runWeightPassPartials(_ p: WeightPass, rowsPerSub: Int, depthTiles:
             var s0 = range.lowerBound
             while s0 < range.upperBound {
                 let s1 = min(range.upperBound, s0 + rowsPerSub)
-                for row in s0..<s1 {
-                    let n = row / p.outH, oy = row % p.outH
-                    rowIn[row - s0] = (n * p.hp + oy * p.stride) * p.wp * p.c
-                    rowOut[row - s0] = row * p.outW * p.oc
-                }
+                p.fillRowOffsets(rows: s0..<s1, rowIn: rowIn, rowOut: rowOut)
                 if wide {
                     for t in 0..<wideTiles {
                         let b = t / wideDepthTiles, dt = t % wideDepthTiles
                         let o0 = b * 2 * directNR
                         let d0 = dt * wideMR, mr = min(wideMR, depth - d0)
-                        for r in 0..<wideMR {
-                            let d = d0 + min(r, mr - 1)
-                            off[r] = (d / run) * p.wp * p.c + d % run
-                        }
+                        p.fillDepthOffsets(off, rows: d0..<(d0 + wideMR), valid: mr)
                         // Tile t prefetches its share of the next sub-block's dY (one line per pixel).
                         let ahead = UnsafeRawPointer(p.dY + s1 * p.outW * p.oc) + t * (s1 - s0) * p.outW * 64
                         weightTile4x96(q, rowCount: s1 - s0, rowIn: rowIn, rowOut: rowOut, off: off,
@@ -671,10 +680,7 @@ private func runWeightPassPartials(_ p: WeightPass, rowsPerSub: Int, depthTiles:
                     let b = t / depthTiles, dt = t % depthTiles
                     let o0 = b * directNR, nr = min(directNR, p.oc - o0)
                     let d0 = dt * directMR, mr = min(directMR, depth - d0)
-                    for r in 0..<directMR {
-                        let d = d0 + min(r, mr - 1)
-                        off[r] = (d / run) * p.wp * p.c + d % run
-                    }
+                    p.fillDepthOffsets(off, rows: d0..<(d0 + directMR), valid: mr)
                     let dw = partial + d0 * p.oc + o0
                     if nr == directNR {
                         weightTile8x48(q, rowCount: s1 - s0, rowIn: rowIn, rowOut: rowOut, off: off,
