@@ -52,10 +52,11 @@ public struct Dataset: Sendable {
         self.classes = classes; self.classNames = names
     }
 
-    /// How many images each class has, indexed by label.
+    /// How many images each class has, indexed by label (labels outside 0..<classes, possible
+    /// only after editing `labels`, are not counted).
     public func classCounts() -> [Int] {
-        var counts = [Int](repeating: 0, count: classes)
-        for label in labels { counts[Int(label)] += 1 }
+        var counts = [Int](repeating: 0, count: max(0, classes))
+        for label in labels.prefix(count) where label >= 0 && Int(label) < counts.count { counts[Int(label)] += 1 }
         return counts
     }
 
@@ -166,7 +167,7 @@ public func detectDatasetFormat(directory: String) throws -> DatasetFormat {
     if mnistFiles.contains(where: { mnistPath(directory, $0) != nil || isRegularFile(join(directory, $0 + ".gz")) }) { found.append(.mnist) }
     if found.count == 1 { return found[0] }
     if found.count > 1 {
-        throw TrainingError("\(directory): files of several dataset formats (\(found.map(\.rawValue).joined(separator: ", "))); choose one with --format")
+        throw TrainingError("\(directory): files of several dataset formats (\(found.map(\.rawValue).joined(separator: ", "))); choose one with --dataset")
     }
     throw TrainingError("""
         \(directory): no known dataset files found. Expected one of:

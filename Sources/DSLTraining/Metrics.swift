@@ -58,28 +58,49 @@ public func appendMetrics(_ record: EpochMetrics, to path: String) throws {
     }
 }
 
-/// Reads a JSON-lines metrics file written by `appendMetrics` (blank lines ignored).
-public func readMetrics(path: String) throws -> [EpochMetrics] {
+/// A metrics file read line by line: the records of the good lines, and the bad lines.
+public struct MetricsLog: Sendable {
+    /// Records of the lines that parsed, in file order, with their 1-based line numbers.
+    public var records: [(line: Int, record: EpochMetrics)]
+    /// Lines that did not parse: 1-based line number and why.
+    public var problems: [(line: Int, reason: String)]
+}
+
+/// Reads a JSON-lines metrics file written by `appendMetrics` (blank lines ignored), keeping
+/// every line that parses and listing the others; throws only when the file cannot be read.
+public func readMetricsLog(path: String) throws -> MetricsLog {
     let bytes = try readFileBytes(path)
-    guard let text = String(bytes: bytes, encoding: .utf8) else { throw TrainingError("\(path): not valid UTF-8") }
-    var records: [EpochMetrics] = []
+    let text = String(decoding: bytes, as: UTF8.self)
+    var log = MetricsLog(records: [], problems: [])
     for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
         let trimmed = line.trimmingCharacters(in: .whitespaces)
         if trimmed.isEmpty { continue }
-        func fail(_ why: String) -> TrainingError { TrainingError("\(path):\(index + 1): \(why)") }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(trimmed.utf8))) as? [String: Any] else {
-            throw fail("not a JSON object")
+            log.problems.append((index + 1, "not a JSON object"))
+            continue
         }
         func value(_ key: String) -> Double? { (object[key] as? NSNumber)?.doubleValue }
-        func required(_ key: String) throws -> Double {
-            guard let v = value(key) else { throw fail("missing number '\(key)'") }
-            return v
+        guard let epoch = value("epoch"), let step = value("step") else {
+            log.problems.append((index + 1, "missing number '\(value("epoch") == nil ? "epoch" : "step")'"))
+            continue
         }
-        records.append(EpochMetrics(epoch: Int(try required("epoch")), step: Int(try required("step")),
+        guard epoch.isFinite, epoch.rounded() == epoch, epoch >= 1, epoch <= 1e9, step.isFinite, step.rounded() == step, step >= 0, step <= 1e15 else {
+            log.problems.append((index + 1, "'epoch' \(epoch) or 'step' \(step) is not a count"))
+            continue
+        }
+        log.records.append((index + 1, EpochMetrics(epoch: Int(epoch), step: Int(step),
                                     learningRate: value("lr") ?? .nan, trainLoss: value("train_loss") ?? .nan,
                                     trainAccuracy: value("train_acc") ?? .nan, testLoss: value("test_loss"),
                                     testAccuracy: value("test_acc"), imagesPerSecond: value("images_per_s") ?? .nan,
-                                    elapsedSeconds: value("elapsed_s") ?? .nan))
+                                    elapsedSeconds: value("elapsed_s") ?? .nan)))
     }
-    return records
+    return log
+}
+
+/// Reads a JSON-lines metrics file written by `appendMetrics` (blank lines ignored); throws,
+/// naming the file and line, at the first line that does not parse.
+public func readMetrics(path: String) throws -> [EpochMetrics] {
+    let log = try readMetricsLog(path: path)
+    if let problem = log.problems.first { throw TrainingError("\(path):\(problem.line): \(problem.reason)") }
+    return log.records.map(\.record)
 }

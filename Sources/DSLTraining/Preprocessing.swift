@@ -299,21 +299,45 @@ public struct Preprocessor: Equatable, Sendable {
         guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else {
             throw fail("'preprocess.shape' metadata must be 'height,width,channels', got '\(contents.metadata["preprocess.shape"] ?? "")'")
         }
+        guard dims[0] <= 1 << 20, dims[1] <= 1 << 20, dims[2] <= 1 << 20, dims[0].multipliedReportingOverflow(by: dims[1] * dims[2]).overflow == false else {
+            throw fail("'preprocess.shape' metadata '\(contents.metadata["preprocess.shape"] ?? "")' is too large")
+        }
         self.init(method: method, height: dims[0], width: dims[1], channels: dims[2])
+        let expected: Set<String>
+        switch method {
+        case .none: expected = []
+        case .standardize: expected = ["preprocess.mean", "preprocess.inv_std"]
+        case .gcnZCA: expected = ["preprocess.mean", "preprocess.zca"]
+        }
+        let present = Set(contents.tensors.keys.filter { $0.hasPrefix("preprocess.") })
+        if let extra = present.subtracting(expected).sorted().first {
+            throw fail("tensor '\(extra)' does not belong to preprocess.method '\(methodName)'")
+        }
+        let allowedKeys: Set<String> = method == .gcnZCA
+            ? ["preprocess.method", "preprocess.shape", "preprocess.gcn_scale", "preprocess.gcn_sqrt_bias", "preprocess.gcn_use_std", "preprocess.zca_epsilon"]
+            : ["preprocess.method", "preprocess.shape"]
+        if let extra = contents.metadata.keys.filter({ $0.hasPrefix("preprocess.") && !allowedKeys.contains($0) }).sorted().first {
+            throw fail("metadata '\(extra)' does not belong to preprocess.method '\(methodName)'")
+        }
         switch method {
         case .none:
             break
         case .standardize:
             mean = try contents.floats("preprocess.mean", shape: [channels], file: file)
             inverseStd = try contents.floats("preprocess.inv_std", shape: [channels], file: file)
+            if let bad = inverseStd.firstIndex(where: { !($0 > 0 && $0.isFinite) }) {
+                throw fail("tensor 'preprocess.inv_std' holds \(inverseStd[bad]) at element \(bad), expected a finite value > 0")
+            }
         case .gcnZCA:
-            func number(_ key: String) throws -> Float {
-                guard let text = contents.metadata[key], let value = Float(text) else { throw fail("metadata '\(key)' missing or not a number") }
+            func number(_ key: String, positive: Bool) throws -> Float {
+                guard let text = contents.metadata[key], let value = Float(text), value.isFinite, positive ? value > 0 : value >= 0 else {
+                    throw fail("metadata '\(key)' missing or not a finite number \(positive ? "> 0" : "≥ 0")")
+                }
                 return value
             }
-            gcnScale = try number("preprocess.gcn_scale")
-            gcnSqrtBias = try number("preprocess.gcn_sqrt_bias")
-            zcaEpsilon = try number("preprocess.zca_epsilon")
+            gcnScale = try number("preprocess.gcn_scale", positive: true)
+            gcnSqrtBias = try number("preprocess.gcn_sqrt_bias", positive: false)
+            zcaEpsilon = try number("preprocess.zca_epsilon", positive: false)
             guard let useStd = contents.metadata["preprocess.gcn_use_std"], useStd == "true" || useStd == "false" else {
                 throw fail("metadata 'preprocess.gcn_use_std' must be true or false")
             }

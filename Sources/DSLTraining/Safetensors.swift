@@ -11,11 +11,13 @@ import Foundation
 public enum TensorDType: String, Sendable, CaseIterable {
     /// 32-bit IEEE float.
     case f32 = "F32"
+    /// 64-bit IEEE float (accumulators that must survive a resume exactly, such as elapsed time).
+    case f64 = "F64"
     /// 64-bit signed integer (counters such as epoch and step).
     case i64 = "I64"
 
     /// Bytes per element.
-    public var byteSize: Int { switch self { case .f32: return 4; case .i64: return 8 } }
+    public var byteSize: Int { switch self { case .f32: return 4; case .f64, .i64: return 8 } }
 }
 
 /// A tensor as stored in a checkpoint: a shape and its elements in row-major order.
@@ -24,6 +26,8 @@ public struct StoredTensor: Equatable, Sendable {
     public enum Values: Equatable, Sendable {
         /// 32-bit floats (dtype F32).
         case f32([Float])
+        /// 64-bit floats (dtype F64).
+        case f64([Double])
         /// 64-bit signed integers (dtype I64).
         case i64([Int64])
     }
@@ -39,6 +43,12 @@ public struct StoredTensor: Equatable, Sendable {
         self.shape = shape; values = .f32(floats)
     }
 
+    /// A 64-bit float tensor; throws when the element count does not match the shape.
+    public init(shape: [Int], doubles: [Double]) throws {
+        try StoredTensor.check(shape: shape, count: doubles.count)
+        self.shape = shape; values = .f64(doubles)
+    }
+
     /// A 64-bit integer tensor; throws when the element count does not match the shape.
     public init(shape: [Int], int64s: [Int64]) throws {
         try StoredTensor.check(shape: shape, count: int64s.count)
@@ -47,6 +57,8 @@ public struct StoredTensor: Equatable, Sendable {
 
     /// A one-element F32 tensor of shape [].
     public static func scalar(_ value: Float) -> StoredTensor { StoredTensor(unchecked: [], .f32([value])) }
+    /// A one-element F64 tensor of shape [].
+    public static func scalar(_ value: Double) -> StoredTensor { StoredTensor(unchecked: [], .f64([value])) }
     /// A one-element I64 tensor of shape [].
     public static func scalar(_ value: Int64) -> StoredTensor { StoredTensor(unchecked: [], .i64([value])) }
 
@@ -64,11 +76,13 @@ public struct StoredTensor: Equatable, Sendable {
     }
 
     /// The element type.
-    public var dtype: TensorDType { switch values { case .f32: return .f32; case .i64: return .i64 } }
+    public var dtype: TensorDType { switch values { case .f32: return .f32; case .f64: return .f64; case .i64: return .i64 } }
     /// Number of elements.
-    public var count: Int { switch values { case .f32(let v): return v.count; case .i64(let v): return v.count } }
+    public var count: Int { switch values { case .f32(let v): return v.count; case .f64(let v): return v.count; case .i64(let v): return v.count } }
     /// The elements when F32, else nil.
     public var floats: [Float]? { if case .f32(let v) = values { return v }; return nil }
+    /// The elements when F64, else nil.
+    public var doubles: [Double]? { if case .f64(let v) = values { return v }; return nil }
     /// The elements when I64, else nil.
     public var int64s: [Int64]? { if case .i64(let v) = values { return v }; return nil }
 }
@@ -123,6 +137,8 @@ public func encodeSafetensors(_ tensors: [String: StoredTensor], metadata: [Stri
     for name in names {
         switch tensors[name]!.values {
         case .f32(let values):
+            for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+        case .f64(let values):
             for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
         case .i64(let values):
             for value in values { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
@@ -181,7 +197,7 @@ public func decodeSafetensors(_ bytes: [UInt8], name: String) throws -> Safetens
         guard let entry = rawEntry as? [String: Any] else { throw fail("tensor '\(tensorName)': entry is not an object") }
         guard let dtypeName = entry["dtype"] as? String else { throw fail("tensor '\(tensorName)': missing string 'dtype'") }
         guard let dtype = TensorDType(rawValue: dtypeName) else {
-            throw fail("tensor '\(tensorName)': unsupported dtype '\(dtypeName)' (supported: F32, I64)")
+            throw fail("tensor '\(tensorName)': unsupported dtype '\(dtypeName)' (supported: F32, F64, I64)")
         }
         guard let shapeList = entry["shape"] as? [Any] else { throw fail("tensor '\(tensorName)': missing array 'shape'") }
         var shape: [Int] = []
@@ -219,6 +235,14 @@ public func decodeSafetensors(_ bytes: [UInt8], name: String) throws -> Safetens
                 }
             }
             tensors[tensorName] = try StoredTensor(shape: shape, floats: values)
+        case .f64:
+            var values = [Double](repeating: 0, count: elements)
+            bytes.withUnsafeBytes { raw in
+                for i in 0..<elements {
+                    values[i] = Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: start + 8 * i, as: UInt64.self)))
+                }
+            }
+            tensors[tensorName] = try StoredTensor(shape: shape, doubles: values)
         case .i64:
             var values = [Int64](repeating: 0, count: elements)
             bytes.withUnsafeBytes { raw in

@@ -32,6 +32,13 @@ public struct TrainingOptions: Sendable {
     public var trainLimit: Int?
     /// Use only the first N test images (nil: all).
     public var testLimit: Int?
+    /// The dataset directory. The trainer gets loaded images; this is recorded in checkpoints
+    /// so that a run can be resumed without naming its data again.
+    public var dataDirectory: String?
+    /// The dataset format (recorded in checkpoints).
+    public var dataset: DatasetFormat?
+    /// Which CIFAR-100 labels (recorded in checkpoints).
+    public var labels: CIFAR100Labels = .fine
     /// Creates default options.
     public init() {}
 }
@@ -80,6 +87,8 @@ public struct TrainingPosition: Equatable, Sendable {
     public var epoch = 0
     /// Steps completed within that epoch.
     public var step = 0
+    /// Creates a position.
+    public init(epoch: Int = 0, step: Int = 0) { self.epoch = epoch; self.step = step }
 }
 
 /// Trains a lowered network with SGD on an in-memory dataset, checkpointing as it goes.
@@ -92,42 +101,63 @@ public final class Trainer {
     public let engine: EngineGraph
     /// Options of the run.
     public let options: TrainingOptions
-    /// The preprocessing applied to every image (fitted on the training set).
-    public private(set) var preprocessor: Preprocessor
+    /// The preprocessing applied to every image (fitted on the training set, or a checkpoint's).
+    public let preprocessor: Preprocessor
     /// Where training stands.
     public private(set) var position = TrainingPosition()
+    /// Σ (batch loss × batch) over the steps done in the epoch in progress.
+    public private(set) var epochLossSum = 0.0
+    /// Correct training predictions in the steps done in the epoch in progress.
+    public private(set) var epochCorrect = 0
+    /// Training seconds of earlier sessions of this run (restored from a checkpoint).
+    public private(set) var elapsedBefore = 0.0
     /// A hash of the network's structure; checkpoints of other networks are refused.
     public let specHash: String
+    /// The images this run trains and tests on (after the limits, before preprocessing).
+    public let dataFingerprint: DataFingerprint
     /// SGD with momentum over the engine's contiguous parameter block.
     public let optimizer: SGDOptimizer
     private let train: Dataset
     private let test: Dataset
     private let schedule: LearningRateSchedule
+    private var sessionStart: Date?
     /// Set from a signal handler to stop after the current step.
     public nonisolated(unsafe) static var stopRequested = false
 
-    /// Lowers and compiles the network, fits preprocessing, and prepares the optimiser.
-    public init(graph: Graph, train: Dataset, test: Dataset, options: TrainingOptions) throws {
-        guard case .softmax = graph.nodes[graph.output].op else {
-            throw TrainingError("the network must end in 'softmax' to be trained (the loss is softmax cross-entropy)")
-        }
-        let s = graph.inputShape
-        guard s.height == train.height, s.width == train.width, s.channels == train.channels else {
-            throw TrainingError("the network's input is \(s) but the dataset's images are \(train.height)x\(train.width)x\(train.channels)")
-        }
-        let classes = graph.nodes[graph.output].shape.elements
-        guard classes == train.classes else {
-            throw TrainingError("the network outputs \(classes) classes but the dataset has \(train.classes)")
-        }
+    /// Lowers and compiles the network, fits preprocessing (or uses `preprocessor`, e.g. a
+    /// checkpoint's), and prepares the optimiser. Throws when the training set (after
+    /// `trainLimit`) has fewer images than a batch, or the network does not fit the data.
+    public init(graph: Graph, train: Dataset, test: Dataset, options: TrainingOptions, preprocessor given: Preprocessor? = nil) throws {
+        try Trainer.checkClassifier(graph, fits: train, role: "training set")
+        try Trainer.checkClassifier(graph, fits: test, role: "test set")
         self.graph = graph
         self.options = options
         self.schedule = try LearningRateSchedule.parse(options.schedule, baseRate: Double(options.learningRate), totalEpochs: options.epochs)
         var trainSet = options.trainLimit.map { train.prefix($0) } ?? train
         var testSet = options.testLimit.map { test.prefix($0) } ?? test
-        switch options.whiten {
-        case .none: preprocessor = .identity(height: s.height, width: s.width, channels: s.channels)
-        case .standardize: preprocessor = .fitStandardization(on: trainSet)
-        case .gcnZCA: preprocessor = try .fitGCNZCA(on: trainSet, epsilon: options.zcaEpsilon)
+        guard options.batch >= 1 else { throw TrainingError("the batch size must be at least 1, got \(options.batch)") }
+        guard trainSet.count >= options.batch else {
+            let source = options.trainLimit.map { "(--train-limit \($0) of \(train.count))" } ?? "in the dataset"
+            throw TrainingError("the training set has \(trainSet.count) image\(trainSet.count == 1 ? "" : "s") \(source), fewer than one batch (--batch \(options.batch)): "
+                + (trainSet.count > 0 ? "use --batch \(trainSet.count) or less, or more training images" : "use a dataset with training images"))
+        }
+        dataFingerprint = DataFingerprint(train: trainSet, test: testSet)
+        let s = graph.inputShape
+        if let given {
+            try given.validate()
+            guard given.height == s.height, given.width == s.width, given.channels == s.channels else {
+                throw TrainingError("the preprocessing was fitted for \(given.height)x\(given.width)x\(given.channels) images, the network's input is \(s)")
+            }
+            guard given.method == options.whiten else {
+                throw TrainingError("the preprocessing is \(given.method.rawValue) but the options ask for \(options.whiten.rawValue)")
+            }
+            preprocessor = given
+        } else {
+            switch options.whiten {
+            case .none: preprocessor = .identity(height: s.height, width: s.width, channels: s.channels)
+            case .standardize: preprocessor = .fitStandardization(on: trainSet)
+            case .gcnZCA: preprocessor = try .fitGCNZCA(on: trainSet, epsilon: options.zcaEpsilon)
+            }
         }
         try preprocessor.apply(to: &trainSet)
         try preprocessor.apply(to: &testSet)
@@ -143,6 +173,43 @@ public final class Trainer {
         specHash = Trainer.hash(graph)
     }
 
+    /// The number of classes of a classifier network: it must end in softmax over a 1x1xK
+    /// output. Throws otherwise.
+    public static func classes(of graph: Graph) throws -> Int {
+        guard case .softmax = graph.nodes[graph.output].op else {
+            throw TrainingError("the network must end in 'softmax' to be trained or evaluated (the loss is softmax cross-entropy)")
+        }
+        let out = graph.nodes[graph.output].shape
+        guard out.height == 1, out.width == 1 else {
+            throw TrainingError("the network's output is \(out); a classifier needs one score per class (1x1xK: end with gap or fc before softmax)")
+        }
+        return out.channels
+    }
+
+    /// Throws unless `data` fits the classifier `graph`: same image shape, as many classes as
+    /// the network has outputs, every label within them. `role` names the data in errors.
+    public static func checkClassifier(_ graph: Graph, fits data: Dataset, role: String) throws {
+        let classes = try Trainer.classes(of: graph)
+        let s = graph.inputShape
+        guard s.height == data.height, s.width == data.width, s.channels == data.channels else {
+            throw TrainingError("the network's input is \(s) but the \(role)'s images are \(data.height)x\(data.width)x\(data.channels)")
+        }
+        guard classes == data.classes else {
+            throw TrainingError("the network outputs \(classes) classes but the \(role) has \(data.classes)")
+        }
+        try checkLabels(data, classes: classes, role: role)
+    }
+
+    /// Throws when the dataset's sizes disagree or a label is outside 0..<classes.
+    static func checkLabels(_ data: Dataset, classes: Int, role: String) throws {
+        guard data.count >= 0, data.labels.count >= data.count, data.images.count >= data.count * data.imageSize else {
+            throw TrainingError("the \(role) has \(data.images.count) pixel values and \(data.labels.count) labels for \(data.count) images of \(data.imageSize)")
+        }
+        if let bad = data.labels.prefix(data.count).firstIndex(where: { $0 < 0 || Int($0) >= classes }) {
+            throw TrainingError("the \(role)'s image \(bad) has label \(data.labels[bad]), outside the network's classes 0...\(classes - 1)")
+        }
+    }
+
     /// Optimiser steps per epoch (the last partial batch is dropped).
     public var stepsPerEpoch: Int { max(1, train.count / options.batch) }
 
@@ -150,6 +217,9 @@ public final class Trainer {
     public func learningRate(epoch: Int, step: Int, steps: Int) -> Float {
         schedule.lr(atStep: epoch * steps + step, stepsPerEpoch: steps)
     }
+
+    /// Training seconds of the whole run so far (earlier sessions included).
+    public var elapsedSeconds: Double { elapsedBefore + (sessionStart.map { Date().timeIntervalSince($0) } ?? 0) }
 
     /// Set when ZCA was fitted on no more images than it has features: the fitted whitening
     /// then scales directions no training image varies in by 1/√ε (see `Preprocessor`).
@@ -175,6 +245,7 @@ public final class Trainer {
 
     /// Runs the remaining epochs. `checkpoint` is called at the end of every epoch and when
     /// interrupted; it must write the checkpoint (the trainer does not know the path).
+    /// `stopRequested` is checked before the first step and after every step and epoch.
     public func run(report: (TrainingEvent) -> Void, checkpoint: (Trainer) throws -> Void) throws -> TrainingOutcome {
         let b = options.batch
         let steps = stepsPerEpoch
@@ -183,12 +254,18 @@ public final class Trainer {
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: imageSize)
         let labels = UnsafeMutablePointer<Int32>.allocate(capacity: b)
         defer { images.deallocate(); scratch.deallocate(); labels.deallocate() }
-        let start = Date()
+        sessionStart = Date()
+        defer { elapsedBefore = elapsedSeconds; sessionStart = nil }
         report(.started(description))
+        if Trainer.stopRequested {
+            try checkpoint(self)
+            return .interrupted(epoch: position.epoch, step: position.step)
+        }
         while position.epoch < options.epochs {
             let epoch = position.epoch
             let order = EpochShuffler(count: train.count, seed: mix(options.seed, 0, 0x5348_5546)).order(epoch: epoch)
-            var lossSum = 0.0, correct = 0, seen = 0
+            if position.step == 0 { epochLossSum = 0; epochCorrect = 0 }
+            var sessionImages = 0
             let epochStart = Date()
             while position.step < steps {
                 let s = position.step
@@ -202,23 +279,27 @@ public final class Trainer {
                     throw TrainingError("loss became \(loss) at epoch \(epoch + 1), step \(s + 1); try a lower learning rate (now \(learningRate(epoch: epoch, step: s, steps: steps)))")
                 }
                 optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: learningRate(epoch: epoch, step: s, steps: steps))
-                lossSum += Double(loss) * Double(b); correct += hits; seen += b
+                epochLossSum += Double(loss) * Double(b); epochCorrect += hits; sessionImages += b
                 position.step += 1
+                let seen = Double(position.step * b)
                 let elapsed = Date().timeIntervalSince(epochStart)
-                report(.step(epoch: epoch + 1, step: position.step, steps: steps, loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen),
-                             imagesPerSecond: Double(seen) / max(elapsed, 1e-9), elapsed: Date().timeIntervalSince(start)))
+                report(.step(epoch: epoch + 1, step: position.step, steps: steps, loss: epochLossSum / seen, accuracy: Double(epochCorrect) / seen,
+                             imagesPerSecond: Double(sessionImages) / max(elapsed, 1e-9), elapsed: elapsedSeconds))
                 if Trainer.stopRequested {
                     try checkpoint(self)
                     return .interrupted(epoch: position.epoch, step: position.step)
                 }
             }
             let trainTime = Date().timeIntervalSince(epochStart)
-            let evaluation = evaluate(test)
+            let evaluation = try evaluate(test)
+            let seen = Double(steps * b)
+            let (trainLoss, trainAccuracy) = (epochLossSum / seen, Double(epochCorrect) / seen)
             position.epoch += 1
             position.step = 0
-            report(.epochEnded(epoch: epoch + 1, trainLoss: seen > 0 ? lossSum / Double(seen) : .nan, trainAccuracy: seen > 0 ? Double(correct) / Double(seen) : .nan,
+            epochLossSum = 0; epochCorrect = 0
+            report(.epochEnded(epoch: epoch + 1, trainLoss: trainLoss, trainAccuracy: trainAccuracy,
                                test: evaluation, learningRate: learningRate(epoch: epoch, step: steps - 1, steps: steps),
-                               imagesPerSecond: Double(seen) / max(trainTime, 1e-9), elapsed: Date().timeIntervalSince(start)))
+                               imagesPerSecond: Double(sessionImages) / max(trainTime, 1e-9), elapsed: elapsedSeconds))
             try checkpoint(self)
             if Trainer.stopRequested { return position.epoch < options.epochs ? .interrupted(epoch: position.epoch, step: 0) : .finished }
         }
@@ -226,30 +307,43 @@ public final class Trainer {
     }
 
     /// Evaluates on a (preprocessed) dataset in inference mode.
-    public func evaluate(_ data: Dataset) -> Evaluation {
-        Trainer.evaluate(engine: engine, data: data, batch: options.batch)
+    public func evaluate(_ data: Dataset) throws -> Evaluation {
+        try Trainer.evaluate(engine: engine, data: data, batch: options.batch)
     }
 
-    /// Evaluates any compiled engine on a preprocessed dataset.
-    public static func evaluate(engine: EngineGraph, data: Dataset, batch: Int) -> Evaluation {
+    /// Evaluates a compiled classifier engine on a preprocessed dataset: the loss is
+    /// `EngineGraph.loss` (cross-entropy from the logits), the confusion matrix counts the
+    /// most probable class. Throws when the engine's outputs are not the dataset's classes or
+    /// a label is out of range (checked before anything is indexed).
+    public static func evaluate(engine: EngineGraph, data: Dataset, batch: Int) throws -> Evaluation {
         let classes = data.classes
+        guard engine.outputShape.count == classes else {
+            throw TrainingError("the network outputs \(engine.outputShape.count) classes but the dataset has \(classes)")
+        }
+        guard batch >= 1, batch <= engine.maxBatch else { throw TrainingError("evaluation batch \(batch) outside 1...\(engine.maxBatch)") }
+        try checkLabels(data, classes: classes, role: "dataset")
+        guard engine.inputShape.count == data.imageSize else {
+            throw TrainingError("the network's input has \(engine.inputShape.count) values per image but the dataset's images have \(data.imageSize)")
+        }
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
         var lossSum = 0.0
         let size = data.imageSize
         data.images.withUnsafeBufferPointer { imgs in
-            var i = 0
-            while i < data.count {
-                let n = min(batch, data.count - i)
-                let probs = engine.forward(imgs.baseAddress! + i * size, batch: n, training: false)
-                for j in 0..<n {
-                    let row = probs + j * classes
-                    var best = 0
-                    for c in 1..<classes where row[c] > row[best] { best = c }
-                    let truth = Int(data.labels[i + j])
-                    confusion[truth][best] += 1
-                    lossSum -= log(Double(max(row[truth], 1e-30)))
+            data.labels.withUnsafeBufferPointer { labels in
+                var i = 0
+                while i < data.count {
+                    let n = min(batch, data.count - i)
+                    let probs = engine.forward(imgs.baseAddress! + i * size, batch: n, training: false)
+                    let (loss, _) = engine.loss(labels: labels.baseAddress! + i, batch: n)
+                    lossSum += Double(loss) * Double(n)
+                    for j in 0..<n {
+                        let row = probs + j * classes
+                        var best = 0
+                        for c in 1..<max(1, classes) where row[c] > row[best] { best = c }
+                        confusion[Int(labels[i + j])][best] += 1
+                    }
+                    i += n
                 }
-                i += n
             }
         }
         let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }
@@ -259,7 +353,8 @@ public final class Trainer {
     // MARK: - Checkpoints
 
     /// A checkpoint of the run: parameters and batch-norm buffers under the IR's layer names,
-    /// momentum, preprocessing, position, and metadata naming the network and its spec hash.
+    /// momentum, preprocessing, position, elapsed time, the epoch's running sums, the recipe,
+    /// the data fingerprint and metadata naming the network and its spec hash.
     public func checkpoint() throws -> TrainingCheckpoint {
         var tensors: [String: StoredTensor] = [:]
         for p in engine.parameters {
@@ -269,21 +364,44 @@ public final class Trainer {
             tensors[b.name] = try StoredTensor(shape: b.shape, floats: Array(UnsafeBufferPointer(start: b.value, count: b.count)))
         }
         return TrainingCheckpoint(parameters: tensors, velocity: optimizer.velocityValues, preprocessor: preprocessor,
-                                  epoch: position.epoch, step: position.step,
-                                  metadata: ["format": "dsl-checkpoint-1", "network": graph.name, "spec_hash": specHash,
-                                             "seed": String(options.seed), "batch": String(options.batch)])
+                                  epoch: position.epoch, step: position.step, elapsedSeconds: elapsedSeconds,
+                                  epochLossSum: epochLossSum, epochCorrect: epochCorrect, recipe: options, data: dataFingerprint,
+                                  metadata: ["format": TrainingCheckpoint.currentFormat, "network": graph.name, "spec_hash": specHash])
     }
 
-    /// Restores weights, buffers, momentum and position from a checkpoint of the same network.
+    /// Restores weights, buffers, momentum, position, elapsed time and the epoch's running sums
+    /// from a checkpoint of the same network, recipe (except the number of epochs), data and
+    /// preprocessing. Throws, naming `file` and the field, on any mismatch.
     public func restore(from checkpoint: TrainingCheckpoint, file: String) throws {
         try Trainer.checkSpec(checkpoint.metadata, hash: specHash, file: file)
-        if let b = checkpoint.metadata["batch"], b != String(options.batch) {
-            throw TrainingError("\(file): the checkpoint was trained with batch \(b); resume with --batch \(b) to continue exactly")
+        guard let recipe = checkpoint.recipe, let data = checkpoint.data else {
+            throw TrainingError("\(file): written by an older dsl (format \(checkpoint.metadata["format"] ?? "dsl-checkpoint-1")) without the training recipe; it can be evaluated with 'dsl eval' but not resumed")
+        }
+        if let (field, mine, theirs) = options.recipeDifferences(from: recipe, ignoring: ["recipe.epochs"]).first {
+            throw TrainingError("\(file): the run has \(field.key) \(theirs.isEmpty ? "(none)" : theirs), this trainer \(mine.isEmpty ? "(none)" : mine)")
+        }
+        if data != dataFingerprint {
+            throw TrainingError("\(file): the run trained on other images (metadata data.*: \(data.trainImages) training images, hash \(data.trainHash); \(data.testImages) test images, hash \(data.testHash)) than these (\(dataFingerprint.trainImages), hash \(dataFingerprint.trainHash); \(dataFingerprint.testImages), hash \(dataFingerprint.testHash))")
+        }
+        guard let stored = checkpoint.preprocessor, stored == preprocessor else {
+            throw TrainingError("\(file): the checkpoint's preprocessing (preprocess.*) differs from the trainer's; build the trainer with the checkpoint's preprocessor")
+        }
+        guard checkpoint.epoch < options.epochs else {
+            throw TrainingError("\(file): the checkpoint has completed \(checkpoint.epoch) epochs (train.epoch); a run of \(options.epochs) epochs has nothing left to train")
+        }
+        guard checkpoint.step >= 0, checkpoint.step <= stepsPerEpoch else {
+            throw TrainingError("\(file): train.step \(checkpoint.step) is outside an epoch of \(stepsPerEpoch) steps")
+        }
+        guard let velocity = checkpoint.velocity else { throw TrainingError("\(file): the checkpoint has no optimizer state (optimizer.velocity); it cannot be resumed") }
+        guard velocity.count == optimizer.parameterCount else {
+            throw TrainingError("\(file): tensor 'optimizer.velocity' has \(velocity.count) values, the network has \(optimizer.parameterCount) parameters")
         }
         try Trainer.loadWeights(checkpoint.parameters, into: engine, file: file)
-        guard let velocity = checkpoint.velocity else { throw TrainingError("\(file): the checkpoint has no optimizer state; it cannot be resumed") }
         try optimizer.setVelocity(velocity)
         position = TrainingPosition(epoch: checkpoint.epoch, step: checkpoint.step)
+        epochLossSum = checkpoint.epochLossSum
+        epochCorrect = checkpoint.epochCorrect
+        elapsedBefore = checkpoint.elapsedSeconds
     }
 
     /// Refuses a checkpoint whose spec hash differs from the network's.
@@ -294,15 +412,25 @@ public final class Trainer {
         }
     }
 
-    /// Copies parameters and buffers by name into an engine, checking every shape.
+    /// Copies parameters and buffers by name into an engine, checking every name, dtype, shape
+    /// and value (finite); a tensor the network does not have is an error too.
     public static func loadWeights(_ tensors: [String: StoredTensor], into engine: EngineGraph, file: String) throws {
         let contents = SafetensorsContents(tensors: tensors)
-        for p in engine.parameters {
-            p.value.update(from: try contents.floats(p.name, shape: p.shape, file: file), count: p.count)
+        var expected: Set<String> = []
+        var loads: [(UnsafeMutablePointer<Float>, [Float])] = []
+        for (name, shape) in engine.parameters.map({ ($0.name, $0.shape) }) + engine.buffers.map({ ($0.name, $0.shape) }) {
+            expected.insert(name)
+            let values = try contents.floats(name, shape: shape, file: file)
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw TrainingError("\(file): tensor '\(name)' holds \(values[bad]) at element \(bad); weights must be finite")
+            }
         }
-        for b in engine.buffers {
-            b.value.update(from: try contents.floats(b.name, shape: b.shape, file: file), count: b.count)
+        if let extra = tensors.keys.filter({ !expected.contains($0) }).sorted().first {
+            throw TrainingError("\(file): tensor '\(extra)' is not a parameter or buffer of this network")
         }
+        for p in engine.parameters { loads.append((p.value, try contents.floats(p.name, file: file))) }
+        for b in engine.buffers { loads.append((b.value, try contents.floats(b.name, file: file))) }
+        for (destination, values) in loads { destination.update(from: values, count: values.count) }
     }
 
     /// FNV-1a hash of the network's layers (names, ops, shapes): formatting and comments do not change it.

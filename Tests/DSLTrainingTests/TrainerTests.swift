@@ -33,14 +33,14 @@ final class TrainerTests: XCTestCase {
         var o = TrainingOptions()
         o.epochs = 4; o.batch = 32; o.learningRate = 0.05; o.schedule = "cosine"
         let trainer = try Trainer(graph: try graph(), train: data.train, test: data.test, options: o)
-        let before = trainer.evaluate(try preprocessed(data.test, trainer))
+        let before = try trainer.evaluate(try preprocessed(data.test, trainer))
         var firstLoss: Double?, lastEpochLoss = Double.nan
         let outcome = try trainer.run(report: { e in
             if case let .step(_, step, _, loss, _, _, _) = e, step == 1, firstLoss == nil { firstLoss = loss }
             if case let .epochEnded(_, loss, _, _, _, _, _) = e { lastEpochLoss = loss }
         }, checkpoint: { _ in })
         XCTAssertEqual(outcome, .finished)
-        let after = trainer.evaluate(try preprocessed(data.test, trainer))
+        let after = try trainer.evaluate(try preprocessed(data.test, trainer))
         XCTAssertLessThan(lastEpochLoss, try XCTUnwrap(firstLoss) - 0.15, "training loss should fall")
         XCTAssertLessThan(after.loss, before.loss, "test loss should fall")
         XCTAssertGreaterThan(after.accuracy, 0.22, "accuracy \(after.accuracy) should beat chance (0.10) by a clear margin")
@@ -104,7 +104,10 @@ final class TrainerTests: XCTestCase {
         }
         let checkpoint = try TrainingCheckpoint.read(from: path)
         XCTAssertEqual(checkpoint.epoch, 1)
-        let other = try Trainer(graph: try graph(), train: data.train, test: data.test, options: o)
+        // The checkpoint completed its 1 epoch: only a longer run can resume it.
+        var longer = o
+        longer.epochs = 2
+        let other = try Trainer(graph: try graph(), train: data.train, test: data.test, options: longer)
         try other.restore(from: checkpoint, file: path)
         XCTAssertEqual(other.position, trainer.position)
         XCTAssertEqual(other.optimizer.velocityValues, trainer.optimizer.velocityValues)
@@ -137,7 +140,7 @@ final class TrainerTests: XCTestCase {
     func testMismatchedDatasetIsRefused() throws {
         let data = try sample()
         XCTAssertThrowsError(try Trainer(graph: try graph(Self.smallNet.replacingOccurrences(of: "32x32x3", with: "28x28x1")), train: data.train, test: data.test, options: TrainingOptions())) {
-            XCTAssertTrue("\($0)".contains("dataset's images are 32x32x3"), "\($0)")
+            XCTAssertTrue("\($0)".contains("training set's images are 32x32x3"), "\($0)")
         }
     }
 
