@@ -6,12 +6,25 @@ import Foundation
 /// `dsl eval FILE --weights CKPT --data DIR`: test error, per-class accuracy, confusion matrix.
 enum EvalCommand {
     static let command = Command(name: "eval", summary: "evaluate a checkpoint: test error, per-class accuracy, confusion", help: """
-    Usage: dsl eval FILE --weights CKPT --data DIR [--dataset NAME] [--labels fine|coarse]
+    Usage: dsl eval FILE --weights CKPT [--data DIR] [--dataset NAME] [--labels fine|coarse]
                          [--batch N] [--threads T] [--format table|json]
 
-    Loads the checkpoint written by 'dsl train' (refusing one of a different spec), applies the
-    preprocessing stored in it, and evaluates on the test set of DIR: loss, error, accuracy,
-    per-class accuracy and the confusion matrix (rows: true class, columns: predicted).
+    Loads the checkpoint written by 'dsl train' (refusing one of a different spec, or one with
+    a damaged field), applies the preprocessing stored in it, and evaluates on the test set of
+    DIR: loss, error, accuracy, per-class accuracy and the confusion matrix (rows: true class,
+    columns: predicted). The loss is the mean softmax cross-entropy computed from the logits
+    (log-softmax), as in training.
+
+      --weights CKPT        checkpoint to evaluate (required)
+      --data DIR            dataset directory (default: the one the checkpoint was trained on)
+      --dataset NAME        cifar10, cifar100 or mnist (default: detected from the files)
+      --labels fine|coarse  CIFAR-100 labels (default: the checkpoint's, else fine)
+      --batch N             images per forward pass (default 100)
+      --threads T           worker threads (default: all cores)
+      --format table|json   output format (default table)
+
+    The test set must have exactly as many classes as the network has outputs, and images of
+    the network's input size; anything else is refused with an error (exit 1).
 
     """, run: run)
 
@@ -19,22 +32,50 @@ enum EvalCommand {
         let a = try Arguments(args, valueOptions: ["--weights", "--data", "--dataset", "--labels", "--batch", "--threads", "--format"], flagOptions: [])
         guard a.positional.count == 1 else { throw UsageError(message: a.positional.isEmpty ? "missing spec file" : "expected one spec file") }
         guard let weights = a.value("--weights") else { throw UsageError(message: "missing --weights CKPT") }
-        guard let dataDir = a.value("--data") else { throw UsageError(message: "missing --data DIR") }
         let batch = try a.integer("--batch", default: 100, in: 1...4096)
         let format = a.value("--format") ?? "table"
         guard format == "table" || format == "json" else { throw UsageError(message: "--format must be table or json") }
+        let datasetFormat = try a.value("--dataset").map { name -> DatasetFormat in
+            guard let f = try? DatasetFormat(parsing: name) else {
+                throw UsageError(message: "--dataset must be \(DatasetFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(name)'")
+            }
+            return f
+        }
+        let labelsFlag = try a.value("--labels").map { kind -> CIFAR100Labels in
+            guard let l = try? CIFAR100Labels(parsing: kind) else { throw UsageError(message: "--labels must be fine or coarse, got '\(kind)'") }
+            return l
+        }
         engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)
         guard let (_, g, _) = try loadChecked(a.positional[0]) else { return ExitCode.failure }
         let checkpoint = try TrainingCheckpoint.read(from: weights)
         try Trainer.checkSpec(checkpoint.metadata, hash: Trainer.hash(g), file: weights)
-        let ds = try loadDataset(directory: dataDir, format: try a.value("--dataset").map { try DatasetFormat(parsing: $0) },
-                                 labels: try a.value("--labels").map { try CIFAR100Labels(parsing: $0) } ?? .fine)
+        let classes = try Trainer.classes(of: g)
+        guard let dataDir = a.value("--data") ?? checkpoint.recipe?.dataDirectory else {
+            throw UsageError(message: "missing --data DIR (the checkpoint does not name the data it was trained on)")
+        }
+        let labels = labelsFlag ?? checkpoint.recipe?.labels ?? .fine
+        let chosenFormat = try datasetFormat ?? detectDatasetFormat(directory: dataDir)
+        let ds = try loadDataset(directory: dataDir, format: chosenFormat, labels: labels)
         var test = ds.test
-        if let pre = checkpoint.preprocessor { try pre.apply(to: &test) }
+        guard test.classes == classes else {
+            var hint = ""
+            if chosenFormat == .cifar100 { hint = classes == 20 ? " (CIFAR-100's coarse labels have 20: --labels coarse)" : classes == 100 ? " (--labels fine)" : "" }
+            throw CommandFailure(message: "\(dataDir): the \(chosenFormat.rawValue)\(chosenFormat == .cifar100 ? " (\(labels.rawValue) labels)" : "") test set has \(test.classes) classes but the network outputs \(classes)\(hint); evaluate on a dataset with \(classes) classes")
+        }
+        try Trainer.checkClassifier(g, fits: test, role: "test set of \(dataDir)")
+        if let pre = checkpoint.preprocessor {
+            let s = g.inputShape
+            guard pre.height == s.height, pre.width == s.width, pre.channels == s.channels else {
+                throw CommandFailure(message: "\(weights): metadata 'preprocess.shape' is \(pre.height),\(pre.width),\(pre.channels) but the network's input is \(s)")
+            }
+            try pre.apply(to: &test)
+        } else {
+            err("warning: \(weights): no preprocessing stored (no 'preprocess.method'); evaluating raw pixel values\n")
+        }
         let lowered = try lower(g, maxBatch: batch, seed: 0)
         lowered.engine.compile(training: false)
         try Trainer.loadWeights(checkpoint.parameters, into: lowered.engine, file: weights)
-        let e = Trainer.evaluate(engine: lowered.engine, data: test, batch: batch)
+        let e = try Trainer.evaluate(engine: lowered.engine, data: test, batch: batch)
         if format == "json" {
             out(JSON.object([("network", .string(g.name)), ("images", .int(test.count)), ("loss", .double(e.loss)), ("accuracy", .double(e.accuracy)), ("error", .double(1 - e.accuracy)),
                              ("per_class_accuracy", .array(e.perClassAccuracy.map { $0.isFinite ? .double($0) : .null })),

@@ -7,23 +7,24 @@ import Foundation
 enum TrainCommand {
     static let command = Command(name: "train", summary: "train a network on CIFAR-10/100 or MNIST, with checkpoints", help: """
     Usage: dsl train FILE --data DIR [options]
+           dsl train FILE --resume CKPT [--epochs N] [--out DIR] [--threads T] [--quiet]
 
     Trains the network on a dataset in its standard on-disk format: CIFAR-10 binary
     (data_batch_*.bin, any subset, + test_batch.bin), CIFAR-100 binary (train.bin, test.bin)
     or MNIST IDX (train-images-idx3-ubyte, ...). The format is detected from the files.
     Evaluates on the test set after every epoch, appends metrics to OUT/metrics.jsonl,
     draws OUT/curves.svg, and writes OUT/checkpoint.safetensors atomically every epoch.
-    Ctrl-C finishes the current step, writes the checkpoint and exits (resume with --resume).
 
     Data:
-      --data DIR            dataset directory (required)
+      --data DIR            dataset directory (required for a new run)
       --dataset NAME        cifar10, cifar100 or mnist (default: detected)
       --labels fine|coarse  CIFAR-100 labels (default fine)
       --train-limit N       use only the first N training images
       --test-limit N        use only the first N test images
     Recipe:
       --epochs N            passes over the training set (default 10)
-      --batch N             images per step (default 64)
+      --batch N             images per step (default 64); the training set must hold at
+                            least one batch (else an error says which --batch fits)
       --lr X                base learning rate (default 0.05)
       --momentum X          SGD momentum (default 0.9)
       --nesterov            Nesterov momentum
@@ -36,68 +37,132 @@ enum TrainCommand {
                             normalisation + ZCA whitening), or none
       --zca-epsilon X       ZCA regularisation added to every eigenvalue (default 0.1, as
                             pylearn2); ZCA wants more training images than pixel values
-    Run:
-      --out DIR             where checkpoint, metrics and plot go (default runs/NETWORK)
-      --resume CKPT         continue from a checkpoint of the same spec
       --seed S              seed for weights, order, augmentation, dropout (default 1)
-      --threads T           worker threads (default: all cores)
+    Run:
+      --out DIR             where checkpoint, metrics and plot go (default runs/NETWORK, the
+                            network's name made safe for a directory; with --resume, the
+                            checkpoint's directory)
+      --resume CKPT         continue the run CKPT belongs to (see below)
+      --overwrite           start a new run in an --out that already holds one (its
+                            checkpoint, metrics and plot are deleted first)
+      --threads T           worker threads (default: all cores; results do not depend on it)
       --quiet               plain log lines only, no progress bar
+
+    Run directory: OUT is locked (OUT/.lock, holding the pid) for the whole run; a second
+    'dsl train' on the same OUT fails at once naming that pid. A new run refuses an OUT that
+    holds a checkpoint or metrics (continue it with --resume, or pass --overwrite). Temporary
+    files left in OUT by a killed write are removed when the next run starts.
+
+    Resuming: the checkpoint stores the recipe (every flag above, the data directory as an
+    absolute path, the detected dataset format), a fingerprint of the images, the fitted
+    preprocessing, the optimizer state, the position, the epoch's running loss and the
+    elapsed time. 'dsl train FILE --resume CKPT' with no other flag continues the run exactly:
+    it ends with the same checkpoint as an uninterrupted run. Recipe flags given again must
+    agree with the stored ones (an error names the flag and both values), except:
+      --epochs N            a new total (more than the completed epochs): extends (or
+                            shortens) the run; the schedule becomes the one of N epochs
+      --data DIR            the dataset moved: accepted when its images match the stored
+                            fingerprint
+    metrics.jsonl keeps exactly the checkpoint's epochs: a line that does not parse, or a line
+    of a later epoch, is dropped with a warning naming the file and line, after the original
+    is copied to metrics.jsonl.bak; a clean log is only appended to.
+
+    Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes the checkpoint and exits 130
+    (SIGTERM: 143); a second Ctrl-C stops at once (the last checkpoint stays intact).
 
     """, run: run)
 
+    /// Options that take a value and belong to the recipe stored in checkpoints.
+    static let recipeValueFlags = ["--data", "--dataset", "--labels", "--train-limit", "--test-limit", "--epochs", "--batch", "--lr", "--momentum",
+                                   "--weight-decay", "--schedule", "--translate", "--whiten", "--zca-epsilon", "--seed"]
+
     static func run(_ args: [String]) throws -> Int32 {
-        let a = try Arguments(args, valueOptions: ["--data", "--dataset", "--labels", "--train-limit", "--test-limit", "--epochs", "--batch", "--lr", "--momentum",
-                                                   "--weight-decay", "--schedule", "--translate", "--whiten", "--zca-epsilon", "--out", "--resume", "--seed", "--threads"],
-                              flagOptions: ["--nesterov", "--no-flip", "--quiet"])
+        let a = try Arguments(args, valueOptions: Set(recipeValueFlags + ["--out", "--resume", "--threads"]),
+                              flagOptions: ["--nesterov", "--no-flip", "--quiet", "--overwrite"])
         guard a.positional.count == 1 else { throw UsageError(message: a.positional.isEmpty ? "missing spec file" : "expected one spec file") }
-        guard let dataDir = a.value("--data") else { throw UsageError(message: "missing --data DIR (a CIFAR-10, CIFAR-100 or MNIST directory)") }
-        var o = TrainingOptions()
-        o.epochs = try a.integer("--epochs", default: 10, in: 1...100_000)
-        o.batch = try a.integer("--batch", default: 64, in: 1...4096)
-        o.learningRate = Float(try a.number("--lr", default: 0.05, in: 0...10))
-        o.momentum = Float(try a.number("--momentum", default: 0.9, in: 0...0.999))
-        o.nesterov = a.has("--nesterov")
-        o.weightDecay = Float(try a.number("--weight-decay", default: 1e-3, in: 0...1))
-        o.schedule = a.value("--schedule") ?? "cosine"
-        o.flip = !a.has("--no-flip")
-        o.translate = try a.integer("--translate", default: 2, in: 0...16)
-        o.seed = UInt64(try a.integer("--seed", default: 1, in: 0...Int.max))
-        if a.value("--train-limit") != nil { o.trainLimit = try a.integer("--train-limit", default: 0, in: 1...Int.max) }
-        if a.value("--test-limit") != nil { o.testLimit = try a.integer("--test-limit", default: 0, in: 1...Int.max) }
-        switch a.value("--whiten") ?? "standardize" {
-        case "standardize": o.whiten = .standardize
-        case "zca": o.whiten = .gcnZCA
-        case "none": o.whiten = .none
-        case let w: throw UsageError(message: "--whiten must be standardize, zca or none, got '\(w)'")
+        let resumePath = a.value("--resume")
+        if resumePath != nil && a.has("--overwrite") {
+            throw UsageError(message: "--overwrite starts a new run and cannot be combined with --resume")
         }
-        if a.value("--zca-epsilon") != nil {
-            guard o.whiten == .gcnZCA else { throw UsageError(message: "--zca-epsilon applies only with --whiten zca") }
-            o.zcaEpsilon = Float(try a.number("--zca-epsilon", default: Double(Preprocessor.defaultZCAEpsilon), in: 1e-6...1e6))
+        if resumePath == nil && a.value("--data") == nil {
+            throw UsageError(message: "missing --data DIR (a CIFAR-10, CIFAR-100 or MNIST directory), or --resume CKPT to continue a run")
         }
-        do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.learningRate), totalEpochs: o.epochs) } catch { throw UsageError(message: "\(error)") }
+        let flags = try optionsFromFlags(a)
         engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)
-        let format = try a.value("--dataset").map { try DatasetFormat(parsing: $0) }
-        let labels = try (a.value("--labels")).map { try CIFAR100Labels(parsing: $0) } ?? .fine
 
         guard let (_, g, _) = try loadChecked(a.positional[0], printWarnings: true) else { return ExitCode.failure }
-        let outDir = a.value("--out") ?? "runs/\(g.name)"
-        let data = try loadDataset(directory: dataDir, format: format, labels: labels)
-        let trainer = try Trainer(graph: g, train: data.train, test: data.test, options: o)
-        let checkpointPath = outDir + "/checkpoint.safetensors"
-        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-        if let resume = a.value("--resume") {
-            try trainer.restore(from: try TrainingCheckpoint.read(from: resume), file: resume)
-            out("resuming from \(resume) at epoch \(trainer.position.epoch + 1), step \(trainer.position.step)\n")
+        if let resumePath, !isExistingFile(resumePath) {
+            throw CommandFailure(message: "--resume \(resumePath): \(FileManager.default.fileExists(atPath: resumePath) ? "is a directory, expected a checkpoint file" : "file not found")")
         }
-        let metricsPath = outDir + "/metrics.jsonl"
-        let plotPath = outDir + "/curves.svg"
-        // On resume, keep the epochs the checkpoint has; a fresh run starts a new log.
-        var history = ((try? readMetrics(path: metricsPath)) ?? []).filter { $0.epoch <= trainer.position.epoch }
-        if trainer.position.epoch == 0 && trainer.position.step == 0 { history = [] }
-        try writeTextAtomically(history.map { $0.jsonLine + "\n" }.joined(), to: metricsPath)
-        var progress: ProgressReporter?
+        let checkpointDirectory = resumePath.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
+        let outDir = a.value("--out") ?? checkpointDirectory ?? "runs/" + RunDirectory.safeName(g.name)
+        // The lock is held until this function returns: a second run on the same directory stops here.
+        let run = try RunDirectory(path: outDir, label: "--out")
+        for stale in run.removeStaleTemporaryFiles() { err("note: removed \(stale), left by an interrupted write\n") }
+        try run.checkRunFiles(label: "--out")
+        let checkpointPath = run.file("checkpoint.safetensors")
+        let metricsPath = run.file("metrics.jsonl")
+        let plotPath = run.file("curves.svg")
 
-        signal(SIGINT) { _ in Trainer.stopRequested = true }
+        var o: TrainingOptions
+        var resumed: TrainingCheckpoint?
+        if let resumePath {
+            let checkpoint = try TrainingCheckpoint.read(from: resumePath)
+            try Trainer.checkSpec(checkpoint.metadata, hash: Trainer.hash(g), file: resumePath)
+            guard let stored = checkpoint.recipe, checkpoint.data != nil else {
+                throw CommandFailure(message: "\(resumePath): written by an older dsl (format \(checkpoint.metadata["format"] ?? "dsl-checkpoint-1")) that did not store the training recipe; it can be evaluated with 'dsl eval' but not resumed")
+            }
+            o = try resumedOptions(stored: stored, flags: flags, arguments: a, checkpoint: checkpoint, file: resumePath)
+            if !sameDirectory(outDir, checkpointDirectory!) {
+                let held = RunDirectory.runFiles.prefix(2).filter { FileManager.default.fileExists(atPath: run.file($0)) }
+                if !held.isEmpty {
+                    throw CommandFailure(message: "--out \(outDir): already holds another run (\(held.joined(separator: ", "))); resume into the checkpoint's own directory (omit --out) or choose an empty --out")
+                }
+            }
+            resumed = checkpoint
+        } else {
+            o = flags
+            let held = RunDirectory.runFiles.prefix(2).filter { FileManager.default.fileExists(atPath: run.file($0)) }
+            if !held.isEmpty {
+                guard a.has("--overwrite") else {
+                    throw CommandFailure(message: "--out \(outDir): already holds a run (\(held.joined(separator: ", "))); continue it with 'dsl train \(a.positional[0]) --resume \(checkpointPath)', replace it with --overwrite, or choose another --out")
+                }
+                for name in RunDirectory.runFiles where FileManager.default.fileExists(atPath: run.file(name)) {
+                    guard unlink(run.file(name)) == 0 else {
+                        throw CommandFailure(message: "--overwrite: cannot remove \(run.file(name)): \(String(cString: strerror(errno)))")
+                    }
+                }
+                out("overwriting the run in \(outDir)\n")
+            }
+        }
+        guard let dataDir = o.dataDirectory else { throw CommandFailure(message: "no data directory: pass --data DIR") }
+        if o.dataset == nil { o.dataset = try detectDatasetFormat(directory: dataDir) }
+        let data = try loadDataset(directory: dataDir, format: o.dataset, labels: o.labels)
+        let trainer = try Trainer(graph: g, train: data.train, test: data.test, options: o, preprocessor: resumed?.preprocessor)
+
+        var history: [EpochMetrics] = []
+        if let checkpoint = resumed, let resumePath {
+            if let stored = checkpoint.data, stored != trainer.dataFingerprint {
+                let fp = trainer.dataFingerprint
+                throw CommandFailure(message: "--data \(dataDir): its images differ from the ones the run in \(resumePath) trained on "
+                    + "(\(stored.trainImages) training images with hash \(stored.trainHash) and \(stored.testImages) test images with hash \(stored.testHash); "
+                    + "found \(fp.trainImages) with hash \(fp.trainHash) and \(fp.testImages) with hash \(fp.testHash)); the dataset changed: restore it, or start a new run")
+            }
+            try trainer.restore(from: checkpoint, file: resumePath)
+            history = try resumeMetrics(path: metricsPath, fallback: sameDirectory(outDir, checkpointDirectory!) ? nil : checkpointDirectory.map { $0 + "/metrics.jsonl" },
+                                        epochs: checkpoint.epoch)
+            out("resuming from \(resumePath) at epoch \(checkpoint.epoch + 1) of \(o.epochs), step \(checkpoint.step) of \(trainer.stepsPerEpoch) (data \(dataDir), output \(outDir))\n")
+        }
+
+        var progress: ProgressReporter?
+        var warned = Set<String>()
+        func warnOnce(_ key: String, _ message: String) {
+            if warned.insert(key).inserted { progress?.log(""); err("warning: \(message)\n") }
+        }
+        receivedStopSignal = 0
+        Trainer.stopRequested = false
+        installStopHandlers()
+        defer { restoreDefaultHandlers() }
         let outcome = try trainer.run(report: { event in
             switch event {
             case .started(let text):
@@ -109,25 +174,188 @@ enum TrainCommand {
                 let summary = String(format: "epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.5f | %.1f img/s | %.0f s",
                                      epoch, o.epochs, trainLoss, trainAcc * 100, test.loss, test.accuracy * 100, lr, ips, elapsed)
                 if let p = progress { p.endEpoch(summary) } else { out(summary + "\n") }
-                let record = EpochMetrics(epoch: epoch, step: epoch * max(1, trainer.stepsPerEpoch), learningRate: Double(lr), trainLoss: trainLoss, trainAccuracy: trainAcc,
+                let record = EpochMetrics(epoch: epoch, step: epoch * trainer.stepsPerEpoch, learningRate: Double(lr), trainLoss: trainLoss, trainAccuracy: trainAcc,
                                           testLoss: test.loss, testAccuracy: test.accuracy, imagesPerSecond: ips, elapsedSeconds: elapsed)
                 history.append(record)
-                try? appendMetrics(record, to: metricsPath)
-                try? writeTrainingPlot(history, to: plotPath, title: g.name)
+                do { try appendMetrics(record, to: metricsPath) } catch { warnOnce("metrics", "\(error) (training continues; the checkpoint is still written)") }
+                do { try writeTrainingPlot(history, to: plotPath, title: g.name) } catch { warnOnce("plot", "\(error) (training continues)") }
             case .checkpoint:
                 break
             }
         }, checkpoint: { t in
             try t.checkpoint().write(to: checkpointPath)
         })
+        withExtendedLifetime(run) {}
+        let signalled = receivedStopSignal
         switch outcome {
         case .finished:
             out("done: checkpoint \(checkpointPath), metrics \(metricsPath), plot \(plotPath)\n")
         case let .interrupted(epoch, step):
             progress?.log("")
-            out("interrupted: checkpoint written to \(checkpointPath) at epoch \(epoch + 1), step \(step); continue with --resume \(checkpointPath)\n")
+            out("interrupted: checkpoint written to \(checkpointPath) at epoch \(epoch + 1), step \(step); continue with: dsl train \(a.positional[0]) --resume \(checkpointPath)\n")
         }
-        return ExitCode.ok
+        return signalled != 0 ? 128 + signalled : ExitCode.ok
     }
 
+    /// The recipe given by the command line (defaults for what is not given), ranges checked.
+    static func optionsFromFlags(_ a: Arguments) throws -> TrainingOptions {
+        var o = TrainingOptions()
+        o.epochs = try a.integer("--epochs", default: 10, in: 1...100_000)
+        o.batch = try a.integer("--batch", default: 64, in: 1...4096)
+        o.learningRate = Float(try a.number("--lr", default: 0.05, in: 0...10))
+        o.momentum = Float(try a.number("--momentum", default: 0.9, in: 0...0.999))
+        o.nesterov = a.has("--nesterov")
+        if o.nesterov && o.momentum == 0 { throw UsageError(message: "--nesterov needs --momentum above 0") }
+        o.weightDecay = Float(try a.number("--weight-decay", default: 1e-3, in: 0...1))
+        o.schedule = a.value("--schedule") ?? "cosine"
+        o.flip = !a.has("--no-flip")
+        o.translate = try a.integer("--translate", default: 2, in: 0...16)
+        o.seed = UInt64(try a.integer("--seed", default: 1, in: 0...Int.max))
+        if a.value("--train-limit") != nil { o.trainLimit = try a.integer("--train-limit", default: 0, in: 1...Int.max) }
+        if a.value("--test-limit") != nil { o.testLimit = try a.integer("--test-limit", default: 0, in: 1...Int.max) }
+        if let w = a.value("--whiten") {
+            guard let method = parseWhitenFlag(w) else { throw UsageError(message: "--whiten must be standardize, zca or none, got '\(w)'") }
+            o.whiten = method
+        }
+        if a.value("--zca-epsilon") != nil {
+            o.zcaEpsilon = Float(try a.number("--zca-epsilon", default: Double(Preprocessor.defaultZCAEpsilon), in: 1e-6...1e6))
+        }
+        if let d = a.value("--data") { o.dataDirectory = absolutePath(d) }
+        if let name = a.value("--dataset") {
+            guard let format = try? DatasetFormat(parsing: name) else {
+                throw UsageError(message: "--dataset must be \(DatasetFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(name)'")
+            }
+            o.dataset = format
+        }
+        if let kind = a.value("--labels") {
+            guard let labels = try? CIFAR100Labels(parsing: kind) else { throw UsageError(message: "--labels must be fine or coarse, got '\(kind)'") }
+            o.labels = labels
+        }
+        if a.value("--resume") == nil {
+            if a.value("--zca-epsilon") != nil && o.whiten != .gcnZCA { throw UsageError(message: "--zca-epsilon applies only with --whiten zca") }
+            do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.learningRate), totalEpochs: o.epochs) } catch { throw UsageError(message: "--schedule: \(error)") }
+        }
+        return o
+    }
+
+    /// The stored recipe of a resumed run, checked against the flags given again: each must
+    /// agree, except --epochs (a new total; the schedule becomes the one of that total) and
+    /// --data (the dataset may have moved; its images are checked against the checkpoint).
+    static func resumedOptions(stored: TrainingOptions, flags: TrainingOptions, arguments a: Arguments, checkpoint: TrainingCheckpoint, file: String) throws -> TrainingOptions {
+        var o = stored
+        func given(_ flag: String) -> Bool { a.value(flag) != nil || a.has(flag) }
+        func shown(_ field: RecipeField, _ text: String) -> String {
+            switch field.key {
+            case "recipe.train_limit", "recipe.test_limit": return text == "none" ? "no \(field.flag) (all images)" : "\(field.flag) \(text)"
+            case "recipe.nesterov": return text == "true" ? "--nesterov" : "no --nesterov"
+            case "recipe.flip": return text == "true" ? "flips (no --no-flip)" : "--no-flip"
+            default: return "\(field.flag) \(text)"
+            }
+        }
+        for field in TrainingOptions.recipeFields where given(field.flag) && field.key != "recipe.epochs" && field.key != "recipe.data" {
+            let (mine, theirs) = (field.text(flags), field.text(stored))
+            if mine == theirs { continue }
+            if field.key == "recipe.schedule",
+               let x = try? LearningRateSchedule.parse(mine, baseRate: Double(stored.learningRate), totalEpochs: stored.epochs),
+               let y = try? LearningRateSchedule.parse(theirs, baseRate: Double(stored.learningRate), totalEpochs: stored.epochs), x == y { continue }
+            throw UsageError(message: "\(shown(field, mine)) disagrees with the run in \(file), which has \(shown(field, theirs)); "
+                + "a resumed run keeps its recipe (only --epochs may change): drop the flag, or start a new run")
+        }
+        if let d = a.value("--data") {
+            let path = absolutePath(d)
+            if path != stored.dataDirectory {
+                err("note: --data \(d) is not the run's data directory (\(stored.dataDirectory ?? "none")); its images are checked against the checkpoint\n")
+            }
+            o.dataDirectory = path
+        }
+        if given("--epochs") { o.epochs = flags.epochs }
+        guard checkpoint.epoch < o.epochs else {
+            if given("--epochs") {
+                throw UsageError(message: "--epochs \(o.epochs) leaves nothing to train: the run in \(file) has completed \(checkpoint.epoch) epochs; pass more than \(checkpoint.epoch)")
+            }
+            throw CommandFailure(message: "\(file): the run is complete (\(checkpoint.epoch) of \(stored.epochs) epochs); to train longer, pass --epochs N with N above \(checkpoint.epoch)")
+        }
+        do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.learningRate), totalEpochs: o.epochs) } catch { throw UsageError(message: "--epochs \(o.epochs): the run's schedule: \(error)") }
+        return o
+    }
+
+    /// On resume: the metrics of the epochs the checkpoint has (1...epochs), from OUT's
+    /// metrics.jsonl (or `fallback`, the checkpoint directory's, when OUT has none). Lines
+    /// that do not parse are skipped with a warning naming the file and line; lines of later
+    /// epochs (written after the checkpoint) are dropped. When anything is skipped or dropped,
+    /// the file is rewritten with the kept lines and the original is kept as a backup.
+    static func resumeMetrics(path: String, fallback: String?, epochs: Int) throws -> [EpochMetrics] {
+        let fm = FileManager.default
+        guard let source = fm.fileExists(atPath: path) ? path : fallback.flatMap({ fm.fileExists(atPath: $0) ? $0 : nil }) else {
+            if epochs > 0 { err("warning: \(path): not found; the metrics log starts at epoch \(epochs + 1)\n") }
+            return []
+        }
+        let log = try readMetricsLog(path: source)
+        for problem in log.problems { err("warning: \(source):\(problem.line): \(problem.reason); line skipped\n") }
+        var byEpoch: [Int: EpochMetrics] = [:]
+        var later: [Int] = [], duplicated = false
+        for (line, record) in log.records {
+            if record.epoch > epochs { later.append(line); continue }
+            if byEpoch[record.epoch] != nil { duplicated = true }
+            byEpoch[record.epoch] = record
+        }
+        if !later.isEmpty {
+            err("warning: \(source): line\(later.count == 1 ? "" : "s") \(later.map(String.init).joined(separator: ", ")) after the checkpoint's epoch \(epochs) dropped\n")
+        }
+        if duplicated { err("warning: \(source): several lines for one epoch; the last of each kept\n") }
+        let kept = epochs > 0 ? (1...epochs).compactMap { byEpoch[$0] } : []
+        let missing = epochs > 0 ? (1...epochs).filter { byEpoch[$0] == nil } : []
+        if !missing.isEmpty { err("warning: \(source): no line for epoch\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", "))\n") }
+        let exact = log.problems.isEmpty && later.isEmpty && log.records.map(\.record.epoch) == kept.map(\.epoch)
+        if source == path && exact { return kept }
+        if source == path {
+            var backup = path + ".bak", n = 1
+            while fm.fileExists(atPath: backup) { backup = path + ".bak\(n)"; n += 1 }
+            do { try fm.copyItem(atPath: path, toPath: backup) } catch {
+                throw CommandFailure(message: "\(path): cannot keep a backup as \(backup) before rewriting it: \(String(describing: (error as NSError).localizedFailureReason ?? error.localizedDescription))")
+            }
+            err("warning: \(path): rewritten with the \(kept.count) good line\(kept.count == 1 ? "" : "s") of epochs 1...\(epochs); the original is kept as \(backup)\n")
+        }
+        try writeTextAtomically(kept.map { $0.jsonLine + "\n" }.joined(), to: path)
+        return kept
+    }
+}
+
+/// The signal that asked a training run to stop (0: none).
+nonisolated(unsafe) var receivedStopSignal: Int32 = 0
+
+/// SIGINT and SIGTERM finish the current step, write the checkpoint and exit 128 + signal;
+/// the handler resets itself, so a second Ctrl-C stops the process at once.
+private func installStopHandlers() {
+    for sig in [SIGINT, SIGTERM] {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { s in
+            receivedStopSignal = s
+            Trainer.stopRequested = true
+        }
+        action.sa_flags = Int32(bitPattern: UInt32(SA_RESETHAND))
+        sigemptyset(&action.sa_mask)
+        sigaction(sig, &action, nil)
+    }
+}
+
+private func restoreDefaultHandlers() {
+    signal(SIGINT, SIG_DFL)
+    signal(SIGTERM, SIG_DFL)
+}
+
+/// Whether `path` is an existing regular file (or a link to one).
+private func isExistingFile(_ path: String) -> Bool {
+    var isDirectory: ObjCBool = false
+    return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
+}
+
+/// `path` made absolute against the working directory, with `.` and `..` resolved.
+private func absolutePath(_ path: String) -> String {
+    URL(fileURLWithPath: path).standardizedFileURL.path
+}
+
+/// Whether two paths name the same directory (symbolic links resolved).
+private func sameDirectory(_ a: String, _ b: String) -> Bool {
+    URL(fileURLWithPath: a).standardizedFileURL.resolvingSymlinksInPath().path == URL(fileURLWithPath: b).standardizedFileURL.resolvingSymlinksInPath().path
 }

@@ -77,7 +77,7 @@ final class EngineCommandTests: XCTestCase {
         XCTAssertTrue(z.stderr.contains("--zca-epsilon must be a number"), z.stderr)
     }
 
-    /// Ctrl-C finishes the current step, writes a checkpoint that `dsl eval` reads, and exits 0;
+    /// Ctrl-C finishes the current step, writes a checkpoint that `dsl eval` reads, and exits 130;
     /// `--resume` continues from it.
     func testSIGINTWritesACheckpointThatEvalReadsAndTrainResumes() throws {
         let binary = try XCTUnwrap(DSL.binary)
@@ -104,7 +104,7 @@ final class EngineCommandTests: XCTestCase {
         p.waitUntilExit()
         let text = try String(contentsOfFile: log, encoding: .utf8)
         XCTAssertEqual(p.terminationReason, .exit, text)
-        XCTAssertEqual(p.terminationStatus, 0, text)
+        XCTAssertEqual(p.terminationStatus, 130, text)
         XCTAssertTrue(text.contains("interrupted: checkpoint written"), text)
         let checkpoint = out + "/checkpoint.safetensors"
         XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint))
