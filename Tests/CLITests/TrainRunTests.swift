@@ -101,7 +101,8 @@ final class TrainRunTests: XCTestCase {
         let dir = try TrainFixture.directory(self)
         let (spec, good) = try trainedRun(dir)
         let original = try RawSafetensors(path: good)
-        let weight = try XCTUnwrap(original.tensors.keys.first { $0.hasSuffix(".weight") && !$0.hasPrefix("optimizer.") })
+        let weight = "conv1.weight"
+        XCTAssertEqual(original.tensors[weight]?.shape, [3, 3, 3, 8])
         typealias Edit = (inout RawSafetensors) -> Void
         let cases: [(String, String, Edit)] = [
             ("negative epoch", "train.epoch", { $0.tensors["train.epoch"]!.bytes = RawSafetensors.i64(-1) }),
@@ -135,14 +136,14 @@ final class TrainRunTests: XCTestCase {
             ("unknown format", "format", { $0.metadata["format"] = "dsl-checkpoint-9" }),
             ("bad preprocessing shape", "preprocess.shape", { $0.metadata["preprocess.shape"] = "32,32" }),
         ]
-        for (what, field, edit) in cases {
+        for (index, (what, field, edit)) in cases.enumerated() {
             var damaged = original
             edit(&damaged)
             let path = dir + "/damaged.safetensors"
             try damaged.write(to: path)
             let before = try Data(contentsOf: URL(fileURLWithPath: path))
             // The run's own flags, given again, plus --epochs 2 (the checkpoint completed 1 of 1).
-            let r = try DSL.run(["train", spec, "--out", dir + "/resumed", "--resume", path] + TrainFixture.recipe(epochs: 2))
+            let r = try DSL.run(["train", spec, "--out", dir + "/resumed\(index)", "--resume", path] + TrainFixture.recipe(epochs: 2))
             assertFails(r, path, field)
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before, "\(what): the checkpoint was changed")
             XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, "\(what): one line expected:\n\(r.stderr)")
