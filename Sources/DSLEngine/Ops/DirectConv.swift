@@ -325,7 +325,10 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
     let tilesOutside = blocks > 1 && blocks * blockFloats <= smallPackedFloats
     // Such a layer writes far more than it reads (3 input channels → 96 output channels): its
     // output goes to memory with non-temporal stores (All-CNN-C conv1 forward 61 → 80 % of peak).
-    let streaming = tilesOutside && p.initial != nil && hasAVX512F
+    // A 512-bit non-temporal store faults unless its address is 64-byte aligned: only when
+    // every pixel's 48-channel block starts on a 16-float boundary (output channels a multiple
+    // of 16; `input 8x8x3` / `conv 3 1 50` crashed here).
+    let streaming = tilesOutside && p.initial != nil && hasAVX512F && streamable(p)
     withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: directMR) { inPtrs in
     withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: 3 * directMR) { outPtrs in
         let a = inPtrs.baseAddress!, cp = outPtrs.baseAddress!, real = cp + directMR, pixel = real + directMR
@@ -372,6 +375,12 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
         }
     }
     }
+}
+
+/// Whether every output block of a pass (pixel start + 48·b) is 64-byte aligned, as the
+/// non-temporal stores of `gatherTile8x48(streaming:)` require.
+func streamable(_ p: DirectPass) -> Bool {
+    Int(bitPattern: p.output) % 64 == 0 && p.outImage % 16 == 0 && p.outY % 16 == 0 && p.outX % 16 == 0
 }
 
 /// The 8×48 direct-convolution micro-kernel. Pixel r reads a[r] + ky·rowStride + i for

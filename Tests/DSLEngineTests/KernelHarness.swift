@@ -1,0 +1,110 @@
+import XCTest
+#if os(Linux)
+import Glibc
+#endif
+@testable import DSLEngine
+
+/// A float buffer fenced by guard pages, for running one kernel on exactly-sized tensors: the
+/// data starts 64-byte aligned (as the planner's arena offsets are) and ends, rounded up to 16
+/// floats, right before a PROT_NONE page, so a read or write past the rounded end faults; the
+/// slack before the data and between its end and the guard page holds a canary that `intact`
+/// checks (a write there would otherwise go unnoticed).
+final class GuardedFloats {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+    private let base: UnsafeMutableRawPointer
+    private let mappedBytes: Int
+    private let page: Int
+    private let slackBefore: Int
+    private let slackAfter: Int
+    /// A NaN bit pattern no kernel produces from finite data.
+    static let canary: UInt32 = 0x7FA5_A5A5
+
+    init(_ count: Int, values: [Float]? = nil) {
+        self.count = count
+        page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let rounded = max(16, (count + 15) / 16 * 16) * 4
+        let dataPages = (rounded + page - 1) / page
+        mappedBytes = (dataPages + 2) * page
+        let raw = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let raw, raw != UnsafeMutableRawPointer(bitPattern: -1) else { fatalError("mmap failed") }
+        base = raw
+        _ = mprotect(base, page, PROT_NONE)
+        _ = mprotect(base + (dataPages + 1) * page, page, PROT_NONE)
+        let start = base + page + dataPages * page - rounded
+        slackBefore = (start - (base + page)) / 4
+        slackAfter = rounded / 4 - count
+        pointer = start.bindMemory(to: Float.self, capacity: rounded / 4)
+        let all = (base + page).bindMemory(to: UInt32.self, capacity: dataPages * page / 4)
+        all.update(repeating: GuardedFloats.canary, count: dataPages * page / 4)
+        if let values {
+            precondition(values.count == count)
+            pointer.update(from: values, count: count)
+        } else {
+            pointer.update(repeating: 0, count: count)
+        }
+    }
+
+    deinit { munmap(base, mappedBytes) }
+
+    /// The slack around the data still holds the canary.
+    var intact: Bool {
+        let before = (base + page).assumingMemoryBound(to: UInt32.self)
+        for i in 0..<slackBefore where before[i] != GuardedFloats.canary { return false }
+        let after = UnsafeMutableRawPointer(pointer + count).assumingMemoryBound(to: UInt32.self)
+        for i in 0..<slackAfter where after[i] != GuardedFloats.canary { return false }
+        return true
+    }
+
+    var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+}
+
+/// The guarded tensors of one kernel and the `NodeStorage` that binds them.
+final class KernelTensors {
+    var buffers: [GuardedFloats] = []
+    func make(_ count: Int, _ values: [Float]? = nil) -> GuardedFloats {
+        let b = GuardedFloats(count, values: values)
+        buffers.append(b)
+        return b
+    }
+    var intact: Bool { buffers.allSatisfy(\.intact) }
+}
+
+/// Runs `body` with `engineThreadCount` set to `threads`.
+func withThreads<T>(_ threads: Int, _ body: () throws -> T) rethrows -> T {
+    let saved = engineThreadCount
+    engineThreadCount = threads
+    defer { engineThreadCount = saved }
+    return try body()
+}
+
+/// Compares a kernel result with a Double reference: |got − ref| ≤ rel·(abs + floor·max abs),
+/// where abs[i] is the sum of the magnitudes of the terms of element i (so the bound is the
+/// rounding a float sum of those terms can show). Returns a message on the first mismatch.
+func mismatch(_ got: [Float], _ ref: [Double], abs: [Double], rel: Double, floor: Double = 1e-2,
+              _ label: String) -> String? {
+    guard got.count == ref.count else { return "\(label): \(got.count) values, expected \(ref.count)" }
+    let largest = abs.max() ?? 0
+    for i in got.indices {
+        let g = Double(got[i])
+        let allowed = rel * (abs[i] + floor * largest) + 1e-30
+        if !(Swift.abs(g - ref[i]) <= allowed) {
+            return "\(label)[\(i)]: got \(got[i]), expected \(ref[i]) (allowed error \(allowed))"
+        }
+    }
+    return nil
+}
+
+/// Whether two float arrays are bit-identical.
+func bitIdentical(_ a: [Float], _ b: [Float]) -> Bool {
+    a.count == b.count && a.elementsEqual(b) { $0.bitPattern == $1.bitPattern }
+}
+
+/// NaN: fills memory a kernel must overwrite before reading (outputs, scratch) and samples
+/// beyond the batch, so that reading it shows in the results.
+let poison = Float.nan
+
+extension TestRandom {
+    /// A random element.
+    mutating func pick<T>(_ values: [T]) -> T { values[int(values.count)] }
+}
