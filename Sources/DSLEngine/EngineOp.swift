@@ -1,3 +1,5 @@
+import DSLIR
+
 /// An executable operator of the CPU engine. Shapes are per sample (NHWC); see Layout.swift.
 public enum EngineOp: Equatable, CustomStringConvertible {
     /// Square `kernel`×`kernel` convolution with symmetric zero padding `pad`; weight (K,K,IC,OC).
@@ -135,31 +137,35 @@ extension EngineOp {
         func fail(_ message: String) -> EngineGraphError {
             EngineGraphError("node '\(node)' (\(self)): \(message)")
         }
+        // Convolution and pooling sizes follow the IR's rules (`ShapeRules`, Grammar.md "Shapes"),
+        // so the engine accepts exactly what `dsl check` accepts.
+        func irShape(_ op: Op, _ x: EngineShape) throws -> EngineShape {
+            var errors: [String] = [], warnings: [String] = []
+            guard let y = ShapeRules.infer(op, inputs: [Shape(x.height, x.width, x.channels)], errors: &errors,
+                                           warnings: &warnings) else {
+                throw fail(errors.first ?? "the window does not fit the input \(x)")
+            }
+            return EngineShape(height: y.height, width: y.width, channels: y.channels)
+        }
         func single() throws -> EngineShape {
             guard inputs.count == 1 else { throw fail("expects exactly 1 input, got \(inputs.count)") }
             return inputs[0]
         }
         switch self {
-        case let .conv(k, s, p, oc, _):
+        case let .conv(k, s, p, oc, bias):
             let x = try single()
             guard k >= 1, s >= 1, p >= 0, oc >= 1 else {
                 throw fail("kernel, stride and output channels must be ≥ 1 and padding ≥ 0")
             }
-            guard x.height + 2 * p >= k, x.width + 2 * p >= k else {
-                throw fail("kernel \(k) is larger than the padded input \(x)")
-            }
-            return EngineShape(height: (x.height + 2 * p - k) / s + 1, width: (x.width + 2 * p - k) / s + 1,
-                               channels: oc)
+            return try irShape(.conv(ConvAttributes(kernel: k, stride: s, pad: p, filters: oc, bias: bias,
+                                                    batchNorm: false, activation: .none)), x)
         case let .maxPool(k, s, p, ceil), let .avgPool(k, s, p, ceil):
             let x = try single()
             guard k >= 1, s >= 1, p >= 0 else { throw fail("kernel and stride must be ≥ 1 and padding ≥ 0") }
             guard p <= k / 2 else { throw fail("padding \(p) must be at most half the kernel \(k)") }
-            guard x.height + 2 * p >= k, x.width + 2 * p >= k else {
-                throw fail("kernel \(k) is larger than the padded input \(x)")
-            }
-            return EngineShape(height: pooledSize(x.height, kernel: k, stride: s, pad: p, ceilMode: ceil),
-                               width: pooledSize(x.width, kernel: k, stride: s, pad: p, ceilMode: ceil),
-                               channels: x.channels)
+            let kind: PoolKind
+            if case .maxPool = self { kind = .max } else { kind = .avg }
+            return try irShape(.pool(PoolAttributes(kind: kind, kernel: k, stride: s, pad: p, ceil: ceil)), x)
         case .globalAvgPool:
             let x = try single()
             return EngineShape(height: 1, width: 1, channels: x.channels)
@@ -186,13 +192,4 @@ extension EngineOp {
             return try single()
         }
     }
-}
-
-/// Pooled output size with PyTorch's rule: floor or ceil((size + 2·pad − kernel)/stride) + 1,
-/// and in ceil mode the last window must start inside the input or the left padding.
-func pooledSize(_ size: Int, kernel: Int, stride: Int, pad: Int, ceilMode: Bool) -> Int {
-    let span = size + 2 * pad - kernel
-    var out = (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
-    if ceilMode && (out - 1) * stride >= size + pad { out -= 1 }
-    return out
 }

@@ -317,9 +317,15 @@ final class EngineBehaviorTests: XCTestCase {
             (32, 3, 2, 1, false, 16), (7, 3, 2, 1, false, 4), (6, 3, 2, 0, false, 2), (6, 3, 2, 0, true, 3),
             (5, 2, 2, 1, true, 3), (7, 2, 2, 0, true, 4), (7, 2, 2, 0, false, 3), (4, 3, 2, 1, true, 3),
             (112, 3, 2, 0, true, 56), (8, 8, 1, 0, false, 1),
+            // Ceil mode: the last window may overhang the padded input by up to stride − 1.
+            (1, 2, 2, 0, true, 1), (3, 4, 2, 0, true, 1), (2, 3, 2, 0, true, 1), (5, 4, 3, 1, true, 2),
         ]
         for t in sizes {
-            XCTAssertEqual(pooledSize(t.input, kernel: t.k, stride: t.s, pad: t.p, ceilMode: t.ceil), t.expected, "\(t)")
+            let x = EngineShape(height: t.input, width: t.input, channels: 1)
+            for op in [EngineOp.maxPool(kernel: t.k, stride: t.s, pad: t.p, ceilMode: t.ceil),
+                       .avgPool(kernel: t.k, stride: t.s, pad: t.p, ceilMode: t.ceil)] {
+                XCTAssertEqual(try op.outputShape(inputs: [x], node: "pool").height, t.expected, "\(t)")
+            }
         }
         // count_include_pad averages over a ceil-mode output on an all-ones 4×4 input.
         let g = EngineGraph(inputShape: (4, 4, 1), maxBatch: 1, seed: 1)

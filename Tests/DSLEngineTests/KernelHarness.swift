@@ -57,6 +57,8 @@ final class GuardedFloats {
     }
 
     var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+    /// The first n values.
+    func first(_ n: Int) -> [Float] { Array(UnsafeBufferPointer(start: pointer, count: n)) }
 }
 
 /// The guarded tensors of one kernel and the `NodeStorage` that binds them.
