@@ -15,7 +15,9 @@ enum BenchCommand {
     GFLOP/s (2 x MACs of convolutions and linear layers; backward counts 2 x forward, or
     1 x where no input gradient is computed, as for the first layer) and the fraction of
     this machine's peak FP32 FMA rate, measured before and after the timed steps (the
-    higher of the two) and printed. The "kernel" column names each convolution's
+    higher of the two) and printed. A network that does not end in softmax is timed in
+    inference only. The engine's memory is planned first: a batch that does not fit in the
+    memory this machine can give is refused, with the largest batch that does. The "kernel" column names each convolution's
     algorithm; Winograd layers do fewer multiplications than a direct convolution, so
     their rate (counted as the direct convolution's FLOPs) can exceed 100 % of peak. A
     ReLU marked "fused fwd" is applied by the convolution before it as it stores its
@@ -41,16 +43,17 @@ enum BenchCommand {
         let format = a.value("--format") ?? "table"
         guard format == "table" || format == "json" else { throw UsageError(message: "--format must be table or json") }
         engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)
-        guard let (_, g, cost) = try loadChecked(a.positional[0], printWarnings: false) else { return ExitCode.failure }
-        var trains = true
-        if case .softmax = g.nodes[g.output].op {} else { trains = false }
-        let lowered = try lower(g, maxBatch: batch, seed: 1)
+        guard let (checked, g, cost) = try loadChecked(a.positional[0], printWarnings: false) else { return ExitCode.failure }
+        // Training needs the loss of a final softmax; other networks are timed in inference only.
+        let trains = endsInSoftmax(g)
+        guard let lowered = try lowerAndCompile(checked, graph: g, batch: batch, seed: 1, training: trains) else {
+            return ExitCode.failure
+        }
         let engine = lowered.engine
-        engine.compile(training: trains)
         var rng = EngineRandom(seed: 42)
         var input = [Float](repeating: 0, count: batch * g.inputShape.elements)
         for i in input.indices { input[i] = Float(rng.normal()) }
-        let classes = g.nodes[g.output].shape.elements
+        let classes = engine.classCount
         var labels = [Int32](repeating: 0, count: batch)
         for i in 0..<batch { labels[i] = Int32(rng.next() % UInt64(classes)) }
         // Measured before and after the timed steps, keeping the higher: other work on a shared

@@ -73,7 +73,7 @@ enum EvalCommand {
             err("warning: \(weights): no preprocessing stored (no 'preprocess.method'); evaluating raw pixel values\n")
         }
         let lowered = try lower(g, maxBatch: batch, seed: 0)
-        lowered.engine.compile(training: false)
+        try lowered.engine.compile(training: false)
         try Trainer.loadWeights(checkpoint.parameters, into: lowered.engine, file: weights)
         let e = try Trainer.evaluate(engine: lowered.engine, data: test, batch: batch)
         if format == "json" {

@@ -74,6 +74,10 @@ public final class EngineGraph {
     public var computesInputGradient = false
 
     private var nodes: [Node]
+    /// Names in use (node names are unique).
+    private var names: Set<String> = ["input"]
+    /// Set when `compile` starts (it runs once, even if it fails).
+    private var compileStarted = false
     /// Whether `compile` has run.
     public private(set) var isCompiled = false
     /// Whether the graph was compiled with training storage (saved tensors, gradients).
@@ -88,6 +92,7 @@ public final class EngineGraph {
     private var zeroGradsBefore: [[Int]] = []
     private var arena: UnsafeMutablePointer<Float>?
     private var columnScratch: UnsafeMutablePointer<Float>?
+    private var convWorkspace: UnsafeMutableRawPointer?
     private var parameterStorage: UnsafeMutablePointer<Float>?
     private var bufferStorage: UnsafeMutablePointer<Float>?
     /// [dropout seed, training-pass counter], read by dropout kernels.
@@ -118,10 +123,12 @@ public final class EngineGraph {
     }
 
     deinit {
-        arena?.deallocate()
-        columnScratch?.deallocate()
-        parameterStorage?.deallocate()
-        bufferStorage?.deallocate()
+        kernels = []
+        releaseMemory(arena)
+        releaseMemory(columnScratch)
+        releaseMemory(convWorkspace)
+        releaseMemory(parameterStorage)
+        releaseMemory(bufferStorage)
         randomState.deallocate()
     }
 
@@ -144,22 +151,20 @@ public final class EngineGraph {
     public var outputShape: EngineShape { nodes[nodes.count - 1].shape }
 
     /// Appends a node computing `op` of the given earlier nodes; returns its index. Throws when
-    /// the inputs do not fit the operator, an index is unknown, the name is taken, or the graph
-    /// already ends in softmax.
+    /// the inputs do not fit the operator, an index is unknown or the name is taken. (Constant
+    /// time: a 40,000-layer network used to take seconds to build, each node scanning all others.)
     @discardableResult
     public func add(_ op: EngineOp, inputs: [Int], name: String) throws -> Int {
-        require(!isCompiled, "cannot add nodes to a compiled graph")
-        guard !nodes.contains(where: { $0.name == name }) else {
+        require(!compileStarted, "cannot add nodes to a compiled graph")
+        guard !names.contains(name) else {
             throw EngineGraphError("node '\(name)': the name is already used")
         }
         for i in inputs where i < 0 || i >= nodes.count {
             throw EngineGraphError("node '\(name)' (\(op)): input \(i) does not exist (graph has \(nodes.count) nodes)")
         }
-        if let softmax = nodes.first(where: { $0.op == .softmax }) {
-            throw EngineGraphError("node '\(name)' (\(op)): softmax '\(softmax.name)' must be the final node")
-        }
         let shape = try op.outputShape(inputs: inputs.map { nodes[$0].shape }, node: name)
         nodes.append(Node(op: op, inputs: inputs, name: name, shape: shape))
+        names.insert(name)
         return nodes.count - 1
     }
 
@@ -172,13 +177,30 @@ public final class EngineGraph {
 
     // MARK: Compilation
 
-    /// Plans memory, allocates and initialises parameters, and binds kernels. `training` keeps
-    /// what backward needs and allocates gradients; `reuseBuffers` lets tensors with disjoint
-    /// lifetimes share storage and runs ReLU in place where safe (off: every tensor owns storage).
-    public func compile(training: Bool = true, reuseBuffers: Bool = true) {
-        require(!isCompiled, "compile() runs once")
-        isCompiled = true
-        isCompiledForTraining = training
+    /// Everything `compile` decides before it allocates: which gradients exist, tensor
+    /// lifetimes and arena offsets, scratch, parameter and buffer counts, each convolution's
+    /// algorithms, and so the bytes of every allocation (`memory`).
+    private struct CompilePlan {
+        var needsGrad: [Bool]
+        var valueRoot: [Int]
+        var valueTensor: [Int]
+        var gradTensor: [Int]
+        var savedTensor: [Int]
+        var zeroGradsBefore: [[Int]]
+        var offsets: [Int]
+        var arenaFloats: Int
+        var columnFloats: Int
+        var parameterSpecs: [[ParameterSpec]]
+        var bufferSpecs: [[ParameterSpec]]
+        var parameterCount: Int
+        var bufferCount: Int
+        /// Bytes of the per-call buffers the convolutions share (the largest `ConvPlan.workspace`).
+        var workspaceBytes: Int
+        var memory: EngineMemoryPlan
+    }
+
+    /// Plans a compilation for batches of up to `maxBatch` (no allocation).
+    private func makePlan(training: Bool, reuseBuffers: Bool, maxBatch: Int) -> CompilePlan {
         let count = nodes.count, last = count - 1
         let backwardTime = { (k: Int) in 2 * count - 1 - k }
         var consumers = [[Int]](repeating: [], count: count)
@@ -189,16 +211,19 @@ public final class EngineGraph {
             node.op?.parameterSpecs(inputs: node.inputs.map { nodes[$0].shape }, output: node.shape) ?? []
         }
         let bufferSpecs = nodes.map { node in node.op?.bufferSpecs(inputs: node.inputs.map { nodes[$0].shape }) ?? [] }
+        let endsWithSoftmax = nodes[last].op == .softmax
+        var lastInputs = Set(nodes[last].inputs)
+        lastInputs.insert(last)
 
-        // Which outputs need a gradient: nodes with parameters and everything downstream of them.
-        needsGrad = [Bool](repeating: false, count: count)
-        if training {
+        // Which outputs need a gradient: nodes with parameters and everything downstream of them
+        // (only with a loss node to start backward from).
+        var needsGrad = [Bool](repeating: false, count: count)
+        if training && endsWithSoftmax {
             needsGrad[0] = computesInputGradient
             for j in 1..<count {
                 needsGrad[j] = !parameterSpecs[j].isEmpty || nodes[j].inputs.contains { needsGrad[$0] }
             }
         }
-        let endsWithSoftmax = nodes[last].op == .softmax
 
         // In-place ReLU: share the input's storage when nothing else reads the input afterwards.
         var valueRoot = Array(0..<count)
@@ -217,7 +242,8 @@ public final class EngineGraph {
         var valueTensor = [Int](repeating: -1, count: count)
         for j in 0..<count {
             var end = consumers[j].max() ?? j
-            if j == last || nodes[last].inputs.contains(j) { end = Int.max }
+            // The network's output, and the loss node's logits, live to the end.
+            if lastInputs.contains(j) { end = Int.max }
             if training {
                 if needsGrad[j] && nodes[j].op?.backwardReadsOutput == true { end = max(end, backwardTime(j)) }
                 for c in consumers[j] where needsGrad[c] && nodes[c].op!.backwardReadsInputs {
@@ -234,7 +260,7 @@ public final class EngineGraph {
             }
         }
         var gradTensor = [Int](repeating: -1, count: count)
-        zeroGradsBefore = [[Int]](repeating: [], count: count)
+        var zeroGradsBefore = [[Int]](repeating: [], count: count)
         if training && endsWithSoftmax {
             for j in 0..<last where needsGrad[j] {
                 let firstWriter = consumers[j].max() ?? j
@@ -254,18 +280,104 @@ public final class EngineGraph {
                 tensors.append(PlannedTensor(floats: maxBatch * floats, start: j, end: needsGrad[j] ? backwardTime(j) : j))
             }
         }
-        let plan = planArena(tensors, reuse: reuseBuffers)
-        let arena = allocateFloats(plan.totalFloats)
-        self.arena = arena
-        values = (0..<count).map { arena + plan.offsets[valueTensor[$0]] }
-        grads = (0..<count).map { gradTensor[$0] < 0 ? nil : arena + plan.offsets[gradTensor[$0]] }
-        let saved = (0..<count).map { savedTensor[$0] < 0 ? nil : arena + plan.offsets[savedTensor[$0]] }
+        let arena = planArena(tensors, reuse: reuseBuffers)
+        let columnFloats = largestColumnChunkFloats(maxBatch: maxBatch)
 
-        let columnFloats = largestColumnChunkFloats()
-        let columns = allocateFloats(columnFloats)
+        // Kernel memory: the convolutions' shared workspace and every other kernel's own block.
+        var workspaceBytes = 0, ownedBytes = 0
+        for j in 1..<count {
+            let node = nodes[j]
+            let hasInputGrad = node.inputs.contains { gradTensor[$0] >= 0 }
+            switch node.op! {
+            case let .conv(k, s, p, _, _):
+                let conv = ConvPlan(kernel: k, stride: s, pad: p, input: nodes[node.inputs[0]].shape, output: node.shape,
+                                    maxBatch: maxBatch, columnFloats: columnFloats, inputGradient: hasInputGrad,
+                                    outputGradient: gradTensor[j] >= 0)
+                workspaceBytes = max(workspaceBytes, conv.workspace.bytes)
+            case .batchNorm: ownedBytes += allocatedBytes(BatchNormKernel.layout(channels: node.shape.channels).layout.bytes)
+            case .linear: ownedBytes += allocatedBytes(LinearKernel.layout(outFeatures: node.shape.channels).bytes)
+            case .softmax: ownedBytes += allocatedBytes(SoftmaxKernel.layout(maxBatch: maxBatch).layout.bytes)
+            default: break
+            }
+        }
+        let parameterCount = parameterSpecs.joined().reduce(0) { $0 + $1.count }
+        let bufferCount = bufferSpecs.joined().reduce(0) { $0 + $1.count }
+        let unplanned = tensors.reduce(0) { $0 + ($1.floats + 15) / 16 * 16 }
+        let memory = EngineMemoryPlan(
+            activationBytes: 4 * arena.totalFloats,
+            scratchBytes: 4 * columnFloats + workspaceBytes + ownedBytes,
+            parameterBytes: 4 * parameterCount, gradientBytes: 4 * parameterCount, bufferBytes: 4 * bufferCount,
+            unplannedActivationBytes: 4 * unplanned)
+        return CompilePlan(needsGrad: needsGrad, valueRoot: valueRoot, valueTensor: valueTensor, gradTensor: gradTensor,
+                           savedTensor: savedTensor, zeroGradsBefore: zeroGradsBefore, offsets: arena.offsets,
+                           arenaFloats: arena.totalFloats, columnFloats: columnFloats, parameterSpecs: parameterSpecs,
+                           bufferSpecs: bufferSpecs, parameterCount: parameterCount, bufferCount: bufferCount,
+                           workspaceBytes: workspaceBytes, memory: memory)
+    }
+
+    /// What `compile(training:reuseBuffers:)` will allocate, computed without allocating
+    /// anything (before `compile`): activations, scratch, parameters, gradients, buffers.
+    public func plannedMemory(training: Bool, reuseBuffers: Bool = true) -> EngineMemoryPlan {
+        makePlan(training: training, reuseBuffers: reuseBuffers, maxBatch: maxBatch).memory
+    }
+
+    /// The total of `plannedMemory(training:reuseBuffers:)`, in bytes.
+    public func plannedBytes(training: Bool, reuseBuffers: Bool = true) -> Int {
+        plannedMemory(training: training, reuseBuffers: reuseBuffers).totalBytes
+    }
+
+    /// Throws `EngineMemoryError` (planned bytes, available bytes, the largest batch that fits)
+    /// when the memory `compile(training:reuseBuffers:)` would allocate for `maxBatch` exceeds
+    /// `availableBytes`, by default `EngineMemory.availableBytes()` (no check where that is
+    /// unknown). Nothing is allocated. `compile` runs this check itself; call it earlier to
+    /// refuse before other work (loading a dataset).
+    public func checkMemory(training: Bool, reuseBuffers: Bool = true, availableBytes: Int? = nil) throws {
+        guard let available = availableBytes ?? EngineMemory.availableBytes() else { return }
+        let planned = plannedBytes(training: training, reuseBuffers: reuseBuffers)
+        if planned <= available { return }
+        // The plan grows with the batch (activations scale with it); the largest batch that fits
+        // by bisection over 1 ..< maxBatch.
+        var lo = 0, hi = maxBatch - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if makePlan(training: training, reuseBuffers: reuseBuffers, maxBatch: mid).memory.totalBytes <= available {
+                lo = mid
+            } else {
+                hi = mid - 1
+            }
+        }
+        throw EngineMemoryError(plannedBytes: planned, availableBytes: available, batch: maxBatch, training: training,
+                                largestBatch: lo >= 1 ? lo : nil)
+    }
+
+    /// Plans memory, checks that the machine can give it (`checkMemory`), allocates and
+    /// initialises parameters, and binds kernels. `training` keeps what backward needs and
+    /// allocates gradients; `reuseBuffers` lets tensors with disjoint lifetimes share storage and
+    /// runs ReLU in place where safe (off: every tensor owns storage). Throws
+    /// `EngineMemoryError` when the plan does not fit or an allocation fails (what was
+    /// allocated is freed with the graph); runs once.
+    public func compile(training: Bool = true, reuseBuffers: Bool = true) throws {
+        require(!compileStarted, "compile() runs once")
+        compileStarted = true
+        let plan = makePlan(training: training, reuseBuffers: reuseBuffers, maxBatch: maxBatch)
+        try checkMemory(training: training, reuseBuffers: reuseBuffers)
+        let count = nodes.count, last = count - 1
+        needsGrad = plan.needsGrad
+        zeroGradsBefore = plan.zeroGradsBefore
+
+        let arena = try allocateFloats(plan.arenaFloats)
+        self.arena = arena
+        values = (0..<count).map { arena + plan.offsets[plan.valueTensor[$0]] }
+        grads = (0..<count).map { plan.gradTensor[$0] < 0 ? nil : arena + plan.offsets[plan.gradTensor[$0]] }
+        let saved = (0..<count).map { plan.savedTensor[$0] < 0 ? nil : arena + plan.offsets[plan.savedTensor[$0]] }
+
+        let columnFloats = plan.columnFloats
+        let columns = try allocateFloats(columnFloats)
         columnScratch = columns
-        let nodeParameters = allocateParameters(parameterSpecs)
-        let nodeBuffers = allocateBuffers(bufferSpecs)
+        let workspace = try allocateMemory(bytes: plan.workspaceBytes)
+        convWorkspace = workspace
+        let nodeParameters = try allocateParameters(plan.parameterSpecs)
+        let nodeBuffers = try allocateBuffers(plan.bufferSpecs)
 
         // Kernels.
         kernels = [EngineKernel?](repeating: nil, count: count)
@@ -276,30 +388,32 @@ public final class EngineGraph {
                 inputGrads: node.inputs.map { grads[$0] }, output: values[j], outputShape: node.shape,
                 outputGrad: grads[j], parameters: nodeParameters[j].map(\.value),
                 parameterGrads: nodeParameters[j].map(\.grad), buffers: nodeBuffers[j].map(\.value),
-                saved: saved[j], columnScratch: columns, columnScratchFloats: columnFloats, maxBatch: maxBatch)
-            kernels[j] = makeKernel(node.op!, index: j, storage: storage)
+                saved: saved[j], columnScratch: columns, columnScratchFloats: columnFloats, maxBatch: maxBatch,
+                workspace: workspace, workspaceBytes: plan.workspaceBytes)
+            kernels[j] = try makeKernel(node.op!, index: j, storage: storage)
         }
         // A ReLU running in place on a convolution's output: the convolution stores max(·, 0)
         // (its output is read by nothing else, and its backward does not read it).
-        for j in 1..<count where nodes[j].op == .relu && valueRoot[j] != j {
+        for j in 1..<count where nodes[j].op == .relu && plan.valueRoot[j] != j {
             if let relu = kernels[j] as? ReLUKernel, let conv = kernels[nodes[j].inputs[0]] as? ConvKernel,
                relu.input == relu.output, conv.output == relu.input {
                 conv.fusedReLU = true
                 relu.fused = true
             }
         }
-        softmaxKernel = endsWithSoftmax ? (kernels[last] as! SoftmaxKernel) : nil
+        softmaxKernel = nodes[last].op == .softmax ? (kernels[last] as! SoftmaxKernel) : nil
 
-        let unplanned = tensors.reduce(0) { $0 + ($1.floats + 15) / 16 * 16 }
         memoryPlan = EngineMemoryPlan(
-            activationBytes: 4 * plan.totalFloats,
-            scratchBytes: 4 * columnFloats + kernels.reduce(0) { $0 + ($1?.ownedScratchBytes ?? 0) },
+            activationBytes: 4 * plan.arenaFloats,
+            scratchBytes: 4 * columnFloats + plan.workspaceBytes + kernels.reduce(0) { $0 + ($1?.ownedScratchBytes ?? 0) },
             parameterBytes: 4 * parameterCount, gradientBytes: 4 * parameterCount, bufferBytes: 4 * bufferCount,
-            unplannedActivationBytes: 4 * unplanned)
+            unplannedActivationBytes: plan.memory.unplannedActivationBytes)
+        isCompiled = true
+        isCompiledForTraining = training
     }
 
     /// Floats of the shared im2col scratch: the largest chunk any convolution uses.
-    private func largestColumnChunkFloats() -> Int {
+    private func largestColumnChunkFloats(maxBatch: Int) -> Int {
         var columnFloats = 0
         for node in nodes {
             guard case let .conv(k, s, p, _, _)? = node.op, !(k == 1 && s == 1 && p == 0) else { continue }
@@ -312,9 +426,9 @@ public final class EngineGraph {
 
     /// Allocates the contiguous value and gradient blocks and initialises every parameter, in
     /// node order, from one generator seeded with `seed`. Returns each node's parameters.
-    private func allocateParameters(_ specs: [[ParameterSpec]]) -> [[EngineParameter]] {
+    private func allocateParameters(_ specs: [[ParameterSpec]]) throws -> [[EngineParameter]] {
         parameterCount = specs.joined().reduce(0) { $0 + $1.count }
-        let storage = allocateFloats(2 * parameterCount)
+        let storage = try allocateFloats(2 * parameterCount)
         parameterStorage = storage
         let gradStorage = storage + parameterCount
         var random = EngineRandom(seed: seed)
@@ -338,9 +452,9 @@ public final class EngineGraph {
     }
 
     /// Allocates the buffer block (BN running statistics) and sets initial values.
-    private func allocateBuffers(_ specs: [[ParameterSpec]]) -> [[EngineBuffer]] {
+    private func allocateBuffers(_ specs: [[ParameterSpec]]) throws -> [[EngineBuffer]] {
         bufferCount = specs.joined().reduce(0) { $0 + $1.count }
-        let storage = allocateFloats(bufferCount)
+        let storage = try allocateFloats(bufferCount)
         bufferStorage = storage
         var nodeBuffers = [[EngineBuffer]](repeating: [], count: nodes.count)
         var offset = 0
@@ -357,9 +471,9 @@ public final class EngineGraph {
         return nodeBuffers
     }
 
-    private func makeKernel(_ op: EngineOp, index: Int, storage: NodeStorage) -> EngineKernel {
+    private func makeKernel(_ op: EngineOp, index: Int, storage: NodeStorage) throws -> EngineKernel {
         switch op {
-        case let .conv(k, s, p, _, _): return ConvKernel(kernel: k, stride: s, pad: p, storage: storage)
+        case let .conv(k, s, p, _, _): return try ConvKernel(kernel: k, stride: s, pad: p, storage: storage)
         case let .maxPool(k, s, p, _): return MaxPoolKernel(kernel: k, stride: s, pad: p, storage: storage)
         case let .avgPool(k, s, p, _): return AvgPoolKernel(kernel: k, stride: s, pad: p, storage: storage)
         case .globalAvgPool: return GlobalAvgPoolKernel(storage: storage)
@@ -367,13 +481,13 @@ public final class EngineGraph {
             let slope: Float
             if case let .leakyRelu(s) = op { slope = s } else { slope = 0 }
             return ReLUKernel(slope: slope, signFromOutput: op.backwardReadsOutput, storage: storage)
-        case let .batchNorm(eps, momentum): return BatchNormKernel(eps: eps, momentum: momentum, storage: storage)
+        case let .batchNorm(eps, momentum): return try BatchNormKernel(eps: eps, momentum: momentum, storage: storage)
         case let .dropout(p):
             return DropoutKernel(probability: p, nodeIndex: index, randomState: randomState, storage: storage)
         case .concat: return ConcatKernel(storage: storage)
         case .add: return AddKernel(storage: storage)
-        case .linear: return LinearKernel(storage: storage)
-        case .softmax: return SoftmaxKernel(storage: storage)
+        case .linear: return try LinearKernel(storage: storage)
+        case .softmax: return try SoftmaxKernel(storage: storage)
         }
     }
 
@@ -415,8 +529,8 @@ public final class EngineGraph {
     /// Gradient of the loss with respect to the input after `backward`, if `computesInputGradient`.
     public var inputGradient: UnsafePointer<Float>? { grads.first.flatMap { $0.map { UnsafePointer($0) } } }
 
-    /// Runs the graph on `batch` NHWC samples; returns the last node's output (probabilities for
-    /// softmax), valid until the next call. `training` uses batch statistics and dropout.
+    /// Runs the graph on `batch` NHWC samples; returns the last node's output (for softmax, each
+    /// pixel's probabilities over channels), valid until the next call. `training` uses batch statistics and dropout.
     @discardableResult
     public func forward(_ input: UnsafePointer<Float>, batch: Int, training: Bool) -> UnsafePointer<Float> {
         require(isCompiled, "compile() the graph first")
@@ -437,21 +551,41 @@ public final class EngineGraph {
         return UnsafePointer(values[nodes.count - 1])
     }
 
-    /// Mean softmax cross-entropy and number of correct predictions of the last forward pass.
+    /// Whether the last node is a softmax, the loss node that `loss` and `backward` need.
+    public var endsInSoftmax: Bool { nodes[nodes.count - 1].op == .softmax }
+
+    /// Classes of the loss node: the output's channels (softmax normalises over channels).
+    public var classCount: Int { outputShape.channels }
+
+    /// The loss of the last forward pass, the API the trainer and `dsl eval` use: softmax
+    /// cross-entropy between the final softmax and `labels` (one class in 0..<`classCount` per
+    /// image), computed from the softmax's input (the logits) with log-softmax in Double, so a
+    /// confident model's loss is not capped, and averaged over the batch and, for an output
+    /// map larger than 1×1, over its pixels (each pixel's cross-entropy against its image's
+    /// label). `correct` counts the images whose predicted class (`predictedClasses`) is the
+    /// label. The graph must end in softmax.
     public func loss(labels: UnsafePointer<Int32>, batch: Int) -> (loss: Float, correct: Int) {
         let (loss, correct) = lossInDouble(labels: labels, batch: batch)
         return (Float(loss), correct)
     }
 
+    /// Each image's predicted class after the last forward pass: the argmax of its probabilities
+    /// averaged over the output's pixels (the first on ties). The graph must end in softmax.
+    public func predictedClasses(batch: Int) -> [Int] {
+        guard let softmax = softmaxKernel else { fatalError("predictions need a graph ending in softmax") }
+        require(lastForward?.batch == batch, "predictions need the forward pass of the same batch")
+        return softmax.predictions(batch: batch)
+    }
+
     /// `loss` without rounding the mean to Float (finite-difference checks need the precision).
     func lossInDouble(labels: UnsafePointer<Int32>, batch: Int) -> (loss: Double, correct: Int) {
-        guard let softmax = softmaxKernel else { fatalError("the graph does not end in softmax") }
+        guard let softmax = softmaxKernel else { fatalError("the loss needs a graph ending in softmax") }
         require(lastForward?.batch == batch, "loss needs the forward pass of the same batch")
         return softmax.lossAndGradient(labels: labels, batch: batch, accumulateGradient: false)
     }
 
-    /// Back-propagates softmax cross-entropy (mean over the batch) of the last training forward
-    /// pass: zeroes, then accumulates, all parameter gradients. Returns loss and correct count.
+    /// Back-propagates the loss (see `loss(labels:batch:)`) of the last training forward pass:
+    /// zeroes, then accumulates, all parameter gradients. Returns the loss and correct count.
     @discardableResult
     public func backward(labels: UnsafePointer<Int32>, batch: Int) -> (loss: Float, correct: Int) {
         guard let softmax = softmaxKernel else { fatalError("backward needs a graph ending in softmax") }

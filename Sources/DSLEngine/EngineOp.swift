@@ -24,7 +24,8 @@ public enum EngineOp: Equatable, CustomStringConvertible {
     case add
     /// Fully connected layer on the flattened (H·W·C, NHWC order) input; output 1×1×outFeatures.
     case linear(outFeatures: Int, bias: Bool)
-    /// Softmax over the flattened input (the final node); training loss is softmax cross-entropy.
+    /// Softmax over channels at every pixel (anywhere in the graph). As the last node it is the
+    /// loss node: softmax cross-entropy from its input (`EngineGraph.loss(labels:batch:)`).
     case softmax
 
     /// A short name of the operator, e.g. "conv3x3/s2".
@@ -63,10 +64,11 @@ struct ParameterSpec {
 }
 
 extension EngineOp {
-    /// Backward reads the operator's input values (kept alive until then in training).
+    /// Backward reads the operator's input values (kept alive until then in training). The
+    /// final softmax's loss reads its logits too: the graph keeps the last node's inputs to the end.
     var backwardReadsInputs: Bool {
         switch self {
-        case .conv, .linear, .softmax: return true
+        case .conv, .linear: return true
         case let .leakyRelu(slope): return slope <= 0
         default: return false
         }

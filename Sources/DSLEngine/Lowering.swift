@@ -11,10 +11,20 @@ public struct LoweredNetwork {
     public let sourceOf: [Int]
 }
 
-/// Errors that make a checked network impossible to lower.
+/// Errors that make a checked network impossible to lower, located at the IR node (and so at
+/// the source text, `Graph.nodes[node].location`) they come from.
 public struct LoweringError: Error, CustomStringConvertible {
-    /// What went wrong, naming the layer.
-    public let description: String
+    /// The IR node (index in `Graph.nodes`) whose layer could not be lowered.
+    public let node: Int
+    /// What went wrong, naming the layer ("layer 'conv3': ...").
+    public let message: String
+    /// Creates an error at an IR node.
+    public init(node: Int, message: String) {
+        self.node = node
+        self.message = message
+    }
+    /// The message.
+    public var description: String { message }
 }
 
 /// Lowers IR to the engine: a conv with batch norm and an activation becomes three engine
@@ -31,7 +41,7 @@ public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetw
             sourceOf.append(irNode)
             return id
         } catch {
-            throw LoweringError(description: "layer '\(name)': \(error)")
+            throw LoweringError(node: irNode, message: "layer '\(name)': \(error)")
         }
     }
     func activation(_ a: Activation, after x: Int, _ name: String, _ irNode: Int) throws -> Int {

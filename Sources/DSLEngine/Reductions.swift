@@ -61,27 +61,66 @@ let hugePageThreshold = 4 << 20
 /// The size of a transparent huge page on x86-64 Linux.
 let hugePageBytes = 2 << 20
 
-/// Allocates `count` zeroed floats aligned to 64 bytes; a large buffer (activations, the weight
+/// Allocates `bytes` zeroed bytes aligned to 64 bytes; a large buffer (activations, the weight
 /// arena) is aligned to 2 MiB and advised to use transparent huge pages before it is touched.
 /// With 4 KiB pages, a pass streaming through a 25 MB activation misses the TLB on every page:
 /// All-CNN-C's first layer (batch 64, one thread) ran at 60-66 % of peak with them and 71-75 %
 /// with huge pages (four interleaved runs each). Where THP is disabled the advice is ignored.
-func allocateFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
-    let bytes = max(1, count) * 4
+/// Throws `EngineMemoryError` when the system refuses (never traps); free with `releaseMemory`.
+func allocateMemory(bytes requested: Int) throws -> UnsafeMutableRawPointer {
+    let bytes = max(64, requested)
     let huge = bytes >= hugePageThreshold
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: huge ? hugePageBytes : 64)
+    var raw: UnsafeMutableRawPointer? = nil
+    guard posix_memalign(&raw, huge ? hugePageBytes : 64, bytes) == 0, let raw else {
+        throw EngineMemoryError(allocationFailed: bytes)
+    }
     #if os(Linux)
     if huge { _ = madvise(raw, bytes, MADV_HUGEPAGE) }
     #endif
-    let floats = raw.bindMemory(to: Float.self, capacity: max(1, count))
-    floats.initialize(repeating: 0, count: max(1, count))
-    return floats
+    raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+    return raw
 }
 
-/// Allocates `count` zeroed doubles aligned to 64 bytes.
-func allocateDoubles(_ count: Int) -> UnsafeMutablePointer<Double> {
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 8, alignment: 64)
-    let doubles = raw.bindMemory(to: Double.self, capacity: max(1, count))
-    doubles.initialize(repeating: 0, count: max(1, count))
-    return doubles
+/// Frees memory from `allocateMemory` (nil does nothing).
+func releaseMemory(_ p: UnsafeMutableRawPointer?) { free(p) }
+
+/// `count` zeroed floats from `allocateMemory`.
+func allocateFloats(_ count: Int) throws -> UnsafeMutablePointer<Float> {
+    try allocateMemory(bytes: max(1, count) * 4).bindMemory(to: Float.self, capacity: max(1, count))
+}
+
+/// `count` zeroed doubles from `allocateMemory`.
+func allocateDoubles(_ count: Int) throws -> UnsafeMutablePointer<Double> {
+    try allocateMemory(bytes: max(1, count) * 8).bindMemory(to: Double.self, capacity: max(1, count))
+}
+
+/// Bytes that `allocateMemory` takes for a request (what the memory plan counts).
+func allocatedBytes(_ requested: Int) -> Int { max(64, requested) }
+
+/// Several buffers of one kernel carved out of one allocation (each 64-byte aligned), so that
+/// a kernel's memory is allocated, counted and freed as one piece and a failed allocation
+/// leaves nothing behind.
+struct MemoryLayout64 {
+    private(set) var bytes = 0
+    /// Reserves `count` elements of `stride` bytes; returns their byte offset.
+    mutating func reserve(_ count: Int, stride: Int) -> Int {
+        let offset = bytes
+        bytes += (max(0, count) * stride + 63) / 64 * 64
+        return offset
+    }
+    mutating func floats(_ count: Int) -> Int { reserve(count, stride: 4) }
+    mutating func doubles(_ count: Int) -> Int { reserve(count, stride: 8) }
+}
+
+/// The allocation of a `MemoryLayout64`, freed with its owner.
+final class MemoryBlock {
+    let base: UnsafeMutableRawPointer
+    let bytes: Int
+    init(_ layout: MemoryLayout64) throws {
+        bytes = allocatedBytes(layout.bytes)
+        base = try allocateMemory(bytes: layout.bytes)
+    }
+    deinit { releaseMemory(base) }
+    func floats(at offset: Int) -> UnsafeMutablePointer<Float> { (base + offset).assumingMemoryBound(to: Float.self) }
+    func doubles(at offset: Int) -> UnsafeMutablePointer<Double> { (base + offset).assumingMemoryBound(to: Double.self) }
 }

@@ -165,7 +165,7 @@ public final class Trainer {
         self.test = testSet
         let lowered = try lower(graph, maxBatch: options.batch, seed: options.seed)
         engine = lowered.engine
-        engine.compile(training: true)
+        try engine.compile(training: true)
         // Weight decay applies to conv and linear weights, not to biases or batch norm.
         let noDecay = engine.parameters.filter { !($0.name.hasSuffix(".weight") && $0.shape.count > 1) }.map { $0.offset..<($0.offset + $0.count) }
         optimizer = try SGDOptimizer(parameterCount: engine.parameterCount, momentum: options.momentum, weightDecay: options.weightDecay,

@@ -74,17 +74,17 @@ final class ConvBenchTests: XCTestCase {
             let outS = EngineShape(height: oh, width: oh, channels: oc)
             let colFloats = ConvKernel.columnFloatsPerSample(kernel: k, input: inS, output: outS)
                 * ConvKernel.samplesPerChunk(kernel: k, input: inS, output: outS, maxBatch: batch)
-            let x = allocateFloats(batch * inS.count), dx = allocateFloats(batch * inS.count)
-            let y = allocateFloats(batch * outS.count), dy = allocateFloats(batch * outS.count)
-            let w = allocateFloats(k * k * ic * oc), dw = allocateFloats(k * k * ic * oc)
-            let b = allocateFloats(oc), db = allocateFloats(oc), col = allocateFloats(colFloats)
+            let x = try allocateFloats(batch * inS.count), dx = try allocateFloats(batch * inS.count)
+            let y = try allocateFloats(batch * outS.count), dy = try allocateFloats(batch * outS.count)
+            let w = try allocateFloats(k * k * ic * oc), dw = try allocateFloats(k * k * ic * oc)
+            let b = try allocateFloats(oc), db = try allocateFloats(oc), col = try allocateFloats(colFloats)
             for i in 0..<(batch * inS.count) { x[i] = Float(i % 13) * 0.1 - 0.6 }
             for i in 0..<(batch * outS.count) { dy[i] = Float(i % 11) * 0.1 - 0.5 }
             for i in 0..<(k * k * ic * oc) { w[i] = Float(i % 7) * 0.01 }
             let st = NodeStorage(inputs: [x], inputShapes: [inS], inputGrads: [ic == 3 ? nil : dx], output: y, outputShape: outS,
                                  outputGrad: dy, parameters: [w, b], parameterGrads: [dw, db], buffers: [], saved: nil,
                                  columnScratch: col, columnScratchFloats: colFloats, maxBatch: batch)
-            let kern = ConvKernel(kernel: k, stride: s, pad: p, storage: st)
+            let kern = try ConvKernel(kernel: k, stride: s, pad: p, storage: st)
             let flops = 2.0 * Double(batch * oh * oh * k * k * ic * oc)
             func pct(_ t: Double, passes: Double = 1) -> String {
                 String(format: "%5.1f%%", passes * flops / t / 1e9 / (peak1 * Double(threads)) * 100)
@@ -104,7 +104,7 @@ final class ConvBenchTests: XCTestCase {
                 line += " | direct bwd-w \(pct(bw)) bwd-d \(pct(bd))"
             }
             print(line)
-            for ptr in [x, dx, y, dy, w, dw, b, db, col] { ptr.deallocate() }
+            for ptr in [x, dx, y, dy, w, dw, b, db, col] { releaseMemory(ptr) }
         }
     }
 }

@@ -23,7 +23,7 @@ final class DirectConvTests: XCTestCase {
         let c = try g.add(.conv(kernel: k, stride: s, pad: p, outChannels: oc, bias: true), inputs: [0], name: "conv")
         let f = try g.add(.globalAvgPool, inputs: [c], name: "gap")
         try g.add(.softmax, inputs: [f], name: "softmax")
-        g.compile(training: true, reuseBuffers: false)
+        try g.compile(training: true, reuseBuffers: false)
         var random = TestRandom(3)
         let x = random.normals(3 * h * w * ic)
         let labels = (0..<3).map { Int32($0 % oc) }

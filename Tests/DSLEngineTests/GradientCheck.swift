@@ -68,7 +68,7 @@ struct GradientChecker {
         if graph.op(of: graph.nodeCount - 1) != .softmax {
             try graph.add(.softmax, inputs: [graph.nodeCount - 1], name: "softmax")
         }
-        graph.compile(training: true, reuseBuffers: reuseBuffers)
+        try graph.compile(training: true, reuseBuffers: reuseBuffers)
         var random = TestRandom(seed &+ 77)
         // Non-trivial affine parameters: biases and BN scales away from their 0/1 initialisation.
         for parameter in graph.parameters where parameter.name.hasSuffix(".bias") || parameter.shape.count == 1 {
@@ -76,7 +76,7 @@ struct GradientChecker {
         }
         let inputCount = batch * graph.inputShape.count
         let x = spacedInput ? random.spaced(inputCount) : random.normals(inputCount)
-        let classes = graph.outputShape.count
+        let classes = graph.classCount
         let labels = (0..<batch).map { _ in Int32(random.int(classes)) }
         let dropoutSeed: UInt64 = 12345
 

@@ -138,6 +138,32 @@ final class OpGradientTests: XCTestCase {
         assertGradientsMatch(report, "softmax cross-entropy")
     }
 
+    /// A softmax inside the network (over channels at every pixel), then more layers and the loss.
+    func testSoftmaxInTheMiddleGradients() throws {
+        let report = try GradientChecker(batch: 3).check(input: (4, 5, 3)) { g in
+            try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 6, bias: true), inputs: [0], name: "conv1")
+            try g.add(.softmax, inputs: [1], name: "attention")
+            try g.add(.conv(kernel: 1, stride: 1, pad: 0, outChannels: 4, bias: true), inputs: [2], name: "conv2")
+            try g.add(.globalAvgPool, inputs: [3], name: "gap")
+        }
+        assertGradientsMatch(report, "softmax in the middle")
+        // Two softmaxes in a row, on the input itself.
+        let direct = try GradientChecker(batch: 2, entriesPerTensor: 60).check(input: (3, 2, 5)) { g in
+            try g.add(.softmax, inputs: [0], name: "first")
+        }
+        assertGradientsMatch(direct, "softmax, then the loss's softmax, over a 3x2 map")
+    }
+
+    /// The loss of a final softmax over an H×W map: the mean over batch and pixels of each
+    /// pixel's cross-entropy against its image's label.
+    func testSoftmaxLossOverAMapGradients() throws {
+        let report = try GradientChecker(batch: 3).check(input: (5, 3, 2)) { g in
+            try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 4, bias: true), inputs: [0], name: "conv1")
+            try g.add(.softmax, inputs: [1], name: "softmax")
+        }
+        assertGradientsMatch(report, "softmax loss over a 5x3 map")
+    }
+
     func testGradientCheckCatchesWrongGradients() throws {
         // A 3% error on every gradient entry must be reported.
         var checker = GradientChecker()

@@ -124,7 +124,7 @@ final class OpGridTests: XCTestCase {
                 }
             }
             let maxBatch = batch + index % 2
-            try twice(label, &failures, { threads in
+            twice(label, &failures, { threads in
                 let t = KernelTensors()
                 let xs = t.make(maxBatch * inShape.count, padded(x, to: maxBatch * inShape.count))
                 let ys = t.make(maxBatch * outShape.count, [Float](repeating: poison, count: maxBatch * outShape.count))
@@ -229,7 +229,7 @@ final class OpGridTests: XCTestCase {
                                           parameters: [g.pointer, b.pointer], parameterGrads: [dg.pointer, db.pointer],
                                           buffers: [rm.pointer, rv.pointer], saved: saved.pointer,
                                           columnScratch: xs.pointer, columnScratchFloats: 0, maxBatch: maxBatch)
-                let kernel = BatchNormKernel(eps: Float(eps), momentum: Float(momentum), storage: storage)
+                let kernel = try BatchNormKernel(eps: Float(eps), momentum: Float(momentum), storage: storage)
                 var values: [Float] = []
                 withThreads(threads) {
                     kernel.forward(batch: batch, training: true)
@@ -292,7 +292,7 @@ final class OpGridTests: XCTestCase {
                 offset += c
             }
             let maxBatch = batch + index % 3 / 2
-            try twice(label, &failures, { threads in
+            twice(label, &failures, { threads in
                 let t = KernelTensors()
                 let cap = maxBatch * h * w
                 let inputs = zip(widths, xs).map { t.make(cap * $0, padded($1, to: cap * $0)) }
@@ -366,7 +366,7 @@ final class OpGridTests: XCTestCase {
                                           parameters: [ws.pointer] + (bias ? [bs.pointer] : []),
                                           parameterGrads: [dws.pointer] + (bias ? [dbs.pointer] : []), buffers: [], saved: nil,
                                           columnScratch: xs.pointer, columnScratchFloats: 0, maxBatch: maxBatch)
-                let kernel = LinearKernel(storage: storage)
+                let kernel = try LinearKernel(storage: storage)
                 withThreads(threads) {
                     kernel.forward(batch: batch, training: true)
                     kernel.backward(batch: batch)
@@ -402,7 +402,7 @@ final class OpGridTests: XCTestCase {
             let probability = random.pick([Float(0.1), 0.5, 0.9])
             let slope = random.pick([Float(0), 0.1, -0.2])
             let label = "\(batch)x\(shape) " + ["dropout(\(probability))", "gap", "leaky(\(slope))"][kind]
-            try twice(label, &failures, { threads in
+            twice(label, &failures, { threads in
                 let t = KernelTensors()
                 let xs = t.make(capacity, padded(x, to: capacity)), dxs = t.make(capacity, padded(dx0, to: capacity))
                 let ys = t.make(outCapacity, padded([], to: outCapacity)), dys = t.make(outCapacity, padded(dy, to: outCapacity))
@@ -471,6 +471,70 @@ final class OpGridTests: XCTestCase {
                         ?? mismatch(train, y, abs: y.map { abs($0) }, rel: 1e-6, "y")
                         ?? mismatch(dx, ref, abs: ref.map { abs($0) + 1 }, rel: 1e-6, "dx")
                 }
+            })
+        }
+        report(failures)
+    }
+
+    // MARK: Softmax
+
+    /// Softmax over channels at every pixel: forward, backward inside a network (dX += y ⊙
+    /// (dY − Σ dY·y)), and as the loss node (cross-entropy from the logits, mean over batch and
+    /// pixels; gradient (y − onehot)/(B·P)).
+    func testSoftmaxGrid() throws {
+        var random = TestRandom(16)
+        var failures: [String] = []
+        for index in 0..<60 {
+            let shape = EngineShape(height: random.pick([1, 1, 2, 3, 7]), width: random.pick([1, 2, 5, 9]),
+                                    channels: random.pick(Self.channels))
+            let batch = random.pick(Self.batches), maxBatch = batch + index % 2
+            let (c, pixels) = (shape.channels, shape.height * shape.width)
+            let count = batch * shape.count, capacity = maxBatch * shape.count
+            let x = random.normals(count).map { $0 * 4 }, dy = random.normals(count), dx0 = random.normals(count)
+            let labels = (0..<batch).map { _ in Int32(random.int(c)) }
+            let label = "\(batch)x\(shape) softmax"
+            var y = [Double](repeating: 0, count: count), dx = dx0.map(Double.init), dxLoss = dx0.map(Double.init)
+            var loss = 0.0
+            for r in 0..<(batch * pixels) {
+                let logits = x[(r * c)..<((r + 1) * c)].map(Double.init)
+                let largest = logits.max()!
+                let logSum = largest + log(logits.reduce(0) { $0 + exp($1 - largest) })
+                let n = r / pixels, l = Int(labels[n])
+                loss += (logSum - logits[l]) / Double(batch * pixels)
+                var dot = 0.0
+                for k in 0..<c { y[r * c + k] = exp(logits[k] - logSum); dot += Double(dy[r * c + k]) * y[r * c + k] }
+                for k in 0..<c {
+                    dx[r * c + k] += y[r * c + k] * (Double(dy[r * c + k]) - dot)
+                    dxLoss[r * c + k] += (y[r * c + k] - (k == l ? 1 : 0)) / Double(batch * pixels)
+                }
+            }
+            try twice(label, &failures, { threads in
+                let t = KernelTensors()
+                let xs = t.make(capacity, padded(x, to: capacity)), ys = t.make(capacity, padded([], to: capacity))
+                let dys = t.make(capacity, padded(dy, to: capacity)), dxs = t.make(capacity, padded(dx0, to: capacity))
+                let storage = NodeStorage(inputs: [xs.pointer], inputShapes: [shape], inputGrads: [dxs.pointer],
+                                          output: ys.pointer, outputShape: shape, outputGrad: dys.pointer,
+                                          parameters: [], parameterGrads: [], buffers: [], saved: nil,
+                                          columnScratch: xs.pointer, columnScratchFloats: 0, maxBatch: maxBatch)
+                let kernel = try SoftmaxKernel(storage: storage)
+                var values: [Float] = []
+                withThreads(threads) {
+                    kernel.forward(batch: batch, training: true)
+                    values = ys.first(count)
+                    kernel.backward(batch: batch)
+                    values += dxs.first(count)
+                    dxs.pointer.update(from: dx0, count: count)
+                    let (l, _) = labels.withUnsafeBufferPointer {
+                        kernel.lossAndGradient(labels: $0.baseAddress!, batch: batch, accumulateGradient: true)
+                    }
+                    values += dxs.first(count) + [Float(l)]
+                }
+                return Run(values: values, intact: t.intact)
+            }, check: { r in
+                mismatch(Array(r.values[0..<count]), y, abs: y, rel: 1e-5, floor: 0.1, "y")
+                    ?? mismatch(Array(r.values[count..<(2 * count)]), dx, abs: dx.map { abs($0) + 1 }, rel: 1e-5, "dx")
+                    ?? mismatch(Array(r.values[(2 * count)..<(3 * count)]), dxLoss, abs: dxLoss.map { abs($0) + 1 }, rel: 1e-5, "dx (loss)")
+                    ?? mismatch([r.values[3 * count]], [loss], abs: [abs(loss) + 1], rel: 1e-6, "loss")
             })
         }
         report(failures)

@@ -26,7 +26,7 @@ final class WinogradTests: XCTestCase {
         let c = try g.add(.conv(kernel: 3, stride: 1, pad: p, outChannels: oc, bias: true), inputs: [0], name: "conv")
         let f = try g.add(.globalAvgPool, inputs: [c], name: "gap")
         try g.add(.softmax, inputs: [f], name: "softmax")
-        g.compile(training: true, reuseBuffers: false)
+        try g.compile(training: true, reuseBuffers: false)
         var random = TestRandom(7)
         let x = random.normals(batch * h * w * ic)
         let labels = (0..<batch).map { Int32($0 % oc) }
@@ -86,7 +86,7 @@ final class WinogradTests: XCTestCase {
         let d = try g.add(.conv(kernel: 3, stride: 1, pad: 3, outChannels: 16, bias: true), inputs: [c], name: "d")
         let f = try g.add(.globalAvgPool, inputs: [d], name: "gap")
         try g.add(.softmax, inputs: [f], name: "softmax")
-        g.compile(training: true)
+        try g.compile(training: true)
         XCTAssertEqual(g.algorithm(of: a), "winograd")
         XCTAssertNotEqual(g.algorithm(of: b), "winograd")   // stride 2
         XCTAssertNotEqual(g.algorithm(of: c), "winograd")   // 8 output channels
@@ -94,7 +94,7 @@ final class WinogradTests: XCTestCase {
         // Very wide layers keep their memory: 36 · 720 · 720 transformed floats is over the limit.
         let wide = EngineGraph(inputShape: (2, 2, 720), maxBatch: 1, seed: 1)
         let w = try wide.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 720, bias: false), inputs: [0], name: "w")
-        wide.compile(training: false)
+        try wide.compile(training: false)
         XCTAssertNotEqual(wide.algorithm(of: w), "winograd")
         XCTAssertGreaterThan(36 * 720 * 720, ConvKernel.winogradMaxTransformedFloats)
     }
@@ -109,11 +109,11 @@ final class WinogradTests: XCTestCase {
         let a = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 16, bias: true), inputs: [0], name: "a")
         let f = try g.add(.globalAvgPool, inputs: [a], name: "gap")
         try g.add(.softmax, inputs: [f], name: "softmax")
-        g.compile(training: true)
+        try g.compile(training: true)
         XCTAssertNotEqual(g.algorithm(of: a), "winograd")
         let inference = EngineGraph(inputShape: (4, 4, 16), maxBatch: 1, seed: 1)
         let b = try inference.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 16, bias: true), inputs: [0], name: "a")
-        inference.compile(training: false)
+        try inference.compile(training: false)
         XCTAssertEqual(inference.algorithm(of: b), "winograd")   // forward only: no block needed
     }
 
@@ -127,7 +127,7 @@ final class WinogradTests: XCTestCase {
             let c = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 40, bias: true), inputs: [0], name: "c")
             let f = try g.add(.globalAvgPool, inputs: [c], name: "gap")
             try g.add(.softmax, inputs: [f], name: "softmax")
-            g.compile(training: training)
+            try g.compile(training: training)
             XCTAssertEqual(g.algorithm(of: c), "winograd")
             g.forward(x, batch: 2, training: false)
             outputs.append(Array(UnsafeBufferPointer(start: g.outputStorage(of: c), count: 2 * g.shape(of: c).count)))

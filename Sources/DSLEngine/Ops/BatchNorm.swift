@@ -35,7 +35,17 @@ final class BatchNormKernel: EngineKernel {
     let partials: UnsafeMutablePointer<Double>
     let sums: UnsafeMutablePointer<Double>
 
-    init(eps: Float, momentum: Float, storage s: NodeStorage) {
+    /// The kernel's state and scratch, one block.
+    let block: MemoryBlock
+
+    /// Layout of that block for C channels: five float vectors, the batch mean, partials, sums.
+    static func layout(channels c: Int) -> (layout: MemoryLayout64, floats: Int, mean: Int, partials: Int, sums: Int) {
+        var l = MemoryLayout64()
+        let floats = l.floats(5 * c), mean = l.doubles(c), partials = l.doubles(2 * maxReductionChunks * c), sums = l.doubles(2 * c)
+        return (l, floats, mean, partials, sums)
+    }
+
+    init(eps: Float, momentum: Float, storage s: NodeStorage) throws {
         channels = s.outputShape.channels
         rowsPerSample = s.outputShape.height * s.outputShape.width
         self.eps = eps
@@ -51,21 +61,16 @@ final class BatchNormKernel: EngineKernel {
         runningMean = s.buffers[0]
         runningVar = s.buffers[1]
         normalized = s.saved
-        scale = allocateFloats(5 * channels)
+        let l = BatchNormKernel.layout(channels: channels)
+        block = try MemoryBlock(l.layout)
+        scale = block.floats(at: l.floats)
         shift = scale + channels
         invStd = scale + 2 * channels
         meanDy = scale + 3 * channels
         meanDyXhat = scale + 4 * channels
-        batchMean = allocateDoubles(channels)
-        partials = allocateDoubles(2 * maxReductionChunks * channels)
-        sums = allocateDoubles(2 * channels)
-    }
-
-    deinit {
-        scale.deallocate()
-        batchMean.deallocate()
-        partials.deallocate()
-        sums.deallocate()
+        batchMean = block.doubles(at: l.mean)
+        partials = block.doubles(at: l.partials)
+        sums = block.doubles(at: l.sums)
     }
 
     /// sums[c] = Σ_r a[r,c] (and sums[C + c] = Σ_r a[r,c]·b[r,c] when b is given), fixed order.
@@ -148,7 +153,7 @@ final class BatchNormKernel: EngineKernel {
         }
     }
 
-    var ownedScratchBytes: Int { channels * (5 * 4 + 8 + 2 * maxReductionChunks * 8 + 2 * 8) }
+    var ownedScratchBytes: Int { block.bytes }
 
     func backward(batch: Int) {
         guard let dOut = outputGrad, let xhat = normalized else { return }

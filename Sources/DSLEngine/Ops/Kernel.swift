@@ -31,6 +31,10 @@ struct NodeStorage {
     var columnScratch: UnsafeMutablePointer<Float>
     var columnScratchFloats: Int
     var maxBatch: Int
+    /// Per-call buffers shared by the graph's convolutions (`ConvPlan.workspace`; they run one
+    /// at a time); nil: a convolution allocates its own.
+    var workspace: UnsafeMutableRawPointer? = nil
+    var workspaceBytes = 0
 }
 
 /// The tensors of a channel merge (add, concat): several inputs of equal height and width,

@@ -15,8 +15,16 @@ final class LinearKernel: EngineKernel {
     let bias: UnsafeMutablePointer<Float>?
     let biasGrad: UnsafeMutablePointer<Float>?
     let biasPartials: UnsafeMutablePointer<Double>
+    let block: MemoryBlock
 
-    init(storage s: NodeStorage) {
+    /// Bytes of its scratch (bias-gradient partial sums) for `outFeatures` outputs.
+    static func layout(outFeatures: Int) -> MemoryLayout64 {
+        var l = MemoryLayout64()
+        _ = l.doubles(maxReductionChunks * outFeatures)
+        return l
+    }
+
+    init(storage s: NodeStorage) throws {
         features = s.inputShapes[0].count
         outFeatures = s.outputShape.channels
         input = s.inputs[0]
@@ -27,10 +35,9 @@ final class LinearKernel: EngineKernel {
         weightGrad = s.parameterGrads[0]
         bias = s.parameters.count > 1 ? s.parameters[1] : nil
         biasGrad = s.parameterGrads.count > 1 ? s.parameterGrads[1] : nil
-        biasPartials = allocateDoubles(maxReductionChunks * outFeatures)
+        block = try MemoryBlock(LinearKernel.layout(outFeatures: outFeatures))
+        biasPartials = block.doubles(at: 0)
     }
-
-    deinit { biasPartials.deallocate() }
 
     func forward(batch: Int, training: Bool) {
         let (f, o) = (features, outFeatures)
@@ -44,7 +51,7 @@ final class LinearKernel: EngineKernel {
         }
     }
 
-    var ownedScratchBytes: Int { maxReductionChunks * outFeatures * 8 }
+    var ownedScratchBytes: Int { block.bytes }
 
     func backward(batch: Int) {
         guard let dOut = outputGrad else { return }
