@@ -36,8 +36,14 @@ final class ThreadScratch {
             free(buffer.pointer)
             var raw: UnsafeMutableRawPointer? = nil
             let capacity = max(floats, 4096)
-            _ = posix_memalign(&raw, 64, capacity * MemoryLayout<Float>.stride)
-            buffer.pointer = raw!.bindMemory(to: Float.self, capacity: capacity)
+            // Kernels ask from inside parallel loops, where nothing can be thrown; the sizes are
+            // bounded by a layer's rows (a padded input band, packed panels), small next to the
+            // planned memory that `compile` checks, so a refusal here means the machine ran out
+            // after the check: stop with a message rather than dereference nil.
+            guard posix_memalign(&raw, 64, capacity * MemoryLayout<Float>.stride) == 0, let raw else {
+                fatalError("out of memory: the system refused \(capacity * 4) bytes of per-thread scratch")
+            }
+            buffer.pointer = raw.bindMemory(to: Float.self, capacity: capacity)
             buffer.capacity = capacity
         }
         return buffer.pointer!
