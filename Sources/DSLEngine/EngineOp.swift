@@ -97,7 +97,7 @@ extension EngineOp {
     func savedFloatsPerSample(input: EngineShape, output: EngineShape) -> Int {
         switch self {
         case .batchNorm, .dropout: return input.count
-        case .maxPool: return output.count
+        case .maxPool: return wideArgmax(input) ? 2 * output.count : output.count
         default: return 0
         }
     }

@@ -130,7 +130,12 @@ final class OpGridTests: XCTestCase {
                 let ys = t.make(maxBatch * outShape.count, [Float](repeating: poison, count: maxBatch * outShape.count))
                 let dys = t.make(maxBatch * outShape.count, padded(dy, to: maxBatch * outShape.count))
                 let dxs = t.make(maxBatch * inShape.count, padded(dx0, to: maxBatch * inShape.count))
-                let saved = isMax ? t.make(maxBatch * outShape.count) : nil
+                // Every third case keeps 64-bit argmax offsets (as for samples over 2^31 elements).
+                let savedThreshold = wideArgmaxThreshold
+                if index % 3 == 0 { wideArgmaxThreshold = 0 }
+                defer { wideArgmaxThreshold = savedThreshold }
+                let savedFloats = op.savedFloatsPerSample(input: inShape, output: outShape)
+                let saved = isMax ? t.make(maxBatch * savedFloats) : nil
                 let storage = NodeStorage(inputs: [xs.pointer], inputShapes: [inShape], inputGrads: [dxs.pointer],
                                           output: ys.pointer, outputShape: outShape, outputGrad: dys.pointer,
                                           parameters: [], parameterGrads: [], buffers: [], saved: saved?.pointer,

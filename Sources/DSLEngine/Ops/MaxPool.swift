@@ -1,6 +1,14 @@
 // Max pooling, PyTorch semantics (padding acts as −∞; windows clipped to the input).
-// inp is (B,H,W,C), out is (B,OH,OW,C), argmax is (B,OH,OW,C) Int32 offsets into one input sample
+// inp is (B,H,W,C), out is (B,OH,OW,C), argmax is (B,OH,OW,C) offsets into one input sample:
+// Int32, or Int64 (two floats of saved storage each) when a sample has more than 2^31 − 1
+// elements (`wideArgmax`), which the checker allows.
 // Forward saves only the argmax indices (training); backward scatters dY to them.
+
+/// Whether max pooling on inputs of this shape keeps 64-bit argmax offsets.
+func wideArgmax(_ input: EngineShape) -> Bool { input.count > wideArgmaxThreshold }
+
+/// Largest sample (elements) with 32-bit argmax offsets (tests lower it to run the 64-bit path).
+nonisolated(unsafe) var wideArgmaxThreshold = Int(Int32.max)
 
 /// Max-pooling kernel; ties pick the first maximum in (kh, kw) order, like PyTorch.
 final class MaxPoolKernel: EngineKernel {
@@ -14,6 +22,7 @@ final class MaxPoolKernel: EngineKernel {
     let output: UnsafeMutablePointer<Float>
     let outputGrad: UnsafeMutablePointer<Float>?
     let argmax: UnsafeMutablePointer<Int32>?
+    let argmax64: UnsafeMutablePointer<Int64>?
 
     init(kernel: Int, stride: Int, pad: Int, storage s: NodeStorage) {
         inShape = s.inputShapes[0]
@@ -25,15 +34,26 @@ final class MaxPoolKernel: EngineKernel {
         inputGrad = s.inputGrads[0]
         output = s.output
         outputGrad = s.outputGrad
-        argmax = s.saved.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: Int32.self) }
+        let wide = wideArgmax(s.inputShapes[0])
+        argmax = wide ? nil : s.saved.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: Int32.self) }
+        argmax64 = wide ? s.saved.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: Int64.self) } : nil
     }
 
     func forward(batch: Int, training: Bool) {
+        if training, let indices = argmax64 {
+            pool(batch: batch, indices: indices)
+        } else {
+            pool(batch: batch, indices: training ? argmax : nil)
+        }
+    }
+
+    /// The forward pass, recording each maximum's offset in `indices` if given.
+    @inline(__always)
+    private func pool<Index: FixedWidthInteger>(batch: Int, indices: UnsafeMutablePointer<Index>?) {
         let (h, w, c) = (inShape.height, inShape.width, inShape.channels)
         let (oh, ow) = (outShape.height, outShape.width)
         let (k, s, p) = (kernel, stride, pad)
         let (x, y) = (UnsafePointer(input), output)
-        let indices = training ? argmax : nil
         parallelFor(batch * oh) { job in
             let sample = job / oh, outRow = job % oh
             let xs = x + sample * h * w * c
@@ -53,7 +73,7 @@ final class MaxPoolKernel: EngineKernel {
                             for ch in 0..<c {
                                 let v = src[ch], better = v > dst[ch]
                                 dst[ch] = better ? v : dst[ch]
-                                idx[ch] = better ? Int32(offset + ch) : idx[ch]
+                                idx[ch] = better ? Index(truncatingIfNeeded: offset + ch) : idx[ch]
                             }
                         }
                     }
@@ -70,7 +90,13 @@ final class MaxPoolKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
-        guard let dIn = inputGrad, let dOut = outputGrad, let indices = argmax else { return }
+        if let indices = argmax64 { scatter(batch: batch, indices: indices) } else if let indices = argmax { scatter(batch: batch, indices: indices) }
+    }
+
+    /// dX[argmax] += dY.
+    @inline(__always)
+    private func scatter<Index: FixedWidthInteger>(batch: Int, indices: UnsafeMutablePointer<Index>) {
+        guard let dIn = inputGrad, let dOut = outputGrad else { return }
         let inCount = inShape.count, outCount = outShape.count
         // One job per sample: samples scatter into disjoint parts of dIn, in a fixed order.
         parallelFor(batch) { sample in
