@@ -46,7 +46,12 @@ enum EvalCommand {
             return l
         }
         engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)
-        guard let (_, g, _) = try loadChecked(a.positional[0]) else { return ExitCode.failure }
+        guard let (checked, g, _) = try loadChecked(a.positional[0]) else { return ExitCode.failure }
+        if !endsInSoftmax(g) {
+            reportEngineError("evaluation needs a network that ends in 'softmax' (it reports class probabilities and their cross-entropy); "
+                              + "this one ends in '\(g.nodes[g.output].name)'", node: g.output, checked: checked, graph: g)
+            return ExitCode.failure
+        }
         let checkpoint = try TrainingCheckpoint.read(from: weights)
         try Trainer.checkSpec(checkpoint.metadata, hash: Trainer.hash(g), file: weights)
         let classes = try Trainer.classes(of: g)
@@ -72,8 +77,7 @@ enum EvalCommand {
         } else {
             err("warning: \(weights): no preprocessing stored (no 'preprocess.method'); evaluating raw pixel values\n")
         }
-        let lowered = try lower(g, maxBatch: batch, seed: 0)
-        try lowered.engine.compile(training: false)
+        guard let lowered = try lowerAndCompile(checked, graph: g, batch: batch, seed: 0, training: false) else { return ExitCode.failure }
         try Trainer.loadWeights(checkpoint.parameters, into: lowered.engine, file: weights)
         let e = try Trainer.evaluate(engine: lowered.engine, data: test, batch: batch)
         if format == "json" {

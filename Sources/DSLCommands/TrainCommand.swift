@@ -90,7 +90,12 @@ enum TrainCommand {
         let flags = try optionsFromFlags(a)
         engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)
 
-        guard let (_, g, _) = try loadChecked(a.positional[0], printWarnings: true) else { return ExitCode.failure }
+        guard let (checked, g, _) = try loadChecked(a.positional[0], printWarnings: true) else { return ExitCode.failure }
+        if !endsInSoftmax(g) {
+            reportEngineError("training needs a network that ends in 'softmax' (the loss is softmax cross-entropy); "
+                              + "this one ends in '\(g.nodes[g.output].name)'", node: g.output, checked: checked, graph: g)
+            return ExitCode.failure
+        }
         if let resumePath, !isExistingFile(resumePath) {
             throw CommandFailure(message: "--resume \(resumePath): \(FileManager.default.fileExists(atPath: resumePath) ? "is a directory, expected a checkpoint file" : "file not found")")
         }
@@ -138,7 +143,15 @@ enum TrainCommand {
         guard let dataDir = o.dataDirectory else { throw CommandFailure(message: "no data directory: pass --data DIR") }
         if o.dataset == nil { o.dataset = try detectDatasetFormat(directory: dataDir) }
         let data = try loadDataset(directory: dataDir, format: o.dataset, labels: o.labels)
-        let trainer = try Trainer(graph: g, train: data.train, test: data.test, options: o, preprocessor: resumed?.preprocessor)
+        let trainer: Trainer
+        do {
+            trainer = try Trainer(graph: g, train: data.train, test: data.test, options: o, preprocessor: resumed?.preprocessor)
+        } catch let e as LoweringError {
+            reportLoweringError(e, checked: checked, graph: g)
+            return ExitCode.failure
+        } catch let e as EngineMemoryError {
+            throw memoryFailure(e, path: checked.source.path)
+        }
 
         var history: [EpochMetrics] = []
         if let checkpoint = resumed, let resumePath {

@@ -173,17 +173,15 @@ public final class Trainer {
         specHash = Trainer.hash(graph)
     }
 
-    /// The number of classes of a classifier network: it must end in softmax over a 1x1xK
-    /// output. Throws otherwise.
+    /// The number of classes of a classifier network: the channels of its last layer, which
+    /// must be a softmax (the loss is softmax cross-entropy). A softmax over an HxW map larger
+    /// than 1x1 classifies every pixel: the loss is the mean over the pixels and the prediction
+    /// the class of the pixel-mean probabilities (`EngineGraph.loss`). Throws otherwise.
     public static func classes(of graph: Graph) throws -> Int {
         guard case .softmax = graph.nodes[graph.output].op else {
             throw TrainingError("the network must end in 'softmax' to be trained or evaluated (the loss is softmax cross-entropy)")
         }
-        let out = graph.nodes[graph.output].shape
-        guard out.height == 1, out.width == 1 else {
-            throw TrainingError("the network's output is \(out); a classifier needs one score per class (1x1xK: end with gap or fc before softmax)")
-        }
-        return out.channels
+        return graph.nodes[graph.output].shape.channels
     }
 
     /// Throws unless `data` fits the classifier `graph`: same image shape, as many classes as
@@ -317,8 +315,8 @@ public final class Trainer {
     /// a label is out of range (checked before anything is indexed).
     public static func evaluate(engine: EngineGraph, data: Dataset, batch: Int) throws -> Evaluation {
         let classes = data.classes
-        guard engine.outputShape.count == classes else {
-            throw TrainingError("the network outputs \(engine.outputShape.count) classes but the dataset has \(classes)")
+        guard engine.endsInSoftmax, engine.classCount == classes else {
+            throw TrainingError("the network outputs \(engine.classCount) classes but the dataset has \(classes)")
         }
         guard batch >= 1, batch <= engine.maxBatch else { throw TrainingError("evaluation batch \(batch) outside 1...\(engine.maxBatch)") }
         try checkLabels(data, classes: classes, role: "dataset")
@@ -333,14 +331,11 @@ public final class Trainer {
                 var i = 0
                 while i < data.count {
                     let n = min(batch, data.count - i)
-                    let probs = engine.forward(imgs.baseAddress! + i * size, batch: n, training: false)
+                    engine.forward(imgs.baseAddress! + i * size, batch: n, training: false)
                     let (loss, _) = engine.loss(labels: labels.baseAddress! + i, batch: n)
                     lossSum += Double(loss) * Double(n)
-                    for j in 0..<n {
-                        let row = probs + j * classes
-                        var best = 0
-                        for c in 1..<max(1, classes) where row[c] > row[best] { best = c }
-                        confusion[Int(labels[i + j])][best] += 1
+                    for (j, predicted) in engine.predictedClasses(batch: n).enumerated() {
+                        confusion[Int(labels[i + j])][predicted] += 1
                     }
                     i += n
                 }

@@ -197,7 +197,9 @@ final class RunStateTests: XCTestCase {
         let twenty = try Dataset(images: [Float](repeating: 0, count: 2 * 3072), labels: [0, 19], count: 2, height: 32, width: 32, channels: 3, classes: 20)
         assertThrowsMessage(try trainer.evaluate(twenty), contains: "the network outputs 10 classes but the dataset has 20")
         assertThrowsMessage(try Trainer.checkClassifier(try graph(), fits: twenty, role: "test set"), contains: "outputs 10 classes but the test set has 20")
-        assertThrowsMessage(try Trainer.classes(of: try graph("network x\ninput 8x8x3\nconv 1 1 10\nsoftmax")), contains: "8x8x10")
+        // A softmax over a map classifies every pixel: its classes are the channels.
+        XCTAssertEqual(try Trainer.classes(of: try graph("network x\ninput 8x8x3\nconv 1 1 10\nsoftmax")), 10)
+        assertThrowsMessage(try Trainer.classes(of: try graph("network x\ninput 8x8x3\nconv 1 1 10\ngap")), contains: "must end in 'softmax'")
         // The evaluation loss is the engine's cross-entropy from the logits.
         let clean = try preprocessed(data.test.prefix(32), trainer)
         let e = try trainer.evaluate(clean)
