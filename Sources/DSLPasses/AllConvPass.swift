@@ -10,14 +10,14 @@ public struct AllConvPass: PoolingPass {
     public let summary = "replace each max-pooling by a strided convolution of the same window, stride and width (All-CNN)"
     public init() {}
 
-    public func apply(_ spec: SpecFile) -> PassResult {
+    public func apply(_ spec: SpecFile, skipping: Set<SourceLocation>) -> PassResult {
         let a = Analysis(spec)
         var result = PassResult(spec: spec)
         result.diagnostics = moduleWarnings(spec)
         result.spec.statements = rewriteLists(spec.statements) { list, prefix, context in
             var out: [Statement] = []
             for (index, s) in list.enumerated() {
-                guard s.isMaxPool else { out.append(s); continue }
+                guard s.isMaxPool, !skipping.contains(s.location) else { out.append(s); continue }
                 let (pf, problem) = facts(s, a, context)
                 guard let pf else { result.diagnostics.append(problem!); out.append(s); continue }
                 guard let channels = pf.common({ pf.inputs[$0].channels }),

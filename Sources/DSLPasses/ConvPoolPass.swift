@@ -13,14 +13,14 @@ public struct ConvPoolPass: PoolingPass {
     /// The marker the pass writes on the convolutions it inserts.
     static let marker = " convpool:"
 
-    public func apply(_ spec: SpecFile) -> PassResult {
+    public func apply(_ spec: SpecFile, skipping: Set<SourceLocation>) -> PassResult {
         let a = Analysis(spec)
         var result = PassResult(spec: spec)
         result.diagnostics = moduleWarnings(spec)
         result.spec.statements = rewriteLists(spec.statements) { list, prefix, context in
             var out: [Statement] = []
             for (index, s) in list.enumerated() {
-                guard s.isMaxPool else { out.append(s); continue }
+                guard s.isMaxPool, !skipping.contains(s.location) else { out.append(s); continue }
                 if let prev = out.last, prev.layerKind == "conv", prev.trailingComment?.hasPrefix(ConvPoolPass.marker) == true {
                     result.diagnostics.append(passNote(name, "already applied here (the convolution before the max-pooling was inserted by convpool)", at: s.location))
                     out.append(s); continue

@@ -5,12 +5,12 @@ import DSLSyntax
 /// (`fc N`, optionally after `gap` and/or `dropout`, optionally followed by `softmax`) with
 /// `conv 1 1 N act=linear` followed by `gap`. Dropout stays before the classifier; a `gap`
 /// before the `fc` is dropped (the new `gap` comes after the convolution).
-public struct GapHeadPass: RewritePass {
+public struct GapHeadPass: SkippingRewritePass {
     public let name = "gap-head"
     public let summary = "replace a final fully connected classifier by a 1x1 convolution and global average pooling (NiN head)"
     public init() {}
 
-    public func apply(_ spec: SpecFile) -> PassResult {
+    public func apply(_ spec: SpecFile, skipping: Set<SourceLocation>) -> PassResult {
         var result = PassResult(spec: spec)
         var list = spec.statements
         var f = list.count - 1
@@ -21,6 +21,7 @@ public struct GapHeadPass: RewritePass {
             return result
         }
         let fc = list[f]
+        if skipping.contains(fc.location) { return result }
         // Dropout and gap directly before the fc.
         var start = f
         var keep: [Statement] = []

@@ -33,6 +33,21 @@ public protocol RewritePass {
     func apply(_ spec: SpecFile) -> PassResult
 }
 
+/// A pass that can leave given places alone. When a change it makes fails verification (a
+/// rewrite the front end's limits cannot take, say), `Rewriter` runs it again skipping that
+/// change's statement and reports a located warning there instead (an error with --strict), so
+/// the output of a pass always passes the verifier. Every pass of this module is one.
+public protocol SkippingRewritePass: RewritePass {
+    /// Rewrites a spec, leaving unchanged every statement whose location is in `skipping`
+    /// (the `location` of a `Change` the pass made in an earlier run on the same spec).
+    func apply(_ spec: SpecFile, skipping: Set<SourceLocation>) -> PassResult
+}
+
+extension SkippingRewritePass {
+    /// Rewrites everything the pass can.
+    public func apply(_ spec: SpecFile) -> PassResult { apply(spec, skipping: []) }
+}
+
 /// One rewrite made by a pass, with what the verifier needs to check it.
 public struct Change: Sendable {
     /// The pass that made it.

@@ -28,7 +28,7 @@ struct PoolFacts {
 
 /// Shared by the pooling passes: finds each max-pooling statement and warns about the ones it
 /// cannot reach (inside inception modules, in blocks that are never called).
-protocol PoolingPass: RewritePass {}
+protocol PoolingPass: SkippingRewritePass {}
 
 extension PoolingPass {
     /// Warnings for max-pooling the pass cannot rewrite because a module hides it.

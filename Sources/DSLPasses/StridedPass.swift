@@ -8,7 +8,7 @@ public struct StridedPass: PoolingPass {
     public let summary = "remove each max-pooling; the convolution before it takes its stride (Strided-CNN)"
     public init() {}
 
-    public func apply(_ spec: SpecFile) -> PassResult {
+    public func apply(_ spec: SpecFile, skipping: Set<SourceLocation>) -> PassResult {
         let a = Analysis(spec)
         var result = PassResult(spec: spec)
         result.diagnostics = moduleWarnings(spec)
@@ -19,7 +19,7 @@ public struct StridedPass: PoolingPass {
             var carry: [String] = []    // comments of a removed pooling, for the next statement
             for var s in list {
                 if !carry.isEmpty { s.leadingComments = carry + s.leadingComments; carry = [] }
-                guard s.isMaxPool else { out.append(s); continue }
+                guard s.isMaxPool, !skipping.contains(s.location) else { out.append(s); continue }
                 // The convolution before it, looking past activations and batch norm.
                 var j = out.count - 1
                 while j >= 0, let k = out[j].layerKind, ["relu", "leaky", "bn"].contains(k) { j -= 1 }
