@@ -43,11 +43,19 @@ public enum ReductionPolicy: Sendable {
 ///
 /// Widths are `round(R × input channels)` with R by kernel: `r3` below 5x5, `r5` from 5x5 up,
 /// `rp` for pool projections. GoogLeNet's inception (3a) on 192 channels uses 96 = 0.5 × 192 and
-/// 16 ≈ 0.0833 × 192: `--ratio 0.5,0.0833`. A pool projection changes the module's width by
-/// design, so its change is verified on the spatial size only. A convolution that reads the
-/// network input is not reduced (a 1x1 over the image's channels saves nothing; a note says so). Not idempotent by nature (a
-/// second run would reduce the reductions); it skips convolutions already preceded by a 1x1.
-public struct ReducePass: RewritePass {
+/// 16 ≈ 0.0833 × 192: `--ratio 0.5,0.0833`. A reduction is made only where it lowers the MACs
+/// (a 1x1 to w channels in front of a KxK convolution saves MACs only when w is small enough;
+/// a note says where it would not). A convolution that reads the network input (directly or
+/// through dropout, activations, batch norm or pooling) is not reduced: a 1x1 over the image's
+/// channels saves nothing worth having; a note says so.
+///
+/// A pool projection changes the module's width by design, so its change is verified on the
+/// spatial size only, and the layers after it see the new width: the pass adds projections in
+/// the order the data flows, elaborating after each, computes every later width from the new
+/// widths, and leaves a projection out (a located warning) where the new width would change the
+/// network's output shape or make it fail to elaborate. Not idempotent by nature (a second run
+/// would reduce the reductions); it skips convolutions already preceded by a 1x1.
+public struct ReducePass: SkippingRewritePass {
     public let name = "reduce"
     public let summary = "insert 1x1 reductions before 3x3/5x5 convolutions and in inception modules (--ratio or --budget)"
     public var policy: ReductionPolicy
@@ -56,56 +64,68 @@ public struct ReducePass: RewritePass {
     /// Steps of the budget search (ratios k/steps of the largest base ratio).
     public static let budgetSteps = 256
 
-    public func apply(_ spec: SpecFile) -> PassResult {
+    public func apply(_ spec: SpecFile, skipping: Set<SourceLocation>) -> PassResult {
         let a = Analysis(spec)
         switch policy {
         case .ratio(let r):
-            var result = rewrite(spec, a, r)
+            var result = rewrite(spec, a, r, skipping: skipping)
             result.summary.append("reduce: widths = round(R x input channels): R = \(fmt(r.r3)) for kernels below 5, \(fmt(r.r5)) for 5 and up, \(fmt(r.rp)) for pool projections")
             return result
         case .budget(let budget, let given):
-            let base = given ?? ReductionRatios(r3: 1)
-            func attempt(_ k: Int) -> (PassResult, Int?) {
-                let r = base.scaled(Double(k) / Double(ReducePass.budgetSteps) / base.largest)
-                let res = rewrite(spec, a, r, quiet: true)
-                return (res, Analysis(res.spec).cost?.macs)
-            }
-            let widest = attempt(ReducePass.budgetSteps)
-            if widest.0.changes.isEmpty {
-                var same = rewrite(spec, a, base)
-                let macs = a.cost?.macs ?? 0
-                if macs > budget {
-                    same.diagnostics.append(.error("reduce: nothing in the network can be reduced, and it needs \(grouped(macs)) MACs, over the budget of \(grouped(budget))", at: spec.statements.first?.location ?? .start))
-                } else {
-                    same.summary.append("reduce: nothing to reduce; the network needs \(grouped(macs)) MACs, within the budget of \(grouped(budget))")
-                }
-                return same
-            }
-            var lo = 0, hi = ReducePass.budgetSteps   // invariant: lo fits (0: none yet), hi+1 does not
-            var macsAt: [Int: Int] = [:]
-            while lo < hi {
-                let mid = (lo + hi + 1) / 2
-                let m = attempt(mid).1
-                macsAt[mid] = m
-                if let m, m <= budget { lo = mid } else { hi = mid - 1 }
-            }
-            guard lo >= 1 else {
-                var failed = PassResult(spec: spec)
-                let m = macsAt[1] ?? attempt(1).1
-                failed.diagnostics.append(.error("reduce: no reduction fits the budget of \(grouped(budget)) MACs; the narrowest step (ratio \(fmt(base.scaled(1.0 / Double(ReducePass.budgetSteps) / base.largest).r3))) still needs \(m.map(grouped) ?? "?") MACs", at: spec.statements.first?.location ?? .start))
-                return failed
-            }
-            let r = base.scaled(Double(lo) / Double(ReducePass.budgetSteps) / base.largest)
-            var result = rewrite(spec, a, r)
-            let macs = Analysis(result.spec).cost?.macs ?? 0
-            var why = "reduce: budget \(grouped(budget)) MACs: ratios \(fmt(r.r3)) (kernels below 5), \(fmt(r.r5)) (5 and up), \(fmt(r.rp)) (pool projections), step \(lo)/\(ReducePass.budgetSteps) of the \(given == nil ? "common ratio" : "given ratios"), are the widest that fit: \(grouped(macs)) MACs"
-            if lo < ReducePass.budgetSteps {
-                let next = macsAt[lo + 1] ?? attempt(lo + 1).1
-                why += "; the next step would need \(next.map(grouped) ?? "?") MACs"
-            }
-            result.summary.append(why)
-            return result
+            return searchBudget(spec, a, budget, given, skipping)
         }
+    }
+
+    /// The widest reductions that fit: every width grows with the step, and a reduction is
+    /// only made where it saves MACs, so the network's MACs never decrease from one step to the
+    /// next and bisection finds the last step that fits.
+    func searchBudget(_ spec: SpecFile, _ a: Analysis, _ budget: Int, _ given: ReductionRatios?, _ skipping: Set<SourceLocation>) -> PassResult {
+        let base = given ?? ReductionRatios(r3: 1)
+        let steps = ReducePass.budgetSteps
+        let at = spec.statements.first?.location ?? .start
+        let macs0 = a.cost?.macs ?? 0
+        func ratios(_ k: Int) -> ReductionRatios { base.scaled(Double(k) / Double(steps) / base.largest) }
+        func describe(_ r: ReductionRatios) -> String { "ratios \(fmt(r.r3)) (kernels below 5), \(fmt(r.r5)) (5 and up), \(fmt(r.rp)) (pool projections)" }
+        var macsAt: [Int: Int?] = [:]
+        func macs(_ k: Int) -> Int? {
+            if let m = macsAt[k] { return m }
+            let m = Analysis(rewrite(spec, a, ratios(k), quiet: true, skipping: skipping).spec).cost?.macs
+            macsAt[k] = m
+            return m
+        }
+        if macs0 <= budget {
+            var same = PassResult(spec: spec)
+            same.summary.append("reduce: nothing to reduce; the network needs \(grouped(macs0)) MACs, within the budget of \(grouped(budget))")
+            return same
+        }
+        // The narrowest step: the fewest MACs the pass can reach.
+        let narrowest = rewrite(spec, a, ratios(1), quiet: true, skipping: skipping)
+        if narrowest.changes.isEmpty {
+            // Say why, at each place: the notes of a normal run.
+            var explained = rewrite(spec, a, ratios(1), skipping: skipping)
+            explained.spec = spec
+            explained.changes = []
+            explained.diagnostics.append(.error("reduce: nothing in the network can be reduced, and it needs \(grouped(macs0)) MACs, over the budget of \(grouped(budget)) (the notes say why each convolution is not reduced)", at: at))
+            return explained
+        }
+        guard let least = macs(1), least <= budget else {
+            var failed = PassResult(spec: spec)
+            failed.diagnostics.append(.error("reduce: the budget of \(grouped(budget)) MACs cannot be met: the narrowest reductions (step 1/\(steps), \(describe(ratios(1)))) still need \(macs(1).map(grouped) ?? "?") MACs, the least it can reach (\(grouped(macs0)) without reductions)", at: at))
+            return failed
+        }
+        var lo = 1, hi = steps   // lo fits; hi fits or is the top
+        if let m = macs(steps), m <= budget { lo = steps } else {
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2
+                if let m = macs(mid), m <= budget { lo = mid } else { hi = mid }
+            }
+        }
+        let r = ratios(lo)
+        var result = rewrite(spec, a, r, skipping: skipping)
+        var why = "reduce: budget \(grouped(budget)) MACs (\(grouped(macs0)) without reductions): \(describe(r)), step \(lo)/\(steps) of the \(given == nil ? "common ratio" : "given ratios"), are the widest that fit: \(macs(lo).map(grouped) ?? "?") MACs"
+        if lo < steps { why += "; the next step would need \(macs(lo + 1).map(grouped) ?? "?") MACs" }
+        result.summary.append(why)
+        return result
     }
 
     private func fmt(_ v: Double) -> String {
@@ -118,13 +138,108 @@ public struct ReducePass: RewritePass {
 
     static func width(_ ratio: Double, _ channels: Int) -> Int { max(1, Int(roundHalfEven(ratio * Double(channels)))) }
 
+    /// Whether a node reads the network input, directly or through layers that keep its
+    /// channels as they are (dropout, activations, batch norm, pooling): nil if not, else the
+    /// kinds of the layers in between (empty when it reads the input directly).
+    static func inputPath(_ g: Graph, _ id: Int) -> [String]? {
+        var inputs = g.nodes[id].inputs
+        var through: [String] = []
+        while inputs.count == 1 {
+            let n = g.nodes[inputs[0]]
+            if n.id == 0 { return through }
+            switch n.op {
+            case .dropout, .activation, .batchNorm, .pool:
+                if !through.contains(n.op.kindName) { through.append(n.op.kindName) }
+                inputs = n.inputs
+            default: return nil
+            }
+        }
+        return nil
+    }
+
+    /// The spec with the pool projection column of some inception statements set.
+    static func withProjections(_ spec: SpecFile, _ widths: [SourceLocation: Int]) -> SpecFile {
+        var out = spec
+        out.statements = rewriteLists(spec.statements) { list, _, _ in
+            for i in list.indices {
+                guard let w = widths[list[i].location], case .layer(let k, let words, var args, let o) = list[i].kind, args.count == 6 else { continue }
+                args[5] = literal(w, at: args[5].location)
+                list[i].kind = .layer(kind: k, words: words, arguments: args, options: o)
+            }
+        }
+        return out
+    }
+
+    /// The one input width every instance of a statement sees, if they agree.
+    static func commonInputChannels(_ a: Analysis, _ location: SourceLocation) -> Int? {
+        let c = Set(a.inputShapes(location).map(\.channels))
+        return c.count == 1 ? c.first : nil
+    }
+
+    /// Phase 1: pool projections, in the order the data flows (first node of each statement),
+    /// each kept only if the network still elaborates with its output shape. Returns the widths
+    /// chosen, the analysis of the spec with them, and warnings for those left out.
+    func projections(_ spec: SpecFile, _ a: Analysis, _ rp: Double, quiet: Bool, skipping: Set<SourceLocation>) -> ([SourceLocation: Int], Analysis, [Diagnostic]) {
+        guard let g0 = a.graph else { return ([:], a, []) }
+        let out0 = g0.nodes[g0.output].shape
+        let candidates = inceptionStatements(spec.statements).filter { s in
+            guard case .layer(_, _, let args, _) = s.kind, args.count == 6, literalValue(args[5]) == 0 else { return false }
+            return !skipping.contains(s.location) && !a.nodes(s.location).isEmpty
+        }.sorted { a.nodes($0.location).min()! < a.nodes($1.location).min()! }
+        var chosen: [SourceLocation: Int] = [:]
+        var current = a
+        var warnings: [Diagnostic] = []
+        for c in candidates {
+            guard let cin = ReducePass.commonInputChannels(current, c.location) else { continue }   // warned in phase 2
+            var trial = chosen
+            trial[c.location] = ReducePass.width(rp, cin)
+            // Widths follow the widths before them: settle them (a block body's module may sit
+            // after another in one call and before it in the next).
+            var settled: Analysis?
+            var problem: String?
+            for _ in 0...trial.count {
+                let t = Analysis(ReducePass.withProjections(spec, trial))
+                guard let g = t.graph else {
+                    problem = "the network would not elaborate (\(t.diagnostics.items.first { $0.severity == .error }?.message ?? "unknown error"))"
+                    break
+                }
+                var next = trial
+                for loc in trial.keys {
+                    guard let w = ReducePass.commonInputChannels(t, loc) else { problem = "the modules after it would see different widths in their uses"; break }
+                    next[loc] = ReducePass.width(rp, w)
+                }
+                if problem != nil { break }
+                if next == trial {
+                    let out1 = g.nodes[g.output].shape
+                    if out1 != out0 { problem = "the network's output shape would change from \(out0) to \(out1)" } else { settled = t }
+                    break
+                }
+                trial = next
+            }
+            if let t = settled {
+                chosen = trial
+                current = t
+            } else if !quiet {
+                let before = current.outputShapes(c.location).first.map(\.channels) ?? 0
+                let w = trial[c.location] ?? 0
+                let why = problem ?? "the widths after it do not settle"
+                warnings.append(passWarning(name, "a pool projection of \(w) channels would change the module's width from \(before) to \(before - cin + w), and \(why); its pool proj column stays 0", at: c.location))
+            }
+        }
+        return (chosen, current, warnings)
+    }
+
     /// The rewrite with fixed ratios (`quiet`: no notes, for the budget search).
-    func rewrite(_ spec: SpecFile, _ a: Analysis, _ r: ReductionRatios, quiet: Bool = false) -> PassResult {
+    func rewrite(_ spec: SpecFile, _ a0: Analysis, _ r: ReductionRatios, quiet: Bool = false, skipping: Set<SourceLocation> = []) -> PassResult {
         var result = PassResult(spec: spec)
-        guard a.graph != nil else { return result }
+        guard a0.graph != nil else { return result }
+        // Facts come from the spec with its new pool projections (`a`), widths included.
+        let (projected, a, projectionWarnings) = projections(spec, a0, r.rp, quiet: quiet, skipping: skipping)
+        result.diagnostics += projectionWarnings
         result.spec.statements = rewriteLists(spec.statements) { list, prefix, context in
             var out: [Statement] = []
             for s in list {
+                if skipping.contains(s.location) { out.append(s); continue }
                 switch s.layerKind {
                 case "conv":
                     let convs = a.ops(s.location).compactMap { op -> ConvAttributes? in if case .conv(let c) = op { return c }; return nil }
@@ -132,8 +247,8 @@ public struct ReducePass: RewritePass {
                         if convs.isEmpty && !quiet { result.diagnostics.append(passWarning(name, "this convolution \(context.described) is never elaborated (its block is never called)", at: s.location)) }
                         out.append(s); continue
                     }
-                    let inputs = a.inputShapes(s.location)
-                    guard Set(inputs.map(\.channels)).count == 1, Set(convs.map(\.kernel)).count == 1 else {
+                    let inputs = a.inputShapes(s.location), outputs = a.outputShapes(s.location)
+                    guard Set(inputs.map(\.channels)).count == 1, Set(convs.map(\.kernel)).count == 1, inputs.count == convs.count, outputs.count == convs.count else {
                         if !quiet { result.diagnostics.append(passWarning(name, "the convolution \(context.described) sees different inputs in its \(convs.count) uses (channels \(Set(inputs.map(\.channels)).sorted().map(String.init).joined(separator: ", "))); one reduction width cannot serve them all", at: s.location)) }
                         out.append(s); continue
                     }
@@ -141,8 +256,9 @@ public struct ReducePass: RewritePass {
                         if !quiet { result.diagnostics.append(passNote(name, "not reduced: the convolution is already preceded by a 1x1 convolution", at: s.location)) }
                         out.append(s); continue
                     }
-                    if let g = a.graph, a.nodes(s.location).contains(where: { g.nodes[$0].inputs == [0] }) {
-                        if !quiet { result.diagnostics.append(passNote(name, "not reduced: the convolution reads the network input (its \(inputs[0].channels) channels are the image, not a wide feature map)", at: s.location)) }
+                    if let g = a.graph, let through = a.nodes(s.location).lazy.compactMap({ ReducePass.inputPath(g, $0) }).first {
+                        let via = through.isEmpty ? "" : " through " + through.map { "'\($0)'" }.joined(separator: ", ")
+                        if !quiet { result.diagnostics.append(passNote(name, "not reduced: the convolution reads the network input\(via) (its \(inputs[0].channels) channels are the image, not a wide feature map)", at: s.location)) }
                         out.append(s); continue
                     }
                     let cin = inputs[0].channels, k = first.kernel
@@ -150,6 +266,18 @@ public struct ReducePass: RewritePass {
                     let w = ReducePass.width(ratio, cin)
                     guard w < cin else {
                         if !quiet { result.diagnostics.append(passNote(name, "not reduced: its input has \(cin) channels, no more than the reduction width \(w) (\(fmt(ratio)) x \(cin))", at: s.location)) }
+                        out.append(s); continue
+                    }
+                    // MACs of the convolution alone, and of the reduction and the convolution on w channels.
+                    var without = 0, with = 0
+                    for (i, c) in convs.enumerated() {
+                        let x = inputs[i], y = outputs[i]
+                        let perInput = y.height * y.width * c.filters * c.kernel * c.kernel
+                        without += perInput * cin
+                        with += x.height * x.width * cin * w + perInput * w
+                    }
+                    guard with < without else {
+                        if !quiet { result.diagnostics.append(passNote(name, "not reduced: a 1x1 reduction \(cin) -> \(w) would need more MACs than it saves (\(grouped(without)) -> \(grouped(with)))", at: s.location)) }
                         out.append(s); continue
                     }
                     var reduction = Statement.layer("conv", [1, 1, w], options: convStyleOptions(s.options), at: s.location)
@@ -171,6 +299,12 @@ public struct ReducePass: RewritePass {
                     }
                     var notes: [String] = []
                     var spatialOnly = false
+                    // The width of each column's convolution, from the graph (a column may be an expression).
+                    let nodes = a.nodes(s.location).compactMap { a.graph?.nodes[$0] }
+                    func filters(_ suffix: String) -> Int {
+                        for n in nodes where n.name.hasSuffix(suffix) { if case .conv(let c) = n.op { return c.filters } }
+                        return 0
+                    }
                     let columns: [(Int, Int?, Double, String)] = [(1, 2, r.r3, "#3x3 reduce"), (3, 4, r.r5, "#5x5 reduce"), (5, nil, r.rp, "pool proj")]
                     for (col, conv, ratio, label) in columns {
                         guard let v = literalValue(args[col]) else {
@@ -178,19 +312,34 @@ public struct ReducePass: RewritePass {
                             continue
                         }
                         guard v == 0 else { continue }
-                        if let conv, literalValue(args[conv]) == 0 { continue }
-                        let w = ReducePass.width(ratio, cin)
-                        args[col] = literal(w, at: args[col].location)
-                        notes.append("\(label) 0 -> \(w) = round(\(fmt(ratio)) x \(cin))")
-                        if conv == nil { spatialOnly = true }
+                        if let conv {
+                            let k = conv == 2 ? 3 : 5
+                            let c = filters(conv == 2 ? ".b2.conv" : ".b3.conv")
+                            if c == 0 { continue }
+                            let w = ReducePass.width(ratio, cin)
+                            // Per pixel: 1x1 cin -> w, then KxK w -> c; against KxK cin -> c.
+                            let with = cin * w + k * k * w * c, without = k * k * cin * c
+                            guard with < without else {
+                                if !quiet { result.diagnostics.append(passNote(name, "\(label) not set: a 1x1 reduction \(cin) -> \(w) in front of the \(k)x\(k) column would need more MACs than it saves (\(grouped(without)) -> \(grouped(with)) per pixel)", at: args[col].location)) }
+                                continue
+                            }
+                            args[col] = literal(w, at: args[col].location)
+                            notes.append("\(label) 0 -> \(w) = round(\(fmt(ratio)) x \(cin))")
+                        } else if let w = projected[s.location] {
+                            args[col] = literal(w, at: args[col].location)
+                            notes.append("\(label) 0 -> \(w) = round(\(fmt(ratio)) x \(cin))")
+                            spatialOnly = true
+                        }
                     }
                     if notes.isEmpty { out.append(s); continue }
+                    // A module that passes its input through has a new width when an earlier projection changed that input.
+                    if Set(a0.inputShapes(s.location).map(\.channels)) != [cin] { spatialOnly = true }
                     var t = s
                     t.kind = .layer(kind: kind, words: words, arguments: args, options: opts)
                     t.trailingComment = passComment("reduce: " + notes.map { $0.components(separatedBy: " = ").first! }.joined(separator: ", "), replacing: [s.trailingComment])
                     out.append(t)
                     result.changes.append(Change(pass: name, location: s.location, before: SpecPrinter.line(s), after: SpecPrinter.line(t),
-                                                 note: notes.joined(separator: "; ") + (spatialOnly ? "; the pool projection changes the module's width" : ""),
+                                                 note: notes.joined(separator: "; ") + (projected[s.location] != nil ? "; the pool projection changes the module's width" : ""),
                                                  beforeRegion: [s.location], afterRegion: [prefix + [out.count - 1]], spatialOnly: spatialOnly))
                 case "pyramid":
                     // Its units are folded; a bottleneck unit already reduces with its first 1x1.
@@ -211,4 +360,3 @@ public struct ReducePass: RewritePass {
         return result
     }
 }
-

@@ -10,8 +10,8 @@ import XCTest
 final class GoldenTests: XCTestCase {
     let dir = repoRoot.appendingPathComponent("Tests/DSLPassesTests/golden")
 
-    func check(_ input: String, _ passes: [RewritePass], expected: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let path = dir.appendingPathComponent(input).path
+    func check(_ input: String, _ passes: [RewritePass], expected: String, inputPath: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
+        let path = inputPath ?? dir.appendingPathComponent(input).path
         let source = try SourceFile.read(path: path)
         let outcome = Rewriter.run(SourceFile(path: "golden/\(input)", bytes: source.bytes), passes: passes)
         XCTAssertFalse(outcome.failed, "\(outcome.steps.flatMap(\.diagnostics).map(\.message))", file: file, line: line)
@@ -32,6 +32,12 @@ final class GoldenTests: XCTestCase {
     func testConvPoolGolden() throws { try check("pools.dsl", [ConvPoolPass()], expected: "pools.convpool.dsl") }
     func testReduceGolden() throws {
         try check("reduce.dsl", [ReducePass(policy: .ratio(ReductionRatios(r3: 0.5, r5: 0.25)))], expected: "reduce.reduce.dsl")
+    }
+    /// `dsl rewrite specs/all-cnn-c.dsl --pass reduce --budget 150M`: a plain stack (no inception
+    /// module) reduced to the widest common ratio that fits (issue #11: it said "nothing in the
+    /// network can be reduced").
+    func testReduceBudgetOnAllCNNCGolden() throws {
+        try check("all-cnn-c.dsl", [ReducePass(policy: .budget(150_000_000, nil))], expected: "all-cnn-c.reduce-budget-150M.dsl", inputPath: specPath("all-cnn-c.dsl"))
     }
     func testGapHeadGolden() throws { try check("gap-head.dsl", [GapHeadPass()], expected: "gap-head.gap-head.dsl") }
 }

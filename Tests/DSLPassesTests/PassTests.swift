@@ -96,7 +96,8 @@ final class PaperAcceptanceTests: XCTestCase {
         let outcome = try rewriteSpec("inception-3a-naive.dsl", [ReducePass(policy: .budget(1_000_000, nil))])
         XCTAssertTrue(outcome.failed)
         let d = (outcome.steps.first ?? RewriteStep.empty).diagnostics.first { $0.severity == .error }
-        XCTAssertTrue(d?.message.contains("no reduction fits the budget of 1,000,000 MACs") ?? false, "\(String(describing: d))")
+        XCTAssertTrue(d?.message.contains("the budget of 1,000,000 MACs cannot be met: the narrowest reductions") ?? false, "\(String(describing: d))")
+        XCTAssertTrue(d?.message.contains("still need 16,282,112 MACs, the least it can reach (308,281,344 without reductions)") ?? false, "\(String(describing: d))")
     }
 
     func testBudgetWithNothingToReduce() throws {
