@@ -24,14 +24,20 @@ enum RewriteCommand {
                  activation (ReLU by default)
       convpool   insert a dense conv K 1 C ('same' padding) before each max-pooling
       reduce     insert 1x1 reductions before convolutions with kernels above 1 whose input is
-                 wider than the reduction (not on the network input, not after a 1x1); make
-                 inception reduce columns that are 0 nonzero; add pool projections where they
-                 are 0 (needs --ratio or --budget)
+                 wider than the reduction, where the reduction lowers the MACs (not on the
+                 network input, directly or through dropout, activations, batch norm or
+                 pooling; not after a 1x1); make inception reduce columns that are 0 nonzero
+                 (where that lowers the MACs); add pool projections where they are 0, in the
+                 order the data flows, later widths following the new module widths (not where
+                 the module's new width would change the network's output shape: a warning)
+                 (needs --ratio or --budget)
       gap-head   replace a final fc N (after optional gap/dropout) by conv 1 1 N act=linear + gap
     Where a pass cannot apply (a pooling with no convolution before it, inside an inception
     module, in a block used with different widths, a padding that would change the output
-    size...), it says so with the location: a warning, or an error with --strict. Notes say where
-    a pass chose not to act (already applied, nothing to reduce).
+    size, a rewrite that would not pass verification, such as a convolution beyond the limits
+    of Grammar.md section 7...), it leaves that place as it is and says so with the location: a
+    warning, or an error with --strict. So the output of every pass passes the verifier. Notes
+    say where a pass chose not to act (already applied, nothing to reduce).
 
     Options:
       --pass NAME        a pass to apply; repeatable, applied in order
@@ -43,16 +49,26 @@ enum RewriteCommand {
                          inception (3a): --ratio 0.5,0.0833 (96 and 16 of 192 channels)
       --budget N         reduce: the widest reductions whose network needs at most N MACs per
                          image (N accepts 128049152, 128M, 1.5G): the ratios (--ratio, default
-                         1 for all) scaled by a common factor, searched by bisection in 256 steps;
-                         the report says which ratio and widths were chosen and why
-      -o OUT             write the rewritten spec to OUT (atomically). OUT may not be the input
-                         file unless --in-place is given too
+                         1 for all) scaled by a common factor, searched by bisection in 256 steps
+                         (the MACs never decrease from one step to the next); the report says
+                         which ratios and widths were chosen and why. Plain convolution stacks
+                         and inception modules alike. A network already within N is left as it
+                         is; when even the narrowest step needs more than N, an error gives the
+                         fewest MACs the pass can reach
+      -o OUT             write the rewritten spec to OUT (atomically: a temporary file next to
+                         OUT, then a rename; a symbolic link is written through and an existing
+                         OUT keeps its permissions). OUT may not be the input file unless
+                         --in-place is given too; '-o -' is standard output
       --in-place         allow writing over the input (alone: write back to FILE)
       --diff             print a unified diff of the old and new text (instead of the spec, when
                          it would go to standard output)
       --dry-run          write nothing: only the report (and the diff with --diff)
       --format text|json the report's format (default text)
       --strict           a pass that cannot apply somewhere is an error (exit 1, nothing written)
+
+    FILE may be '-' for standard input. The rewritten spec keeps the input's encoding (UTF-8, or
+    ISO-8859-1 for a file that is not valid UTF-8) and line endings (CRLF when most of its lines
+    end in CRLF). A spec file larger than 16 MiB is an error.
 
     Output: without -o, the rewritten spec goes to standard output and the report to standard
     error. With -o, --in-place or --dry-run, the report goes to standard output (standard error
@@ -100,10 +116,14 @@ enum RewriteCommand {
         let format = a.value("--format") ?? "text"
         guard format == "text" || format == "json" else { throw UsageError(message: "--format must be text or json, got '\(format)'") }
         var output = a.value("-o")
-        if let o = output, samePath(o, path), !a.has("--in-place") {
+        if output == "-" { output = nil }   // standard output
+        if let o = output, path != "-", samePath(o, path), !a.has("--in-place") {
             throw UsageError(message: "-o \(o) is the input file; add --in-place to overwrite it")
         }
-        if output == nil && a.has("--in-place") { output = path }
+        if output == nil && a.has("--in-place") {
+            if path == "-" { throw UsageError(message: "--in-place needs a file, not standard input") }
+            output = path
+        }
         let dryRun = a.has("--dry-run")
         let passes = names.map { PassRegistry.pass(named: $0, reduction: policy)! }
 
@@ -126,14 +146,20 @@ enum RewriteCommand {
             err("dsl rewrite: \(path) not rewritten because of the errors above\n")
             return ExitCode.failure
         }
+        // The rewritten spec keeps the input's encoding and line endings.
+        guard let encoded = source.encode(outcome.text) else {
+            err("dsl rewrite: the rewritten spec cannot be written in \(source.encoding.rawValue), the encoding of \(path); nothing written\n")
+            return ExitCode.failure
+        }
         if a.has("--diff") {
-            out(LineDiff.unified(outcome.original, outcome.text, oldName: path, newName: output ?? "\(path) (rewritten)"))
+            let new = source.lineEnding == .crlf ? outcome.text.replacingOccurrences(of: "\n", with: "\r\n") : outcome.text
+            out(LineDiff.unified(outcome.original, new, oldName: path, newName: output ?? "\(path) (rewritten)"))
         }
         if dryRun { return ExitCode.ok }
         if let o = output {
-            try writeAtomically(Data(outcome.text.utf8), to: o)
+            try SourceFile.writeAtomically(encoded, to: o)
         } else if !a.has("--diff") {
-            out(outcome.text)
+            FileHandle.standardOutput.write(Data(encoded))
         }
         return ExitCode.ok
     }

@@ -86,6 +86,24 @@ final class RewriteCommandTests: XCTestCase {
         XCTAssertEqual(dsl(["rewrite", "/nonexistent.dsl", "--pass", "strided"]).code, 1)
     }
 
+    /// Issue #11: `--budget` on a plain convolution stack said "nothing in the network can be
+    /// reduced". The spec printed is the golden file of the pass tests.
+    func testBudgetOnAllCNNC() throws {
+        let r = dsl(["rewrite", spec("all-cnn-c.dsl"), "--pass", "reduce", "--budget", "150M"])
+        XCTAssertEqual(r.code, 0, r.err)
+        let golden = root.appendingPathComponent("Tests/DSLPassesTests/golden/all-cnn-c.reduce-budget-150M.dsl").path
+        XCTAssertEqual(r.out, try String(contentsOfFile: golden, encoding: .utf8))
+        XCTAssertTrue(r.err.contains("reduce: 6 changes in \(spec("all-cnn-c.dsl"))"), r.err)
+        XCTAssertTrue(r.err.contains("reduce: budget 150,000,000 MACs (270,798,336 without reductions): ratios 0.4727 (kernels below 5), 0.4727 (5 and up), 0.4727 (pool projections), step 121/256 of the common ratio, are the widest that fit: 149,720,832 MACs; the next step would need 152,216,064 MACs"), r.err)
+        XCTAssertTrue(r.err.contains("MACs      270,798,336 -> 149,720,832 (-121,077,504)"), r.err)
+        XCTAssertTrue(r.err.contains("13:1: note: reduce: not reduced: the convolution reads the network input through 'dropout'"), r.err)
+        // A budget below what the narrowest reductions reach: the least reachable figure.
+        let low = dsl(["rewrite", spec("all-cnn-c.dsl"), "--pass", "reduce", "--budget", "1M"])
+        XCTAssertEqual(low.code, 1)
+        XCTAssertEqual(low.out, "")
+        XCTAssertTrue(low.err.contains("error: reduce: the budget of 1,000,000 MACs cannot be met: the narrowest reductions (step 1/256, ratios 0.0039 (kernels below 5), 0.0039 (5 and up), 0.0039 (pool projections)) still need 6,545,664 MACs, the least it can reach (270,798,336 without reductions)"), low.err)
+    }
+
     func testFmt() throws {
         let p = try tempCopy("model-c.dsl")
         let check = dsl(["fmt", "--check", p])
