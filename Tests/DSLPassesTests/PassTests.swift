@@ -1,5 +1,5 @@
 import DSLIR
-import DSLPasses
+@testable import DSLPasses
 import DSLSyntax
 import Foundation
 import XCTest
@@ -370,6 +370,43 @@ final class DiffTests: XCTestCase {
 
         """)
         XCTAssertEqual(LineDiff.unified(a, a, oldName: "x", newName: "y"), "")
+    }
+
+    /// The old and new texts an edit script describes.
+    func sides(_ e: [LineDiff.Edit]) -> ([String], [String]) {
+        var a: [String] = [], b: [String] = []
+        for x in e {
+            switch x { case .same(let s): a.append(s); b.append(s); case .removed(let s): a.append(s); case .added(let s): b.append(s) }
+        }
+        return (a, b)
+    }
+
+    /// Issue #11: `--diff` of a 12,000-line spec built a 12,000 x 15,000 table (1.4 GB). Large
+    /// inputs use Myers' algorithm (as few edits as the table), and past 3,000 edits one hunk.
+    func testLargeDiffsStayBounded() {
+        var rng = SplitMix(state: 11)
+        for _ in 0..<20 {
+            let a = (0..<rng.int(0...40)).map { _ in String(rng.int(0...4)) }
+            let b = (0..<rng.int(0...40)).map { _ in String(rng.int(0...4)) }
+            let t = LineDiff.table(a, b), m = LineDiff.myers(a, b, maxEdits: 1000)!
+            XCTAssertTrue(sides(t) == (a, b) && sides(m) == (a, b))
+            let changed = { (e: [LineDiff.Edit]) in e.filter { if case .same = $0 { return false }; return true }.count }
+            XCTAssertEqual(changed(m), changed(t), "\(a) \(b)")
+        }
+        // 12,000 lines, a line inserted every 4: 3,000 edits, Myers.
+        let old = (0..<12_000).map { "line \($0 % 4)" }
+        var new: [String] = []
+        for (i, l) in old.enumerated() { if i % 4 == 1 { new.append("inserted") }; new.append(l) }
+        let e = LineDiff.edits(old, new)
+        XCTAssertTrue(sides(e) == (old, new))
+        XCTAssertEqual(e.filter { $0 == .added("inserted") }.count, 3000)
+        XCTAssertEqual(e.count, 15_000)
+        // Twice as many: one hunk replacing the middle, still a correct diff.
+        let old2 = old + old, new2 = new + new
+        let e2 = LineDiff.edits(old2, new2)
+        XCTAssertTrue(sides(e2) == (old2, new2))
+        let text = LineDiff.unified(old2.joined(separator: "\n") + "\n", new2.joined(separator: "\n") + "\n", oldName: "a", newName: "b")
+        XCTAssertTrue(text.hasPrefix("--- a\n+++ b\n@@ -1,24000 +1,30000 @@\n"), String(text.prefix(120)).debugDescription)
     }
 
     func testEditsAreMinimal() {
