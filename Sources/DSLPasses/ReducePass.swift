@@ -50,9 +50,10 @@ public enum ReductionPolicy: Sendable {
 /// channels saves nothing worth having; a note says so.
 ///
 /// A pool projection changes the module's width by design, so its change is verified on the
-/// spatial size only, and the layers after it see the new width: the pass adds projections in
-/// the order the data flows, elaborating after each, computes every later width from the new
-/// widths, and leaves a projection out (a located warning) where the new width would change the
+/// spatial size only, and the layers after it see the new width: the pass adds the projections
+/// (all at once when that works; else, by bisection in the order the data flows, all but the
+/// first one whose addition fails, and so on), computes every later width from the new widths,
+/// and leaves a projection out (a located warning) where the new width would change the
 /// network's output shape or make it fail to elaborate. Not idempotent by nature (a second run
 /// would reduce the reductions); it skips convolutions already preceded by a 1x1.
 public struct ReducePass: SkippingRewritePass {
@@ -186,47 +187,69 @@ public struct ReducePass: SkippingRewritePass {
             guard case .layer(_, _, let args, _) = s.kind, args.count == 6, literalValue(args[5]) == 0 else { return false }
             return !skipping.contains(s.location) && !a.nodes(s.location).isEmpty
         }.sorted { a.nodes($0.location).min()! < a.nodes($1.location).min()! }
-        var chosen: [SourceLocation: Int] = [:]
-        var current = a
-        var warnings: [Diagnostic] = []
-        for c in candidates {
-            guard let cin = ReducePass.commonInputChannels(current, c.location) else { continue }   // warned in phase 2
-            var trial = chosen
-            trial[c.location] = ReducePass.width(rp, cin)
-            // Widths follow the widths before them: settle them (a block body's module may sit
-            // after another in one call and before it in the next).
-            var settled: Analysis?
-            var problem: String?
+        // Widths follow the widths before them: recompute every chosen width from the input
+        // widths the last elaboration gave until they settle (a block body's module may sit
+        // after another in one call and before it in the next). Nil (with why) if they do not,
+        // or if the network no longer elaborates or its output shape changes.
+        func settle(_ start: [SourceLocation: Int]) -> (Analysis?, [SourceLocation: Int], String?) {
+            var trial = start
             for _ in 0...trial.count {
                 let t = Analysis(ReducePass.withProjections(spec, trial))
                 guard let g = t.graph else {
-                    problem = "the network would not elaborate (\(t.diagnostics.items.first { $0.severity == .error }?.message ?? "unknown error"))"
-                    break
+                    return (nil, trial, "the network would not elaborate (\(t.diagnostics.items.first { $0.severity == .error }?.message ?? "unknown error"))")
                 }
                 var next = trial
                 for loc in trial.keys {
-                    guard let w = ReducePass.commonInputChannels(t, loc) else { problem = "the modules after it would see different widths in their uses"; break }
+                    guard let w = ReducePass.commonInputChannels(t, loc) else { return (nil, trial, "the modules after it would see different widths in their uses") }
                     next[loc] = ReducePass.width(rp, w)
                 }
-                if problem != nil { break }
                 if next == trial {
                     let out1 = g.nodes[g.output].shape
-                    if out1 != out0 { problem = "the network's output shape would change from \(out0) to \(out1)" } else { settled = t }
-                    break
+                    return out1 == out0 ? (t, trial, nil) : (nil, trial, "the network's output shape would change from \(out0) to \(out1)")
                 }
                 trial = next
             }
-            if let t = settled {
-                chosen = trial
-                current = t
-            } else if !quiet {
-                let before = current.outputShapes(c.location).first.map(\.channels) ?? 0
-                let w = trial[c.location] ?? 0
-                let why = problem ?? "the widths after it do not settle"
-                warnings.append(passWarning(name, "a pool projection of \(w) channels would change the module's width from \(before) to \(before - cin + w), and \(why); its pool proj column stays 0", at: c.location))
-            }
+            return (nil, trial, "the widths after it do not settle")
         }
-        return (chosen, current, warnings)
+        // Usually every projection can be added: try the remaining ones all at once; when that
+        // fails, find by bisection the first (in data-flow order) whose addition fails, leave it
+        // out with a warning, keep those before it, and go on with those after it.
+        var accepted: [SourceLocation: Int] = [:]
+        var current = a
+        var warnings: [Diagnostic] = []
+        var remaining = candidates.filter { ReducePass.commonInputChannels(a, $0.location) != nil }   // the others are warned about later
+        func start(_ added: ArraySlice<Statement>) -> [SourceLocation: Int] {
+            var w = accepted
+            for c in added {
+                w[c.location] = ReducePass.width(rp, ReducePass.commonInputChannels(current, c.location) ?? ReducePass.commonInputChannels(a, c.location)!)
+            }
+            return w
+        }
+        while !remaining.isEmpty {
+            let (t, widths, problem) = settle(start(remaining[...]))
+            if let t {
+                accepted = widths
+                current = t
+                break
+            }
+            var lo = 0, hi = remaining.count   // adding the first lo passes (0: as accepted), the first hi fails
+            var passing = (current, accepted), failing = (widths, problem)
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2
+                let (tm, wm, pm) = settle(start(remaining[..<mid]))
+                if let tm { lo = mid; passing = (tm, wm) } else { hi = mid; failing = (wm, pm) }
+            }
+            let c = remaining[hi - 1]
+            if !quiet {
+                let cin = ReducePass.commonInputChannels(passing.0, c.location) ?? 0
+                let before = passing.0.outputShapes(c.location).first.map(\.channels) ?? 0
+                let w = failing.0[c.location] ?? 0
+                warnings.append(passWarning(name, "a pool projection of \(w) channels would change the module's width from \(before) to \(before - cin + w), and \(failing.1 ?? "the widths after it do not settle"); its pool proj column stays 0", at: c.location))
+            }
+            (current, accepted) = passing
+            remaining = Array(remaining[hi...])
+        }
+        return (accepted, current, warnings)
     }
 
     /// The rewrite with fixed ratios (`quiet`: no notes, for the budget search).
