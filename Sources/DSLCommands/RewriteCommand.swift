@@ -14,8 +14,9 @@ enum RewriteCommand {
     Applies passes to the spec in the order given, each to the output of the previous one, and
     verifies each: the rewritten spec is printed, parsed and elaborated again, and must infer
     every shape, keep the network's input and output shapes, and give every rewritten layer the
-    output shape of the layer it replaced. A failed verification aborts with an error naming
-    the pass and the layer; nothing is written.
+    output shape of the layer it replaced. A change that would fail verification is left out
+    and the pass run again without it (a located warning, see below); should the output still
+    fail, the rewrite stops with an error naming the pass and the layer, and nothing is written.
 
     Passes:
       strided    remove each max-pooling; the convolution before it takes its stride
