@@ -98,6 +98,17 @@ final class FmtCommandTests: XCTestCase {
         XCTAssertEqual(try DSL.run(["fmt", p]).status, 0)
         XCTAssertEqual(stat(p, &st), 0)
         XCTAssertEqual(st.st_mode & 0o7777, 0o640)
+        // The owner and group too, where the process may set them (here: when run as root).
+        if geteuid() == 0 {
+            XCTAssertEqual(chown(p, 12345, 23456), 0)
+            try Data("input 8x8x3\nrelu   \n".utf8).write(to: URL(fileURLWithPath: p))
+            XCTAssertEqual(chown(p, 12345, 23456), 0)
+            XCTAssertEqual(chmod(p, 0o640), 0)
+            XCTAssertEqual(try DSL.run(["fmt", p]).status, 0)
+            XCTAssertEqual(stat(p, &st), 0)
+            XCTAssertEqual([st.st_uid, st.st_gid], [12345, 23456])
+            XCTAssertEqual(st.st_mode & 0o7777, 0o640)
+        }
     }
 
     /// A symbolic link was replaced by a regular file: the link stays, its target is formatted.
