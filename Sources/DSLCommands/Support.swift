@@ -166,21 +166,3 @@ indirect enum JSON {
 
     static func quote(_ s: String) -> String { jsonQuoted(s) }
 }
-
-/// Writes data to `path` atomically: a temporary file in the same directory, then a rename.
-func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let dir = url.deletingLastPathComponent()
-    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-    do {
-        try data.write(to: tmp)
-        if rename(tmp.path, url.path) != 0 {
-            let e = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: tmp)
-            throw CommandFailure(message: "\(path): cannot write file: \(e)")
-        }
-    } catch let e as CommandFailure { throw e } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        throw CommandFailure(message: "\(path): cannot write file: \(error.localizedDescription)")
-    }
-}
