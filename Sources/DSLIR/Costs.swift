@@ -9,10 +9,15 @@ public struct NodeCost: Sendable, Equatable {
     /// Other arithmetic: one per element for batch norm, activations, dropout and additions,
     /// k·k per output element for pooling, one per input element for global average pooling.
     public var otherOps = 0
-    /// Receptive field in input pixels (the maximum over paths through branches).
+    /// Receptive field in input pixels (the maximum over paths through branches), at most
+    /// `CostModel.maxReceptiveField`: a value at the cap means "at least this".
     public var receptiveField = 1
-    /// Cumulative stride: input pixels between neighbouring outputs (maximum over paths).
+    /// Cumulative stride: input pixels between neighbouring outputs (maximum over paths), at
+    /// most `CostModel.maxReceptiveField`: a value at the cap means "at least this".
     public var cumulativeStride = 1
+    /// Whether the receptive field or the cumulative stride reached `CostModel.maxReceptiveField`
+    /// (the true value is at least the cap).
+    public var isCapped: Bool { receptiveField >= CostModel.maxReceptiveField || cumulativeStride >= CostModel.maxReceptiveField }
     /// This node's count in the convention of the `ptflops` package, which the reference
     /// figures of the All-CNN family use: MACs plus one per output element for each bias,
     /// activation and (affine) batch-norm parameter pair, plus the input elements of pooling.
@@ -44,15 +49,23 @@ public struct NetworkCost: Sendable {
     /// Training memory at batch B, fp32: weights + gradients + momentum (3 × params) and
     /// every saved activation (input included) with its gradient counted once more for the
     /// live gradient buffers, approximated as saved activations + the largest gradient pair.
+    /// The arithmetic saturates at `Int.max` (never reached for the networks the front end
+    /// accepts, at any batch up to 10^6; a larger batch must not trap).
     public func trainingBytes(batch: Int) -> Int {
         let largest = nodes.map(\.activationElements).max() ?? 0
-        return 4 * (3 * params + batch * (activationElements + 2 * largest))
+        let perImage = saturatingAdd(activationElements, saturatingMul(2, largest))
+        return saturatingMul(4, saturatingAdd(saturatingMul(3, params), saturatingMul(max(0, batch), perImage)))
     }
 
-    /// Inference memory at batch B: params plus the two largest live activations.
+    /// Inference memory at batch B: params plus the two largest live activations (saturating
+    /// at `Int.max`, as `trainingBytes`).
     public func inferenceBytes(batch: Int) -> Int {
-        let sorted = nodes.map(\.activationElements).sorted(by: >)
-        return 4 * (params + batch * (sorted.prefix(2).reduce(0, +)))
+        var first = 0, second = 0
+        for n in nodes {
+            let e = n.activationElements
+            if e > first { second = first; first = e } else if e > second { second = e }
+        }
+        return saturatingMul(4, saturatingAdd(params, saturatingMul(max(0, batch), saturatingAdd(first, second))))
     }
 
     /// Sums costs over a set of node ids.
@@ -63,8 +76,38 @@ public struct NetworkCost: Sendable {
     }
 }
 
+/// `a + b`, or `Int.max` / `Int.min` where the sum does not fit.
+@inline(__always) func saturatingAdd(_ a: Int, _ b: Int) -> Int {
+    let (r, o) = a.addingReportingOverflow(b)
+    return o ? (b > 0 ? Int.max : Int.min) : r
+}
+
+/// `a * b` for non-negative operands, or `Int.max` where the product does not fit.
+@inline(__always) func saturatingMul(_ a: Int, _ b: Int) -> Int {
+    let (r, o) = a.multipliedReportingOverflow(by: b)
+    return o ? Int.max : r
+}
+
 /// Computes the costs of every node (`README.md`, "Counting rules").
+///
+/// Parameters, weights, MACs, other ops and activation elements cannot overflow: the
+/// elaborator refuses networks beyond `Elaborator.maxElements`, `maxMACs` and `maxParams`.
+/// The receptive field and the cumulative stride are not bounded by those limits (a 1x1 input
+/// keeps its size through any number of stride-2 layers), so they saturate at
+/// `maxReceptiveField`.
 public enum CostModel {
+    /// The largest receptive field and cumulative stride reported, 10^15 (a value at the cap
+    /// means "at least this"; no input is wider than 2^20 pixels).
+    public static let maxReceptiveField = 1_000_000_000_000_000
+
+    /// `min(cap, rf + (k - 1) * jump)`, `min(cap, jump * stride)` without overflow.
+    @inline(__always) static func grow(_ rf: Int, window: Int, jump: Int) -> Int {
+        min(maxReceptiveField, saturatingAdd(rf, saturatingMul(max(0, window - 1), jump)))
+    }
+    @inline(__always) static func stride(_ jump: Int, _ s: Int) -> Int {
+        min(maxReceptiveField, saturatingMul(jump, max(1, s)))
+    }
+
     /// Costs of all nodes and totals.
     public static func analyze(_ g: Graph) -> NetworkCost {
         var costs = [NodeCost](repeating: NodeCost(), count: g.nodes.count)
@@ -91,19 +134,19 @@ public enum CostModel {
                 if a.activation != .none { extra += 1 }
                 c.otherOps = extra * out.elements
                 c.activationElements = out.elements * (1 + extra)
-                c.receptiveField = rfIn + (a.kernel - 1) * jumpIn
-                c.cumulativeStride = jumpIn * a.stride
+                c.receptiveField = grow(rfIn, window: a.kernel, jump: jumpIn)
+                c.cumulativeStride = stride(jumpIn, a.stride)
                 c.ptflopsMACs = c.macs + out.elements * ((a.bias ? 1 : 0) + (a.batchNorm ? 2 : 0) + (a.activation != .none ? 1 : 0))
             case .pool(let p):
                 c.ptflopsMACs = ins[0].elements
                 c.otherOps = out.elements * p.kernel * p.kernel
-                c.receptiveField = rfIn + (p.kernel - 1) * jumpIn
-                c.cumulativeStride = jumpIn * p.stride
+                c.receptiveField = grow(rfIn, window: p.kernel, jump: jumpIn)
+                c.cumulativeStride = stride(jumpIn, p.stride)
             case .globalAvgPool:
                 c.otherOps = ins[0].elements
                 c.ptflopsMACs = ins[0].elements
-                c.receptiveField = rfIn + (max(ins[0].height, ins[0].width) - 1) * jumpIn
-                c.cumulativeStride = jumpIn * max(ins[0].height, ins[0].width)
+                c.receptiveField = grow(rfIn, window: max(ins[0].height, ins[0].width), jump: jumpIn)
+                c.cumulativeStride = stride(jumpIn, max(ins[0].height, ins[0].width))
             case .batchNorm:
                 c.params = 2 * out.channels
                 c.otherOps = out.elements
@@ -121,8 +164,8 @@ public enum CostModel {
                 c.ptflopsMACs = c.macs + (l.bias ? l.units : 0) + (l.activation == .none ? 0 : l.units)
                 c.otherOps = l.activation == .none ? 0 : l.units
                 c.activationElements = out.elements * (l.activation == .none ? 1 : 2)
-                c.receptiveField = rfIn + (max(ins[0].height, ins[0].width) - 1) * jumpIn
-                c.cumulativeStride = jumpIn * max(ins[0].height, ins[0].width)
+                c.receptiveField = grow(rfIn, window: max(ins[0].height, ins[0].width), jump: jumpIn)
+                c.cumulativeStride = stride(jumpIn, max(ins[0].height, ins[0].width))
             case .concat:
                 break
             case .add:

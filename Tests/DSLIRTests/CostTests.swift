@@ -64,6 +64,41 @@ final class CostTests: XCTestCase {
         XCTAssertEqual(c.ptflopsMACs, convMacs + 32 + 32 + 32 + 8)
     }
 
+    func testReceptiveFieldAndStrideSaturateInsteadOfTrapping() throws {
+        // A 1x1 input keeps its size through any number of stride-2 layers: the cumulative stride
+        // overflowed 64 bits after 63 of them (arithmetic-overflow trap, exit 132).
+        for layer in ["conv 1 2 1", "pool max 1 2", "pool avg 1 2 ceil"] {
+            let (_, c) = try build("input 1x1x1\nrepeat 63 {\n\(layer)\n}\nconv 3 1 1\ngap\nfc 1\n")
+            for n in c.nodes {
+                XCTAssertLessThanOrEqual(n.receptiveField, CostModel.maxReceptiveField)
+                XCTAssertLessThanOrEqual(n.cumulativeStride, CostModel.maxReceptiveField)
+            }
+            XCTAssertEqual(c.nodes.last?.cumulativeStride, CostModel.maxReceptiveField, layer)
+            XCTAssertEqual(c.nodes.last?.receptiveField, CostModel.maxReceptiveField, layer)
+            XCTAssertEqual(c.nodes.last?.isCapped, true)
+        }
+        // Below the cap the figures are exact: 40 strides of 2, then a 3x3 adds 2 * 2^40.
+        let (_, c) = try build("input 1x1x1\nrepeat 40 {\nconv 1 2 1\n}\nconv 3 1 1\n")
+        XCTAssertEqual(c.nodes.last?.cumulativeStride, 1 << 40)
+        XCTAssertEqual(c.nodes.last?.receptiveField, 1 + (2 << 40))
+        XCTAssertEqual(c.nodes.last?.isCapped, false)
+    }
+
+    func testMemoryFiguresSaturateForAnyBatch() throws {
+        let (_, c) = try build("input 64x64x3\nconv 3 1 16 bn\ngap\nfc 10\n")
+        // Exact for ordinary batches...
+        let largest = c.nodes.map(\.activationElements).max()!
+        XCTAssertEqual(c.trainingBytes(batch: 4096), 4 * (3 * c.params + 4096 * (c.activationElements + 2 * largest)))
+        let two = c.nodes.map(\.activationElements).sorted(by: >).prefix(2).reduce(0, +)
+        XCTAssertEqual(c.inferenceBytes(batch: 4096), 4 * (c.params + 4096 * two))
+        // ...and saturating, not trapping, for absurd ones.
+        XCTAssertEqual(c.trainingBytes(batch: Int.max), Int.max)
+        XCTAssertEqual(c.inferenceBytes(batch: Int.max / 2), Int.max)
+        let (_, huge) = try build("input 92681x92681x4\nconv 1 1 4 bn\n")
+        XCTAssertGreaterThan(huge.trainingBytes(batch: 1_000_000), 0)
+        XCTAssertLessThan(huge.trainingBytes(batch: 1_000_000), Int.max)
+    }
+
     func testReceptiveFieldTakesTheLargestBranch() throws {
         let (_, c) = try build("input 16x16x3\ncat: concat { conv 1 1 4 } { conv 7 1 4 } { conv 3 1 4 ; conv 3 1 4 }\n")
         XCTAssertEqual(c.nodes.last?.receptiveField, 7)
