@@ -9,6 +9,10 @@ import DSLSyntax
 ///   branches of `concat`/`add`, `{}` for an empty body;
 /// - leading comments on their own lines above their statement, trailing comments after it,
 ///   aligned within a run of consecutive lines (two spaces after the longest line of the run);
+///   a comment after a `{` or a closing `}` two spaces after it; comment lines at the end of a
+///   body above its `}` (an empty body with comments is written open, not as `{}`); comments
+///   after the last statement at the end, after a blank line — every comment the parser keeps
+///   (`SpecFile.comments`) is printed where it reads back to the same place;
 /// - at most one blank line between statements, kept where the source had one (known from
 ///   the statements' locations; statements made by a pass take the location of the one they
 ///   replace, so no blank line appears inside a rewrite);
@@ -23,13 +27,12 @@ public enum SpecPrinter {
         "act", "relu", "leaky", "linear", "slope", "bottleneck", "widen",
     ]
 
-    /// The canonical text of a spec. Comments after the last statement (which the parser
-    /// attaches to nothing) are read back from the source and kept at the end.
+    /// The canonical text of a spec.
     public static func print(_ spec: SpecFile) -> String {
         var lines: [String] = spec.headerComments.map { "#" + $0 }
         if !lines.isEmpty && !spec.statements.isEmpty { lines.append("") }
         render(spec.statements, depth: 0, source: spec.source, into: &lines)
-        let trailing = unattachedTrailingComments(spec)
+        let trailing = spec.trailingComments
         if !trailing.isEmpty {
             if !spec.statements.isEmpty { lines.append("") }
             lines += trailing.map { "#" + $0 }
@@ -41,18 +44,9 @@ public enum SpecPrinter {
     public static func line(_ s: Statement) -> String {
         var lines: [String] = []
         var copy = s
-        copy.leadingComments = []; copy.trailingComment = nil
+        copy.leadingComments = []; copy.trailingComment = nil; copy.bodyComments = []
         render([copy], depth: 0, source: SourceFile(path: "", text: ""), into: &lines)
         return lines.joined(separator: "\n")
-    }
-
-    /// Comments below the last statement of the file (the parser keeps them nowhere else).
-    static func unattachedTrailingComments(_ spec: SpecFile) -> [String] {
-        guard let last = spec.statements.last, !spec.source.bytes.isEmpty else { return [] }
-        let endLine = spec.source.line(of: last.location.offset + max(0, last.location.length - 1))
-        var lexer = Lexer(file: spec.source)
-        _ = lexer.tokenize()
-        return lexer.comments.filter { $0.line > endLine && $0.wholeLine }.map(\.text)
     }
 
     private static func firstLine(_ s: Statement, _ source: SourceFile) -> Int { s.location.line }
@@ -91,13 +85,13 @@ public enum SpecPrinter {
             case .block(let b):
                 flush()
                 let head = pad + label + "block \(b.name)(\(b.parameters.map(\.0).joined(separator: ", ")))"
-                braced(head, [b.body], depth: depth, source: source, into: &lines)
+                braced(head, [b.body], s, depth: depth, source: source, into: &lines)
             case .repeatLoop(let count, let body):
                 flush()
-                braced(pad + label + "repeat \(expr(count))", [body], depth: depth, source: source, into: &lines)
+                braced(pad + label + "repeat \(expr(count))", [body], s, depth: depth, source: source, into: &lines)
             case .merge(let kind, let branches):
                 flush()
-                braced(pad + label + kind, branches, depth: depth, source: source, into: &lines)
+                braced(pad + label + kind, branches, s, depth: depth, source: source, into: &lines)
             default:
                 run.append((pad + label + singleLine(s.kind), s.trailingComment))
             }
@@ -105,17 +99,21 @@ public enum SpecPrinter {
         flush()
     }
 
-    /// `head {` body `} {` body `}`, with `{}` for empty bodies.
-    private static func braced(_ head: String, _ bodies: [[Statement]], depth: Int, source: SourceFile, into lines: inout [String]) {
+    /// `head {` body `} {` body `}`, with `{}` for empty bodies without comments; the body
+    /// comments and the trailing comment of `s`.
+    private static func braced(_ head: String, _ bodies: [[Statement]], _ s: Statement, depth: Int, source: SourceFile, into lines: inout [String]) {
         let pad = String(repeating: "  ", count: depth)
+        let inner = pad + "  "
         var current = head
-        for body in bodies {
-            if body.isEmpty { current += " {}"; continue }
-            lines.append(current + " {")
+        for (i, body) in bodies.enumerated() {
+            let c = i < s.bodyComments.count ? s.bodyComments[i] : BodyComments()
+            if body.isEmpty && c.isEmpty { current += " {}"; continue }
+            lines.append(current + " {" + (c.opening.map { "  #" + $0 } ?? ""))
             render(body, depth: depth + 1, source: source, into: &lines)
+            for text in c.closing { lines.append(inner + "#" + text) }
             current = pad + "}"
         }
-        lines.append(current)
+        lines.append(current + (s.trailingComment.map { "  #" + $0 } ?? ""))
     }
 
     private static func singleLine(_ kind: StatementKind) -> String {
@@ -172,18 +170,31 @@ public enum SpecPrinter {
     /// `spaced: false` writes binary operators without spaces (positional arguments and option
     /// values, where a space separates arguments for the reader).
     public static func expr(_ e: Expr, spaced: Bool = true) -> String {
-        switch e {
-        case .number(_, let text, _): return text
-        case .name(let n, _): return n
-        case .negate(let x, _):
-            let inner = expr(x, spaced: spaced)
-            return "-" + (precedence(x) < 3 ? "(" + inner + ")" : inner)
-        case .binary(let op, let a, let b, _):
-            let p = precedence(e)
-            var l = expr(a, spaced: spaced), r = expr(b, spaced: spaced)
-            if precedence(a) < p { l = "(" + l + ")" }
-            if precedence(b) <= p { r = "(" + r + ")" }
-            return spaced ? "\(l) \(op) \(r)" : "\(l)\(op)\(r)"
+        // Iterative (an explicit stack): an expression may hold `Parser.maxOperators` operators
+        // in a chain, too deep for recursion on a small thread stack.
+        enum Step { case visit(Expr), negate(Expr), binary(String, Expr, Expr) }
+        var steps: [Step] = [.visit(e)]
+        var out: [String] = []
+        while let step = steps.popLast() {
+            switch step {
+            case .visit(let x):
+                switch x {
+                case .number(_, let text, _): out.append(text)
+                case .name(let n, _): out.append(n)
+                case .negate(let y, _): steps.append(.negate(y)); steps.append(.visit(y))
+                case .binary(let op, let a, let b, _): steps.append(.binary(op, a, b)); steps.append(.visit(b)); steps.append(.visit(a))
+                }
+            case .negate(let y):
+                let inner = out.removeLast()
+                out.append("-" + (precedence(y) < 3 ? "(" + inner + ")" : inner))
+            case .binary(let op, let a, let b):
+                var r = out.removeLast(), l = out.removeLast()
+                let p = op == "+" || op == "-" ? 1 : 2
+                if precedence(a) < p { l = "(" + l + ")" }
+                if precedence(b) <= p { r = "(" + r + ")" }
+                out.append(spaced ? "\(l) \(op) \(r)" : "\(l)\(op)\(r)")
+            }
         }
+        return out.last ?? ""
     }
 }

@@ -9,15 +9,22 @@ public indirect enum Expr: Sendable, Equatable {
     /// `a op b` with op one of + - * /.
     case binary(String, Expr, Expr, SourceLocation)
 
-    /// Expressions compare by meaning: structure and literal text, not locations.
+    /// Expressions compare by meaning: structure and literal text, not locations. Iterative (an
+    /// expression may hold `Parser.maxOperators` operators in a chain).
     public static func == (a: Expr, b: Expr) -> Bool {
-        switch (a, b) {
-        case let (.number(x, t1, _), .number(y, t2, _)): return x == y && t1 == t2
-        case let (.name(x, _), .name(y, _)): return x == y
-        case let (.negate(x, _), .negate(y, _)): return x == y
-        case let (.binary(o1, l1, r1, _), .binary(o2, l2, r2, _)): return o1 == o2 && l1 == l2 && r1 == r2
-        default: return false
+        var pairs = [(a, b)]
+        while let (x, y) = pairs.popLast() {
+            switch (x, y) {
+            case let (.number(p, t1, _), .number(q, t2, _)): if p != q || t1 != t2 { return false }
+            case let (.name(p, _), .name(q, _)): if p != q { return false }
+            case let (.negate(p, _), .negate(q, _)): pairs.append((p, q))
+            case let (.binary(o1, l1, r1, _), .binary(o2, l2, r2, _)):
+                if o1 != o2 { return false }
+                pairs.append((r1, r2)); pairs.append((l1, l2))
+            default: return false
+            }
         }
+        return true
     }
 
     /// Where the whole expression is.
@@ -127,8 +134,12 @@ public struct Statement: Sendable, Equatable {
     public var location: SourceLocation
     /// Comment lines directly above the statement (kept by the printer).
     public var leadingComments: [String] = []
-    /// A comment at the end of the statement's line.
+    /// A comment at the end of the statement's (last) line: after a layer or call, or after the
+    /// closing `}` of a block, repeat or merge.
     public var trailingComment: String?
+    /// Comments inside the braces of a block, repeat or merge, one entry per body (per branch
+    /// for a merge); empty when there are none. Kept by the printer.
+    public var bodyComments: [BodyComments] = []
 
     /// Creates a statement.
     public init(label: String?, labelLocation: SourceLocation?, kind: StatementKind, keywordLocation: SourceLocation, location: SourceLocation) {
@@ -140,6 +151,20 @@ public struct Statement: Sendable, Equatable {
     public static func == (a: Statement, b: Statement) -> Bool { a.label == b.label && a.kind == b.kind }
 }
 
+/// The comments inside one pair of braces that belong to no statement in them.
+public struct BodyComments: Sendable, Equatable {
+    /// The comment after the opening `{` when nothing else follows it on its line
+    /// (`repeat 2 {  # twice`).
+    public var opening: String?
+    /// Comment lines after the last statement of the body, before the closing `}` (in an empty
+    /// body: every comment line inside it).
+    public var closing: [String]
+    /// Creates body comments.
+    public init(opening: String? = nil, closing: [String] = []) { self.opening = opening; self.closing = closing }
+    /// Whether there is no comment.
+    public var isEmpty: Bool { opening == nil && closing.isEmpty }
+}
+
 /// A parsed spec file.
 public struct SpecFile: Sendable {
     /// The file it came from.
@@ -148,4 +173,42 @@ public struct SpecFile: Sendable {
     public var statements: [Statement]
     /// Comment lines at the top of the file, before the first statement (the header).
     public var headerComments: [String]
+    /// Comments after the last statement of the file.
+    public var trailingComments: [String] = []
+
+    /// Creates a spec file.
+    public init(source: SourceFile, statements: [Statement], headerComments: [String], trailingComments: [String] = []) {
+        self.source = source; self.statements = statements; self.headerComments = headerComments
+        self.trailingComments = trailingComments
+    }
+
+    /// Every comment the spec keeps, in source order: the header, each statement's leading
+    /// comments, the comments inside its braces and its trailing comment, then the comments at
+    /// the end. For a file that parses without errors this is every comment of the file (the
+    /// lexer's list), and printing the spec keeps it.
+    public var comments: [String] {
+        var out = headerComments
+        // Statement trees are at most `Parser.maxNesting` deep.
+        func visit(_ list: [Statement], into out: inout [String]) {
+            for s in list {
+                out += s.leadingComments
+                let bodies: [[Statement]]
+                switch s.kind {
+                case .block(let b): bodies = [b.body]
+                case .repeatLoop(_, let body): bodies = [body]
+                case .merge(_, let branches): bodies = branches
+                default: bodies = []
+                }
+                for (i, body) in bodies.enumerated() {
+                    let c = i < s.bodyComments.count ? s.bodyComments[i] : BodyComments()
+                    if let o = c.opening { out.append(o) }
+                    visit(body, into: &out)
+                    out += c.closing
+                }
+                if let t = s.trailingComment { out.append(t) }
+            }
+        }
+        visit(statements, into: &out)
+        return out + trailingComments
+    }
 }

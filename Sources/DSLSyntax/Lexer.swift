@@ -44,8 +44,11 @@ public struct Lexer {
                 tokens.append(Token(.newline, "\n", loc(start, 1)))
             case UInt8(ascii: "#"):
                 while pos < bytes.count && bytes[pos] != UInt8(ascii: "\n") { pos += 1 }
+                // Trailing blanks (and the CR of a CRLF line) are not part of the comment: the
+                // printer writes lines without them, and a comment ending in a second CR used to
+                // change its text when printed and read again.
                 var end = pos
-                if end > start + 1 && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+                while end > start + 1 && (bytes[end - 1] == UInt8(ascii: "\r") || bytes[end - 1] == 32 || bytes[end - 1] == 9) { end -= 1 }
                 let l = loc(start, 1)
                 let lineStart = file.lineStarts[l.line - 1]
                 let whole = bytes[lineStart..<start].allSatisfy { $0 == 32 || $0 == 9 }
@@ -64,8 +67,11 @@ public struct Lexer {
                     pos += 1
                     while pos < bytes.count && isDigit(bytes[pos]) { pos += 1 }
                 }
-                let text = String(decoding: bytes[start..<pos], as: UTF8.self)
-                tokens.append(Token(classify(text), text, loc(start, pos - start)))
+                var text = String(decoding: bytes[start..<pos], as: UTF8.self)
+                let kind = classify(text)
+                let l = loc(start, pos - start)
+                if kind == .word { text = capped(text, at: l) }
+                tokens.append(Token(kind, text, l))
                 // The name after a statement-initial `network` is one word of printable ASCII up
                 // to a blank, `#` or `;`: Grammar.md allows `-`, `_` and `.` in it, but `.` is
                 // no symbol, so `network resnet-v1.5` used to fail with "unexpected character '.'".
@@ -74,7 +80,8 @@ public struct Lexer {
                     let nameStart = pos
                     while pos < bytes.count, bytes[pos] > 32, bytes[pos] < 127, bytes[pos] != UInt8(ascii: "#"), bytes[pos] != UInt8(ascii: ";") { pos += 1 }
                     if pos > nameStart {
-                        tokens.append(Token(.word, String(decoding: bytes[nameStart..<pos], as: UTF8.self), loc(nameStart, pos - nameStart)))
+                        let l = loc(nameStart, pos - nameStart)
+                        tokens.append(Token(.word, capped(String(decoding: bytes[nameStart..<pos], as: UTF8.self), at: l), l))
                     }
                 }
             case _ where "(){}<>,=:;+-*/".utf8.contains(c):
@@ -95,8 +102,29 @@ public struct Lexer {
                 tokens.append(Token(.invalid, "", l))
             }
         }
-        tokens.append(Token(.end, "", loc(bytes.count, 0)))
+        // The end of the file is located at the end of its last line (before the final line
+        // break), not on the empty "line" after it: errors there ("expected '}'") point at a
+        // line that exists.
+        var end = bytes.count
+        if end > 0 && bytes[end - 1] == UInt8(ascii: "\n") {
+            end -= 1
+            if end > 0 && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+        }
+        tokens.append(Token(.end, "", file.location(offset: end, length: 0)))
         return tokens
+    }
+
+    /// The longest name accepted (labels, block, parameter, option and network names), in
+    /// characters. Names end up in every generated layer name below them: a 100 KB label inside
+    /// a repeat made 100,000 names of 100 KB each.
+    public static let maxNameLength = 128
+
+    /// A word longer than `maxNameLength` is an error; its text is cut to that length so that
+    /// later stages, which still run to report their own errors, never see the long text.
+    private mutating func capped(_ text: String, at l: SourceLocation) -> String {
+        guard text.utf8.count > Lexer.maxNameLength else { return text }
+        diagnostics.error("name '\(String(text.prefix(24)))...' is too long (\(text.utf8.count) characters; at most \(Lexer.maxNameLength))", at: l)
+        return String(text.prefix(Lexer.maxNameLength))
     }
 
     /// The last location computed: tokens come in increasing offsets, so the column of the next

@@ -15,6 +15,13 @@ public struct Parser {
 
     /// Deepest nesting of braces, parentheses and blocks accepted.
     public static let maxNesting = 64
+    /// The most operators (`+ - * /` and unary minus) in one expression, counting those inside
+    /// parentheses. Expressions are trees, and every stage walks them recursively: a chain of
+    /// 60,000 `+1` on one line overflowed the stack.
+    public static let maxOperators = 1000
+    /// Operators in the expression being parsed, and how many expressions are open (an
+    /// expression inside parentheses counts for the outermost one).
+    private var operators = 0, openExpressions = 0
 
     /// Statement keywords that take positional arguments (other words are block calls).
     public static let layerKinds: Set<String> = [
@@ -58,7 +65,10 @@ public struct Parser {
             header.append(comments[nextComment].text); nextComment += 1
         }
         let statements = statementList(until: nil)
-        return SpecFile(source: file, statements: statements, headerComments: header)
+        // Whatever is left follows the last statement.
+        let trailing = comments[nextComment...].map(\.text)
+        nextComment = comments.count
+        return SpecFile(source: file, statements: statements, headerComments: header, trailingComments: trailing)
     }
 
     /// statementList = { statement ( NEWLINE | ";" ) } — ends at `}` when inside braces.
@@ -98,6 +108,7 @@ public struct Parser {
 
     /// statement = [ label ":" ] ( network | input | block | repeat | merge | layer | call )
     private mutating func statement() throws -> Statement {
+        bodyComments = []
         var label: String?
         var labelLocation: SourceLocation?
         if peek.kind == .word || peek.kind == .number, peekNext.isSymbol(":") {
@@ -136,8 +147,15 @@ public struct Parser {
         if label != nil, case .input = kind { report("an input declaration cannot have a label", at: labelLocation!) }
         if label != nil, case .repeatLoop = kind { report("a repeat cannot have a label; label the layers inside it", at: labelLocation!) }
         let end = tokens[max(0, current - 1)].location
-        return Statement(label: label, labelLocation: labelLocation, kind: kind, keywordLocation: keyword.location, location: start.through(end))
+        var s = Statement(label: label, labelLocation: labelLocation, kind: kind, keywordLocation: keyword.location, location: start.through(end))
+        if bodyComments.contains(where: { !$0.isEmpty }) { s.bodyComments = bodyComments }
+        bodyComments = []
+        return s
     }
+
+    /// The comments of the bodies of the braced statement being parsed, in order (set by
+    /// `braced`, read when the statement is complete; nested statements save and restore it).
+    private var bodyComments: [BodyComments] = []
 
     /// network = "network" name — the name is the rest of the line (letters, digits, `-`, `_`, `.`).
     private mutating func networkDeclaration() throws -> StatementKind {
@@ -196,6 +214,7 @@ public struct Parser {
         }
         try expect("(", "expected '(' after block name")
         var params: [(String, SourceLocation)] = []
+        var seen: Set<String> = []
         if !peek.isSymbol(")") {
             repeat {
                 guard peek.kind == .word, !(peek.text.first?.isNumber ?? false) else {
@@ -203,7 +222,8 @@ public struct Parser {
                     throw ParseError()
                 }
                 let p = advance()
-                if params.contains(where: { $0.0 == p.text }) {
+                // A set, not a scan of the list: 100,000 parameters took 20 s.
+                if !seen.insert(p.text).inserted {
                     report("duplicate parameter '\(p.text)'", at: p.location)
                 }
                 params.append((p.text, p.location))
@@ -305,10 +325,13 @@ public struct Parser {
     /// expr = term { ( "+" | "-" ) term }
     private mutating func expression(allowGreater: Bool = true) throws -> Expr {
         try nest()
-        defer { depth -= 1 }
+        if openExpressions == 0 { operators = 0 }
+        openExpressions += 1
+        defer { depth -= 1; openExpressions -= 1 }
         var left = try term()
         while peek.isSymbol("+") || peek.isSymbol("-") {
             let op = advance()
+            try countOperator(op)
             let right = try term()
             left = .binary(op.text, left, right, left.location.through(right.location))
         }
@@ -320,6 +343,7 @@ public struct Parser {
         var left = try factor()
         while peek.isSymbol("*") || peek.isSymbol("/") {
             let op = advance()
+            try countOperator(op)
             let right = try factor()
             left = .binary(op.text, left, right, left.location.through(right.location))
         }
@@ -359,6 +383,7 @@ public struct Parser {
             }
             if t.isSymbol("-") {
                 advance()
+                try countOperator(t)
                 try nest()
                 defer { depth -= 1 }
                 let e = try factor()
@@ -369,7 +394,16 @@ public struct Parser {
         }
     }
 
-    /// "{" statementList "}"
+    /// Counts an operator of the current expression against `maxOperators`.
+    private mutating func countOperator(_ op: Token) throws {
+        operators += 1
+        if operators > Parser.maxOperators {
+            report("expression is too long (more than \(Parser.maxOperators) operators)", at: op.location)
+            throw ParseError()
+        }
+    }
+
+    /// "{" statementList "}" — also collects the comments of the body into `bodyComments`.
     private mutating func braced(what: String) throws -> [Statement] {
         // `{` on the next line (Allman style): one clear error, then the body is parsed as if
         // it were on the same line. It used to give a second error at the `{` itself.
@@ -385,12 +419,28 @@ public struct Parser {
         try expect("{", "expected '{' to start the \(what)")
         try nest()
         defer { depth -= 1 }
+        var comments = BodyComments()
+        // A comment after the `{`, with nothing but separators between them, is the body's
+        // opening comment (`repeat 2 {  # twice`).
+        var i = current
+        while tokens[i].isSymbol(";") || tokens[i].kind == .invalid { i += 1 }
+        if tokens[i].kind == .newline || tokens[i].kind == .end,
+           nextComment < self.comments.count, self.comments[nextComment].line == open.location.line {
+            comments.opening = self.comments[nextComment].text; nextComment += 1
+        }
+        let saved = bodyComments
         let body = statementList(until: "}")
+        bodyComments = saved
         guard peek.isSymbol("}") else {
             report("expected '}' to close the \(what)", at: peek.location, notes: [.init("'{' opened here", at: open.location)])
             throw ParseError()
         }
+        // Comment lines after the last statement belong to the body, not to whatever follows it.
+        while nextComment < self.comments.count && self.comments[nextComment].line < peek.location.line {
+            comments.closing.append(self.comments[nextComment].text); nextComment += 1
+        }
         advance()
+        bodyComments.append(comments)
         return body
     }
 
@@ -473,22 +523,26 @@ public struct Parser {
         }
     }
 
+    /// Takes the comment at the end of the statement's last line (for a block, repeat or merge:
+    /// after its closing `}`) as its trailing comment, when nothing but `;` separates them: in
+    /// `gap ; softmax  # c` the comment is softmax's, in `repeat 2 { relu }  # c` the repeat's.
     private mutating func attachComments(_ s: inout Statement) {
         while nextComment < comments.count && comments[nextComment].line < s.location.line {
             s.leadingComments.append(comments[nextComment].text); nextComment += 1
         }
+        if case .invalid = s.kind { return }
+        var i = current
+        while tokens[i].isSymbol(";") || tokens[i].kind == .invalid { i += 1 }
+        guard tokens[i].kind == .newline || tokens[i].kind == .end else { return }
         let endLine = file.line(of: s.location.offset + max(0, s.location.length - 1))
-        if nextComment < comments.count && comments[nextComment].line == endLine && !comments[nextComment].wholeLine,
-           case .layer = s.kind {
+        if nextComment < comments.count && comments[nextComment].line == endLine && !comments[nextComment].wholeLine {
             s.trailingComment = comments[nextComment].text; nextComment += 1
-        } else if nextComment < comments.count && comments[nextComment].line == endLine && !comments[nextComment].wholeLine {
-            if case .call = s.kind { s.trailingComment = comments[nextComment].text; nextComment += 1 }
-            else if case .network = s.kind { s.trailingComment = comments[nextComment].text; nextComment += 1 }
-            else if case .input = s.kind { s.trailingComment = comments[nextComment].text; nextComment += 1 }
         }
     }
 
     private func suggestion(for word: String) -> String {
+        // Once errors are no longer kept, the message is dropped: do not compare names for it.
+        if diagnostics.truncated { return "" }
         let all = Array(Parser.layerKinds) + ["network", "input", "block", "repeat", "concat", "add"]
         let best = all.map { ($0, editDistance($0, word)) }.min { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
         if word.count <= 64, let (w, d) = best, d <= max(1, word.count / 3) { return "; did you mean '\(w)'?" }

@@ -61,9 +61,19 @@ struct NetworkGenerator {
         if allowed && rng.chance(0.2) { labelCount += 1; label = rng.pick(["l", "stage", "3a", "x_"]) + "\(labelCount)" }
         var s = Statement(label: label, labelLocation: nil, kind: kind, keywordLocation: loc, location: loc)
         if rng.chance(0.2) { s.leadingComments = (0..<rng.int(1...2)).map { _ in comment() } }
+        if rng.chance(0.2) { s.trailingComment = comment() }
+        // Comments inside braces: after an opening brace, and lines before a closing one.
+        let bodies: Int
         switch kind {
-        case .layer, .call: if rng.chance(0.2) { s.trailingComment = comment() }
-        default: break
+        case .repeatLoop, .block: bodies = 1
+        case .merge(_, let branches): bodies = branches.count
+        default: bodies = 0
+        }
+        if bodies > 0 && rng.chance(0.4) {
+            s.bodyComments = (0..<bodies).map { _ in
+                BodyComments(opening: rng.chance(0.4) ? comment() : nil, closing: rng.chance(0.4) ? (0..<rng.int(1...2)).map { _ in comment() } : [])
+            }
+            if s.bodyComments.allSatisfy(\.isEmpty) { s.bodyComments = [] }
         }
         return s
     }
@@ -115,6 +125,9 @@ struct NetworkGenerator {
         return out
     }
 
+    /// Comments after the last statement.
+    mutating func trailing() -> [String] { rng.chance(0.3) ? (0..<rng.int(1...2)).map { _ in comment() } : [] }
+
     /// A whole spec: header, network, input, blocks, a body.
     mutating func spec() -> ([String], [Statement]) {
         var statements: [Statement] = []
@@ -160,10 +173,11 @@ final class PrinterTests: XCTestCase {
         for seed in 0..<1200 as Range<UInt64> {
             var gen = NetworkGenerator(seed: seed)
             let (header, statements) = gen.spec()
-            let spec = SpecFile(source: SourceFile(path: "gen.dsl", text: ""), statements: statements, headerComments: header)
+            let spec = SpecFile(source: SourceFile(path: "gen.dsl", text: ""), statements: statements, headerComments: header, trailingComments: gen.trailing())
             let text = SpecPrinter.print(spec)
             let (back, d) = parse(text, path: "gen.dsl")
-            if d.hasErrors || back.statements != statements || back.headerComments != header || allComments(back.statements) != allComments(statements) {
+            if d.hasErrors || back.statements != statements || back.headerComments != header || allComments(back.statements) != allComments(statements)
+                || back.trailingComments != spec.trailingComments || back.comments != spec.comments {
                 XCTFail("seed \(seed): round trip failed: \(d.items.map { "\($0.location): \($0.message)" })\n\(text)")
                 return
             }
@@ -248,6 +262,97 @@ final class PrinterTests: XCTestCase {
         XCTAssertEqual(SpecPrinter.print(spec), "input 8x8x3\n# about b\nblock b() {\n  gap\n}\nb()\n")
     }
 
+    func testCommentAfterAClosingBraceIsKept() {
+        // `dsl fmt` refused this file: "internal error: formatting would lose comments".
+        let (spec, d) = parse("input 8x8x3\nrepeat 2 {\nconv 3 1 8\n} # end\n")
+        XCTAssertFalse(d.hasErrors)
+        XCTAssertEqual(SpecPrinter.print(spec), "input 8x8x3\nrepeat 2 {\n  conv 3 1 8\n}  # end\n")
+        assertRoundTrip("input 8x8x3\nrepeat 2 {\nconv 3 1 8\n} # end\n", "end")
+    }
+
+    func testEveryCommentPosition() {
+        let text = """
+        # header
+
+        network n  # name
+        input 8x8x3   # input
+        block b(c) {  # block opening
+          # above the first layer
+          conv 3 1 c  # layer
+          # last line of the block
+        }  # after the block
+        repeat 2 { # repeat opening
+          repeat 1 {
+            # inside an empty nested body
+          } # after the nested repeat
+        }
+        concat { conv 1 1 4 } { # second branch
+        } {
+          # inside an empty third branch
+        } # after the merge
+        add {} {}   # after empty branches
+        relu ; # after a semicolon
+        b(4) # after a call
+        # end of file 1
+
+        # end of file 2
+        """
+        let (spec, d) = parse(text)
+        XCTAssertFalse(d.hasErrors, "\(d.items.map(\.message))")
+        let printed = SpecPrinter.print(spec)
+        XCTAssertEqual(printed, """
+        # header
+
+        network n    # name
+        input 8x8x3  # input
+        block b(c) {  # block opening
+          # above the first layer
+          conv 3 1 c  # layer
+          # last line of the block
+        }  # after the block
+        repeat 2 {  # repeat opening
+          repeat 1 {
+            # inside an empty nested body
+          }  # after the nested repeat
+        }
+        concat {
+          conv 1 1 4
+        } {  # second branch
+        } {
+          # inside an empty third branch
+        }  # after the merge
+        add {} {}  # after empty branches
+        relu  # after a semicolon
+        b(4)  # after a call
+
+        # end of file 1
+        # end of file 2
+
+        """)
+        assertRoundTrip(text, "positions")
+    }
+
+    func testRoundTripOfEveryRepositoryFileThatParses() throws {
+        var texts: [(String, String)] = []
+        for dir in ["specs", "Tests/CLITests/good-specs", "Tests/CLITests/bad-specs"] {
+            let url = repoRoot.appendingPathComponent(dir)
+            for f in try FileManager.default.contentsOfDirectory(atPath: url.path).filter({ $0.hasSuffix(".dsl") }).sorted() {
+                texts.append((dir + "/" + f, String(decoding: try Data(contentsOf: url.appendingPathComponent(f)), as: UTF8.self)))
+            }
+        }
+        // The examples of Grammar.md.
+        let grammar = try String(contentsOf: repoRoot.appendingPathComponent("Grammar.md"), encoding: .utf8)
+        for (i, block) in grammar.components(separatedBy: "```dsl\n").dropFirst().enumerated() {
+            texts.append(("Grammar.md example \(i + 1)", block.components(separatedBy: "```").first ?? ""))
+        }
+        var parsed = 0
+        for (name, text) in texts {
+            if !parse(text).1.hasErrors { parsed += 1 }
+            assertRoundTrip(text, name)
+        }
+        XCTAssertGreaterThan(parsed, 40)
+    }
+
     func testNegativeAndNestedExpressionsKeepTheirMeaning() {
         for t in ["conv 3 (-1) 4", "conv 3 1 -(a-b)", "conv a-(b-c) 1 a/(b*c)", "repeat -(-2) {\n  gap\n}"] {
             let (spec, d) = parse("input 4x4x1\n" + t + "\n")
@@ -258,18 +363,52 @@ final class PrinterTests: XCTestCase {
     }
 }
 
-/// Every comment in a statement tree, in order (leading and trailing).
-func allComments(_ list: [Statement]) -> [String] {
+/// Every comment in a statement tree, in order, tagged with where it is attached: leading (L),
+/// trailing (T), after an opening brace (O), at the end of a body (C), with the body's depth.
+func allComments(_ list: [Statement], depth: Int = 0) -> [String] {
     var out: [String] = []
     for s in list {
-        out += s.leadingComments
+        out += s.leadingComments.map { "\(depth)L" + $0 }
+        let bodies: [[Statement]]
         switch s.kind {
-        case .block(let b): out += allComments(b.body)
-        case .repeatLoop(_, let body): out += allComments(body)
-        case .merge(_, let branches): for b in branches { out += allComments(b) }
-        default: break
+        case .block(let b): bodies = [b.body]
+        case .repeatLoop(_, let body): bodies = [body]
+        case .merge(_, let branches): bodies = branches
+        default: bodies = []
         }
-        if let t = s.trailingComment { out.append("T" + t) }
+        for (i, body) in bodies.enumerated() {
+            let c = i < s.bodyComments.count ? s.bodyComments[i] : BodyComments()
+            out.append("\(depth)B\(i)")
+            if let o = c.opening { out.append("\(depth)O" + o) }
+            out += allComments(body, depth: depth + 1)
+            out += c.closing.map { "\(depth)C" + $0 }
+        }
+        if let t = s.trailingComment { out.append("\(depth)T" + t) }
     }
     return out
+}
+
+/// The comments the lexer finds in a text.
+func lexedComments(_ text: String) -> [String] {
+    var l = Lexer(file: SourceFile(path: "t", text: text))
+    _ = l.tokenize()
+    return l.comments.map(\.text)
+}
+
+/// The round-trip invariant of the printer for a text that parses without errors: printing
+/// and parsing again gives the same statements with the same comments in the same places, no
+/// comment is lost, and printing again gives the same text.
+func assertRoundTrip(_ text: String, _ name: String, file: StaticString = #filePath, line: UInt = #line) {
+    let (spec, d) = parse(text, path: name)
+    guard !d.hasErrors else { return }
+    XCTAssertEqual(spec.comments, lexedComments(text), "\(name): the parser dropped a comment", file: file, line: line)
+    let printed = SpecPrinter.print(spec)
+    let (again, d2) = parse(printed, path: name)
+    XCTAssertFalse(d2.hasErrors, "\(name): \(d2.items.map(\.message))\n\(printed)", file: file, line: line)
+    XCTAssertEqual(again.statements, spec.statements, name, file: file, line: line)
+    XCTAssertEqual(again.headerComments, spec.headerComments, name, file: file, line: line)
+    XCTAssertEqual(again.trailingComments, spec.trailingComments, name, file: file, line: line)
+    XCTAssertEqual(allComments(again.statements), allComments(spec.statements), "\(name)\n\(printed)", file: file, line: line)
+    XCTAssertEqual(lexedComments(printed), spec.comments, "\(name): printing lost a comment\n\(printed)", file: file, line: line)
+    XCTAssertEqual(SpecPrinter.print(again), printed, "\(name): printing is not a fixed point", file: file, line: line)
 }

@@ -156,4 +156,147 @@ final class ParserTests: XCTestCase {
         XCTAssertEqual(String(src[src.index(src.startIndex, offsetBy: at)...].prefix(3)), "BAD", "the caret is under the text")
         XCTAssertEqual(caret.filter { $0 == "^" }.count, 3)
     }
+
+    // MARK: - Issue #11: limits that keep hostile input from crashing or exhausting memory
+
+    func testExpressionsHaveAtMostMaxOperators() throws {
+        // 1,000 operators are fine, counted across parentheses and unary minus.
+        let ok = "input 8x8x3\nconv 3 1 (1" + String(repeating: "+1", count: Parser.maxOperators - 2) + ")*-1\n"
+        XCTAssertTrue(parse(ok).1.items.isEmpty, "\(parse(ok).1.items.map(\.message))")
+        // One more is an error at the operator that crosses the limit; the statement is dropped.
+        let tooMany = "input 8x8x3\nconv 3 1 1" + String(repeating: "+1", count: Parser.maxOperators + 1) + "\nrelu\n"
+        let (spec, d) = parse(tooMany)
+        XCTAssertEqual(d.items.map(\.message), ["expression is too long (more than 1000 operators)"])
+        XCTAssertEqual(d.items.first?.location.line, 2)
+        XCTAssertEqual(d.items.first?.location.column, 11 + 2 * Parser.maxOperators, "the 1001st '+'")
+        XCTAssertEqual(spec.statements.map { $0.kind == .invalid }, [false, true, false])
+        // 60,000 terms on one line (this overflowed the stack when elaborated).
+        let long = "input 8x8x3\nconv 3 1 1" + String(repeating: "+1", count: 60_000) + "\n"
+        XCTAssertEqual(parse(long).1.items.count, 1)
+        // The operators of one argument do not count against the next.
+        let args = "input 8x8x3\nconv 1" + String(repeating: "+0", count: 900) + " 1" + String(repeating: "*1", count: 900) + " 8\n"
+        XCTAssertTrue(parse(args).1.items.isEmpty)
+    }
+
+    func testLongExpressionsCompareAndDeallocateWithoutRecursion() {
+        // Equality is iterative; a chain of the maximum length compares (and is freed) fine.
+        let text = "input 8x8x3\nconv 3 1 1" + String(repeating: "-1", count: Parser.maxOperators) + "\n"
+        let a = parse(text).0, b = parse(text).0
+        XCTAssertEqual(a.statements, b.statements)
+        let c = parse(text.replacingOccurrences(of: "-1\n", with: "+1\n")).0
+        XCTAssertNotEqual(a.statements, c.statements)
+    }
+
+    func testNamesAreAtMostMaxNameLength() throws {
+        let ok = String(repeating: "a", count: Lexer.maxNameLength)
+        XCTAssertTrue(parse("input 8x8x3\n\(ok): relu\n").1.items.isEmpty)
+        let long = String(repeating: "b", count: 100_000)
+        let (spec, d) = parse("input 8x8x3\n\(long): relu\nblock \(long)() {\n}\nconv 3 1 8 \(long)=1\nnetwork \(long)\n")
+        XCTAssertEqual(d.items.map(\.message), Array(repeating: "name 'bbbbbbbbbbbbbbbbbbbbbbbb...' is too long (100000 characters; at most 128)", count: 4))
+        XCTAssertEqual(d.items.map(\.location.line), [2, 3, 5, 6])
+        XCTAssertEqual(d.items.map(\.location.column), [1, 7, 12, 9])
+        // The text is cut, so later stages never see the long name.
+        XCTAssertEqual(spec.statements[1].label?.count, Lexer.maxNameLength)
+    }
+
+    func testDuplicateParametersAmongManyAreReportedOnce() {
+        let params = (0..<100_000).map { "p\($0)" } + ["p7"]
+        let (_, d) = parse("input 8x8x3\nblock b(\(params.joined(separator: ", "))) {\n  relu\n}\n")
+        XCTAssertEqual(d.items.map(\.message), ["duplicate parameter 'p7'"])
+    }
+
+    func testEndOfFileErrorsPointAtTheLastLine() {
+        for text in ["input 8x8x3\nrepeat 2 {\n  relu\n", "input 8x8x3\nrepeat 2 {\n  relu\r\n", "input 8x8x3\nrepeat 2 {\n  relu"] {
+            let (_, d) = parse(text)
+            XCTAssertEqual(d.items.map(\.message), ["expected '}' to close the repeat body"])
+            XCTAssertEqual(d.items.first?.location.line, 3, text)
+            XCTAssertEqual(d.items.first?.location.column, 7, "just after the last character of the line")
+        }
+    }
+
+    // MARK: - Comments in every position the grammar allows
+
+    /// Every comment is attached somewhere, exactly once and in order.
+    private func assertAllCommentsKept(_ text: String, file: StaticString = #filePath, line: UInt = #line) {
+        let (spec, d) = parse(text)
+        XCTAssertTrue(d.items.isEmpty, "\(d.items.map(\.message))", file: file, line: line)
+        var lexer = Lexer(file: SourceFile(path: "t.dsl", text: text))
+        _ = lexer.tokenize()
+        XCTAssertEqual(spec.comments, lexer.comments.map(\.text), file: file, line: line)
+    }
+
+    func testCommentAfterAClosingBraceBelongsToTheStatement() throws {
+        let text = "input 8x8x3\nrepeat 2 {\n  conv 3 1 8\n} # end\n"
+        let (spec, _) = parse(text)
+        XCTAssertEqual(spec.statements[1].trailingComment, " end")
+        assertAllCommentsKept(text)
+    }
+
+    func testCommentsInsideBraces() throws {
+        let text = """
+        input 8x8x3
+        repeat 2 {  # opening
+          conv 3 1 8  # layer
+          # last line of the body
+        }  # closing
+        concat {  # first branch
+        } {  # second branch
+          relu
+          # end of the second branch
+        } {
+          # inside an empty branch
+        }
+        block b() { # block opening
+        } # after the block
+        add { } { } # after empty branches
+        conv 3 1 8 ; # after a semicolon
+        repeat 1 { ; # after a brace and a semicolon
+          relu
+        }
+
+        """
+        let (spec, d) = parse(text)
+        XCTAssertTrue(d.items.isEmpty, "\(d.items.map(\.message))")
+        let r = spec.statements[1], m = spec.statements[2], b = spec.statements[3], a = spec.statements[4]
+        XCTAssertEqual(r.bodyComments, [BodyComments(opening: " opening", closing: [" last line of the body"])])
+        XCTAssertEqual(r.trailingComment, " closing")
+        XCTAssertEqual(m.bodyComments, [BodyComments(opening: " first branch"), BodyComments(opening: " second branch", closing: [" end of the second branch"]), BodyComments(closing: [" inside an empty branch"])])
+        XCTAssertNil(m.trailingComment)
+        XCTAssertEqual(b.bodyComments, [BodyComments(opening: " block opening")])
+        XCTAssertEqual(b.trailingComment, " after the block")
+        XCTAssertEqual(a.bodyComments, [])
+        XCTAssertEqual(a.trailingComment, " after empty branches")
+        XCTAssertEqual(spec.statements[5].trailingComment, " after a semicolon")
+        XCTAssertEqual(spec.statements[6].bodyComments.first?.opening, " after a brace and a semicolon")
+        assertAllCommentsKept(text)
+    }
+
+    func testATrailingCommentBelongsToTheLastStatementOnItsLine() {
+        let (spec, _) = parse("input 8x8x3\ngap ; softmax  # c\nrepeat 2 { relu }  # r\nconcat { relu } {  # b\n}\n")
+        XCTAssertNil(spec.statements[1].trailingComment)
+        XCTAssertEqual(spec.statements[2].trailingComment, " c")
+        XCTAssertEqual(spec.statements[3].trailingComment, " r")
+        guard case .repeatLoop(_, let body) = spec.statements[3].kind else { return XCTFail() }
+        XCTAssertNil(body[0].trailingComment)
+        guard case .merge(_, let branches) = spec.statements[4].kind else { return XCTFail() }
+        XCTAssertNil(branches[0][0].trailingComment)
+        XCTAssertEqual(spec.statements[4].bodyComments.map(\.opening), [nil, " b"])
+    }
+
+    func testCommentsAtTheEndOfTheFileAndHeader() {
+        let text = "# header\n\ninput 8x8x3\nrelu\n# end 1\n\n# end 2\n"
+        let (spec, _) = parse(text)
+        XCTAssertEqual(spec.headerComments, [" header"])
+        XCTAssertEqual(spec.trailingComments, [" end 1", " end 2"])
+        assertAllCommentsKept(text)
+        // A file of comments only: all header.
+        XCTAssertEqual(parse("# a\n# b\n").0.headerComments, [" a", " b"])
+        assertAllCommentsKept("# a\n# b\n")
+    }
+
+    func testCommentTextLosesTrailingBlanksOnly() {
+        let (spec, _) = parse("input 8x8x3  #  spaced \t \r\r\nrelu #x\r\n")
+        XCTAssertEqual(spec.statements[0].trailingComment, "  spaced")
+        XCTAssertEqual(spec.statements[1].trailingComment, "x")
+    }
 }
