@@ -5,30 +5,74 @@ import Foundation
 /// `pyramid`, infers every shape, and reports located errors and warnings. Every node keeps the
 /// location of the text that produced it; errors inside an expansion carry notes pointing at the
 /// call sites that led there.
+///
+/// Before a top-level statement is elaborated, a sizing pass (`Sizing.swift`) computes how many
+/// layers, module instances, bytes of names and steps of work it will make, memoised per block
+/// and argument values, and refuses it (at the innermost statement that crosses a limit) if
+/// that would exceed `maxNodes`, `maxNameBytes` or `maxSteps`. So nothing is built that the
+/// limits would reject: exponential call trees, huge repeats and long names are reported at
+/// once, in time linear in the size of the spec.
 public struct Elaborator {
-    /// The most nodes a network may expand to.
+    /// The most nodes (and, separately, module instances) a network may expand to.
     public static let maxNodes = 2_000_000
     /// The deepest chain of block calls.
     public static let maxCallDepth = 64
+    /// The deepest nesting of bodies (repeat, merge branches, block calls) counted through block
+    /// calls: a chain of 64 calls, each inside 62 braces, overflowed the stack. Every level costs
+    /// a few kilobytes of stack in a debug build; 64 levels fit in a 512 KB thread stack.
+    public static let maxDepth = 64
+    /// The most bytes of layer and module names (and module summaries) in a network.
+    public static let maxNameBytes = 268_435_456
+    /// The most steps of work elaborating a spec may take: one per statement elaborated (each
+    /// iteration of a repeat and each call elaborates its body again) plus one per word, number,
+    /// operator and option in it. Statements that build nothing still take time: 50,000
+    /// `repeat 0 {}` in a block called 50,000 times.
+    public static let maxSteps = 50_000_000
+    /// The longest module summary (`stage(32, 2)`) kept, in bytes.
+    static let maxSummaryLength = 100
 
-    private let spec: SpecFile
-    private var diagnostics = DiagnosticBag()
-    private var nodes: [Node] = []
-    private var modules: [ModuleInstance] = []
-    private var blocks: [String: BlockDefinition] = [:]
+    let spec: SpecFile
+    var diagnostics = DiagnosticBag()
+    var nodes: [Node] = []
+    var modules: [ModuleInstance] = []
+    var blocks: [String: BlockDefinition] = [:]
     private var networkName: String?
     private var inputShape: Shape?
-    private var overflow = false
+    /// Set when elaboration must stop: a limit was exceeded or the error list is full.
+    var stopped = false
+    /// Bytes of node and module names and module summaries so far.
+    var nameBytes = 0
+    /// Steps of work of the statements admitted so far (as sized).
+    var usedSteps = 0
+    /// Generated names of the top-level scope admitted so far (its counters are at most this).
+    var topGenerated = 0
+    /// Sizes of block bodies per (block, argument values, poisoned), see `Sizing.swift`.
+    var sizeMemo: [SizeKey: SizeResult] = [:]
+    /// Sizing work done for the current top-level statement, and its budget.
+    var sizingWork = 0, sizingBudget = 0
+    var sizingAborted = false
+    /// Block names, sorted, for "did you mean" (computed once).
+    private var sortedBlockNames: [String]?
+    /// How many more block names "did you mean" may compare with: each unknown block is
+    /// compared with every block, and a spec with 100,000 blocks and as many unknown calls
+    /// must not take 10^10 comparisons.
+    private var suggestionBudget = 1_000_000
+    /// Set while the sizing pass runs the elaborator's checks (their diagnostics are discarded).
+    var quiet = false
 
     /// Lexical state while expanding.
-    private struct Scope {
+    struct Scope {
         var prefix: String = ""
         var counters: [String: Int] = [:]
         var bindings: [String: Double] = [:]
+        /// The block's parameter names in declared order (for messages).
+        var parameters: [String] = []
         var module: Int? = nil
         var callNotes: [Diagnostic.Note] = []
         var callStack: [String] = []
         var repeatSuffix: String = ""
+        /// Bodies entered so far, counted through block calls (at most `maxDepth`).
+        var depth = 0
     }
     private var usedNames: [String: SourceLocation] = [:]
 
@@ -40,7 +84,7 @@ public struct Elaborator {
         public var diagnostics: DiagnosticBag
     }
 
-    private init(spec: SpecFile) { self.spec = spec }
+    init(spec: SpecFile) { self.spec = spec }
 
     /// Elaborates a parsed spec (the caller merges parse diagnostics first).
     public static func elaborate(_ spec: SpecFile, defaultName: String) -> Result {
@@ -90,6 +134,7 @@ public struct Elaborator {
         }
         nodes.append(Node(id: 0, name: "input", op: .input, inputs: [], shape: input, location: inputLoc, module: nil))
         usedNames["input"] = inputLoc
+        nameBytes = 5
         var scope = Scope()
         var cursor: Int? = 0
         for s in spec.statements {
@@ -97,7 +142,9 @@ public struct Elaborator {
             case .network, .input, .block: continue
             default: break
             }
-            if overflow { break }
+            if stopped || diagnostics.truncated { break }
+            // Sized first: a statement that would cross a limit is reported, not attempted.
+            guard admit(s, poisoned: cursor == nil) else { break }
             cursor = statement(s, from: cursor, scope: &scope)
         }
         if firstLayer == nil && !sawInvalid {
@@ -113,7 +160,13 @@ public struct Elaborator {
 
     /// Elaborates one statement starting from node `from` (nil: an earlier error poisoned the
     /// path; keep checking syntax-level things only). Returns the new cursor.
+    ///
+    /// `Sizing.swift` mirrors what this does (how many nodes and modules each statement makes,
+    /// which errors stop it): keep the two in step.
     private mutating func statement(_ s: Statement, from: Int?, scope: inout Scope) -> Int? {
+        if stopped { return nil }
+        // Once the error list is full nothing more can be reported: stop.
+        if diagnostics.truncated { stopped = true; return nil }
         switch s.kind {
         case .invalid:
             return nil
@@ -124,34 +177,7 @@ public struct Elaborator {
             diagnostics.error("blocks must be defined at the top level", at: s.keywordLocation)
             return from
         case .repeatLoop(let countExpr, let body):
-            guard let count = integer(countExpr, "repeat count", in: 0...100_000, scope) else { return nil }
-            var cur = from
-            for i in 0..<count {
-                var inner = scope
-                inner.repeatSuffix = scope.repeatSuffix + (count > 1 ? ".\(i + 1)" : "")
-                let nodesBefore = nodes.count, modulesBefore = modules.count
-                for b in body { if overflow { return nil }; cur = statement(b, from: cur, scope: &inner) }
-                scope.counters = inner.counters
-                if overflow { return nil }
-                // Every iteration elaborates the same statements with the same bindings, so once
-                // one iteration is done the rest are known: after an error (the cursor is lost)
-                // they would only repeat its diagnostics, an iteration that adds nothing adds
-                // nothing again, and the growth of the graph is known in advance. Without this,
-                // nested repeats such as `repeat 100000 { repeat 100000 { } }` ran for hours.
-                if cur == nil { return nil }
-                let addedNodes = nodes.count - nodesBefore, addedModules = modules.count - modulesBefore
-                if addedNodes == 0 && addedModules == 0 { break }
-                let left = count - i - 1
-                if nodes.count + addedNodes * left > Elaborator.maxNodes || modules.count + addedModules * left > Elaborator.maxNodes {
-                    overflow = true
-                    let nodesOver = nodes.count + addedNodes * left > Elaborator.maxNodes
-                    let made = fmt(Double(nodesOver ? addedNodes : addedModules) * Double(count))
-                    let what = nodesOver ? "layers" : "module instances"
-                    diagnostics.error("the network expands to more than \(Elaborator.maxNodes) \(what) (this repeat alone would make \(made) \(what))", at: s.location, notes: scope.callNotes)
-                    return nil
-                }
-            }
-            return cur
+            return repeatLoop(s, count: countExpr, body: body, from: from, scope: &scope)
         case .merge(let kind, let branches):
             return merge(s, kind: kind, branches: branches, from: from, scope: &scope)
         case .call(let name, let args, let options):
@@ -165,14 +191,54 @@ public struct Elaborator {
         }
     }
 
+    /// `repeat COUNT { body }` (statement() stays small: its frame is on the stack once per
+    /// level of nesting).
+    private mutating func repeatLoop(_ s: Statement, count countExpr: Expr, body: [Statement], from: Int?, scope: inout Scope) -> Int? {
+        guard let count = integer(countExpr, "repeat count", in: 0...100_000, scope) else { return nil }
+        if count == 0 { return from }
+        guard enter(s, scope) else { return nil }
+        // The body runs in this scope (its counters carry over), with the iteration's suffix;
+        // copying the scope per iteration copied its counters every time.
+        let savedSuffix = scope.repeatSuffix
+        scope.depth += 1
+        defer { scope.depth -= 1; scope.repeatSuffix = savedSuffix }
+        var cur = from
+        for i in 0..<count {
+            scope.repeatSuffix = savedSuffix + (count > 1 ? ".\(i + 1)" : "")
+            let nodesBefore = nodes.count, modulesBefore = modules.count
+            for b in body { if stopped { return nil }; cur = statement(b, from: cur, scope: &scope) }
+            if stopped { return nil }
+            // Every iteration elaborates the same statements with the same bindings, so once
+            // one iteration is done the rest are known: after an error (the cursor is lost)
+            // they would only repeat its diagnostics, and an iteration that adds nothing adds
+            // nothing again. (The size of the whole repeat was checked before it started.)
+            if cur == nil { return nil }
+            if nodes.count == nodesBefore && modules.count == modulesBefore { break }
+        }
+        return cur
+    }
+
+    /// Checks that one more level of nesting is allowed.
+    mutating func enter(_ s: Statement, _ scope: Scope) -> Bool {
+        if scope.depth >= Elaborator.maxDepth {
+            diagnostics.error("nesting is too deep (more than \(Elaborator.maxDepth) levels, counting the bodies of the blocks called)", at: s.keywordLocation, notes: scope.callNotes)
+            return false
+        }
+        return true
+    }
+
     private mutating func merge(_ s: Statement, kind: String, branches: [[Statement]], from: Int?, scope: inout Scope) -> Int? {
+        guard enter(s, scope) else { return nil }
         var outs: [Int] = []
         var poisoned = from == nil
+        scope.depth += 1
         for b in branches {
             var cur = from
             for st in b { cur = statement(st, from: cur, scope: &scope) }
             if let c = cur { outs.append(c) } else { poisoned = true }
         }
+        scope.depth -= 1
+        if stopped { return nil }
         if kind == "add" && branches.count < 2 && !poisoned {
             diagnostics.error("'add' needs at least two branches (use '{}' for the identity shortcut)", at: s.keywordLocation)
             return nil
@@ -182,11 +248,19 @@ public struct Elaborator {
         return addNode(op, inputs: outs, statement: s, baseName: s.label.map { scoped($0, scope) } ?? generated(kind, &scope), scope: scope)
     }
 
-    private mutating func call(_ s: Statement, name: String, args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
+    /// The checks of a call, in the order they are reported; nil when the call is not
+    /// elaborated. Used by the sizing pass too (with its diagnostics discarded).
+    mutating func callTarget(_ s: Statement, name: String, args: [Expr], options: [LayerOption], scope: Scope) -> (BlockDefinition, [Double])? {
         guard let def = blocks[name] else {
-            let known = blocks.keys.sorted()
-            let near = known.map { ($0, editDistance($0, name)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }
-            diagnostics.error("unknown block '\(clipped(name))'" + (near.map { "; did you mean '\($0.0)'?" } ?? ""), at: s.keywordLocation, notes: scope.callNotes)
+            var hint = ""
+            // The suggestion is looked for only while errors are still kept (it compares the
+            // name with every block's).
+            if !quiet && !diagnostics.truncated && suggestionBudget > 0 {
+                suggestionBudget -= blocks.count
+                if sortedBlockNames == nil { sortedBlockNames = blocks.keys.sorted() }
+                hint = nearest(name, in: sortedBlockNames!).map { "; did you mean '\($0)'?" } ?? ""
+            }
+            diagnostics.error("unknown block '\(clipped(name))'" + hint, at: s.keywordLocation, notes: scope.callNotes)
             return nil
         }
         if let o = options.first {
@@ -200,34 +274,78 @@ public struct Elaborator {
             diagnostics.error(scope.callStack.contains(name) ? "block '\(name)' calls itself (recursion is not allowed)" : "block calls nest too deeply", at: s.keywordLocation, notes: scope.callNotes)
             return nil
         }
-        var bindings: [String: Double] = [:]
-        for (p, a) in zip(def.parameters, args) {
+        guard enter(s, scope) else { return nil }
+        var values: [Double] = []
+        values.reserveCapacity(args.count)
+        for a in args {
             guard let v = evaluate(a, scope) else { return nil }
-            bindings[p.0] = v
+            values.append(v)
         }
+        return (def, values)
+    }
+
+    private mutating func call(_ s: Statement, name: String, args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
+        guard let (def, values) = callTarget(s, name: name, args: args, options: options, scope: scope) else { return nil }
+        var bindings: [String: Double] = [:]
+        bindings.reserveCapacity(values.count)
+        for (p, v) in zip(def.parameters, values) { bindings[p.0] = v }
         let instance = s.label.map { scoped($0, scope) } ?? generated(name, &scope)
-        let argText = args.map { spec.source.text($0.location) }.joined(separator: ", ")
-        let mid = newModule(name: instance, kind: "block", summary: "\(name)(\(argText))", location: s.location, parent: scope.module)
+        guard let mid = newModule(name: instance, kind: "block", summary: callSummary(name, args), statement: s, parent: scope.module, scope: scope) else { return nil }
         var inner = Scope()
         inner.prefix = instance + "."
         inner.bindings = bindings
+        inner.parameters = def.parameters.map(\.0)
         inner.module = mid
         inner.callNotes = [.init("in block '\(name)' called here", at: s.location)] + scope.callNotes
         inner.callStack = scope.callStack + [name]
+        inner.depth = scope.depth + 1
         var cur = from
-        for b in def.body { if overflow { return nil }; cur = statement(b, from: cur, scope: &inner) }
+        for b in def.body { if stopped { return nil }; cur = statement(b, from: cur, scope: &inner) }
         if def.body.isEmpty {
             diagnostics.warning("block '\(name)' is empty; the call does nothing", at: s.keywordLocation)
         }
         return cur
     }
 
+    /// `name(arg, ...)` with the arguments as written, cut to `maxSummaryLength` bytes.
+    func callSummary(_ name: String, _ args: [Expr]) -> String {
+        var out = name + "("
+        for (i, a) in args.enumerated() {
+            if out.utf8.count > Elaborator.maxSummaryLength { break }
+            if i > 0 { out += ", " }
+            out += sourceText(a.location, max: Elaborator.maxSummaryLength)
+        }
+        out += ")"
+        return summaryClipped(out)
+    }
+
+    /// The source text at a location, at most `max` bytes of it.
+    func sourceText(_ l: SourceLocation, max: Int) -> String {
+        var c = l
+        c.length = Swift.min(l.length, max)
+        return spec.source.text(c)
+    }
+
+    /// A summary cut to `maxSummaryLength` bytes (with "..." when cut).
+    func summaryClipped(_ s: String) -> String {
+        guard s.utf8.count > Elaborator.maxSummaryLength else { return s }
+        return String(decoding: Array(s.utf8.prefix(Elaborator.maxSummaryLength - 3)), as: UTF8.self) + "..."
+    }
+
     // MARK: - Layers
 
     private mutating func layer(_ s: Statement, kind: String, words: [(String, SourceLocation)], args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
+        guard let op = layerOp(s, kind: kind, words: words, args: args, options: options, scope: scope) else { return nil }
+        guard let from else { return nil }
+        let name = s.label.map { scoped($0, scope) } ?? generated(op.kindName, &scope)
+        return addNode(op, inputs: [from], statement: s, baseName: name, scope: scope)
+    }
+
+    /// The op of a layer statement after checking its arguments and options (shapes are not
+    /// needed); nil after an error. Used by the sizing pass too.
+    mutating func layerOp(_ s: Statement, kind: String, words: [(String, SourceLocation)], args: [Expr], options: [LayerOption], scope: Scope) -> Op? {
         var opts = OptionReader(options: options, layer: kind, notes: scope.callNotes, bindings: scope.bindings)
         defer { diagnostics.append(contentsOf: opts.diagnostics) }
-        let op: Op
         switch kind {
         case "conv":
             guard checkArgs(s, args, names: ["kernel size", "stride", "filters"], required: 3, scope) else { return nil }
@@ -239,7 +357,7 @@ public struct Elaborator {
             let bias = opts.bias(default: !bn)
             guard let pad = opts.padding(kernel: k, defaultSame: true) else { return nil }
             guard opts.finish() else { return nil }
-            op = .conv(ConvAttributes(kernel: k, stride: st, pad: pad, filters: f, bias: bias, batchNorm: bn, activation: act))
+            return .conv(ConvAttributes(kernel: k, stride: st, pad: pad, filters: f, bias: bias, batchNorm: bn, activation: act))
         case "pool":
             guard checkArgs(s, args, names: ["window size", "stride"], required: 0, scope) else { return nil }
             let pk: PoolKind = words.first?.0 == "avg" ? .avg : .max
@@ -260,38 +378,40 @@ public struct Elaborator {
                 diagnostics.error("pooling padding \(pad) is more than half the window \(k)", at: s.location, notes: scope.callNotes)
                 return nil
             }
-            op = .pool(PoolAttributes(kind: pk, kernel: k, stride: st, pad: pad, ceil: ceil))
+            return .pool(PoolAttributes(kind: pk, kernel: k, stride: st, pad: pad, ceil: ceil))
         case "gap", "bn", "relu", "softmax":
             guard checkArgs(s, args, names: [], required: 0, scope), opts.finish() else { return nil }
-            op = kind == "gap" ? .globalAvgPool : kind == "bn" ? .batchNorm : kind == "relu" ? .activation(.relu) : .softmax
+            return kind == "gap" ? .globalAvgPool : kind == "bn" ? .batchNorm : kind == "relu" ? .activation(.relu) : .softmax
         case "leaky":
             guard checkArgs(s, args, names: ["slope"], required: 0, scope) else { return nil }
             var slope = 0.1
             if let a = args.first { guard let v = number(a, "leaky slope", in: 0...1, scope) else { return nil }; slope = v }
             guard opts.finish() else { return nil }
-            op = .activation(.leaky(slope))
+            return .activation(.leaky(slope))
         case "dropout":
             guard checkArgs(s, args, names: ["drop probability"], required: 1, scope) else { return nil }
             guard let p = number(args[0], "dropout probability", in: 0...0.999999, scope, hint: " (the fraction of units dropped, e.g. 0.5)") else { return nil }
             guard opts.finish() else { return nil }
-            op = .dropout(p)
+            return .dropout(p)
         case "fc":
             guard checkArgs(s, args, names: ["output units"], required: 1, scope) else { return nil }
             guard let n = integer(args[0], "number of output units", in: 1...1_048_576, scope) else { return nil }
             let act = opts.activation(default: .none)
             let bias = opts.bias(default: true)
             guard opts.finish() else { return nil }
-            op = .linear(LinearAttributes(units: n, bias: bias, activation: act))
+            return .linear(LinearAttributes(units: n, bias: bias, activation: act))
         default:
-            diagnostics.error("unknown layer '\(kind)'", at: s.keywordLocation)
+            diagnostics.error("unknown layer '\(clipped(kind))'", at: s.keywordLocation)
             return nil
         }
-        guard let from else { return nil }
-        let name = s.label.map { scoped($0, scope) } ?? generated(op.kindName, &scope)
-        return addNode(op, inputs: [from], statement: s, baseName: name, scope: scope)
     }
 
-    private mutating func inception(_ s: Statement, args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
+    /// An inception statement's checked columns and options.
+    struct InceptionSpec { var widths: [Int]; var bn: Bool; var bias: Bool; var act: Activation }
+
+    /// Checks an inception statement's columns and options (warnings included); nil after an
+    /// error. Used by the sizing pass too.
+    mutating func inceptionSpec(_ s: Statement, args: [Expr], options: [LayerOption], scope: Scope) -> InceptionSpec? {
         guard args.count == 6 else {
             diagnostics.error("inception takes 6 column widths <#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj>, got \(args.count)", at: s.location, notes: scope.callNotes)
             return nil
@@ -314,12 +434,18 @@ public struct Elaborator {
         if w[0] == 0 && w[2] == 0 && w[4] == 0 && w[5] == 0 {
             diagnostics.warning("inception module with no convolution columns passes its pooled input through", at: s.location, notes: scope.callNotes)
         }
+        return InceptionSpec(widths: w, bn: bn, bias: bias, act: act)
+    }
+
+    private mutating func inception(_ s: Statement, args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
+        guard let spec = inceptionSpec(s, args: args, options: options, scope: scope) else { return nil }
+        let w = spec.widths
         guard let from else { return nil }
         let instance = s.label.map { scoped($0, scope) } ?? generated("inception", &scope)
-        let mid = newModule(name: instance, kind: "inception", summary: "inception<\(w.map(String.init).joined(separator: ", "))>", location: s.location, parent: scope.module)
+        guard let mid = newModule(name: instance, kind: "inception", summary: "inception<\(w.map(String.init).joined(separator: ", "))>", statement: s, parent: scope.module, scope: scope) else { return nil }
         var inner = Scope(); inner.prefix = instance + "."; inner.module = mid; inner.callNotes = scope.callNotes
         func conv(_ k: Int, _ f: Int) -> Op {
-            .conv(ConvAttributes(kernel: k, stride: 1, pad: (k - 1) / 2, filters: f, bias: bias, batchNorm: bn, activation: act))
+            .conv(ConvAttributes(kernel: k, stride: 1, pad: (k - 1) / 2, filters: f, bias: spec.bias, batchNorm: spec.bn, activation: spec.act))
         }
         var outs: [Int] = []
         if w[0] > 0, let n = addNode(conv(1, w[0]), inputs: [from], statement: s, baseName: instance + ".b1.conv", scope: inner) { outs.append(n) }
@@ -335,7 +461,12 @@ public struct Elaborator {
         return addNode(.concat, inputs: outs, statement: s, baseName: instance + ".concat", scope: inner)
     }
 
-    private mutating func pyramid(_ s: Statement, args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
+    /// A pyramid statement's checked arguments and options.
+    struct PyramidSpec { var alpha: Double; var units: Int; var bottleneck: Bool; var multiplicative: Bool }
+
+    /// Checks a pyramid statement's arguments and options; nil after an error. Used by the
+    /// sizing pass too.
+    mutating func pyramidSpec(_ s: Statement, args: [Expr], options: [LayerOption], scope: Scope) -> PyramidSpec? {
         guard checkArgs(s, args, names: ["widening α", "units per stage"], required: 2, scope) else { return nil }
         guard let alpha = number(args[0], "widening factor α", in: 0...100_000, scope),
               let units = integer(args[1], "units per stage", in: 1...10_000, scope) else { return nil }
@@ -350,9 +481,16 @@ public struct Elaborator {
             diagnostics.error("multiplicative widening needs α ≥ 1 (the final width is the input width × α)", at: args[0].location, notes: scope.callNotes)
             return nil
         }
+        return PyramidSpec(alpha: alpha, units: units, bottleneck: bottleneck, multiplicative: multiplicative)
+    }
+
+    private mutating func pyramid(_ s: Statement, args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
+        guard let p = pyramidSpec(s, args: args, options: options, scope: scope) else { return nil }
+        let (alpha, units, bottleneck, multiplicative) = (p.alpha, p.units, p.bottleneck, p.multiplicative)
         guard let from else { return nil }
         let instance = s.label.map { scoped($0, scope) } ?? generated("pyramid", &scope)
-        let pid = newModule(name: instance, kind: "pyramid", summary: "pyramid \(spec.source.text(args[0].location)) \(units)\(bottleneck ? " bottleneck" : "")\(multiplicative ? " widen=mul" : "")", location: s.location, parent: scope.module)
+        let summary = "pyramid \(sourceText(args[0].location, max: 24)) \(units)\(bottleneck ? " bottleneck" : "")\(multiplicative ? " widen=mul" : "")"
+        guard let pid = newModule(name: instance, kind: "pyramid", summary: summary, statement: s, parent: scope.module, scope: scope) else { return nil }
         let ratio = bottleneck ? 4 : 1
         let totalUnits = Double(3 * units)
         var inputWidth = nodes[from].shape.channels
@@ -361,13 +499,13 @@ public struct Elaborator {
         let mulRate = multiplicative ? pow(alpha, 1.0 / totalUnits) : 1
         var cur = from
         for stage in 0..<3 {
-            let sid = newModule(name: "\(instance).s\(stage + 1)", kind: "stage", summary: "stage \(stage + 1)", location: s.location, parent: pid)
+            guard let sid = newModule(name: "\(instance).s\(stage + 1)", kind: "stage", summary: "stage \(stage + 1)", statement: s, parent: pid, scope: scope) else { return nil }
             for u in 0..<units {
                 width = multiplicative ? width * mulRate : width + addRate
                 let planes = Int(roundHalfEven(width))
                 let stride = (stage > 0 && u == 0) ? 2 : 1
                 let uname = "\(instance).s\(stage + 1).u\(u + 1)"
-                let uid = newModule(name: uname, kind: "unit", summary: bottleneck ? "bottleneck \(inputWidth)→\(planes * ratio)" : "basic \(inputWidth)→\(planes)", location: s.location, parent: sid)
+                guard let uid = newModule(name: uname, kind: "unit", summary: bottleneck ? "bottleneck \(inputWidth)→\(planes * ratio)" : "basic \(inputWidth)→\(planes)", statement: s, parent: sid, scope: scope) else { return nil }
                 var inner = Scope(); inner.prefix = uname + "."; inner.module = uid; inner.callNotes = scope.callNotes
                 func conv(_ k: Int, _ st: Int, _ f: Int, _ act: Activation) -> Op {
                     .conv(ConvAttributes(kernel: k, stride: st, pad: (k - 1) / 2, filters: f, bias: false, batchNorm: true, activation: act))
@@ -399,10 +537,22 @@ public struct Elaborator {
 
     // MARK: - Nodes, names and modules
 
-    private mutating func newModule(name: String, kind: String, summary: String, location: SourceLocation, parent: Int?) -> Int {
+    /// Adds a module instance; nil (after an error) beyond the limits, which the sizing pass
+    /// keeps from being reached.
+    private mutating func newModule(name: String, kind: String, summary: String, statement s: Statement, parent: Int?, scope: Scope) -> Int? {
+        nameBytes += name.utf8.count + summary.utf8.count
+        if modules.count >= Elaborator.maxNodes || nameBytes > Elaborator.maxNameBytes {
+            limitReached(modules.count >= Elaborator.maxNodes ? "the network expands to more than \(Elaborator.maxNodes) module instances" : "the layer and module names take more than \(Elaborator.maxNameBytes) bytes", at: s, scope)
+            return nil
+        }
         let depth = parent.map { modules[$0].depth + 1 } ?? 0
-        modules.append(ModuleInstance(id: modules.count, name: name, kind: kind, summary: summary, location: location, parent: parent, depth: depth))
+        modules.append(ModuleInstance(id: modules.count, name: name, kind: kind, summary: summary, location: s.location, parent: parent, depth: depth))
         return modules.count - 1
+    }
+
+    private mutating func limitReached(_ message: String, at s: Statement, _ scope: Scope) {
+        if !stopped { diagnostics.error(message, at: s.location, notes: scope.callNotes) }
+        stopped = true
     }
 
     /// Running totals of what the cost model will count, in floating point so they cannot
@@ -460,10 +610,7 @@ public struct Elaborator {
     /// Adds a node after inferring its shape; reports shape errors at the statement.
     private mutating func addNode(_ op: Op, inputs: [Int], statement s: Statement, baseName: String, scope: Scope) -> Int? {
         if nodes.count >= Elaborator.maxNodes {
-            if !overflow {
-                overflow = true
-                diagnostics.error("the network expands to more than \(Elaborator.maxNodes) layers", at: s.location, notes: scope.callNotes)
-            }
+            limitReached("the network expands to more than \(Elaborator.maxNodes) layers", at: s, scope)
             return nil
         }
         let ins = inputs.map { nodes[$0].shape }
@@ -484,6 +631,11 @@ public struct Elaborator {
             var i = 2
             while usedNames["\(baseName)_\(i)"] != nil { i += 1 }
             name = "\(baseName)_\(i)"
+        }
+        nameBytes += name.utf8.count
+        if nameBytes > Elaborator.maxNameBytes {
+            limitReached("the layer and module names take more than \(Elaborator.maxNameBytes) bytes", at: s, scope)
+            return nil
         }
         usedNames[name] = s.location
         nodes.append(Node(id: nodes.count, name: name, op: op, inputs: inputs, shape: shape, location: s.location, module: scope.module))
@@ -515,29 +667,26 @@ public struct Elaborator {
         "fc": "fc UNITS", "pyramid": "pyramid ALPHA UNITS_PER_STAGE",
     ]
 
-    private mutating func evaluate(_ e: Expr, _ scope: Scope) -> Double? {
-        switch e {
-        case .number(let v, _, _): return v
-        case .name(let n, let l):
-            if let v = scope.bindings[n] { return v }
-            diagnostics.error("unknown name '\(clipped(n))'" + (scope.bindings.isEmpty ? "" : " (block parameters here: \(scope.bindings.keys.sorted().joined(separator: ", ")))"), at: l, notes: scope.callNotes)
-            return nil
-        case .negate(let x, _):
-            return evaluate(x, scope).map { -$0 }
-        case .binary(let op, let a, let b, let l):
-            guard let x = evaluate(a, scope), let y = evaluate(b, scope) else { return nil }
-            let r: Double
-            switch op {
-            case "+": r = x + y
-            case "-": r = x - y
-            case "*": r = x * y
-            default:
-                if y == 0 { diagnostics.error("division by zero", at: l, notes: scope.callNotes); return nil }
-                r = x / y
+    /// The value of an expression under the scope's bindings; nil after an error (reported).
+    mutating func evaluate(_ e: Expr, _ scope: Scope) -> Double? {
+        if case .number(let v, _, _) = e { return v }
+        switch evaluateExpression(e, bindings: scope.bindings, checked: true) {
+        case .success(let v): return v
+        case .failure(.unknownName(let n, let l)):
+            var listed = ""
+            if !scope.parameters.isEmpty {
+                // At most eight names: a block with 100,000 parameters listed them all in
+                // every such error.
+                let shown = scope.parameters.prefix(8).joined(separator: ", ")
+                listed = " (block parameters here: \(shown)\(scope.parameters.count > 8 ? ", ... (\(scope.parameters.count) in all)" : ""))"
             }
-            if !r.isFinite || abs(r) > 1e15 { diagnostics.error("value is too large", at: l, notes: scope.callNotes); return nil }
-            return r
+            diagnostics.error("unknown name '\(clipped(n))'" + listed, at: l, notes: scope.callNotes)
+        case .failure(.divisionByZero(let l)):
+            diagnostics.error("division by zero", at: l, notes: scope.callNotes)
+        case .failure(.tooLarge(let l)):
+            diagnostics.error("value is too large", at: l, notes: scope.callNotes)
         }
+        return nil
     }
 
     private mutating func number(_ e: Expr, _ what: String, in range: ClosedRange<Double>, _ scope: Scope, hint: String = "") -> Double? {
@@ -549,7 +698,7 @@ public struct Elaborator {
         return v
     }
 
-    private mutating func integer(_ e: Expr, _ what: String, in range: ClosedRange<Int>, _ scope: Scope) -> Int? {
+    mutating func integer(_ e: Expr, _ what: String, in range: ClosedRange<Int>, _ scope: Scope) -> Int? {
         guard let v = evaluate(e, scope) else { return nil }
         guard v.rounded() == v else {
             diagnostics.error("\(what) must be a whole number, got \(fmt(v))", at: e.location, notes: scope.callNotes)
@@ -777,10 +926,15 @@ struct OptionReader {
 
     /// Reports options nobody asked for; returns false if any option was wrong.
     mutating func finish() -> Bool {
+        var expected: [String]?
         for (i, o) in options.enumerated() where !used.contains(i) && !duplicates.contains(i) {
-            let expected = Array(Set(known)).sorted()
-            let near = expected.map { ($0, editDistance($0, o.name)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }
-            let hint = near.map { "; did you mean '\($0.0)'?" } ?? (expected.isEmpty ? "; it takes no options" : "; expected one of \(expected.joined(separator: ", "))")
+            failed = true
+            // Past the error limit the messages are dropped: do not build them.
+            if diagnostics.truncated { break }
+            if expected == nil { expected = Array(Set(known)).sorted() }
+            let expected = expected!
+            let near = nearest(o.name, in: expected)
+            let hint = near.map { "; did you mean '\($0)'?" } ?? (expected.isEmpty ? "; it takes no options" : "; expected one of \(expected.joined(separator: ", "))")
             diagnostics.error("unknown option '\(clipped(o.name))' for '\(layer)'\(hint)", at: o.nameLocation, notes: notes)
             failed = true
         }
@@ -792,13 +946,51 @@ struct OptionReader {
 struct ExprEvaluator {
     var bindings: [String: Double]
     mutating func evaluate(_ e: Expr) -> Double? {
-        switch e {
-        case .number(let v, _, _): return v
-        case .name(let n, _): return bindings[n]
-        case .negate(let x, _): return evaluate(x).map { -$0 }
-        case .binary(let op, let a, let b, _):
-            guard let x = evaluate(a), let y = evaluate(b) else { return nil }
-            switch op { case "+": return x + y; case "-": return x - y; case "*": return x * y; default: return y == 0 ? nil : x / y }
+        try? evaluateExpression(e, bindings: bindings, checked: false).get()
+    }
+}
+
+/// Why an expression has no value.
+enum EvaluationError: Error {
+    case unknownName(String, SourceLocation)
+    case divisionByZero(SourceLocation)
+    case tooLarge(SourceLocation)
+}
+
+/// The value of an expression, left operand first, stopping at the first error; `checked`
+/// makes a result that is not finite or above 10^15 an error. Iterative (an explicit stack), so
+/// a long expression cannot overflow the thread's stack, however small it is.
+func evaluateExpression(_ e: Expr, bindings: [String: Double], checked: Bool) -> Result<Double, EvaluationError> {
+    enum Step { case visit(Expr), negate, apply(String, SourceLocation) }
+    var steps: [Step] = [.visit(e)]
+    var values: [Double] = []
+    while let step = steps.popLast() {
+        switch step {
+        case .visit(let x):
+            switch x {
+            case .number(let v, _, _): values.append(v)
+            case .name(let n, let l):
+                guard let v = bindings[n] else { return .failure(.unknownName(n, l)) }
+                values.append(v)
+            case .negate(let y, _): steps.append(.negate); steps.append(.visit(y))
+            case .binary(let op, let a, let b, let l): steps.append(.apply(op, l)); steps.append(.visit(b)); steps.append(.visit(a))
+            }
+        case .negate:
+            values[values.count - 1] = -values[values.count - 1]
+        case .apply(let op, let l):
+            let y = values.removeLast(), x = values.removeLast()
+            let r: Double
+            switch op {
+            case "+": r = x + y
+            case "-": r = x - y
+            case "*": r = x * y
+            default:
+                if y == 0 { return .failure(.divisionByZero(l)) }
+                r = x / y
+            }
+            if checked && (!r.isFinite || abs(r) > 1e15) { return .failure(.tooLarge(l)) }
+            values.append(r)
         }
     }
+    return .success(values.last ?? 0)
 }
