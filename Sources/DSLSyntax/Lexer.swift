@@ -102,15 +102,7 @@ public struct Lexer {
                 tokens.append(Token(.invalid, "", l))
             }
         }
-        // The end of the file is located at the end of its last line (before the final line
-        // break), not on the empty "line" after it: errors there ("expected '}'") point at a
-        // line that exists.
-        var end = bytes.count
-        if end > 0 && bytes[end - 1] == UInt8(ascii: "\n") {
-            end -= 1
-            if end > 0 && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-        }
-        tokens.append(Token(.end, "", file.location(offset: end, length: 0)))
+        tokens.append(Token(.end, "", loc(bytes.count, 0)))
         return tokens
     }
 

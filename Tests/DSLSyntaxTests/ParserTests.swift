@@ -205,15 +205,6 @@ final class ParserTests: XCTestCase {
         XCTAssertEqual(d.items.map(\.message), ["duplicate parameter 'p7'"])
     }
 
-    func testEndOfFileErrorsPointAtTheLastLine() {
-        for text in ["input 8x8x3\nrepeat 2 {\n  relu\n", "input 8x8x3\nrepeat 2 {\n  relu\r\n", "input 8x8x3\nrepeat 2 {\n  relu"] {
-            let (_, d) = parse(text)
-            XCTAssertEqual(d.items.map(\.message), ["expected '}' to close the repeat body"])
-            XCTAssertEqual(d.items.first?.location.line, 3, text)
-            XCTAssertEqual(d.items.first?.location.column, 7, "just after the last character of the line")
-        }
-    }
-
     // MARK: - Comments in every position the grammar allows
 
     /// Every comment is attached somewhere, exactly once and in order.
