@@ -249,7 +249,7 @@ extension Elaborator {
     // MARK: - Sizes
 
     /// The work of elaborating a statement once, without its body: one step, plus one per
-    /// word, number, name, operator and option in it.
+    /// word, number, name, operator and option in it (one per branch of a merge).
     static func weight(_ s: Statement) -> Int {
         func exprSize(_ e: Expr) -> Int {
             var n = 0
@@ -269,6 +269,7 @@ extension Elaborator {
         case .layer(_, let words, let args, let opts): return 1 + words.count + args.reduce(0) { $0 + exprSize($1) } + options(opts)
         case .call(_, let args, let opts): return 1 + args.reduce(0) { $0 + exprSize($1) } + options(opts)
         case .repeatLoop(let count, _): return 1 + exprSize(count)
+        case .merge(_, let branches): return 1 + branches.count
         default: return 1
         }
     }

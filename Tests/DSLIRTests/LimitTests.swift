@@ -84,6 +84,13 @@ final class LimitTests: XCTestCase {
         XCTAssertEqual(errors.first?.location.line, 6)
     }
 
+    func testMergeBranchesAreStepsToo() throws {
+        // 100,000 repeats of an `add` of 100,000 empty branches: one node each, 10^10 branches.
+        let text = "input 8x8x3\nrepeat 100000 {\n  add " + String(repeating: "{} ", count: 100_000) + "\n}\n"
+        let errors = errorDiagnostics(text)
+        XCTAssertEqual(errors.map(\.message), ["the spec takes more than 50000000 steps to expand (this repeat alone would take 10000100002 steps)"])
+    }
+
     func testPoisonedPathsAreBoundedToo() throws {
         // After an error nothing is built, but the calls are still checked: that work is bounded
         // by the same limits.

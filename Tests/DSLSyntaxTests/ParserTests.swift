@@ -274,6 +274,15 @@ final class ParserTests: XCTestCase {
         XCTAssertEqual(spec.statements[4].bodyComments.map(\.opening), [nil, " b"])
     }
 
+    func testManyBranchesKeepTheirComments() {
+        // Each branch's comments used to copy those of the branches before it (quadratic).
+        let text = "input 8x8x3\nconcat" + String(repeating: " { # c\n}", count: 50_000) + "\n"
+        let (spec, d) = parse(text)
+        XCTAssertTrue(d.items.isEmpty)
+        XCTAssertEqual(spec.statements[1].bodyComments.count, 50_000)
+        XCTAssertEqual(spec.statements[1].bodyComments.last?.opening, " c")
+    }
+
     func testCommentsAtTheEndOfTheFileAndHeader() {
         let text = "# header\n\ninput 8x8x3\nrelu\n# end 1\n\n# end 2\n"
         let (spec, _) = parse(text)
