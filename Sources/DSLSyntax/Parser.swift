@@ -196,7 +196,7 @@ public struct Parser {
         var values: [Int] = []
         for p in parts {
             guard let v = Int(p), v >= 1, v <= 1 << 20 else {
-                report("input dimension '\(p)' must be a whole number from 1 to \(1 << 20)", at: t.location)
+                report("input dimension '\(clipped(p))' must be a whole number from 1 to \(1 << 20)", at: t.location)
                 throw ParseError()
             }
             values.append(v)
@@ -373,7 +373,7 @@ public struct Parser {
             return .name(t.text, t.location)
         case .dims:
             advance()
-            report("unexpected size '\(t.text)' here; kernels are square, write a single number (3, not 3x3)", at: t.location)
+            report("unexpected size '\(clipped(t.text))' here; kernels are square, write a single number (3, not 3x3)", at: t.location)
             throw ParseError()
         default:
             if t.isSymbol("(") {

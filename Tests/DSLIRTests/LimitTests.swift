@@ -91,6 +91,23 @@ final class LimitTests: XCTestCase {
         XCTAssertEqual(errors.map(\.message), ["the spec takes more than 50000000 steps to expand (this repeat alone would take 10000100002 steps)"])
     }
 
+    func testManyCallsWithTheSameLabelGetSuffixesInLinearTime() throws {
+        // Every call's layer is named x.relu1, taken by the first: the n-th probed n suffixes.
+        let (g, _) = try build("input 8x8x3\nblock b() {\n  relu\n}\n" + String(repeating: "x: b()\n", count: 20_000))
+        XCTAssertEqual(g.nodes[1].name, "x.relu1")
+        XCTAssertEqual(g.nodes[2].name, "x.relu1_2")
+        XCTAssertEqual(g.nodes.last?.name, "x.relu1_20000")
+        XCTAssertEqual(Set(g.nodes.map(\.name)).count, g.nodes.count)
+    }
+
+    func testHugeTokensGiveShortMessages() {
+        let dims = String(repeating: "1x", count: 100_000) + "1"
+        let number = String(repeating: "9", count: 100_000)
+        let messages = errors("input 8x8x3\nconv 3 1 \(dims)\nconv 3 1 \(number)\n") + errors("input 0\(dims)\n") + errors("input 0000000000000000000000000000000000000000001x2x" + number + "\n")
+        XCTAssertEqual(messages.count, 4, "\(messages)")
+        for m in messages { XCTAssertLessThan(m.count, 200, m) }
+    }
+
     func testPoisonedPathsAreBoundedToo() throws {
         // After an error nothing is built, but the calls are still checked: that work is bounded
         // by the same limits.
