@@ -77,6 +77,9 @@ public struct Elaborator {
     private var usedNames: [String: SourceLocation] = [:]
     /// The next `_N` suffix to try for a generated name that is taken.
     private var nextSuffix: [String: Int] = [:]
+    /// Calls checked after an error (nothing built): each is checked once.
+    private var checkedCalls: Set<CheckedCall> = []
+    struct CheckedCall: Hashable { var block: String; var arguments: [Double]; var callStack: [String]; var depth: Int }
 
     /// Result of elaboration: the graph if it could be built, and all diagnostics.
     public struct Result {
@@ -291,13 +294,21 @@ public struct Elaborator {
         var bindings: [String: Double] = [:]
         bindings.reserveCapacity(values.count)
         for (p, v) in zip(def.parameters, values) { bindings[p.0] = v }
-        let instance = s.label.map { scoped($0, scope) } ?? generated(name, &scope)
-        guard let mid = newModule(name: instance, kind: "block", summary: callSummary(name, args), statement: s, parent: scope.module, scope: scope) else { return nil }
         var inner = Scope()
-        inner.prefix = instance + "."
+        if from != nil {
+            let instance = s.label.map { scoped($0, scope) } ?? generated(name, &scope)
+            guard let mid = newModule(name: instance, kind: "block", summary: callSummary(name, args), statement: s, parent: scope.module, scope: scope) else { return nil }
+            inner.prefix = instance + "."
+            inner.module = mid
+        } else {
+            // After an error nothing is built: the body is only checked, and a body already
+            // checked with the same arguments from the same chain of calls would only repeat
+            // its errors (a tree of calls after an error used to be walked in full).
+            let key = CheckedCall(block: name, arguments: values, callStack: scope.callStack, depth: scope.depth)
+            if !checkedCalls.insert(key).inserted { return nil }
+        }
         inner.bindings = bindings
         inner.parameters = def.parameters.map(\.0)
-        inner.module = mid
         inner.callNotes = [.init("in block '\(name)' called here", at: s.location)] + scope.callNotes
         inner.callStack = scope.callStack + [name]
         inner.depth = scope.depth + 1

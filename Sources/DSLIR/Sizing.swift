@@ -10,8 +10,8 @@ import DSLSyntax
 //   statements after an error, and a repeat after an error runs its body once);
 // * shapes are not inferred (a shape error only makes the elaborator do less);
 // * a repeat of COUNT makes COUNT times its body (once if the body makes nothing or fails);
-// * a call makes one module and its block's body, sized once per (block, argument values,
-//   poisoned) and remembered, so a block called 3^40 times through a tree of calls is sized in
+// * a call makes one module and its block's body (after an error: no module, and the body is
+//   only checked), sized once per (block, argument values, poisoned) and remembered, so a block called 3^40 times through a tree of calls is sized in
 //   time linear in the spec; results that depend on the call stack (recursion or nesting
 //   errors) are not remembered;
 // * names are counted relative to the enclosing prefix: a call's body names are counted once
@@ -199,7 +199,7 @@ extension Elaborator {
             guard let (def, values) = callTarget(s, name: name, args: args, options: options, scope: ctx.scope) else { return report(nil, size) }
             let (length, generated) = instanceLength(s, name, ctx)
             let instance = saturatingAdd(length, generated ? digits : 0)
-            let own = Size(modules: 1, names: saturatingAdd(instance, callSummary(name, args).utf8.count), steps: Elaborator.weight(s))
+            let own = ctx.poisoned ? Size(steps: Elaborator.weight(s)) : Size(modules: 1, names: saturatingAdd(instance, callSummary(name, args).utf8.count), steps: Elaborator.weight(s))
             if exceeded(used, own, prefix: prefix) != nil { return report(nil, own) }
             used = used + Size(modules: own.modules, names: own.names(prefix: prefix), steps: own.steps)
             var inner = SizeContext(scope: bodyScope(def, values, caller: ctx.scope, name: name), poisoned: ctx.poisoned)
@@ -378,7 +378,8 @@ extension Elaborator {
             ctx.stackDependent = ctx.stackDependent || stackDependent
             return Size()
         }
-        let key = SizeKey(block: name, arguments: values, poisoned: ctx.poisoned)
+        let poisoned = ctx.poisoned
+        let key = SizeKey(block: name, arguments: values, poisoned: poisoned)
         let body: SizeResult
         if let known = sizeMemo[key] {
             body = known
@@ -389,6 +390,8 @@ extension Elaborator {
             if inner.stackDependent { ctx.stackDependent = true } else if !sizingAborted { sizeMemo[key] = body }
         }
         ctx.poisoned = body.poisoned
+        // After an error a call builds nothing (no module instance), it only checks its body.
+        if poisoned { return Size(steps: body.size.steps) }
         // The instance, then every name of the body below it: `instance.` + name.
         let b = body.size
         let instance = instanceLength(s, name, ctx)
