@@ -99,6 +99,19 @@ final class CostTests: XCTestCase {
         XCTAssertLessThan(huge.trainingBytes(batch: 1_000_000), Int.max)
     }
 
+    func testMemberRangesHoldTheSameNodesAsMembersByModule() throws {
+        let dir = packageRoot.appendingPathComponent("specs")
+        var graphs: [Graph] = []
+        for f in try FileManager.default.contentsOfDirectory(atPath: dir.path).filter({ $0.hasSuffix(".dsl") }).sorted() {
+            graphs.append(try buildSpec(String(f.dropLast(4))).0)
+        }
+        graphs.append(try build("input 8x8x3\nblock e() {\n}\nblock b(c) {\n  e()\n  conv 3 1 c\n  concat { relu } { q: e() ; bn }\n}\nb(4)\nrelu\nb(8)\np: pyramid 2 1\n").0)
+        for g in graphs {
+            let ranges = CostModel.memberRanges(in: g)
+            XCTAssertEqual(ranges.map(Array.init), CostModel.membersByModule(in: g), g.name)
+        }
+    }
+
     func testReceptiveFieldTakesTheLargestBranch() throws {
         let (_, c) = try build("input 16x16x3\ncat: concat { conv 1 1 4 } { conv 7 1 4 } { conv 3 1 4 ; conv 3 1 4 }\n")
         XCTAssertEqual(c.nodes.last?.receptiveField, 7)
