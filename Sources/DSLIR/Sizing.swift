@@ -16,8 +16,9 @@ import DSLSyntax
 //   errors) are not remembered;
 // * names are counted relative to the enclosing prefix: a call's body names are counted once
 //   and then multiplied by the length of the instance prefix;
-// * sizing itself counts steps and gives up (refusing the statement) past the steps left, since
-//   sizing never takes more steps than the elaboration it stands for.
+// * sizing itself counts the steps it takes and gives up (refusing the statement) past the
+//   steps left: it never takes more steps than the size it computes (a remembered block adds
+//   its steps without being walked again).
 //
 // If the statement does not fit in what is left of the limits, the error is reported at the
 // innermost statement where the expansion first crosses a limit: the repeat whose later
