@@ -6,12 +6,12 @@ import Foundation
 /// location of the text that produced it; errors inside an expansion carry notes pointing at the
 /// call sites that led there.
 ///
-/// Before a top-level statement is elaborated, a sizing pass (`Sizing.swift`) computes how many
-/// layers, module instances, bytes of names and steps of work it will make, memoised per block
-/// and argument values, and refuses it (at the innermost statement that crosses a limit) if
-/// that would exceed `maxNodes`, `maxNameBytes` or `maxSteps`. So nothing is built that the
-/// limits would reject: exponential call trees, huge repeats and long names are reported at
-/// once, in time linear in the size of the spec.
+/// Before anything is elaborated, a sizing pass (`Sizing.swift`) computes how many layers,
+/// module instances, bytes of names and steps of work each statement will make, memoised per
+/// block and argument values, and refuses the spec (at the innermost statement that crosses a
+/// limit) if that would exceed `maxNodes`, `maxNameBytes` or `maxSteps`. So nothing is built
+/// that the limits would reject: exponential call trees, huge repeats and long names are
+/// reported at once, in time linear in the size of the spec.
 public struct Elaborator {
     /// The most nodes (and, separately, module instances) a network may expand to.
     public static let maxNodes = 2_000_000
@@ -42,10 +42,6 @@ public struct Elaborator {
     var stopped = false
     /// Bytes of node and module names and module summaries so far.
     var nameBytes = 0
-    /// Steps of work of the statements admitted so far (as sized).
-    var usedSteps = 0
-    /// Generated names of the top-level scope admitted so far (its counters are at most this).
-    var topGenerated = 0
     /// Sizes of block bodies per (block, argument values, poisoned), see `Sizing.swift`.
     var sizeMemo: [SizeKey: SizeResult] = [:]
     /// Sizing work done for the current top-level statement, and its budget.
@@ -142,15 +138,23 @@ public struct Elaborator {
         nameBytes = 5
         var scope = Scope()
         var cursor: Int? = 0
-        for s in spec.statements {
+        // Sized first: a spec that would cross a limit is not built. The statements before the
+        // one that crosses it are only checked (as after an error: nothing is built), so their
+        // own errors are still reported, then the limit.
+        let refused = admit(spec.statements)
+        if refused != nil { cursor = nil }
+        for (i, s) in spec.statements.enumerated() {
             switch s.kind {
             case .network, .input, .block: continue
             default: break
             }
             if stopped || diagnostics.truncated { break }
-            // Sized first: a statement that would cross a limit is reported, not attempted.
-            guard admit(s, poisoned: cursor == nil) else { break }
+            if let refused, i >= refused.index { break }
             cursor = statement(s, from: cursor, scope: &scope)
+        }
+        if let refused {
+            diagnostics.add(refused.error)
+            stopped = true
         }
         if firstLayer == nil && !sawInvalid {
             diagnostics.error("the network has no layers", at: inputLoc)

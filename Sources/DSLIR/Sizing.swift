@@ -119,41 +119,47 @@ extension Elaborator {
 
     // MARK: - Admission
 
-    /// Sizes a top-level statement; if it fits in what is left of the limits, returns true (the
-    /// caller elaborates it); otherwise reports where it crosses a limit and returns false.
-    mutating func admit(_ s: Statement, poisoned: Bool) -> Bool {
+    /// Sizes the whole spec, statement after statement, before anything is elaborated. If it
+    /// fits in the limits, returns nil (the caller elaborates it: it cannot cross a limit, as
+    /// sizes are upper bounds); otherwise returns the index of the top-level statement where the
+    /// expansion first crosses a limit, and the error, located at the innermost statement there.
+    mutating func admit(_ statements: [Statement]) -> (index: Int, error: Diagnostic)? {
         // The checks the sizing repeats report into a bag that is thrown away.
         let saved = diagnostics
         diagnostics = DiagnosticBag()
         quiet = true
         defer { quiet = false }
         sizingWork = 0
-        sizingBudget = Elaborator.maxSteps - usedSteps
+        sizingBudget = Elaborator.maxSteps
         sizingAborted = false
-        var ctx = SizeContext(poisoned: poisoned)
-        let open = self.size(of: s, &ctx)
-        // The top-level scope's counters run on from statement to statement.
-        let digits = Size.digits(saturatingAdd(topGenerated, open.generated))
-        let size = open.closed(digits: digits)
-        let used = Size(nodes: nodes.count, modules: modules.count, names: nameBytes, steps: usedSteps)
-        if !sizingAborted && exceeded(used, size, prefix: 0) == nil {
-            usedSteps = saturatingAdd(usedSteps, size.steps)
-            topGenerated = saturatingAdd(topGenerated, open.generated)
-            diagnostics = saved
-            return true
+        let base = Size(nodes: nodes.count, modules: modules.count, names: nameBytes)
+        var ctx = SizeContext()
+        var open = Size()
+        for (index, s) in statements.enumerated() {
+            switch s.kind {
+            case .network, .input, .block: continue
+            default: break
+            }
+            var probe = ctx
+            let size = self.size(of: s, &probe)
+            let total = open + size
+            // The top-level scope's counters run on from statement to statement.
+            let digits = Size.digits(total.generated)
+            if sizingAborted || exceeded(base, total.closed(digits: digits), prefix: 0) != nil {
+                let complete = !sizingAborted
+                sizingWork = 0
+                sizingBudget = 2 * Elaborator.maxSteps
+                sizingAborted = false
+                var used = base + open.closed(digits: digits)
+                let (statement, message, notes) = locate(s, size: size.closed(digits: digits), complete: complete, &ctx, used: &used, prefix: 0, digits: digits, notes: [])
+                diagnostics = saved
+                return (index, .error(message, at: statement.location, notes: notes))
+            }
+            open = total
+            ctx = probe
         }
-        // Locate the statement that crosses the limit (with a budget of its own).
-        let complete = !sizingAborted
-        sizingWork = 0
-        sizingBudget = 2 * Elaborator.maxSteps
-        sizingAborted = false
-        var at = used
-        var ctx2 = SizeContext(poisoned: poisoned)
-        let (statement, message, notes) = locate(s, size: size, complete: complete, &ctx2, used: &at, prefix: 0, digits: digits, notes: [])
         diagnostics = saved
-        diagnostics.error(message, at: statement.location, notes: notes)
-        stopped = true
-        return false
+        return nil
     }
 
     /// The first limit `used + size` crosses (names prefixed by `prefix` bytes each).

@@ -120,6 +120,17 @@ final class LimitTests: XCTestCase {
         XCTAssertEqual(errors[1].notes.count, 20)
     }
 
+    func testASpecTooLargeAcrossStatementsIsRefusedBeforeAnythingIsBuilt() throws {
+        // Each call makes 1,045,000 layers: the second crosses the limit. The statements before
+        // it are checked (their errors come first), but nothing is built.
+        let text = "input 8x8x3\nblock b() {\n  repeat 55000 {\n" + String(repeating: "    bn\n", count: 19) + "  }\n}\nb() pad=1\nb()\n"
+        let errors = errorDiagnostics(text)
+        XCTAssertEqual(errors.map(\.message), ["a block call takes no options; pass values as arguments",
+                                               "the network expands to more than 2000000 layers (this repeat alone would make 1045000 layers)"])
+        XCTAssertEqual(errors.map(\.location.line), [25, 3])
+        XCTAssertEqual(errors.last?.notes.map(\.location.line), [26])
+    }
+
     func testPoisonedPathsAreBoundedToo() throws {
         // After an error nothing is built, but the calls are still checked: that work is bounded
         // by the same limits.
