@@ -25,6 +25,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "dsl", targets: ["dsl"]),
+        .executable(name: "dsl-fuzz", targets: ["dsl-fuzz"]),
         .library(name: "DSLCommands", targets: ["DSLCommands"]),
     ],
     targets: [
@@ -44,6 +45,10 @@ let package = Package(
         .target(name: "DSLCommands", dependencies: ["DSLSyntax", "DSLIR", "DSLPasses", "DSLEngine", "DSLTraining"]),
         // The thin executable.
         .executableTarget(name: "dsl", dependencies: ["DSLCommands"]),
+        // The fuzzer: generators, mutators and oracles over every stage, called as functions
+        // (README, "Fuzzing"); `dsl-fuzz` runs long campaigns in supervised worker processes.
+        .target(name: "DSLFuzz", dependencies: ["DSLSyntax", "DSLIR", "DSLPasses", "DSLEngine"]),
+        .executableTarget(name: "dsl-fuzz", dependencies: ["DSLFuzz"]),
 
         .testTarget(name: "DSLSyntaxTests", dependencies: ["DSLSyntax"]),
         .testTarget(name: "DSLIRTests", dependencies: ["DSLSyntax", "DSLIR"]),
@@ -51,6 +56,7 @@ let package = Package(
         .testTarget(name: "DSLEngineTests", dependencies: ["DSLIR", "DSLEngine"], swiftSettings: fastMath),
         .testTarget(name: "DSLTrainingTests", dependencies: ["DSLIR", "DSLEngine", "DSLTraining"]),
         .testTarget(name: "CLITests", dependencies: ["DSLCommands"], exclude: ["bad-specs", "good-specs"]),
+        .testTarget(name: "FuzzTests", dependencies: ["DSLFuzz", "DSLSyntax", "DSLIR", "DSLPasses"], exclude: ["regressions"]),
     ],
     // Language mode 5: the engine hands raw buffers to worker threads (concurrentPerform), which
     // Swift 6's strict sendability checking would force through unchecked wrappers everywhere.
