@@ -136,7 +136,10 @@ func runWorker(_ o: Options) -> Never {
     var i = o.start, done = 0
     while i < o.end {
         writeLine("i \(i)")
+        let t0 = DispatchTime.now().uptimeNanoseconds
         let (_, origin, findings) = campaign.run(i, counts: &counts)
+        let ms = Int((DispatchTime.now().uptimeNanoseconds - t0) / 1_000_000)
+        if ms >= 500 { writeLine("t \(i) \(ms)") }
         for f in findings { writeLine("f \(i) \(f.kind.rawValue) \(oneLine(origin)) | \(oneLine(f.message))") }
         done += 1
         if done % 128 == 0 {
@@ -223,6 +226,7 @@ func supervise(_ o: Options) -> Int32 {
     var findings: [FindingRecord] = []
     var workers: [Worker] = []
     var lastReport = Date()
+    var slowest: [(index: Int, ms: Int)] = []
     try? FileManager.default.createDirectory(atPath: o.findings, withIntermediateDirectories: true)
 
     func save(_ f: FindingRecord) {
@@ -253,6 +257,9 @@ func supervise(_ o: Options) -> Int32 {
             (d.parsed, d.checked, d.diagnostics, d.formatted, d.passes, d.passWarnings, d.engineForward, d.engineBackward, d.engineSkipped) =
                 (v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8])
             counts.add(d)
+        } else if line.hasPrefix("t ") {
+            let v = line.dropFirst(2).split(separator: " ").compactMap { Int($0) }
+            if v.count == 2 { slowest.append((v[0], v[1])); slowest.sort { $0.ms > $1.ms }; if slowest.count > 5 { slowest.removeLast() } }
         } else if line == "d" {
             w.finished = true
         }
@@ -318,6 +325,7 @@ func supervise(_ o: Options) -> Int32 {
       fmt round trips:       \(counts.formatted)
       pass runs verified:    \(counts.passes) (\(counts.passWarnings) warnings where a pass skipped a place)
       engine runs:           \(counts.engineForward) forward, \(counts.engineBackward) also backward, each with 1 and 2 threads (\(counts.engineSkipped) checked networks over the engine budget)
+      slowest inputs:        \(slowest.isEmpty ? "all under 0.5 s" : slowest.map { "#\($0.index) \(String(format: "%.1f", Double($0.ms) / 1000)) s" }.joined(separator: ", "))
       findings:              \(findings.count)
     """
     for kind in Finding.Kind.allCases {
