@@ -34,7 +34,7 @@ public struct Mutator {
         var b = input
         for _ in 0..<r.int(1...6) { mutateOnce(&b, other: other) }
         // Keep inputs bounded: a mutated spec is at most 256 KB (longer inputs are made on purpose below).
-        if b.count > 262_144 { b.removeLast(b.count - 262_144) }
+        if b.count > 400_000 { b.removeLast(b.count - 400_000) }
         return b
     }
 
@@ -93,8 +93,11 @@ public struct Mutator {
             b.removeLast(r.int(1...b.count))
         case 8: // a long flat expression or a long run of a token
             let unit = r.pick(["+1", "*1", "-1", " relu", ";", "(", ")", "x", "{", "}", "# ", "a", "\n", "conv 1 1 1\n"])
-            let count = r.chance(0.7) ? r.int(10...300) : r.int(1000...20_000)
-            b.insert(contentsOf: Array(String(repeating: unit, count: count).utf8), at: position(b))
+            let count = r.chance(0.7) ? r.int(10...300) : r.chance(0.8) ? r.int(1000...20_000) : r.int(20_000...80_000)
+            var at = position(b)
+            // An operator chain goes right after a number, where it continues an expression.
+            if "+*-".contains(unit.first!), let digit = b.indices.filter({ b[$0] >= 48 && b[$0] <= 57 }).randomElement(using: &r) { at = digit + 1 }
+            b.insert(contentsOf: Array(String(repeating: unit, count: count).utf8), at: at)
         case 9: // deep nesting
             let depth = r.chance(0.5) ? r.int(10...80) : r.int(60...300)
             let (open, close) = r.pick([("(", ")"), ("-", ""), ("repeat 1 { ", " }"), ("add { ", " } { }"), ("concat { ", " }")])
