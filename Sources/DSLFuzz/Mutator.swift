@@ -33,7 +33,7 @@ public struct Mutator {
     public mutating func mutate(_ input: [UInt8], other: [UInt8]) -> [UInt8] {
         var b = input
         for _ in 0..<r.int(1...6) { mutateOnce(&b, other: other) }
-        // Keep inputs bounded: a mutated spec is at most 256 KB (longer inputs are made on purpose below).
+        // Keep inputs bounded: a mutated spec is at most 400 KB.
         if b.count > 400_000 { b.removeLast(b.count - 400_000) }
         return b
     }
