@@ -255,7 +255,11 @@ public struct Oracles {
             return [Finding(.engine, "check accepted the network but the engine refused it: \(error)")]
         }
         let engine = lowered.engine
-        engine.compile(training: true)
+        do {
+            try engine.compile(training: true)
+        } catch {
+            return [Finding(.engine, "check accepted the network but the engine could not compile it: \(error)")]
+        }
         var input = [Float](repeating: 0, count: batch * g.inputShape.elements)
         for i in input.indices { input[i] = Float(Double(random.next() >> 11) / Double(1 << 53) * 4 - 2) }
         let outputShape = engine.outputShape
