@@ -85,7 +85,8 @@ public struct Oracles {
     public var maxEngineElements = 200_000
     /// Largest network the engine oracle runs: multiply-accumulates per image.
     public var maxEngineMACs = 4_000_000
-    /// Largest network the pass oracle runs (nodes); passes elaborate their input several times.
+    /// Largest network the pass oracle runs (nodes and module instances); passes elaborate
+    /// their input several times.
     public var maxPassNodes = 3_000
     /// The printer under test (`dsl fmt`); tests substitute a faulty one to see the oracle fail.
     public var printer: (SpecFile) -> String = SpecPrinter.print
@@ -109,9 +110,9 @@ public struct Oracles {
         }
         guard let graph = checked.graph, let cost = checked.cost, !checked.diagnostics.hasErrors else { return findings }
         counts.checked += 1
-        if passes && graph.nodes.count <= maxPassNodes { findings += rewrites(source, cost: cost, random: &random, &counts) }
+        if passes && graph.nodes.count + graph.modules.count <= maxPassNodes { findings += rewrites(source, cost: cost, random: &random, &counts) }
         if engine {
-            if cost.activationElements <= maxEngineElements && cost.macs <= maxEngineMACs && graph.nodes.count <= 2_000 {
+            if cost.activationElements <= maxEngineElements && cost.macs <= maxEngineMACs && graph.nodes.count + graph.modules.count <= 2_000 {
                 findings += runEngine(graph, random: &random, &counts)
             } else {
                 counts.engineSkipped += 1

@@ -145,11 +145,16 @@ public enum SpecPrinter {
     }
 
     /// Options sorted by `optionOrder` (stable; unknown options keep their written order last).
+    /// A word without `=` that is not a flag (`bias` in `conv 3 1 8 act=linear bias`) is an
+    /// option only after another option: written first it would read as a positional argument,
+    /// so such options go after all the others.
     public static func canonicalOrder(_ options: [LayerOption]) -> [LayerOption] {
-        options.enumerated().sorted { a, b in
-            let ra = optionOrder.firstIndex(of: a.element.name) ?? optionOrder.count
-            let rb = optionOrder.firstIndex(of: b.element.name) ?? optionOrder.count
-            return (ra, a.offset) < (rb, b.offset)
+        func rank(_ o: LayerOption) -> Int {
+            if o.value == nil && !Parser.flagNames.contains(o.name) { return optionOrder.count + 1 }
+            return optionOrder.firstIndex(of: o.name) ?? optionOrder.count
+        }
+        return options.enumerated().sorted { a, b in
+            (rank(a.element), a.offset) < (rank(b.element), b.offset)
         }.map(\.element)
     }
 

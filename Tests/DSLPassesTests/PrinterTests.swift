@@ -353,6 +353,17 @@ final class PrinterTests: XCTestCase {
         XCTAssertGreaterThan(parsed, 40)
     }
 
+    /// A valueless word that is not a flag is an option only after another option; the printer
+    /// used to move `bias` in front of `act=linear`, where it read back as a positional argument
+    /// (found by dsl-fuzz, seed 4, input 95774).
+    func testValuelessNonFlagOptionStaysAnOption() {
+        for text in ["input 9x9x49\nconv 1 1 64 act=linear bias\n", "input 8x8x3\nconv 3 1 8 bn foo pad=1\n",
+                     "input 8x8x3\npool max 2 2 ceil zzz\n", "block b() {\n}\nb() x y=1\n"] {
+            assertRoundTrip(text, "option.dsl")
+        }
+        XCTAssertEqual(SpecPrinter.print(parse("input 9x9x49\nconv 1 1 64 act=linear bias\n", path: "x.dsl").0), "input 9x9x49\nconv 1 1 64 act=linear bias\n")
+    }
+
     func testNegativeAndNestedExpressionsKeepTheirMeaning() {
         for t in ["conv 3 (-1) 4", "conv 3 1 -(a-b)", "conv a-(b-c) 1 a/(b*c)", "repeat -(-2) {\n  gap\n}"] {
             let (spec, d) = parse("input 4x4x1\n" + t + "\n")
