@@ -171,6 +171,18 @@ public struct Oracles {
         let before = Oracles.comments(source), after = Oracles.comments(printed)
         if before != after { return [Finding(.fmt, "formatting changed the comments: \(before.count) before, \(after.count) after")] }
         if printer(again) != text { return [Finding(.fmt, "formatting is not idempotent")] }
+        // The bytes `dsl fmt` writes: the file's own encoding and line endings.
+        guard let written = source.encode(text) else {
+            return [Finding(.fmt, "the formatted text cannot be written in the file's encoding (\(source.encoding.rawValue))")]
+        }
+        let reread = SourceFile(path: "fuzz.dsl", bytes: written)
+        if reread.encoding != source.encoding || reread.lineEnding != source.lineEnding {
+            return [Finding(.fmt, "the written file reads back as \(reread.encoding.rawValue) \(reread.lineEnding.rawValue), the original was \(source.encoding.rawValue) \(source.lineEnding.rawValue)")]
+        }
+        let (fromDisk, diskDiagnostics) = Parser.parse(reread)
+        if diskDiagnostics.hasErrors || fromDisk.statements != spec.statements || Oracles.comments(reread) != before {
+            return [Finding(.fmt, "the written bytes do not read back to the same statements and comments")]
+        }
         let recheck = Frontend.check(printed)
         if recheck.diagnostics.hasErrors != checked.diagnostics.hasErrors {
             return [Finding(.fmt, "the formatted spec \(recheck.diagnostics.hasErrors ? "has" : "has no") errors, the original \(checked.diagnostics.hasErrors ? "has" : "has no") errors")]

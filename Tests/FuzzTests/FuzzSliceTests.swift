@@ -21,7 +21,7 @@ final class FuzzSliceTests: XCTestCase {
 
     /// Fixed seed, fixed count: the same inputs on every CI run.
     func testFixedSeedSlice() {
-        let count = Int(ProcessInfo.processInfo.environment["DSL_FUZZ_COUNT"] ?? "") ?? 1500
+        let count = Int(ProcessInfo.processInfo.environment["DSL_FUZZ_COUNT"] ?? "") ?? 3000
         let campaign = Campaign(seed: 20261127, corpus: Self.corpus())
         XCTAssertGreaterThan(campaign.corpus.count, 50, "the corpus should hold the shipped and bad specs")
         var counts = OracleCounts()
