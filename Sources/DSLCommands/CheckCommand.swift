@@ -101,7 +101,7 @@ enum CheckReport {
                         let last = g.nodes[members.last!]
                         let mem = members.reduce(0) { $0 + cost.nodes[$1].activationElements } * batch * 4
                         rows.append([indent(level) + g.modules[m].name, g.modules[m].summary, last.shape.description, grouped(s.params), grouped(s.macs),
-                                     String(cost.nodes[last.id].receptiveField), String(cost.nodes[last.id].cumulativeStride), bytes(mem), String(g.modules[m].location.line)])
+                                     extent(cost.nodes[last.id].receptiveField), extent(cost.nodes[last.id].cumulativeStride), bytes(mem), String(g.modules[m].location.line)])
                         indentOf.append(level)
                     }
                     collapsed = true
@@ -118,7 +118,7 @@ enum CheckReport {
             if collapsed { continue }
             let c = cost.nodes[n.id]
             rows.append([indent(path.count) + n.name, describe(n.op), n.shape.description, grouped(c.params), grouped(c.macs),
-                         String(c.receptiveField), String(c.cumulativeStride), bytes(c.activationElements * batch * 4), String(n.location.line)])
+                         extent(c.receptiveField), extent(c.cumulativeStride), bytes(c.activationElements * batch * 4), String(n.location.line)])
         }
         let rightAligned: Set<Int> = [3, 4, 5, 6, 7, 8]
         var widths = [Int](repeating: 0, count: rows[0].count)
@@ -191,4 +191,10 @@ enum CheckReport {
             ("diagnostics", .array(diags)),
         ])
     }
+}
+
+/// A receptive field or cumulative stride for the table: at `CostModel.maxReceptiveField` the
+/// figure stopped counting, so it reads ">=1e15" (JSON keeps the number).
+private func extent(_ v: Int) -> String {
+    v >= CostModel.maxReceptiveField ? ">=1e15" : String(v)
 }
