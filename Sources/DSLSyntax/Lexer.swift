@@ -95,7 +95,15 @@ public struct Lexer {
                 if l.line != reportedLine {
                     reportedLine = l.line
                     let what: String
-                    if c >= 0x80 { what = c >= 0xC0 && pos - start > 1 ? "unexpected character '\(String(decoding: bytes[start..<pos], as: UTF8.self))'" : String(format0x: c) }
+                    if c >= 0x80 {
+                        what = c >= 0xC0 && pos - start > 1 ? "unexpected character '\(String(decoding: bytes[start..<pos], as: UTF8.self))'" : String(format0x: c)
+                        // In a file that is not UTF-8 (read as ISO-8859-1) the character is one byte.
+                        if file.encoding == .latin1 && pos - start == 2, let raw = String(decoding: bytes[start..<pos], as: UTF8.self).unicodeScalars.first {
+                            diagnostics.error("\(what) (byte \(String(format0x: UInt8(raw.value)).dropFirst("unexpected byte ".count)) of a file that is not UTF-8, read as ISO-8859-1; specs are plain ASCII outside comments)", at: l)
+                            tokens.append(Token(.invalid, "", l))
+                            continue
+                        }
+                    }
                     else { what = c < 32 || c == 127 ? String(format0x: c) : "unexpected character '\(Character(UnicodeScalar(c)))'" }
                     diagnostics.error(what + (c >= 0x80 || c < 32 || c == 127 ? " (specs are plain ASCII outside comments)" : ""), at: l)
                 }

@@ -18,6 +18,17 @@ final class LexerTests: XCTestCase {
         XCTAssertTrue(l.diagnostics.items.isEmpty)
     }
 
+    /// A stray byte in a file that is not UTF-8 (read as ISO-8859-1) is named with its byte
+    /// value and the file's encoding, once per line; the same letter in a comment is fine.
+    func testLatin1ByteOutsideCommentsNamesTheByte() {
+        var l = Lexer(file: SourceFile(path: "t.dsl", bytes: Array("conv 3 1 8 ".utf8) + [0xE9, 0xE9] + Array(" # caf".utf8) + [0xE9, 0x0A]))
+        _ = l.tokenize()
+        XCTAssertEqual(l.diagnostics.items.map(\.message),
+                       ["unexpected character 'é' (byte 0xE9 of a file that is not UTF-8, read as ISO-8859-1; specs are plain ASCII outside comments)"])
+        XCTAssertEqual(l.diagnostics.items.first?.location.column, 12)
+        XCTAssertEqual(l.comments.map(\.text), [" caf\u{E9}"])
+    }
+
     func testDims() {
         XCTAssertEqual(kinds("32x32x3"), [.dims, .end])
         XCTAssertEqual(kinds("224X224X3"), [.dims, .end])
