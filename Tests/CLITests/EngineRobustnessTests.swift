@@ -122,4 +122,45 @@ final class EngineRobustnessTests: XCTestCase {
         XCTAssertTrue(g.stderr.contains("GiB for training at batch 4096, but this machine can give 4.00 GiB"), g.stderr)
         XCTAssertTrue(g.stderr.contains("the largest batch that fits is"), g.stderr)
     }
+
+    /// `dsl train` plans the engine's memory too: a batch that does not fit is refused with the
+    /// figures and a batch that fits, before any step runs (it aborted with exit 134).
+    func testTrainRefusesABatchThatDoesNotFit() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("dsl-train-mem-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = try run(["train", "specs/all-cnn-c.dsl", "--data", "data/cifar10-sample", "--batch", "1000", "--epochs", "1", "--out", out],
+                        environment: ["DSL_AVAILABLE_MEMORY": "192M"])
+        XCTAssertFalse(r.signaled, r.summary)
+        XCTAssertEqual(r.status, 1, r.summary)
+        XCTAssertTrue(r.stderr.contains("specs/all-cnn-c.dsl: the network needs"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("for training at batch 1000, but this machine can give 192.0 MiB"), r.stderr)
+        XCTAssertNotNil(r.stderr.range(of: #"\(--batch \d+\)"#, options: .regularExpression), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/checkpoint.safetensors"))
+    }
+
+    /// Training and evaluation need a final softmax (the loss): without one the error points at
+    /// the last layer, like a spec error.
+    func testTrainAndEvalWithoutSoftmaxAreLocated() throws {
+        let path = try spec("input 32x32x3\nconv 3 2 8\ngap\nfc 10\n")
+        let t = try run(["train", path, "--data", "data/cifar10-sample", "--epochs", "1", "--out", path + ".run"], environment: [:])
+        XCTAssertEqual(t.status, 1, t.summary)
+        XCTAssertTrue(t.stderr.contains("\(path):4:1: error: training needs a network that ends in 'softmax'"), t.stderr)
+        XCTAssertTrue(t.stderr.contains("4 | fc 10"), t.stderr)
+        let e = try run(["eval", path, "--weights", path, "--data", "data/cifar10-sample"], environment: [:])
+        XCTAssertEqual(e.status, 1, e.summary)
+        XCTAssertTrue(e.stderr.contains("\(path):4:1: error: evaluation needs a network that ends in 'softmax'"), e.stderr)
+    }
+
+    /// A softmax over a map larger than 1x1 scores every pixel; it trains like any classifier.
+    func testTrainingASoftmaxOverAMapRuns() throws {
+        let path = try spec("input 32x32x3\nconv 3 2 8\nconv 1 1 10\nsoftmax\n")
+        let out = path + ".run"
+        let t = try run(["train", path, "--data", "data/cifar10-sample", "--epochs", "1", "--train-limit", "64", "--test-limit", "32",
+                         "--batch", "32", "--out", out, "--quiet"], environment: [:])
+        XCTAssertEqual(t.status, 0, t.summary)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/checkpoint.safetensors"))
+        let e = try run(["eval", path, "--weights", out + "/checkpoint.safetensors"], environment: [:])
+        XCTAssertEqual(e.status, 0, e.summary)
+        XCTAssertTrue(e.stdout.contains("on 500 test images"), e.stdout)
+    }
 }
