@@ -117,7 +117,12 @@ enum TrainCommand {
             guard let stored = checkpoint.recipe, checkpoint.data != nil else {
                 throw CommandFailure(message: "\(resumePath): written by an older dsl (format \(checkpoint.metadata["format"] ?? "dsl-checkpoint-1")) that did not store the training recipe; it can be evaluated with 'dsl eval' but not resumed")
             }
-            o = try resumedOptions(stored: stored, flags: flags, arguments: a, checkpoint: checkpoint, file: resumePath)
+            let given = Set(recipeValueFlags.filter { a.value($0) != nil } + ["--nesterov", "--no-flip"].filter { a.has($0) })
+            do {
+                o = try TrainingOptions.resumed(stored: stored, flags: flags, given: given, completedEpochs: checkpoint.epoch, file: resumePath) { err("note: \($0)\n") }
+            } catch let e as RecipeConflict {
+                throw UsageError(message: e.message)
+            }
             if !sameDirectory(outDir, checkpointDirectory!) {
                 let held = RunDirectory.runFiles.prefix(2).filter { FileManager.default.fileExists(atPath: run.file($0)) }
                 if !held.isEmpty {
@@ -162,8 +167,8 @@ enum TrainCommand {
                     + "found \(fp.trainImages) with hash \(fp.trainHash) and \(fp.testImages) with hash \(fp.testHash)); the dataset changed: restore it, or start a new run")
             }
             try trainer.restore(from: checkpoint, file: resumePath)
-            history = try resumeMetrics(path: metricsPath, fallback: sameDirectory(outDir, checkpointDirectory!) ? nil : checkpointDirectory.map { $0 + "/metrics.jsonl" },
-                                        epochs: checkpoint.epoch)
+            history = try resumeMetricsLog(path: metricsPath, fallback: sameDirectory(outDir, checkpointDirectory!) ? nil : checkpointDirectory.map { $0 + "/metrics.jsonl" },
+                                           epochs: checkpoint.epoch) { err("warning: \($0)\n") }
             out("resuming from \(resumePath) at epoch \(checkpoint.epoch + 1) of \(o.epochs), step \(checkpoint.step) of \(trainer.stepsPerEpoch) (data \(dataDir), output \(outDir))\n")
         }
 
@@ -249,88 +254,6 @@ enum TrainCommand {
             do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.learningRate), totalEpochs: o.epochs) } catch { throw UsageError(message: "--schedule: \(error)") }
         }
         return o
-    }
-
-    /// The stored recipe of a resumed run, checked against the flags given again: each must
-    /// agree, except --epochs (a new total; the schedule becomes the one of that total) and
-    /// --data (the dataset may have moved; its images are checked against the checkpoint).
-    static func resumedOptions(stored: TrainingOptions, flags: TrainingOptions, arguments a: Arguments, checkpoint: TrainingCheckpoint, file: String) throws -> TrainingOptions {
-        var o = stored
-        func given(_ flag: String) -> Bool { a.value(flag) != nil || a.has(flag) }
-        func shown(_ field: RecipeField, _ text: String) -> String {
-            switch field.key {
-            case "recipe.train_limit", "recipe.test_limit": return text == "none" ? "no \(field.flag) (all images)" : "\(field.flag) \(text)"
-            case "recipe.nesterov": return text == "true" ? "--nesterov" : "no --nesterov"
-            case "recipe.flip": return text == "true" ? "flips (no --no-flip)" : "--no-flip"
-            default: return "\(field.flag) \(text)"
-            }
-        }
-        for field in TrainingOptions.recipeFields where given(field.flag) && field.key != "recipe.epochs" && field.key != "recipe.data" {
-            let (mine, theirs) = (field.text(flags), field.text(stored))
-            if mine == theirs { continue }
-            if field.key == "recipe.schedule",
-               let x = try? LearningRateSchedule.parse(mine, baseRate: Double(stored.learningRate), totalEpochs: stored.epochs),
-               let y = try? LearningRateSchedule.parse(theirs, baseRate: Double(stored.learningRate), totalEpochs: stored.epochs), x == y { continue }
-            throw UsageError(message: "\(shown(field, mine)) disagrees with the run in \(file), which has \(shown(field, theirs)); "
-                + "a resumed run keeps its recipe (only --epochs may change): drop the flag, or start a new run")
-        }
-        if let d = a.value("--data") {
-            let path = absolutePath(d)
-            if path != stored.dataDirectory {
-                err("note: --data \(d) is not the run's data directory (\(stored.dataDirectory ?? "none")); its images are checked against the checkpoint\n")
-            }
-            o.dataDirectory = path
-        }
-        if given("--epochs") { o.epochs = flags.epochs }
-        guard checkpoint.epoch < o.epochs else {
-            if given("--epochs") {
-                throw UsageError(message: "--epochs \(o.epochs) leaves nothing to train: the run in \(file) has completed \(checkpoint.epoch) epochs; pass more than \(checkpoint.epoch)")
-            }
-            throw CommandFailure(message: "\(file): the run is complete (\(checkpoint.epoch) of \(stored.epochs) epochs); to train longer, pass --epochs N with N above \(checkpoint.epoch)")
-        }
-        do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.learningRate), totalEpochs: o.epochs) } catch { throw UsageError(message: "--epochs \(o.epochs): the run's schedule: \(error)") }
-        return o
-    }
-
-    /// On resume: the metrics of the epochs the checkpoint has (1...epochs), from OUT's
-    /// metrics.jsonl (or `fallback`, the checkpoint directory's, when OUT has none). Lines
-    /// that do not parse are skipped with a warning naming the file and line; lines of later
-    /// epochs (written after the checkpoint) are dropped. When anything is skipped or dropped,
-    /// the file is rewritten with the kept lines and the original is kept as a backup.
-    static func resumeMetrics(path: String, fallback: String?, epochs: Int) throws -> [EpochMetrics] {
-        let fm = FileManager.default
-        guard let source = fm.fileExists(atPath: path) ? path : fallback.flatMap({ fm.fileExists(atPath: $0) ? $0 : nil }) else {
-            if epochs > 0 { err("warning: \(path): not found; the metrics log starts at epoch \(epochs + 1)\n") }
-            return []
-        }
-        let log = try readMetricsLog(path: source)
-        for problem in log.problems { err("warning: \(source):\(problem.line): \(problem.reason); line skipped\n") }
-        var byEpoch: [Int: EpochMetrics] = [:]
-        var later: [Int] = [], duplicated = false
-        for (line, record) in log.records {
-            if record.epoch > epochs { later.append(line); continue }
-            if byEpoch[record.epoch] != nil { duplicated = true }
-            byEpoch[record.epoch] = record
-        }
-        if !later.isEmpty {
-            err("warning: \(source): line\(later.count == 1 ? "" : "s") \(later.map(String.init).joined(separator: ", ")) after the checkpoint's epoch \(epochs) dropped\n")
-        }
-        if duplicated { err("warning: \(source): several lines for one epoch; the last of each kept\n") }
-        let kept = epochs > 0 ? (1...epochs).compactMap { byEpoch[$0] } : []
-        let missing = epochs > 0 ? (1...epochs).filter { byEpoch[$0] == nil } : []
-        if !missing.isEmpty { err("warning: \(source): no line for epoch\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", "))\n") }
-        let exact = log.problems.isEmpty && later.isEmpty && log.records.map(\.record.epoch) == kept.map(\.epoch)
-        if source == path && exact { return kept }
-        if source == path {
-            var backup = path + ".bak", n = 1
-            while fm.fileExists(atPath: backup) { backup = path + ".bak\(n)"; n += 1 }
-            do { try fm.copyItem(atPath: path, toPath: backup) } catch {
-                throw CommandFailure(message: "\(path): cannot keep a backup as \(backup) before rewriting it: \(String(describing: (error as NSError).localizedFailureReason ?? error.localizedDescription))")
-            }
-            err("warning: \(path): rewritten with the \(kept.count) good line\(kept.count == 1 ? "" : "s") of epochs 1...\(epochs); the original is kept as \(backup)\n")
-        }
-        try writeTextAtomically(kept.map { $0.jsonLine + "\n" }.joined(), to: path)
-        return kept
     }
 }
 

@@ -104,3 +104,45 @@ public func readMetrics(path: String) throws -> [EpochMetrics] {
     if let problem = log.problems.first { throw TrainingError("\(path):\(problem.line): \(problem.reason)") }
     return log.records.map(\.record)
 }
+
+/// The metrics of a resumed run: the lines of the epochs the checkpoint has (1...epochs), read
+/// from `path` (or from `fallback`, the checkpoint directory's log, when `path` has none). Lines
+/// that do not parse are skipped and lines of later epochs (written after the checkpoint) are
+/// dropped, each with a warning naming the file and line; when anything is skipped or dropped,
+/// the original is copied to `path.bak` (or `.bakN`) and `path` rewritten with the kept lines,
+/// so that afterwards the log is only appended to. Warnings go to `warn`.
+public func resumeMetricsLog(path: String, fallback: String?, epochs: Int, warn: (String) -> Void) throws -> [EpochMetrics] {
+    let fm = FileManager.default
+    guard let source = fm.fileExists(atPath: path) ? path : fallback.flatMap({ fm.fileExists(atPath: $0) ? $0 : nil }) else {
+        if epochs > 0 { warn("\(path): not found; the metrics log starts at epoch \(epochs + 1)") }
+        return []
+    }
+    let log = try readMetricsLog(path: source)
+    for problem in log.problems { warn("\(source):\(problem.line): \(problem.reason); line skipped") }
+    var byEpoch: [Int: EpochMetrics] = [:]
+    var later: [Int] = [], duplicated = false
+    for (line, record) in log.records {
+        if record.epoch > epochs { later.append(line); continue }
+        if byEpoch[record.epoch] != nil { duplicated = true }
+        byEpoch[record.epoch] = record
+    }
+    if !later.isEmpty {
+        warn("\(source): line\(later.count == 1 ? "" : "s") \(later.map(String.init).joined(separator: ", ")) after the checkpoint's epoch \(epochs) dropped")
+    }
+    if duplicated { warn("\(source): several lines for one epoch; the last of each kept") }
+    let kept = epochs > 0 ? (1...epochs).compactMap { byEpoch[$0] } : []
+    let missing = epochs > 0 ? (1...epochs).filter { byEpoch[$0] == nil } : []
+    if !missing.isEmpty { warn("\(source): no line for epoch\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", "))") }
+    let exact = log.problems.isEmpty && later.isEmpty && log.records.map(\.record.epoch) == kept.map(\.epoch)
+    if source == path && exact { return kept }
+    if source == path {
+        var backup = path + ".bak", n = 1
+        while fm.fileExists(atPath: backup) { backup = path + ".bak\(n)"; n += 1 }
+        do { try fm.copyItem(atPath: path, toPath: backup) } catch {
+            throw TrainingError("\(path): cannot keep a backup as \(backup) before rewriting it: \(String(describing: (error as NSError).localizedFailureReason ?? error.localizedDescription))")
+        }
+        warn("\(path): rewritten with the \(kept.count) good line\(kept.count == 1 ? "" : "s") of epochs 1...\(epochs); the original is kept as \(backup)")
+    }
+    try writeTextAtomically(kept.map { $0.jsonLine + "\n" }.joined(), to: path)
+    return kept
+}

@@ -205,3 +205,59 @@ public struct DataFingerprint: Equatable, Sendable {
                   trainHash: try hash("data.train_hash"), testHash: try hash("data.test_hash"))
     }
 }
+
+/// A flag given again on `--resume` that the run cannot take: the message names the flag and
+/// both values. It is a command-line mistake (exit 2), unlike a `TrainingError`.
+public struct RecipeConflict: Error, CustomStringConvertible {
+    /// The full message.
+    public let message: String
+    /// The message.
+    public var description: String { message }
+}
+
+extension TrainingOptions {
+    /// The recipe of a resumed run: the `stored` one, checked against the flags given again
+    /// (`flags`, with `given` the flags present on the command line). Each given flag must
+    /// agree, except `--epochs` (a new total: the schedule becomes the one of that total) and
+    /// `--data` (the dataset may have moved; its images are checked against the checkpoint, and
+    /// `note` receives a line saying so). Throws `RecipeConflict` for a disagreeing flag or an
+    /// `--epochs` that leaves nothing to train, `TrainingError` for a run that is complete.
+    public static func resumed(stored: TrainingOptions, flags: TrainingOptions, given: Set<String>, completedEpochs: Int,
+                               file: String, note: (String) -> Void) throws -> TrainingOptions {
+        var o = stored
+        func shown(_ field: RecipeField, _ text: String) -> String {
+            switch field.key {
+            case "recipe.train_limit", "recipe.test_limit": return text == "none" ? "no \(field.flag) (all images)" : "\(field.flag) \(text)"
+            case "recipe.nesterov": return text == "true" ? "--nesterov" : "no --nesterov"
+            case "recipe.flip": return text == "true" ? "flips (no --no-flip)" : "--no-flip"
+            default: return "\(field.flag) \(text)"
+            }
+        }
+        for field in recipeFields where given.contains(field.flag) && field.key != "recipe.epochs" && field.key != "recipe.data" {
+            let (mine, theirs) = (field.text(flags), field.text(stored))
+            if mine == theirs { continue }
+            if field.key == "recipe.schedule",
+               let x = try? LearningRateSchedule.parse(mine, baseRate: Double(stored.learningRate), totalEpochs: stored.epochs),
+               let y = try? LearningRateSchedule.parse(theirs, baseRate: Double(stored.learningRate), totalEpochs: stored.epochs), x == y { continue }
+            throw RecipeConflict(message: "\(shown(field, mine)) disagrees with the run in \(file), which has \(shown(field, theirs)); "
+                + "a resumed run keeps its recipe (only --epochs may change): drop the flag, or start a new run")
+        }
+        if given.contains("--data"), let path = flags.dataDirectory {
+            if path != stored.dataDirectory {
+                note("--data \(path) is not the run's data directory (\(stored.dataDirectory ?? "none")); its images are checked against the checkpoint")
+            }
+            o.dataDirectory = path
+        }
+        if given.contains("--epochs") { o.epochs = flags.epochs }
+        guard completedEpochs < o.epochs else {
+            if given.contains("--epochs") {
+                throw RecipeConflict(message: "--epochs \(o.epochs) leaves nothing to train: the run in \(file) has completed \(completedEpochs) epochs; pass more than \(completedEpochs)")
+            }
+            throw TrainingError("\(file): the run is complete (\(completedEpochs) of \(stored.epochs) epochs); to train longer, pass --epochs N with N above \(completedEpochs)")
+        }
+        do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.learningRate), totalEpochs: o.epochs) } catch {
+            throw RecipeConflict(message: "--epochs \(o.epochs): the run's schedule: \(error)")
+        }
+        return o
+    }
+}
