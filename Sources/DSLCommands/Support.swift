@@ -1,3 +1,4 @@
+import DSLEngine
 import DSLIR
 import Foundation
 
@@ -125,15 +126,8 @@ func human(_ n: Int, unit: String = "") -> String {
     return "\(n)" + (unit.isEmpty ? "" : " " + unit)
 }
 
-/// `12.0 MiB`
-func bytes(_ n: Int) -> String {
-    let v = Double(n)
-    let kib = 1024.0, mib = kib * 1024, gib = mib * 1024
-    if v >= gib { return String(format: "%.2f GiB", v / gib) }
-    if v >= mib { return String(format: "%.1f MiB", v / mib) }
-    if v >= kib { return String(format: "%.1f KiB", v / kib) }
-    return "\(n) B"
-}
+/// `12.0 MiB` (the engine's `formatBytes`, so memory figures read alike everywhere).
+func bytes(_ n: Int) -> String { formatBytes(n) }
 
 /// A JSON value with ordered object keys, written without Foundation's reordering.
 indirect enum JSON {

@@ -128,7 +128,7 @@ public struct EngineMemoryError: Error, CustomStringConvertible {
 }
 
 /// `12.0 MiB`, `1.50 GiB`.
-func formatBytes(_ n: Int) -> String {
+public func formatBytes(_ n: Int) -> String {
     let v = Double(n)
     let kib = 1024.0, mib = kib * 1024, gib = mib * 1024
     if v >= gib { return String(format: "%.2f GiB", v / gib) }

@@ -30,42 +30,47 @@ final class ConvKernel: EngineKernel {
     let bias: UnsafeMutablePointer<Float>?
     let biasGrad: UnsafeMutablePointer<Float>?
     let column: UnsafeMutablePointer<Float>
-    /// Samples per im2col chunk (fixed at compile time, so results do not depend on threads).
-    let samplesPerChunk: Int
+    /// The algorithms and workspace layout chosen from the shapes (see `ConvPlan`); the
+    /// properties below read it.
+    let plan: ConvPlan
     /// 1×1, stride 1, no padding: the input is its own col matrix.
-    let isPointwise: Bool
+    var isPointwise: Bool { plan.isPointwise }
+    /// Samples per im2col chunk (fixed at compile time, so results do not depend on threads).
+    var samplesPerChunk: Int { plan.samplesPerChunk }
+    /// Winograd F(4×4, 3×3) for all three passes (see Winograd.swift).
+    var winograd: Bool { plan.winograd }
+    /// Geometry of the Winograd forward pass and of backward-data (dY → dX).
+    var winogradForwardShape: WinogradShape { plan.winogradForwardShape }
+    var winogradDataShape: WinogradShape { plan.winogradDataShape }
+    /// Direct kernels: forward and backward-weights (padded input fits the scratch).
+    var direct: Bool { plan.direct }
+    /// Direct backward-data (unless it would cost clearly more than GEMM + col2im).
+    var directData: Bool { plan.directData }
+    /// Whether the weight gradient uses the direct kernel (else im2col + GEMM).
+    var directWeights: Bool { plan.directWeights }
+    /// Samples per padded chunk of the backward-weights pass (at most; see weightChunkFloats).
+    var directChunk: Int { plan.directChunk }
+    /// Backward-data pixel classes (dX pixels mod stride) and the padding of dY they need.
+    var dataClasses: [DataClass] { plan.dataClasses }
+    var dataPad: (top: Int, left: Int, hp: Int, wp: Int) { plan.dataPad }
+    /// Floats of the partial sums of a small weight gradient (see `runWeightPass`).
+    var weightPartialSumFloats: Int { plan.weightPartialSumFloats }
+    /// Floats of the packed weights (forward, backward-data).
+    var packedForwardFloats: Int { plan.packedForwardFloats }
+    var packedBackwardFloats: Int { plan.packedBackwardFloats }
     let biasPartials: UnsafeMutablePointer<Double>
     /// Partial sums of a small weight gradient (see `runWeightPass`).
     let weightPartialSums: UnsafeMutablePointer<Float>
-    let weightPartialSumFloats: Int
     /// Floats of the shared scratch (`column`).
     let columnFloats: Int
-    /// Direct kernels: forward and backward-weights (padded input fits the scratch).
-    let direct: Bool
-    /// Direct backward-data (unless it would cost clearly more than GEMM + col2im).
-    let directData: Bool
-    /// Whether the weight gradient uses the direct kernel (else im2col + GEMM).
-    let directWeights: Bool
-    /// Samples per padded chunk of the backward-weights pass (at most; see weightChunkFloats).
-    let directChunk: Int
-    /// Backward-data pixel classes (dX pixels mod stride) and the padding of dY they need.
-    let dataClasses: [DataClass]
-    let dataPad: (top: Int, left: Int, hp: Int, wp: Int)
     /// Packed weights: forward [oc/48][k][k][ic][48], backward-data [ic/48][k][k][oc][48].
     let packedForward: UnsafeMutablePointer<Float>
     let packedBackward: UnsafeMutablePointer<Float>
-    let packedForwardFloats: Int
-    let packedBackwardFloats: Int
     /// Set at compile time when the ReLU that follows runs in place on this output: forward then
     /// stores max(conv + bias, 0) and that ReLU's forward does nothing (`ReLUKernel.fused`).
     var fusedReLU = false
     /// Bias padded to a multiple of 48 (zeros when there is no bias).
     let paddedBias: UnsafeMutablePointer<Float>
-    /// Winograd F(4×4, 3×3) for all three passes (see Winograd.swift).
-    let winograd: Bool
-    /// Geometry of the Winograd forward pass and of backward-data (dY → dX).
-    let winogradForwardShape: WinogradShape
-    let winogradDataShape: WinogradShape
     /// Winograd buffers: staged weights, transformed weights (forward, backward-data), dU.
     let winogradStage: UnsafeMutablePointer<Float>
     let winogradForward: UnsafeMutablePointer<Float>
@@ -112,6 +117,7 @@ final class ConvKernel: EngineKernel {
         let plan = ConvPlan(kernel: kernel, stride: stride, pad: pad, input: s.inputShapes[0], output: s.outputShape,
                             maxBatch: s.maxBatch, columnFloats: s.columnScratchFloats,
                             inputGradient: s.inputGrads[0] != nil, outputGradient: s.outputGrad != nil)
+        self.plan = plan
         inShape = s.inputShapes[0]
         outShape = s.outputShape
         self.kernel = kernel
@@ -127,22 +133,8 @@ final class ConvKernel: EngineKernel {
         biasGrad = s.parameterGrads.count > 1 ? s.parameterGrads[1] : nil
         column = s.columnScratch
         columnFloats = s.columnScratchFloats
-        isPointwise = plan.isPointwise
-        samplesPerChunk = plan.samplesPerChunk
-        require(isPointwise || samplesPerChunk * ConvKernel.columnFloatsPerSample(
+        require(plan.isPointwise || plan.samplesPerChunk * ConvKernel.columnFloatsPerSample(
             kernel: kernel, input: inShape, output: outShape) <= s.columnScratchFloats)
-        winograd = plan.winograd
-        direct = plan.direct
-        directData = plan.directData
-        directWeights = plan.directWeights
-        directChunk = plan.directChunk
-        dataClasses = plan.dataClasses
-        dataPad = plan.dataPad
-        winogradForwardShape = plan.winogradForwardShape
-        winogradDataShape = plan.winogradDataShape
-        weightPartialSumFloats = plan.weightPartialSumFloats
-        packedForwardFloats = plan.packedForwardFloats
-        packedBackwardFloats = plan.packedBackwardFloats
         winogradFloats = plan.stageFloats + plan.forwardFloats + plan.backwardFloats + plan.gradientFloats
         let base: UnsafeMutableRawPointer
         if let shared = s.workspace {
