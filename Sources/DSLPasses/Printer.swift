@@ -130,6 +130,12 @@ public enum SpecPrinter {
                     var t = expr(a, spaced: false)
                     // `3 -1` would read as one subtraction: parenthesise a later argument that starts with '-'.
                     if (i > 0 || !words.isEmpty) && t.hasPrefix("-") { t = "(" + t + ")" }
+                    // An argument that starts with a flag word (`floor-1`, `bn`) would read as an
+                    // option, and `pool`'s first one starting with `max` or `avg` as its kind.
+                    let first = String(t.prefix { $0.isLetter || $0.isNumber || $0 == "_" })
+                    if Parser.flagNames.contains(first) || (kind == "pool" && i == 0 && words.isEmpty && (first == "max" || first == "avg")) {
+                        t = "(" + t + ")"
+                    }
                     parts.append(t)
                 }
             }

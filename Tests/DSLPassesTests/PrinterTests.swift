@@ -364,6 +364,17 @@ final class PrinterTests: XCTestCase {
         XCTAssertEqual(SpecPrinter.print(parse("input 9x9x49\nconv 1 1 64 act=linear bias\n", path: "x.dsl").0), "input 9x9x49\nconv 1 1 64 act=linear bias\n")
     }
 
+    /// A positional argument that starts with a flag word (`floor`, `bn`) is parenthesised, or
+    /// it would read back as an option; so is `pool`'s first argument starting with `max` or
+    /// `avg` (found by dsl-fuzz, seed 6, input 783988: `(floor-(-97))` printed as `floor-(-97)`).
+    func testArgumentsThatStartWithAFlagWordStayArguments() {
+        for text in ["input 8x8x3\nconv 2 / 2 1 * 2 (floor-(-97)) bn=off\n", "input 8x8x3\nconv 3 1 (bn)\n",
+                     "input 8x8x3\nconv (valid + 1) 1 8\n", "input 8x8x3\npool (max) 2\n", "input 8x8x3\npool (avg * 2)\n",
+                     "input 8x8x3\npool max (avg) 2\n", "block b(relu) {\n  conv 3 1 (relu)\n}\nb(4)\n"] {
+            assertRoundTrip(text, "args.dsl")
+        }
+    }
+
     func testNegativeAndNestedExpressionsKeepTheirMeaning() {
         for t in ["conv 3 (-1) 4", "conv 3 1 -(a-b)", "conv a-(b-c) 1 a/(b*c)", "repeat -(-2) {\n  gap\n}"] {
             let (spec, d) = parse("input 4x4x1\n" + t + "\n")
