@@ -9,7 +9,7 @@ public struct SpecGenerator {
     private var r: FuzzRandom
     private var lines: [String] = []
     private var indent = 0
-    private var blocks: [(name: String, parameters: [String])] = []
+    private var blocks: [(name: String, parameters: [String], roles: [String])] = []
     private var labels = 0
     /// Current (height, width, channels) estimate.
     private var h = 8, w = 8, c = 3
@@ -248,15 +248,24 @@ public struct SpecGenerator {
 
     private mutating func blockDefinition(_ i: Int) {
         let name = "b\(i)"
-        let params = Array(["c", "k", "n"].prefix(r.int(0...3)))
-        blocks.append((name, params))
-        parameters = params
+        // Parameters play the roles c (filters), k (kernel) and n (repeat count); a name is
+        // mostly the role's letter, sometimes a word that is also a flag or keyword value
+        // (`floor`, `bn`, `valid`, ...), which the printer must keep reading as an argument.
+        let roles = Array(["c", "k", "n"].prefix(r.int(0...3)))
+        var spelled: [String] = []
+        for role in roles {
+            let candidates = [role, role, role, role, "floor", "bn", "max", "avg", "valid", "relu", "same", "x_1"].filter { !spelled.contains($0) }
+            spelled.append(r.pick(candidates))
+        }
+        let named = Dictionary(uniqueKeysWithValues: zip(roles, spelled))
+        blocks.append((name, spelled, roles))
+        parameters = spelled
         let saved = (h, w, c)
-        emitOpen("block \(name)(\(params.joined(separator: ", "))) {")
+        emitOpen("block \(name)(\(spelled.joined(separator: ", "))) {")
         for _ in 0..<r.int(0...3) {
             switch r.int(0..<6) {
-            case 0 where params.contains("n"): emitOpen("repeat n {"); emit("conv 1 1 8"); closeBrace()
-            case 1 where params.contains("c"): emit("conv \(params.contains("k") ? "k" : "3") 1 c")
+            case 0 where named["n"] != nil: emitOpen("repeat \(named["n"]!) {"); emit("conv 1 1 8"); closeBrace()
+            case 1 where named["c"] != nil: emit("conv \(named["k"] ?? "3") 1 \(r.chance(0.2) ? "(\(named["c"]!) + 0)" : named["c"]!)")
             case 2 where i > 1: emit("b\(i - 1)(\(blocks[i - 2].parameters.map { _ in String(r.int(1...4)) }.joined(separator: ", ")))")
             default: emit(conv(stride: 1))
             }
@@ -268,15 +277,15 @@ public struct SpecGenerator {
 
     private mutating func call() {
         let b = r.pick(blocks)
-        let args = b.parameters.map { p -> String in
-            switch p {
+        let args = b.roles.map { role -> String in
+            switch role {
             case "k": return number(r.pick([1, 3]))
             case "n": return number(r.int(0...3))
             default: return number(r.small(16))
             }
         }
         emit(label() + "\(b.name)(\(args.joined(separator: ", ")))")
-        if let i = b.parameters.firstIndex(of: "c"), let v = Int(args[i]) { c = v }
+        if let i = b.roles.firstIndex(of: "c"), let v = Int(args[i]) { c = v }
     }
 
     private mutating func classifierHead() {
