@@ -25,6 +25,9 @@ elif case == "calls-labelled-alike":    # N calls of one block, each labelled x 
     out += ["block b() {", "  conv 1 1 4", "}"] + ["x: b()"] * n
 elif case == "unknown-options":         # one layer with N unknown options (N errors, 100 shown)
     out += ["conv 1 1 4 " + " ".join("o%d=1" % i for i in range(n))]
+elif case == "reduce-chained-inceptions":  # N inception modules in a row, no pool projection, no head
+    out += ["inception<3,0,12,15,4,0>"] * n
+    print("\n".join(out)); sys.exit(0)
 elif case == "run-flat-layers":         # N layers lowered, compiled and run by `dsl run`
     cycle = ["conv 3 1 4 bn act=linear", "relu", "conv 1 1 4", "bn"]
     out += [cycle[i % 4] for i in range(n)]
@@ -58,3 +61,4 @@ run_case block-parameters 25000 "$dsl" check
 run_case calls-labelled-alike 12500 "$dsl" check
 run_case unknown-options 25000 "$dsl" check
 run_case run-flat-layers 10000 "$dsl" run --batch 1
+run_case reduce-chained-inceptions 100 "$dsl" rewrite --pass reduce --ratio 0.5
