@@ -103,6 +103,24 @@ public enum ONNXExport {
         return (parameters, buffers)
     }
 
+    /// The initialised weights of `graph` for `seed`: those of an engine lowered and compiled
+    /// with that seed, the weights `dsl train --seed S` starts from (parameter initialisation
+    /// depends only on the seed and the layers, not on the batch). Throws `ExportError` when
+    /// the network cannot be lowered or its engine does not fit in memory.
+    public static func initialWeights(of graph: Graph, seed: UInt64) throws -> (parameters: [String: [Float]], buffers: [String: [Float]]) {
+        do {
+            let engine = try lower(graph, maxBatch: 1, seed: seed).engine
+            try engine.compile(training: false)
+            return weights(of: engine)
+        } catch let e as LoweringError {
+            throw ExportError(e.message)
+        } catch let e as ExportError {
+            throw e
+        } catch {
+            throw ExportError("cannot initialise the weights of '\(graph.name)': \(error)")
+        }
+    }
+
     /// The parameters and buffers of a `dsl train` checkpoint of `graph`, by name: refuses a
     /// checkpoint of another network (its spec hash), a missing, extra or misshapen tensor,
     /// naming `file` and the tensor.

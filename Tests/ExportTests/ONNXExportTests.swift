@@ -327,6 +327,19 @@ final class ONNXExportTests: XCTestCase {
         XCTAssertTrue(message(w.parameters, b).contains("no buffer 'conv1.bn.running_var'"), message(w.parameters, b))
     }
 
+    /// Initialised weights are the engine's for the seed, whatever its batch and mode (those
+    /// `dsl train --seed S` starts from); another seed gives other weights.
+    func testInitialWeights() throws {
+        let g = try quickstart()
+        let engine = try lower(g, maxBatch: 4, seed: 5).engine
+        try engine.compile(training: true)
+        let initial = try ONNXExport.initialWeights(of: g, seed: 5)
+        XCTAssertEqual(initial.parameters, ONNXExport.weights(of: engine).parameters)
+        XCTAssertEqual(initial.buffers, ONNXExport.weights(of: engine).buffers)
+        XCTAssertEqual(Set(initial.parameters.keys).count + Set(initial.buffers.keys).count, ONNXExport.tensors(of: g).count)
+        XCTAssertNotEqual(try ONNXExport.initialWeights(of: g, seed: 6).parameters["conv1.weight"], initial.parameters["conv1.weight"])
+    }
+
     /// A checkpoint's weights give the same model as the engine they were saved from; a
     /// checkpoint of another network is refused, naming the file.
     func testCheckpointWeights() throws {
