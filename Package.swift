@@ -43,8 +43,10 @@ let package = Package(
         .target(name: "DSLTraining", dependencies: ["DSLIR", "DSLEngine"], swiftSettings: fastMath),
         // Stage 6: export to PyTorch (a module and a torchrun training script) and ONNX.
         .target(name: "DSLExport", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining"]),
+        // Stage 6: pictures: the network drawn (SVG, dot), guided backpropagation (PNG, .npy).
+        .target(name: "DSLVisualize", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining"]),
         // Stage 7: one file per command; argument parsing and printing only.
-        .target(name: "DSLCommands", dependencies: ["DSLSyntax", "DSLIR", "DSLPasses", "DSLEngine", "DSLTraining", "DSLExport"]),
+        .target(name: "DSLCommands", dependencies: ["DSLSyntax", "DSLIR", "DSLPasses", "DSLEngine", "DSLTraining", "DSLExport", "DSLVisualize"]),
         // The thin executable.
         .executableTarget(name: "dsl", dependencies: ["DSLCommands"]),
         // The fuzzer: generators, mutators and oracles over every stage, called as functions
@@ -59,6 +61,7 @@ let package = Package(
         .testTarget(name: "DSLTrainingTests", dependencies: ["DSLIR", "DSLEngine", "DSLTraining"]),
         .testTarget(name: "CLITests", dependencies: ["DSLCommands"], exclude: ["bad-specs", "good-specs"]),
         .testTarget(name: "ExportTests", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining", "DSLExport"], exclude: ["python"]),
+        .testTarget(name: "VisualizeTests", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining", "DSLVisualize"], exclude: ["README.md"]),
         .testTarget(name: "FuzzTests", dependencies: ["DSLFuzz", "DSLSyntax", "DSLIR", "DSLPasses"], exclude: ["regressions"]),
     ],
     // Language mode 5: the engine hands raw buffers to worker threads (concurrentPerform), which
