@@ -32,7 +32,10 @@ public struct Elaborator {
     static let maxSummaryLength = 100
 
     let spec: SpecFile
-    var diagnostics = DiagnosticBag()
+    /// Deduplicating: an error in a block body that does not depend on the arguments is the
+    /// same message at the same place in every call, and is reported once (with the first
+    /// call's notes).
+    var diagnostics: DiagnosticBag = { var b = DiagnosticBag(); b.deduplicating = true; return b }()
     var nodes: [Node] = []
     var modules: [ModuleInstance] = []
     var blocks: [String: BlockDefinition] = [:]
@@ -108,6 +111,9 @@ public struct Elaborator {
                     diagnostics.error("'input' must come before the first layer", at: s.keywordLocation, notes: [.init("first layer is here", at: f.keywordLocation)])
                 }
                 inputShape = Shape(h, w, c)
+                if h <= 4 && w == c && w >= 8 {
+                    diagnostics.warning("input \(h)x\(w)x\(c) looks channels-first (C x H x W, as PyTorch writes it); dsl reads height x width x channels: did you mean 'input \(w)x\(c)x\(h)'?", at: s.location)
+                }
             case .block(let b):
                 if let prev = blocks[b.name] {
                     diagnostics.error("block '\(b.name)' is defined twice", at: b.nameLocation, notes: [.init("first definition is here", at: prev.nameLocation)])
@@ -504,6 +510,9 @@ public struct Elaborator {
     private mutating func pyramid(_ s: Statement, args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
         guard let p = pyramidSpec(s, args: args, options: options, scope: scope) else { return nil }
         let (alpha, units, bottleneck, multiplicative) = (p.alpha, p.units, p.bottleneck, p.multiplicative)
+        if alpha < Double(units) && units >= 4 {
+            diagnostics.warning("'pyramid \(fmt(alpha)) \(units)' widens by α = \(fmt(alpha)) over 3 x \(units) units; the arguments are α, then units per stage: did you mean 'pyramid \(units) \(fmt(alpha))'?", at: s.location, notes: scope.callNotes)
+        }
         guard let from else { return nil }
         let instance = s.label.map { scoped($0, scope) } ?? generated("pyramid", &scope)
         let summary = "pyramid \(sourceText(args[0].location, max: 24)) \(units)\(bottleneck ? " bottleneck" : "")\(multiplicative ? " widen=mul" : "")"
@@ -634,7 +643,8 @@ public struct Elaborator {
         var errors: [String] = []
         var warnings: [String] = []
         guard let shape = ShapeRules.infer(op, inputs: ins, errors: &errors, warnings: &warnings) else {
-            for e in errors { diagnostics.error(e, at: s.location, notes: scope.callNotes) }
+            let hint = Elaborator.kerasOrderHint(op).map { "; \($0)" } ?? ""
+            for e in errors { diagnostics.error(e + hint, at: s.location, notes: scope.callNotes) }
             return nil
         }
         for w in warnings { diagnostics.warning(w, at: s.location, notes: scope.callNotes) }
@@ -733,8 +743,51 @@ public struct Elaborator {
 
     // MARK: - Lints
 
+    /// For a convolution written in Keras's order (`conv 32 3 1`: filters, kernel, stride): a
+    /// kernel of 16 or more with one or two filters and a stride that could be a kernel size.
+    static func kerasOrderHint(_ op: Op) -> String? {
+        guard case .conv(let c) = op, c.kernel >= 16, c.filters <= 2, c.stride <= 11 else { return nil }
+        return "dsl writes conv KERNEL STRIDE FILTERS (Keras writes the filters first): did you mean 'conv \(c.stride) \(c.filters) \(c.kernel)'?"
+    }
+
+    /// Whether a node applies a nonlinearity to its output (a standalone activation, or a
+    /// convolution or fc with one).
+    static func activation(of n: Node) -> Activation? {
+        switch n.op {
+        case .activation(let a) where a != .none: return a
+        case .conv(let c) where c.activation != .none: return c.activation
+        case .linear(let l) where l.activation != .none: return l.activation
+        default: return nil
+        }
+    }
+
     private mutating func lint(_ g: Graph) {
         let consumers = g.consumers()
+        // Logits through an activation: a ReLU before the softmax (or ending a classifier head)
+        // keeps every score at or above 0.
+        func logitsLint(_ n: Node, _ a: Activation, before: String) {
+            let what: String
+            switch a { case .relu: what = "a ReLU"; case .leaky: what = "a leaky ReLU"; case .none: return }
+            let fix: String
+            switch n.op {
+            case .conv, .linear: fix = "write act=linear on '\(n.name)'"
+            default: fix = "remove '\(n.name)'"
+            }
+            diagnostics.warning("\(what) on the logits \(before): the class scores cannot go below 0 (or are squashed), which slows or stops learning; \(fix)", at: n.location)
+        }
+        let last = g.nodes[g.output]
+        if case .softmax = last.op, let i = last.inputs.first, let a = Elaborator.activation(of: g.nodes[i]) {
+            logitsLint(g.nodes[i], a, before: "right before softmax")
+        } else if case .activation(let a) = last.op, a != .none, let i = last.inputs.first, case .linear = g.nodes[i].op {
+            logitsLint(last, a, before: "at the network's end")
+        } else if case .linear(let l) = last.op, l.activation != .none {
+            logitsLint(last, l.activation, before: "at the network's end")
+        }
+        for n in g.nodes {
+            if let hint = Elaborator.kerasOrderHint(n.op), case .conv(let c) = n.op {
+                diagnostics.warning("'conv \(c.kernel) \(c.stride) \(c.filters)' is a \(c.kernel)x\(c.kernel) kernel with \(c.filters) filter\(c.filters == 1 ? "" : "s"); \(hint)", at: n.location)
+            }
+        }
         // Dropout after the classifier: nothing trainable follows it.
         var lastTrainable = -1
         for n in g.nodes { if case .conv = n.op { lastTrainable = n.id }; if case .linear = n.op { lastTrainable = n.id } }

@@ -62,7 +62,9 @@ public enum ShapeRules {
                 o += 1
                 // The last window must start inside the input or the left padding.
                 if (o - 1) * s >= size + p { o -= 1 }
-            } else if rest > p {
+            } else if rest > p && k >= s {
+                // (A window smaller than its stride skips pixels between windows by design, as
+                // a ResNet's 1x1/2 projection does: the last row is one more of those.)
                 let dropped = rest - p
                 if out.isEmpty || axis == "rows" {
                     warnings.append("stride \(s) drops the last \(dropped) \(dropped == 1 ? String(axis.dropLast()) : axis) of the \(x.height)x\(x.width) input")

@@ -59,6 +59,12 @@ public struct DiagnosticBag: Sendable {
     /// Number of warnings.
     public var warningCount: Int { items.filter { $0.severity == .warning }.count }
 
+    /// When set, a diagnostic equal to one already kept (severity, message and location) is
+    /// dropped (the elaborator sets it).
+    public var deduplicating = false
+    private struct Key: Hashable { var severity: Severity; var message: String; var offset: Int; var length: Int }
+    private var seen: Set<Key> = []
+
     /// Errors and warnings kept so far, counted separately: warnings alone never make an error.
     private var errorsKept = 0, warningsKept = 0
     /// Set once the warning limit was reached.
@@ -68,6 +74,11 @@ public struct DiagnosticBag: Sendable {
     /// own limit: a hundred warnings (say, from a repeated empty block) used to fill the bag and
     /// turn into a "too many errors" error, failing a spec that had none.
     public mutating func add(_ d: Diagnostic) {
+        if deduplicating {
+            // The same message at the same place (a block body's error that does not depend on
+            // the block's arguments, seen once per call): kept once, with the first call's notes.
+            guard seen.insert(Key(severity: d.severity, message: d.message, offset: d.location.offset, length: d.location.length)).inserted else { return }
+        }
         if d.severity == .error {
             if truncated { return }
             if errorsKept >= limit {
