@@ -9,11 +9,13 @@ enum EvalCommand {
     Usage: dsl eval FILE --weights CKPT [--data DIR] [--dataset NAME] [--labels fine|coarse]
                          [--batch N] [--threads T] [--format table|json]
 
-    Loads the checkpoint written by 'dsl train' (refusing one of a different spec, or one with
-    a damaged field), applies the preprocessing stored in it, and evaluates on the test set of
-    DIR: loss, error, accuracy, per-class accuracy and the confusion matrix (rows: true class,
-    columns: predicted). The loss is the mean softmax cross-entropy computed from the logits
-    (log-softmax), as in training.
+    Loads the checkpoint written by 'dsl train' (refusing one with a damaged field, or one of
+    a different network, naming the layers and tensors that differ; a spec that differs only
+    in dropout is accepted with a note, since dropout does nothing at evaluation), applies the
+    preprocessing stored in it, and evaluates on the test set of DIR: loss, error, accuracy,
+    per-class accuracy and the confusion matrix (rows: true class, columns: predicted). The
+    loss is the mean softmax cross-entropy computed from the logits (log-softmax), as in
+    training.
 
       --weights CKPT        checkpoint to evaluate (required)
       --data DIR            dataset directory (default: the one the checkpoint was trained on)
@@ -53,7 +55,7 @@ enum EvalCommand {
             return ExitCode.failure
         }
         let checkpoint = try TrainingCheckpoint.read(from: weights)
-        try Trainer.checkSpec(checkpoint.metadata, hash: Trainer.hash(g), file: weights)
+        for note in try Trainer.checkCheckpoint(checkpoint, graph: g, file: weights, use: .evaluate) { err("note: \(note)\n") }
         let classes = try Trainer.classes(of: g)
         guard let dataDir = a.value("--data") ?? checkpoint.recipe?.dataDirectory else {
             throw UsageError(message: "missing --data DIR (the checkpoint does not name the data it was trained on)")

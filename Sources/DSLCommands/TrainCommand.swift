@@ -6,14 +6,16 @@ import Foundation
 /// `dsl train FILE --data DIR`: trains the network with the All-CNN paper's recipe.
 enum TrainCommand {
     static let command = Command(name: "train", summary: "train a network on CIFAR-10/100 or MNIST, with checkpoints", help: """
-    Usage: dsl train FILE --data DIR [options]
+    Usage: dsl train FILE --data DIR [--init CKPT] [options]
            dsl train FILE --resume CKPT [--epochs N] [--out DIR] [--threads T] [--quiet]
 
     Trains the network on a dataset in its standard on-disk format: CIFAR-10 binary
     (data_batch_*.bin, any subset, + test_batch.bin), CIFAR-100 binary (train.bin, test.bin)
     or MNIST IDX (train-images-idx3-ubyte, ...). The format is detected from the files.
-    Evaluates on the test set after every epoch, appends metrics to OUT/metrics.jsonl,
-    draws OUT/curves.svg, and writes OUT/checkpoint.safetensors atomically every epoch.
+    Evaluates on the test set after every epoch, appends metrics to OUT/metrics.jsonl and
+    the per-iteration training loss to OUT/steps.jsonl, draws OUT/curves.svg (loss with the
+    per-iteration trace, accuracy, learning rate, the best epoch marked), and writes
+    OUT/checkpoint.safetensors atomically every epoch.
 
     Data:
       --data DIR            dataset directory (required for a new run)
@@ -43,10 +45,19 @@ enum TrainCommand {
                             network's name made safe for a directory; with --resume, the
                             checkpoint's directory)
       --resume CKPT         continue the run CKPT belongs to (see below)
+      --init CKPT           start a new run from the weights of CKPT, a checkpoint of any
+                            spec: every tensor whose name and shape match is loaded (see
+                            Fine-tuning below)
       --overwrite           start a new run in an --out that already holds one (its
                             checkpoint, metrics and plot are deleted first)
       --threads T           worker threads (default: all cores; results do not depend on it)
-      --quiet               plain log lines only, no progress bar
+      --quiet               epoch lines only, no progress display
+
+    Output: on a terminal, one progress line redrawn in place, fitted to the terminal's
+    width (80 columns when unknown), replaced by the epoch's line when the epoch ends: each
+    epoch leaves one line. When standard output is not a terminal (a file, a pipe), the epoch
+    lines and, in epochs of more than 10 steps, a progress line every max(10, steps/10) steps:
+    at most 10 lines an epoch, whatever its size.
 
     Run directory: OUT is locked (OUT/.lock, holding the pid) for the whole run; a second
     'dsl train' on the same OUT fails at once naming that pid. A new run refuses an OUT that
@@ -67,6 +78,20 @@ enum TrainCommand {
     of a later epoch, is dropped with a warning naming the file and line, after the original
     is copied to metrics.jsonl.bak; a clean log is only appended to.
 
+    Fine-tuning: '--init CKPT' loads from CKPT (written by 'dsl train' for this spec or
+    another, e.g. one with a new head) every parameter and batch-norm statistic whose name and
+    shape match this network's, and says what it loaded and skipped; the rest keeps its
+    initial values. It starts a new run: the recipe is this command's flags (CKPT's is not
+    used), the preprocessing is fitted on this run's data, the momentum starts at zero, and
+    --out must not hold a run (or pass --overwrite). CKPT is recorded in the run's checkpoints
+    ("init"); the run is resumed like any other (--resume, without --init: the two cannot be
+    combined).
+
+    A checkpoint of another spec is refused for --resume, naming the layers and tensors that
+    differ: a resumed run continues exactly, so even a changed dropout rate is refused (use
+    --init to train the changed spec from its weights). 'dsl eval' only needs the same
+    inference: a checkpoint whose spec differs in dropout only is evaluated.
+
     Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes the checkpoint and exits 130
     (SIGTERM: 143); a second Ctrl-C stops at once (the last checkpoint stays intact).
 
@@ -77,12 +102,16 @@ enum TrainCommand {
                                    "--weight-decay", "--schedule", "--translate", "--whiten", "--zca-epsilon", "--seed"]
 
     static func run(_ args: [String]) throws -> Int32 {
-        let a = try Arguments(args, valueOptions: Set(recipeValueFlags + ["--out", "--resume", "--threads"]),
+        let a = try Arguments(args, valueOptions: Set(recipeValueFlags + ["--out", "--resume", "--init", "--threads"]),
                               flagOptions: ["--nesterov", "--no-flip", "--quiet", "--overwrite"])
         guard a.positional.count == 1 else { throw UsageError(message: a.positional.isEmpty ? "missing spec file" : "expected one spec file") }
         let resumePath = a.value("--resume")
         if resumePath != nil && a.has("--overwrite") {
             throw UsageError(message: "--overwrite starts a new run and cannot be combined with --resume")
+        }
+        let initPath = a.value("--init")
+        if resumePath != nil && initPath != nil {
+            throw UsageError(message: "--init starts a new run from another checkpoint's weights and cannot be combined with --resume, which continues a run from its own checkpoint")
         }
         if resumePath == nil && a.value("--data") == nil {
             throw UsageError(message: "missing --data DIR (a CIFAR-10, CIFAR-100 or MNIST directory), or --resume CKPT to continue a run")
@@ -96,9 +125,12 @@ enum TrainCommand {
                               + "this one ends in '\(g.nodes[g.output].name)'", node: g.output, checked: checked, graph: g)
             return ExitCode.failure
         }
-        if let resumePath, !isExistingFile(resumePath) {
-            throw CommandFailure(message: "--resume \(resumePath): \(FileManager.default.fileExists(atPath: resumePath) ? "is a directory, expected a checkpoint file" : "file not found")")
+        for (flag, path) in [("--resume", resumePath), ("--init", initPath)] {
+            if let path, !isExistingFile(path) {
+                throw CommandFailure(message: "\(flag) \(path): \(FileManager.default.fileExists(atPath: path) ? "is a directory, expected a checkpoint file" : "file not found")")
+            }
         }
+        let initCheckpoint = try initPath.map { try TrainingCheckpoint.read(from: $0) }
         let checkpointDirectory = resumePath.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
         let outDir = a.value("--out") ?? checkpointDirectory ?? "runs/" + RunDirectory.safeName(g.name)
         // The lock is held until this function returns: a second run on the same directory stops here.
@@ -107,13 +139,14 @@ enum TrainCommand {
         try run.checkRunFiles(label: "--out")
         let checkpointPath = run.file("checkpoint.safetensors")
         let metricsPath = run.file("metrics.jsonl")
+        let stepsPath = run.file("steps.jsonl")
         let plotPath = run.file("curves.svg")
 
         var o: TrainingOptions
         var resumed: TrainingCheckpoint?
         if let resumePath {
             let checkpoint = try TrainingCheckpoint.read(from: resumePath)
-            try Trainer.checkSpec(checkpoint.metadata, hash: Trainer.hash(g), file: resumePath)
+            _ = try Trainer.checkCheckpoint(checkpoint, graph: g, file: resumePath, use: .resume)
             guard let stored = checkpoint.recipe, checkpoint.data != nil else {
                 throw CommandFailure(message: "\(resumePath): written by an older dsl (format \(checkpoint.metadata["format"] ?? "dsl-checkpoint-1")) that did not store the training recipe; it can be evaluated with 'dsl eval' but not resumed")
             }
@@ -144,6 +177,10 @@ enum TrainCommand {
                 }
                 out("overwriting the run in \(outDir)\n")
             }
+            // A trace left without its run (no checkpoint, no metrics) is not continued.
+            if FileManager.default.fileExists(atPath: stepsPath) && unlink(stepsPath) != 0 {
+                throw CommandFailure(message: "--out \(outDir): cannot remove \(stepsPath): \(String(cString: strerror(errno)))")
+            }
         }
         guard let dataDir = o.dataDirectory else { throw CommandFailure(message: "no data directory: pass --data DIR") }
         if o.dataset == nil { o.dataset = try detectDatasetFormat(directory: dataDir) }
@@ -159,6 +196,18 @@ enum TrainCommand {
         }
 
         var history: [EpochMetrics] = []
+        var stepLog: [StepRecord] = []
+        if let initCheckpoint, let initPath {
+            let report = try trainer.initialize(from: initCheckpoint, file: absolutePath(initPath))
+            let from = [initCheckpoint.metadata["network"].map { "network \($0)" }, "\(initCheckpoint.epoch) epoch\(initCheckpoint.epoch == 1 ? "" : "s")"]
+                .compactMap { $0 }.joined(separator: ", ")
+            out("init: loaded \(report.loaded.count) of \(report.loaded.count + report.skipped.count + report.missing.count) tensors "
+                + "(\(grouped(report.loadedValues)) of \(grouped(report.totalValues)) values) from \(initPath) (\(from))\n")
+            if !(report.skipped.isEmpty && report.missing.isEmpty && report.unused.isEmpty) { out("init: \(report.describe())\n") }
+            if let method = initCheckpoint.preprocessor?.method, method != trainer.preprocessor.method {
+                out("note: \(initPath) was trained with --whiten \(whitenFlagValue(method)); this run fits --whiten \(whitenFlagValue(trainer.preprocessor.method)) on its own data\n")
+            }
+        }
         if let checkpoint = resumed, let resumePath {
             if let stored = checkpoint.data, stored != trainer.dataFingerprint {
                 let fp = trainer.dataFingerprint
@@ -169,13 +218,29 @@ enum TrainCommand {
             try trainer.restore(from: checkpoint, file: resumePath)
             history = try resumeMetricsLog(path: metricsPath, fallback: sameDirectory(outDir, checkpointDirectory!) ? nil : checkpointDirectory.map { $0 + "/metrics.jsonl" },
                                            epochs: checkpoint.epoch) { err("warning: \($0)\n") }
+            do {
+                stepLog = try resumeStepLog(path: stepsPath, fallback: sameDirectory(outDir, checkpointDirectory!) ? nil : checkpointDirectory.map { $0 + "/steps.jsonl" },
+                                            upTo: checkpoint.epoch * trainer.stepsPerEpoch + checkpoint.step)
+            } catch {
+                err("warning: \(error); the per-iteration loss starts again here\n")
+            }
             out("resuming from \(resumePath) at epoch \(checkpoint.epoch + 1) of \(o.epochs), step \(checkpoint.step) of \(trainer.stepsPerEpoch) (data \(dataDir), output \(outDir))\n")
         }
 
-        var progress: ProgressReporter?
+        let progress = ProgressReporter(epochs: o.epochs, batchesPerEpoch: trainer.stepsPerEpoch, quiet: a.has("--quiet"))
+        var trace = StepTrace(stepsPerEpoch: trainer.stepsPerEpoch, epochs: o.epochs)
+        var lastRate = 0.0
         var warned = Set<String>()
         func warnOnce(_ key: String, _ message: String) {
-            if warned.insert(key).inserted { progress?.log(""); err("warning: \(message)\n") }
+            if warned.insert(key).inserted { progress.clear(); err("warning: \(message)\n") }
+        }
+        func record(_ step: StepRecord?) {
+            guard let step else { return }
+            stepLog.append(step)
+            do { try appendStepRecords([step], to: stepsPath) } catch { warnOnce("steps", "\(error) (training continues)") }
+        }
+        func plot() {
+            do { try writeTrainingPlot(history, steps: stepLog, to: plotPath, title: g.name) } catch { warnOnce("plot", "\(error) (training continues)") }
         }
         receivedStopSignal = 0
         Trainer.stopRequested = false
@@ -185,18 +250,19 @@ enum TrainCommand {
             switch event {
             case .started(let text):
                 out(text + "\n")
-            case let .step(epoch, step, steps, loss, acc, ips, _):
-                if progress == nil { progress = ProgressReporter(epochs: o.epochs, batchesPerEpoch: steps, interactive: a.has("--quiet") ? false : nil) }
-                progress?.batch(epoch: epoch, batch: step, loss: loss, accuracy: acc, imagesPerSecond: ips)
+            case let .step(epoch, step, _, loss, acc, ips, _, batchLoss, rate):
+                progress.batch(epoch: epoch, batch: step, loss: loss, accuracy: acc, imagesPerSecond: ips)
+                lastRate = Double(rate)
+                record(trace.add(epoch: epoch, step: step, loss: batchLoss, learningRate: Double(rate)))
+            case let .evaluating(epoch, images):
+                progress.evaluating(epoch: epoch, images: images)
             case let .epochEnded(epoch, trainLoss, trainAcc, test, lr, ips, elapsed):
-                let summary = String(format: "epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.5f | %.1f img/s | %.0f s",
-                                     epoch, o.epochs, trainLoss, trainAcc * 100, test.loss, test.accuracy * 100, lr, ips, elapsed)
-                if let p = progress { p.endEpoch(summary) } else { out(summary + "\n") }
-                let record = EpochMetrics(epoch: epoch, step: epoch * trainer.stepsPerEpoch, learningRate: Double(lr), trainLoss: trainLoss, trainAccuracy: trainAcc,
-                                          testLoss: test.loss, testAccuracy: test.accuracy, imagesPerSecond: ips, elapsedSeconds: elapsed)
-                history.append(record)
-                do { try appendMetrics(record, to: metricsPath) } catch { warnOnce("metrics", "\(error) (training continues; the checkpoint is still written)") }
-                do { try writeTrainingPlot(history, to: plotPath, title: g.name) } catch { warnOnce("plot", "\(error) (training continues)") }
+                let metrics = EpochMetrics(epoch: epoch, step: epoch * trainer.stepsPerEpoch, learningRate: Double(lr), trainLoss: trainLoss, trainAccuracy: trainAcc,
+                                           testLoss: test.loss, testAccuracy: test.accuracy, imagesPerSecond: ips, elapsedSeconds: elapsed)
+                progress.endEpoch(metrics)
+                history.append(metrics)
+                do { try appendMetrics(metrics, to: metricsPath) } catch { warnOnce("metrics", "\(error) (training continues; the checkpoint is still written)") }
+                plot()
             case .checkpoint:
                 break
             }
@@ -207,9 +273,18 @@ enum TrainCommand {
         let signalled = receivedStopSignal
         switch outcome {
         case .finished:
-            out("done: checkpoint \(checkpointPath), metrics \(metricsPath), plot \(plotPath)\n")
+            var summary = "done: \(o.epochs) epoch\(o.epochs == 1 ? "" : "s") in \(ProgressFormat.duration(trainer.elapsedSeconds))"
+            if let last = history.last?.testAccuracy {
+                summary += ", test accuracy \(ProgressFormat.percent(last, decimals: 2))"
+                if let best = bestEpoch(history), best.tested { summary += " (best \(ProgressFormat.percent(best.accuracy, decimals: 2)) at epoch \(best.epoch))" }
+            }
+            out(summary + "\n")
+            out("saved in \(outDir): \(URL(fileURLWithPath: checkpointPath).lastPathComponent), \(URL(fileURLWithPath: metricsPath).lastPathComponent), "
+                + "\(URL(fileURLWithPath: plotPath).lastPathComponent)\n")
         case let .interrupted(epoch, step):
-            progress?.log("")
+            record(trace.flush(epoch: epoch + 1, step: step, learningRate: lastRate))
+            plot()
+            progress.clear()
             out("interrupted: checkpoint written to \(checkpointPath) at epoch \(epoch + 1), step \(step); continue with: dsl train \(a.positional[0]) --resume \(checkpointPath)\n")
         }
         return signalled != 0 ? 128 + signalled : ExitCode.ok

@@ -14,8 +14,9 @@ public final class RunDirectory {
     public let lockPath: String
     private let descriptor: Int32
 
-    /// The files a run writes, each replaced atomically through a `.NAME.tmp-*` temporary.
-    public static let runFiles = ["checkpoint.safetensors", "metrics.jsonl", "curves.svg"]
+    /// The files a run writes (the first two make a directory hold a run), each replaced
+    /// atomically through a `.NAME.tmp-*` temporary when rewritten; the logs are appended to.
+    public static let runFiles = ["checkpoint.safetensors", "metrics.jsonl", "steps.jsonl", "curves.svg"]
 
     /// Creates `path` (and missing parents), checks it is a writable directory, and takes the
     /// lock. `label` (e.g. "--out") starts every error message, which is one line naming the

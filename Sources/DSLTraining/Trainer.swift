@@ -65,8 +65,12 @@ public enum TrainingEvent {
     /// Start of training: a human-readable description of the run.
     case started(String)
     /// After a step: epoch (1-based), step in epoch, steps per epoch, loss and accuracy of
-    /// the running epoch, images per second, seconds elapsed in the whole run.
-    case step(epoch: Int, step: Int, steps: Int, loss: Double, accuracy: Double, imagesPerSecond: Double, elapsed: Double)
+    /// the running epoch, images per second, seconds elapsed in the whole run, the step's own
+    /// batch loss and the learning rate it used.
+    case step(epoch: Int, step: Int, steps: Int, loss: Double, accuracy: Double, imagesPerSecond: Double, elapsed: Double,
+              batchLoss: Double, learningRate: Float)
+    /// The epoch's steps are done; its test set of `images` images is being evaluated.
+    case evaluating(epoch: Int, images: Int)
     /// End of an epoch with its test evaluation and learning rate.
     case epochEnded(epoch: Int, trainLoss: Double, trainAccuracy: Double, test: Evaluation, learningRate: Float, imagesPerSecond: Double, elapsed: Double)
     /// A checkpoint was written.
@@ -113,6 +117,8 @@ public final class Trainer {
     public private(set) var elapsedBefore = 0.0
     /// A hash of the network's structure; checkpoints of other networks are refused.
     public let specHash: String
+    /// The checkpoint this run started from (`initialize(from:file:)`), recorded in its checkpoints.
+    public private(set) var initializedFrom: String?
     /// The images this run trains and tests on (after the limits, before preprocessing).
     public let dataFingerprint: DataFingerprint
     /// SGD with momentum over the engine's contiguous parameter block.
@@ -276,19 +282,22 @@ public final class Trainer {
                 guard loss.isFinite else {
                     throw TrainingError("loss became \(loss) at epoch \(epoch + 1), step \(s + 1); try a lower learning rate (now \(learningRate(epoch: epoch, step: s, steps: steps)))")
                 }
-                optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: learningRate(epoch: epoch, step: s, steps: steps))
+                let rate = learningRate(epoch: epoch, step: s, steps: steps)
+                optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: rate)
                 epochLossSum += Double(loss) * Double(b); epochCorrect += hits; sessionImages += b
                 position.step += 1
                 let seen = Double(position.step * b)
                 let elapsed = Date().timeIntervalSince(epochStart)
                 report(.step(epoch: epoch + 1, step: position.step, steps: steps, loss: epochLossSum / seen, accuracy: Double(epochCorrect) / seen,
-                             imagesPerSecond: Double(sessionImages) / max(elapsed, 1e-9), elapsed: elapsedSeconds))
+                             imagesPerSecond: Double(sessionImages) / max(elapsed, 1e-9), elapsed: elapsedSeconds,
+                             batchLoss: Double(loss), learningRate: rate))
                 if Trainer.stopRequested {
                     try checkpoint(self)
                     return .interrupted(epoch: position.epoch, step: position.step)
                 }
             }
             let trainTime = Date().timeIntervalSince(epochStart)
+            report(.evaluating(epoch: epoch + 1, images: test.count))
             let evaluation = try evaluate(test)
             let seen = Double(steps * b)
             let (trainLoss, trainAccuracy) = (epochLossSum / seen, Double(epochCorrect) / seen)
@@ -349,7 +358,9 @@ public final class Trainer {
 
     /// A checkpoint of the run: parameters and batch-norm buffers under the IR's layer names,
     /// momentum, preprocessing, position, elapsed time, the epoch's running sums, the recipe,
-    /// the data fingerprint and metadata naming the network and its spec hash.
+    /// the data fingerprint and metadata naming the network, its spec hash, its layers
+    /// ("layers", see `LayerRecord`) and, for a run started with `initialize(from:file:)`, the
+    /// checkpoint it started from ("init").
     public func checkpoint() throws -> TrainingCheckpoint {
         var tensors: [String: StoredTensor] = [:]
         for p in engine.parameters {
@@ -361,14 +372,22 @@ public final class Trainer {
         return TrainingCheckpoint(parameters: tensors, velocity: optimizer.velocityValues, preprocessor: preprocessor,
                                   epoch: position.epoch, step: position.step, elapsedSeconds: elapsedSeconds,
                                   epochLossSum: epochLossSum, epochCorrect: epochCorrect, recipe: options, data: dataFingerprint,
-                                  metadata: ["format": TrainingCheckpoint.currentFormat, "network": graph.name, "spec_hash": specHash])
+                                  metadata: metadata)
+    }
+
+    /// The free-form metadata of this run's checkpoints.
+    var metadata: [String: String] {
+        var m = ["format": TrainingCheckpoint.currentFormat, "network": graph.name, "spec_hash": specHash,
+                 "layers": LayerRecord.encode(LayerRecord.layers(of: graph))]
+        if let initializedFrom { m["init"] = initializedFrom }
+        return m
     }
 
     /// Restores weights, buffers, momentum, position, elapsed time and the epoch's running sums
     /// from a checkpoint of the same network, recipe (except the number of epochs), data and
     /// preprocessing. Throws, naming `file` and the field, on any mismatch.
     public func restore(from checkpoint: TrainingCheckpoint, file: String) throws {
-        try Trainer.checkSpec(checkpoint.metadata, hash: specHash, file: file)
+        _ = try Trainer.checkCheckpoint(checkpoint, graph: graph, file: file, use: .resume)
         guard let recipe = checkpoint.recipe, let data = checkpoint.data else {
             throw TrainingError("\(file): written by an older dsl (format \(checkpoint.metadata["format"] ?? "dsl-checkpoint-1")) without the training recipe; it can be evaluated with 'dsl eval' but not resumed")
         }
@@ -397,9 +416,49 @@ public final class Trainer {
         epochLossSum = checkpoint.epochLossSum
         epochCorrect = checkpoint.epochCorrect
         elapsedBefore = checkpoint.elapsedSeconds
+        initializedFrom = checkpoint.metadata["init"]
     }
 
-    /// Refuses a checkpoint whose spec hash differs from the network's.
+    /// Starts this (new) run from another checkpoint's weights, for fine-tuning: every
+    /// parameter and batch-norm buffer whose name and shape match is copied from `checkpoint`
+    /// (which may be of another spec, e.g. one with a new head); the others keep their
+    /// initial values. Momentum, position and preprocessing stay this run's own. `file` is
+    /// recorded in the run's checkpoints (metadata "init"). Throws, naming `file`, when the run
+    /// has already started or when no tensor matches.
+    @discardableResult
+    public func initialize(from checkpoint: TrainingCheckpoint, file: String) throws -> InitializationReport {
+        guard position == TrainingPosition() else {
+            throw TrainingError("--init \(file): the run has already trained \(position.epoch) epochs and \(position.step) steps; --init starts a new run")
+        }
+        var report = InitializationReport(file: file, network: checkpoint.metadata["network"], epoch: checkpoint.epoch)
+        let targets = engine.parameters.map { ($0.name, $0.shape, $0.value) } + engine.buffers.map { ($0.name, $0.shape, $0.value) }
+        var loads: [(UnsafeMutablePointer<Float>, [Float])] = []
+        for (name, shape, destination) in targets {
+            guard let stored = checkpoint.parameters[name] else { report.missing.append(name); continue }
+            guard stored.shape == shape, let values = stored.floats, values.count == shape.reduce(1, *) else {
+                report.skipped.append((name, stored.shape, shape)); continue
+            }
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw TrainingError("--init \(file): tensor '\(name)' holds \(values[bad]) at element \(bad); weights must be finite")
+            }
+            loads.append((destination, values))
+            report.loaded.append(name)
+            report.loadedValues += values.count
+        }
+        report.totalValues = targets.reduce(0) { $0 + $1.1.reduce(1, *) }
+        let names = Set(targets.map(\.0))
+        report.unused = checkpoint.parameters.keys.filter { !names.contains($0) }.sorted()
+        guard !loads.isEmpty else {
+            throw TrainingError("--init \(file): no tensor of the checkpoint (network \(report.network ?? "unknown")) matches a parameter of \(graph.name) "
+                + "by name and shape; \(report.describe(limit: 6))")
+        }
+        for (destination, values) in loads { destination.update(from: values, count: values.count) }
+        initializedFrom = file
+        return report
+    }
+
+    /// Refuses a checkpoint whose spec hash differs from the network's (naming both hashes
+    /// only; `checkCheckpoint(_:graph:file:use:)` says which layers differ).
     public static func checkSpec(_ metadata: [String: String], hash: String, file: String) throws {
         guard let h = metadata["spec_hash"] else { throw TrainingError("\(file): not a dsl checkpoint (no spec_hash in its metadata)") }
         guard h == hash else {
@@ -443,3 +502,41 @@ func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64) -> UInt64 {
     EngineRandom.finalize(a &+ 0x9E37_79B9_7F4A_7C15 &* (b &+ 1) &+ 0xBF58_476D_1CE4_E5B9 &* (c &+ 1))
 }
 
+
+/// What `Trainer.initialize(from:file:)` loaded.
+public struct InitializationReport: Sendable {
+    /// The checkpoint file.
+    public var file: String
+    /// The checkpoint's network name, when recorded.
+    public var network: String?
+    /// Epochs the checkpoint had completed.
+    public var epoch: Int
+    /// Tensors copied (name and shape matched), in the network's order.
+    public var loaded: [String] = []
+    /// Tensors of both with other shapes: name, the checkpoint's shape, the network's.
+    public var skipped: [(name: String, checkpoint: [Int], network: [Int])] = []
+    /// The network's tensors the checkpoint lacks (left at their initial values).
+    public var missing: [String] = []
+    /// The checkpoint's tensors the network does not have.
+    public var unused: [String] = []
+    /// Values copied.
+    public var loadedValues = 0
+    /// Values of all the network's parameters and buffers.
+    public var totalValues = 0
+
+    /// Creates an empty report.
+    public init(file: String, network: String?, epoch: Int) { self.file = file; self.network = network; self.epoch = epoch }
+
+    /// Skipped, missing and unused tensors in one line, at most `limit` names of each kind.
+    public func describe(limit: Int = 8) -> String {
+        func list(_ items: [String]) -> String {
+            items.prefix(limit).joined(separator: ", ") + (items.count > limit ? " and \(items.count - limit) more" : "")
+        }
+        func shape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }
+        var parts: [String] = []
+        if !skipped.isEmpty { parts.append("skipped (other shape): " + list(skipped.map { "\($0.name) \(shape($0.checkpoint)) there, \(shape($0.network)) here" })) }
+        if !missing.isEmpty { parts.append("not in the checkpoint (left at their initial values): " + list(missing)) }
+        if !unused.isEmpty { parts.append("not in this network (unused): " + list(unused)) }
+        return parts.isEmpty ? "every tensor matched" : parts.joined(separator: "; ")
+    }
+}

@@ -335,7 +335,7 @@ final class TrainRunTests: XCTestCase {
         for path in stale { XCTAssertFalse(FileManager.default.fileExists(atPath: path), path) }
         XCTAssertTrue(FileManager.default.fileExists(atPath: keep))
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir + "/run")),
-                       [".lock", "checkpoint.safetensors", "metrics.jsonl", "curves.svg", "notes.txt"])
+                       [".lock", "checkpoint.safetensors", "metrics.jsonl", "steps.jsonl", "curves.svg", "notes.txt"])
     }
 
     /// `network ..`, `network .` or a name starting with '.' keep the default --out inside runs/.

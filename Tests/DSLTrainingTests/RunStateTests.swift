@@ -54,7 +54,7 @@ final class RunStateTests: XCTestCase {
         let path = try makeTemporaryDirectory(self) + "/ckpt.safetensors"
         let first = try Trainer(graph: try graph(), train: data.train, test: data.test, options: o)
         let outcome = try first.run(report: { e in
-            if case let .step(epoch, step, _, _, _, _, _) = e, epoch == 2, step == 3 { Trainer.stopRequested = true }
+            if case let .step(epoch, step, _, _, _, _, _, _, _) = e, epoch == 2, step == 3 { Trainer.stopRequested = true }
         }, checkpoint: { try $0.checkpoint().write(to: path) })
         XCTAssertEqual(outcome, .interrupted(epoch: 1, step: 3))
         Trainer.stopRequested = false

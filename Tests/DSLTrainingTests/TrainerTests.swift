@@ -36,7 +36,7 @@ final class TrainerTests: XCTestCase {
         let before = try trainer.evaluate(try preprocessed(data.test, trainer))
         var firstLoss: Double?, lastEpochLoss = Double.nan
         let outcome = try trainer.run(report: { e in
-            if case let .step(_, step, _, loss, _, _, _) = e, step == 1, firstLoss == nil { firstLoss = loss }
+            if case let .step(_, step, _, loss, _, _, _, _, _) = e, step == 1, firstLoss == nil { firstLoss = loss }
             if case let .epochEnded(_, loss, _, _, _, _, _) = e { lastEpochLoss = loss }
         }, checkpoint: { _ in })
         XCTAssertEqual(outcome, .finished)
@@ -61,7 +61,7 @@ final class TrainerTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let first = try Trainer(graph: try graph(), train: data.train, test: data.test, options: o)
         let outcome = try first.run(report: { e in
-            if case let .step(epoch, step, _, _, _, _, _) = e, epoch == 2, step == 2 { Trainer.stopRequested = true }
+            if case let .step(epoch, step, _, _, _, _, _, _, _) = e, epoch == 2, step == 2 { Trainer.stopRequested = true }
         }, checkpoint: { t in
             try t.checkpoint().write(to: path)
         })
