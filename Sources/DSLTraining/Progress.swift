@@ -37,7 +37,7 @@ public enum ProgressFormat {
 
     /// A loss for reading: "nan", "inf" or "-inf" when not finite; 4 decimals below 10
     /// ("2.3026"), 5 significant digits up to 99,999 ("12.345", "12345"), else scientific with 4
-    /// significant digits ("1.235e+38"). At most 10 characters.
+    /// significant digits ("1.235e+38"). At most 10 characters (11 when negative).
     public static func loss(_ value: Double) -> String {
         if value.isNaN { return "nan" }
         if value.isInfinite { return value < 0 ? "-inf" : "inf" }

@@ -241,7 +241,7 @@ public final class Trainer {
         var s = "training \(graph.name): \(train.count) training and \(test.count) test images, batch \(options.batch), \(options.epochs) epochs, seed \(options.seed)\n"
         s += "SGD lr \(options.learningRate), momentum \(options.momentum)\(options.nesterov ? " (Nesterov)" : ""), weight decay \(options.weightDecay)\n"
         s += "schedule: \(schedule)\n"
-        s += "augmentation: \(options.flip ? "horizontal flips" : "no flips"), \(options.translate > 0 ? "translations up to \(options.translate) px" : "no translations"); preprocessing: \(preprocessor.method.rawValue)\n"
+        s += "augmentation: \(options.flip ? "flips" : "no flips"), \(options.translate > 0 ? "translations up to \(options.translate) px" : "no translations"); preprocessing: \(preprocessor.method.rawValue)\n"
         if let warning = zcaWarning { s += "warning: \(warning)\n" }
         s += "engine: \(engineThreadCount) thread\(engineThreadCount == 1 ? "" : "s"), \(engine.parameterCount) parameters, planned memory \(String(format: "%.1f", Double(engine.plannedBytes) / 1048576)) MiB"
         return s

@@ -1,0 +1,129 @@
+import Foundation
+import XCTest
+
+/// What `dsl train` prints (issue #15): on a terminal one line per epoch whatever the width; in
+/// a log (a file, a pipe) the epoch lines and a few progress lines, never one per batch.
+final class TrainOutputTests: XCTestCase {
+    /// 1,000 training images in batches of 1: epochs of 1,000 steps, a fraction of a second each.
+    private func longEpochs(epochs: Int) -> [String] {
+        ["--data", TrainFixture.sample, "--test-limit", "50", "--batch", "1", "--epochs", String(epochs)]
+    }
+
+    /// Runs `dsl ARGS` on a pseudo-terminal of `columns` columns (util-linux `script`), returning
+    /// its exit status and everything it wrote to the terminal. Skips when `script` is missing
+    /// (fails under CI).
+    private func runOnTerminal(_ arguments: [String], columns: Int, cwd: String? = nil) throws -> (status: Int32, output: String) {
+        let scriptPath = ["/usr/bin/script", "/bin/script"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let scriptPath else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("util-linux 'script' is needed for the terminal test") }
+            throw XCTSkip("util-linux 'script' is not installed")
+        }
+        let binary = try XCTUnwrap(DSL.binary)
+        func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let command = "stty cols \(columns) rows 24; exec " + ([binary] + arguments).map(quoted).joined(separator: " ")
+        let dir = try TrainFixture.directory(self)
+        let log = dir + "/terminal.out"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: scriptPath)
+        p.arguments = ["-qfec", command, "/dev/null"]
+        p.currentDirectoryURL = cwd.map { URL(fileURLWithPath: $0) } ?? DSL.packageRoot
+        p.standardOutput = handle
+        p.standardError = handle
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        try handle.close()
+        return (p.terminationStatus, TrainFixture.read(log))
+    }
+
+    /// At 80 columns, a 3-epoch run leaves its header, one line per epoch and the two summary
+    /// lines, none wrapped; at 50 columns still one line per epoch: the progress line is
+    /// redrawn in place and never wraps. (Relative paths, so that no line holds a long path.)
+    func testTerminalKeepsOneLinePerEpochAtAnyWidth() throws {
+        let dir = try TrainFixture.directory(self)
+        try TrainFixture.write(TrainFixture.tinySpec, dir, "tiny.dsl")
+        var recipe = longEpochs(epochs: 3)
+        recipe[1] = DSL.packageRoot.appendingPathComponent(TrainFixture.sample).path
+        for columns in [80, 50] {
+            let r = try runOnTerminal(["train", "tiny.dsl", "--out", "run\(columns)"] + recipe, columns: columns, cwd: dir)
+            XCTAssertEqual(r.status, 0, r.output)
+            let screen = TerminalScreen.render(r.output, columns: columns)
+            let shown = "\(columns) columns:\n" + screen.joined(separator: "\n")
+            // The progress line was drawn (and redrawn) in place, and left nothing behind.
+            XCTAssertTrue(r.output.contains("\repoch 1/3 batch "), r.output)
+            XCTAssertNil(screen.first { $0.range(of: "batch +[0-9]+/|testing on", options: .regularExpression) != nil }, shown)
+            let first = try XCTUnwrap(screen.firstIndex { $0.hasPrefix("epoch ") }, shown)
+            XCTAssertEqual(screen.filter { $0.hasPrefix("epoch ") }.count, 3, shown)
+            for e in 1...3 { XCTAssertTrue(screen[first + e - 1].hasPrefix("epoch \(e)/3: train loss "), shown) }
+            XCTAssertTrue(screen[first + 3].hasPrefix("done: 3 epochs in "), shown)
+            if columns == 80 {
+                XCTAssertEqual(screen.count, first + 3 + 2, shown)
+                XCTAssertEqual(first, 5, shown)   // the five header lines, none wrapped
+                XCTAssertTrue(screen.last!.hasPrefix("saved in run80: "), shown)
+            }
+        }
+    }
+
+    /// --quiet on a terminal: the epoch lines only, no progress display at all.
+    func testQuietPrintsEpochLinesOnly() throws {
+        let dir = try TrainFixture.directory(self)
+        let spec = try TrainFixture.write(TrainFixture.tinySpec, dir, "tiny.dsl")
+        let r = try runOnTerminal(["train", spec, "--out", dir + "/run", "--quiet"] + longEpochs(epochs: 2), columns: 80)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertNil(r.output.range(of: "batch +[0-9]+/", options: .regularExpression), r.output)
+        XCTAssertNil(r.output.range(of: "\r[^\n]", options: .regularExpression), "something was redrawn:\n" + r.output)
+        XCTAssertEqual(TerminalScreen.render(r.output, columns: 80).filter { $0.hasPrefix("epoch ") }.count, 2)
+    }
+
+    /// Piped to a file: an epoch of 1,000 steps writes its epoch line and at most 9 progress
+    /// lines (one every 100 steps), no carriage returns.
+    func testLogHasAFewLinesPerEpoch() throws {
+        let dir = try TrainFixture.directory(self)
+        let spec = try TrainFixture.write(TrainFixture.tinySpec, dir, "tiny.dsl")
+        let r = try DSL.run(["train", spec, "--out", dir + "/run"] + longEpochs(epochs: 2))
+        XCTAssertEqual(r.status, 0, r.summary)
+        XCTAssertFalse(r.stdout.contains("\r"))
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        for epoch in 1...2 {
+            let count = lines.filter { $0.hasPrefix("epoch \(epoch)/2") }.count
+            XCTAssertGreaterThan(count, 1, r.stdout)   // the progress lines are there...
+            XCTAssertLessThanOrEqual(count, 10, r.stdout)   // ...but only a few
+        }
+        XCTAssertTrue(lines.contains { $0.hasPrefix("epoch 1/2 batch 100/1000 (10%) loss ") }, r.stdout)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("epoch 2/2: train loss ") }, r.stdout)
+    }
+
+    /// Writes a synthetic MNIST directory (IDX files) of `train` training and `test` test images.
+    private func syntheticMNIST(_ dir: String, train: Int, test: Int) throws {
+        func header(_ magic: UInt32, _ dims: [Int]) -> [UInt8] {
+            ([magic] + dims.map(UInt32.init)).flatMap { v in (0..<4).reversed().map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        }
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        func byte() -> UInt8 { state = state &* 6364136223846793005 &+ 1442695040888963407; return UInt8(truncatingIfNeeded: state >> 56) }
+        for (prefix, count) in [("train", train), ("t10k", test)] {
+            var images = header(0x0803, [count, 28, 28]); images.reserveCapacity(images.count + count * 784)
+            for _ in 0..<(count * 784) { images.append(byte()) }
+            let labels = header(0x0801, [count]) + (0..<count).map { UInt8($0 % 10) }
+            try Data(images).write(to: URL(fileURLWithPath: dir + "/\(prefix)-images-idx3-ubyte"))
+            try Data(labels).write(to: URL(fileURLWithPath: dir + "/\(prefix)-labels-idx1-ubyte"))
+        }
+    }
+
+    /// The issue's figure: piped to a file, a 50,000-image epoch (782 steps of 64) writes at
+    /// most 12 lines (here: 9 progress lines and the epoch line).
+    func testFiftyThousandImageEpochLogsAtMostTwelveLines() throws {
+        let dir = try TrainFixture.directory(self)
+        try FileManager.default.createDirectory(atPath: dir + "/mnist", withIntermediateDirectories: true)
+        try syntheticMNIST(dir + "/mnist", train: 50_000, test: 64)
+        let spec = try TrainFixture.write("network small\ninput 28x28x1\nconv 3 2 4\ngap\nfc 10\nsoftmax\n", dir, "small.dsl")
+        let r = try DSL.run(["train", spec, "--data", dir + "/mnist", "--batch", "64", "--epochs", "1", "--out", dir + "/run"], timeout: 600)
+        XCTAssertEqual(r.status, 0, r.summary)
+        XCTAssertTrue(r.stdout.contains("50000 training"), r.stdout)
+        let epochLines = r.stdout.split(separator: "\n").filter { $0.hasPrefix("epoch 1/1") }
+        XCTAssertGreaterThan(epochLines.count, 1, r.stdout)
+        XCTAssertLessThanOrEqual(epochLines.count, 12, r.stdout)
+        XCTAssertFalse(r.stdout.contains("\r"))
+    }
+}
