@@ -41,23 +41,25 @@ enum TrainCommand {
                             pylearn2); ZCA wants more training images than pixel values
       --seed S              seed for weights, order, augmentation, dropout (default 1)
     Run:
-      --out DIR             where checkpoint, metrics and plot go (default runs/NETWORK, the
-                            network's name made safe for a directory; with --resume, the
-                            checkpoint's directory)
+      --out DIR             where checkpoint, metrics, steps and plot go (default
+                            runs/NETWORK, the network's name made safe for a directory;
+                            with --resume, the checkpoint's directory)
       --resume CKPT         continue the run CKPT belongs to (see below)
       --init CKPT           start a new run from the weights of CKPT, a checkpoint of any
                             spec: every tensor whose name and shape match is loaded (see
                             Fine-tuning below)
       --overwrite           start a new run in an --out that already holds one (its
-                            checkpoint, metrics and plot are deleted first)
+                            checkpoint, metrics, steps and plot are deleted first)
       --threads T           worker threads (default: all cores; results do not depend on it)
-      --quiet               epoch lines only, no progress display
+      --quiet               no progress display: the run's header, its epoch lines and
+                            the final summary only
 
     Output: on a terminal, one progress line redrawn in place, fitted to the terminal's
-    width (80 columns when unknown), replaced by the epoch's line when the epoch ends: each
-    epoch leaves one line. When standard output is not a terminal (a file, a pipe), the epoch
-    lines and, in epochs of more than 10 steps, a progress line every max(10, steps/10) steps:
-    at most 10 lines an epoch, whatever its size.
+    width (its size, else $COLUMNS, else 80 columns), replaced by the epoch's line when the
+    epoch ends: each epoch leaves one line. When standard output is not a terminal (a file,
+    a pipe), the epoch lines and, in epochs of more than 10 steps, a progress line every
+    max(10, steps/10) steps: at most 10 lines an epoch, whatever its size. Losses are
+    rounded to 5 significant digits (2.3026, 3.100e+38, nan).
 
     Run directory: OUT is locked (OUT/.lock, holding the pid) for the whole run; a second
     'dsl train' on the same OUT fails at once naming that pid. A new run refuses an OUT that
@@ -279,8 +281,7 @@ enum TrainCommand {
                 if let best = bestEpoch(history), best.tested { summary += " (best \(ProgressFormat.percent(best.accuracy, decimals: 2)) at epoch \(best.epoch))" }
             }
             out(summary + "\n")
-            out("saved in \(outDir): \(URL(fileURLWithPath: checkpointPath).lastPathComponent), \(URL(fileURLWithPath: metricsPath).lastPathComponent), "
-                + "\(URL(fileURLWithPath: plotPath).lastPathComponent)\n")
+            out("saved in \(outDir): " + [checkpointPath, metricsPath, stepsPath, plotPath].map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ") + "\n")
         case let .interrupted(epoch, step):
             record(trace.flush(epoch: epoch + 1, step: step, learningRate: lastRate))
             plot()

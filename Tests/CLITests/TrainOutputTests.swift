@@ -126,4 +126,18 @@ final class TrainOutputTests: XCTestCase {
         XCTAssertLessThanOrEqual(epochLines.count, 12, r.stdout)
         XCTAssertFalse(r.stdout.contains("\r"))
     }
+
+    /// The help documents the new options and outputs.
+    func testHelpDocumentsOutputAndInit() throws {
+        let train = try DSL.run(["train", "--help"])
+        XCTAssertEqual(train.status, 0)
+        for text in ["[--init CKPT]", "  --init CKPT  ", "  --quiet  ", "OUT/steps.jsonl", "Fine-tuning: '--init CKPT'",
+                     "at most 10 lines an epoch", "even a changed dropout rate is refused"] {
+            XCTAssertTrue(train.stdout.contains(text), "train --help lacks \(text)")
+        }
+        XCTAssertTrue(train.stdout.split(separator: "\n").allSatisfy { $0.count <= 90 }, train.stdout)
+        let eval = try DSL.run(["eval", "--help"])
+        XCTAssertEqual(eval.status, 0)
+        XCTAssertTrue(eval.stdout.contains("a spec that differs only\nin dropout is accepted with a note"), eval.stdout)
+    }
 }
