@@ -140,4 +140,84 @@ final class TrainOutputTests: XCTestCase {
         XCTAssertEqual(eval.status, 0)
         XCTAssertTrue(eval.stdout.contains("a spec that differs only\nin dropout is accepted with a note"), eval.stdout)
     }
+
+    /// The output with what varies between runs and machines masked: speeds ("N img/s"), times
+    /// ("ETA T", "in T", ", T" at the end of a line), and in every decimal number the integer
+    /// part ("#") and each decimal ("d"), so that the format (rounding, widths) is still compared.
+    static func masked(_ text: String) -> String {
+        var s = text
+        for (pattern, replacement) in [("[0-9]+ img/s", "N img/s"), ("ETA [^ \n]+", "ETA T"), (" in [0-9hms]+,", " in T,"),
+                                       (", [0-9hms]+$", ", T"), ("at epoch [0-9]+\\)", "at epoch E)"),
+                                       ("(?<![0-9.])[0-9]+\\.", "#.")] {
+            s = s.replacingOccurrences(of: pattern, with: replacement, options: .regularExpression)
+                .split(separator: "\n", omittingEmptySubsequences: false).map { line in
+                    String(line).replacingOccurrences(of: pattern, with: replacement, options: .regularExpression)
+                }.joined(separator: "\n")
+        }
+        // Decimals after "#.": each digit becomes "d".
+        var out = "", afterPoint = false
+        for c in s {
+            if afterPoint, c.isNumber { out.append("d"); continue }
+            afterPoint = false
+            out.append(c)
+            if out.hasSuffix("#.") { afterPoint = true }
+        }
+        return out
+    }
+
+    /// Golden outputs of a 2-epoch run of 1,000-step epochs: piped (the log) and on a terminal
+    /// of 80 columns (the screen it leaves), masked by `masked`.
+    func testGoldenOutputs() throws {
+        let dir = try TrainFixture.directory(self)
+        try TrainFixture.write(TrainFixture.tinySpec, dir, "tiny.dsl")
+        var recipe = longEpochs(epochs: 2) + ["--threads", "2"]
+        recipe[1] = DSL.packageRoot.appendingPathComponent(TrainFixture.sample).path
+        let piped = try DSL.run(["train", "tiny.dsl", "--out", "log"] + recipe, cwd: URL(fileURLWithPath: dir))
+        XCTAssertEqual(piped.status, 0, piped.summary)
+        let terminal = try runOnTerminal(["train", "tiny.dsl", "--out", "tty"] + recipe, columns: 80, cwd: dir)
+        XCTAssertEqual(terminal.status, 0, terminal.output)
+        let screen = TerminalScreen.render(terminal.output, columns: 80).joined(separator: "\n") + "\n"
+        XCTAssertEqual(Self.masked(piped.stdout), """
+        training tiny: 1000 training and 50 test images, batch 1, 2 epochs, seed 1
+        SGD lr #.dd, momentum #.d, weight decay #.ddd
+        schedule: base lr #.dd for 2 epochs; cosine decay to 0 by epoch 2
+        augmentation: flips, translations up to 2 px; preprocessing: standardize
+        engine: 2 threads, 322 parameters, planned memory #.d MiB
+        epoch 1/2 batch 100/1000 (10%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 1/2 batch 200/1000 (20%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 1/2 batch 300/1000 (30%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 1/2 batch 400/1000 (40%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 1/2 batch 500/1000 (50%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 1/2 batch 600/1000 (60%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 1/2 batch 700/1000 (70%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 1/2 batch 800/1000 (80%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 1/2 batch 900/1000 (90%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 1/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.ddddd, N img/s, T
+        epoch 2/2 batch 100/1000 (10%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 2/2 batch 200/1000 (20%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 2/2 batch 300/1000 (30%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 2/2 batch 400/1000 (40%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 2/2 batch 500/1000 (50%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 2/2 batch 600/1000 (60%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 2/2 batch 700/1000 (70%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 2/2 batch 800/1000 (80%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 2/2 batch 900/1000 (90%) loss #.dddd acc #.d% N img/s ETA T
+        epoch 2/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.dde-08, N img/s, T
+        done: 2 epochs in T, test accuracy #.dd% (best #.dd% at epoch E)
+        saved in log: checkpoint.safetensors, metrics.jsonl, steps.jsonl, curves.svg
+
+        """)
+        XCTAssertEqual(Self.masked(screen), """
+        training tiny: 1000 training and 50 test images, batch 1, 2 epochs, seed 1
+        SGD lr #.dd, momentum #.d, weight decay #.ddd
+        schedule: base lr #.dd for 2 epochs; cosine decay to 0 by epoch 2
+        augmentation: flips, translations up to 2 px; preprocessing: standardize
+        engine: 2 threads, 322 parameters, planned memory #.d MiB
+        epoch 1/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.ddddd
+        epoch 2/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.dde-08
+        done: 2 epochs in T, test accuracy #.dd% (best #.dd% at epoch E)
+        saved in tty: checkpoint.safetensors, metrics.jsonl, steps.jsonl, curves.svg
+
+        """)
+    }
 }
