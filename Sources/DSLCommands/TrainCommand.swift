@@ -281,7 +281,7 @@ enum TrainCommand {
                 if let best = bestEpoch(history), best.tested { summary += " (best \(ProgressFormat.percent(best.accuracy, decimals: 2)) at epoch \(best.epoch))" }
             }
             out(summary + "\n")
-            out("saved in \(outDir): " + [checkpointPath, metricsPath, stepsPath, plotPath].map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ") + "\n")
+            out("saved in \(outDir): " + [checkpointPath, metricsPath, plotPath].map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ") + "\n")
         case let .interrupted(epoch, step):
             record(trace.flush(epoch: epoch + 1, step: step, learningRate: lastRate))
             plot()

@@ -238,8 +238,11 @@ public final class Trainer {
 
     /// A human-readable summary of the run (printed at start).
     public var description: String {
-        var s = "training \(graph.name): \(train.count) training and \(test.count) test images, batch \(options.batch), \(options.epochs) epochs, seed \(options.seed)\n"
-        s += "SGD lr \(options.learningRate), momentum \(options.momentum)\(options.nesterov ? " (Nesterov)" : ""), weight decay \(options.weightDecay)\n"
+        // Each line fits 80 columns for networks of usual names (the progress display's width).
+        var s = "training \(graph.name): \(train.count) training and \(test.count) test images, batch \(options.batch), "
+            + "\(options.epochs) epoch\(options.epochs == 1 ? "" : "s")\n"
+        s += "SGD lr \(options.learningRate), momentum \(options.momentum)\(options.nesterov ? " (Nesterov)" : ""), weight decay \(options.weightDecay), "
+            + "seed \(options.seed)\n"
         s += "schedule: \(schedule)\n"
         s += "augmentation: \(options.flip ? "flips" : "no flips"), \(options.translate > 0 ? "translations up to \(options.translate) px" : "no translations"); preprocessing: \(preprocessor.method.rawValue)\n"
         if let warning = zcaWarning { s += "warning: \(warning)\n" }

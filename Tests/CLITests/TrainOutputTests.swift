@@ -178,8 +178,8 @@ final class TrainOutputTests: XCTestCase {
         XCTAssertEqual(terminal.status, 0, terminal.output)
         let screen = TerminalScreen.render(terminal.output, columns: 80).joined(separator: "\n") + "\n"
         XCTAssertEqual(Self.masked(piped.stdout), """
-        training tiny: 1000 training and 50 test images, batch 1, 2 epochs, seed 1
-        SGD lr #.dd, momentum #.d, weight decay #.ddd
+        training tiny: 1000 training and 50 test images, batch 1, 2 epochs
+        SGD lr #.dd, momentum #.d, weight decay #.ddd, seed 1
         schedule: base lr #.dd for 2 epochs; cosine decay to 0 by epoch 2
         augmentation: flips, translations up to 2 px; preprocessing: standardize
         engine: 2 threads, 322 parameters, planned memory #.d MiB
@@ -204,19 +204,19 @@ final class TrainOutputTests: XCTestCase {
         epoch 2/2 batch 900/1000 (90%) loss #.dddd acc #.d% N img/s ETA T
         epoch 2/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.dde-08, N img/s, T
         done: 2 epochs in T, test accuracy #.dd% (best #.dd% at epoch E)
-        saved in log: checkpoint.safetensors, metrics.jsonl, steps.jsonl, curves.svg
+        saved in log: checkpoint.safetensors, metrics.jsonl, curves.svg
 
         """)
         XCTAssertEqual(Self.masked(screen), """
-        training tiny: 1000 training and 50 test images, batch 1, 2 epochs, seed 1
-        SGD lr #.dd, momentum #.d, weight decay #.ddd
+        training tiny: 1000 training and 50 test images, batch 1, 2 epochs
+        SGD lr #.dd, momentum #.d, weight decay #.ddd, seed 1
         schedule: base lr #.dd for 2 epochs; cosine decay to 0 by epoch 2
         augmentation: flips, translations up to 2 px; preprocessing: standardize
         engine: 2 threads, 322 parameters, planned memory #.d MiB
         epoch 1/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.ddddd
         epoch 2/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.dde-08
         done: 2 epochs in T, test accuracy #.dd% (best #.dd% at epoch E)
-        saved in tty: checkpoint.safetensors, metrics.jsonl, steps.jsonl, curves.svg
+        saved in tty: checkpoint.safetensors, metrics.jsonl, curves.svg
 
         """)
     }
