@@ -89,7 +89,8 @@ enum EvalCommand {
                              ("confusion", .array(e.confusion.map { .array($0.map { .int($0) }) }))]).render() + "\n")
             return ExitCode.ok
         }
-        out(String(format: "%@ on %d test images: loss %.4f, accuracy %.2f%%, error %.2f%%\n\n", g.name, test.count, e.loss, e.accuracy * 100, (1 - e.accuracy) * 100))
+        out("\(g.name) on \(test.count) test images: loss \(ProgressFormat.loss(e.loss)), "
+            + String(format: "accuracy %.2f%%, error %.2f%%\n\n", e.accuracy * 100, (1 - e.accuracy) * 100))
         let names = test.classNames.map { String($0.prefix(10)) }
         let nameWidth = max(5, names.map(\.count).max() ?? 5)
         out("per-class accuracy:\n")

@@ -95,4 +95,19 @@ final class TrainInitTests: XCTestCase {
             XCTAssertTrue(refused.stderr.contains(fragment), refused.stderr)
         }
     }
+
+    /// A diverged network's loss is rounded by 'dsl eval' too (not 40 digits).
+    func testEvalRoundsAHugeLoss() throws {
+        let dir = try TrainFixture.directory(self)
+        let checkpoint = try baseRun(dir)
+        var file = try RawSafetensors(path: checkpoint)
+        let weight = try XCTUnwrap(file.tensors["fc1.weight"])
+        file.tensors["fc1.weight"] = (weight.dtype, weight.shape, RawSafetensors.f32(RawSafetensors.floats(weight.bytes).map { $0 * 1e30 }))
+        try file.write(to: dir + "/huge.safetensors")
+        let spec = try TrainFixture.write(Self.base, dir, "base2.dsl")
+        let r = try DSL.run(["eval", spec, "--weights", dir + "/huge.safetensors"])
+        XCTAssertEqual(r.status, 0, r.summary)
+        let first = String(r.stdout.split(separator: "\n").first ?? "")
+        XCTAssertNotNil(first.range(of: "^tinyd on 500 test images: loss [0-9]\\.[0-9]{3}e\\+[0-9]{2}, accuracy ", options: .regularExpression), first)
+    }
 }
