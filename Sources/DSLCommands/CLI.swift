@@ -19,6 +19,7 @@ let commands: [Command] = [
     BenchCommand.command,
     TrainCommand.command,
     EvalCommand.command,
+    DrawCommand.command,
 ]
 
 /// The `dsl` version string.
