@@ -46,7 +46,7 @@ enum DrawCommand {
         } else {
             format = .svg
         }
-        let depth = try a.integer("--depth", default: Int.max, in: 0...Int.max)
+        let depth = try a.integer("--depth", default: Int.max, in: 0...1_000)
         if let o = output, path != "-", RewriteCommand.samePath(o, path) {
             throw UsageError(message: "-o \(o) is the spec file itself")
         }
