@@ -287,19 +287,27 @@ struct Measurer {
     func frame(_ f: Int, _ content: Block) -> Block {
         let block = Block()
         let labelWidth = DrawMetrics.textWidth(model.frames[f].label, size: DrawMetrics.labelSize)
-        let firstEntry = content.entries.map { $0.points[0].x }.min()
-        // The label stays left of every edge coming in through the header.
-        let extra = firstEntry.map { max(0, labelWidth + 8 - $0) } ?? 0
-        let ox = DrawMetrics.framePadX + extra, oy = DrawMetrics.frameHeader
-        block.width = max(ox + content.width + DrawMetrics.framePadX, labelWidth + 2 * DrawMetrics.framePadX)
-        block.height = oy + content.height + DrawMetrics.framePadBottom
+        // The edges coming in (all from the same box, the one before the frame) enter as one
+        // trunk on the frame's axis, cross the header band and fan out below it; the label is
+        // written left of the trunk, or right of it, whichever widens the frame less.
+        let pad = DrawMetrics.framePadX, gapToTrunk = 6.0
+        let spread = content.entries.map { abs($0.points[0].x - content.axis) }.max() ?? 0
+        let fan = spread < 0.5 ? 0 : DrawMetrics.gap(spread)
+        let width0 = content.width + 2 * pad
+        let axis0 = content.axis + pad
+        let shiftForLeft = max(0, pad + labelWidth + gapToTrunk - axis0)
+        let growForRight = max(0, axis0 + gapToTrunk + labelWidth + pad - width0)
+        let labelLeft = shiftForLeft <= growForRight
+        let ox = pad + (labelLeft ? shiftForLeft : 0), oy = DrawMetrics.frameHeader + fan
         block.axis = content.axis + ox
+        block.width = labelLeft ? width0 + shiftForLeft : width0 + growForRight
+        block.height = oy + content.height + DrawMetrics.framePadBottom
         block.children = [(content, ox, oy)]
+        let labelX = labelLeft ? pad : block.axis + gapToTrunk
         block.frames = [(f, DrawRect(x: 0, y: 0, width: block.width, height: block.height),
-                         DrawRect(x: DrawMetrics.framePadX, y: DrawMetrics.labelBaseline - 10, width: labelWidth, height: DrawMetrics.labelHeight))]
-        block.entries = content.entries.map { e in
-            Entry(consumer: e.consumer, points: [DrawPoint(e.points[0].x + ox, 0)] + moved(e.points, ox, oy))
-        }
+                         DrawRect(x: labelX, y: DrawMetrics.labelBaseline - 10, width: labelWidth, height: DrawMetrics.labelHeight))]
+        let trunk = [DrawPoint(block.axis, 0), DrawPoint(block.axis, DrawMetrics.frameHeader)]
+        block.entries = content.entries.map { e in Entry(consumer: e.consumer, points: trunk + moved(e.points, ox, oy)) }
         if let exit = content.exit {
             block.exit = Exit(producer: exit.producer, points: moved(exit.points, ox, oy) + [DrawPoint(block.axis, block.height)])
         }

@@ -259,7 +259,7 @@ enum DrawGeometry {
     /// Every way the drawing breaks the layout's promises: overlapping boxes, a box partly
     /// inside a frame not its own, frames that overlap without nesting, a label over a box,
     /// an edge not from the bottom of its producer to the top of its consumer, an edge that
-    /// goes up or through a box it does not connect, and (`crossings`) two edges crossing.
+    /// goes up or through a box it does not connect or a frame's label, and (`crossings`) two edges crossing.
     static func problems(_ model: DrawingModel, _ layout: DrawingLayout, crossings: Bool = true, limit: Int = 20) -> [String] {
         var found: [String] = []
         func report(_ s: String) { if found.count < limit { found.append(s) } }
@@ -311,6 +311,11 @@ enum DrawGeometry {
             for (p, q) in zip(line, line.dropFirst()) where q.y < p.y - 1e-6 { report("\(label) goes up at (\(p.x), \(p.y))"); break }
             for (p, q) in zip(line, line.dropFirst()) where !contains(page, DrawRect(x: min(p.x, q.x), y: min(p.y, q.y), width: 0, height: 0)) {
                 report("\(label) leaves the drawing"); break
+            }
+            for (f, r) in layout.labels.enumerated() {
+                for (p, q) in zip(line, line.dropFirst()) where segment(p, q, crosses: r) {
+                    report("\(label) crosses the label of \(model.frames[f].name)"); break
+                }
             }
             for (b, r) in boxes.enumerated() {
                 let shrunk = inset(r, 0.5)

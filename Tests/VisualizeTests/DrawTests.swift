@@ -161,6 +161,10 @@ final class DrawTests: XCTestCase {
         moved.boxes[2].x = moved.boxes[1].x + 3
         moved.boxes[2].y = moved.boxes[1].y + 3
         XCTAssertTrue(DrawGeometry.problems(model, moved).contains { $0.contains("overlap") })
+        // The frame's label moved onto the trunk of edges entering the frame.
+        var relabelled = layout
+        relabelled.labels[0].x = layout.boxes[0].midX - 5
+        XCTAssertTrue(DrawGeometry.problems(model, relabelled).contains { $0.contains("crosses the label of 3a") })
         // The edge into the concat rerouted through the first branch's boxes.
         let e = try XCTUnwrap(layout.edges.firstIndex { model.boxes[$0.edge.to].kind == "concat" && model.boxes[$0.edge.from].name.hasPrefix("3a.b4") })
         let b1 = layout.boxes[try XCTUnwrap(model.boxes.firstIndex { $0.name == "3a.b1.conv" })]
