@@ -17,12 +17,18 @@ enum DrawCommand {
 
     Options:
       -o OUT               write to OUT (atomically: a temporary file next to it, then a
-                           rename); '-' or no -o: standard output
+                           rename; an existing OUT is replaced, OUT may not be FILE);
+                           '-' or no -o: standard output (nothing is written to a file
+                           you did not name)
       --format svg|dot     output format (default: dot when OUT ends in .dot or .gv, else svg)
       --depth N            expand modules down to depth N and draw each module at depth N
-                           (0: the top-level modules) as one box, as dsl check --depth does
-                           (default: everything expanded)
+                           (0: the top-level modules) as one box, as dsl check --depth does;
+                           labelled merges (res: add { ... } { }) count as a level too and
+                           collapse with their branches (default: everything expanded)
       --no-warnings        do not print the spec's warnings
+
+    FILE may be '-' for standard input. A drawing of more than 200,000 boxes is refused (exit
+    1; collapse modules with --depth): its SVG would exceed 100 MB.
 
     Exit codes: 0 drawn, 1 errors in the spec (located diagnostics) or the output not written,
     2 usage.

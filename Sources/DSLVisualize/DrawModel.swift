@@ -5,7 +5,7 @@ import DSLSyntax
 // module that `--depth` collapses), frames (expanded modules and labelled merges), edges (the
 // rule is on `DrawingModel.edges`) and a tree saying how they nest: sequences, parallel
 // branches joined at their merge, and frames. `DrawLayout.swift` places the tree,
-// `SVGWriter.swift` and `DotWriter.swift` write it. README, "Pictures".
+// `SVGWriter.swift` and `DotWriter.swift` write it. README, "Drawing a network".
 
 /// One box of a drawing: a layer, or a module collapsed by `--depth`.
 public struct DrawBox: Sendable, Equatable {
@@ -15,12 +15,15 @@ public struct DrawBox: Sendable, Equatable {
         case layer(Int)
         /// A module collapsed to one box: its index in `Graph.modules`.
         case module(Int)
+        /// A labelled merge collapsed to one box with its branches: the merge's node index.
+        case merge(Int)
     }
-    /// The layer or module.
+    /// The layer, module or labelled merge.
     public var subject: Subject
     /// The layer's or module's name (`3a.b2.conv`, `3a`).
     public var name: String
-    /// The operation (`conv 3x3/1 128 relu`) or, for a module, its summary (`inception<...>`).
+    /// The operation (`conv 3x3/1 128 relu`) or, for a module, its summary (`inception<...>`);
+    /// for a labelled merge, `concat of 2 branches`.
     public var operation: String
     /// The output shape, `28x28x256`.
     public var shape: Shape
@@ -93,11 +96,13 @@ public indirect enum DrawTree: Sendable, Equatable {
 ///
 /// Boxes: one per layer outside collapsed modules, plus one per module collapsed by `depth`
 /// (a module at nesting level `depth`, 0 being the top level, whose parent is expanded; dsl
-/// check's rows). Modules with no layers are not drawn. Edges (`edges`): one per input of
-/// every drawn layer, as in `dsl check --format json`'s `inputs` (a layer reading the same
-/// value twice has two), from the box of the layer that produced it (that layer, or the
-/// collapsed module containing it); and one from every other box a collapsed module's layers
-/// read, to the module's box.
+/// check's rows). Labelled merges (`res: add { ... } { }`) are framed like modules and count
+/// as a nesting level too: one at level `depth` or deeper is collapsed with its branches to
+/// one box (`dsl check` has no row for them). Modules with no layers are not drawn. Edges
+/// (`edges`): one per input of every drawn layer, as in `dsl check --format json`'s `inputs`
+/// (a layer reading the same value twice has two), from the box of the layer that produced it
+/// (that layer, or the collapsed module or merge containing it); and one from every other box
+/// a collapsed module's or merge's layers read, to its box.
 public struct DrawingModel: Sendable {
     /// The network's name.
     public var name: String
@@ -125,8 +130,8 @@ public struct DrawingModel: Sendable {
         self.init(graph: g, cost: cost, depth: depth, labelledMerges: DrawingModel.labelledMerges(in: checked.spec, graph: g))
     }
 
-    /// The model of a graph with its costs. `depth`: modules at nesting level `depth` and deeper
-    /// are collapsed (0: every top-level module is one box). `labelledMerges`: the node ids of
+    /// The model of a graph with its costs. `depth`: modules and labelled merges at nesting
+    /// level `depth` and deeper are collapsed (0: every top-level one is one box). `labelledMerges`: the node ids of
     /// merges to frame (see `labelledMerges(in:graph:)`).
     public init(graph g: Graph, cost: NetworkCost, depth: Int = Int.max, labelledMerges: Set<Int> = []) {
         var builder = ModelBuilder(graph: g, cost: cost, depth: max(0, depth), labelledMerges: labelledMerges)
@@ -180,7 +185,6 @@ struct ModelBuilder {
     var paths: [[Int]]
     /// Whether a module has been drawn (framed or collapsed) already.
     var moduleUsed: [Bool]
-    var membersOf: [[Int]]? = nil
 
     init(graph: Graph, cost: NetworkCost, depth: Int, labelledMerges: Set<Int>) {
         g = graph; self.cost = cost; self.depth = depth; self.labelledMerges = labelledMerges
@@ -191,13 +195,13 @@ struct ModelBuilder {
 
     /// The tree and whether it is the series-parallel one.
     mutating func build() -> (DrawTree, Bool) {
-        if let items = SeriesParallel.decompose(g), let tree = attempt({ b in try b.group(items, context: []) }) {
+        if let items = SeriesParallel.decompose(g), let tree = attempt({ b in try b.group(items, context: [], merges: 0) }) {
             return (tree, true)
         }
         // Not series-parallel (a graph not made by the elaborator): the layers in order, with
         // module frames if each module's layers are contiguous, else without modules.
         let flat = g.nodes.indices.map { SeriesParallel.Item.node($0) }
-        if let tree = attempt({ b in try b.group(flat, context: []) }) { return (tree, false) }
+        if let tree = attempt({ b in try b.group(flat, context: [], merges: 0) }) { return (tree, false) }
         let plain = DrawTree.sequence(g.nodes.indices.map { n -> DrawTree in
             boxOfNode[n] = boxes.count
             boxes.append(layerBox(n))
@@ -231,9 +235,10 @@ struct ModelBuilder {
     }
 
     /// Groups a sequence of items whose module paths start with `context` into frames and
-    /// collapsed boxes. Throws when the modules do not nest with the items (a module in two
-    /// places, a layer outside the frames of its modules).
-    mutating func group(_ items: [SeriesParallel.Item], context: [Int]) throws -> [DrawTree] {
+    /// collapsed boxes; `merges` labelled merges enclose the items (their nesting level for
+    /// `depth` is `context.count + merges`). Throws when the modules do not nest with the items
+    /// (a module in two places, a layer outside the frames of its modules).
+    mutating func group(_ items: [SeriesParallel.Item], context: [Int], merges: Int) throws -> [DrawTree] {
         let level = context.count
         var out: [DrawTree] = []
         let itemPaths = items.map { path(of: $0) }
@@ -247,10 +252,10 @@ struct ModelBuilder {
                 while j < items.count, itemPaths[j].count > level, itemPaths[j][level] == m { j += 1 }
                 guard !moduleUsed[m] else { throw Mismatch() }
                 moduleUsed[m] = true
-                if level >= depth {
+                if level + merges >= depth {
                     out.append(.box(collapsedBox(m, items: items[i..<j])))
                 } else {
-                    let inner = try group(Array(items[i..<j]), context: context + [m])
+                    let inner = try group(Array(items[i..<j]), context: context + [m], merges: merges)
                     let content = inner.count == 1 ? inner[0] : DrawTree.sequence(inner)
                     frames.append(moduleFrame(m, content: content))
                     out.append(.frame(frames.count - 1, content))
@@ -266,16 +271,23 @@ struct ModelBuilder {
                 out.append(.box(boxes.count - 1))
             case .parallel(let join, let branches):
                 guard paths[join].count == level else { throw Mismatch() }
+                let labelled = labelledMerges.contains(join)
+                if labelled && level + merges >= depth {
+                    for b in branches { for item in b { guard path(of: item).starts(with: context) else { throw Mismatch() } } }
+                    out.append(.box(collapsedMerge(join, items: [items[i]])))
+                    i += 1
+                    continue
+                }
                 var drawn: [DrawTree?] = []
                 for b in branches {
                     if b.isEmpty { drawn.append(nil); continue }
-                    let inner = try group(b, context: context)
+                    let inner = try group(b, context: context, merges: merges + (labelled ? 1 : 0))
                     drawn.append(inner.count == 1 ? inner[0] : .sequence(inner))
                 }
                 boxOfNode[join] = boxes.count
                 boxes.append(layerBox(join))
                 let merge = DrawTree.parallel(branches: drawn, join: boxes.count - 1)
-                if labelledMerges.contains(join) {
+                if labelled {
                     frames.append(DrawFrame(subject: .merge(join), name: g.nodes[join].name, summary: g.nodes[join].op.kindName,
                                             kind: "merge", params: params(in: merge)))
                     out.append(.frame(frames.count - 1, merge))
@@ -314,8 +326,8 @@ struct ModelBuilder {
                        kind: node.op.kindName, detail: detail)
     }
 
-    /// The box of a collapsed module; registers it as the box of every node inside.
-    mutating func collapsedBox(_ m: Int, items: ArraySlice<SeriesParallel.Item>) -> Int {
+    /// The nodes of items (merges with their branches), sorted.
+    static func members(of items: ArraySlice<SeriesParallel.Item>) -> [Int] {
         var members: [Int] = []
         var stack = Array(items)
         while let it = stack.popLast() {
@@ -324,7 +336,30 @@ struct ModelBuilder {
             case .parallel(let join, let branches): members.append(join); for b in branches { stack.append(contentsOf: b) }
             }
         }
-        members.sort()
+        return members.sorted()
+    }
+
+    /// The box of a collapsed labelled merge (`items`: the merge); registers it as the box of
+    /// every node inside.
+    mutating func collapsedMerge(_ join: Int, items: ArraySlice<SeriesParallel.Item>) -> Int {
+        let members = ModelBuilder.members(of: items)
+        let index = boxes.count
+        for n in members { boxOfNode[n] = index }
+        let s = cost.sum(members)
+        let node = g.nodes[join]
+        var branchCount = 0
+        if case .parallel(_, let branches) = items.first { branchCount = branches.count }
+        let summary = "\(node.op.kindName) of \(branchCount) branches"
+        let detail = "\(node.name): \(summary) (\(members.count) layer\(members.count == 1 ? "" : "s") collapsed)\n"
+            + "output \(node.shape), \(grouped(s.params)) params, \(grouped(s.macs)) MACs\nline \(node.location.line), column \(node.location.column)"
+        boxes.append(DrawBox(subject: .merge(join), name: node.name, operation: summary, shape: node.shape,
+                             params: s.params, macs: s.macs, kind: "module", detail: detail))
+        return index
+    }
+
+    /// The box of a collapsed module; registers it as the box of every node inside.
+    mutating func collapsedBox(_ m: Int, items: ArraySlice<SeriesParallel.Item>) -> Int {
+        let members = ModelBuilder.members(of: items)
         let index = boxes.count
         for n in members { boxOfNode[n] = index }
         let s = cost.sum(members)
@@ -356,18 +391,19 @@ struct ModelBuilder {
             case .frame(_, let content): stack.append(content)
             }
         }
-        var membersOfModule: [Int: [Int]] = [:]
+        var membersOfBox: [Int: [Int]] = [:]
         for n in g.nodes.indices {
-            if case .module(let m) = boxes[boxOfNode[n]].subject { membersOfModule[m, default: []].append(n) }
+            if case .layer = boxes[boxOfNode[n]].subject { continue }
+            membersOfBox[boxOfNode[n], default: []].append(n)
         }
         var result: [DrawEdge] = []
         for b in order {
             switch boxes[b].subject {
             case .layer(let n):
                 for i in g.nodes[n].inputs { result.append(DrawEdge(from: boxOfNode[i], to: b)) }
-            case .module(let m):
+            case .module, .merge:
                 var seen = Set<Int>()
-                for n in membersOfModule[m] ?? [] {
+                for n in membersOfBox[b] ?? [] {
                     for i in g.nodes[n].inputs {
                         let from = boxOfNode[i]
                         if from != b && seen.insert(from).inserted { result.append(DrawEdge(from: from, to: b)) }

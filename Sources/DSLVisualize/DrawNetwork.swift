@@ -1,6 +1,6 @@
 import DSLIR
 
-/// `dsl draw`: a checked network as an SVG picture or Graphviz dot (README, "Pictures").
+/// `dsl draw`: a checked network as an SVG picture or Graphviz dot (README, "Drawing a network").
 public enum NetworkDrawing {
     /// The output formats.
     public enum Format: String, CaseIterable, Sendable {

@@ -135,6 +135,8 @@ enum DrawCLI {
 struct ParsedSVG {
     /// `data-name` of every `<g class="box ...">`.
     var boxes: [String] = []
+    /// The `<text>`s of each box, by `data-name`.
+    var boxTexts: [String: [String]] = [:]
     /// `(data-from, data-to)` of every `<path class="edge">`.
     var edges: [(String, String)] = []
     /// `data-name` of every `<g class="frame ...">`.
@@ -166,13 +168,21 @@ struct ParsedSVG {
             if result.root == nil { result.root = name; result.rootAttributes = attributes }
             result.elements[name, default: 0] += 1
             let classes = (attributes["class"] ?? "").split(separator: " ").map(String.init)
-            if name == "g" && classes.first == "box" { result.boxes.append(attributes["data-name"] ?? "") }
+            if name == "g" && classes.first == "box" { result.boxes.append(attributes["data-name"] ?? ""); currentBox = attributes["data-name"] ?? "" }
+            if name == "text", let b = currentBox { result.boxTexts[b, default: []].append(""); inText = true }
             if name == "g" && classes.first == "frame" { result.frames.append(attributes["data-name"] ?? "") }
             if name == "path" && classes.first == "edge" { result.edges.append((attributes["data-from"] ?? "", attributes["data-to"] ?? "")) }
             for (k, v) in attributes where k.hasSuffix("href") && !v.hasPrefix("#") { result.externalReferences.append("\(k)=\(v)") }
             if name == "image" || name == "script" || name == "foreignObject" { result.externalReferences.append("<\(name)>") }
         }
+        var currentBox: String?
+        var inText = false
+        func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
+            if name == "text" { inText = false }
+            if name == "g" { currentBox = nil }
+        }
         func parser(_ parser: XMLParser, foundCharacters string: String) {
+            if inText, let b = currentBox { result.boxTexts[b]![result.boxTexts[b]!.count - 1] += string }
             if string.contains("url(") && !string.contains("url(#") { result.externalReferences.append(string) }
             if string.contains("@import") { result.externalReferences.append("@import") }
         }

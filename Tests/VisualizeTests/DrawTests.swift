@@ -96,9 +96,20 @@ final class DrawTests: XCTestCase {
                 XCTAssertEqual(svg.boxes.sorted(), want.boxes, "\(what): boxes")
                 XCTAssertEqual(svg.edges.map { "\($0.0) -> \($0.1)" }.sorted(), want.edges, "\(what): edges")
                 XCTAssertEqual(svg.frames.sorted(), want.frames, "\(what): frames")
+                // Each box says what it is: name, operation (as dsl check describes it), shape.
+                for l in layers where svg.boxTexts[l["name"] as! String] != nil {
+                    let name = l["name"] as! String, texts = svg.boxTexts[name]!
+                    let shape = (l["output"] as! [Int]).map(String.init).joined(separator: "x")
+                    XCTAssertEqual(texts.count, 3, "\(what): \(name)")
+                    XCTAssertEqual(texts.first, name, what)
+                    XCTAssertEqual(texts.dropFirst().first, l["description"] as? String, "\(what): \(name)")
+                    let params = l["params"] as! Int
+                    XCTAssertEqual(texts.last, shape + (params > 0 ? " · " + params.formatted(.number.grouping(.automatic).locale(Locale(identifier: "en_US"))) + " params" : ""), "\(what): \(name)")
+                }
                 if depth == nil {
                     // Full depth: a box per layer, an edge per input of every layer.
                     XCTAssertEqual(svg.boxes.count, layers.count, what)
+                    XCTAssertEqual(svg.boxTexts.count, layers.count, "\(what): every layer's box has its texts checked")
                     XCTAssertEqual(svg.edges.count, layers.map { ($0["inputs"] as? [String])?.count ?? 0 }.reduce(0, +), what)
                     XCTAssertEqual(svg.elements["rect", default: 0], 1 + svg.boxes.count + svg.frames.count, "\(what): a rect per box and frame and the background")
                 }
@@ -146,6 +157,20 @@ final class DrawTests: XCTestCase {
                 XCTAssertEqual(model.edges.count, g.nodes.map(\.inputs.count).reduce(0, +))
                 // 58 labelled dense layers and 7 block calls are framed.
                 XCTAssertEqual(model.frames.count, 58 + 7)
+            }
+            if depth == 1 {
+                // The block calls framed; each dense layer (a labelled merge, one level down)
+                // one box: 3 stem layers + 58 dense layers + 3 transitions of 4 + 5 head layers,
+                // a chain.
+                XCTAssertEqual(model.boxes.count, 3 + 58 + 12 + 5)
+                XCTAssertEqual(model.boxes.filter { if case .merge = $0.subject { return true }; return false }.count, 58)
+                XCTAssertEqual(model.edges.count, model.boxes.count - 1)
+                XCTAssertEqual(model.frames.count, 7)
+                XCTAssertEqual(model.boxes.map(\.params).reduce(0, +), 7_978_856)
+            }
+            if depth == 0 {
+                XCTAssertEqual(model.boxes.count, 3 + 7 + 5)
+                XCTAssertEqual(model.frames.count, 0)
             }
         }
     }
@@ -335,6 +360,22 @@ final class DrawTests: XCTestCase {
         // Nothing was written, and the spec is untouched.
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), ["bad.dsl", "ok.dsl"])
         XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("ok.dsl")), try Data(contentsOf: DrawFixtures.packageRoot.appendingPathComponent("specs/quickstart.dsl")))
+    }
+
+    /// A drawing of more than `NetworkDrawing.maxBoxes` boxes is refused with advice, and
+    /// `--depth` makes it drawable.
+    func testTooManyBoxesIsAnErrorThatDepthFixes() throws {
+        let dir = try DrawCLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let spec = "input 4x4x1\nblock deep() {\n  repeat 100000 {\n    bn\n    relu\n    dropout 0.1\n  }\n}\ndeep()\n"
+        try Data(spec.utf8).write(to: dir.appendingPathComponent("deep.dsl"))
+        let r = try DrawCLI.run(["draw", "deep.dsl", "--no-warnings", "-o", "deep.svg"], cwd: dir)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.stderr, "dsl draw: deep.dsl: the drawing would have 300,001 boxes (at most 200,000); collapse modules with --depth\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("deep.svg").path))
+        let collapsed = try DrawCLI.run(["draw", "deep.dsl", "--no-warnings", "--depth", "0"], cwd: dir)
+        XCTAssertEqual(collapsed.status, 0, collapsed.stderr)
+        XCTAssertEqual(try ParsedSVG(collapsed.stdout).boxes, ["input", "deep1"])
     }
 
     func testHelpDescribesEveryOption() throws {
