@@ -1,8 +1,9 @@
 // `dsl draw --format dot`: the same boxes, frames and edges as Graphviz input. Boxes are nodes
 // `n<i>` (i: the box's index) labelled with the box's three lines; each frame is a cluster
 // (`subgraph cluster_<i>`, nested as the frames nest) labelled like the SVG's; edges are written
-// in the model's order (consumers in drawing order, inputs in order), which dot uses to keep
-// branches in spec order. `dot -Tsvg net.dot -o net.svg` renders it.
+// in the model's order (consumers in drawing order, inputs in order). Graphviz places the
+// nodes itself: it may put a merge's branches in another order than the spec's (the SVG keeps
+// spec order). `dot -Tsvg net.dot -o net.svg` renders it.
 
 /// Writes a drawing model as Graphviz dot.
 public enum DotWriter {
