@@ -56,11 +56,11 @@ enum DrawCommand {
         if let o = output, path != "-", RewriteCommand.samePath(o, path) {
             throw UsageError(message: "-o \(o) is the spec file itself")
         }
-        guard let (checked, g, cost) = try loadChecked(path, printWarnings: !a.has("--no-warnings")) else { return ExitCode.failure }
-        let merges = DrawingModel.labelledMerges(in: checked.spec, graph: g)
+        guard let (checked, _, _) = try loadChecked(path, printWarnings: !a.has("--no-warnings")) else { return ExitCode.failure }
         let text: String
         do {
-            text = try NetworkDrawing.render(g, cost: cost, format: format, depth: depth, labelledMerges: merges)
+            guard let drawn = try NetworkDrawing.render(checked, format: format, depth: depth) else { return ExitCode.failure }
+            text = drawn
         } catch let e as NetworkDrawing.TooLarge {
             throw CommandFailure(message: "\(path): \(e.description)")
         }

@@ -20,6 +20,13 @@ public enum NetworkDrawing {
         }
     }
 
+    /// The drawing of a checked network in a format, its labelled merges framed; nil when the
+    /// spec has errors (no graph).
+    public static func render(_ checked: CheckedNetwork, format: Format, depth: Int = Int.max) throws -> String? {
+        guard let g = checked.graph, let cost = checked.cost, !checked.diagnostics.hasErrors else { return nil }
+        return try render(g, cost: cost, format: format, depth: depth, labelledMerges: DrawingModel.labelledMerges(in: checked.spec, graph: g))
+    }
+
     /// The drawing of a graph in a format. `depth`: modules at nesting level `depth` and deeper
     /// are collapsed to one box each; `labelledMerges`: merges to frame
     /// (`DrawingModel.labelledMerges(in:graph:)`).

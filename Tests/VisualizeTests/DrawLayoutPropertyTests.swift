@@ -146,8 +146,7 @@ final class DrawLayoutPropertyTests: XCTestCase {
             let path = "bench/figures/" + figure
             XCTAssertTrue(readme.contains("(" + path + ")"), "README does not show \(path)")
             let committed = try String(contentsOf: DrawFixtures.packageRoot.appendingPathComponent(path), encoding: .utf8)
-            let text = try NetworkDrawing.render(try XCTUnwrap(DrawFixtures.checked(spec: spec).graph), cost: try XCTUnwrap(DrawFixtures.checked(spec: spec).cost),
-                                                 format: .svg, depth: depth)
+            let text = try XCTUnwrap(try NetworkDrawing.render(DrawFixtures.checked(spec: spec), format: .svg, depth: depth))
             XCTAssertTrue(text == committed, "\(path) is not what dsl draw makes now; run bash bench/figures.sh")
         }
     }
