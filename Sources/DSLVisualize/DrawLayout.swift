@@ -2,7 +2,8 @@
 // recursively, top to bottom: a sequence stacks its items on a common axis (the x of each
 // item's output), a merge puts its branches side by side (in input order, which is the order
 // of the branches in the spec) with its box below them, a branch with no layers gets a narrow
-// lane of its own, and a frame pads its content and carries its label in a header band. Every
+// lane of its own, and a frame pads its content and carries its label in a header band (the
+// edges coming in cross the band as one trunk and fan out below it, the label beside). Every
 // block is a rectangle holding only its own content, so boxes never overlap; an edge enters a
 // block from above and leaves it below its output, a fan-out starts at one point and a fan-in
 // ends at points ordered like its branches, so edges do not cross (a series-parallel graph is
