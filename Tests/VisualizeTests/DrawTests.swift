@@ -235,6 +235,15 @@ final class DrawTests: XCTestCase {
                 XCTAssertEqual(parsed.nodes, Array(0..<model.boxes.count), what)
                 XCTAssertEqual(parsed.labels, model.boxes.map { $0.lines.joined(separator: "\n") }, what)
                 XCTAssertEqual(parsed.edges, model.edges.map { [$0.from, $0.to] }, what)
+                // The same edges as the SVG's, which the layout derives from the drawing tree
+                // on its own (branch exits to merges, each item's exit to the next's entries).
+                let placed = DrawingLayout(model).edges.map { [$0.edge.from, $0.edge.to] }
+                XCTAssertEqual(parsed.edges.sorted { $0.lexicographicallyPrecedes($1) }, placed.sorted { $0.lexicographicallyPrecedes($1) }, what)
+                if depth == Int.max, let g = checked.graph {
+                    // Fully expanded: one edge per input of every layer, by name.
+                    let names = parsed.edges.map { model.boxes[$0[0]].name + " -> " + model.boxes[$0[1]].name }.sorted()
+                    XCTAssertEqual(names, g.nodes.flatMap { n in n.inputs.map { g.nodes[$0].name + " -> " + n.name } }.sorted(), what)
+                }
                 XCTAssertEqual(parsed.clusters.count, model.frames.count, what)
                 let members = DrawGeometry.boxesInFrames(model)
                 for (f, nodes) in parsed.clusters { XCTAssertEqual(nodes, members[f], "\(what): cluster_\(f)") }
