@@ -548,6 +548,7 @@ public final class EngineGraph {
             for kernel in kernels.dropFirst() { kernel!.forward(batch: batch, training: training) }
         }
         lastForward = (batch, training)
+        inspected = nil
         return UnsafePointer(values[nodes.count - 1])
     }
 
@@ -605,6 +606,69 @@ public final class EngineGraph {
             }
         }
         return (Float(result.loss), result.correct)
+    }
+
+    // MARK: Visualisation: the input gradient of one node
+
+    /// The node and batch of the last `forwardForInputGradient`, which `inputGradient` needs.
+    private var inspected: (node: Int, batch: Int)?
+
+    /// Runs the graph in inference mode (batch norm with its running statistics, dropout the
+    /// identity) on `batch` NHWC samples through `node` only, keeping what a backward pass
+    /// needs (max-pooling switches included); returns the node's output (batch × `shape(of:)`
+    /// floats), valid until the next call into the graph: copy what `inputGradient` is seeded
+    /// from first. Needs a graph compiled for training with `computesInputGradient` (so every
+    /// node has a gradient); `node` is neither the input nor the final softmax, nor a
+    /// convolution whose ReLU it applies in its store (use the ReLU's node).
+    public func forwardForInputGradient(_ input: UnsafePointer<Float>, batch: Int, through node: Int) -> UnsafePointer<Float> {
+        require(isCompiledForTraining && computesInputGradient && endsInSoftmax,
+                "input gradients need a graph ending in softmax, compiled for training with computesInputGradient")
+        require(node >= 1 && node < nodes.count - 1 && needsGrad[node], "node \(node) has no gradient to start from")
+        require(!((kernels[node] as? ConvKernel)?.fusedReLU ?? false), "node \(node)'s output is stored after its ReLU; start from the ReLU")
+        require(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        values[0].update(from: input, count: batch * inputShape.count)
+        let pools = kernels.compactMap { $0 as? MaxPoolKernel }
+        for p in pools { p.recordsSwitches = true }
+        defer { for p in pools { p.recordsSwitches = false } }
+        for k in 1...node { kernels[k]!.forward(batch: batch, training: false) }
+        lastForward = (batch, false)
+        inspected = (node, batch)
+        return UnsafePointer(values[node])
+    }
+
+    /// After `forwardForInputGradient(_:batch:through:)` of the same batch: back-propagates
+    /// `seed` (the gradient of the node's output, batch × `shape(of: node).count` floats) to the
+    /// input, through ReLUs by `rule`, max pooling by its switches, batch norm as the affine map
+    /// of its running statistics, dropout as the identity, everything else by its usual
+    /// backward. Returns the input gradient (batch × `inputShape.count` floats), valid until
+    /// the next call into the graph. Parameter gradients are left meaningless (training zeroes
+    /// them before every step); every kernel is back in its training mode afterwards.
+    public func inputGradient(seed: UnsafePointer<Float>, batch: Int, rule: ReLUBackwardRule) -> UnsafePointer<Float> {
+        guard let (node, forwardBatch) = inspected, forwardBatch == batch, lastForward?.batch == batch, lastForward?.training == false else {
+            fatalError("inputGradient needs forwardForInputGradient of the same batch first")
+        }
+        // Gradients whose first writer lies after `node`: no backward step of ours zeroes them
+        // (their planned lifetime has begun by now, so nothing else uses their storage).
+        for k in (node + 1)..<nodes.count {
+            for j in zeroGradsBefore[k] where j <= node { parallelZero(grads[j]!, count: batch * nodes[j].shape.count) }
+        }
+        grads[node]!.update(from: seed, count: batch * nodes[node].shape.count)
+        let relus = kernels.compactMap { $0 as? ReLUKernel }
+        let norms = kernels.compactMap { $0 as? BatchNormKernel }
+        let drops = kernels.compactMap { $0 as? DropoutKernel }
+        for r in relus { r.rule = rule }
+        for b in norms { b.inferenceBackward = true }
+        for d in drops { d.inferenceBackward = true }
+        defer {
+            for r in relus { r.rule = .backprop }
+            for b in norms { b.inferenceBackward = false }
+            for d in drops { d.inferenceBackward = false }
+        }
+        for k in stride(from: node, through: 1, by: -1) {
+            for j in zeroGradsBefore[k] { parallelZero(grads[j]!, count: batch * nodes[j].shape.count) }
+            if needsGrad[k] { kernels[k]!.backward(batch: batch) }
+        }
+        return UnsafePointer(grads[0]!)
     }
 }
 

@@ -5,6 +5,9 @@ import Foundation
 // Training: batch mean and biased variance normalise; running stats move by `momentum` toward the
 // batch mean and the unbiased variance. Eval: running stats normalise.
 // Forward saves x̂ = (x − mean)·invstd (B,H,W,C) and invstd (C); backward needs nothing else.
+// Inference backward (`inferenceBackward`, set by `EngineGraph.inputGradient` after an eval
+// forward): dx = dy·γ/√(running_var + ε), the running statistics being constants; no
+// parameter gradients.
 // Reductions use fixed-order Double partial sums (Reductions.swift): identical for any thread count.
 
 /// Batch-normalisation kernel.
@@ -34,6 +37,8 @@ final class BatchNormKernel: EngineKernel {
     let batchMean: UnsafeMutablePointer<Double>
     let partials: UnsafeMutablePointer<Double>
     let sums: UnsafeMutablePointer<Double>
+    /// Backward of the eval-mode forward (set by `EngineGraph.inputGradient` for its duration).
+    var inferenceBackward = false
 
     /// The kernel's state and scratch, one block.
     let block: MemoryBlock
@@ -156,6 +161,20 @@ final class BatchNormKernel: EngineKernel {
     var ownedScratchBytes: Int { block.bytes }
 
     func backward(batch: Int) {
+        if inferenceBackward {
+            // scale = γ·invstd(running), set by the eval forward pass.
+            guard let dOut = outputGrad, let dIn = inputGrad else { return }
+            let c = channels, rows = batch * rowsPerSample
+            let sc = scale
+            let chunks = elementwiseChunks(rows * c)
+            parallelFor(chunks) { chunk in
+                for r in chunkRange(chunk, of: chunks, count: rows) {
+                    let (dy, dx) = (dOut + r * c, dIn + r * c)
+                    for ch in 0..<c { dx[ch] += dy[ch] * sc[ch] }
+                }
+            }
+            return
+        }
         guard let dOut = outputGrad, let xhat = normalized else { return }
         let c = channels, rows = batch * rowsPerSample
         // sums[0..<C] = Σ dy, sums[C..<2C] = Σ dy·x̂

@@ -2,7 +2,8 @@
 // inp is (B,H,W,C), mask is (B,H,W,C), out is (B,H,W,C)
 // The mask is counter-based: element i of this node in training pass t keeps iff
 // hash(seed, t, node, i) ≥ p, so it is independent of thread count and chunking.
-// Forward saves the mask; eval copies the input unchanged.
+// Forward saves the mask; eval copies the input unchanged (and `inferenceBackward`, set by
+// `EngineGraph.inputGradient`, passes dY unchanged).
 
 /// Dropout kernel; the graph owns the seed and the training-pass counter it reads.
 final class DropoutKernel: EngineKernel {
@@ -16,6 +17,8 @@ final class DropoutKernel: EngineKernel {
     let output: UnsafeMutablePointer<Float>
     let outputGrad: UnsafeMutablePointer<Float>?
     let mask: UnsafeMutablePointer<Float>?
+    /// Backward of the eval-mode forward, the identity (set by `EngineGraph.inputGradient`).
+    var inferenceBackward = false
 
     init(probability: Float, nodeIndex: Int, randomState: UnsafeMutablePointer<UInt64>, storage s: NodeStorage) {
         count = s.outputShape.count
@@ -54,6 +57,15 @@ final class DropoutKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
+        if inferenceBackward {
+            guard let dIn = inputGrad, let dOut = outputGrad else { return }
+            let total = batch * count
+            let chunks = elementwiseChunks(total)
+            parallelFor(chunks) { chunk in
+                for i in chunkRange(chunk, of: chunks, count: total) { dIn[i] += dOut[i] }
+            }
+            return
+        }
         guard let dIn = inputGrad, let dOut = outputGrad, let mask = mask else { return }
         let total = batch * count
         let chunks = elementwiseChunks(total)

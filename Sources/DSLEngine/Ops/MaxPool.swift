@@ -2,7 +2,8 @@
 // inp is (B,H,W,C), out is (B,OH,OW,C), argmax is (B,OH,OW,C) offsets into one input sample:
 // Int32, or Int64 (two floats of saved storage each) when a sample has more than 2^31 − 1
 // elements (`wideArgmax`), which the checker allows.
-// Forward saves only the argmax indices (training); backward scatters dY to them.
+// Forward saves only the argmax indices (training, or an eval pass with `recordsSwitches`, set
+// by `EngineGraph.inputGradient`); backward scatters dY to them (the deconvnet's switches).
 
 /// Whether max pooling on inputs of this shape keeps 64-bit argmax offsets.
 func wideArgmax(_ input: EngineShape) -> Bool { input.count > wideArgmaxThreshold }
@@ -23,6 +24,8 @@ final class MaxPoolKernel: EngineKernel {
     let outputGrad: UnsafeMutablePointer<Float>?
     let argmax: UnsafeMutablePointer<Int32>?
     let argmax64: UnsafeMutablePointer<Int64>?
+    /// Saves the argmax in eval forward passes too (storage exists when compiled for training).
+    var recordsSwitches = false
 
     init(kernel: Int, stride: Int, pad: Int, storage s: NodeStorage) {
         inShape = s.inputShapes[0]
@@ -40,10 +43,11 @@ final class MaxPoolKernel: EngineKernel {
     }
 
     func forward(batch: Int, training: Bool) {
-        if training, let indices = argmax64 {
+        let saves = training || recordsSwitches
+        if saves, let indices = argmax64 {
             pool(batch: batch, indices: indices)
         } else {
-            pool(batch: batch, indices: training ? argmax : nil)
+            pool(batch: batch, indices: saves ? argmax : nil)
         }
     }
 

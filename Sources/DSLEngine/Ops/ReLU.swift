@@ -3,6 +3,21 @@
 // inp is (B,H,W,C), out is (B,H,W,C)
 // Backward works from the output (out > 0 ⇔ inp > 0 when slope > 0), so the input need not be
 // kept; with slope ≤ 0 the sign is read from the input instead (never in place then).
+// Visualisation (`EngineGraph.inputGradient`) swaps the backward rule (`ReLUBackwardRule`):
+// deconvnet passes dY where dY > 0, guided where both the input and dY are > 0 (else
+// slope·dY, 0 for a plain ReLU); training always uses `.backprop`, the code path above.
+
+/// How a backward pass treats ReLUs (Springenberg et al. 2015, "Striving for Simplicity",
+/// Figure 1): which entries of the output gradient dY reach the input. Leaky ReLUs pass
+/// slope·dY where the condition fails.
+public enum ReLUBackwardRule: String, CaseIterable, Sendable {
+    /// The gradient (Simonyan et al.'s saliency): dY where the forward input was > 0.
+    case backprop
+    /// Zeiler and Fergus's deconvnet: dY where dY > 0, whatever the forward input.
+    case deconvnet
+    /// Guided backpropagation: dY where both the forward input and dY are > 0.
+    case guided
+}
 
 /// ReLU (slope 0) or leaky-ReLU kernel.
 final class ReLUKernel: EngineKernel {
@@ -17,6 +32,9 @@ final class ReLUKernel: EngineKernel {
     /// Set at compile time when this ReLU runs in place on a convolution's output and the
     /// convolution applies it in its store (`ConvKernel.fusedReLU`): forward has nothing to do.
     var fused = false
+    /// Which gradients backward passes: `.backprop` (training, the gradient) unless an
+    /// `EngineGraph.inputGradient` pass set another rule for its duration.
+    var rule = ReLUBackwardRule.backprop
     /// "fused fwd" when the convolution before applies this ReLU (shown by `dsl bench`).
     var algorithm: String? { fused ? "fused fwd" : nil }
 
@@ -51,9 +69,24 @@ final class ReLUKernel: EngineKernel {
         let sign = UnsafePointer(signFromOutput ? output : input)
         let slope = self.slope
         let chunks = elementwiseChunks(total)
-        parallelFor(chunks) { chunk in
-            for i in chunkRange(chunk, of: chunks, count: total) {
-                dIn[i] += sign[i] > 0 ? dOut[i] : slope * dOut[i]
+        switch rule {
+        case .backprop:
+            parallelFor(chunks) { chunk in
+                for i in chunkRange(chunk, of: chunks, count: total) {
+                    dIn[i] += sign[i] > 0 ? dOut[i] : slope * dOut[i]
+                }
+            }
+        case .deconvnet:
+            parallelFor(chunks) { chunk in
+                for i in chunkRange(chunk, of: chunks, count: total) {
+                    dIn[i] += dOut[i] > 0 ? dOut[i] : slope * dOut[i]
+                }
+            }
+        case .guided:
+            parallelFor(chunks) { chunk in
+                for i in chunkRange(chunk, of: chunks, count: total) {
+                    dIn[i] += sign[i] > 0 && dOut[i] > 0 ? dOut[i] : slope * dOut[i]
+                }
             }
         }
     }
