@@ -1,0 +1,123 @@
+import DSLSyntax
+
+// PNG (ISO/IEC 15948, RFC 2083) written with the toolchain only: 8-bit truecolour (colour type
+// 2), no interlace, one IHDR, one IDAT, IEND. The IDAT holds a zlib stream (RFC 1950: header
+// 0x78 0x01, deflate data, Adler-32) whose deflate data (RFC 1951) are stored blocks (BTYPE 00,
+// at most 65,535 bytes each): no compression, so the encoder is a few lines and exact. Every
+// scanline starts with filter type 0 (None). Each chunk ends with the CRC-32 of its type and
+// data (polynomial 0xEDB88320, as zlib's crc32).
+
+/// An 8-bit RGB image, row-major, three bytes per pixel.
+public struct RGBImage: Equatable, Sendable {
+    /// Width in pixels.
+    public let width: Int
+    /// Height in pixels.
+    public let height: Int
+    /// `height × width × 3` bytes: row y, column x, channel c at `(y * width + x) * 3 + c`.
+    public var pixels: [UInt8]
+
+    /// A `width`×`height` image filled with one colour.
+    public init(width: Int, height: Int, fill: (UInt8, UInt8, UInt8) = (255, 255, 255)) {
+        precondition(width >= 1 && height >= 1, "an image has at least one pixel")
+        self.width = width
+        self.height = height
+        pixels = [UInt8](repeating: 0, count: width * height * 3)
+        for i in 0..<(width * height) { pixels[3 * i] = fill.0; pixels[3 * i + 1] = fill.1; pixels[3 * i + 2] = fill.2 }
+    }
+
+    /// Sets one pixel.
+    public mutating func set(x: Int, y: Int, _ rgb: (UInt8, UInt8, UInt8)) {
+        let i = (y * width + x) * 3
+        pixels[i] = rgb.0; pixels[i + 1] = rgb.1; pixels[i + 2] = rgb.2
+    }
+
+    /// One pixel.
+    public func pixel(x: Int, y: Int) -> (UInt8, UInt8, UInt8) {
+        let i = (y * width + x) * 3
+        return (pixels[i], pixels[i + 1], pixels[i + 2])
+    }
+}
+
+/// The PNG encoder.
+public enum PNG {
+    /// The file's bytes.
+    public static func encode(_ image: RGBImage) -> [UInt8] {
+        var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        var header: [UInt8] = []
+        header.appendBigEndian(UInt32(image.width))
+        header.appendBigEndian(UInt32(image.height))
+        header += [8, 2, 0, 0, 0]  // bit depth 8, truecolour, deflate, adaptive filtering, no interlace
+        appendChunk("IHDR", header, to: &out)
+        // Scanlines: filter byte 0, then the row's RGB bytes.
+        let rowBytes = image.width * 3
+        var raw: [UInt8] = []
+        raw.reserveCapacity(image.height * (rowBytes + 1))
+        for y in 0..<image.height {
+            raw.append(0)
+            raw += image.pixels[(y * rowBytes)..<((y + 1) * rowBytes)]
+        }
+        appendChunk("IDAT", zlibStored(raw), to: &out)
+        appendChunk("IEND", [], to: &out)
+        return out
+    }
+
+    /// Writes the PNG atomically (temporary file and rename).
+    public static func write(_ image: RGBImage, to path: String) throws {
+        try SourceFile.writeAtomically(encode(image), to: path)
+    }
+
+    /// A zlib stream of stored deflate blocks.
+    static func zlibStored(_ data: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [0x78, 0x01]  // CM 8 (deflate), 32K window, FCHECK: 0x7801 % 31 == 0, fastest
+        var start = 0
+        repeat {
+            let length = min(65_535, data.count - start)
+            let final: UInt8 = start + length == data.count ? 1 : 0
+            out.append(final)  // BFINAL, BTYPE 00; the rest of the byte is padding
+            out += [UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8((~length >> 8) & 0xFF)]
+            out += data[start..<(start + length)]
+            start += length
+        } while start < data.count
+        out.appendBigEndian(adler32(data))
+        return out
+    }
+
+    /// Adler-32 (RFC 1950).
+    static func adler32(_ data: [UInt8]) -> UInt32 {
+        var a: UInt32 = 1, b: UInt32 = 0
+        var i = 0
+        while i < data.count {
+            // 5,552 bytes keep the sums below 2^32 before the reduction (zlib's NMAX).
+            let end = min(data.count, i + 5552)
+            while i < end { a += UInt32(data[i]); b += a; i += 1 }
+            a %= 65_521; b %= 65_521
+        }
+        return b << 16 | a
+    }
+
+    private static let crcTable: [UInt32] = (0..<256).map { n in
+        var c = UInt32(n)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    /// CRC-32 (ISO 3309, as zlib's crc32).
+    static func crc32<S: Sequence>(_ bytes: S) -> UInt32 where S.Element == UInt8 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for byte in bytes { c = crcTable[Int((c ^ UInt32(byte)) & 0xFF)] ^ (c >> 8) }
+        return c ^ 0xFFFF_FFFF
+    }
+
+    private static func appendChunk(_ type: String, _ data: [UInt8], to out: inout [UInt8]) {
+        out.appendBigEndian(UInt32(data.count))
+        let typeAndData = Array(type.utf8) + data
+        out += typeAndData
+        out.appendBigEndian(crc32(typeAndData))
+    }
+}
+
+extension Array where Element == UInt8 {
+    mutating func appendBigEndian(_ v: UInt32) {
+        append(UInt8(v >> 24)); append(UInt8((v >> 16) & 0xFF)); append(UInt8((v >> 8) & 0xFF)); append(UInt8(v & 0xFF))
+    }
+}
