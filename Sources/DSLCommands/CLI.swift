@@ -20,6 +20,7 @@ let commands: [Command] = [
     TrainCommand.command,
     EvalCommand.command,
     DrawCommand.command,
+    VisualizeCommand.command,
 ]
 
 /// The `dsl` version string.
