@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "DSLTrainingTests", dependencies: ["DSLIR", "DSLEngine", "DSLTraining"]),
         .testTarget(name: "CLITests", dependencies: ["DSLCommands"], exclude: ["bad-specs", "good-specs", "warning-specs"]),
         .testTarget(name: "ExportTests", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining", "DSLExport"], exclude: ["python"]),
-        .testTarget(name: "VisualizeTests", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining", "DSLVisualize"], exclude: ["README.md"]),
+        .testTarget(name: "VisualizeTests", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining", "DSLVisualize"], exclude: ["README.md", "python", "specs"]),
         .testTarget(name: "FuzzTests", dependencies: ["DSLFuzz", "DSLSyntax", "DSLIR", "DSLPasses"], exclude: ["regressions"]),
     ],
     // Language mode 5: the engine hands raw buffers to worker threads (concurrentPerform), which
