@@ -56,7 +56,8 @@ public enum PNG {
             raw.append(0)
             raw += image.pixels[(y * rowBytes)..<((y + 1) * rowBytes)]
         }
-        appendChunk("IDAT", zlibStored(raw), to: &out)
+        let fixed = zlibFixedHuffman(raw)
+        appendChunk("IDAT", fixed.count < raw.count + 5 * (raw.count / 65_535 + 1) + 6 ? fixed : zlibStored(raw), to: &out)
         appendChunk("IEND", [], to: &out)
         return out
     }
@@ -80,6 +81,90 @@ public enum PNG {
         } while start < data.count
         out.appendBigEndian(adler32(data))
         return out
+    }
+
+    /// A zlib stream of one deflate block with the fixed Huffman codes (RFC 1951, 3.2.6) over a
+    /// greedy LZ77 parse: at each position the longest match among the last 64 earlier
+    /// positions with the same next three bytes (within 32,768 bytes), else a literal.
+    static func zlibFixedHuffman(_ data: [UInt8]) -> [UInt8] {
+        var bits = BitWriter()
+        bits.bytes = [0x78, 0x01]
+        bits.write(1, count: 1)  // BFINAL
+        bits.write(1, count: 2)  // BTYPE 01, fixed codes
+        let n = data.count
+        let window = 32_768, maxChain = 64
+        var head = [Int32](repeating: -1, count: 1 << 15)
+        var previous = [Int32](repeating: -1, count: max(n, 1))
+        func hash(_ i: Int) -> Int {
+            (Int(data[i]) << 10 ^ Int(data[i + 1]) << 5 ^ Int(data[i + 2])) & 0x7FFF
+        }
+        func insert(_ i: Int) {
+            guard i + 2 < n else { return }
+            let h = hash(i)
+            previous[i] = head[h]
+            head[h] = Int32(i)
+        }
+        var i = 0
+        while i < n {
+            var bestLength = 0, bestDistance = 0
+            if i + 2 < n {
+                var candidate = Int(head[hash(i)])
+                var chain = 0
+                let limit = min(258, n - i)
+                while candidate >= 0 && i - candidate <= window && chain < maxChain {
+                    var length = 0
+                    while length < limit && data[candidate + length] == data[i + length] { length += 1 }
+                    if length > bestLength { bestLength = length; bestDistance = i - candidate; if length == limit { break } }
+                    candidate = Int(previous[candidate])
+                    chain += 1
+                }
+            }
+            if bestLength >= 3 {
+                writeLength(bestLength, &bits)
+                writeDistance(bestDistance, &bits)
+                for j in i..<(i + bestLength) { insert(j) }
+                i += bestLength
+            } else {
+                writeLiteral(Int(data[i]), &bits)
+                insert(i)
+                i += 1
+            }
+        }
+        writeLiteral(256, &bits)  // end of block
+        bits.flush()
+        var out = bits.bytes
+        out.appendBigEndian(adler32(data))
+        return out
+    }
+
+    private static let lengthBase = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258]
+    private static let lengthExtra = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0]
+    private static let distanceBase = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
+                                       2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577]
+    private static let distanceExtra = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13]
+
+    /// A literal/length symbol 0...287 with its fixed Huffman code (written most significant bit first).
+    private static func writeLiteral(_ symbol: Int, _ bits: inout BitWriter) {
+        switch symbol {
+        case 0...143: bits.writeCode(0x30 + symbol, count: 8)
+        case 144...255: bits.writeCode(0x190 + symbol - 144, count: 9)
+        case 256...279: bits.writeCode(symbol - 256, count: 7)
+        default: bits.writeCode(0xC0 + symbol - 280, count: 8)
+        }
+    }
+
+    private static func writeLength(_ length: Int, _ bits: inout BitWriter) {
+        var code = lengthBase.count - 1
+        while lengthBase[code] > length { code -= 1 }
+        writeLiteral(257 + code, &bits)
+        if lengthExtra[code] > 0 { bits.write(UInt64(length - lengthBase[code]), count: lengthExtra[code]) }
+    }
+
+    private static func writeDistance(_ distance: Int, _ bits: inout BitWriter) {
+        var code = distanceBase.count - 1
+        while distanceBase[code] > distance { code -= 1 }
+        bits.writeCode(code, count: 5)
+        if distanceExtra[code] > 0 { bits.write(UInt64(distance - distanceBase[code]), count: distanceExtra[code]) }
     }
 
     /// Adler-32 (RFC 1950).
@@ -113,6 +198,32 @@ public enum PNG {
         let typeAndData = Array(type.utf8) + data
         out += typeAndData
         out.appendBigEndian(crc32(typeAndData))
+    }
+}
+
+/// Deflate's bit order: values least significant bit first, packed from each byte's low bit.
+struct BitWriter {
+    var bytes: [UInt8] = []
+    private var buffer: UInt64 = 0
+    private var used = 0
+
+    /// The low `count` bits of `value`, least significant first (extra bits, header fields).
+    mutating func write(_ value: UInt64, count: Int) {
+        buffer |= (value & ((1 << UInt64(count)) - 1)) << UInt64(used)
+        used += count
+        while used >= 8 { bytes.append(UInt8(buffer & 0xFF)); buffer >>= 8; used -= 8 }
+    }
+
+    /// A Huffman code of `count` bits, most significant bit first.
+    mutating func writeCode(_ code: Int, count: Int) {
+        var reversed: UInt64 = 0
+        for k in 0..<count { reversed |= UInt64((code >> k) & 1) << UInt64(count - 1 - k) }
+        write(reversed, count: count)
+    }
+
+    /// Pads the last byte with zeros.
+    mutating func flush() {
+        if used > 0 { bytes.append(UInt8(buffer & 0xFF)); buffer = 0; used = 0 }
     }
 }
 

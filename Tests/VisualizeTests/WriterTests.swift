@@ -27,11 +27,43 @@ final class WriterTests: XCTestCase {
         XCTAssertEqual(PNG.adler32([]), 1)
     }
 
+    /// Both deflate encodings, decompressed by Python's zlib (the reference inflater, which
+    /// checks the Adler-32): noise, runs, repeats at every distance class, long matches.
+    func testZlibStreamsInflate() throws {
+        let python = try PythonEnvironment.require(modules: ["PIL", "numpy"], packages: ["pillow", "numpy"])
+        var s: UInt32 = 7
+        let noise = (0..<70_000).map { _ -> UInt8 in s = s &* 1_664_525 &+ 1_013_904_223; return UInt8(s >> 24) }
+        var structured: [UInt8] = []
+        for k in 0..<40_000 { structured.append(UInt8((k / 7) % 13 == 0 ? 255 : (k * k / 97) % 5)) }
+        structured += [UInt8](repeating: 128, count: 3000) + noise.prefix(500) + noise.prefix(500) + Array(noise[20_000..<20_300])
+        structured += Array(structured[100..<2000])  // a match at a distance near 32 KiB
+        for (name, data) in [("empty", [UInt8]()), ("one", [42]), ("noise", noise), ("structured", structured)] {
+            for (kind, stream) in [("stored", PNG.zlibStored(data)), ("fixed", PNG.zlibFixedHuffman(data))] {
+                let path = temporaryPath("\(name)-\(kind).zlib"), expected = temporaryPath("\(name).bin")
+                FileManager.default.createFile(atPath: path, contents: Data(stream))
+                FileManager.default.createFile(atPath: expected, contents: Data(data))
+                let (status, output) = PythonEnvironment.run(python, ["-c", """
+                    import sys, zlib
+                    got = zlib.decompress(open(sys.argv[1], 'rb').read())
+                    want = open(sys.argv[2], 'rb').read()
+                    print('same' if got == want else 'differ %d %d' % (len(got), len(want)))
+                    """, path, expected])
+                XCTAssertEqual(status, 0, "\(name) \(kind): \(output)")
+                XCTAssertEqual(output.trimmingCharacters(in: .whitespacesAndNewlines), "same", "\(name) \(kind)")
+            }
+        }
+        XCTAssertLessThan(PNG.zlibFixedHuffman(structured).count, structured.count / 3, "the LZ77 parse finds the repeats")
+    }
+
     func testPillowDecodesThePixelsExactly() throws {
         let python = try PythonEnvironment.require(modules: ["PIL", "numpy"], packages: ["pillow", "numpy"])
         // 1×1, odd sizes, and one above 65,535 bytes of scanlines (several stored blocks).
-        for (w, h, seed) in [(1, 1, 1), (37, 23, 2), (300, 120, 3), (65_535 / 3 + 1, 1, 4)] as [(Int, Int, UInt32)] {
-            let im = image(width: w, height: h, seed: seed)
+        for (w, h, seed) in [(1, 1, 1), (37, 23, 2), (300, 120, 3), (65_535 / 3 + 1, 1, 4), (200, 150, 0)] as [(Int, Int, UInt32)] {
+            var im = image(width: w, height: h, seed: seed)
+            if seed == 0 {
+                // Flat areas and stripes (compressed with the fixed codes) beside noise.
+                for y in 0..<h { for x in 0..<(w / 2) { im.set(x: x, y: y, (UInt8(x % 7 * 30), 128, UInt8(y % 3 * 100))) } }
+            }
             let path = temporaryPath("image-\(w)x\(h).png")
             try PNG.write(im, to: path)
             let dump = temporaryPath("image-\(w)x\(h).rgb")
