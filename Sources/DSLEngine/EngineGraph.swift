@@ -618,18 +618,23 @@ public final class EngineGraph {
     /// needs (max-pooling switches included); returns the node's output (batch × `shape(of:)`
     /// floats), valid until the next call into the graph: copy what `inputGradient` is seeded
     /// from first. Needs a graph compiled for training with `computesInputGradient` (so every
-    /// node has a gradient); `node` is neither the input nor the final softmax, nor a
-    /// convolution whose ReLU it applies in its store (use the ReLU's node).
+    /// node has a gradient); `node` is neither the input nor the final softmax. A convolution
+    /// that applies the ReLU after it in its store (in place) stores its own output for this
+    /// pass when it is `node`.
     public func forwardForInputGradient(_ input: UnsafePointer<Float>, batch: Int, through node: Int) -> UnsafePointer<Float> {
         require(isCompiledForTraining && computesInputGradient && endsInSoftmax,
                 "input gradients need a graph ending in softmax, compiled for training with computesInputGradient")
         require(node >= 1 && node < nodes.count - 1 && needsGrad[node], "node \(node) has no gradient to start from")
-        require(!((kernels[node] as? ConvKernel)?.fusedReLU ?? false), "node \(node)'s output is stored after its ReLU; start from the ReLU")
         require(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
         values[0].update(from: input, count: batch * inputShape.count)
         let pools = kernels.compactMap { $0 as? MaxPoolKernel }
         for p in pools { p.recordsSwitches = true }
-        defer { for p in pools { p.recordsSwitches = false } }
+        let unfused = (kernels[node] as? ConvKernel).flatMap { $0.fusedReLU ? $0 : nil }
+        unfused?.fusedReLU = false
+        defer {
+            for p in pools { p.recordsSwitches = false }
+            unfused?.fusedReLU = true
+        }
         for k in 1...node { kernels[k]!.forward(batch: batch, training: false) }
         lastForward = (batch, false)
         inspected = (node, batch)

@@ -121,6 +121,11 @@ final class InputGradientTests: XCTestCase {
             for i in 0..<cm { s += pooled[p * cm + i] * w2[i * co + o] }
             a2[p * co + o] = s
         }}
+        // The first convolution applies r1 in its store (in place); as the target it stores its own output.
+        XCTAssertEqual(g.algorithm(of: 2), "fused fwd")
+        let preReLU = image.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: g.forwardForInputGradient($0.baseAddress!, batch: 1, through: 1), count: a1.count)) }
+        for (e, r) in zip(preReLU, a1) { XCTAssertEqual(e, r, accuracy: 1e-5) }
+        XCTAssertTrue(a1.contains { $0 < 0 })
         let engineActivation = image.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: g.forwardForInputGradient($0.baseAddress!, batch: 1, through: target), count: a2.count)) }
         for (e, r) in zip(engineActivation, a2.map { max($0, 0) }) { XCTAssertEqual(e, r, accuracy: 1e-5) }
         let unit = a2.indices.max { a2[$0] < a2[$1] }!
