@@ -44,8 +44,8 @@ public enum PNG {
     public static func encode(_ image: RGBImage) -> [UInt8] {
         var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         var header: [UInt8] = []
-        header.appendBigEndian(UInt32(image.width))
-        header.appendBigEndian(UInt32(image.height))
+        header.appendPNGBigEndian(UInt32(image.width))
+        header.appendPNGBigEndian(UInt32(image.height))
         header += [8, 2, 0, 0, 0]  // bit depth 8, truecolour, deflate, adaptive filtering, no interlace
         appendChunk("IHDR", header, to: &out)
         // Scanlines: filter byte 0, then the row's RGB bytes.
@@ -79,7 +79,7 @@ public enum PNG {
             out += data[start..<(start + length)]
             start += length
         } while start < data.count
-        out.appendBigEndian(adler32(data))
+        out.appendPNGBigEndian(adler32(data))
         return out
     }
 
@@ -87,7 +87,7 @@ public enum PNG {
     /// greedy LZ77 parse: at each position the longest match among the last 64 earlier
     /// positions with the same next three bytes (within 32,768 bytes), else a literal.
     static func zlibFixedHuffman(_ data: [UInt8]) -> [UInt8] {
-        var bits = BitWriter()
+        var bits = DeflateBitWriter()
         bits.bytes = [0x78, 0x01]
         bits.write(1, count: 1)  // BFINAL
         bits.write(1, count: 2)  // BTYPE 01, fixed codes
@@ -133,7 +133,7 @@ public enum PNG {
         writeLiteral(256, &bits)  // end of block
         bits.flush()
         var out = bits.bytes
-        out.appendBigEndian(adler32(data))
+        out.appendPNGBigEndian(adler32(data))
         return out
     }
 
@@ -144,7 +144,7 @@ public enum PNG {
     private static let distanceExtra = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13]
 
     /// A literal/length symbol 0...287 with its fixed Huffman code (written most significant bit first).
-    private static func writeLiteral(_ symbol: Int, _ bits: inout BitWriter) {
+    private static func writeLiteral(_ symbol: Int, _ bits: inout DeflateBitWriter) {
         switch symbol {
         case 0...143: bits.writeCode(0x30 + symbol, count: 8)
         case 144...255: bits.writeCode(0x190 + symbol - 144, count: 9)
@@ -153,14 +153,14 @@ public enum PNG {
         }
     }
 
-    private static func writeLength(_ length: Int, _ bits: inout BitWriter) {
+    private static func writeLength(_ length: Int, _ bits: inout DeflateBitWriter) {
         var code = lengthBase.count - 1
         while lengthBase[code] > length { code -= 1 }
         writeLiteral(257 + code, &bits)
         if lengthExtra[code] > 0 { bits.write(UInt64(length - lengthBase[code]), count: lengthExtra[code]) }
     }
 
-    private static func writeDistance(_ distance: Int, _ bits: inout BitWriter) {
+    private static func writeDistance(_ distance: Int, _ bits: inout DeflateBitWriter) {
         var code = distanceBase.count - 1
         while distanceBase[code] > distance { code -= 1 }
         bits.writeCode(code, count: 5)
@@ -194,15 +194,15 @@ public enum PNG {
     }
 
     private static func appendChunk(_ type: String, _ data: [UInt8], to out: inout [UInt8]) {
-        out.appendBigEndian(UInt32(data.count))
+        out.appendPNGBigEndian(UInt32(data.count))
         let typeAndData = Array(type.utf8) + data
         out += typeAndData
-        out.appendBigEndian(crc32(typeAndData))
+        out.appendPNGBigEndian(crc32(typeAndData))
     }
 }
 
 /// Deflate's bit order: values least significant bit first, packed from each byte's low bit.
-struct BitWriter {
+struct DeflateBitWriter {
     var bytes: [UInt8] = []
     private var buffer: UInt64 = 0
     private var used = 0
@@ -228,7 +228,7 @@ struct BitWriter {
 }
 
 extension Array where Element == UInt8 {
-    mutating func appendBigEndian(_ v: UInt32) {
+    mutating func appendPNGBigEndian(_ v: UInt32) {
         append(UInt8(v >> 24)); append(UInt8((v >> 16) & 0xFF)); append(UInt8((v >> 8) & 0xFF)); append(UInt8(v & 0xFF))
     }
 }

@@ -322,7 +322,7 @@ public final class Visualizer {
         } else {
             guard let name = request.layer else { throw VisualizeError("no layer given (--layer NAME) and no class (--class C)") }
             guard let node = g.nodes.first(where: { $0.name == name }) else {
-                let hint = nearestName(name, in: layerNames).map { "; did you mean '\($0)'?" } ?? ""
+                let hint = nearestLayerName(name, in: layerNames).map { "; did you mean '\($0)'?" } ?? ""
                 throw VisualizeError("unknown layer '\(name)' in network '\(g.name)'\(hint) ('dsl check' lists the layers)")
             }
             guard node.id != 0 else { throw VisualizeError("layer 'input' is the image itself; choose a layer after it") }
@@ -438,7 +438,7 @@ public final class Visualizer {
 }
 
 /// The name within edit distance 2 (or a third of the word) closest to `word`, for "did you mean".
-func nearestName(_ word: String, in names: [String]) -> String? {
+func nearestLayerName(_ word: String, in names: [String]) -> String? {
     func distance(_ a: String, _ b: String) -> Int {
         let x = Array(a), y = Array(b)
         if x.isEmpty { return y.count }
