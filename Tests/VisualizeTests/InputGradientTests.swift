@@ -77,12 +77,19 @@ final class InputGradientTests: XCTestCase {
     /// A plain reference of conv(3x3, pad 1, no bias) → ReLU → max-pool 2/2 → conv 1x1 → ReLU,
     /// back-propagated from one output element under each rule.
     func testRulesMatchAPlainReference() throws {
-        let (h, w, ci, cm, co) = (4, 4, 2, 3, 2)
+        // With 2x2 pooling the switches pick positive inputs, where guided and deconvnet agree;
+        // without pooling (a 1x1 window) the three rules give three different maps.
+        try checkRulesAgainstReference(pool: 2, channels: 3, expectDistinctMaps: false)
+        try checkRulesAgainstReference(pool: 1, channels: 8, expectDistinctMaps: true)
+    }
+
+    private func checkRulesAgainstReference(pool: Int, channels cm: Int, expectDistinctMaps: Bool) throws {
+        let (h, w, ci, co) = (4, 4, 2, 2)
         let g = EngineGraph(inputShape: (h, w, ci), maxBatch: 1, seed: 1)
         g.computesInputGradient = true
         var x = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: cm, bias: false), inputs: [0], name: "c1")
         x = try g.add(.relu, inputs: [x], name: "r1")
-        x = try g.add(.maxPool(kernel: 2, stride: 2, pad: 0), inputs: [x], name: "pool")
+        x = try g.add(.maxPool(kernel: pool, stride: pool, pad: 0), inputs: [x], name: "pool")
         x = try g.add(.conv(kernel: 1, stride: 1, pad: 0, outChannels: co, bias: false), inputs: [x], name: "c2")
         let target = try g.add(.relu, inputs: [x], name: "r2")
         x = try g.add(.globalAvgPool, inputs: [target], name: "gap")
@@ -105,12 +112,12 @@ final class InputGradientTests: XCTestCase {
             a1[(y * w + xx) * cm + o] = s
         }}}
         let r1 = a1.map { max($0, 0) }
-        let (ph, pw) = (h / 2, w / 2)
+        let (ph, pw) = (h / pool, w / pool)
         var pooled = [Float](repeating: 0, count: ph * pw * cm), switches = [Int](repeating: 0, count: ph * pw * cm)
         for y in 0..<ph { for xx in 0..<pw { for o in 0..<cm {
             var best = -Float.infinity, at = 0
-            for dy in 0..<2 { for dx in 0..<2 {
-                let i = ((2 * y + dy) * w + 2 * xx + dx) * cm + o
+            for dy in 0..<pool { for dx in 0..<pool {
+                let i = ((pool * y + dy) * w + pool * xx + dx) * cm + o
                 if r1[i] > best { best = r1[i]; at = i }
             }}
             pooled[(y * pw + xx) * cm + o] = best; switches[(y * pw + xx) * cm + o] = at
@@ -128,38 +135,49 @@ final class InputGradientTests: XCTestCase {
         XCTAssertTrue(a1.contains { $0 < 0 })
         let engineActivation = image.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: g.forwardForInputGradient($0.baseAddress!, batch: 1, through: target), count: a2.count)) }
         for (e, r) in zip(engineActivation, a2.map { max($0, 0) }) { XCTAssertEqual(e, r, accuracy: 1e-5) }
-        let unit = a2.indices.max { a2[$0] < a2[$1] }!
-
-        for rule in ReLUBackwardRule.allCases {
-            func pass(_ forwardInput: Float, _ grad: Float) -> Float {
-                switch rule {
-                case .backprop: return forwardInput > 0 ? grad : 0
-                case .deconvnet: return grad > 0 ? grad : 0
-                case .guided: return forwardInput > 0 && grad > 0 ? grad : 0
+        // The reference maps of one output element under each rule.
+        func referenceMaps(unit: Int) -> [[Float]] {
+            ReLUBackwardRule.allCases.map { rule in
+                func pass(_ forwardInput: Float, _ grad: Float) -> Float {
+                    switch rule {
+                    case .backprop: return forwardInput > 0 ? grad : 0
+                    case .deconvnet: return grad > 0 ? grad : 0
+                    case .guided: return forwardInput > 0 && grad > 0 ? grad : 0
+                    }
                 }
+                var d2 = [Float](repeating: 0, count: a2.count)
+                d2[unit] = pass(a2[unit], 1)
+                var dPooled = [Float](repeating: 0, count: pooled.count)
+                for p in 0..<(ph * pw) { for i in 0..<cm { for o in 0..<co { dPooled[p * cm + i] += d2[p * co + o] * w2[i * co + o] } } }
+                var dR1 = [Float](repeating: 0, count: r1.count)
+                for (j, s) in switches.enumerated() { dR1[s] += dPooled[j] }
+                let dA1 = zip(a1, dR1).map { pass($0, $1) }
+                var expected = [Float](repeating: 0, count: image.count)
+                for y in 0..<h { for xx in 0..<w { for o in 0..<cm {
+                    let gy = dA1[(y * w + xx) * cm + o]
+                    for ky in 0..<3 { for kx in 0..<3 {
+                        let (iy, ix) = (y + ky - 1, xx + kx - 1)
+                        guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                        for i in 0..<ci { expected[(iy * w + ix) * ci + i] += gy * w1[((ky * 3 + kx) * ci + i) * cm + o] }
+                    }}
+                }}}
+                return expected
             }
-            var d2 = [Float](repeating: 0, count: a2.count)
-            d2[unit] = pass(a2[unit], 1)
-            var dPooled = [Float](repeating: 0, count: pooled.count)
-            for p in 0..<(ph * pw) { for i in 0..<cm { for o in 0..<co { dPooled[p * cm + i] += d2[p * co + o] * w2[i * co + o] } } }
-            var dR1 = [Float](repeating: 0, count: r1.count)
-            for (j, s) in switches.enumerated() { dR1[s] += dPooled[j] }
-            let dA1 = zip(a1, dR1).map { pass($0, $1) }
-            var expected = [Float](repeating: 0, count: image.count)
-            for y in 0..<h { for xx in 0..<w { for o in 0..<cm {
-                let gy = dA1[(y * w + xx) * cm + o]
-                for ky in 0..<3 { for kx in 0..<3 {
-                    let (iy, ix) = (y + ky - 1, xx + kx - 1)
-                    guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
-                    for i in 0..<ci { expected[(iy * w + ix) * ci + i] += gy * w1[((ky * 3 + kx) * ci + i) * cm + o] }
-                }}
-            }}}
+        }
+        // The strongest unit; for the distinct case the strongest whose three maps all differ.
+        let ranked = a2.indices.sorted { a2[$0] > a2[$1] }
+        let distinct = { (m: [[Float]]) in m[0] != m[1] && m[1] != m[2] && m[0] != m[2] }
+        guard let unit = expectDistinctMaps ? ranked.first(where: { distinct(referenceMaps(unit: $0)) }) : ranked.first else {
+            return XCTFail("no output element whose three reference maps differ")
+        }
+        let expectedMaps = referenceMaps(unit: unit)
+        for (rule, expected) in zip(ReLUBackwardRule.allCases, expectedMaps) {
             _ = image.withUnsafeBufferPointer { g.forwardForInputGradient($0.baseAddress!, batch: 1, through: target) }
             var seed = [Float](repeating: 0, count: a2.count)
             seed[unit] = 1
             let got = Array(UnsafeBufferPointer(start: seed.withUnsafeBufferPointer { g.inputGradient(seed: $0.baseAddress!, batch: 1, rule: rule) }, count: image.count))
             let scale = max(expected.map { abs($0) }.max()!, 1e-6)
-            for i in 0..<image.count { XCTAssertEqual(got[i], expected[i], accuracy: 1e-5 * scale, "\(rule) entry \(i)") }
+            for i in 0..<image.count { XCTAssertEqual(got[i], expected[i], accuracy: 1e-5 * scale, "pool \(pool), \(rule) entry \(i)") }
         }
     }
 
