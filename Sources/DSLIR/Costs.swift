@@ -2,6 +2,9 @@
 public struct NodeCost: Sendable, Equatable {
     /// Trainable elements: weights, biases, batch-norm scale and shift.
     public var params = 0
+    /// Non-trainable elements a checkpoint holds (buffers, as Keras's "non-trainable params"):
+    /// batch norm's running mean and variance, 2 per channel.
+    public var buffers = 0
     /// Weights only: convolution kernels and linear matrices (no biases, no batch norm).
     public var weights = 0
     /// Multiply-accumulates of convolutions and linear layers.
@@ -10,8 +13,15 @@ public struct NodeCost: Sendable, Equatable {
     /// k·k per output element for pooling, one per input element for global average pooling.
     public var otherOps = 0
     /// Receptive field in input pixels (the maximum over paths through branches), at most
-    /// `CostModel.maxReceptiveField`: a value at the cap means "at least this".
+    /// `CostModel.maxReceptiveField`: a value at the cap means "at least this". For a node
+    /// after a global operation (`isGlobal`) it is the receptive field of the spatial layers
+    /// before it (the last convolution's, or pooling's): every output of such a node depends
+    /// on the whole input, and growing the figure by the pooled map's size would report more
+    /// pixels than the input has.
     public var receptiveField = 1
+    /// Whether a global average pooling or a fully connected layer lies on a path to this node
+    /// (the node itself included): each of its outputs sees the whole input.
+    public var isGlobal = false
     /// Cumulative stride: input pixels between neighbouring outputs (maximum over paths), at
     /// most `CostModel.maxReceptiveField`: a value at the cap means "at least this".
     public var cumulativeStride = 1
@@ -31,8 +41,10 @@ public struct NodeCost: Sendable, Equatable {
 public struct NetworkCost: Sendable {
     /// Per node, indexed like `Graph.nodes`.
     public var nodes: [NodeCost]
-    /// Sum of parameters.
+    /// Sum of parameters (trainable).
     public var params: Int
+    /// Sum of buffers (non-trainable: batch-norm running statistics).
+    public var buffers: Int { nodes.reduce(0) { $0 + $1.buffers } }
     /// Sum of weights (no biases or batch norm).
     public var weights: Int
     /// Sum of MACs.
@@ -73,6 +85,11 @@ public struct NetworkCost: Sendable {
         var p = 0, w = 0, m = 0
         for i in ids { p += nodes[i].params; w += nodes[i].weights; m += nodes[i].macs }
         return (p, w, m)
+    }
+
+    /// Sums buffers (non-trainable elements) over a set of node ids.
+    public func buffers(_ ids: [Int]) -> Int {
+        ids.reduce(0) { $0 + nodes[$1].buffers }
     }
 }
 
@@ -120,6 +137,7 @@ public enum CostModel {
             let jumpIn = inCosts.map(\.cumulativeStride).max() ?? 1
             c.receptiveField = rfIn
             c.cumulativeStride = jumpIn
+            c.isGlobal = inCosts.contains { $0.isGlobal }
             c.activationElements = out.elements
             switch n.op {
             case .input:
@@ -128,6 +146,7 @@ public enum CostModel {
                 let cin = ins[0].channels
                 c.weights = a.kernel * a.kernel * cin * a.filters
                 c.params = c.weights + (a.bias ? a.filters : 0) + (a.batchNorm ? 2 * a.filters : 0)
+                c.buffers = a.batchNorm ? 2 * a.filters : 0
                 c.macs = out.height * out.width * a.filters * a.kernel * a.kernel * cin
                 var extra = 0
                 if a.batchNorm { extra += 1 }
@@ -145,10 +164,11 @@ public enum CostModel {
             case .globalAvgPool:
                 c.otherOps = ins[0].elements
                 c.ptflopsMACs = ins[0].elements
-                c.receptiveField = grow(rfIn, window: max(ins[0].height, ins[0].width), jump: jumpIn)
+                c.isGlobal = true
                 c.cumulativeStride = stride(jumpIn, max(ins[0].height, ins[0].width))
             case .batchNorm:
                 c.params = 2 * out.channels
+                c.buffers = 2 * out.channels
                 c.otherOps = out.elements
                 c.ptflopsMACs = 2 * out.elements
             case .activation(let a):
@@ -164,13 +184,16 @@ public enum CostModel {
                 c.ptflopsMACs = c.macs + (l.bias ? l.units : 0) + (l.activation == .none ? 0 : l.units)
                 c.otherOps = l.activation == .none ? 0 : l.units
                 c.activationElements = out.elements * (l.activation == .none ? 1 : 2)
-                c.receptiveField = grow(rfIn, window: max(ins[0].height, ins[0].width), jump: jumpIn)
+                c.isGlobal = true
                 c.cumulativeStride = stride(jumpIn, max(ins[0].height, ins[0].width))
             case .concat:
                 break
             case .add:
                 c.otherOps = out.elements * max(0, n.inputs.count - 1)
             }
+            // Past a global operation every output sees the whole input: the figure stays the
+            // spatial layers' (a convolution on the pooled 1x1 map does not widen it).
+            if c.isGlobal { c.receptiveField = rfIn }
             costs[n.id] = c
         }
         return NetworkCost(

@@ -88,11 +88,17 @@ public struct Elaborator {
         public var diagnostics: DiagnosticBag
     }
 
+    /// The input size that replaces the spec's `input` declaration (`dsl check --input`).
+    var inputOverride: Shape?
+
     init(spec: SpecFile) { self.spec = spec }
 
-    /// Elaborates a parsed spec (the caller merges parse diagnostics first).
-    public static func elaborate(_ spec: SpecFile, defaultName: String) -> Result {
+    /// Elaborates a parsed spec (the caller merges parse diagnostics first). `input`, when
+    /// given, replaces the size of the spec's `input` declaration (which must still be there):
+    /// the network is checked at that resolution without editing it.
+    public static func elaborate(_ spec: SpecFile, defaultName: String, input: Shape? = nil) -> Result {
         var e = Elaborator(spec: spec)
+        e.inputOverride = input
         return e.run(defaultName: defaultName)
     }
 
@@ -110,7 +116,7 @@ public struct Elaborator {
                 if let f = firstLayer {
                     diagnostics.error("'input' must come before the first layer", at: s.keywordLocation, notes: [.init("first layer is here", at: f.keywordLocation)])
                 }
-                inputShape = Shape(h, w, c)
+                inputShape = inputOverride ?? Shape(h, w, c)
                 if h <= 4 && w == c && w >= 8 {
                     diagnostics.warning("input \(h)x\(w)x\(c) looks channels-first (C x H x W, as PyTorch writes it); dsl reads height x width x channels: did you mean 'input \(w)x\(c)x\(h)'?", at: s.location)
                 }
@@ -275,6 +281,10 @@ public struct Elaborator {
                 if sortedBlockNames == nil { sortedBlockNames = blocks.keys.sorted() }
                 hint = nearest(name, in: sortedBlockNames!).map { "; did you mean '\($0)'?" } ?? ""
             }
+            // `MaxPool2d(2)`: another framework's layer, written as a call.
+            if hint.isEmpty, let alias = Parser.layerAlias(for: name) {
+                hint = alias.isEmpty ? "; \(Parser.noFlattenHint)" : "; did you mean the layer '\(alias)' (arguments without parentheses or commas)?"
+            }
             diagnostics.error("unknown block '\(clipped(name))'" + hint, at: s.keywordLocation, notes: scope.callNotes)
             return nil
         }
@@ -385,6 +395,10 @@ public struct Elaborator {
             guard checkArgs(s, args, names: ["window size", "stride"], required: 0, scope) else { return nil }
             let pk: PoolKind = words.first?.0 == "avg" ? .avg : .max
             var k = 3, st = 2, defaultPad = 1
+            if let a = args.first, case .name(let w, let l) = a, scope.bindings[w] == nil, let kindWord = nearMiss(w, in: ["max", "avg"]) {
+                diagnostics.error("unknown pooling '\(clipped(w))'; did you mean '\(kindWord)'? (pool max|avg [WINDOW [STRIDE]])", at: l, notes: scope.callNotes)
+                return nil
+            }
             if args.count >= 1 {
                 guard let kk = integer(args[0], "pooling window", in: 1...1024, scope) else { return nil }
                 k = kk; st = kk; defaultPad = 0
@@ -684,11 +698,25 @@ public struct Elaborator {
         }
         if args.count > names.count {
             let usage = Elaborator.usage[kind] ?? kind
-            diagnostics.error("too many arguments to '\(kind)': expected \(names.count == 0 ? "none" : "at most \(names.count)") (\(usage))", at: args[names.count].location, notes: scope.callNotes)
+            // A misspelt flag (`valud`) is read as one more argument.
+            var hint = ""
+            if case .name(let w, _) = args[names.count], scope.bindings[w] == nil {
+                if let example = Elaborator.valueOptionExamples[w] {
+                    hint = "; '\(w)' is an option and needs a value ('\(example)')"
+                } else if let f = nearMiss(w, in: Parser.flagNames.sorted()) {
+                    hint = "; did you mean the option '\(f)'?"
+                }
+            }
+            diagnostics.error("too many arguments to '\(kind)': expected \(names.count == 0 ? "none" : "at most \(names.count)") (\(usage))\(hint)", at: args[names.count].location, notes: scope.callNotes)
             return false
         }
         return true
     }
+
+    /// Options that need a value, with an example of each (for an option written alone).
+    static let valueOptionExamples: [String: String] = [
+        "bias": "bias=on", "pad": "pad=1", "act": "act=relu", "slope": "slope=0.1", "widen": "widen=mul",
+    ]
 
     /// How each layer is written, for argument-count errors.
     static let usage: [String: String] = [
@@ -709,6 +737,10 @@ public struct Elaborator {
                 // every such error.
                 let shown = scope.parameters.prefix(8).joined(separator: ", ")
                 listed = " (block parameters here: \(shown)\(scope.parameters.count > 8 ? ", ... (\(scope.parameters.count) in all)" : ""))"
+                if !quiet && !diagnostics.truncated && suggestionBudget > 0 {
+                    suggestionBudget -= scope.parameters.count
+                    if let near = nearMiss(n, in: scope.parameters) { listed = "; did you mean '\(near)'?" + listed }
+                }
             }
             diagnostics.error("unknown name '\(clipped(n))'" + listed, at: l, notes: scope.callNotes)
         case .failure(.divisionByZero(let l)):
@@ -881,21 +913,46 @@ struct OptionReader {
         return nil
     }
 
+    /// The words an on/off option accepts as its value (Grammar.md, section 2.3).
+    static let onWords: Set<String> = ["on", "true", "yes"]
+    static let offWords: Set<String> = ["off", "false", "no"]
+
+    /// The value of an on/off option written `NAME=VALUE`: on, true, yes or off, false, no;
+    /// nil (after one error, with a suggestion for a near miss) for anything else.
+    private mutating func onOff(_ name: String, _ v: Expr, alone: Bool) -> Bool? {
+        if case .name(let w, _) = v {
+            if OptionReader.onWords.contains(w) { return true }
+            if OptionReader.offWords.contains(w) { return false }
+        }
+        let written: String
+        switch v {
+        case .name(let w, _): written = "'\(clipped(w))'"
+        case .number(_, let t, _): written = "'\(clipped(t))'"
+        default: written = "an expression"
+        }
+        let how: String
+        if case .name(let w, _) = v, let n = nearMiss(w, in: ["on", "off", "true", "false", "yes", "no"]) {
+            how = "did you mean '\(name)=\(n)'?"
+        } else {
+            how = alone ? "write '\(name)' or '\(name)=on' to turn it on, '\(name)=off' to turn it off" : "write '\(name)=on' or '\(name)=off'"
+        }
+        diagnostics.error("'\(name)' takes on or off (or yes/no, true/false), not \(written); \(how)", at: v.location, notes: notes)
+        failed = true
+        return nil
+    }
+
     mutating func flag(_ name: String) -> Bool {
         guard let (_, o) = take([name]) else { return false }
-        if let v = o.value {
-            if case .name(let w, _) = v, w == "on" || w == "true" { return true }
-            if case .name(let w, _) = v, w == "off" || w == "false" { return false }
-            diagnostics.error("'\(name)' takes no value (write '\(name)' alone, or '\(name)=off')", at: v.location, notes: notes)
-            failed = true
-        }
+        if let v = o.value { return onOff(name, v, alone: true) ?? true }
         return true
     }
 
     mutating func keyword(_ name: String, allowed: [String], default d: String) -> String {
         guard let (_, o) = take([name]) else { return d }
         guard let v = o.value, case .name(let w, _) = v, allowed.contains(w) else {
-            diagnostics.error("'\(name)' must be one of \(allowed.joined(separator: ", "))", at: o.value?.location ?? o.nameLocation, notes: notes)
+            var near = ""
+            if let v = o.value, case .name(let w, _) = v, let n = nearMiss(w, in: allowed) { near = "; did you mean '\(n)'?" }
+            diagnostics.error("'\(name)' must be one of \(allowed.joined(separator: ", "))\(near)", at: o.value?.location ?? o.nameLocation, notes: notes)
             failed = true
             return d
         }
@@ -905,12 +962,12 @@ struct OptionReader {
     mutating func bias(default d: Bool) -> Bool {
         guard let (_, o) = take(["bias", "nobias"]) else { return d }
         if o.name == "nobias" { if o.value != nil { diagnostics.error("'nobias' takes no value", at: o.location, notes: notes); failed = true }; return false }
-        guard let v = o.value, case .name(let w, _) = v, ["on", "off", "true", "false"].contains(w) else {
-            diagnostics.error("'bias' must be 'on' or 'off'", at: o.value?.location ?? o.nameLocation, notes: notes)
+        guard let v = o.value else {
+            diagnostics.error("'bias' is on or off: write 'bias=on' or 'bias=off' ('nobias' for off)", at: o.nameLocation, notes: notes)
             failed = true
             return d
         }
-        return w == "on" || w == "true"
+        return onOff("bias", v, alone: false) ?? d
     }
 
     mutating func activation(default d: Activation) -> Activation {
@@ -951,7 +1008,9 @@ struct OptionReader {
         case "leaky": return .leaky(slope)
         case "linear", "none": return .none
         default:
-            diagnostics.error("unknown activation '\(clipped(word))'; expected relu, leaky, linear or none", at: o.value?.location ?? o.nameLocation, notes: notes)
+            let expected = "expected relu, leaky, linear or none"
+            let near = nearMiss(word, in: ["relu", "leaky", "linear", "none"]).map { "did you mean '\($0)'? (\(expected))" } ?? expected
+            diagnostics.error("unknown activation '\(clipped(word))'; \(near)", at: o.value?.location ?? o.nameLocation, notes: notes)
             failed = true
             return d
         }
@@ -992,9 +1051,29 @@ struct OptionReader {
             return (k - 1) / 2
         case "valid": return 0
         default:
-            diagnostics.error("unknown padding '\(clipped(word ?? ""))'; expected same, valid or a number", at: o.value?.location ?? o.nameLocation, notes: notes)
+            let expected = "expected same, valid or a number"
+            let near = nearMiss(word ?? "", in: ["same", "valid"]).map { "did you mean '\($0)'? (\(expected))" } ?? expected
+            diagnostics.error("unknown padding '\(clipped(word ?? ""))'; \(near)", at: o.value?.location ?? o.nameLocation, notes: notes)
             failed = true; return nil
         }
+    }
+
+    /// Option names of other frameworks (Keras, PyTorch, Caffe) and long forms, with the
+    /// option that says the same here.
+    static let aliases: [String: String] = [
+        "padding": "pad", "activation": "act", "use_bias": "bias", "batchnorm": "bn", "batch_norm": "bn",
+        "norm": "bn", "ceil_mode": "ceil", "negative_slope": "slope", "alpha": "slope",
+    ]
+
+    /// The known option an unknown one probably means: the nearest within two edits, else the
+    /// alias of another framework's name, else a known option the name starts with
+    /// (`activation` → `act`).
+    static func suggestion(for name: String, in known: [String]) -> String? {
+        if let n = nearest(name, in: known) { return n }
+        let lower = name.lowercased()
+        if let a = aliases[lower], known.contains(a) { return a }
+        if lower.count <= 64, let p = known.filter({ $0.count >= 2 && lower.hasPrefix($0) }).max(by: { $0.count < $1.count }) { return p }
+        return nil
     }
 
     /// Reports options nobody asked for; returns false if any option was wrong.
@@ -1006,7 +1085,7 @@ struct OptionReader {
             if diagnostics.truncated { break }
             if expected == nil { expected = Array(Set(known)).sorted() }
             let expected = expected!
-            let near = nearest(o.name, in: expected)
+            let near = OptionReader.suggestion(for: o.name, in: expected)
             let hint = near.map { "; did you mean '\($0)'?" } ?? (expected.isEmpty ? "; it takes no options" : "; expected one of \(expected.joined(separator: ", "))")
             diagnostics.error("unknown option '\(clipped(o.name))' for '\(layer)'\(hint)", at: o.nameLocation, notes: notes)
             failed = true

@@ -18,15 +18,15 @@ public struct CheckedNetwork {
 public enum Frontend {
     /// Parses, elaborates and costs a source file. Statements that failed to parse are kept as
     /// `invalid` placeholders, after which shapes are not inferred, so one run reports every
-    /// error without cascades.
-    public static func check(_ source: SourceFile) -> CheckedNetwork {
+    /// error without cascades. `input` replaces the size the spec's `input` declares.
+    public static func check(_ source: SourceFile, input: Shape? = nil) -> CheckedNetwork {
         let (spec, parseDiagnostics) = Parser.parse(source)
         var diagnostics = parseDiagnostics
         var graph: Graph?
         do {
             let base = source.path.split(separator: "/").last.map(String.init) ?? source.path
             let name = base.hasSuffix(".dsl") ? String(base.dropLast(4)) : base
-            let result = Elaborator.elaborate(spec, defaultName: name)
+            let result = Elaborator.elaborate(spec, defaultName: name, input: input)
             diagnostics.append(contentsOf: result.diagnostics)
             graph = result.graph
         }

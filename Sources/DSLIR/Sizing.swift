@@ -447,3 +447,17 @@ func nearest(_ word: String, in candidates: [String]) -> String? {
     }
     return best?.0
 }
+
+/// A "did you mean" for a value or a name: the nearest candidate (see `nearest`), but for a
+/// word of one or two letters only a longer candidate one edit away (`of` → `off`; not
+/// `x` → `bn`, nor `q` → `c`), and for three or four letters one edit at most.
+func nearMiss(_ word: String, in candidates: [String]) -> String? {
+    let n = word.count
+    if n <= 4 {
+        let limit = 1
+        let near = candidates.filter { c in abs(c.count - n) <= limit && (n > 2 || c.count > n) && c != word && editDistance(c, word) <= limit }
+        // `of` is one edit from `on` and from `off`: the one it begins is the likelier.
+        return near.first { $0.hasPrefix(word) } ?? near.first
+    }
+    return nearest(word, in: candidates)
+}

@@ -141,7 +141,16 @@ public struct Parser {
             if peekNext.isSymbol("(") { kind = try call() }
             else {
                 advance()
-                report("unknown layer '\(clipped(keyword.text))'\(suggestion(for: keyword.text))", at: keyword.location)
+                var hint = suggestion(for: keyword.text)
+                if let alias = Parser.layerAlias(for: keyword.text) {
+                    // `maxpool 2` → `pool max 2`: the arguments and options as written.
+                    var i = current
+                    while !(tokens[i].kind == .newline || tokens[i].kind == .end || tokens[i].isSymbol(";") || tokens[i].isSymbol("}") || tokens[i].isSymbol("{")) { i += 1 }
+                    let rest = i > current ? file.text(tokens[current].location.through(tokens[i - 1].location)) : ""
+                    hint = alias.isEmpty ? "; \(Parser.noFlattenHint)"
+                        : "; did you mean '\(alias)\(rest.isEmpty || rest.utf8.count > 80 ? "" : " " + rest)'?"
+                }
+                report("unknown layer '\(clipped(keyword.text))'\(hint)", at: keyword.location)
                 throw ParseError()
             }
         }
@@ -233,7 +242,7 @@ public struct Parser {
             } while match(",")
         }
         try expect(")", "expected ')' after block parameters")
-        let body = try braced(what: "block body")
+        let body = try braced(what: "block body", label: "the body of block '\(clipped(name.text))'")
         return .block(BlockDefinition(name: name.text, nameLocation: name.location, parameters: params, body: body))
     }
 
@@ -254,7 +263,7 @@ public struct Parser {
         let kw = advance()
         var branches: [[Statement]] = []
         while peek.isSymbol("{") {
-            branches.append(try braced(what: "branch"))
+            branches.append(try braced(what: "branch", label: "branch \(branches.count + 1) of '\(kw.text)'"))
         }
         if branches.isEmpty {
             report("expected '{' to start the first branch of '\(kw.text)'", at: atStatementEnd ? kw.location : peek.location)
@@ -406,8 +415,16 @@ public struct Parser {
         }
     }
 
+    /// What each `{` parsed so far opens (by token index), for the error of a brace that is
+    /// never closed: `the repeat body`, `branch 2 of 'add'`, `the body of block 'down'`.
+    private var opened: [Int: String] = [:]
+    /// Set once a brace left open at the end of the file is reported (the braces around it
+    /// reach the end too, and would each report it again).
+    private var reportedUnclosed = false
+
     /// "{" statementList "}" — also collects the comments of the body into `bodyComments`.
-    private mutating func braced(what: String) throws -> [Statement] {
+    /// `label` names what the braces hold in the error of a `{` that is never closed.
+    private mutating func braced(what: String, label: String? = nil) throws -> [Statement] {
         // `{` on the next line (Allman style): one clear error, then the body is parsed as if
         // it were on the same line. It used to give a second error at the `{` itself.
         if peek.kind == .newline {
@@ -419,7 +436,9 @@ public struct Parser {
             }
         }
         let open = peek
+        let openIndex = current
         try expect("{", "expected '{' to start the \(what)")
+        opened[openIndex] = label ?? "the \(what)"
         try nest()
         defer { depth -= 1 }
         var comments = BodyComments()
@@ -433,7 +452,11 @@ public struct Parser {
         }
         let body = statementList(until: "}")
         guard peek.isSymbol("}") else {
-            report("expected '}' to close the \(what)", at: peek.location, notes: [.init("'{' opened here", at: open.location)])
+            // Only the end of the file stops a body before its '}'.
+            if !reportedUnclosed {
+                reportedUnclosed = true
+                reportUnclosed(innermost: openIndex)
+            }
             throw ParseError()
         }
         // Comment lines after the last statement belong to the body, not to whatever follows it.
@@ -443,6 +466,52 @@ public struct Parser {
         advance()
         bodyComments.append(comments)
         return body
+    }
+
+    /// Reports the `{` that is never closed, found by the file's indentation rather than
+    /// taken to be the innermost one open at the end of the file (`innermost`): a `}` indented
+    /// less than the line of the `{` it closes was meant for an outer one, so that `{` is the
+    /// one missing its `}` (a branch left open makes the next `}` close it, and the block
+    /// around it runs to the end of the file). The error is at that `{`, with a note at the
+    /// first later line indented no deeper than the `{`'s line, where the `}` probably belongs.
+    private mutating func reportUnclosed(innermost: Int) {
+        // Leading blanks only, read in place (a line may be megabytes long).
+        func indentation(ofLineAt i: Int) -> Int {
+            let line = tokens[i].location.line
+            guard line >= 1 && line <= file.lineStarts.count else { return 0 }
+            var k = file.lineStarts[line - 1]
+            let start = k
+            while k < file.bytes.count && (file.bytes[k] == UInt8(ascii: " ") || file.bytes[k] == UInt8(ascii: "\t")) { k += 1 }
+            return k - start
+        }
+        func firstOnLine(_ i: Int) -> Bool { i == 0 || tokens[i - 1].location.line < tokens[i].location.line }
+        var stack: [Int] = []
+        var culprit: (open: Int, closedBy: Int)?
+        for i in tokens.indices {
+            if tokens[i].isSymbol("{") { stack.append(i) }
+            else if tokens[i].isSymbol("}"), let o = stack.popLast(), culprit == nil,
+                    firstOnLine(i), indentation(ofLineAt: i) < indentation(ofLineAt: o) {
+                culprit = (o, i)
+            }
+        }
+        let open = culprit?.open ?? innermost
+        let label = opened[open] ?? "this '{'"
+        var notes: [Diagnostic.Note] = []
+        let openIndent = indentation(ofLineAt: open)
+        var j = open + 1
+        while j < tokens.count && tokens[j].kind != .end {
+            if tokens[j].kind != .newline && firstOnLine(j) && indentation(ofLineAt: j) <= openIndent { break }
+            j += 1
+        }
+        if j < tokens.count && tokens[j].kind != .end {
+            notes.append(.init("'}' is probably missing before this line (the first after the '{' indented no deeper than its line)", at: tokens[j].location))
+        } else {
+            notes.append(.init("the file ends here", at: tokens[tokens.count - 1].location))
+        }
+        if let c = culprit {
+            notes.append(.init("this '}' closes \(label) instead, which leaves \(opened[innermost] ?? "the '{' before it") open to the end of the file", at: tokens[c.closedBy].location))
+        }
+        report("\(label) is not closed: expected '}'", at: tokens[open].location, notes: notes)
     }
 
     // MARK: - Helpers
@@ -539,6 +608,30 @@ public struct Parser {
         if nextComment < comments.count && comments[nextComment].line == endLine && !comments[nextComment].wholeLine {
             s.trailingComment = comments[nextComment].text; nextComment += 1
         }
+    }
+
+    /// What `fc` does that a flatten layer does in other frameworks.
+    public static let noFlattenHint = "'fc' flattens its input itself (there is no flatten layer)"
+
+    /// Layer names of other frameworks (Keras, PyTorch, Caffe), lowercased without `_`, and how
+    /// the layer is written here ("" for flatten, which is not needed).
+    static let layerAliases: [String: String] = [
+        "maxpool": "pool max", "maxpool2d": "pool max", "maxpooling": "pool max", "maxpooling2d": "pool max",
+        "avgpool": "pool avg", "avgpool2d": "pool avg", "averagepool": "pool avg", "averagepooling2d": "pool avg",
+        "averagepooling": "pool avg",
+        "globalavgpool": "gap", "globalaveragepool": "gap", "globalaveragepooling2d": "gap", "globalavgpool2d": "gap",
+        "adaptiveavgpool2d": "gap", "globalpool": "gap",
+        "batchnorm": "bn", "batchnorm2d": "bn", "batchnormalization": "bn",
+        "dense": "fc", "linear": "fc", "fullyconnected": "fc", "innerproduct": "fc",
+        "conv2d": "conv", "convolution": "conv", "convolution2d": "conv",
+        "leakyrelu": "leaky", "flatten": "",
+    ]
+
+    /// How a layer of another framework (`maxpool`, `MaxPool2d`, `Dense`) is written here, if
+    /// it is one: `pool max`, `fc`; "" for flatten.
+    public static func layerAlias(for word: String) -> String? {
+        guard word.utf8.count <= 64 else { return nil }
+        return layerAliases[word.lowercased().replacingOccurrences(of: "_", with: "")]
     }
 
     private func suggestion(for word: String) -> String {

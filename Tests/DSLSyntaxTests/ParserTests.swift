@@ -109,9 +109,10 @@ final class ParserTests: XCTestCase {
     func testUnclosedBraceHasANoteAtTheOpening() {
         let (_, d) = parse("input 8x8x3\nrepeat 2 {\n  relu\n")
         XCTAssertEqual(d.items.count, 1)
-        XCTAssertEqual(d.items[0].message, "expected '}' to close the repeat body")
-        XCTAssertEqual(d.items[0].notes.first?.location.line, 2)
-        XCTAssertEqual(d.items[0].notes.first?.location.column, 10)
+        XCTAssertEqual(d.items[0].message, "the repeat body is not closed: expected '}'")
+        XCTAssertEqual(d.items[0].location.line, 2)
+        XCTAssertEqual(d.items[0].location.column, 10)
+        XCTAssertEqual(d.items[0].notes.first?.message, "the file ends here")
     }
 
     func testNestingLimit() {

@@ -1,8 +1,8 @@
 # values an option does not accept
 # expect: 7:16: error: unknown activation 'sigmoid'; expected relu, leaky, linear or none
 # expect: 8:16: error: unknown padding 'banana'; expected same, valid or a number
-# expect: 9:17: error: 'bias' must be 'on' or 'off'
-# expect: 10:15: error: 'bn' takes no value (write 'bn' alone, or 'bn=off')
+# expect: 9:17: error: 'bias' takes on or off (or yes/no, true/false), not 'maybe'; write 'bias=on' or 'bias=off'
+# expect: 10:15: error: 'bn' takes on or off (or yes/no, true/false), not '3'; write 'bn' or 'bn=on' to turn it on, 'bn=off' to turn it off
 input 32x32x3
 conv 3 1 8 act=sigmoid
 conv 3 1 8 pad=banana

@@ -3,7 +3,7 @@
 # expect: 10:8: error: 'conv' expects 3 arguments (conv KERNEL STRIDE FILTERS); missing filte
 # expect: 11:1: error: unknown layer 'softmx'; did you mean 'softmax'?
 # expect: 13:12: error: division by zero
-# expect: 16:27: error: 'bias' must be 'on' or 'off'
+# expect: 16:27: error: 'bias' takes on or off (or yes/no, true/false), not 'sometimes'
 network a
 network b
 input 32x32x3

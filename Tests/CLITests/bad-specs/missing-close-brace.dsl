@@ -1,5 +1,5 @@
 # a repeat body that is never closed
-# expect: 6:1: error: expected '}' to close the repeat body
+# expect: 4:10: error: the repeat body is not closed: expected '}'
 input 32x32x3
 repeat 2 {
   conv 3 1 8
