@@ -76,10 +76,12 @@ func topLevelHelp() -> String {
     return s
 }
 
-/// Loads and checks a spec, printing diagnostics to standard error. Returns nil after errors.
-func loadChecked(_ path: String, printWarnings: Bool = true) throws -> (CheckedNetwork, Graph, NetworkCost)? {
+/// Loads and checks a spec, printing diagnostics to standard error. Returns nil after errors,
+/// once `onErrors` has seen the checked network. `input` replaces the size the spec declares.
+func loadChecked(_ path: String, printWarnings: Bool = true, input: Shape? = nil,
+                 onErrors: (CheckedNetwork) -> Void = { _ in }) throws -> (CheckedNetwork, Graph, NetworkCost)? {
     let source = try SourceFile.read(path: path)
-    let checked = Frontend.check(source)
+    let checked = Frontend.check(source, input: input)
     let renderer = DiagnosticRenderer(file: source)
     let shown = checked.diagnostics.items.filter { printWarnings || $0.severity == .error }
         .enumerated().sorted { ($0.element.location.offset, $0.offset) < ($1.element.location.offset, $1.offset) }.map(\.element)
@@ -87,6 +89,7 @@ func loadChecked(_ path: String, printWarnings: Bool = true) throws -> (CheckedN
     guard let g = checked.graph, let c = checked.cost, !checked.diagnostics.hasErrors else {
         let n = checked.diagnostics.errorCount
         err("\(n) error\(n == 1 ? "" : "s") in \(path)\n")
+        onErrors(checked)
         return nil
     }
     return (checked, g, c)

@@ -6,29 +6,39 @@ import Foundation
 /// memory, layer by layer, then the totals.
 enum CheckCommand {
     static let command = Command(name: "check", summary: "validate a spec; print shapes, parameters, MACs, memory", help: """
-    Usage: dsl check FILE [--format table|json] [--batch N] [--depth N]
-                          [--max-params N] [--max-macs N]
+    Usage: dsl check FILE [--format table|json] [--batch N] [--depth N] [--input HxWxC]
+                          [--max-params N] [--max-macs N] [--no-warnings]
 
-    Checks the spec and prints, per layer: output shape (HxWxC), parameters, MACs, receptive
-    field, cumulative stride, and activation memory at batch N; then the totals (parameters,
-    weights, MACs, FLOPs = 2 x MACs, other ops) and a training-memory estimate at batch N.
+    Checks the spec and prints, per layer: output shape (HxWxC), trainable parameters and their
+    share of the total, MACs, receptive field, cumulative stride, and activation memory at
+    batch N (a merge row names its inputs: add(a, b)); then the totals (trainable and
+    non-trainable parameters, weights, MACs, FLOPs = 2 x MACs, other ops) and a
+    training-memory estimate at batch N.
 
     Options:
-      --format table|json  output format (default table; JSON is described in README.md)
+      --format table|json  output format (default table; JSON is described in README.md);
+                           with errors, JSON still prints an object with its diagnostics
       --batch N            batch size for the memory figures (default 1)
       --depth N            expand modules (inception, pyramid, blocks) down to depth N;
-                           deeper modules are shown as one summed row (default: all)
-      --max-params N       fail (exit 1) if the network has more than N parameters;
+                           deeper modules are shown as one summed row, in the table and in
+                           JSON (default: all)
+      --input HxWxC        check the network at another input size than its 'input' line
+                           declares (e.g. 64x64x3), without editing the spec
+      --max-params N       fail (exit 1) if the network has more than N trainable parameters;
                            N accepts 2M, 1.5G, 300k, 1e6 or 1,369,738
       --max-macs N         fail (exit 1) if the network needs more than N MACs per image
       --no-warnings        do not print warnings
+
+    Non-trainable parameters are batch norm's running mean and variance (a checkpoint holds
+    them; Keras counts them apart). The receptive field of a layer after global pooling or
+    fc is that of the spatial layers before it: each output there sees the whole input.
 
     Exit codes: 0 clean (warnings allowed), 1 errors in the spec or a budget exceeded, 2 usage.
 
     """, run: run)
 
     static func run(_ args: [String]) throws -> Int32 {
-        let a = try Arguments(args, valueOptions: ["--format", "--batch", "--depth", "--max-params", "--max-macs"], flagOptions: ["--no-warnings"])
+        let a = try Arguments(args, valueOptions: ["--format", "--batch", "--depth", "--input", "--max-params", "--max-macs"], flagOptions: ["--no-warnings"])
         guard a.positional.count == 1 else {
             throw UsageError(message: a.positional.isEmpty ? "missing spec file" : "expected one spec file, got \(a.positional.count)")
         }
@@ -36,13 +46,25 @@ enum CheckCommand {
         guard format == "table" || format == "json" else { throw UsageError(message: "--format must be table or json, got '\(format)'") }
         let batch = try a.integer("--batch", default: 1, in: 1...1_000_000)
         let depth = try a.integer("--depth", default: Int.max, in: 0...Int.max)
+        let input = try a.value("--input").map(parseInputSize)
         let maxParams = try a.amount("--max-params")
         let maxMacs = try a.amount("--max-macs")
-        guard let (checked, g, cost) = try loadChecked(a.positional[0], printWarnings: !a.has("--no-warnings")) else { return ExitCode.failure }
+        let path = a.positional[0]
+        let checked: (CheckedNetwork, Graph, NetworkCost)?
+        do {
+            checked = try loadChecked(path, printWarnings: !a.has("--no-warnings"), input: input, onErrors: { c in
+                // Tools reading JSON get the diagnostics on standard output as well.
+                if format == "json" { out(CheckReport.failureJSON(path: path, diagnostics: c.diagnostics.items).render() + "\n") }
+            })
+        } catch let e as SourceError where format == "json" {
+            out(CheckReport.failureJSON(path: path, message: e.message).render() + "\n")
+            throw e
+        }
+        guard let (checked, g, cost) = checked else { return ExitCode.failure }
         if format == "json" {
-            out(CheckReport.json(g, cost, checked: checked, batch: batch).render() + "\n")
+            out(CheckReport.json(g, cost, checked: checked, batch: batch, depth: depth, path: path).render() + "\n")
         } else {
-            out(CheckReport.table(g, cost, batch: batch, depth: depth, path: a.positional[0]))
+            out(CheckReport.table(g, cost, batch: batch, depth: depth, path: path))
         }
         var failed = false
         if let m = maxParams, cost.params > m {
@@ -54,6 +76,16 @@ enum CheckCommand {
             failed = true
         }
         return failed ? ExitCode.failure : ExitCode.ok
+    }
+
+    /// `--input 64x64x3`: height, width and channels, each from 1 to 1,048,576.
+    static func parseInputSize(_ text: String) throws -> Shape {
+        let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        guard parts.count == 3, let h = Int(parts[0]), let w = Int(parts[1]), let c = Int(parts[2]),
+              [h, w, c].allSatisfy({ (1...1_048_576).contains($0) }) else {
+            throw UsageError(message: "--input must be HEIGHTxWIDTHxCHANNELS such as 64x64x3 (each from 1 to 1048576), got '\(text)'")
+        }
+        return Shape(h, w, c)
     }
 }
 
@@ -82,45 +114,77 @@ enum CheckReport {
         }
     }
 
-    /// The aligned per-layer table followed by totals.
-    static func table(_ g: Graph, _ cost: NetworkCost, batch: Int, depth: Int, path: String) -> String {
-        var rows: [[String]] = [["layer", "op", "output", "params", "MACs", "RF", "stride", "memory", "line"]]
-        var indentOf: [Int] = [0]
-        var shownModules = Set<Int>()
-        let membersOf = CostModel.membersByModule(in: g)
+    /// The op column of the table: `describe`, and for a merge the layers it merges,
+    /// `add(basic1.conv2, maxpool1)`, so an identity shortcut is visible.
+    static func tableDescription(_ n: Node, in g: Graph) -> String {
+        switch n.op {
+        case .add, .concat:
+            return describe(n.op) + "(" + n.inputs.map { g.nodes[$0].name }.joined(separator: ", ") + ")"
+        default:
+            return describe(n.op)
+        }
+    }
+
+    /// A share of the trainable parameters for the `%` column: blank for none, `<0.1%` for a
+    /// share that rounds to zero, else one decimal.
+    static func share(_ part: Int, of total: Int) -> String {
+        guard part > 0, total > 0 else { return "" }
+        let p = Double(part) / Double(total) * 100
+        return p < 0.05 ? "<0.1%" : String(format: "%.1f%%", p)
+    }
+
+    /// One entry of the report: a layer, a module's header (expanded) or a module shown as one
+    /// summed row (collapsed, beyond `--depth`). The table and JSON list the same entries.
+    enum Entry {
+        case node(Int, level: Int)
+        case header(Int, level: Int)
+        case collapsed(Int, level: Int)
+    }
+
+    /// The report's entries in graph order, modules deeper than `depth` collapsed.
+    static func entries(_ g: Graph, depth: Int) -> [Entry] {
+        var list: [Entry] = []
+        var shown = Set<Int>()
         for n in g.nodes {
             let path = g.modulePath(of: n)
-            // Module header rows when entering modules; collapse beyond depth.
             var collapsed = false
             for (level, m) in path.enumerated() {
                 if level >= depth {
-                    if !shownModules.contains(m) {
-                        shownModules.insert(m)
-                        let members = membersOf[m]
-                        let s = cost.sum(members)
-                        let last = g.nodes[members.last!]
-                        let mem = members.reduce(0) { $0 + cost.nodes[$1].activationElements } * batch * 4
-                        rows.append([indent(level) + g.modules[m].name, g.modules[m].summary, last.shape.description, grouped(s.params), grouped(s.macs),
-                                     extent(cost.nodes[last.id].receptiveField), extent(cost.nodes[last.id].cumulativeStride), bytes(mem), String(g.modules[m].location.line)])
-                        indentOf.append(level)
-                    }
+                    if shown.insert(m).inserted { list.append(.collapsed(m, level: level)) }
                     collapsed = true
                     break
                 }
-                if !shownModules.contains(m) {
-                    shownModules.insert(m)
-                    let members = membersOf[m]
-                    let s = cost.sum(members)
-                    rows.append([indent(level) + g.modules[m].name, g.modules[m].summary, "", grouped(s.params), grouped(s.macs), "", "", "", String(g.modules[m].location.line)])
-                    indentOf.append(level)
-                }
+                if shown.insert(m).inserted { list.append(.header(m, level: level)) }
             }
-            if collapsed { continue }
-            let c = cost.nodes[n.id]
-            rows.append([indent(path.count) + n.name, describe(n.op), n.shape.description, grouped(c.params), grouped(c.macs),
-                         extent(c.receptiveField), extent(c.cumulativeStride), bytes(c.activationElements * batch * 4), String(n.location.line)])
+            if !collapsed { list.append(.node(n.id, level: path.count)) }
         }
-        let rightAligned: Set<Int> = [3, 4, 5, 6, 7, 8]
+        return list
+    }
+
+    /// The aligned per-layer table followed by totals.
+    static func table(_ g: Graph, _ cost: NetworkCost, batch: Int, depth: Int, path: String) -> String {
+        var rows: [[String]] = [["layer", "op", "output", "params", "%", "MACs", "RF", "stride", "memory", "line"]]
+        let membersOf = CostModel.membersByModule(in: g)
+        for e in entries(g, depth: depth) {
+            switch e {
+            case .collapsed(let m, let level):
+                let members = membersOf[m]
+                let s = cost.sum(members)
+                let last = g.nodes[members.last!]
+                let mem = members.reduce(0) { $0 + cost.nodes[$1].activationElements } * batch * 4
+                rows.append([indent(level) + g.modules[m].name, g.modules[m].summary, last.shape.description, grouped(s.params), share(s.params, of: cost.params), grouped(s.macs),
+                             extent(cost.nodes[last.id].receptiveField), extent(cost.nodes[last.id].cumulativeStride), bytes(mem), String(g.modules[m].location.line)])
+            case .header(let m, let level):
+                let s = cost.sum(membersOf[m])
+                rows.append([indent(level) + g.modules[m].name, g.modules[m].summary, "", grouped(s.params), share(s.params, of: cost.params), grouped(s.macs), "", "", "", String(g.modules[m].location.line)])
+            case .node(let id, let level):
+                let n = g.nodes[id]
+                let c = cost.nodes[id]
+                rows.append([indent(level) + n.name, tableDescription(n, in: g), n.shape.description, grouped(c.params), share(c.params, of: cost.params), grouped(c.macs),
+                             extent(c.receptiveField), extent(c.cumulativeStride), bytes(c.activationElements * batch * 4), String(n.location.line)])
+            }
+        }
+        let rightAligned: Set<Int> = [3, 4, 5, 6, 7, 8, 9]
         var widths = [Int](repeating: 0, count: rows[0].count)
         for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
         var s = "\(g.name): input \(g.inputShape), \(path)\n\n"
@@ -138,34 +202,103 @@ enum CheckReport {
         }
         s += "\n"
         s += "output:      \(g.nodes[g.output].shape)\n"
-        s += "params:      \(grouped(cost.params)) (\(grouped(cost.weights)) weights, \(grouped(cost.params - cost.weights)) biases and batch-norm)\n"
+        s += "params:      \(grouped(cost.params)) trainable (\(grouped(cost.weights)) weights, \(grouped(cost.params - cost.weights)) biases and batch-norm scale and shift)\n"
+        if cost.buffers > 0 {
+            s += "             \(grouped(cost.buffers)) non-trainable (batch-norm running mean and variance); \(grouped(cost.params + cost.buffers)) in a checkpoint\n"
+        } else {
+            s += "             0 non-trainable\n"
+        }
         s += "MACs:        \(grouped(cost.macs)) (\(human(cost.macs))) per image\n"
         s += "FLOPs:       \(grouped(cost.flops)) (\(human(cost.flops))) = 2 x MACs\n"
         s += "other ops:   \(grouped(cost.otherOps)) (batch norm, activations, pooling, additions; not in MACs)\n"
-        s += "ptflops:     \(grouped(cost.ptflopsMACs)) (\(human(cost.ptflopsMACs))) MACs as the ptflops package counts them (adds biases, activations, pooling)\n"
+        s += "ptflops:     \(grouped(cost.ptflopsMACs)) (\(human(cost.ptflopsMACs))) MACs as ptflops 0.7.5 counts them with count_functional=False (its default counts ReLU and pooling twice)\n"
         s += "memory:      batch \(batch): activations \(bytes(cost.activationElements * batch * 4)), training estimate \(bytes(cost.trainingBytes(batch: batch))), inference \(bytes(cost.inferenceBytes(batch: batch)))\n"
         return s
     }
 
     private static func indent(_ level: Int) -> String { String(repeating: "  ", count: level) }
 
-    /// The JSON report (README, "dsl check --format json").
-    static func json(_ g: Graph, _ cost: NetworkCost, checked: CheckedNetwork, batch: Int) -> JSON {
-        let layers: [JSON] = g.nodes.map { n in
-            let c = cost.nodes[n.id]
-            return .object([
-                ("name", .string(n.name)), ("op", .string(n.op.kindName)), ("description", .string(describe(n.op))),
-                ("line", .int(n.location.line)), ("column", .int(n.location.column)),
-                ("inputs", .array(n.inputs.map { .string(g.nodes[$0].name) })),
-                ("output", .array([.int(n.shape.height), .int(n.shape.width), .int(n.shape.channels)])),
-                ("params", .int(c.params)), ("weights", .int(c.weights)), ("macs", .int(c.macs)), ("other_ops", .int(c.otherOps)),
-                ("receptive_field", .int(c.receptiveField)), ("cumulative_stride", .int(c.cumulativeStride)),
-                ("activation_bytes", .int(c.activationElements * batch * 4)),
-                ("module", n.module.map { .string(g.modules[$0].name) } ?? .null),
-            ])
+    private static func dims(_ s: Shape) -> JSON { .array([.int(s.height), .int(s.width), .int(s.channels)]) }
+
+    /// Kernel, stride and padding of a convolution or pooling as JSON fields (JSON null for
+    /// other layers), so tools need not parse `description`.
+    private static func geometry(_ op: Op) -> [(String, JSON)] {
+        switch op {
+        case .conv(let c): return [("kernel", .int(c.kernel)), ("stride", .int(c.stride)), ("padding", .int(c.pad))]
+        case .pool(let p): return [("kernel", .int(p.kernel)), ("stride", .int(p.stride)), ("padding", .int(p.pad))]
+        default: return [("kernel", .null), ("stride", .null), ("padding", .null)]
         }
+    }
+
+    /// The diagnostics as JSON: severity, message, line, column and notes.
+    static func diagnosticsJSON(_ items: [Diagnostic]) -> JSON {
+        .array(items.map { d in
+            .object([("severity", .string(d.severity.rawValue)), ("message", .string(d.message)), ("line", .int(d.location.line)), ("column", .int(d.location.column)),
+                     ("notes", .array(d.notes.map { .object([("message", .string($0.message)), ("line", .int($0.location.line)), ("column", .int($0.location.column))]) }))])
+        })
+    }
+
+    /// The JSON object of a spec with errors (README, "dsl check --format json"): `file`,
+    /// `valid` false and `diagnostics` (or one diagnostic without a place for a file that
+    /// cannot be read).
+    static func failureJSON(path: String, diagnostics: [Diagnostic] = [], message: String? = nil) -> JSON {
+        var diags = diagnosticsJSON(diagnostics)
+        if let m = message {
+            diags = .array([.object([("severity", .string("error")), ("message", .string(m)), ("line", .null), ("column", .null), ("notes", .array([]))])])
+        }
+        return .object([("file", .string(path)), ("valid", .bool(false)), ("diagnostics", diags)])
+    }
+
+    /// The JSON report (README, "dsl check --format json"); `layers` and `modules` list what
+    /// the table shows at `depth` (a collapsed module is a layer of op `module`).
+    static func json(_ g: Graph, _ cost: NetworkCost, checked: CheckedNetwork, batch: Int, depth: Int = Int.max, path: String = "") -> JSON {
         let membersOf = CostModel.membersByModule(in: g)
-        let modules: [JSON] = g.modules.map { m in
+        var layers: [JSON] = []
+        var shownModules: [Int] = []
+        for e in entries(g, depth: depth) {
+            switch e {
+            case .header(let m, _):
+                shownModules.append(m)
+            case .collapsed(let m, _):
+                shownModules.append(m)
+                let members = membersOf[m]
+                let s = cost.sum(members)
+                let memberSet = Set(members)
+                let last = g.nodes[members.last!]
+                let lc = cost.nodes[last.id]
+                var inputs: [String] = []
+                for id in members { for i in g.nodes[id].inputs where !memberSet.contains(i) && !inputs.contains(g.nodes[i].name) { inputs.append(g.nodes[i].name) } }
+                let mod = g.modules[m]
+                layers.append(.object([
+                    ("name", .string(mod.name)), ("op", .string("module")), ("description", .string(mod.summary)),
+                    ("line", .int(mod.location.line)), ("column", .int(mod.location.column)),
+                    ("inputs", .array(inputs.map { .string($0) })), ("output", dims(last.shape)),
+                    ("kernel", .null), ("stride", .null), ("padding", .null),
+                    ("params", .int(s.params)), ("non_trainable_params", .int(cost.buffers(members))), ("params_percent", .double(percent(s.params, cost.params))),
+                    ("weights", .int(s.weights)), ("macs", .int(s.macs)), ("other_ops", .int(members.reduce(0) { $0 + cost.nodes[$1].otherOps })),
+                    ("receptive_field", .int(lc.receptiveField)), ("cumulative_stride", .int(lc.cumulativeStride)), ("global", .bool(lc.isGlobal)),
+                    ("activation_bytes", .int(members.reduce(0) { $0 + cost.nodes[$1].activationElements } * batch * 4)),
+                    ("module", mod.parent.map { .string(g.modules[$0].name) } ?? .null),
+                ]))
+            case .node(let id, _):
+                let n = g.nodes[id]
+                let c = cost.nodes[id]
+                layers.append(.object([
+                    ("name", .string(n.name)), ("op", .string(n.op.kindName)), ("description", .string(describe(n.op))),
+                    ("line", .int(n.location.line)), ("column", .int(n.location.column)),
+                    ("inputs", .array(n.inputs.map { .string(g.nodes[$0].name) })),
+                    ("output", dims(n.shape)),
+                ] + geometry(n.op) + [
+                    ("params", .int(c.params)), ("non_trainable_params", .int(c.buffers)), ("params_percent", .double(percent(c.params, cost.params))),
+                    ("weights", .int(c.weights)), ("macs", .int(c.macs)), ("other_ops", .int(c.otherOps)),
+                    ("receptive_field", .int(c.receptiveField)), ("cumulative_stride", .int(c.cumulativeStride)), ("global", .bool(c.isGlobal)),
+                    ("activation_bytes", .int(c.activationElements * batch * 4)),
+                    ("module", n.module.map { .string(g.modules[$0].name) } ?? .null),
+                ]))
+            }
+        }
+        let modules: [JSON] = shownModules.map { id in
+            let m = g.modules[id]
             let members = membersOf[m.id]
             let s = cost.sum(members)
             let outShape = members.last.map { g.nodes[$0].shape }
@@ -173,23 +306,28 @@ enum CheckReport {
                 ("name", .string(m.name)), ("kind", .string(m.kind)), ("summary", .string(m.summary)),
                 ("line", .int(m.location.line)), ("column", .int(m.location.column)),
                 ("parent", m.parent.map { .string(g.modules[$0].name) } ?? .null),
-                ("output", outShape.map { .array([.int($0.height), .int($0.width), .int($0.channels)]) } ?? .null),
-                ("params", .int(s.params)), ("weights", .int(s.weights)), ("macs", .int(s.macs)),
+                ("output", outShape.map { dims($0) } ?? .null),
+                ("params", .int(s.params)), ("non_trainable_params", .int(cost.buffers(members))), ("params_percent", .double(percent(s.params, cost.params))),
+                ("weights", .int(s.weights)), ("macs", .int(s.macs)),
             ])
         }
-        let diags: [JSON] = checked.diagnostics.items.map {
-            .object([("severity", .string($0.severity.rawValue)), ("message", .string($0.message)), ("line", .int($0.location.line)), ("column", .int($0.location.column))])
-        }
         return .object([
+            ("file", .string(path)), ("valid", .bool(true)),
             ("network", .string(g.name)),
-            ("input", .array([.int(g.inputShape.height), .int(g.inputShape.width), .int(g.inputShape.channels)])),
-            ("output", .array([.int(g.nodes[g.output].shape.height), .int(g.nodes[g.output].shape.width), .int(g.nodes[g.output].shape.channels)])),
+            ("input", dims(g.inputShape)),
+            ("output", dims(g.nodes[g.output].shape)),
             ("layers", .array(layers)),
             ("modules", .array(modules)),
-            ("total", .object([("params", .int(cost.params)), ("weights", .int(cost.weights)), ("macs", .int(cost.macs)), ("flops", .int(cost.flops)), ("other_ops", .int(cost.otherOps)), ("ptflops_macs", .int(cost.ptflopsMACs))])),
+            ("total", .object([("params", .int(cost.params)), ("non_trainable_params", .int(cost.buffers)), ("checkpoint_numbers", .int(cost.params + cost.buffers)),
+                               ("weights", .int(cost.weights)), ("macs", .int(cost.macs)), ("flops", .int(cost.flops)), ("other_ops", .int(cost.otherOps)), ("ptflops_macs", .int(cost.ptflopsMACs))])),
             ("memory", .object([("batch", .int(batch)), ("activation_bytes", .int(cost.activationElements * batch * 4)), ("training_bytes", .int(cost.trainingBytes(batch: batch))), ("inference_bytes", .int(cost.inferenceBytes(batch: batch)))])),
-            ("diagnostics", .array(diags)),
+            ("diagnostics", diagnosticsJSON(checked.diagnostics.items)),
         ])
+    }
+
+    /// A share in percent, rounded to 0.01.
+    private static func percent(_ part: Int, _ total: Int) -> Double {
+        total > 0 ? (Double(part) / Double(total) * 10_000).rounded() / 100 : 0
     }
 }
 

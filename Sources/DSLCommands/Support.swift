@@ -80,7 +80,9 @@ struct Arguments {
     func integer(_ name: String, default d: Int, in range: ClosedRange<Int>) throws -> Int {
         guard let v = value(name) else { return d }
         guard let n = Int(v), range.contains(n) else {
-            throw UsageError(message: "\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound), got '\(v)'")
+            // `--depth -1`: "must be 0 or more", not "from 0 to 9223372036854775807".
+            let bounds = range.upperBound == Int.max ? "\(range.lowerBound) or more" : "from \(range.lowerBound) to \(range.upperBound)"
+            throw UsageError(message: "\(name) must be a whole number, \(bounds), got '\(v)'")
         }
         return n
     }

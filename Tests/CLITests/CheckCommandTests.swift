@@ -87,6 +87,97 @@ final class CheckCommandTests: XCTestCase {
         XCTAssertEqual(total["params"] as? Int, 6_998_552)
     }
 
+    func testJSONCountsTrainableAndNonTrainableParametersOfResNet18() throws {
+        // torchvision's resnet18: 11,689,512 parameters and 9,600 running-statistics numbers
+        // (Keras: trainable / non-trainable).
+        let j = try json("Tests/CLITests/good-specs/resnet-18.dsl")
+        let total = try XCTUnwrap(j["total"] as? [String: Any])
+        XCTAssertEqual(total["params"] as? Int, 11_689_512)
+        XCTAssertEqual(total["non_trainable_params"] as? Int, 9_600)
+        XCTAssertEqual(total["checkpoint_numbers"] as? Int, 11_699_112)
+        let layers = try XCTUnwrap(j["layers"] as? [[String: Any]])
+        XCTAssertEqual(layers.map { $0["non_trainable_params"] as? Int ?? -1 }.reduce(0, +), 9_600)
+        let shares = layers.map { $0["params_percent"] as? Double ?? -1 }
+        XCTAssertEqual(shares.reduce(0, +), 100, accuracy: 0.5)
+        // Geometry as fields; a merge names its inputs, the identity shortcut included.
+        let stem = try XCTUnwrap(layers.first { $0["name"] as? String == "conv1" })
+        XCTAssertEqual([stem["kernel"], stem["stride"], stem["padding"]].map { $0 as? Int }, [7, 2, 3])
+        let add = try XCTUnwrap(layers.first { $0["name"] as? String == "basic1.add1" })
+        XCTAssertEqual(add["inputs"] as? [String], ["basic1.conv2", "maxpool1"])
+        // After global pooling the receptive field stays the last convolution's.
+        let lastConv = try XCTUnwrap(layers.last { $0["op"] as? String == "conv" })
+        for l in layers.drop(while: { $0["op"] as? String != "gap" }) {
+            XCTAssertEqual(l["receptive_field"] as? Int, lastConv["receptive_field"] as? Int, "\(l["name"] ?? "")")
+            XCTAssertEqual(l["global"] as? Bool, true)
+        }
+    }
+
+    func testTableShowsNonTrainableParametersAndShares() throws {
+        let r = try DSL.run(["check", "Tests/CLITests/good-specs/resnet-18.dsl"])
+        XCTAssertEqual(r.status, 0, r.summary)
+        XCTAssertTrue(r.stdout.contains("params:      11,689,512 trainable"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("9,600 non-trainable (batch-norm running mean and variance)"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("add(basic1.conv2, maxpool1)"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("ptflops:     1,822,177,768"), r.stdout)
+    }
+
+    func testDepthAppliesToJSON() throws {
+        let r = try DSL.run(["check", "specs/googlenet.dsl", "--format", "json", "--depth", "0"])
+        XCTAssertEqual(r.status, 0, r.summary)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let layers = try XCTUnwrap(j["layers"] as? [[String: Any]])
+        let modules = layers.filter { $0["op"] as? String == "module" }
+        XCTAssertEqual(modules.map { $0["name"] as? String ?? "" }, ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"])
+        XCTAssertFalse(layers.contains { $0["module"] is String }, "no layer inside a collapsed module")
+        let total = try XCTUnwrap(j["total"] as? [String: Any])
+        XCTAssertEqual(layers.map { $0["params"] as? Int ?? 0 }.reduce(0, +), total["params"] as? Int)
+        XCTAssertEqual(layers.map { $0["macs"] as? Int ?? 0 }.reduce(0, +), total["macs"] as? Int)
+        let m3a = try XCTUnwrap(modules.first)
+        XCTAssertEqual(m3a["output"] as? [Int], [28, 28, 256])
+        XCTAssertEqual(m3a["inputs"] as? [String], ["maxpool2"])
+    }
+
+    func testJSONWithErrorsStillPrintsAnObjectWithItsDiagnostics() throws {
+        let (r, _) = try check("input 32x32x3\nconv 3 1 8 pad=vaild\ngap\n", ["--format", "json"])
+        XCTAssertEqual(r.status, 1, r.summary)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        XCTAssertEqual(j["valid"] as? Bool, false)
+        let d = try XCTUnwrap((j["diagnostics"] as? [[String: Any]])?.first)
+        XCTAssertEqual(d["severity"] as? String, "error")
+        XCTAssertEqual(d["line"] as? Int, 2)
+        XCTAssertEqual(d["column"] as? Int, 16)
+        XCTAssertTrue((d["message"] as? String ?? "").contains("did you mean 'valid'"))
+        XCTAssertTrue(r.stderr.contains("error: unknown padding"), "the diagnostics still go to standard error")
+        // A table run prints nothing on standard output.
+        let (t, _) = try check("input 32x32x3\nconv 3 1 8 pad=vaild\n")
+        XCTAssertEqual(t.stdout, "")
+    }
+
+    func testInputOverridesTheDeclaredSize() throws {
+        let r = try DSL.run(["check", "specs/all-cnn-c.dsl", "--format", "json", "--input", "64x48x3"])
+        XCTAssertEqual(r.status, 0, r.summary)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(j["input"] as? [Int], [64, 48, 3])
+        let layers = try XCTUnwrap(j["layers"] as? [[String: Any]])
+        XCTAssertEqual(layers.first { $0["op"] as? String == "conv" }?["output"] as? [Int], [64, 48, 96])
+        XCTAssertEqual((j["total"] as? [String: Any])?["params"] as? Int, 1_369_738, "the weights do not depend on the input size")
+        // A channel count the first convolution was not written for changes its weights.
+        let gray = try DSL.run(["check", "specs/all-cnn-c.dsl", "--format", "json", "--input", "32x32x1"])
+        XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(gray.stdout.utf8)) as? [String: Any]).flatMap { ($0["total"] as? [String: Any])?["params"] as? Int },
+                       1_369_738 - 2 * 3 * 3 * 96)
+        for bad in ["64x64", "0x64x3", "axbxc", "64x64x3x1"] {
+            let u = try DSL.run(["check", "specs/all-cnn-c.dsl", "--input", bad])
+            XCTAssertEqual(u.status, 2, "\(bad): \(u.summary)")
+            XCTAssertTrue(u.stderr.contains("--input must be HEIGHTxWIDTHxCHANNELS"), u.stderr)
+        }
+    }
+
+    func testNegativeDepthSaysZeroOrMore() throws {
+        let r = try DSL.run(["check", "specs/all-cnn-c.dsl", "--depth", "-1"])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.contains("--depth must be a whole number, 0 or more, got '-1'"), r.stderr)
+    }
+
     // MARK: Budgets
 
     func testMaxParamsBudgetFailsAndSaysByHowMuch() throws {

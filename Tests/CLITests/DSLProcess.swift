@@ -57,7 +57,7 @@ enum DSL {
     /// Runs `dsl` with arguments; output goes to temporary files (no pipe can fill up). The
     /// timeout only turns a hang into a test failure instead of a stuck CI job; it does not
     /// assert speed.
-    static func run(_ arguments: [String], cwd: URL? = nil, timeout: Double = 120,
+    static func run(_ arguments: [String], cwd: URL? = nil, timeout: Double = 120, stdin: URL? = nil,
                     file: StaticString = #filePath, line: UInt = #line) throws -> DSLRun {
         guard let binary else {
             XCTFail("cannot find the dsl binary; run 'swift build' first or set DSL_BINARY", file: file, line: line)
@@ -76,7 +76,7 @@ enum DSL {
         p.currentDirectoryURL = cwd ?? packageRoot
         p.standardOutput = outHandle
         p.standardError = errHandle
-        p.standardInput = FileHandle.nullDevice
+        p.standardInput = try stdin.map { try FileHandle(forReadingFrom: $0) } ?? FileHandle.nullDevice
         let done = DispatchSemaphore(value: 0)
         p.terminationHandler = { _ in done.signal() }
         let start = Date()
