@@ -17,6 +17,7 @@ enum EvalCommand {
     loss is the mean softmax cross-entropy computed from the logits (log-softmax), as in
     training.
 
+    Options:
       --weights CKPT        checkpoint to evaluate (required)
       --data DIR            dataset directory (default: the one the checkpoint was trained on)
       --dataset NAME        cifar10, cifar100 or mnist (default: detected from the files)

@@ -172,6 +172,18 @@ final class CheckCommandTests: XCTestCase {
         }
     }
 
+    func testYesAndNoAreOnAndOff() throws {
+        func params(_ spec: String) throws -> Int? {
+            let (r, _) = try check(spec, ["--format", "json"])
+            XCTAssertEqual(r.status, 0, r.summary)
+            return ((try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["total"] as? [String: Any])?["params"] as? Int
+        }
+        let on = try params("input 8x8x3\nconv 3 1 8 bn=yes bias=yes\ngap\n")
+        XCTAssertEqual(on, try params("input 8x8x3\nconv 3 1 8 bn=on bias=on\ngap\n"))
+        XCTAssertEqual(on, 3 * 3 * 3 * 8 + 8 + 16)
+        XCTAssertEqual(try params("input 8x8x3\nconv 3 1 8 bn=no bias=no\ngap\n"), 3 * 3 * 3 * 8)
+    }
+
     func testNegativeDepthSaysZeroOrMore() throws {
         let r = try DSL.run(["check", "specs/all-cnn-c.dsl", "--depth", "-1"])
         XCTAssertEqual(r.status, 2)
