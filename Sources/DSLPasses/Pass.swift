@@ -301,11 +301,13 @@ func activationOptions(_ options: [LayerOption]) -> [LayerOption] {
     options.filter { ["act", "relu", "leaky", "linear", "slope"].contains($0.name) }
 }
 
-/// The trailing comment of a rewritten line: the pass's note, keeping the comments the old
-/// line(s) had after "was:".
+/// The trailing comment of a rewritten line: the pass's note, then the comments the old
+/// line(s) had, quoted and named as comments (`old comment: "16x16"`): a bare `(was: 16x16)`
+/// read as the shape the line used to have.
 func passComment(_ text: String, replacing old: [String?]) -> String {
     let kept = old.compactMap { $0?.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-    return " " + text + (kept.isEmpty ? "" : " (was: " + kept.joined(separator: "; ") + ")")
+    guard !kept.isEmpty else { return " " + text }
+    return " " + text + " (old comment" + (kept.count == 1 ? "" : "s") + ": " + kept.map { "\"" + $0 + "\"" }.joined(separator: "; ") + ")"
 }
 
 /// Activation, batch norm and bias options: a reduction in front of a convolution is built like it.

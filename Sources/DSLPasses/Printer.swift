@@ -49,6 +49,14 @@ public enum SpecPrinter {
         return lines.joined(separator: "\n")
     }
 
+    /// The canonical lines of a run of statements with their comments, at no indentation (the
+    /// statements of one list; `source` is the text their locations refer to, for blank lines).
+    public static func lines(_ statements: [Statement], source: SourceFile) -> [String] {
+        var lines: [String] = []
+        render(statements, depth: 0, source: source, into: &lines)
+        return lines
+    }
+
     private static func firstLine(_ s: Statement, _ source: SourceFile) -> Int { s.location.line }
     private static func lastLine(_ s: Statement, _ source: SourceFile) -> Int {
         source.line(of: s.location.offset + max(0, s.location.length - 1))

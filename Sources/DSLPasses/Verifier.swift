@@ -196,7 +196,9 @@ public enum Rewriter {
 
     static func attempt(_ pass: RewritePass, _ spec: SpecFile, _ before: Analysis, source: SourceFile, skipping: Set<SourceLocation>) -> Attempt {
         let result = skipping.isEmpty ? pass.apply(spec) : (pass as! SkippingRewritePass).apply(spec, skipping: skipping)
-        let text = SpecPrinter.print(result.spec)
+        // Untouched statements keep their text (blank lines, comment alignment), so a diff shows
+        // only the rewrites; the canonical print where the text allows no clean cut.
+        let text = Splicer.splice(old: spec, new: result.spec) ?? SpecPrinter.print(result.spec)
         let file = SourceFile(path: "\(source.path) (after \(pass.name))", text: text)
         let (reparsed, parseDiagnostics) = Parser.parse(file)
         if parseDiagnostics.hasErrors {

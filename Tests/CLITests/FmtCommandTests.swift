@@ -271,7 +271,7 @@ final class FmtCommandTests: XCTestCase {
         XCTAssertEqual(symlink("target.dsl", link), 0)
         let r = try DSL.run(["rewrite", p, "--pass", "strided", "-o", link])
         XCTAssertEqual(r.status, 0, r.summary)
-        let want: [UInt8] = Array("input 32x32x3\r\nconv 3 2 8  # strided: stride 2, from the pool at line 3 (removed) (was: ".utf8) + [0xE9] + Array(")\r\n".utf8)
+        let want: [UInt8] = Array("input 32x32x3\r\nconv 3 2 8  # strided: stride 2, from the pool at line 3 (removed) (old comment: \"".utf8) + [0xE9] + Array("\")\r\n".utf8)
         XCTAssertEqual(try contents(target), want)
         var st = stat()
         XCTAssertEqual(lstat(link, &st), 0)

@@ -177,7 +177,7 @@ final class CompositionTests: XCTestCase {
 
     func testPrintedRewriteNamesThePass() throws {
         let o = try rewriteSpec("model-c.dsl", [AllConvPass()])
-        XCTAssertTrue(o.text.contains("conv 3 2 96  # all-conv: replaces pool at line 15 (was: 3x3 max-pooling, stride 2)"), o.text)
+        XCTAssertTrue(o.text.contains("conv 3 2 96  # all-conv: replaces pool at line 15 (old comment: \"3x3 max-pooling, stride 2\")"), o.text)
         XCTAssertTrue(o.text.hasPrefix("# Model C (base)"))   // header kept
         XCTAssertTrue(o.text.contains("# Stage 2\n"))          // leading comments kept
     }

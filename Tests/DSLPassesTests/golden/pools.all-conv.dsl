@@ -7,12 +7,12 @@ input 32x32x3
 block stage(c) {
   conv 3 1 c nobias
   bn
-  conv 2 2 32  # all-conv: replaces pool at line 10 (was: 2x2 windows)
+  conv 2 2 32  # all-conv: replaces pool at line 10 (old comment: "2x2 windows")
 }
 
 # Stem
 stem: conv 3 1 16 leaky slope=0.2
-conv 3 2 16 leaky slope=0.2  # all-conv: replaces pool at line 15 (was: 3x3, stride 2)
+conv 3 2 16 leaky slope=0.2  # all-conv: replaces pool at line 15 (old comment: "3x3, stride 2")
 stage(32)
 
 repeat 2 {

@@ -7,13 +7,13 @@ input 32x32x3
 block stage(c) {
   conv 3 1 c nobias
   bn
-  pool max 2  # 2x2 windows
+  pool max 2            # 2x2 windows
 }
 
 # Stem
 stem: conv 3 1 16 leaky slope=0.2
 conv 3 1 16 leaky slope=0.2  # convpool: inserted before pool at line 15
-pool                         # 3x3, stride 2
+pool                    # 3x3, stride 2
 stage(32)
 
 repeat 2 {

@@ -5,12 +5,12 @@ network golden-pools
 input 32x32x3
 
 block stage(c) {
-  conv 3 2 c nobias  # strided: stride 2, from the pool at line 10 (removed) (was: 2x2 windows)
+  conv 3 2 c nobias  # strided: stride 2, from the pool at line 10 (removed) (old comment: "2x2 windows")
   bn
 }
 
 # Stem
-stem: conv 3 2 16 leaky slope=0.2  # strided: stride 2, from the pool at line 15 (removed) (was: 3x3, stride 2)
+stem: conv 3 2 16 leaky slope=0.2  # strided: stride 2, from the pool at line 15 (removed) (old comment: "3x3, stride 2")
 stage(32)
 
 repeat 2 {
