@@ -7,8 +7,9 @@ import Foundation
 enum RewriteCommand {
     static let command = Command(name: "rewrite", summary: "apply verified rewrites (strided, all-conv, convpool, reduce, gap-head)", help: """
     Usage: dsl rewrite FILE --pass NAME [--pass NAME...] [--ratio R3[,R5[,RP]] | --budget N]
-                       [-o OUT [--in-place] | --in-place] [--diff] [--dry-run]
+                       [--name NAME] [-o OUT [--in-place] | --in-place] [--diff] [--dry-run]
                        [--format text|json] [--strict]
+           dsl rewrite FILE --name NAME [-o OUT [--in-place] | --in-place] [--diff] [--dry-run]
            dsl rewrite --list-passes
 
     Applies passes to the spec in the order given, each to the output of the previous one, and
@@ -22,8 +23,10 @@ enum RewriteCommand {
       strided    remove each max-pooling; the convolution before it takes its stride
       all-conv   replace each max-pooling by conv K S C (its window, stride, input width),
                  padding chosen to keep the output size, the neighbouring convolution's
-                 activation (ReLU by default)
-      convpool   insert a dense conv K 1 C ('same' padding) before each max-pooling
+                 batch norm, bias and activation (ReLU by default; batch norm also when
+                 the neighbour is followed by a bn layer)
+      convpool   insert a dense conv K 1 C ('same' padding) before each max-pooling, with
+                 the neighbouring convolution's options as all-conv
       reduce     insert 1x1 reductions before convolutions with kernels above 1 whose input is
                  wider than the reduction, where the reduction lowers the MACs (not on the
                  network input, directly or through dropout, activations, batch norm or
@@ -31,7 +34,9 @@ enum RewriteCommand {
                  (where that lowers the MACs); add pool projections where they are 0, in the
                  order the data flows, later widths following the new module widths (not where
                  the module's new width would change the network's output shape: a warning)
-                 (needs --ratio or --budget)
+                 (needs --ratio or --budget). In a block called with different widths,
+                 the reduction's width is an expression of the width before it (c/2, or
+                 c*N/D: the fraction giving whole widths in every use)
       gap-head   replace a final fc N (after optional gap/dropout) by conv 1 1 N act=linear + gap
     Where a pass cannot apply (a pooling with no convolution before it, inside an inception
     module, in a block used with different widths, a padding that would change the output
@@ -42,6 +47,10 @@ enum RewriteCommand {
 
     Options:
       --pass NAME        a pass to apply; repeatable, applied in order
+      --name NAME        the rewritten network's name (letters, digits, '-', '_', '.'); by
+                         default the original's name and the passes', e.g. model-c-all-conv,
+                         so 'dsl train' never puts the rewritten network in the original's
+                         run directory (runs/NETWORK). A spec without a 'network' line gets one
       --list-passes      list the passes with a one-line description
       --ratio R3[,R5[,RP]]
                          reduce: width = round(R x input channels), rounded half to even; R3 for
@@ -75,8 +84,15 @@ enum RewriteCommand {
     error. With -o, --in-place or --dry-run, the report goes to standard output (standard error
     with --diff). The report lists each change with its location (in the text the pass read:
     for the first pass, FILE), before -> after, and its change in parameters, MACs and
-    receptive field; then totals before and after. Rewritten lines carry a trailing comment
-    naming the pass, e.g. '# all-conv: replaces pool at line 14'.
+    receptive field; then totals before and after; first, the network's new name. Rewritten
+    lines carry a trailing comment naming the pass, e.g. '# all-conv: replaces pool at line 14',
+    and the old lines' comments quoted as comments ('(old comment: "16x16")').
+
+    Statements a pass does not touch keep their text as written (spacing, blank lines,
+    comment column, indentation), so --diff shows only the rewrites; a rewritten line's
+    comment starts at its neighbour's comment column. Where a rewritten statement shares its
+    line with another ('conv 3 1 8 ; pool'), the whole spec is printed in canonical format
+    (as dsl fmt) instead.
 
     Exit codes: 0 ok (warnings allowed), 1 errors (spec errors, --strict failures, verification
     failures, a budget nothing fits), 2 usage.
@@ -84,7 +100,7 @@ enum RewriteCommand {
     """, run: run)
 
     static func run(_ args: [String]) throws -> Int32 {
-        let a = try Arguments(args, valueOptions: ["--pass", "-o", "--format", "--ratio", "--budget"],
+        let a = try Arguments(args, valueOptions: ["--pass", "-o", "--format", "--ratio", "--budget", "--name"],
                               flagOptions: ["--diff", "--dry-run", "--strict", "--list-passes", "--in-place"])
         if a.has("--list-passes") {
             var s = ""
@@ -97,7 +113,11 @@ enum RewriteCommand {
         }
         let path = a.positional[0]
         let names = a.values["--pass"] ?? []
-        guard !names.isEmpty else { throw UsageError(message: "no pass given; use --pass NAME (see --list-passes)") }
+        let newName = a.value("--name")
+        if let n = newName, !NetworkNaming.isValid(n) {
+            throw UsageError(message: "--name must be 1 to \(Lexer.maxNameLength) ASCII letters, digits, '-', '_' or '.', not starting with '-' or '.', got '\(n)'")
+        }
+        guard !names.isEmpty || newName != nil else { throw UsageError(message: "no pass given; use --pass NAME (see --list-passes), or --name NAME to rename the network") }
         let known = PassRegistry.descriptions.map(\.0)
         for n in names where !known.contains(n) {
             let near = known.min { Arguments.distance($0, n) < Arguments.distance($1, n) }
@@ -129,7 +149,9 @@ enum RewriteCommand {
         let passes = names.map { PassRegistry.pass(named: $0, reduction: policy)! }
 
         let source = try SourceFile.read(path: path)
-        let outcome = Rewriter.run(source, passes: passes, strict: a.has("--strict"))
+        // A rewritten network gets a name of its own (its default run directory is
+        // runs/NAME): --name, else the original's name and the passes'.
+        let outcome = Rewriter.run(source, passes: passes, strict: a.has("--strict"), naming: newName.map { .named($0) } ?? .afterPasses)
         if !outcome.inputDiagnostics.isEmpty {
             let shown = outcome.inputDiagnostics.sorted { $0.location.offset < $1.location.offset }
             err(DiagnosticRenderer(file: source).render(shown))
@@ -179,6 +201,9 @@ enum RewriteReport {
 
     static func text(_ o: RewriteOutcome, path: String) -> String {
         var s = ""
+        if let r = o.renamed {
+            s += "network: \(r.from) -> \(r.to) (dsl train's default run directory: runs/\(r.to))\n"
+        }
         for step in o.steps {
             s += "\(step.pass): \(step.changes.count) change\(step.changes.count == 1 ? "" : "s") in \(step.input.path)\n"
             for line in step.summary { s += "  \(line)\n" }
@@ -230,6 +255,7 @@ enum RewriteReport {
         return .object([
             ("input", .string(path)),
             ("ok", .bool(!o.failed)),
+            ("network", o.renamed.map { .object([("before", .string($0.from)), ("after", .string($0.to))]) } ?? .null),
             ("passes", .array(steps)),
             ("before", totals(o.costBefore)),
             ("after", totals(o.failed ? nil : o.costAfter)),

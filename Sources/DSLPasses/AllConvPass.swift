@@ -14,6 +14,7 @@ public struct AllConvPass: PoolingPass {
         let a = Analysis(spec)
         var result = PassResult(spec: spec)
         result.diagnostics = moduleWarnings(spec)
+        let convs = convStatements(spec.statements)
         result.spec.statements = rewriteLists(spec.statements) { list, prefix, context in
             var out: [Statement] = []
             for (index, s) in list.enumerated() {
@@ -39,7 +40,7 @@ public struct AllConvPass: PoolingPass {
                     result.diagnostics.append(passWarning(name, "no padding of a \(k)x\(k) stride-\(st) convolution gives the pooling's output size\(sizes.count > 1 ? "s in all its uses" : "") (\(sizes.joined(separator: ", ")))", at: s.location))
                     out.append(s); continue
                 }
-                var options = neighbourActivation(list, before: index)
+                var options = neighbourOptions(list, at: index, all: convs)
                 if pad != (k - 1) / 2 {
                     options.insert(LayerOption(name: "pad", nameLocation: s.location, value: literal(pad, at: s.location)), at: 0)
                 }

@@ -17,6 +17,7 @@ public struct ConvPoolPass: PoolingPass {
         let a = Analysis(spec)
         var result = PassResult(spec: spec)
         result.diagnostics = moduleWarnings(spec)
+        let convs = convStatements(spec.statements)
         result.spec.statements = rewriteLists(spec.statements) { list, prefix, context in
             var out: [Statement] = []
             for (index, s) in list.enumerated() {
@@ -36,7 +37,7 @@ public struct ConvPoolPass: PoolingPass {
                     result.diagnostics.append(passWarning(name, "the pooling window \(k) is even, so a \(k)x\(k) convolution cannot keep the size ('same' padding needs an odd kernel)", at: s.location))
                     out.append(s); continue
                 }
-                var conv = Statement.layer("conv", [k, 1, channels], options: neighbourActivation(list, before: index), at: s.location)
+                var conv = Statement.layer("conv", [k, 1, channels], options: neighbourOptions(list, at: index, all: convs), at: s.location)
                 conv.leadingComments = s.leadingComments
                 conv.trailingComment = ConvPoolPass.marker + " inserted before pool at line \(s.location.line)"
                 var pool = s

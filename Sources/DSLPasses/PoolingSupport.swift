@@ -46,12 +46,41 @@ extension PoolingPass {
         return (f, nil)
     }
 
-    /// The activation options of the nearest convolution before index `i` in `list`.
-    func neighbourActivation(_ list: [Statement], before i: Int) -> [LayerOption] {
+    /// The options a convolution added at index `i` of `list` takes from its neighbours
+    /// (`convStyleOptions`: batch norm, bias, activation, slope): those of the nearest
+    /// convolution before it in the list, else after it, else of the last convolution written
+    /// before it anywhere in the spec (`all`, every conv statement in source order), so a
+    /// network with batch norm gets a convolution with batch norm (also where the neighbour is
+    /// followed by a `bn` layer). None (ReLU, bias) without any.
+    func neighbourOptions(_ list: [Statement], at i: Int, all: [Statement]) -> [LayerOption] {
+        // A convolution followed by a 'bn' layer has batch norm too: the new one gets `bn`.
+        func options(_ j: Int) -> [LayerOption] {
+            var o = convStyleOptions(list[j].options)
+            if j + 1 < list.count, list[j + 1].layerKind == "bn", !o.contains(where: { $0.name == "bn" }) {
+                o.removeAll { $0.name == "bias" || $0.name == "nobias" }
+                o.insert(LayerOption(name: "bn", nameLocation: list[i].location, value: nil), at: 0)
+            }
+            return o
+        }
         for j in stride(from: i - 1, through: 0, by: -1) where list[j].layerKind == "conv" {
-            return activationOptions(list[j].options)
+            return options(j)
+        }
+        for j in (i + 1)..<max(i + 1, list.count) where list[j].layerKind == "conv" {
+            return options(j)
+        }
+        if let before = all.last(where: { $0.location.offset < list[i].location.offset }) {
+            return convStyleOptions(before.options)
         }
         return []
     }
 }
 
+/// Every `conv` statement of a spec, in source order (block bodies, repeats and branches too).
+func convStatements(_ list: [Statement]) -> [Statement] {
+    var out: [Statement] = []
+    for s in list {
+        if s.layerKind == "conv" { out.append(s) }
+        for b in StatementPath.bodies(s) { out += convStatements(b) }
+    }
+    return out.sorted { $0.location.offset < $1.location.offset }
+}

@@ -215,6 +215,41 @@ public struct ReducePass: SkippingRewritePass {
         return widths.count == trial.count ? .settled(widths, outputChannels: channels[g.output]) : .unknown
     }
 
+    /// The width flowing into the next statement of a list whose statements so far are
+    /// `before`, as an expression: the filters argument of the nearest convolution, past layers
+    /// that keep the width (batch norm, activations, dropout, pooling); nil when the list gives
+    /// no such convolution (the width comes from outside it).
+    static func channelsExpression(before: [Statement]) -> Expr? {
+        for s in before.reversed() {
+            guard case .layer(let kind, _, let args, _) = s.kind else { return nil }
+            switch kind {
+            case "conv": return args.count == 3 ? args[2] : nil
+            case "bn", "relu", "leaky", "linear", "dropout", "pool": continue
+            default: return nil
+            }
+        }
+        return nil
+    }
+
+    /// The fraction n/d < 1 (d up to 64) of a reduction in a block called with different
+    /// input widths, written `c*n/d`: the smallest with `width(ratio, c) == c·n/d` exactly for
+    /// every input width `c`; else (a ratio that rounds differently in different uses) the one
+    /// nearest the ratio that gives whole widths in every use (ties: the smaller d).
+    static func fraction(of ratio: Double, for widths: [Int]) -> (Int, Int)? {
+        for d in 2...64 {
+            for n in 1..<d where widths.allSatisfy({ ($0 * n) % d == 0 && $0 * n / d == width(ratio, $0) }) { return (n, d) }
+        }
+        var best: (Int, Int)?
+        var bestError = Double.infinity
+        for d in 2...64 {
+            for n in 1..<d where widths.allSatisfy({ ($0 * n) % d == 0 }) {
+                let e = abs(Double(n) / Double(d) - ratio)
+                if e < bestError - 1e-12 { best = (n, d); bestError = e }
+            }
+        }
+        return best
+    }
+
     /// The one input width every instance of a statement sees, if they agree.
     static func commonInputChannels(_ a: Analysis, _ location: SourceLocation) -> Int? {
         let c = Set(a.inputShapes(location).map(\.channels))
@@ -331,9 +366,47 @@ public struct ReducePass: SkippingRewritePass {
                         out.append(s); continue
                     }
                     let inputs = a.inputShapes(s.location), outputs = a.outputShapes(s.location)
-                    guard Set(inputs.map(\.channels)).count == 1, Set(convs.map(\.kernel)).count == 1, inputs.count == convs.count, outputs.count == convs.count else {
-                        if !quiet { result.diagnostics.append(passWarning(name, "the convolution \(context.described) sees different inputs in its \(convs.count) uses (channels \(Set(inputs.map(\.channels)).sorted().map(String.init).joined(separator: ", "))); one reduction width cannot serve them all", at: s.location)) }
+                    guard Set(convs.map(\.kernel)).count == 1, inputs.count == convs.count, outputs.count == convs.count else {
                         out.append(s); continue
+                    }
+                    if Set(inputs.map(\.channels)).count > 1 {
+                        // A block called with different widths: the reduction's width is written
+                        // as an expression of the width before it (`c/2`), when one fits every use.
+                        let cins = inputs.map(\.channels)
+                        let ratio = first.kernel >= 5 ? r.r5 : r.r3
+                        guard let e = ReducePass.channelsExpression(before: out),
+                              let (n, d) = ReducePass.fraction(of: ratio, for: cins) else {
+                            if !quiet { result.diagnostics.append(passWarning(name, "the convolution \(context.described) sees different inputs in its \(convs.count) uses (channels \(Set(cins).sorted().map(String.init).joined(separator: ", "))), and no convolution before it in the same list gives their width as an expression; one reduction width cannot serve them all", at: s.location)) }
+                            out.append(s); continue
+                        }
+                        let widths = cins.map { $0 * n / d }
+                        var without = 0, with = 0
+                        for (i, c) in convs.enumerated() {
+                            let x = inputs[i], y = outputs[i]
+                            let perInput = y.height * y.width * c.filters * c.kernel * c.kernel
+                            without += perInput * cins[i]
+                            with += x.height * x.width * cins[i] * widths[i] + perInput * widths[i]
+                        }
+                        let k = first.kernel
+                        let loc = s.location
+                        let widthExpr: Expr = n == 1 ? .binary("/", e, literal(d, at: loc), loc) : .binary("/", .binary("*", e, literal(n, at: loc), loc), literal(d, at: loc), loc)
+                        let text = SpecPrinter.expr(widthExpr, spaced: false)
+                        let uses = zip(cins, widths).map { "\($0) -> \($1)" }.joined(separator: ", ")
+                        guard with < without, zip(cins, widths).allSatisfy({ $1 < $0 && $1 >= 1 }) else {
+                            if !quiet { result.diagnostics.append(passNote(name, "not reduced: a 1x1 reduction to \(text) (\(uses)) would need more MACs than it saves (\(grouped(without)) -> \(grouped(with)))", at: s.location)) }
+                            out.append(s); continue
+                        }
+                        var reduction = Statement(label: nil, labelLocation: nil, kind: .layer(kind: "conv", words: [], arguments: [literal(1, at: loc), literal(1, at: loc), widthExpr], options: convStyleOptions(s.options)), keywordLocation: loc, location: loc)
+                        reduction.leadingComments = s.leadingComments
+                        reduction.trailingComment = " reduce: 1x1 reduction to \(text) before the \(k)x\(k) conv at line \(s.location.line) (\(uses))"
+                        var target = s
+                        target.leadingComments = []
+                        out.append(reduction); out.append(target)
+                        result.changes.append(Change(pass: name, location: s.location, before: SpecPrinter.line(s),
+                                                     after: SpecPrinter.line(reduction) + "; " + SpecPrinter.line(s),
+                                                     note: "width \(text) in each use (\(uses)), \(fmt(Double(n) / Double(d))) x the input width for the ratio \(fmt(ratio))",
+                                                     beforeRegion: [s.location], afterRegion: [prefix + [out.count - 2], prefix + [out.count - 1]]))
+                        continue
                     }
                     if let prev = out.last, prev.layerKind == "conv", a.ops(prev.location).contains(where: { if case .conv(let c) = $0 { return c.kernel == 1 }; return false }) {
                         if !quiet { result.diagnostics.append(passNote(name, "not reduced: the convolution is already preceded by a 1x1 convolution", at: s.location)) }

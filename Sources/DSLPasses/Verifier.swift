@@ -133,13 +133,38 @@ public struct RewriteOutcome {
     public var inputDiagnostics: [Diagnostic]
     /// Whether any error occurred (input errors, verification failures, strict warnings).
     public var failed: Bool
+    /// The network's name before and after, when the rewrite renamed it (`name:` of `run`).
+    public var renamed: (from: String, to: String)?
 }
 
 /// Runs passes in order, each on the printed and re-parsed output of the previous one, and
 /// verifies each (see `RewritePass`).
 public enum Rewriter {
     /// Rewrites `source` with `passes`. Under `strict`, a pass's warnings are errors and stop it.
-    public static func run(_ source: SourceFile, passes: [RewritePass], strict: Bool = false) -> RewriteOutcome {
+    /// `naming` says what the network is called in the result (`NetworkNaming`).
+    public static func run(_ source: SourceFile, passes: [RewritePass], strict: Bool = false, naming: NetworkNaming.Policy = .keep) -> RewriteOutcome {
+        var outcome = runPasses(source, passes: passes, strict: strict)
+        guard !outcome.failed, let before = outcome.graphBefore?.name else { return outcome }
+        let name: String
+        switch naming {
+        case .keep: return outcome
+        case .named(let n): name = n
+        case .afterPasses: name = NetworkNaming.derived(from: before, passes: passes.map(\.name))
+        }
+        // The steps' texts have LF line endings; the original keeps its own.
+        let text = outcome.steps.isEmpty ? String(decoding: source.bytes, as: UTF8.self) : outcome.text
+        guard let renamed = NetworkNaming.renamed(text, path: source.path, to: name) else {
+            outcome.failed = true
+            outcome.inputDiagnostics = [.error("cannot name the network '\(name)' (a name is 1 to \(Lexer.maxNameLength) ASCII letters, digits, '-', '_' or '.', not starting with '-' or '.')", at: .start)]
+            return outcome
+        }
+        outcome.text = renamed
+        outcome.graphAfter?.name = name
+        if before != name { outcome.renamed = (before, name) }
+        return outcome
+    }
+
+    static func runPasses(_ source: SourceFile, passes: [RewritePass], strict: Bool) -> RewriteOutcome {
         let original = String(decoding: source.bytes, as: UTF8.self)
         let checked = Frontend.check(source)
         var outcome = RewriteOutcome(original: original, text: original, steps: [], costBefore: checked.cost, costAfter: checked.cost,

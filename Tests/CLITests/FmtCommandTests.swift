@@ -271,7 +271,9 @@ final class FmtCommandTests: XCTestCase {
         XCTAssertEqual(symlink("target.dsl", link), 0)
         let r = try DSL.run(["rewrite", p, "--pass", "strided", "-o", link])
         XCTAssertEqual(r.status, 0, r.summary)
-        let want: [UInt8] = Array("input 32x32x3\r\nconv 3 2 8  # strided: stride 2, from the pool at line 3 (removed) (old comment: \"".utf8) + [0xE9] + Array("\")\r\n".utf8)
+        // The network is named after the file and the pass (a spec without a 'network' line gets one).
+        let rest: [UInt8] = Array("input 32x32x3\r\nconv 3 2 8  # strided: stride 2, from the pool at line 3 (removed) (old comment: \"".utf8) + [0xE9] + Array("\")\r\n".utf8)
+        let want = Array("network in-strided\r\n".utf8) + rest
         XCTAssertEqual(try contents(target), want)
         var st = stat()
         XCTAssertEqual(lstat(link, &st), 0)
@@ -281,7 +283,7 @@ final class FmtCommandTests: XCTestCase {
         // Standard output too, and '-' as the input.
         let piped = try run(["rewrite", "-", "--pass", "strided"], input: src, cwd: dir)
         XCTAssertEqual(piped.status, 0, piped.stderr)
-        XCTAssertEqual(piped.stdout, want)
+        XCTAssertEqual(piped.stdout, Array("network network-strided\r\n".utf8) + rest)
         XCTAssertTrue(piped.stderr.contains("strided: 1 change in <stdin>"), piped.stderr)
     }
 }

@@ -92,7 +92,8 @@ final class RewriteCommandTests: XCTestCase {
         let r = dsl(["rewrite", spec("all-cnn-c.dsl"), "--pass", "reduce", "--budget", "150M"])
         XCTAssertEqual(r.code, 0, r.err)
         let golden = root.appendingPathComponent("Tests/DSLPassesTests/golden/all-cnn-c.reduce-budget-150M.dsl").path
-        XCTAssertEqual(r.out, try String(contentsOfFile: golden, encoding: .utf8))
+        // The command also names the network after the original and the pass.
+        XCTAssertEqual(r.out, try String(contentsOfFile: golden, encoding: .utf8).replacingOccurrences(of: "\nnetwork all-cnn-c\n", with: "\nnetwork all-cnn-c-reduce\n"))
         XCTAssertTrue(r.err.contains("reduce: 6 changes in \(spec("all-cnn-c.dsl"))"), r.err)
         XCTAssertTrue(r.err.contains("reduce: budget 150,000,000 MACs (270,798,336 without reductions): ratios 0.4727 (kernels below 5), 0.4727 (5 and up), 0.4727 (pool projections), step 121/256 of the common ratio, are the widest that fit: 149,720,832 MACs; the next step would need 152,216,064 MACs"), r.err)
         XCTAssertTrue(r.err.contains("MACs      270,798,336 -> 149,720,832 (-121,077,504)"), r.err)
@@ -117,5 +118,36 @@ final class RewriteCommandTests: XCTestCase {
         try "input 8x8x3\nconv (\n".write(toFile: bad, atomically: true, encoding: .utf8)
         XCTAssertEqual(dsl(["fmt", bad]).code, 1)
         XCTAssertEqual(try String(contentsOfFile: bad, encoding: .utf8), "input 8x8x3\nconv (\n")
+    }
+    /// Issue #15: a rewritten spec's default run directory (runs/NETWORK) never collides with
+    /// the original's; --name sets the name, and renames alone.
+    func testRewrittenNetworkHasANameOfItsOwn() throws {
+        func network(_ text: String) throws -> String? {
+            let path = try DSL.temporaryFile("n.dsl", Data(text.utf8))
+            let r = try DSL.run(["check", path, "--format", "json"])
+            return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["network"] as? String
+        }
+        for pass in ["strided", "all-conv", "gap-head"] {
+            let r = dsl(["rewrite", spec("model-c.dsl"), "--pass", pass])
+            XCTAssertEqual(r.code, 0, r.err)
+            XCTAssertEqual(try network(r.out), "model-c-\(pass)")
+            XCTAssertTrue(r.err.contains("network: model-c -> model-c-\(pass)"), r.err)
+        }
+        let named = dsl(["rewrite", spec("model-c.dsl"), "--pass", "all-conv", "--pass", "strided", "--name", "mine"])
+        XCTAssertEqual(named.code, 0, named.err)
+        XCTAssertEqual(try network(named.out), "mine")
+        // --name alone renames; a spec without a 'network' line gets one before 'input'.
+        let path = try DSL.temporaryFile("plain.dsl", Data("# c\ninput 8x8x3\nconv 3 1 8\ngap\n".utf8))
+        let only = dsl(["rewrite", path, "--name", "renamed"])
+        XCTAssertEqual(only.code, 0, only.err)
+        XCTAssertEqual(only.out, "# c\nnetwork renamed\ninput 8x8x3\nconv 3 1 8\ngap\n")
+        for bad in ["", "a b", "-x", "caf\u{e9}", String(repeating: "x", count: 129)] {
+            let r = dsl(["rewrite", spec("model-c.dsl"), "--name", bad])
+            XCTAssertEqual(r.code, 2, "\(bad): \(r.err)")
+            XCTAssertTrue(r.err.contains("--name must be"), r.err)
+        }
+        let none = dsl(["rewrite", spec("model-c.dsl")])
+        XCTAssertEqual(none.code, 2)
+        XCTAssertTrue(none.err.contains("--name NAME"), none.err)
     }
 }

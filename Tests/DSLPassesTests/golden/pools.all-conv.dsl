@@ -7,7 +7,7 @@ input 32x32x3
 block stage(c) {
   conv 3 1 c nobias
   bn
-  conv 2 2 32  # all-conv: replaces pool at line 10 (old comment: "2x2 windows")
+  conv 2 2 32 bn  # all-conv: replaces pool at line 10 (old comment: "2x2 windows")
 }
 
 # Stem
