@@ -9,7 +9,9 @@ enum RunCommand {
     Usage: dsl run FILE [--batch N] [--seed S] [--threads T] [--backward]
 
     Lowers the checked network to the CPU engine, feeds a batch of random N(0,1) images
-    (deterministic under --seed), and prints the output shape and a checksum of the output.
+    (deterministic under --seed), and prints the output shape and a checksum of the output
+    (sum and sum of magnitudes); for a network ending in softmax also of the logits before it,
+    since the softmax's sum is always 1 per image.
     With --backward it also computes the softmax cross-entropy loss against random labels
     (one class per image, from the output's channels), runs the backward pass and prints the
     loss and a checksum of all parameter gradients. The engine's memory is planned first: a
@@ -53,6 +55,12 @@ enum RunCommand {
         for i in 0..<outCount { sum += Double(outPtr[i]); abs += Double(Swift.abs(outPtr[i])) }
         out("\(g.name): output \(batch)x\(outShape.height)x\(outShape.width)x\(outShape.channels) (batch x H x W x C)\n")
         out(String(format: "output checksum: sum %.6f, sum|x| %.6f\n", sum, abs))
+        // A softmax's checksum is 1 per image (per pixel): the logits before it tell networks apart.
+        if let logits = engine.logits {
+            var lsum = 0.0, labs = 0.0
+            for i in 0..<outCount { lsum += Double(logits[i]); labs += Double(Swift.abs(logits[i])) }
+            out(String(format: "logits checksum (before softmax): sum %.6f, sum|x| %.6f\n", lsum, labs))
+        }
         if backward {
             var labels = [Int32](repeating: 0, count: batch)
             let classes = engine.classCount

@@ -552,6 +552,14 @@ public final class EngineGraph {
         return UnsafePointer(values[nodes.count - 1])
     }
 
+    /// After a forward pass, the logits of a graph ending in softmax (its input, before the
+    /// softmax: `outputShape` per image, NHWC), valid until the next call; nil for a graph that
+    /// does not end in softmax. The memory plan keeps the last node's inputs to the end.
+    public var logits: UnsafePointer<Float>? {
+        guard endsInSoftmax, isCompiled, let i = nodes[nodes.count - 1].inputs.first else { return nil }
+        return UnsafePointer(values[i])
+    }
+
     /// Whether the last node is a softmax, the loss node that `loss` and `backward` need.
     public var endsInSoftmax: Bool { nodes[nodes.count - 1].op == .softmax }
 

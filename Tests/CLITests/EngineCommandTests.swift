@@ -33,8 +33,27 @@ final class EngineCommandTests: XCTestCase {
             return r.stdout.split(separator: "\n").filter { $0.contains("checksum") }
         }
         let one = try checksums("1"), two = try checksums("2")
-        XCTAssertEqual(one.count, 2)
+        XCTAssertEqual(one.count, 3)   // output, logits, gradients
         XCTAssertEqual(one, two)
+    }
+
+    /// Issue #15: the logits checksum is the output checksum of the same network without its
+    /// softmax (the same seed gives the same weights and input).
+    func testRunPrintsTheChecksumOfTheLogitsBeforeSoftmax() throws {
+        let text = try String(contentsOfFile: DSL.packageRoot.appendingPathComponent("specs/quickstart.dsl").path, encoding: .utf8)
+        XCTAssertTrue(text.contains("\nsoftmax\n"))
+        let bare = try DSL.temporaryFile("quickstart.dsl", Data(text.replacingOccurrences(of: "\nsoftmax\n", with: "\n").utf8))
+        let with = try DSL.run(["run", "specs/quickstart.dsl", "--batch", "3", "--seed", "5"])
+        let without = try DSL.run(["run", bare, "--batch", "3", "--seed", "5"])
+        XCTAssertEqual(with.status, 0, with.summary)
+        XCTAssertEqual(without.status, 0, without.summary)
+        func value(_ r: DSLRun, _ prefix: String) -> String? {
+            r.stdout.split(separator: "\n").first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+        }
+        let logits = try XCTUnwrap(value(with, "logits checksum (before softmax): "), with.stdout)
+        XCTAssertEqual(logits, value(without, "output checksum: "))
+        XCTAssertNotEqual(logits, value(with, "output checksum: "))
+        XCTAssertNil(value(without, "logits checksum"), "no softmax, no logits line")
     }
 
     func testBenchReportsThroughputAndLayersAsJSON() throws {
