@@ -5,8 +5,8 @@ import Foundation
 /// `dsl fmt FILE...`: rewrites specs in canonical form (see `SpecPrinter`).
 enum FmtCommand {
     static let command = Command(name: "fmt", summary: "rewrite specs in canonical format", help: """
-    Usage: dsl fmt FILE... [--check]
-           dsl fmt - [--check]
+    Usage: dsl fmt FILE... [--check] [--diff]
+           dsl fmt - [--check] [--diff]
 
     Rewrites each spec in canonical format, in place: one statement per line, two spaces of
     indentation inside braces, options in a canonical order (padding, rounding, bn, bias,
@@ -29,6 +29,9 @@ enum FmtCommand {
     Options:
       --check   do not write; print the name of each file that is not formatted ('<stdin>' for
                 '-') and exit 1 if there is any
+      --diff    do not write; print a unified diff of each file that is not formatted against
+                its formatted text (nothing for a formatted one); with --check, the diffs
+                instead of the names, and exit 1 if there is any
 
     Exit codes: 0 ok (or, with --check, every file formatted), 1 a file has syntax errors,
     cannot be read or written, or (with --check) is not formatted, 2 usage.
@@ -43,13 +46,13 @@ enum FmtCommand {
     }
 
     static func run(_ args: [String]) throws -> Int32 {
-        let a = try Arguments(args, valueOptions: [], flagOptions: ["--check"])
+        let a = try Arguments(args, valueOptions: [], flagOptions: ["--check", "--diff"])
         guard !a.positional.isEmpty else { throw UsageError(message: "missing spec file") }
         if a.positional.filter({ $0 == "-" }).count > 1 { throw UsageError(message: "'-' (standard input) may be given once") }
         var failed = false
         for path in a.positional {
             do {
-                if try !format(path, check: a.has("--check")) { failed = true }
+                if try !format(path, check: a.has("--check"), diff: a.has("--diff")) { failed = true }
             } catch let e as SourceError {
                 err("dsl fmt: \(e.message)\n")
                 failed = true
@@ -59,8 +62,9 @@ enum FmtCommand {
     }
 
     /// Formats one file (or standard input for `-`); false when it failed or, with `check`, is
-    /// not formatted. Throws `SourceError` when the file cannot be read or written.
-    static func format(_ path: String, check: Bool) throws -> Bool {
+    /// not formatted. `diff` prints a unified diff instead of writing. Throws `SourceError`
+    /// when the file cannot be read or written.
+    static func format(_ path: String, check: Bool, diff: Bool = false) throws -> Bool {
         let stdin = path == "-"
         if !stdin {
             // Only regular files (through links) are formatted in place; checked before opening,
@@ -97,6 +101,13 @@ enum FmtCommand {
             return false
         }
         let formatted = encoded == source.rawBytes
+        if diff {
+            if !formatted {
+                let new = source.lineEnding == .crlf ? text.replacingOccurrences(of: "\n", with: "\r\n") : text
+                out(LineDiff.unified(String(decoding: source.bytes, as: UTF8.self), new, oldName: name, newName: "\(name) (formatted)"))
+            }
+            return !check || formatted
+        }
         if check {
             if !formatted { out("\(name): not formatted\n") }
             return formatted
