@@ -61,10 +61,15 @@ enum CheckCommand {
             throw e
         }
         guard let (checked, g, cost) = checked else { return ExitCode.failure }
+        // With --input, the size the spec declares is named too.
+        let declared: Shape? = input == nil ? nil : checked.spec.statements.lazy.compactMap { s -> Shape? in
+            if case .input(let h, let w, let c) = s.kind { return Shape(h, w, c) }
+            return nil
+        }.first
         if format == "json" {
-            out(CheckReport.json(g, cost, checked: checked, batch: batch, depth: depth, path: path).render() + "\n")
+            out(CheckReport.json(g, cost, checked: checked, batch: batch, depth: depth, path: path, declaredInput: declared).render() + "\n")
         } else {
-            out(CheckReport.table(g, cost, batch: batch, depth: depth, path: path))
+            out(CheckReport.table(g, cost, batch: batch, depth: depth, path: path, declaredInput: declared))
         }
         var failed = false
         if let m = maxParams, cost.params > m {
@@ -162,7 +167,7 @@ enum CheckReport {
     }
 
     /// The aligned per-layer table followed by totals.
-    static func table(_ g: Graph, _ cost: NetworkCost, batch: Int, depth: Int, path: String) -> String {
+    static func table(_ g: Graph, _ cost: NetworkCost, batch: Int, depth: Int, path: String, declaredInput: Shape? = nil) -> String {
         var rows: [[String]] = [["layer", "op", "output", "params", "%", "MACs", "RF", "stride", "memory", "line"]]
         let membersOf = CostModel.membersByModule(in: g)
         for e in entries(g, depth: depth) {
@@ -187,7 +192,7 @@ enum CheckReport {
         let rightAligned: Set<Int> = [3, 4, 5, 6, 7, 8, 9]
         var widths = [Int](repeating: 0, count: rows[0].count)
         for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
-        var s = "\(g.name): input \(g.inputShape), \(path)\n\n"
+        var s = "\(g.name): input \(g.inputShape)\(declaredInput.map { " (--input; the spec declares \($0))" } ?? ""), \(path)\n\n"
         for (ri, r) in rows.enumerated() {
             var line = ""
             for (i, c) in r.enumerated() {
@@ -251,7 +256,7 @@ enum CheckReport {
 
     /// The JSON report (README, "dsl check --format json"); `layers` and `modules` list what
     /// the table shows at `depth` (a collapsed module is a layer of op `module`).
-    static func json(_ g: Graph, _ cost: NetworkCost, checked: CheckedNetwork, batch: Int, depth: Int = Int.max, path: String = "") -> JSON {
+    static func json(_ g: Graph, _ cost: NetworkCost, checked: CheckedNetwork, batch: Int, depth: Int = Int.max, path: String = "", declaredInput: Shape? = nil) -> JSON {
         let membersOf = CostModel.membersByModule(in: g)
         var layers: [JSON] = []
         var shownModules: [Int] = []
@@ -315,6 +320,7 @@ enum CheckReport {
             ("file", .string(path)), ("valid", .bool(true)),
             ("network", .string(g.name)),
             ("input", dims(g.inputShape)),
+            ("declared_input", declaredInput.map(dims) ?? .null),
             ("output", dims(g.nodes[g.output].shape)),
             ("layers", .array(layers)),
             ("modules", .array(modules)),

@@ -158,6 +158,7 @@ final class CheckCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.summary)
         let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         XCTAssertEqual(j["input"] as? [Int], [64, 48, 3])
+        XCTAssertEqual(j["declared_input"] as? [Int], [32, 32, 3])
         let layers = try XCTUnwrap(j["layers"] as? [[String: Any]])
         XCTAssertEqual(layers.first { $0["op"] as? String == "conv" }?["output"] as? [Int], [64, 48, 96])
         XCTAssertEqual((j["total"] as? [String: Any])?["params"] as? Int, 1_369_738, "the weights do not depend on the input size")
