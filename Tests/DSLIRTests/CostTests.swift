@@ -3,6 +3,33 @@ import DSLSyntax
 @testable import DSLIR
 
 final class CostTests: XCTestCase {
+    /// Issue #15: batch norm's running mean and variance are buffers (non-trainable), 2 per
+    /// channel; past global pooling or fc the receptive field stays the spatial layers'.
+    func testBuffersAndTheReceptiveFieldPastGlobalPooling() throws {
+        let (g, c) = try build("""
+        input 16x16x3
+        a: conv 3 1 4 bn
+        b: conv 3 1 6
+        n: bn
+        p: gap
+        q: fc 5
+        r: fc 3
+        """)
+        func cost(_ n: String) -> NodeCost { c.nodes[g.node(n)!.id] }
+        XCTAssertEqual(cost("a").buffers, 8)
+        XCTAssertEqual(cost("a").params, 3 * 3 * 3 * 4 + 8, "scale and shift stay trainable")
+        XCTAssertEqual(cost("b").buffers, 0)
+        XCTAssertEqual(cost("n").buffers, 12)
+        XCTAssertEqual(c.buffers, 20)
+        XCTAssertEqual(c.buffers(g.nodes.map(\.id)), 20)
+        XCTAssertEqual(cost("b").receptiveField, 5)
+        for name in ["p", "q", "r"] {
+            XCTAssertEqual(cost(name).receptiveField, 5, name)
+            XCTAssertTrue(cost(name).isGlobal, name)
+        }
+        XCTAssertFalse(cost("n").isGlobal)
+    }
+
     /// A small network computed by hand, layer by layer.
     func testSmallNetworkByHand() throws {
         let (g, c) = try build("""
