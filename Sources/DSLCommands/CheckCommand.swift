@@ -43,7 +43,7 @@ enum CheckCommand {
             throw UsageError(message: a.positional.isEmpty ? "missing spec file" : "expected one spec file, got \(a.positional.count)")
         }
         let format = a.value("--format") ?? "table"
-        guard format == "table" || format == "json" else { throw UsageError(message: "--format must be table or json, got '\(format)'") }
+        guard format == "table" || format == "json" else { throw UsageError(message: "--format must be table or json, got '\(format)'" + Arguments.suggestion(format, in: ["table", "json"])) }
         let batch = try a.integer("--batch", default: 1, in: 1...1_000_000)
         let depth = try a.integer("--depth", default: Int.max, in: 0...Int.max)
         let input = try a.value("--input").map(parseInputSize)

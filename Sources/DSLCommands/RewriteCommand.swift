@@ -135,7 +135,7 @@ enum RewriteCommand {
         if names.contains("reduce") && policy == nil { throw UsageError(message: "the reduce pass needs --ratio or --budget") }
         if !names.contains("reduce") && policy != nil { throw UsageError(message: "--ratio and --budget apply to the reduce pass, which is not selected") }
         let format = a.value("--format") ?? "text"
-        guard format == "text" || format == "json" else { throw UsageError(message: "--format must be text or json, got '\(format)'") }
+        guard format == "text" || format == "json" else { throw UsageError(message: "--format must be text or json, got '\(format)'" + Arguments.suggestion(format, in: ["text", "json"])) }
         var output = a.value("-o")
         if output == "-" { output = nil }   // standard output
         if let o = output, path != "-", samePath(o, path), !a.has("--in-place") {

@@ -71,6 +71,13 @@ struct Arguments {
         return prev[y.count]
     }
 
+    /// `; did you mean 'json'?` for a value one or two edits from one of `choices`, else "".
+    static func suggestion(_ value: String, in choices: [String]) -> String {
+        guard value.count <= 64, let near = choices.min(by: { distance($0, value) < distance($1, value) }),
+              distance(near, value) <= (value.count <= 3 ? 1 : 2), near != value else { return "" }
+        return "; did you mean '\(near)'?"
+    }
+
     /// The last value of an option.
     func value(_ name: String) -> String? { values[name]?.last }
     /// Whether a flag was given.

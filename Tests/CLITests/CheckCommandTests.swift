@@ -228,6 +228,10 @@ final class CheckCommandTests: XCTestCase {
         }
         let typo = try DSL.run(["chekc"])
         XCTAssertTrue(typo.stderr.contains("did you mean 'check'"), typo.stderr)
+        let value = try DSL.run(["check", "specs/all-cnn-c.dsl", "--format", "jsno"])
+        XCTAssertTrue(value.stderr.contains("--format must be table or json, got 'jsno'; did you mean 'json'?"), value.stderr)
+        let option = try DSL.run(["check", "specs/all-cnn-c.dsl", "--no-warning"])
+        XCTAssertTrue(option.stderr.contains("did you mean --no-warnings?"), option.stderr)
     }
 
     func testHelpExits0() throws {
