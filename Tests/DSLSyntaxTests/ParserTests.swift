@@ -115,6 +115,27 @@ final class ParserTests: XCTestCase {
         XCTAssertEqual(d.items[0].notes.first?.message, "the file ends here")
     }
 
+    /// Issue #15: a branch left open is reported at its '{', found by indentation, not at the
+    /// end of the file (where the block around it ends).
+    func testUnclosedBranchIsReportedAtItsBrace() {
+        let text = "input 8x8x3\nblock r(c) {\n  add {\n    conv 3 1 c\n  } {\n    conv 1 1 c\n  relu\n}\nr(8)\n"
+        let (_, d) = parse(text)
+        XCTAssertEqual(d.items.count, 1)
+        XCTAssertEqual(d.items[0].message, "branch 2 of 'add' is not closed: expected '}'")
+        XCTAssertEqual("\(d.items[0].location)", "5:5")
+        XCTAssertEqual(d.items[0].notes.map { "\($0.location)" }, ["7:3", "8:1"])
+    }
+
+    /// Other frameworks' layer names: `maxpool 2` is `pool max 2`, arguments kept.
+    func testLayerAliasesSuggestTheLayerAsWrittenHere() {
+        XCTAssertEqual(Parser.layerAlias(for: "MaxPool2d"), "pool max")
+        XCTAssertEqual(Parser.layerAlias(for: "Dense"), "fc")
+        XCTAssertEqual(Parser.layerAlias(for: "flatten"), "")
+        XCTAssertNil(Parser.layerAlias(for: "conv"))
+        let (_, d) = parse("input 8x8x3\nmaxpool 2 pad=1\n")
+        XCTAssertEqual(d.items.first?.message, "unknown layer 'maxpool'; did you mean 'pool max 2 pad=1'?")
+    }
+
     func testNestingLimit() {
         let deep = String(repeating: "repeat 1 {\n", count: Parser.maxNesting + 1) + String(repeating: "}\n", count: Parser.maxNesting + 1)
         XCTAssertTrue(parse("input 8x8x3\n" + deep).1.items.contains { $0.message.contains("nesting is too deep") })
