@@ -39,11 +39,13 @@ enum RewriteCommand {
                  c*N/D: the fraction giving whole widths in every use)
       gap-head   replace a final fc N (after optional gap/dropout) by conv 1 1 N act=linear + gap
     Where a pass cannot apply (a pooling with no convolution before it, inside an inception
-    module, in a block used with different widths, a padding that would change the output
-    size, a rewrite that would not pass verification, such as a convolution beyond the limits
-    of Grammar.md section 7...), it leaves that place as it is and says so with the location: a
-    warning, or an error with --strict. So the output of every pass passes the verifier. Notes
-    say where a pass chose not to act (already applied, nothing to reduce).
+    module, in a block used with different widths where no convolution before it in the
+    block writes the width (else the width is that expression: conv 2 2 c, conv 1 1 c/2), a
+    padding that would change the output size, a rewrite that would not pass verification,
+    such as a convolution beyond the limits of Grammar.md section 7...), it leaves that place
+    as it is and says so with the location: a warning, or an error with --strict. So the
+    output of every pass passes the verifier. Notes say where a pass chose not to act
+    (already applied, nothing to reduce).
 
     Options:
       --pass NAME        a pass to apply; repeatable, applied in order

@@ -21,10 +21,11 @@ public struct AllConvPass: PoolingPass {
                 guard s.isMaxPool, !skipping.contains(s.location) else { out.append(s); continue }
                 let (pf, problem) = facts(s, a, context)
                 guard let pf else { result.diagnostics.append(problem!); out.append(s); continue }
-                guard let channels = pf.common({ pf.inputs[$0].channels }),
+                // In a block called with different widths, the width is an expression (`c`).
+                guard let width = inputWidth(pf, list, at: index),
                       let k = pf.common({ pf.attributes[$0].kernel }), let st = pf.common({ pf.attributes[$0].stride }) else {
                     let cs = Set(pf.inputs.map(\.channels)).sorted().map(String.init).joined(separator: ", ")
-                    result.diagnostics.append(passWarning(name, "the max-pooling \(context.described) sees different inputs in its \(pf.attributes.count) uses (channels \(cs)); one convolution cannot replace it", at: s.location))
+                    result.diagnostics.append(passWarning(name, "the max-pooling \(context.described) sees different inputs in its \(pf.attributes.count) uses (channels \(cs)), and no convolution before it in the same list gives their width as an expression; one convolution cannot replace it", at: s.location))
                     out.append(s); continue
                 }
                 // Padding: the pooling's own, then 'same', then any other, that keeps every output size.
@@ -44,7 +45,7 @@ public struct AllConvPass: PoolingPass {
                 if pad != (k - 1) / 2 {
                     options.insert(LayerOption(name: "pad", nameLocation: s.location, value: literal(pad, at: s.location)), at: 0)
                 }
-                var conv = Statement.layer("conv", [k, st, channels], options: options, at: s.location)
+                var conv = Statement.conv(k, st, width: width, options: options, at: s.location)
                 conv.label = s.label
                 conv.labelLocation = s.labelLocation
                 conv.leadingComments = s.leadingComments

@@ -28,16 +28,16 @@ public struct ConvPoolPass: PoolingPass {
                 }
                 let (pf, problem) = facts(s, a, context)
                 guard let pf else { result.diagnostics.append(problem!); out.append(s); continue }
-                guard let channels = pf.common({ pf.inputs[$0].channels }), let k = pf.common({ pf.attributes[$0].kernel }) else {
+                guard let width = inputWidth(pf, list, at: index), let k = pf.common({ pf.attributes[$0].kernel }) else {
                     let cs = Set(pf.inputs.map(\.channels)).sorted().map(String.init).joined(separator: ", ")
-                    result.diagnostics.append(passWarning(name, "the max-pooling \(context.described) sees different inputs in its \(pf.attributes.count) uses (channels \(cs)); one convolution cannot serve them all", at: s.location))
+                    result.diagnostics.append(passWarning(name, "the max-pooling \(context.described) sees different inputs in its \(pf.attributes.count) uses (channels \(cs)), and no convolution before it in the same list gives their width as an expression; one convolution cannot serve them all", at: s.location))
                     out.append(s); continue
                 }
                 guard k % 2 == 1 else {
                     result.diagnostics.append(passWarning(name, "the pooling window \(k) is even, so a \(k)x\(k) convolution cannot keep the size ('same' padding needs an odd kernel)", at: s.location))
                     out.append(s); continue
                 }
-                var conv = Statement.layer("conv", [k, 1, channels], options: neighbourOptions(list, at: index, all: convs), at: s.location)
+                var conv = Statement.conv(k, 1, width: width, options: neighbourOptions(list, at: index, all: convs), at: s.location)
                 conv.leadingComments = s.leadingComments
                 conv.trailingComment = ConvPoolPass.marker + " inserted before pool at line \(s.location.line)"
                 var pool = s

@@ -46,6 +46,16 @@ extension PoolingPass {
         return (f, nil)
     }
 
+    /// The width of a convolution that replaces or precedes the max-pooling at `index` of
+    /// `list`: its input width when every use agrees; in a block called with different widths,
+    /// that width written as an expression (the filters of the convolution before it in the
+    /// list, `c`); nil when neither exists.
+    func inputWidth(_ pf: PoolFacts, _ list: [Statement], at index: Int) -> Expr? {
+        let at = list[index].location
+        if let c = pf.common({ pf.inputs[$0].channels }) { return literal(c, at: at) }
+        return ReducePass.channelsExpression(before: Array(list[..<index]))
+    }
+
     /// The options a convolution added at index `i` of `list` takes from its neighbours
     /// (`convStyleOptions`: batch norm, bias, activation, slope): those of the nearest
     /// convolution before it in the list, else after it, else of the last convolution written
@@ -83,4 +93,13 @@ func convStatements(_ list: [Statement]) -> [Statement] {
         for b in StatementPath.bodies(s) { out += convStatements(b) }
     }
     return out.sorted { $0.location.offset < $1.location.offset }
+}
+
+extension Statement {
+    /// `conv K S WIDTH OPTIONS`, the width an expression, placed at `location`.
+    static func conv(_ k: Int, _ s: Int, width: Expr, options: [LayerOption], at location: SourceLocation) -> Statement {
+        Statement(label: nil, labelLocation: nil,
+                  kind: .layer(kind: "conv", words: [], arguments: [literal(k, at: location), literal(s, at: location), width], options: options),
+                  keywordLocation: location, location: location)
+    }
 }
