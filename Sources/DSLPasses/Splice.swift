@@ -115,6 +115,24 @@ public struct Splicer {
         return text.distance(from: text.startIndex, to: hash)
     }
 
+    /// The comment column of the nearest line with code and a trailing comment in the run of
+    /// non-blank lines around a replaced region (searching up from `above`, then down from
+    /// `below`; a blank line ends a run, as for `dsl fmt`'s alignment).
+    func neighbourCommentColumn(above: Int, below: Int) -> Int? {
+        func blank(_ l: Int) -> Bool { file.lineText(l).allSatisfy { Splicer.blank.contains($0) } }
+        var l = above
+        while l >= 1 && !blank(l) {
+            if let c = commentColumn(l) { return c }
+            l -= 1
+        }
+        l = below
+        while l <= file.lineStarts.count && !blank(l) {
+            if let c = commentColumn(l) { return c }
+            l += 1
+        }
+        return nil
+    }
+
     /// Lines whose trailing comments start at `column` where their code leaves room (two
     /// blanks at least), the comments of a run aligned together.
     static func aligned(_ lines: [String], to column: Int) -> [String] {
@@ -195,7 +213,7 @@ public struct Splicer {
             }
             var lines = SpecPrinter.lines(newRun, source: file).map { $0.isEmpty ? $0 : indent + $0 }
             // Trailing comments line up with a neighbour's, where the neighbours align theirs.
-            if let column = commentColumn(start - 1) ?? commentColumn(start + count) {
+            if let column = neighbourCommentColumn(above: start - 1, below: start + count) {
                 lines = Splicer.aligned(lines, to: column)
             }
             edits.append(Edit(start: start, count: count, lines: lines))

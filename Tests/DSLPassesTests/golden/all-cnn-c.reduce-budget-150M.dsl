@@ -11,16 +11,16 @@ dropout 0.2
 
 # Stage 1
 conv 3 1 96
-conv 1 1 45  # reduce: 1x1 reduction 96 -> 45 before the 3x3 conv at line 14
+conv 1 1 45            # reduce: 1x1 reduction 96 -> 45 before the 3x3 conv at line 14
 conv 3 1 96
 conv 1 1 45            # reduce: 1x1 reduction 96 -> 45 before the 3x3 conv at line 15
 conv 3 2 96            # replaces the max-pooling
 dropout 0.5
 
 # Stage 2
-conv 1 1 45  # reduce: 1x1 reduction 96 -> 45 before the 3x3 conv at line 19
+conv 1 1 45             # reduce: 1x1 reduction 96 -> 45 before the 3x3 conv at line 19
 conv 3 1 192
-conv 1 1 91  # reduce: 1x1 reduction 192 -> 91 before the 3x3 conv at line 20
+conv 1 1 91             # reduce: 1x1 reduction 192 -> 91 before the 3x3 conv at line 20
 conv 3 1 192
 conv 1 1 91             # reduce: 1x1 reduction 192 -> 91 before the 3x3 conv at line 21
 conv 3 2 192            # replaces the max-pooling

@@ -5,7 +5,7 @@ network golden-pools
 input 32x32x3
 
 block stage(c) {
-  conv 3 2 c nobias  # strided: stride 2, from the pool at line 10 (removed) (old comment: "2x2 windows")
+  conv 3 2 c nobias     # strided: stride 2, from the pool at line 10 (removed) (old comment: "2x2 windows")
   bn
 }
 
