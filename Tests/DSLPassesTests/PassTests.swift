@@ -113,7 +113,7 @@ final class PaperAcceptanceTests: XCTestCase {
     func testGapHeadOnGoogLeNet() throws {
         let outcome = try rewriteSpec("googlenet.dsl", [GapHeadPass()])
         XCTAssertFalse(outcome.failed)
-        XCTAssertTrue(outcome.text.contains("dropout 0.4\nconv 1 1 1000 act=linear  # gap-head: replaces fc at line 32\ngap\nsoftmax\n"), outcome.text)
+        XCTAssertTrue(outcome.text.contains("dropout 0.4\nconv 1 1 1000 act=linear      # gap-head: replaces fc at line 32\ngap\nsoftmax\n"), outcome.text)
         XCTAssertEqual(outcome.costAfter?.params, outcome.costBefore?.params)
     }
 }
