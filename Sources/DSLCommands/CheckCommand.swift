@@ -67,7 +67,16 @@ enum CheckCommand {
             return nil
         }.first
         if format == "json" {
-            out(CheckReport.json(g, cost, checked: checked, batch: batch, depth: depth, path: path, declaredInput: declared).render() + "\n")
+            var report = CheckReport.json(g, cost, checked: checked, batch: batch, depth: depth, path: path, declaredInput: declared)
+            // The budget gates, so a tool reading the JSON knows why the exit status is 1.
+            if case .object(var fields) = report {
+                func gate(_ limit: Int?, _ value: Int) -> JSON {
+                    limit.map { .object([("limit", .int($0)), ("value", .int(value)), ("exceeded", .bool(value > $0))]) } ?? .null
+                }
+                fields.append(("budgets", .object([("max_params", gate(maxParams, cost.params)), ("max_macs", gate(maxMacs, cost.macs))])))
+                report = .object(fields)
+            }
+            out(report.render() + "\n")
         } else {
             out(CheckReport.table(g, cost, batch: batch, depth: depth, path: path, declaredInput: declared))
         }

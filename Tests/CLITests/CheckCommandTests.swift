@@ -200,6 +200,15 @@ final class CheckCommandTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("params:"), "the report is still printed")
         let ok = try DSL.run(["check", "specs/all-cnn-c.dsl", "--max-params", "1,369,738"])
         XCTAssertEqual(ok.status, 0, "a budget equal to the count passes: \(ok.summary)")
+        // JSON says which gate failed.
+        let j = try DSL.run(["check", "specs/all-cnn-c.dsl", "--max-params", "1M", "--format", "json"])
+        XCTAssertEqual(j.status, 1)
+        let budgets = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any])?["budgets"] as? [String: Any])
+        let params = try XCTUnwrap(budgets["max_params"] as? [String: Any])
+        XCTAssertEqual(params["limit"] as? Int, 1_000_000)
+        XCTAssertEqual(params["value"] as? Int, 1_369_738)
+        XCTAssertEqual(params["exceeded"] as? Bool, true)
+        XCTAssertTrue(budgets["max_macs"] is NSNull)
     }
 
     func testMaxMacsBudgetOnGoogLeNet() throws {
