@@ -6,7 +6,11 @@ import Foundation
 /// `dsl train FILE --data DIR`: trains the network with the All-CNN paper's recipe.
 enum TrainCommand {
     static let command = Command(name: "train", summary: "train a network on CIFAR-10/100 or MNIST, with checkpoints", help: """
-    Usage: dsl train FILE --data DIR [--init CKPT] [options]
+    Usage: dsl train FILE --data DIR [--dataset NAME] [--labels fine|coarse]
+                    [--train-limit N] [--test-limit N] [--epochs N] [--batch N] [--lr X]
+                    [--momentum X] [--nesterov] [--weight-decay X] [--schedule S]
+                    [--no-flip] [--translate P] [--whiten M] [--zca-epsilon X] [--seed S]
+                    [--init CKPT] [--out DIR] [--overwrite] [--threads T] [--quiet]
            dsl train FILE --resume CKPT [--epochs N] [--out DIR] [--threads T] [--quiet]
 
     Trains the network on a dataset in its standard on-disk format: CIFAR-10 binary
