@@ -21,6 +21,7 @@ let commands: [Command] = [
     EvalCommand.command,
     DrawCommand.command,
     VisualizeCommand.command,
+    ExportCommand.command,
 ]
 
 /// The `dsl` version string.

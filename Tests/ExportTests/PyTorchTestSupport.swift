@@ -1,0 +1,169 @@
+import DSLEngine
+import DSLExport
+import DSLIR
+import DSLTraining
+import Foundation
+import XCTest
+
+/// Specs and helpers of the PyTorch export tests.
+enum PyTorchFixture {
+    /// The package root.
+    static var root: URL { PythonEnvironment.packageRoot }
+
+    /// Every spec of `specs/`, by file name.
+    static func shippedSpecs() throws -> [(name: String, text: String)] {
+        let directory = root.appendingPathComponent("specs")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".dsl") }.sorted()
+        return try files.map { ($0, try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)) }
+    }
+
+    /// Small specs that use every construct the shipped ones do not: every conv option, an even
+    /// kernel, ceil pooling whose last window overhangs, average pooling over padding, a softmax
+    /// inside the network, fc on a map, add of three branches of different widths, labels that
+    /// are not Python identifiers or clash with nn.Module (`3a`, `training`, `forward`), repeats,
+    /// block calls, inception with zero columns, pyramids (basic, bottleneck, widen=mul, a
+    /// shortcut on a 1x1 map), a per-pixel classifier.
+    static let constructSpecs: [(name: String, text: String)] = [
+        ("constructs.dsl", """
+        network constructs
+        input 15x15x3
+        block unit(c) {
+          conv 3 1 c bn
+          conv 3 1 c bn act=linear
+        }
+        3a: conv 3 1 8 pad=valid
+        conv 4 1 8
+        conv 3 2 12 pad=2 nobias leaky
+        conv 1 1 12 bn bias=on act=leaky slope=0.2
+        training: conv 3 1 12 bn=off relu
+        pool max 2 2 ceil
+        pool avg 3 1 pad=1
+        forward: bn
+        leaky 0.3
+        relu
+        res: add {
+          unit(12)
+        } {
+        }
+        add {
+          conv 1 1 16
+        } {
+          conv 1 1 8 bn
+        } {
+        }
+        concat { conv 1 1 4 } { pool max 3 1 pad=1 ; dropout 0.3 } { conv 3 1 4 ; softmax }
+        repeat 2 {
+          x: conv 1 1 8 linear
+        }
+        inception<4, 3, 5, 2, 3, 2> bn
+        inception<0, 0, 4, 0, 0, 0> nobias
+        pool avg 3 2 ceil
+        dropout 0.5
+        fc 20 act=relu
+        dropout 0.2
+        fc 10 nobias
+        softmax
+
+        """),
+        ("pyramids.dsl", """
+        network pyramids
+        input 16x16x4
+        conv 3 1 8 bn act=linear
+        p: pyramid 1.5 1
+        q: pyramid 6 1 bottleneck widen=add
+        pyramid 2 1 widen=mul
+        bn
+        relu
+        gap
+        fc 5
+        softmax
+
+        """),
+        ("names.dsl", """
+        network names
+        input 8x8x3
+        conv1: relu
+        conv 3 1 8
+        conv 3 1 8
+        block b(c) {
+          conv 1 1 c
+          pool avg 2 1
+        }
+        b(4)
+        b(4)
+        s: b(6)
+        gap
+        softmax
+
+        """),
+        ("pixels.dsl", """
+        network pixels
+        input 9x9x2
+        conv 3 1 6
+        conv 1 1 3
+        softmax
+
+        """),
+    ]
+
+    /// A checked spec's graph and costs; fails the test on errors.
+    static func check(_ name: String, _ text: String, file: StaticString = #filePath, line: UInt = #line) throws -> (Graph, NetworkCost) {
+        let checked = Frontend.check(text: text, path: name)
+        guard let g = checked.graph, let cost = checked.cost else {
+            XCTFail("\(name): \(checked.diagnostics.items.map(\.message))", file: file, line: line)
+            throw XCTSkip("spec does not check")
+        }
+        return (g, cost)
+    }
+
+    /// A fresh temporary directory, removed when the test ends.
+    static func directory(_ test: XCTestCase, _ label: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("dsl-\(label)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    /// The graph whose output is the logits: the final softmax removed (the PyTorch module's output).
+    static func logitsGraph(_ g: Graph) -> Graph {
+        guard case .softmax = g.nodes[g.output].op else { return g }
+        return Graph(name: g.name, nodes: Array(g.nodes.dropLast()), modules: g.modules)
+    }
+
+    /// The graph of the training-step check: dropout off, and a final softmax (the loss node)
+    /// appended to a network without one (the loss is then over every pixel of its output).
+    static func trainingGraph(_ g: Graph) -> (graph: Graph, appendedSoftmax: Bool) {
+        var nodes = g.nodes.map { n -> Node in
+            var n = n
+            if case .dropout = n.op { n.op = .dropout(0) }
+            return n
+        }
+        if case .softmax = g.nodes[g.output].op { return (Graph(name: g.name, nodes: nodes, modules: g.modules), false) }
+        var loss = nodes[nodes.count - 1]
+        loss.id = nodes.count
+        loss.name = "export_check_softmax"
+        loss.op = .softmax
+        loss.inputs = [nodes.count - 1]
+        loss.module = nil
+        nodes.append(loss)
+        return (Graph(name: g.name, nodes: nodes, modules: g.modules), true)
+    }
+
+    /// The engine's parameters and buffers by name, copied out.
+    static func tensors(_ engine: EngineGraph) throws -> [String: StoredTensor] {
+        var result: [String: StoredTensor] = [:]
+        for p in engine.parameters {
+            result[p.name] = try StoredTensor(shape: p.shape, floats: Array(UnsafeBufferPointer(start: p.value, count: p.count)))
+        }
+        for b in engine.buffers {
+            result[b.name] = try StoredTensor(shape: b.shape, floats: Array(UnsafeBufferPointer(start: b.value, count: b.count)))
+        }
+        return result
+    }
+
+    /// `count` normals N(0, 1) from a seed.
+    static func normals(_ count: Int, seed: UInt64) -> [Float] {
+        var random = EngineRandom(seed: seed)
+        return (0..<count).map { _ in Float(random.normal()) }
+    }
+}
