@@ -10,14 +10,14 @@ import XCTest
 /// two SGD steps (weights, statistics, velocity, loss). The engine's side is computed here and
 /// written to files; `python/pytorch_parity.py` runs the module on them (see its header).
 /// Needs torch and safetensors in .build/venv (`bench/export-parity.sh` installs them; the
-/// suite never installs torch): skipped without them, a failure under CI.
+/// suite never installs torch): skipped without them (a failure with DSL_REQUIRE_TORCH=1).
 final class PyTorchParityTests: XCTestCase {
     static let batch = Int(ProcessInfo.processInfo.environment["DSL_PARITY_BATCH"] ?? "4")!
     static let seed: UInt64 = 7
     static let lr: Float = 0.1, momentum: Float = 0.9, weightDecay: Float = 5e-4
 
     func testEverySpecMatchesTheEngine() throws {
-        let python = try PythonEnvironment.require(modules: ["torch", "safetensors"], packages: [], install: false)
+        let python = try PyTorchFixture.torchPython()
         // DSL_PARITY_DIR keeps the case files there (to run pytorch_parity.py on them by hand).
         let kept = ProcessInfo.processInfo.environment["DSL_PARITY_DIR"].map { URL(fileURLWithPath: $0) }
         let work = try kept ?? PyTorchFixture.directory(self, "pytorch-parity")
