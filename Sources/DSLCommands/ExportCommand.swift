@@ -6,8 +6,8 @@ import Foundation
 
 /// `dsl export FILE --to TARGET`: the checked network in another framework's format.
 enum ExportCommand {
-    static let command = Command(name: "export", summary: "export a network to PyTorch (module, torchrun training script)", help: """
-    Usage: dsl export FILE --to TARGET [-o OUT] [--weights CKPT]
+    static let command = Command(name: "export", summary: "export a network to PyTorch (module, torchrun training script) or ONNX", help: """
+    Usage: dsl export FILE --to TARGET [-o OUT] [--weights CKPT] [--seed S]
 
     Writes the checked network in another framework's format, generated from the IR that
     'dsl check' prints, so every layer computes what dsl's engine computes. Targets:
@@ -20,16 +20,27 @@ enum ExportCommand {
       pytorch-train   the same module followed by a training script with 'dsl train''s flags and
                       recipe, run on one or more processes with DistributedDataParallel:
                         torchrun --nproc_per_node=2 train.py --data DIR [dsl train's flags]
+                      --batch is the global batch over all processes (--batch 64 on 2
+                      processes: 32 images each, the same steps as 'dsl train --batch 64').
                       It writes dsl checkpoints and dsl's metrics.jsonl lines. The network must
                       end in softmax.
+      onnx            an ONNX model (opset 17, IR 8) holding the weights: input 'input' float32
+                      (N, C, H, W) with a dynamic batch N, output 'output' (N, C) for a
+                      classifier (else (N, C, H, W)), initializers named as 'dsl check' names
+                      the layers. It computes the network on preprocessed inputs (the
+                      checkpoint's standardisation or ZCA is not part of it). Binary: needs -o.
 
     Options:
-      --to TARGET     what to write (required): pytorch or pytorch-train
+      --to TARGET     what to write (required): pytorch, pytorch-train or onnx
       -o OUT          output file, written atomically (a temporary file next to OUT, then
-                      renamed); '-' or no -o: standard output
+                      renamed, so a failed export leaves nothing behind); '-' or no -o:
+                      standard output (onnx: only with an explicit '-o -')
       --weights CKPT  a checkpoint of this network (refused when it is another network's or
-                      damaged), recorded in the output as its default weights: WEIGHTS, which
-                      load_dsl_checkpoint(model) reads, and the training script's --init
+                      damaged). pytorch, pytorch-train: recorded as the default weights
+                      (WEIGHTS, which load_dsl_checkpoint(model) reads, and the training
+                      script's --init). onnx: the weights the model holds
+      --seed S        onnx without --weights: the model holds the initial weights of
+                      'dsl train --seed S' (default 1), untrained, with a warning
 
     Exit codes: 0 written, 1 errors in the spec or the checkpoint, or OUT cannot be written,
     2 usage (an unknown --to among them).
@@ -40,10 +51,11 @@ enum ExportCommand {
     enum Target: String, CaseIterable {
         case pytorch
         case pytorchTrain = "pytorch-train"
+        case onnx
     }
 
     static func run(_ args: [String]) throws -> Int32 {
-        let a = try Arguments(args, valueOptions: ["--to", "-o", "--weights"], flagOptions: [])
+        let a = try Arguments(args, valueOptions: ["--to", "-o", "--weights", "--seed"], flagOptions: [])
         guard a.positional.count == 1 else { throw UsageError(message: a.positional.isEmpty ? "missing spec file" : "expected one spec file") }
         let known = Target.allCases.map(\.rawValue).joined(separator: ", ")
         guard let name = a.value("--to") else { throw UsageError(message: "missing --to TARGET (\(known))") }
@@ -52,34 +64,51 @@ enum ExportCommand {
             let hint = near.map { Arguments.distance($0, name) <= 3 ? "; did you mean '\($0)'?" : "" } ?? ""
             throw UsageError(message: "unknown --to '\(name)'\(hint) (known: \(known))")
         }
-        var output = a.value("-o")
-        if output == "-" { output = nil }
+        let output = a.value("-o")
+        if target == .onnx && output == nil {
+            throw UsageError(message: "--to onnx writes a binary file: give -o FILE (or '-o -' for standard output)")
+        }
+        if a.value("--seed") != nil && (target != .onnx || a.value("--weights") != nil) {
+            throw UsageError(message: "--seed applies only to --to onnx without --weights (the initial weights the model holds)")
+        }
+        let seed = UInt64(try a.integer("--seed", default: 1, in: 0...Int.max))
         let path = a.positional[0]
         guard let (checked, g, _) = try loadChecked(path) else { return ExitCode.failure }
 
+        var checkpoint: TrainingCheckpoint?
         var weightsPath: String?
         if let weights = a.value("--weights") {
-            let checkpoint = try TrainingCheckpoint.read(from: weights)
-            try Trainer.checkSpec(checkpoint.metadata, hash: Trainer.hash(g), file: weights)
+            let read = try TrainingCheckpoint.read(from: weights)
+            try Trainer.checkSpec(read.metadata, hash: Trainer.hash(g), file: weights)
+            checkpoint = read
             weightsPath = URL(fileURLWithPath: weights).standardizedFileURL.path
         }
 
-        let text: String
+        let bytes: [UInt8]
         switch target {
         case .pytorch:
-            text = PyTorchExport.module(g, source: path, weights: weightsPath)
+            bytes = Array(PyTorchExport.module(g, source: path, weights: weightsPath).utf8)
         case .pytorchTrain:
             if !endsInSoftmax(g) {
                 reportEngineError("training needs a network that ends in 'softmax' (the loss is softmax cross-entropy); "
                                   + "this one ends in '\(g.nodes[g.output].name)'", node: g.output, checked: checked, graph: g)
                 return ExitCode.failure
             }
-            text = try PyTorchExport.trainingScript(g, source: path, weights: weightsPath)
+            bytes = Array(try PyTorchExport.trainingScript(g, source: path, weights: weightsPath).utf8)
+        case .onnx:
+            let weights: (parameters: [String: [Float]], buffers: [String: [Float]])
+            if let checkpoint, let file = a.value("--weights") {
+                weights = try ONNXExport.weights(of: checkpoint, for: g, file: file)
+            } else {
+                err("warning: no --weights: the ONNX model holds the initial weights of 'dsl train --seed \(seed)' (untrained)\n")
+                weights = try ONNXExport.initialWeights(of: g, seed: seed)
+            }
+            bytes = try ONNXExport.model(g, parameters: weights.parameters, buffers: weights.buffers, producerVersion: dslVersion)
         }
-        if let output {
-            try SourceFile.writeAtomically(Array(text.utf8), to: output)
+        if let output, output != "-" {
+            try SourceFile.writeAtomically(bytes, to: output)
         } else {
-            out(text)
+            FileHandle.standardOutput.write(Data(bytes))
         }
         return ExitCode.ok
     }
