@@ -14,7 +14,8 @@ let pyTorchTrainingCode = #"""
 # ----------------------------------------------------------------------------------------------
 # Training: dsl train's recipe with DistributedDataParallel. Run with
 #   torchrun --nproc_per_node=2 THIS_FILE --data DIR [dsl train's flags]
-# or with plain python for one process.
+# or with plain python for one process. --batch is the global batch over all processes, as in
+# dsl train: --batch 64 on 2 processes is 32 images per process and the same 64-image steps.
 
 import argparse
 import fcntl
@@ -426,7 +427,8 @@ def argument_parser():
     a("--train-limit", type=int, metavar="N", help="use only the first N training images")
     a("--test-limit", type=int, metavar="N", help="use only the first N test images")
     a("--epochs", type=int, metavar="N", help="passes over the training set (default 10)")
-    a("--batch", type=int, metavar="N", help="images per step over all processes (default 64); a multiple of the processes")
+    a("--batch", type=int, metavar="N", help="images per step over all processes, as dsl train's (default 64; a multiple of the processes: "
+      "--batch 64 on 2 processes takes 32 images per process)")
     a("--lr", type=float, metavar="X", help="base learning rate (default 0.05)")
     a("--momentum", type=float, metavar="X", help="SGD momentum (default 0.9)")
     a("--nesterov", action="store_true", default=None, help="Nesterov momentum")
