@@ -269,8 +269,11 @@ def data_hash(data):
     for word in (n, h, w, c, data.classes):
         value = ((value ^ (word & 0xFFFFFFFF)) * 0x100000001B3) & _MASK64
     table = [int(torch.tensor(float(v), dtype=torch.float32).view(torch.int32).item()) & 0xFFFFFFFF for v in range(256)]
-    for byte in bytes(data.images.clone().untyped_storage()):  # (a clone owns exactly these pixels)
-        value = ((value ^ table[byte]) * 0x100000001B3) & _MASK64
+    pixels = data.images.reshape(-1)
+    prime, mask = 0x100000001B3, _MASK64
+    for first in range(0, pixels.numel(), 1 << 20):  # (bytes of a tolist(): iterating a storage is 20 times slower)
+        for byte in bytes(pixels[first:first + (1 << 20)].tolist()):
+            value = ((value ^ table[byte]) * prime) & mask
     for label in data.labels.tolist():
         value = ((value ^ (label & 0xFFFFFFFF)) * 0x100000001B3) & _MASK64
     return format(value, "x")

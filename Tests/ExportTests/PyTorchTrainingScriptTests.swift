@@ -65,7 +65,8 @@ final class PyTorchTrainingScriptTests: XCTestCase {
     func testTorchrunCheckpointIsReadByDSL() throws {
         let (python, dir, spec, script) = try prepare()
         let out = dir.appendingPathComponent("run").path
-        let (status, log) = PythonEnvironment.run(python, ["-m", "torch.distributed.run", "--nproc_per_node=2", script, "--out", out] + Self.recipe)
+        // --standalone: a free port for the rendezvous (the default, 29500, may be another run's).
+        let (status, log) = PythonEnvironment.run(python, ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", script, "--out", out] + Self.recipe)
         XCTAssertEqual(status, 0, log)
         XCTAssertTrue(log.contains("(2 processes of 8)"), log)
         let lines = try metrics(out + "/metrics.jsonl")
@@ -109,7 +110,7 @@ final class PyTorchTrainingScriptTests: XCTestCase {
         XCTAssertEqual(missing, 1, missingOutput)
         XCTAssertTrue(missingOutput.contains("nowhere: dataset directory not found"), missingOutput)
         // Two processes need an even batch.
-        let (odd, oddOutput) = PythonEnvironment.run(python, ["-m", "torch.distributed.run", "--nproc_per_node=2", script, "--out",
+        let (odd, oddOutput) = PythonEnvironment.run(python, ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", script, "--out",
                                                               dir.appendingPathComponent("c").path] + Self.recipe + ["--batch", "15"])
         XCTAssertNotEqual(odd, 0, oddOutput)
         XCTAssertTrue(oddOutput.contains("--batch 15 is not a multiple of the 2 processes"), oddOutput)
