@@ -79,7 +79,7 @@ enum ExportCommand {
         var weightsPath: String?
         if let weights = a.value("--weights") {
             let read = try TrainingCheckpoint.read(from: weights)
-            try Trainer.checkSpec(read.metadata, hash: Trainer.hash(g), file: weights)
+            for note in try Trainer.checkCheckpoint(read, graph: g, file: weights, use: .evaluate) { err("note: \(note)\n") }
             checkpoint = read
             weightsPath = URL(fileURLWithPath: weights).standardizedFileURL.path
         }

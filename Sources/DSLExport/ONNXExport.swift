@@ -127,7 +127,7 @@ public enum ONNXExport {
     public static func weights(of checkpoint: TrainingCheckpoint, for graph: Graph, file: String) throws
         -> (parameters: [String: [Float]], buffers: [String: [Float]]) {
         do {
-            try Trainer.checkSpec(checkpoint.metadata, hash: Trainer.hash(graph), file: file)
+            _ = try Trainer.checkCheckpoint(checkpoint, graph: graph, file: file, use: .evaluate)
         } catch let e as TrainingError {
             throw ExportError(e.description)
         }

@@ -273,7 +273,7 @@ public final class Visualizer {
     /// the test set with the checkpoint's preprocessing, and compiles the engine for batches
     /// of up to `batch` images.
     public init(graph g: Graph, checkpoint: TrainingCheckpoint, checkpointPath: String, test: Dataset, batch: Int = 50) throws {
-        try Trainer.checkSpec(checkpoint.metadata, hash: Trainer.hash(g), file: checkpointPath)
+        warnings += try Trainer.checkCheckpoint(checkpoint, graph: g, file: checkpointPath, use: .evaluate)
         let classes = try Trainer.classes(of: g)
         guard test.classes == classes else {
             throw VisualizeError("the test set has \(test.classes) classes but the network outputs \(classes)")

@@ -37,7 +37,8 @@ final class HelpTests: XCTestCase {
     func testEveryUsageLineListsEveryOption() throws {
         let files = ["check": "CheckCommand.swift", "rewrite": "RewriteCommand.swift", "fmt": "FmtCommand.swift",
                      "run": "RunCommand.swift", "bench": "BenchCommand.swift", "eval": "EvalCommand.swift",
-                     "train": "TrainCommand.swift", "draw": "DrawCommand.swift", "visualize": "VisualizeCommand.swift"]
+                     "train": "TrainCommand.swift", "draw": "DrawCommand.swift", "visualize": "VisualizeCommand.swift",
+                     "export": "ExportCommand.swift"]
         for (command, file) in files.sorted(by: { $0.key < $1.key }) {
             let options = try acceptedOptions(file)
             XCTAssertFalse(options.isEmpty, command)
@@ -60,7 +61,7 @@ final class HelpTests: XCTestCase {
     }
 
     func testEveryDocumentedOptionIsAccepted() throws {
-        for command in ["check", "rewrite", "fmt", "run", "bench", "train", "eval", "draw", "visualize"] {
+        for command in ["check", "rewrite", "fmt", "run", "bench", "train", "eval", "draw", "visualize", "export"] {
             let (_, body) = try help(command)
             let documented = body.components(separatedBy: "\n").filter { $0.hasPrefix("  -") }
                 .compactMap { $0.split(separator: " ").first.map(String.init) }
