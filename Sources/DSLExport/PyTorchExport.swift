@@ -143,6 +143,7 @@ struct PyTorchGenerator {
         NETWORK = \(pythonString(graph.name))
         SOURCE = \(pythonString(source))
         SPEC_HASH = \(pythonString(Trainer.hash(graph)))  # dsl's hash of the network's layers (names, ops, shapes)
+        SPEC_LAYERS = \(pythonString(LayerRecord.encode(LayerRecord.layers(of: graph))))  # [name, op, inputs, shape] per layer: how dsl names what differs
         INPUT_SHAPE = (\(input.channels), \(input.height), \(input.width))  # (C, H, W) of one image
         OUTPUT_SHAPE = (\(output.channels), \(output.height), \(output.width))  # (C, H, W) of the logits map
         ENDS_IN_SOFTMAX = \(endsInSoftmax ? "True" : "False")

@@ -510,7 +510,7 @@ def save_dsl_checkpoint(model, path, like=None, optimizer=None, preprocessor=Non
         extras["optimizer.velocity"] = torch.zeros(sum(math.prod(s) for _, _, _, kind, s in DSL_NAMES if kind == "parameter"))
     meta["format"] = "dsl-checkpoint-2" if current else "dsl-checkpoint-1"
     meta.update(metadata or {})
-    meta["network"], meta["spec_hash"] = NETWORK, SPEC_HASH
+    meta["network"], meta["spec_hash"], meta["layers"] = NETWORK, SPEC_HASH, SPEC_LAYERS
     everything = {**tensors, **{k: v.contiguous() for k, v in extras.items()}}
     directory, name = os.path.split(os.path.abspath(path))
     temporary = os.path.join(directory, f".{name}.tmp-{os.getpid()}")
