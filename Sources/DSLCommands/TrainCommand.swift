@@ -252,29 +252,45 @@ enum TrainCommand {
         Trainer.stopRequested = false
         installStopHandlers()
         defer { restoreDefaultHandlers() }
-        let outcome = try trainer.run(report: { event in
-            switch event {
-            case .started(let text):
-                out(text + "\n")
-            case let .step(epoch, step, _, loss, acc, ips, _, batchLoss, rate):
-                progress.batch(epoch: epoch, batch: step, loss: loss, accuracy: acc, imagesPerSecond: ips)
-                lastRate = Double(rate)
-                record(trace.add(epoch: epoch, step: step, loss: batchLoss, learningRate: Double(rate)))
-            case let .evaluating(epoch, images):
-                progress.evaluating(epoch: epoch, images: images)
-            case let .epochEnded(epoch, trainLoss, trainAcc, test, lr, ips, elapsed):
-                let metrics = EpochMetrics(epoch: epoch, step: epoch * trainer.stepsPerEpoch, learningRate: Double(lr), trainLoss: trainLoss, trainAccuracy: trainAcc,
-                                           testLoss: test.loss, testAccuracy: test.accuracy, imagesPerSecond: ips, elapsedSeconds: elapsed)
-                progress.endEpoch(metrics)
-                history.append(metrics)
-                do { try appendMetrics(metrics, to: metricsPath) } catch { warnOnce("metrics", "\(error) (training continues; the checkpoint is still written)") }
-                plot()
-            case .checkpoint:
-                break
+        let outcome: TrainingOutcome
+        do {
+            outcome = try trainer.run(report: { event in
+                switch event {
+                case .started(let text):
+                    out(text + "\n")
+                case let .step(epoch, step, _, loss, acc, ips, _, batchLoss, rate):
+                    progress.batch(epoch: epoch, batch: step, loss: loss, accuracy: acc, imagesPerSecond: ips)
+                    lastRate = Double(rate)
+                    record(trace.add(epoch: epoch, step: step, loss: batchLoss, learningRate: Double(rate)))
+                case let .evaluating(epoch, images):
+                    progress.evaluating(epoch: epoch, images: images)
+                case let .epochEnded(epoch, trainLoss, trainAcc, test, lr, ips, elapsed):
+                    let metrics = EpochMetrics(epoch: epoch, step: epoch * trainer.stepsPerEpoch, learningRate: Double(lr), trainLoss: trainLoss, trainAccuracy: trainAcc,
+                                               testLoss: test.loss, testAccuracy: test.accuracy, imagesPerSecond: ips, elapsedSeconds: elapsed)
+                    progress.endEpoch(metrics)
+                    history.append(metrics)
+                    do { try appendMetrics(metrics, to: metricsPath) } catch { warnOnce("metrics", "\(error) (training continues; the checkpoint is still written)") }
+                    plot()
+                case .checkpoint:
+                    break
+                }
+            }, checkpoint: { t in
+                try t.checkpoint().write(to: checkpointPath)
+            })
+        } catch let e as DeadNetworkError {
+            // The steps run so far stay in steps.jsonl and curves.svg (a resume cuts them back).
+            record(trace.flush(epoch: e.epoch, step: e.step - 1, learningRate: lastRate))
+            plot()
+            progress.clear()
+            let kept: String
+            if let last = e.lastCheckpoint {
+                kept = "\(checkpointPath) holds the run at epoch \(last.epoch)\(last.step > 0 ? ", step \(last.step)" : "")"
+                    + (last.epoch + 1 < e.epoch ? ", the last epoch that ended with the network alive (the later ones were not checkpointed)" : "")
+            } else {
+                kept = "no checkpoint was written (no epoch ended with the network alive)"
             }
-        }, checkpoint: { t in
-            try t.checkpoint().write(to: checkpointPath)
-        })
+            throw CommandFailure(message: "\(e); \(kept)")
+        }
         withExtendedLifetime(run) {}
         let signalled = receivedStopSignal
         switch outcome {

@@ -127,6 +127,10 @@ public final class Trainer {
     private let test: Dataset
     private let schedule: LearningRateSchedule
     private var sessionStart: Date?
+    /// The dead-network guard (nil when the network has no output layer it can watch).
+    private var deadGuard: DeadNetworkGuard?
+    /// Where the last checkpoint this run wrote, or was restored from, stands (nil: none yet).
+    public private(set) var lastCheckpoint: TrainingPosition?
     /// Set from a signal handler to stop after the current step.
     public nonisolated(unsafe) static var stopRequested = false
 
@@ -177,6 +181,7 @@ public final class Trainer {
         optimizer = try SGDOptimizer(parameterCount: engine.parameterCount, momentum: options.momentum, weightDecay: options.weightDecay,
                                      nesterov: options.nesterov, noDecay: noDecay)
         specHash = Trainer.hash(graph)
+        deadGuard = DeadNetworkGuard(graph: graph, engine: engine, classes: try Trainer.classes(of: graph))
     }
 
     /// The number of classes of a classifier network: the channels of its last layer, which
@@ -253,6 +258,13 @@ public final class Trainer {
     /// Runs the remaining epochs. `checkpoint` is called at the end of every epoch and when
     /// interrupted; it must write the checkpoint (the trainer does not know the path).
     /// `stopRequested` is checked before the first step and after every step and epoch.
+    ///
+    /// Throws a `TrainingError` when a loss is NaN or infinite, and a `DeadNetworkError` when
+    /// the dead-network guard (`DeadNetworkGuard`: the loss at ln(classes) and no gradient
+    /// reaching the output layer's weights for 50 consecutive steps) stops the run. An epoch
+    /// that ends inside such a streak of dead steps is not checkpointed (unless it is the
+    /// run's last or a stop was requested), so that the checkpoint of the last epoch that ended
+    /// with the network alive is kept; a healthy run never has a dead step.
     public func run(report: (TrainingEvent) -> Void, checkpoint: (Trainer) throws -> Void) throws -> TrainingOutcome {
         let b = options.batch
         let steps = stepsPerEpoch
@@ -264,8 +276,13 @@ public final class Trainer {
         sessionStart = Date()
         defer { elapsedBefore = elapsedSeconds; sessionStart = nil }
         report(.started(description))
-        if Trainer.stopRequested {
+        func save() throws {
             try checkpoint(self)
+            lastCheckpoint = position
+        }
+        deadGuard?.reset()
+        if Trainer.stopRequested {
+            try save()
             return .interrupted(epoch: position.epoch, step: position.step)
         }
         while position.epoch < options.epochs {
@@ -285,6 +302,11 @@ public final class Trainer {
                 guard loss.isFinite else {
                     throw TrainingError("loss became \(loss) at epoch \(epoch + 1), step \(s + 1); try a lower learning rate (now \(learningRate(epoch: epoch, step: s, steps: steps)))")
                 }
+                if deadGuard?.observe(loss: loss) == true, let g = deadGuard {
+                    throw DeadNetworkError(layer: g.deadLayer.name, outputLayer: g.head, epoch: epoch + 1, step: s + 1,
+                                           deadSteps: g.run, classes: engine.classCount, learningRate: options.learningRate,
+                                           schedule: options.schedule, lastCheckpoint: lastCheckpoint)
+                }
                 let rate = learningRate(epoch: epoch, step: s, steps: steps)
                 optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: rate)
                 epochLossSum += Double(loss) * Double(b); epochCorrect += hits; sessionImages += b
@@ -295,7 +317,7 @@ public final class Trainer {
                              imagesPerSecond: Double(sessionImages) / max(elapsed, 1e-9), elapsed: elapsedSeconds,
                              batchLoss: Double(loss), learningRate: rate))
                 if Trainer.stopRequested {
-                    try checkpoint(self)
+                    try save()
                     return .interrupted(epoch: position.epoch, step: position.step)
                 }
             }
@@ -310,7 +332,8 @@ public final class Trainer {
             report(.epochEnded(epoch: epoch + 1, trainLoss: trainLoss, trainAccuracy: trainAccuracy,
                                test: evaluation, learningRate: learningRate(epoch: epoch, step: steps - 1, steps: steps),
                                imagesPerSecond: Double(sessionImages) / max(trainTime, 1e-9), elapsed: elapsedSeconds))
-            try checkpoint(self)
+            // Inside a streak of dead steps the previous checkpoint (the network alive) is kept.
+            if (deadGuard?.run ?? 0) == 0 || position.epoch == options.epochs || Trainer.stopRequested { try save() }
             if Trainer.stopRequested { return position.epoch < options.epochs ? .interrupted(epoch: position.epoch, step: 0) : .finished }
         }
         return .finished
@@ -420,6 +443,7 @@ public final class Trainer {
         epochCorrect = checkpoint.epochCorrect
         elapsedBefore = checkpoint.elapsedSeconds
         initializedFrom = checkpoint.metadata["init"]
+        lastCheckpoint = position
     }
 
     /// Starts this (new) run from another checkpoint's weights, for fine-tuning: every

@@ -1,0 +1,176 @@
+import DSLEngine
+import DSLIR
+import Foundation
+
+/// The dead-network guard of `Trainer.run`: a network whose output layer stopped receiving
+/// gradient cannot learn again, and without the guard it trains on at chance with no message.
+///
+/// A step looks dead when both hold after its backward pass:
+/// - its batch loss is within `tolerance` (2 %) of ln(classes), the loss of a network whose
+///   logits carry no information;
+/// - every gradient of the output layer's weights is exactly zero. The output layer is the last
+///   convolution or fully connected layer before the softmax (through global pooling, pooling,
+///   dropout and activations). Its weight gradient is the product of its input and the gradient
+///   at its output, so it is zero for a whole batch only when its ReLU outputs zero for every
+///   image (its units died: then its bias gradient is zero too and nothing before it learns) or
+///   when its input is zero for every image (the layer feeding it died).
+///
+/// `steps` (50) consecutive dead steps stop the run. Momentum carries at most 0.9⁵⁰ ≈ 0.5 % of
+/// an earlier update by then, and weight decay only shrinks weights, so a network in this state
+/// does not come back. The guard only reads the gradients: a run it does not stop computes
+/// exactly what it computed without it. Its count starts at zero in every session (a resumed
+/// run counts from its first step).
+struct DeadNetworkGuard {
+    /// Consecutive dead steps that stop training.
+    static let steps = 50
+    /// How close to ln(classes) the batch loss must be, relative to ln(classes).
+    static let tolerance = 0.02
+
+    /// The output layer (IR layer name).
+    let head: String
+    /// Whether the output layer applies a ReLU (its units can die).
+    let headHasReLU: Bool
+    /// The layer whose output feeds the output layer (through pooling, dropout, activations),
+    /// nil when it is the network's input.
+    let feeder: String?
+    /// The output layer's weight gradient.
+    let weightGradient: UnsafeBufferPointer<Float>
+    /// Its other gradients (bias, batch norm).
+    let otherGradients: [UnsafeBufferPointer<Float>]
+    /// ln(classes).
+    let chance: Double
+    /// Dead steps in a row so far.
+    private(set) var run = 0
+    /// Whether the last dead step had every gradient of the output layer zero (not only its weights').
+    private(set) var headSilent = false
+
+    /// The guard of a compiled engine lowered from `graph`, or nil when no convolution or fully
+    /// connected layer leads to the softmax through single-input layers (then it is off).
+    init?(graph: Graph, engine: EngineGraph, classes: Int) {
+        guard classes >= 2, let headNode = DeadNetworkGuard.parametric(before: graph.output, in: graph) else { return nil }
+        let node = graph.nodes[headNode]
+        guard let weight = engine.parameters.first(where: { $0.name == node.name + ".weight" }), weight.shape.count > 1 else { return nil }
+        head = node.name
+        var relu: Bool
+        switch node.op {
+        case .conv(let c): relu = c.activation == .relu
+        case .linear(let l): relu = l.activation == .relu
+        default: relu = false
+        }
+        // A standalone ReLU between the output layer and the softmax counts as the layer's.
+        var k = graph.output
+        while k != headNode, let input = graph.nodes[k].inputs.first {
+            if case .activation(.relu) = graph.nodes[k].op { relu = true }
+            k = input
+        }
+        headHasReLU = relu
+        feeder = node.inputs.first.flatMap { DeadNetworkGuard.source(of: $0, in: graph) }
+        weightGradient = UnsafeBufferPointer(start: weight.grad, count: weight.count)
+        otherGradients = engine.parameters.filter { $0.name.hasPrefix(node.name + ".") && $0.name != weight.name }
+            .map { UnsafeBufferPointer(start: $0.grad, count: $0.count) }
+        chance = log(Double(classes))
+    }
+
+    /// The last conv or linear node at or before `node`, walking back through single-input
+    /// layers without parameters of their own (softmax, pooling, dropout, activations, batch
+    /// norm applied by a conv is part of the conv's node).
+    static func parametric(before node: Int, in graph: Graph) -> Int? {
+        var k = node
+        while true {
+            let n = graph.nodes[k]
+            switch n.op {
+            case .conv, .linear: return k
+            case .softmax, .globalAvgPool, .pool, .dropout, .activation:
+                guard n.inputs.count == 1 else { return nil }
+                k = n.inputs[0]
+            default: return nil
+            }
+        }
+    }
+
+    /// The layer that produces what reaches `node` through pooling, dropout and activations:
+    /// the first other kind of layer walking back (a conv, fc, batch norm, concat, add), nil for the input.
+    static func source(of node: Int, in graph: Graph) -> String? {
+        var k = node
+        while true {
+            let n = graph.nodes[k]
+            switch n.op {
+            case .input: return nil
+            case .globalAvgPool, .pool, .dropout, .activation:
+                guard n.inputs.count == 1 else { return n.name }
+                k = n.inputs[0]
+            default: return n.name
+            }
+        }
+    }
+
+    /// Starts counting again (a new session).
+    mutating func reset() { run = 0; headSilent = false }
+
+    /// Records a step (its batch loss, with the gradients of its backward pass in place);
+    /// returns true when `steps` dead steps have run in a row.
+    mutating func observe(loss: Float) -> Bool {
+        let dead = abs(Double(loss) - chance) <= DeadNetworkGuard.tolerance * chance && weightGradient.allSatisfy { $0 == 0 }
+        if dead {
+            run += 1
+            headSilent = otherGradients.allSatisfy { $0.allSatisfy { $0 == 0 } }
+        } else {
+            run = 0
+        }
+        return run >= DeadNetworkGuard.steps
+    }
+
+    /// The layer that died: the output layer when its own ReLU outputs zero (every gradient of
+    /// it zero), else the layer feeding it (its input is zero).
+    var deadLayer: (name: String, own: Bool) {
+        if headSilent && headHasReLU || feeder == nil { return (head, true) }
+        return (feeder!, false)
+    }
+}
+
+/// Training stopped by the dead-network guard (`Trainer.run`): the training loss stayed at
+/// ln(classes) and the output layer's weight gradients were zero for `DeadNetworkGuard.steps`
+/// consecutive steps. The message names the dead layer and what to change; the command adds
+/// where the last checkpoint is.
+public struct DeadNetworkError: Error, CustomStringConvertible {
+    /// The layer whose units died (the output layer, or the layer feeding it).
+    public let layer: String
+    /// The output layer (the last conv or fc before the softmax).
+    public let outputLayer: String
+    /// Epoch and step (1-based) of the step that stopped the run.
+    public let epoch: Int
+    public let step: Int
+    /// The consecutive dead steps that stopped it.
+    public let deadSteps: Int
+    /// Classes of the network (the loss sat at ln of this).
+    public let classes: Int
+    /// The run's base learning rate and schedule text.
+    public let learningRate: Float
+    public let schedule: String
+    /// The position of the last checkpoint this run wrote or was resumed from, nil when none
+    /// was (the network died in its first epoch).
+    public let lastCheckpoint: TrainingPosition?
+
+    /// A lower learning rate to suggest: a fifth of the run's, to 2 significant digits.
+    public var suggestedLearningRate: String { String(format: "%.2g", Double(learningRate) / 5) }
+
+    /// The schedule with a one-epoch warm-up added (nil when it has a warm-up already).
+    public var suggestedSchedule: String? {
+        schedule.lowercased().contains("warmup") ? nil : schedule + "+warmup:1"
+    }
+
+    /// The message (without the checkpoint's path).
+    public var description: String {
+        let chance = String(format: "%.4f", log(Double(classes)))
+        var s = "the network died at epoch \(epoch), step \(step): for \(deadSteps) consecutive steps the training loss stayed at "
+            + "ln \(classes) = \(chance) (chance) and the output layer \(outputLayer) received no gradient: "
+        if layer == outputLayer {
+            s += "every unit of \(layer) outputs zero after its ReLU for every image (its ReLUs died), so no layer learns"
+        } else {
+            s += "its input is zero for every image (every unit of \(layer) died)"
+        }
+        s += ". Lower the learning rate (--lr \(suggestedLearningRate); this run has \(learningRate))"
+        if let schedule = suggestedSchedule { s += ", or warm it up (--schedule \(schedule))" }
+        return s
+    }
+}
