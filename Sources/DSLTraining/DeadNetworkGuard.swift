@@ -5,17 +5,18 @@ import Foundation
 /// The dead-network guard of `Trainer.run`: a network whose output layer stopped receiving
 /// gradient cannot learn again, and without the guard it trains on at chance with no message.
 ///
-/// A step looks dead when both hold after its backward pass:
-/// - its batch loss is within `tolerance` (2 %) of ln(classes), the loss of a network whose
-///   logits carry no information;
-/// - every gradient of the output layer's weights is exactly zero. The output layer is the last
+/// A step looks dead when every gradient of the output layer's weights is exactly zero after
+/// its backward pass. The output layer is the last
 ///   convolution or fully connected layer before the softmax (through global pooling, pooling,
 ///   dropout and activations). Its weight gradient is the product of its input and the gradient
 ///   at its output, so it is zero for a whole batch only when its ReLU outputs zero for every
 ///   image (its units died: then its bias gradient is zero too and nothing before it learns) or
 ///   when its input is zero for every image (the layer feeding it died).
 ///
-/// `steps` (50) consecutive dead steps stop the run. Momentum carries at most 0.9⁵⁰ ≈ 0.5 % of
+/// `steps` (50) consecutive dead steps whose mean batch loss is within `tolerance` (2 %) of
+/// ln(classes), the loss of logits that carry no information about the image, stop the run (a
+/// head whose input died still learns its bias, so single batches stray from ln(classes) by a
+/// few per cent; their mean does not). Momentum carries at most 0.9⁵⁰ ≈ 0.5 % of
 /// an earlier update by then, and weight decay only shrinks weights, so a network in this state
 /// does not come back. The guard only reads the gradients: a run it does not stop computes
 /// exactly what it computed without it. Its count starts at zero in every session (a resumed
@@ -23,7 +24,7 @@ import Foundation
 struct DeadNetworkGuard {
     /// Consecutive dead steps that stop training.
     static let steps = 50
-    /// How close to ln(classes) the batch loss must be, relative to ln(classes).
+    /// How close to ln(classes) the mean batch loss of the dead steps must be, relative to ln(classes).
     static let tolerance = 0.02
 
     /// The output layer (IR layer name).
@@ -41,6 +42,8 @@ struct DeadNetworkGuard {
     let chance: Double
     /// Dead steps in a row so far.
     private(set) var run = 0
+    /// The batch losses of the last `steps` dead steps (a ring buffer indexed by `run`).
+    private var losses = [Double](repeating: 0, count: DeadNetworkGuard.steps)
     /// Whether the last dead step had every gradient of the output layer zero (not only its weights').
     private(set) var headSilent = false
 
@@ -108,16 +111,15 @@ struct DeadNetworkGuard {
     mutating func reset() { run = 0; headSilent = false }
 
     /// Records a step (its batch loss, with the gradients of its backward pass in place);
-    /// returns true when `steps` dead steps have run in a row.
+    /// returns true when the last `steps` steps were dead with a mean loss at ln(classes).
     mutating func observe(loss: Float) -> Bool {
-        let dead = abs(Double(loss) - chance) <= DeadNetworkGuard.tolerance * chance && weightGradient.allSatisfy { $0 == 0 }
-        if dead {
-            run += 1
-            headSilent = otherGradients.allSatisfy { $0.allSatisfy { $0 == 0 } }
-        } else {
-            run = 0
-        }
-        return run >= DeadNetworkGuard.steps
+        guard weightGradient.allSatisfy({ $0 == 0 }) else { run = 0; return false }
+        losses[run % DeadNetworkGuard.steps] = Double(loss)
+        run += 1
+        headSilent = otherGradients.allSatisfy { $0.allSatisfy { $0 == 0 } }
+        guard run >= DeadNetworkGuard.steps else { return false }
+        let mean = losses.reduce(0, +) / Double(DeadNetworkGuard.steps)
+        return abs(mean - chance) <= DeadNetworkGuard.tolerance * chance
     }
 
     /// The layer that died: the output layer when its own ReLU outputs zero (every gradient of
@@ -128,9 +130,9 @@ struct DeadNetworkGuard {
     }
 }
 
-/// Training stopped by the dead-network guard (`Trainer.run`): the training loss stayed at
-/// ln(classes) and the output layer's weight gradients were zero for `DeadNetworkGuard.steps`
-/// consecutive steps. The message names the dead layer and what to change; the command adds
+/// Training stopped by the dead-network guard (`Trainer.run`): the output layer's weight
+/// gradients were zero for `DeadNetworkGuard.steps` consecutive steps with a mean training loss
+/// at ln(classes). The message names the dead layer and what to change; the command adds
 /// where the last checkpoint is.
 public struct DeadNetworkError: Error, CustomStringConvertible {
     /// The layer whose units died (the output layer, or the layer feeding it).
@@ -169,7 +171,7 @@ public struct DeadNetworkError: Error, CustomStringConvertible {
         } else {
             s += "its input is zero for every image (every unit of \(layer) died)"
         }
-        s += ". Lower the learning rate (--lr \(suggestedLearningRate); this run has \(learningRate))"
+        s += ". Lower the learning rate (--lr \(suggestedLearningRate); this run has \(String(format: "%g", Double(learningRate))))"
         if let schedule = suggestedSchedule { s += ", or warm it up (--schedule \(schedule))" }
         return s
     }

@@ -260,8 +260,8 @@ public final class Trainer {
     /// `stopRequested` is checked before the first step and after every step and epoch.
     ///
     /// Throws a `TrainingError` when a loss is NaN or infinite, and a `DeadNetworkError` when
-    /// the dead-network guard (`DeadNetworkGuard`: the loss at ln(classes) and no gradient
-    /// reaching the output layer's weights for 50 consecutive steps) stops the run. An epoch
+    /// the dead-network guard (`DeadNetworkGuard`: no gradient reaching the output layer's
+    /// weights for 50 consecutive steps, their mean loss at ln(classes)) stops the run. An epoch
     /// that ends inside such a streak of dead steps is not checkpointed (unless it is the
     /// run's last or a stop was requested), so that the checkpoint of the last epoch that ended
     /// with the network alive is kept; a healthy run never has a dead step.
