@@ -302,10 +302,12 @@ public final class Trainer {
                 guard loss.isFinite else {
                     throw TrainingError("loss became \(loss) at epoch \(epoch + 1), step \(s + 1); try a lower learning rate (now \(learningRate(epoch: epoch, step: s, steps: steps)))")
                 }
-                if deadGuard?.observe(loss: loss) == true, let g = deadGuard {
+                if let logits = engine.logits, deadGuard?.observe(loss: loss, logits: logits, batch: b) == true, let g = deadGuard {
                     throw DeadNetworkError(layer: g.deadLayer.name, outputLayer: g.head, epoch: epoch + 1, step: s + 1,
                                            deadSteps: g.run, classes: engine.classCount, learningRate: options.learningRate,
-                                           schedule: options.schedule, lastCheckpoint: lastCheckpoint)
+                                           schedule: options.schedule, lastCheckpoint: lastCheckpoint, silent: g.weightsSilent,
+                                           deadOutputs: (g.lastDead.outputs, g.lastDead.ofOutputs), feeder: g.feeder,
+                                           deadInputs: (g.lastDead.inputs, g.lastDead.ofInputs))
                 }
                 let rate = learningRate(epoch: epoch, step: s, steps: steps)
                 optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: rate)

@@ -21,10 +21,10 @@ final class DeadNetworkTests: XCTestCase {
 
     /// Standard error of the run below, with OUT for its output directory.
     static let expected = """
-    dsl train: the network died at epoch 7, step 8: for 50 consecutive steps the training loss stayed at ln 10 = 2.3026 (chance) \
+    dsl train: the network died at epoch 6, step 2: for 50 consecutive steps the training loss stayed at ln 10 = 2.3026 (chance) \
     and the output layer conv4 received no gradient: every unit of conv4 outputs zero after its ReLU for every image (its ReLUs \
     died), so no layer learns. Lower the learning rate (--lr 0.1; this run has 0.5), or warm it up (--schedule \
-    constant+warmup:1); OUT/checkpoint.safetensors holds the run at epoch 3, the last epoch that ended with the network alive \
+    constant+warmup:1); OUT/checkpoint.safetensors holds the run at epoch 2, the last epoch that ended with the network alive \
     (the later ones were not checkpointed)
 
     """
@@ -38,15 +38,15 @@ final class DeadNetworkTests: XCTestCase {
         XCTAssertFalse(r.signaled || r.timedOut, r.summary)
         XCTAssertEqual(r.status, 1, r.summary)
         XCTAssertEqual(r.stderr.replacingOccurrences(of: out, with: "OUT"), Self.expected)
-        XCTAssertTrue(r.stdout.contains("epoch 6/8: train loss 2.3026"), r.stdout)
-        XCTAssertFalse(r.stdout.contains("epoch 7/8") || r.stdout.contains("done:"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("epoch 5/8: train loss 2.3026"), r.stdout)
+        XCTAssertFalse(r.stdout.contains("epoch 6/8") || r.stdout.contains("done:"), r.stdout)
         for file in ["checkpoint.safetensors", "metrics.jsonl", "steps.jsonl", "curves.svg"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + file), file)
         }
-        // The checkpoint is epoch 3's; resumed, the run replays epochs 4-6 and dies at the same step.
+        // The checkpoint is epoch 2's; resumed, the run replays epochs 3-5 and dies at the same step.
         let resumed = try DSL.run(["train", spec, "--resume", out + "/checkpoint.safetensors", "--quiet"])
         XCTAssertEqual(resumed.status, 1, resumed.summary)
-        XCTAssertTrue(resumed.stdout.contains("at epoch 4 of 8, step 0 of 20"), resumed.stdout)
+        XCTAssertTrue(resumed.stdout.contains("at epoch 3 of 8, step 0 of 20"), resumed.stdout)
         XCTAssertTrue(resumed.stderr.hasSuffix(Self.expected.replacingOccurrences(of: "OUT", with: out)), resumed.stderr)
     }
 }
