@@ -102,13 +102,14 @@ enum TrainCommand {
     (SIGTERM: 143); a second Ctrl-C stops at once (the last checkpoint stays intact).
 
     Guards: a NaN or infinite loss stops training (exit 1), naming the step. So does a dead
-    network: 50 consecutive steps whose mean loss is within 2 % of ln(classes), in each of
-    which no gradient reaches the weights of the output layer (the last conv or fc before
-    the softmax: its ReLU outputs zero for every image, or its input does) or the logits are
-    the same for every image of the batch (standard deviation below 0.02), stop the run
-    (exit 1) with a message naming the dead layer (how many of its units died) and suggesting
-    a lower --lr or a warm-up. An epoch that ends during such dead steps is not checkpointed:
-    the checkpoint kept is that of the last epoch that ended with the network alive.
+    network: 50 consecutive steps whose mean loss is within 2 % of ln(classes), in each
+    of which no gradient reaches the weights of the output layer (the last conv or fc
+    before the softmax: its ReLU outputs zero for every image, or its input does) or the
+    logits are the same for every image of a batch of 8 or more (standard deviation below
+    0.02), stop the run (exit 1) with a message naming the dead layer (how many of its
+    units died) and suggesting a lower --lr or a warm-up. An epoch that ends during such
+    dead steps is not checkpointed: the checkpoint kept is that of the last epoch that
+    ended with the network alive.
 
     """, run: run)
 

@@ -6,8 +6,8 @@ import Foundation
 /// gradient cannot learn again, and without the guard it trains on at chance with no message.
 ///
 /// A step looks dead when every gradient of the output layer's weights is exactly zero after
-/// its backward pass, or when its logits are the same for every image of the batch (for every
-/// class, their standard deviation across the images is below `spreadLimit`, 0.02: the output
+/// its backward pass, or when its logits are the same for every image of a batch of 8 or more
+/// (for every class, their standard deviation across the images is below `spreadLimit`, 0.02: the output
 /// no longer depends on the input, the collapse of a network most of whose last units died;
 /// measured on All-CNN-C, such a run stays below 0.006 and healthy runs above 0.14). The output layer is the last
 ///   convolution or fully connected layer before the softmax (through global pooling, pooling,
@@ -30,6 +30,8 @@ struct DeadNetworkGuard {
     /// Below this standard deviation across a batch's images of every logit, the network's
     /// output does not depend on its input (a step counts as dead).
     static let spreadLimit = 0.02
+    /// The smallest batch whose logits' spread is looked at (a batch of one image has none).
+    static let spreadBatch = 8
     /// How close to ln(classes) the mean batch loss of the dead steps must be, relative to ln(classes).
     static let tolerance = 0.02
 
@@ -149,7 +151,9 @@ struct DeadNetworkGuard {
     /// returns true when the last `steps` steps were dead with a mean loss at ln(classes).
     mutating func observe(loss: Float, logits: UnsafePointer<Float>, batch: Int) -> Bool {
         let silent = weightGradient.allSatisfy { $0 == 0 }
-        guard silent || DeadNetworkGuard.spread(logits, batch: batch, perImage: logitsPerImage) < DeadNetworkGuard.spreadLimit else { run = 0; return false }
+        guard silent || batch >= DeadNetworkGuard.spreadBatch && DeadNetworkGuard.spread(logits, batch: batch, perImage: logitsPerImage) < DeadNetworkGuard.spreadLimit else {
+            run = 0; return false
+        }
         losses[run % DeadNetworkGuard.steps] = Double(loss)
         run += 1
         // Which units gave no gradient in this batch: the output layer's (all-zero columns of
