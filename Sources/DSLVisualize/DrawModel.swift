@@ -419,25 +419,7 @@ struct ModelBuilder {
 enum DrawText {
     /// A short description of an op, as `dsl check` prints it: `conv 3x3/2 96 pad 1 bn relu`.
     static func describe(_ op: Op) -> String {
-        func act(_ a: Activation) -> String {
-            switch a { case .none: return ""; case .relu: return " relu"; case .leaky(let s): return " leaky \(s)" }
-        }
-        switch op {
-        case .input: return "input"
-        case .conv(let c):
-            return "conv \(c.kernel)x\(c.kernel)/\(c.stride) \(c.filters)" + (c.pad != (c.kernel - 1) / 2 ? " pad \(c.pad)" : "")
-                + (c.bias ? "" : " nobias") + (c.batchNorm ? " bn" : "") + act(c.activation)
-        case .pool(let p):
-            return "\(p.kind.rawValue)pool \(p.kernel)x\(p.kernel)/\(p.stride)" + (p.pad > 0 ? " pad \(p.pad)" : "") + (p.ceil ? " ceil" : "")
-        case .globalAvgPool: return "gap"
-        case .batchNorm: return "bn"
-        case .activation(let a): return a == .none ? "linear" : String(act(a).dropFirst())
-        case .dropout(let p): return "dropout \(p)"
-        case .linear(let l): return "fc \(l.units)" + (l.bias ? "" : " nobias") + act(l.activation)
-        case .softmax: return "softmax"
-        case .concat: return "concat"
-        case .add: return "add"
-        }
+        op.shortDescription
     }
 
     /// A receptive field or stride (`>=1e15` at the cost model's cap).
