@@ -38,16 +38,8 @@ enum EvalCommand {
         let batch = try a.integer("--batch", default: 100, in: 1...4096)
         let format = a.value("--format") ?? "table"
         guard format == "table" || format == "json" else { throw UsageError(message: "--format must be table or json") }
-        let datasetFormat = try a.value("--dataset").map { name -> DatasetFormat in
-            guard let f = try? DatasetFormat(parsing: name) else {
-                throw UsageError(message: "--dataset must be \(DatasetFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(name)'")
-            }
-            return f
-        }
-        let labelsFlag = try a.value("--labels").map { kind -> CIFAR100Labels in
-            guard let l = try? CIFAR100Labels(parsing: kind) else { throw UsageError(message: "--labels must be fine or coarse, got '\(kind)'") }
-            return l
-        }
+        let datasetFormat = try a.datasetFormat()
+        let labelsFlag = try a.cifar100Labels()
         engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)
         guard let (checked, g, _) = try loadChecked(a.positional[0]) else { return ExitCode.failure }
         if !endsInSoftmax(g) {

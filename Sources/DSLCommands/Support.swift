@@ -1,4 +1,5 @@
 import DSLEngine
+import DSLTraining
 import DSLIR
 import Foundation
 
@@ -168,4 +169,25 @@ indirect enum JSON {
     }
 
     static func quote(_ s: String) -> String { jsonQuoted(s) }
+}
+
+extension Arguments {
+    /// `--dataset NAME` (cifar10, cifar100, mnist), nil when not given; a usage error naming the
+    /// choices otherwise. Shared by train, eval and visualize.
+    func datasetFormat() throws -> DatasetFormat? {
+        try value("--dataset").map { name in
+            guard let format = try? DatasetFormat(parsing: name) else {
+                throw UsageError(message: "--dataset must be \(DatasetFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(name)'")
+            }
+            return format
+        }
+    }
+
+    /// `--labels fine|coarse` (CIFAR-100), nil when not given.
+    func cifar100Labels() throws -> CIFAR100Labels? {
+        try value("--labels").map { kind in
+            guard let labels = try? CIFAR100Labels(parsing: kind) else { throw UsageError(message: "--labels must be fine or coarse, got '\(kind)'") }
+            return labels
+        }
+    }
 }

@@ -345,16 +345,8 @@ enum TrainCommand {
             o.zcaEpsilon = Float(try a.number("--zca-epsilon", default: Double(Preprocessor.defaultZCAEpsilon), in: 1e-6...1e6))
         }
         if let d = a.value("--data") { o.dataDirectory = absolutePath(d) }
-        if let name = a.value("--dataset") {
-            guard let format = try? DatasetFormat(parsing: name) else {
-                throw UsageError(message: "--dataset must be \(DatasetFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(name)'")
-            }
-            o.dataset = format
-        }
-        if let kind = a.value("--labels") {
-            guard let labels = try? CIFAR100Labels(parsing: kind) else { throw UsageError(message: "--labels must be fine or coarse, got '\(kind)'") }
-            o.labels = labels
-        }
+        if let format = try a.datasetFormat() { o.dataset = format }
+        if let labels = try a.cifar100Labels() { o.labels = labels }
         if a.value("--resume") == nil {
             if a.value("--zca-epsilon") != nil && o.whiten != .gcnZCA { throw UsageError(message: "--zca-epsilon applies only with --whiten zca") }
             do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.learningRate), totalEpochs: o.epochs) } catch { throw UsageError(message: "--schedule: \(error)") }

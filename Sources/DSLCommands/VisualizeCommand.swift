@@ -95,16 +95,8 @@ enum VisualizeCommand {
         if request.layer == nil && request.classIndex == nil { throw UsageError(message: "missing --layer NAME (or --class C)") }
         if request.classIndex != nil && request.units != nil { throw UsageError(message: "--units chooses units of --layer; --class C chooses the logit of class C") }
         let batch = try a.integer("--batch", default: 50, in: 1...4096)
-        let datasetFormat = try a.value("--dataset").map { name -> DatasetFormat in
-            guard let f = try? DatasetFormat(parsing: name) else {
-                throw UsageError(message: "--dataset must be \(DatasetFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(name)'")
-            }
-            return f
-        }
-        let labelsFlag = try a.value("--labels").map { kind -> CIFAR100Labels in
-            guard let l = try? CIFAR100Labels(parsing: kind) else { throw UsageError(message: "--labels must be fine or coarse, got '\(kind)'") }
-            return l
-        }
+        let datasetFormat = try a.datasetFormat()
+        let labelsFlag = try a.cifar100Labels()
         engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)
 
         guard let (checked, g, _) = try loadChecked(a.positional[0]) else { return ExitCode.failure }
@@ -114,7 +106,7 @@ enum VisualizeCommand {
             return ExitCode.failure
         }
         let checkpoint = try TrainingCheckpoint.read(from: weights)
-        try Trainer.checkSpec(checkpoint.metadata, hash: Trainer.hash(g), file: weights)
+        for note in try Trainer.checkCheckpoint(checkpoint, graph: g, file: weights, use: .evaluate) { err("note: \(note)\n") }
         guard let dataDir = a.value("--data") ?? checkpoint.recipe?.dataDirectory else {
             throw UsageError(message: "missing --data DIR (the checkpoint does not name the data it was trained on)")
         }

@@ -486,15 +486,6 @@ public final class Trainer {
         return report
     }
 
-    /// Refuses a checkpoint whose spec hash differs from the network's (naming both hashes
-    /// only; `checkCheckpoint(_:graph:file:use:)` says which layers differ).
-    public static func checkSpec(_ metadata: [String: String], hash: String, file: String) throws {
-        guard let h = metadata["spec_hash"] else { throw TrainingError("\(file): not a dsl checkpoint (no spec_hash in its metadata)") }
-        guard h == hash else {
-            throw TrainingError("\(file): the checkpoint is of a different network (\(metadata["network"] ?? "unknown"), spec hash \(h)); this spec's hash is \(hash)")
-        }
-    }
-
     /// Copies parameters and buffers by name into an engine, checking every name, dtype, shape
     /// and value (finite); a tensor the network does not have is an error too.
     public static func loadWeights(_ tensors: [String: StoredTensor], into engine: EngineGraph, file: String) throws {
