@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// The Python virtual environment the reference checks use (a copy of Tests/ExportTests/PythonEnvironment.swift, shared by path): `.build/venv` under the package (the
+/// The Python virtual environment the reference checks use (a copy of Tests/ExportTests/PythonEnvironment.swift: the two test targets cannot share a file; keep them equal): `.build/venv` under the package (the
 /// build folder, never committed), holding the field's reference tools from PyPI (onnx,
 /// onnxruntime, numpy; torch and safetensors when `bench/export-parity.sh` installed them).
 /// `dsl` itself never needs Python.
