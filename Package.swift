@@ -60,8 +60,11 @@ let package = Package(
         .testTarget(name: "DSLEngineTests", dependencies: ["DSLIR", "DSLEngine"], swiftSettings: fastMath),
         .testTarget(name: "DSLTrainingTests", dependencies: ["DSLIR", "DSLEngine", "DSLTraining"]),
         .testTarget(name: "CLITests", dependencies: ["DSLCommands"], exclude: ["bad-specs", "good-specs", "warning-specs"]),
-        .testTarget(name: "ExportTests", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining", "DSLExport"], exclude: ["python"]),
-        .testTarget(name: "VisualizeTests", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining", "DSLVisualize"], exclude: ["README.md", "python", "specs"]),
+        // The Python environment of the reference checks (onnx, onnxruntime, numpy, Pillow, torch),
+        // shared by the export and picture tests; never part of the dsl product.
+        .target(name: "PythonTestSupport", path: "Tests/PythonTestSupport"),
+        .testTarget(name: "ExportTests", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining", "DSLExport", "PythonTestSupport"], exclude: ["python"]),
+        .testTarget(name: "VisualizeTests", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining", "DSLVisualize", "PythonTestSupport"], exclude: ["README.md", "python", "specs"]),
         .testTarget(name: "FuzzTests", dependencies: ["DSLFuzz", "DSLSyntax", "DSLIR", "DSLPasses"], exclude: ["regressions"]),
     ],
     // Language mode 5: the engine hands raw buffers to worker threads (concurrentPerform), which

@@ -3,6 +3,7 @@ import DSLExport
 import DSLIR
 import DSLTraining
 import Foundation
+import PythonTestSupport
 import XCTest
 
 /// `dsl export --to onnx` with the real binary, its files read by the format's reference tools

@@ -3,6 +3,7 @@ import DSLExport
 import DSLIR
 import DSLTraining
 import Foundation
+import PythonTestSupport
 import XCTest
 
 /// The ONNX export against dsl's engine: for every spec in specs/ and for small specs that

@@ -1,5 +1,6 @@
 import DSLExport
 import Foundation
+import PythonTestSupport
 import XCTest
 
 /// The protobuf encoder: byte-exact against the encoding guide's examples, and read back by

@@ -3,6 +3,7 @@ import DSLExport
 import DSLIR
 import DSLSyntax
 import Foundation
+import PythonTestSupport
 import XCTest
 
 /// Writes NumPy .npy files (format version 1.0, https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html):

@@ -2,6 +2,7 @@ import DSLEngine
 import DSLExport
 import DSLIR
 import Foundation
+import PythonTestSupport
 import XCTest
 
 /// The PyTorch exporter without PyTorch: the name table against the engine, identifiers, the

@@ -3,6 +3,7 @@ import DSLExport
 import DSLIR
 import DSLTraining
 import Foundation
+import PythonTestSupport
 import XCTest
 
 /// The exported PyTorch module against dsl's engine, for every spec of `specs/` and the

@@ -1,6 +1,7 @@
 import DSLExport
 import DSLTraining
 import Foundation
+import PythonTestSupport
 import XCTest
 
 /// dsl → PyTorch → dsl with the real binary: `dsl train` (2 epochs on the shipped sample), the

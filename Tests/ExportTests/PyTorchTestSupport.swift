@@ -3,6 +3,7 @@ import DSLExport
 import DSLIR
 import DSLTraining
 import Foundation
+import PythonTestSupport
 import XCTest
 
 /// Specs and helpers of the PyTorch export tests.

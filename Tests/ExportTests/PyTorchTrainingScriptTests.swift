@@ -1,6 +1,7 @@
 import DSLExport
 import DSLTraining
 import Foundation
+import PythonTestSupport
 import XCTest
 
 /// The exported training script (`dsl export --to pytorch-train`) against `dsl train`: with one

@@ -1,3 +1,4 @@
+import PythonTestSupport
 import XCTest
 
 /// The reference tools the export checks compare with are there (installed into .build/venv

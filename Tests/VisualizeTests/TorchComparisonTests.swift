@@ -1,4 +1,5 @@
 import Foundation
+import PythonTestSupport
 import XCTest
 
 /// The acceptance check of issue #14: `dsl visualize --raw` against an independent PyTorch

@@ -1,6 +1,7 @@
 import DSLIR
 import DSLTraining
 import Foundation
+import PythonTestSupport
 import XCTest
 @testable import DSLVisualize
 

@@ -1,4 +1,5 @@
 import Foundation
+import PythonTestSupport
 import XCTest
 
 /// The `dsl` binary `swift test` built and small networks it trained, for the visualize tests.

@@ -1,4 +1,5 @@
 import Foundation
+import PythonTestSupport
 import XCTest
 @testable import DSLVisualize
 

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// The Python virtual environment the export checks use: `.build/venv` under the package (the
+/// The Python virtual environment the reference checks (export, pictures) use: `.build/venv` under the package (the
 /// build folder, never committed), holding the field's reference tools from PyPI (onnx,
 /// onnxruntime, numpy; torch and safetensors when `bench/export-parity.sh` installed them).
 /// `dsl` itself never needs Python.
@@ -10,16 +10,16 @@ import XCTest
 /// and the packages installed (onnx and onnxruntime are small; torch is not, so tests only use
 /// it when it is already there). Under CI (`CI` set, or `DSL_REQUIRE_PYTHON=1`) a check whose
 /// tools cannot be had fails; elsewhere it is skipped with the reason.
-enum PythonEnvironment {
+public enum PythonEnvironment {
     /// The package root.
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     /// The environment's directory.
-    static var directory: URL { packageRoot.appendingPathComponent(".build/venv") }
+    public static var directory: URL { packageRoot.appendingPathComponent(".build/venv") }
     /// Its interpreter.
-    static var python: String { directory.appendingPathComponent("bin/python").path }
+    public static var python: String { directory.appendingPathComponent("bin/python").path }
 
     /// Whether a missing tool is a failure rather than a skip.
-    static var required: Bool {
+    public static var required: Bool {
         let env = ProcessInfo.processInfo.environment
         return env["CI"] != nil || env["DSL_REQUIRE_PYTHON"] == "1"
     }
@@ -29,7 +29,7 @@ enum PythonEnvironment {
 
     /// The interpreter, with every module in `modules` importable; installs `packages` from PyPI
     /// when `install` and something is missing. Nil (see `log`) when that fails.
-    static func interpreter(modules: [String], packages: [String], install: Bool = true) -> String? {
+    public static func interpreter(modules: [String], packages: [String], install: Bool = true) -> String? {
         if imports(modules) { return python }
         guard install else { log.append("\(modules.joined(separator: ", ")) not installed in \(directory.path)"); return nil }
         if !FileManager.default.fileExists(atPath: python) {
@@ -42,7 +42,7 @@ enum PythonEnvironment {
     }
 
     /// The interpreter for a test: fails (under CI) or skips when the tools cannot be had.
-    static func require(modules: [String], packages: [String], install: Bool = true,
+    public static func require(modules: [String], packages: [String], install: Bool = true,
                         file: StaticString = #filePath, line: UInt = #line) throws -> String {
         if let p = interpreter(modules: modules, packages: packages, install: install) { return p }
         let why = "needs \(modules.joined(separator: ", ")) in \(directory.path): \(log.last ?? "not available")"
@@ -51,14 +51,14 @@ enum PythonEnvironment {
     }
 
     /// Whether the environment's interpreter imports every module.
-    static func imports(_ modules: [String]) -> Bool {
+    public static func imports(_ modules: [String]) -> Bool {
         guard FileManager.default.fileExists(atPath: python) else { return false }
         return run(python, ["-c", modules.map { "import \($0)" }.joined(separator: "; ")]).status == 0
     }
 
     /// Runs a program to completion; returns its status and its standard output and error.
     @discardableResult
-    static func run(_ program: String, _ arguments: [String], cwd: URL? = nil) -> (status: Int32, output: String) {
+    public static func run(_ program: String, _ arguments: [String], cwd: URL? = nil) -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: program)
         p.arguments = arguments
