@@ -106,9 +106,14 @@ extension EngineOp {
     func parameterSpecs(inputs: [EngineShape], output: EngineShape) -> [ParameterSpec] {
         switch self {
         case let .conv(k, _, _, oc, bias):
-            // Kaiming normal as in the PyramidNet authors' code: n = K·K·OC, std = sqrt(2/n).
+            // Kaiming normal, std = sqrt(2/n), over the larger fan: n = K·K·max(IC, OC). Where
+            // the convolution widens or keeps the width this is the fan-out (the PyramidNet
+            // authors' code); where it narrows, as the All-CNN 1x1 192 -> 10 classifier does, the
+            // fan-in, so the logits do not start sqrt(IC/OC) times too large (with the fan-out
+            // the paper's networks died at their first steps, issue 17).
+            let fan = k * k * max(inputs[0].channels, oc)
             var specs = [ParameterSpec(suffix: "weight", shape: [k, k, inputs[0].channels, oc],
-                                       initializer: .normal(std: (2.0 / Double(k * k * oc)).squareRoot()))]
+                                       initializer: .normal(std: (2.0 / Double(fan)).squareRoot()))]
             if bias { specs.append(ParameterSpec(suffix: "bias", shape: [oc], initializer: .constant(0))) }
             return specs
         case .batchNorm:

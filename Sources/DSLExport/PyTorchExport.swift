@@ -126,7 +126,7 @@ struct PyTorchGenerator {
         refuses one of another network; save_dsl_checkpoint(model, path, ...) writes the model
         back in dsl's format, for 'dsl eval' and the other dsl commands.
 
-        Initialisation follows dsl: conv weights N(0, 2 / (K*K*OC)), fc weights N(0, 1 / IN),
+        Initialisation follows dsl: conv weights N(0, 2 / (K*K*max(IC, OC))), fc weights N(0, 1 / IN),
         biases 0, batch norm scale 1 and shift 0. Model(seed=S) gives exactly the weights dsl's
         engine starts from with seed S ('dsl train --seed S').
         """

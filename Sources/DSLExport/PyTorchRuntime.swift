@@ -48,8 +48,8 @@ class BatchNorm(nn.BatchNorm2d):
 class Conv(nn.Conv2d):
     """dsl's conv: a K x K kernel, a stride, the same zero padding on every side, a bias unless
     bias=False; then batch norm when bn=True (the child 'bn'), then the activation. weight is
-    (OC, IC, K, K), dsl's (K, K, IC, OC) permuted. Initialisation as dsl: weight N(0, 2 / (K*K*OC))
-    (Kaiming normal over the fan-out), bias 0."""
+    (OC, IC, K, K), dsl's (K, K, IC, OC) permuted. Initialisation as dsl: weight
+    N(0, 2 / (K*K*max(IC, OC))) (Kaiming normal over the larger fan), bias 0."""
 
     def __init__(self, in_channels, out_channels, kernel, stride=1, padding=0, bias=True, bn=False, act=None, slope=0.0):
         super().__init__(in_channels, out_channels, kernel, stride=stride, padding=padding, bias=bias)
@@ -59,7 +59,7 @@ class Conv(nn.Conv2d):
 
     def reset_parameters(self):
         k = self.kernel_size[0]
-        nn.init.normal_(self.weight, 0.0, math.sqrt(2.0 / (k * k * self.out_channels)))
+        nn.init.normal_(self.weight, 0.0, math.sqrt(2.0 / (k * k * max(self.in_channels, self.out_channels))))
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
@@ -239,7 +239,7 @@ def _engine_normals(seed, count):
 def dsl_initialize(model, seed):
     """Sets every parameter and statistic to what dsl's engine starts from with this seed ('dsl
     train --seed S', 'dsl run --seed S'): conv and fc weights from one stream of normals in dsl's
-    parameter order and layouts (std sqrt(2 / (K*K*OC)) and sqrt(1 / IN)), biases 0, batch norm
+    parameter order and layouts (std sqrt(2 / (K*K*max(IC, OC))) and sqrt(1 / IN)), biases 0, batch norm
     scale 1, shift 0, running mean 0 and variance 1."""
     normal_count = sum(math.prod(shape) for _, _, layout, _, shape in DSL_NAMES if layout != "vector")
     normals = _engine_normals(seed, normal_count)
@@ -250,7 +250,7 @@ def dsl_initialize(model, seed):
             one = name.endswith(".running_var") or name.endswith(".weight")
             tensors[name] = torch.full(shape, 1.0 if one else 0.0)
             continue
-        std = math.sqrt(2.0 / (shape[0] * shape[1] * shape[3])) if layout == "conv" else math.sqrt(1.0 / shape[0])
+        std = math.sqrt(2.0 / (shape[0] * shape[1] * max(shape[2], shape[3]))) if layout == "conv" else math.sqrt(1.0 / shape[0])
         tensors[name] = (normals[offset:offset + count] * std).to(torch.float32).reshape(shape)
         offset += count
     load_dsl_tensors(model, tensors, f"dsl_initialize(seed={seed})")
