@@ -44,6 +44,9 @@ enum TrainCommand {
       --zca-epsilon X       ZCA regularisation added to every eigenvalue (default 0.1, as
                             pylearn2); ZCA wants more training images than pixel values
       --seed S              seed for weights, order, augmentation, dropout (default 1)
+                            (weights: conv N(0, 2/(K*K*max(IC, OC))), fc N(0, 1/IN),
+                            biases 0 except a ReLU classifier's, which starts at 1 so the
+                            class units start alive; see README, Training)
     Run:
       --out DIR             where checkpoint, metrics, steps and plot go (default
                             runs/NETWORK, the network's name made safe for a directory;

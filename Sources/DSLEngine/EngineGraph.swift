@@ -72,6 +72,9 @@ public final class EngineGraph {
     public let seed: UInt64
     /// Whether `backward` also computes the gradient of the input (set before `compile`; for tests).
     public var computesInputGradient = false
+    /// Starting values of biases other than 0, by engine node (set before `compile`): the
+    /// lowering gives the ReLU classifier of a softmax network bias 1 (`classifierReLUBias`).
+    public var initialBias: [Int: Float] = [:]
 
     private var nodes: [Node]
     /// Names in use (node names are unique).
@@ -207,8 +210,12 @@ public final class EngineGraph {
         for (j, node) in nodes.enumerated() {
             for i in Set(node.inputs) { consumers[i].append(j) }
         }
-        let parameterSpecs = nodes.map { node in
-            node.op?.parameterSpecs(inputs: node.inputs.map { nodes[$0].shape }, output: node.shape) ?? []
+        let parameterSpecs = nodes.enumerated().map { j, node in
+            (node.op?.parameterSpecs(inputs: node.inputs.map { nodes[$0].shape }, output: node.shape) ?? []).map { spec in
+                var spec = spec
+                if spec.suffix == "bias", let b = initialBias[j] { spec.initializer = .constant(b) }
+                return spec
+            }
         }
         let bufferSpecs = nodes.map { node in node.op?.bufferSpecs(inputs: node.inputs.map { nodes[$0].shape }) ?? [] }
         let endsWithSoftmax = nodes[last].op == .softmax

@@ -84,5 +84,35 @@ public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetw
         }
         outputOf[n.id] = y
     }
+    // The classifier's first engine node is its convolution or fully connected layer (then its ReLU).
+    if let classifier = reluClassifier(g), let layer = sourceOf.firstIndex(of: classifier) { engine.initialBias[layer] = classifierReLUBias }
     return LoweredNetwork(engine: engine, outputOf: outputOf, sourceOf: sourceOf)
+}
+
+/// The bias the ReLU classifier starts with (`reluClassifier`).
+public let classifierReLUBias: Float = 1
+
+/// The layer that computes a softmax network's class scores when a ReLU follows it (a
+/// convolution or fully connected layer with a bias and `act=relu`, reached from the final
+/// softmax through global average pooling, pooling and dropout only), as in the All-CNN
+/// networks: `conv 1 1 10 ; gap ; softmax`. Its bias starts at `classifierReLUBias` instead of
+/// 0, as AlexNet started the biases of some ReLU layers at 1 (Krizhevsky et al. 2012), so that
+/// every class unit starts active for every image: with bias 0 the first steps at the default
+/// learning rate switched class units off for good (Model C at --lr 0.02 ended with 4 of the 10
+/// classes never predicted, at 0.03 and 0.05 with all of them dead; issue 17). With the bias
+/// only the starting point changes; the layer computes what the spec says.
+public func reluClassifier(_ g: Graph) -> Int? {
+    guard g.nodes[g.output].op == .softmax, var x = g.nodes[g.output].inputs.first else { return nil }
+    while true {
+        switch g.nodes[x].op {
+        case .globalAvgPool, .pool, .dropout:
+            x = g.nodes[x].inputs[0]
+        case .conv(let c) where c.bias && !c.batchNorm && c.activation == .relu:
+            return x
+        case .linear(let l) where l.bias && l.activation == .relu:
+            return x
+        default:
+            return nil
+        }
+    }
 }

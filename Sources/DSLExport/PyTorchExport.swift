@@ -1,3 +1,4 @@
+import DSLEngine
 import DSLIR
 import DSLTraining
 
@@ -127,7 +128,7 @@ struct PyTorchGenerator {
         back in dsl's format, for 'dsl eval' and the other dsl commands.
 
         Initialisation follows dsl: conv weights N(0, 2 / (K*K*max(IC, OC))), fc weights N(0, 1 / IN),
-        biases 0, batch norm scale 1 and shift 0. Model(seed=S) gives exactly the weights dsl's
+        biases 0 (a ReLU classifier's 1, DSL_INITIAL_BIAS), batch norm scale 1 and shift 0. Model(seed=S) gives exactly the weights dsl's
         engine starts from with seed S ('dsl train --seed S').
         """
 
@@ -217,6 +218,8 @@ struct PyTorchGenerator {
         s += """
                 if seed is not None:
                     dsl_initialize(self, seed)
+                else:
+                    dsl_initial_biases(self)
 
             def forward(self, x):
 
@@ -349,6 +352,16 @@ struct PyTorchGenerator {
             s += "    (\(pythonString(e.stateKey)), \(pythonString(e.dslName)), \"\(e.layout.rawValue)\", \"\(e.isBuffer ? "buffer" : "parameter")\", \(shape)),\n"
         }
         s += "]\n"
+        // The ReLU classifier's bias starts at 1 in dsl (DSLEngine.reluClassifier).
+        let initial = reluClassifier(graph).map { "\(pythonString(graph.nodes[$0].name + ".bias")): \(classifierReLUBias)" } ?? ""
+        s += """
+
+        # Biases that start at a value other than 0 in dsl (by dsl name): the bias of a ReLU
+        # classifier feeding the softmax through pooling, as All-CNN's 'conv 1 1 10', starts at 1 so
+        # every class unit starts active.
+        DSL_INITIAL_BIAS = {\(initial)}
+
+        """
         return s
     }
 }

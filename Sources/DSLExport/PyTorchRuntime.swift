@@ -239,7 +239,8 @@ def _engine_normals(seed, count):
 def dsl_initialize(model, seed):
     """Sets every parameter and statistic to what dsl's engine starts from with this seed ('dsl
     train --seed S', 'dsl run --seed S'): conv and fc weights from one stream of normals in dsl's
-    parameter order and layouts (std sqrt(2 / (K*K*max(IC, OC))) and sqrt(1 / IN)), biases 0, batch norm
+    parameter order and layouts (std sqrt(2 / (K*K*max(IC, OC))) and sqrt(1 / IN)), biases 0 (those
+    in DSL_INITIAL_BIAS: their value), batch norm
     scale 1, shift 0, running mean 0 and variance 1."""
     normal_count = sum(math.prod(shape) for _, _, layout, _, shape in DSL_NAMES if layout != "vector")
     normals = _engine_normals(seed, normal_count)
@@ -248,12 +249,21 @@ def dsl_initialize(model, seed):
         count = math.prod(shape)
         if layout == "vector":
             one = name.endswith(".running_var") or name.endswith(".weight")
-            tensors[name] = torch.full(shape, 1.0 if one else 0.0)
+            tensors[name] = torch.full(shape, DSL_INITIAL_BIAS.get(name, 1.0 if one else 0.0))
             continue
         std = math.sqrt(2.0 / (shape[0] * shape[1] * max(shape[2], shape[3]))) if layout == "conv" else math.sqrt(1.0 / shape[0])
         tensors[name] = (normals[offset:offset + count] * std).to(torch.float32).reshape(shape)
         offset += count
     load_dsl_tensors(model, tensors, f"dsl_initialize(seed={seed})")
+
+
+def dsl_initial_biases(model):
+    """Sets the biases of DSL_INITIAL_BIAS (the ReLU classifier's, 1) to dsl's starting value."""
+    state = unwrap(model).state_dict()
+    with torch.no_grad():
+        for key, name, _, _, _ in DSL_NAMES:
+            if name in DSL_INITIAL_BIAS:
+                state[key].fill_(DSL_INITIAL_BIAS[name])
 
 
 def make_optimizer(model, lr, momentum=0.9, weight_decay=0.0, nesterov=False):

@@ -6,14 +6,15 @@ import XCTest
 /// the exit status of the NaN guard (1), and the checkpoint of the last epoch that ended with
 /// the network alive, which a resume continues from and dies again at the same step.
 final class DeadNetworkTests: XCTestCase {
-    /// All-CNN-like, without batch norm, a ReLU before the global average pooling; --lr 0.6 kills it.
+    /// All-CNN-like, without batch norm, a ReLU before the global average pooling, and a classifier
+    /// without bias (no starting bias 1 keeps it alive); --lr 0.7 kills it.
     static let spec = """
     network dies
     input 32x32x3
     conv 3 1 16
     conv 3 2 32
     conv 3 2 32
-    conv 1 1 10
+    conv 1 1 10 nobias
     gap
     softmax
 
@@ -21,10 +22,10 @@ final class DeadNetworkTests: XCTestCase {
 
     /// Standard error of the run below, with OUT for its output directory.
     static let expected = """
-    dsl train: the network died at epoch 5, step 16: for 50 consecutive steps the training loss stayed at ln 10 = 2.3026 (chance) \
+    dsl train: the network died at epoch 5, step 3: for 50 consecutive steps the training loss stayed at ln 10 = 2.3026 (chance) \
     and the output layer conv4 received no gradient: every unit of conv4 outputs zero after its ReLU for every image (its ReLUs \
-    died), so no layer learns. Lower the learning rate (--lr 0.12; this run has 0.6), or warm it up (--schedule \
-    constant+warmup:1); OUT/checkpoint.safetensors holds the run at epoch 2, the last epoch that ended with the network alive \
+    died), so no layer learns. Lower the learning rate (--lr 0.14; this run has 0.7), or warm it up (--schedule \
+    constant+warmup:1); OUT/checkpoint.safetensors holds the run at epoch 1, the last epoch that ended with the network alive \
     (the later ones were not checkpointed)
 
     """
@@ -34,7 +35,7 @@ final class DeadNetworkTests: XCTestCase {
         let spec = try TrainFixture.write(Self.spec, dir, "dies.dsl")
         let out = dir + "/run"
         let r = try DSL.run(["train", spec, "--data", TrainFixture.sample, "--train-limit", "640", "--test-limit", "100", "--batch", "32",
-                             "--epochs", "8", "--lr", "0.6", "--schedule", "constant", "--quiet", "--out", out])
+                             "--epochs", "8", "--lr", "0.7", "--schedule", "constant", "--quiet", "--out", out])
         XCTAssertFalse(r.signaled || r.timedOut, r.summary)
         XCTAssertEqual(r.status, 1, r.summary)
         XCTAssertEqual(r.stderr.replacingOccurrences(of: out, with: "OUT"), Self.expected)
@@ -43,10 +44,10 @@ final class DeadNetworkTests: XCTestCase {
         for file in ["checkpoint.safetensors", "metrics.jsonl", "steps.jsonl", "curves.svg"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + file), file)
         }
-        // The checkpoint is epoch 2's; resumed, the run replays epochs 3-4 and part of 5 and dies at the same step.
+        // The checkpoint is epoch 1's; resumed, the run replays epochs 2-4 and part of 5 and dies at the same step.
         let resumed = try DSL.run(["train", spec, "--resume", out + "/checkpoint.safetensors", "--quiet"])
         XCTAssertEqual(resumed.status, 1, resumed.summary)
-        XCTAssertTrue(resumed.stdout.contains("at epoch 3 of 8, step 0 of 20"), resumed.stdout)
+        XCTAssertTrue(resumed.stdout.contains("at epoch 2 of 8, step 0 of 20"), resumed.stdout)
         XCTAssertTrue(resumed.stderr.hasSuffix(Self.expected.replacingOccurrences(of: "OUT", with: out)), resumed.stderr)
     }
 }

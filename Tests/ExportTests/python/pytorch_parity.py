@@ -77,10 +77,11 @@ def check(case):
         t = state[name]
         if layout == "vector":
             one = name.endswith(".running_var") or name.endswith(".weight")
-            if not bool((t == (1.0 if one else 0.0)).all()):
-                failures.append(f"Model(): {name} does not start at {1.0 if one else 0.0}")
+            start = m.DSL_INITIAL_BIAS.get(name, 1.0 if one else 0.0)
+            if not bool((t == start).all()):
+                failures.append(f"Model(): {name} does not start at {start}")
         elif t.numel() >= 400:
-            std = math.sqrt(2.0 / (shape[0] * shape[1] * shape[3])) if layout == "conv" else math.sqrt(1.0 / shape[0])
+            std = math.sqrt(2.0 / (shape[0] * shape[1] * max(shape[2], shape[3]))) if layout == "conv" else math.sqrt(1.0 / shape[0])
             if abs(float(t.std()) / std - 1) > 0.15:
                 failures.append(f"Model(): {name} has standard deviation {float(t.std()):.4g}, dsl's is {std:.4g}")
     init = load_file(os.path.join(case, "init.safetensors"))
