@@ -31,7 +31,8 @@ enum TrainCommand {
       --epochs N            passes over the training set (default 10)
       --batch N             images per step (default 64); the training set must hold at
                             least one batch (else an error says which --batch fits)
-      --lr X                base learning rate (default 0.05)
+      --lr X                base learning rate (default 0.05 for a network with batch
+                            norm, 0.02 without, such as the All-CNN networks)
       --momentum X          SGD momentum (default 0.9)
       --nesterov            Nesterov momentum
       --weight-decay X      L2 weight decay on weights, not biases or BN (default 0.001)
@@ -135,10 +136,13 @@ enum TrainCommand {
         if resumePath == nil && a.value("--data") == nil {
             throw UsageError(message: "missing --data DIR (a CIFAR-10, CIFAR-100 or MNIST directory), or --resume CKPT to continue a run")
         }
-        let flags = try optionsFromFlags(a)
+        var flags = try optionsFromFlags(a)
         engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)
 
         guard let (checked, g, _) = try loadChecked(a.positional[0], printWarnings: true) else { return ExitCode.failure }
+        // Without --lr, the rate suits the network: 0.05 with batch norm, 0.02 without (a resumed
+        // run keeps its own, stored in the checkpoint).
+        if a.value("--lr") == nil { flags.learningRate = TrainingOptions.defaultLearningRate(for: g) }
         if !endsInSoftmax(g) {
             reportEngineError("training needs a network that ends in 'softmax' (the loss is softmax cross-entropy); "
                               + "this one ends in '\(g.nodes[g.output].name)'", node: g.output, checked: checked, graph: g)

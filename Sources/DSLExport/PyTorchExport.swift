@@ -361,6 +361,10 @@ struct PyTorchGenerator {
         # every class unit starts active.
         DSL_INITIAL_BIAS = {\(initial)}
 
+        # dsl train's learning rate for this network when --lr is not given (0.05 with batch
+        # norm, 0.02 without).
+        DSL_DEFAULT_LR = \(TrainingOptions.defaultLearningRate(for: graph))
+
         """
         return s
     }

@@ -432,7 +432,8 @@ def argument_parser():
     a("--epochs", type=int, metavar="N", help="passes over the training set (default 10)")
     a("--batch", type=int, metavar="N", help="images per step over all processes, as dsl train's (default 64; a multiple of the processes: "
       "--batch 64 on 2 processes takes 32 images per process)")
-    a("--lr", type=float, metavar="X", help="base learning rate (default 0.05)")
+    a("--lr", type=float, metavar="X", help=f"base learning rate (default {DSL_DEFAULT_LR}: dsl train's for this network, 0.05 "
+      "with batch norm, 0.02 without)")
     a("--momentum", type=float, metavar="X", help="SGD momentum (default 0.9)")
     a("--nesterov", action="store_true", default=None, help="Nesterov momentum")
     a("--weight-decay", type=float, metavar="X", help="L2 weight decay on weights, not biases or batch norm (default 0.001)")
@@ -482,7 +483,7 @@ def recipe_from_arguments(args, resuming=False):
         "test_limit": str(args.test_limit) if args.test_limit else "none",
         "epochs": str(args.epochs if args.epochs is not None else 10),
         "batch": str(args.batch if args.batch is not None else 64),
-        "lr": _float_text(args.lr if args.lr is not None else 0.05),
+        "lr": _float_text(args.lr if args.lr is not None else DSL_DEFAULT_LR),
         "momentum": _float_text(momentum),
         "nesterov": "true" if args.nesterov else "false",
         "weight_decay": _float_text(args.weight_decay if args.weight_decay is not None else 1e-3),

@@ -1,4 +1,5 @@
 import Foundation
+import DSLIR
 
 // The training recipe as stored in a checkpoint's metadata (format dsl-checkpoint-2): one
 // string per `dsl train` flag, under "recipe.<name>", so that `dsl train FILE --resume CKPT`
@@ -259,5 +260,32 @@ extension TrainingOptions {
             throw RecipeConflict(message: "--epochs \(o.epochs): the run's schedule: \(error)")
         }
         return o
+    }
+}
+
+// MARK: - The default learning rate
+
+extension TrainingOptions {
+    /// `dsl train`'s learning rate when `--lr` is not given, with batch norm in the network.
+    public static let defaultLearningRateWithBatchNorm: Float = 0.05
+    /// ... and without: the All-CNN networks (no batch norm, a ReLU classifier) lost class units
+    /// for good in their first epoch at 0.05 (Model B, ConvPool-CNN-A; measured for issue 17).
+    public static let defaultLearningRateWithoutBatchNorm: Float = 0.02
+
+    /// The default learning rate for a network: 0.05 if any layer has batch norm (a `bn`
+    /// option, a `bn` layer, a `pyramid`), else 0.02.
+    public static func defaultLearningRate(for graph: Graph) -> Float {
+        hasBatchNorm(graph) ? defaultLearningRateWithBatchNorm : defaultLearningRateWithoutBatchNorm
+    }
+
+    /// Whether any layer of the network normalises with batch norm.
+    public static func hasBatchNorm(_ graph: Graph) -> Bool {
+        graph.nodes.contains { node in
+            switch node.op {
+            case .batchNorm: return true
+            case .conv(let c): return c.batchNorm
+            default: return false
+            }
+        }
     }
 }
