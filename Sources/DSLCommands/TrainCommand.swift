@@ -36,8 +36,9 @@ enum TrainCommand {
       --momentum X          SGD momentum (default 0.9)
       --nesterov            Nesterov momentum
       --weight-decay X      L2 weight decay on weights, not biases or BN (default 0.001)
-      --schedule S          cosine (default), constant, or step:F@E1,E2,... (the paper's:
+      --schedule S          cosine, constant, or step:F@E1,E2,... (the paper's:
                             step:0.1@200,250,300); append +warmup:N for N warm-up epochs
+                            (default cosine with batch norm, cosine+warmup:1 without)
       --no-flip             no random horizontal flips
       --translate P         random translations up to P pixels (default 2; 0 turns off)
       --whiten M            standardize (default), zca (the paper's global contrast
@@ -140,9 +141,11 @@ enum TrainCommand {
         engineThreadCount = try a.integer("--threads", default: ProcessInfoCores.count, in: 1...256)
 
         guard let (checked, g, _) = try loadChecked(a.positional[0], printWarnings: true) else { return ExitCode.failure }
-        // Without --lr, the rate suits the network: 0.05 with batch norm, 0.02 without (a resumed
-        // run keeps its own, stored in the checkpoint).
+        // Without --lr and --schedule, rate and schedule suit the network: 0.05 and cosine with
+        // batch norm, 0.02 and a one-epoch warm-up before the cosine without (a resumed run keeps
+        // its own, stored in the checkpoint).
         if a.value("--lr") == nil { flags.learningRate = TrainingOptions.defaultLearningRate(for: g) }
+        if a.value("--schedule") == nil { flags.schedule = TrainingOptions.defaultSchedule(for: g) }
         if !endsInSoftmax(g) {
             reportEngineError("training needs a network that ends in 'softmax' (the loss is softmax cross-entropy); "
                               + "this one ends in '\(g.nodes[g.output].name)'", node: g.output, checked: checked, graph: g)

@@ -361,9 +361,10 @@ struct PyTorchGenerator {
         # every class unit starts active.
         DSL_INITIAL_BIAS = {\(initial)}
 
-        # dsl train's learning rate for this network when --lr is not given (0.05 with batch
-        # norm, 0.02 without).
+        # dsl train's learning rate and schedule for this network when --lr and --schedule are not
+        # given (0.05 and cosine with batch norm, 0.02 and cosine+warmup:1 without).
         DSL_DEFAULT_LR = \(TrainingOptions.defaultLearningRate(for: graph))
+        DSL_DEFAULT_SCHEDULE = \(pythonString(TrainingOptions.defaultSchedule(for: graph)))
 
         """
         return s

@@ -437,7 +437,8 @@ def argument_parser():
     a("--momentum", type=float, metavar="X", help="SGD momentum (default 0.9)")
     a("--nesterov", action="store_true", default=None, help="Nesterov momentum")
     a("--weight-decay", type=float, metavar="X", help="L2 weight decay on weights, not biases or batch norm (default 0.001)")
-    a("--schedule", metavar="S", help="cosine (default), constant, step:F@E1,E2,...; +warmup:N")
+    a("--schedule", metavar="S", help=f"cosine, constant, step:F@E1,E2,...; +warmup:N (default {DSL_DEFAULT_SCHEDULE}: dsl train's "
+      "for this network, cosine with batch norm, cosine+warmup:1 without)")
     a("--no-flip", action="store_true", default=None, help="no random horizontal flips")
     a("--translate", type=int, metavar="P", help="random translations up to P pixels (default 2; 0 turns off)")
     a("--whiten", choices=["standardize", "zca", "none"], help="input preprocessing (default standardize)")
@@ -487,7 +488,7 @@ def recipe_from_arguments(args, resuming=False):
         "momentum": _float_text(momentum),
         "nesterov": "true" if args.nesterov else "false",
         "weight_decay": _float_text(args.weight_decay if args.weight_decay is not None else 1e-3),
-        "schedule": args.schedule if args.schedule is not None else "cosine",
+        "schedule": args.schedule if args.schedule is not None else DSL_DEFAULT_SCHEDULE,
         "flip": "false" if args.no_flip else "true",
         "translate": str(args.translate if args.translate is not None else 2),
         "whiten": whiten,
