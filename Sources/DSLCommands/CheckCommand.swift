@@ -114,7 +114,7 @@ enum CheckReport {
     /// `add(basic1.conv2, maxpool1)`, so an identity shortcut is visible.
     static func tableDescription(_ n: Node, in g: Graph) -> String {
         switch n.op {
-        case .add, .concat:
+        case .add, .concat, .mul:
             return describe(n.op) + "(" + n.inputs.map { g.nodes[$0].name }.joined(separator: ", ") + ")"
         default:
             return describe(n.op)
@@ -169,7 +169,7 @@ enum CheckReport {
                 let last = g.nodes[members.last!]
                 let mem = members.reduce(0) { $0 + cost.nodes[$1].activationElements } * batch * 4
                 rows.append([indent(level) + g.modules[m].name, g.modules[m].summary, last.shape.description, grouped(s.params), share(s.params, of: cost.params), grouped(s.macs),
-                             extent(cost.nodes[last.id].receptiveField), extent(cost.nodes[last.id].cumulativeStride), bytes(mem), String(g.modules[m].location.line)])
+                             rf(cost.nodes[last.id]), jump(cost.nodes[last.id]), bytes(mem), String(g.modules[m].location.line)])
             case .header(let m, let level):
                 let s = cost.sum(membersOf[m])
                 rows.append([indent(level) + g.modules[m].name, g.modules[m].summary, "", grouped(s.params), share(s.params, of: cost.params), grouped(s.macs), "", "", "", String(g.modules[m].location.line)])
@@ -177,7 +177,7 @@ enum CheckReport {
                 let n = g.nodes[id]
                 let c = cost.nodes[id]
                 rows.append([indent(level) + n.name, tableDescription(n, in: g), n.shape.description, grouped(c.params), share(c.params, of: cost.params), grouped(c.macs),
-                             extent(c.receptiveField), extent(c.cumulativeStride), bytes(c.activationElements * batch * 4), String(n.location.line)])
+                             rf(c), jump(c), bytes(c.activationElements * batch * 4), String(n.location.line)])
             }
         }
         let rightAligned: Set<Int> = [3, 4, 5, 6, 7, 8, 9]
@@ -220,9 +220,16 @@ enum CheckReport {
     /// other layers), so tools need not parse `description`.
     private static func geometry(_ op: Op) -> [(String, JSON)] {
         switch op {
-        case .conv(let c): return [("kernel", .int(c.kernel)), ("stride", .int(c.stride)), ("padding", .int(c.pad))]
-        case .pool(let p): return [("kernel", .int(p.kernel)), ("stride", .int(p.stride)), ("padding", .int(p.pad))]
-        default: return [("kernel", .null), ("stride", .null), ("padding", .null)]
+        case .conv(let c):
+            // A number where both axes (all four sides) agree, else [height, width] ([top,
+            // left, bottom, right] for the padding).
+            func pair(_ h: Int, _ w: Int) -> JSON { h == w ? .int(h) : .array([.int(h), .int(w)]) }
+            let pads = [c.padTop, c.padLeft, c.padBottom, c.padRight]
+            return [("kernel", pair(c.kernelHeight, c.kernelWidth)), ("stride", pair(c.strideHeight, c.strideWidth)),
+                    ("padding", Set(pads).count == 1 ? .int(c.padTop) : .array(pads.map { .int($0) })),
+                    ("dilation", pair(c.dilationHeight, c.dilationWidth)), ("groups", .int(c.groups))]
+        case .pool(let p): return [("kernel", .int(p.kernel)), ("stride", .int(p.stride)), ("padding", .int(p.pad)), ("dilation", .null), ("groups", .null)]
+        default: return [("kernel", .null), ("stride", .null), ("padding", .null), ("dilation", .null), ("groups", .null)]
         }
     }
 
@@ -269,10 +276,12 @@ enum CheckReport {
                     ("name", .string(mod.name)), ("op", .string("module")), ("description", .string(mod.summary)),
                     ("line", .int(mod.location.line)), ("column", .int(mod.location.column)),
                     ("inputs", .array(inputs.map { .string($0) })), ("output", dims(last.shape)),
-                    ("kernel", .null), ("stride", .null), ("padding", .null),
+                    ("kernel", .null), ("stride", .null), ("padding", .null), ("dilation", .null), ("groups", .null),
                     ("params", .int(s.params)), ("non_trainable_params", .int(cost.buffers(members))), ("params_percent", .double(percent(s.params, cost.params))),
                     ("weights", .int(s.weights)), ("macs", .int(s.macs)), ("other_ops", .int(members.reduce(0) { $0 + cost.nodes[$1].otherOps })),
-                    ("receptive_field", .int(lc.receptiveField)), ("cumulative_stride", .int(lc.cumulativeStride)), ("global", .bool(lc.isGlobal)),
+                    ("receptive_field", .int(lc.receptiveField)), ("cumulative_stride", .int(lc.cumulativeStride)),
+                    ("receptive_field_hw", .array([.int(lc.receptiveFieldHeight), .int(lc.receptiveFieldWidth)])),
+                    ("cumulative_stride_hw", .array([.int(lc.cumulativeStrideHeight), .int(lc.cumulativeStrideWidth)])), ("global", .bool(lc.isGlobal)),
                     ("activation_bytes", .int(members.reduce(0) { $0 + cost.nodes[$1].activationElements } * batch * 4)),
                     ("module", mod.parent.map { .string(g.modules[$0].name) } ?? .null),
                 ]))
@@ -287,7 +296,9 @@ enum CheckReport {
                 ] + geometry(n.op) + [
                     ("params", .int(c.params)), ("non_trainable_params", .int(c.buffers)), ("params_percent", .double(percent(c.params, cost.params))),
                     ("weights", .int(c.weights)), ("macs", .int(c.macs)), ("other_ops", .int(c.otherOps)),
-                    ("receptive_field", .int(c.receptiveField)), ("cumulative_stride", .int(c.cumulativeStride)), ("global", .bool(c.isGlobal)),
+                    ("receptive_field", .int(c.receptiveField)), ("cumulative_stride", .int(c.cumulativeStride)),
+                    ("receptive_field_hw", .array([.int(c.receptiveFieldHeight), .int(c.receptiveFieldWidth)])),
+                    ("cumulative_stride_hw", .array([.int(c.cumulativeStrideHeight), .int(c.cumulativeStrideWidth)])), ("global", .bool(c.isGlobal)),
                     ("activation_bytes", .int(c.activationElements * batch * 4)),
                     ("module", n.module.map { .string(g.modules[$0].name) } ?? .null),
                 ]))
@@ -332,4 +343,14 @@ enum CheckReport {
 /// figure stopped counting, so it reads ">=1e15" (JSON keeps the number).
 private func extent(_ v: Int) -> String {
     v >= CostModel.maxReceptiveField ? ">=1e15" : String(v)
+}
+
+/// The RF column: one figure, or `HxW` where the axes differ (rectangular kernels, dilations).
+private func rf(_ c: NodeCost) -> String {
+    c.receptiveFieldHeight == c.receptiveFieldWidth ? extent(c.receptiveFieldHeight) : "\(extent(c.receptiveFieldHeight))x\(extent(c.receptiveFieldWidth))"
+}
+
+/// The stride column: one figure, or `HxW` where the axes differ.
+private func jump(_ c: NodeCost) -> String {
+    c.cumulativeStrideHeight == c.cumulativeStrideWidth ? extent(c.cumulativeStrideHeight) : "\(extent(c.cumulativeStrideHeight))x\(extent(c.cumulativeStrideWidth))"
 }

@@ -74,6 +74,10 @@ enum ExportCommand {
         let seed = UInt64(try a.integer("--seed", default: 1, in: 0...Int.max))
         let path = a.positional[0]
         guard let (checked, g, _) = try loadChecked(path) else { return ExitCode.failure }
+        if let (node, message) = ExportSupport.unsupported(g) {
+            reportEngineError(message, node: node, checked: checked, graph: g)
+            return ExitCode.failure
+        }
 
         var checkpoint: TrainingCheckpoint?
         var weightsPath: String?
@@ -87,7 +91,7 @@ enum ExportCommand {
         let bytes: [UInt8]
         switch target {
         case .pytorch:
-            bytes = Array(PyTorchExport.module(g, source: path, weights: weightsPath).utf8)
+            bytes = Array(try PyTorchExport.module(g, source: path, weights: weightsPath).utf8)
         case .pytorchTrain:
             if !endsInSoftmax(g) {
                 reportEngineError("training needs a network that ends in 'softmax' (the loss is softmax cross-entropy); "

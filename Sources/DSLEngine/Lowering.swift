@@ -44,11 +44,18 @@ public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetw
             throw LoweringError(node: irNode, message: "layer '\(name)': \(error)")
         }
     }
+    /// What the engine cannot run yet (`dsl check` accepts it): refused at the layer, never
+    /// approximated.
+    func unsupported(_ what: String, _ irNode: Int) -> LoweringError {
+        LoweringError(node: irNode, message: "layer '\(g.nodes[irNode].name)': \(what) is not supported by the engine yet")
+    }
     func activation(_ a: Activation, after x: Int, _ name: String, _ irNode: Int) throws -> Int {
         switch a {
         case .none: return x
         case .relu: return try add(.relu, [x], name + ".relu", irNode)
         case .leaky(let s): return try add(.leakyRelu(slope: Float(s)), [x], name + ".leaky", irNode)
+        case .gelu, .silu, .relu6, .hardswish, .hardsigmoid, .sigmoid, .tanh:
+            throw unsupported("the \(a.keyword) activation", irNode)
         }
     }
     for n in g.nodes where n.id > 0 {
@@ -58,13 +65,25 @@ public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetw
         case .input:
             y = 0
         case .conv(let c):
-            y = try add(.conv(kernel: c.kernel, stride: c.stride, pad: c.pad, outChannels: c.filters, bias: c.bias), ins, n.name, n.id)
+            guard let sq = c.square else {
+                let what = c.groups != 1 ? "a grouped convolution (groups=\(c.groups))"
+                    : c.dilationHeight != 1 || c.dilationWidth != 1 ? "a dilated convolution"
+                    : c.kernelHeight != c.kernelWidth ? "a rectangular \(c.kernelHeight)x\(c.kernelWidth) kernel"
+                    : c.strideHeight != c.strideWidth ? "a rectangular \(c.strideHeight)x\(c.strideWidth) stride"
+                    : "padding that differs between sides (\(c.padTop),\(c.padLeft),\(c.padBottom),\(c.padRight))"
+                throw unsupported(what, n.id)
+            }
+            y = try add(.conv(kernel: sq.kernel, stride: sq.stride, pad: sq.pad, outChannels: c.filters, bias: c.bias), ins, n.name, n.id)
             if c.batchNorm { y = try add(.batchNorm(), [y], n.name + ".bn", n.id) }
             y = try activation(c.activation, after: y, n.name, n.id)
         case .pool(let p):
             y = try add(p.kind == .max ? .maxPool(kernel: p.kernel, stride: p.stride, pad: p.pad, ceilMode: p.ceil)
                                        : .avgPool(kernel: p.kernel, stride: p.stride, pad: p.pad, ceilMode: p.ceil), ins, n.name, n.id)
         case .globalAvgPool:
+            y = try add(.globalAvgPool, ins, n.name, n.id)
+        case .adaptiveAvgPool(let h, let w):
+            // To 1x1 it is global average pooling.
+            guard h == 1 && w == 1 else { throw unsupported("adaptive average pooling to \(h)x\(w)", n.id) }
             y = try add(.globalAvgPool, ins, n.name, n.id)
         case .batchNorm:
             y = try add(.batchNorm(), ins, n.name, n.id)
@@ -81,6 +100,8 @@ public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetw
             y = ins.count == 1 ? ins[0] : try add(.concat, ins, n.name, n.id)
         case .add:
             y = try add(.add, ins, n.name, n.id)
+        case .mul:
+            throw unsupported("the element-wise 'mul' merge", n.id)
         }
         outputOf[n.id] = y
     }

@@ -77,7 +77,7 @@ public enum ONNXExport {
             switch n.op {
             case .conv(let c):
                 let ic = graph.nodes[n.inputs[0]].shape.channels
-                specs.append(TensorSpec(name: n.name + ".weight", shape: [c.kernel, c.kernel, ic, c.filters], isBuffer: false))
+                specs.append(TensorSpec(name: n.name + ".weight", shape: [c.kernelHeight, c.kernelWidth, ic / c.groups, c.filters], isBuffer: false))
                 if c.bias { specs.append(TensorSpec(name: n.name + ".bias", shape: [c.filters], isBuffer: false)) }
                 if c.batchNorm { batchNorm(n.name + ".bn", c.filters); statistics(n.name + ".bn", c.filters) }
             case .batchNorm:
@@ -158,6 +158,7 @@ public enum ONNXExport {
     /// not finite, and when the weights exceed 2 GiB.
     public static func model(_ graph: Graph, parameters: [String: [Float]], buffers: [String: [Float]],
                              networkName: String? = nil, producerVersion: String = "") throws -> [UInt8] {
+        try ExportSupport.check(graph)
         let specs = tensors(of: graph)
         var weights: [String: [Float]] = [:]
         var bytes = 0
@@ -273,6 +274,8 @@ struct ONNXGraphBuilder {
         case .relu: return Value(name: node("Relu", name + ".relu", [x.name]), flat: x.flat)
         case .leaky(let slope):
             return Value(name: node("LeakyRelu", name + ".leaky", [x.name], [ONNXAttribute("alpha", .float(Float(slope)))]), flat: x.flat)
+        case .gelu, .silu, .relu6, .hardswish, .hardsigmoid, .sigmoid, .tanh:
+            preconditionFailure("refused by ExportSupport.check")
         }
     }
 
@@ -310,6 +313,8 @@ struct ONNXGraphBuilder {
                 case .relu: values[n.id] = Value(name: node("Relu", n.name, [ins[0].name]), flat: ins[0].flat)
                 case .leaky(let slope):
                     values[n.id] = Value(name: node("LeakyRelu", n.name, [ins[0].name], [ONNXAttribute("alpha", .float(Float(slope)))]), flat: ins[0].flat)
+                case .gelu, .silu, .relu6, .hardswish, .hardsigmoid, .sigmoid, .tanh:
+                    preconditionFailure("refused by ExportSupport.check")
                 }
             case .dropout:
                 values[n.id] = ins[0]
@@ -324,6 +329,8 @@ struct ONNXGraphBuilder {
                 values[n.id] = Value(name: node("Concat", n.name, parts, [ONNXAttribute("axis", .int(1))]), flat: flat)
             case .add:
                 values[n.id] = add(n, ins)
+            case .mul, .adaptiveAvgPool:
+                preconditionFailure("refused by ExportSupport.check")
             }
         }
         finish(values[ir.output])
@@ -333,25 +340,27 @@ struct ONNXGraphBuilder {
     /// Conv (+ BatchNormalization) (+ activation).
     mutating func conv(_ n: Node, _ c: ConvAttributes, _ x: Value) -> Value {
         let w = weights[n.name + ".weight"]!
-        let k = c.kernel, oc = c.filters, ic = w.count / (k * k * oc)
-        // (KH, KW, IC, OC) -> (OC, IC, KH, KW).
+        let (kh, kw) = (c.kernelHeight, c.kernelWidth)
+        let oc = c.filters, icg = w.count / (kh * kw * oc)   // input channels per group
+        // (KH, KW, IC/G, OC) -> (OC, IC/G, KH, KW).
         var t = [Float](repeating: 0, count: w.count)
-        for kh in 0..<k {
-            for kw in 0..<k {
-                for i in 0..<ic {
-                    let src = ((kh * k + kw) * ic + i) * oc
-                    for o in 0..<oc { t[((o * ic + i) * k + kh) * k + kw] = w[src + o] }
+        for y in 0..<kh {
+            for x in 0..<kw {
+                for i in 0..<icg {
+                    let src = ((y * kw + x) * icg + i) * oc
+                    for o in 0..<oc { t[((o * icg + i) * kh + y) * kw + x] = w[src + o] }
                 }
             }
         }
-        var inputs = [x.name, initializer(n.name + ".weight", dims: [oc, ic, k, k], t)]
+        var inputs = [x.name, initializer(n.name + ".weight", dims: [oc, icg, kh, kw], t)]
         if c.bias { inputs.append(initializer(n.name + ".bias", dims: [oc], weights[n.name + ".bias"]!)) }
         var y = Value(name: node("Conv", n.name, inputs, [
-            ONNXAttribute("kernel_shape", .ints([Int64(k), Int64(k)])),
-            ONNXAttribute("strides", .ints([Int64(c.stride), Int64(c.stride)])),
-            ONNXAttribute("pads", .ints(Array(repeating: Int64(c.pad), count: 4))),
-            ONNXAttribute("dilations", .ints([1, 1])),
-            ONNXAttribute("group", .int(1)),
+            ONNXAttribute("kernel_shape", .ints([Int64(kh), Int64(kw)])),
+            ONNXAttribute("strides", .ints([Int64(c.strideHeight), Int64(c.strideWidth)])),
+            // ONNX orders pads as (top, left, bottom, right): begins of each axis, then ends.
+            ONNXAttribute("pads", .ints([c.padTop, c.padLeft, c.padBottom, c.padRight].map(Int64.init))),
+            ONNXAttribute("dilations", .ints([Int64(c.dilationHeight), Int64(c.dilationWidth)])),
+            ONNXAttribute("group", .int(Int64(c.groups))),
         ]), flat: false)
         if c.batchNorm { y = batchNorm(y, n.name + ".bn") }
         return activation(c.activation, y, n.name)

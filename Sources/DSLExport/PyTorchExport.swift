@@ -15,7 +15,8 @@ public enum PyTorchExport {
     /// The Python source of the module file for a checked graph. `source` is the spec's path
     /// (recorded in the file); `weights`, when given, the checkpoint `load_dsl_checkpoint(model)`
     /// loads by default (the caller has checked that it belongs to this network).
-    public static func module(_ graph: Graph, source: String, weights: String? = nil) -> String {
+    public static func module(_ graph: Graph, source: String, weights: String? = nil) throws -> String {
+        try ExportSupport.check(graph)
         let generator = PyTorchGenerator(graph, source: source, weights: weights)
         return generator.header(kind: "module") + generator.moduleBody()
     }
@@ -26,6 +27,7 @@ public enum PyTorchExport {
         guard case .softmax = graph.nodes[graph.output].op else {
             throw ExportError("training needs a network that ends in 'softmax' (the loss is softmax cross-entropy); this one ends in '\(graph.nodes[graph.output].name)'")
         }
+        try ExportSupport.check(graph)
         let generator = PyTorchGenerator(graph, source: source, weights: weights)
         return generator.header(kind: "training script") + generator.moduleBody() + pyTorchTrainingCode + "\n"
     }
@@ -164,8 +166,8 @@ struct PyTorchGenerator {
     func activationArguments(_ a: Activation) -> String {
         switch a {
         case .none: return "act=None"
-        case .relu: return "act=\"relu\""
         case .leaky(let s): return "act=\"leaky\", slope=\(pythonNumber(s))"
+        default: return "act=\"\(a.keyword)\""
         }
     }
 
@@ -189,7 +191,9 @@ struct PyTorchGenerator {
             let constructor: String
             switch n.op {
             case .conv(let c):
-                constructor = "Conv(\(input.channels), \(c.filters), \(c.kernel), stride=\(c.stride), padding=\(c.pad), bias=\(c.bias ? "True" : "False"), bn=\(c.batchNorm ? "True" : "False"), \(activationArguments(c.activation)))"
+                // (ExportSupport.check refused every other convolution.)
+                guard let sq = c.square else { continue }
+                constructor = "Conv(\(input.channels), \(c.filters), \(sq.kernel), stride=\(sq.stride), padding=\(sq.pad), bias=\(c.bias ? "True" : "False"), bn=\(c.batchNorm ? "True" : "False"), \(activationArguments(c.activation)))"
             case .linear(let l):
                 constructor = "Linear((\(input.channels), \(input.height), \(input.width)), \(l.units), bias=\(l.bias ? "True" : "False"), \(activationArguments(l.activation)))"
             case .batchNorm:
@@ -299,6 +303,7 @@ struct PyTorchGenerator {
                 case .relu: expression = "F.relu(\(ins[0]))"
                 case .leaky(let s): expression = "F.leaky_relu(\(ins[0]), \(pythonNumber(s)))"
                 case .none: expression = ins[0]
+                default: expression = "activation(\(ins[0]), \(pythonString(a.keyword)))"
                 }
             case .softmax:
                 expression = "F.softmax(\(ins[0]), 1)"
@@ -306,6 +311,10 @@ struct PyTorchGenerator {
                 expression = "torch.cat((\(ins.joined(separator: ", "))), 1)"
             case .add:
                 expression = "add_padded(\(ins.joined(separator: ", ")))"
+            case .mul:
+                expression = ins.joined(separator: " * ")
+            case .adaptiveAvgPool(let h, let w):
+                expression = "F.adaptive_avg_pool2d(\(ins[0]), (\(h), \(w)))"
             }
             // Inputs used for the last time free their variables, which the output may reuse.
             for i in Set(n.inputs.map { value[$0] }) where lastUse[i] == n.id {

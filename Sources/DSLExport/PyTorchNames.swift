@@ -146,7 +146,7 @@ struct PyTorchNaming {
             switch n.op {
             case .conv(let c):
                 entries.append(PyTorchStateEntry(stateKey: key + ".weight", dslName: n.name + ".weight", layout: .conv, isBuffer: false,
-                                                 dslShape: [c.kernel, c.kernel, inputShape.channels, c.filters]))
+                                                 dslShape: [c.kernelHeight, c.kernelWidth, inputShape.channels / c.groups, c.filters]))
                 if c.bias { vector("bias", "bias", c.filters) }
                 if c.batchNorm { batchNorm("bn.", c.filters); statistics("bn.", c.filters) }
             case .linear(let l):

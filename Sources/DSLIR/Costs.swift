@@ -12,19 +12,28 @@ public struct NodeCost: Sendable, Equatable {
     /// Other arithmetic: one per element for batch norm, activations, dropout and additions,
     /// k·k per output element for pooling, one per input element for global average pooling.
     public var otherOps = 0
-    /// Receptive field in input pixels (the maximum over paths through branches), at most
+    /// Receptive field in input rows (the maximum over paths through branches), at most
     /// `CostModel.maxReceptiveField`: a value at the cap means "at least this". For a node
     /// after a global operation (`isGlobal`) it is the receptive field of the spatial layers
     /// before it (the last convolution's, or pooling's): every output of such a node depends
     /// on the whole input, and growing the figure by the pooled map's size would report more
     /// pixels than the input has.
-    public var receptiveField = 1
+    public var receptiveFieldHeight = 1
+    /// Receptive field in input columns (as `receptiveFieldHeight`; differs from it only after
+    /// rectangular kernels, dilations or adaptive pooling of a non-square map).
+    public var receptiveFieldWidth = 1
+    /// The larger of the two receptive-field extents (the one figure shown when they agree).
+    public var receptiveField: Int { max(receptiveFieldHeight, receptiveFieldWidth) }
     /// Whether a global average pooling or a fully connected layer lies on a path to this node
     /// (the node itself included): each of its outputs sees the whole input.
     public var isGlobal = false
-    /// Cumulative stride: input pixels between neighbouring outputs (maximum over paths), at
-    /// most `CostModel.maxReceptiveField`: a value at the cap means "at least this".
-    public var cumulativeStride = 1
+    /// Cumulative stride along rows: input rows between neighbouring outputs (maximum over
+    /// paths), at most `CostModel.maxReceptiveField`: a value at the cap means "at least this".
+    public var cumulativeStrideHeight = 1
+    /// Cumulative stride along columns.
+    public var cumulativeStrideWidth = 1
+    /// The larger of the two cumulative strides.
+    public var cumulativeStride: Int { max(cumulativeStrideHeight, cumulativeStrideWidth) }
     /// Whether the receptive field or the cumulative stride reached `CostModel.maxReceptiveField`
     /// (the true value is at least the cap).
     public var isCapped: Bool { receptiveField >= CostModel.maxReceptiveField || cumulativeStride >= CostModel.maxReceptiveField }
@@ -125,6 +134,21 @@ public enum CostModel {
         min(maxReceptiveField, saturatingMul(jump, max(1, s)))
     }
 
+    /// Whether the `ptflops` package counts an activation (one per element): its hooks cover
+    /// ReLU, LeakyReLU and ReLU6 modules, not GELU, SiLU, the hard and smooth sigmoids or tanh.
+    static func ptflopsCounts(_ a: Activation) -> Bool {
+        switch a {
+        case .relu, .leaky, .relu6: return true
+        case .none, .gelu, .silu, .hardswish, .hardsigmoid, .sigmoid, .tanh: return false
+        }
+    }
+
+    /// The sizes of PyTorch's AdaptiveAvgPool2d bins along one axis: bin i covers
+    /// floor(i·n/out) ..< ceil((i+1)·n/out).
+    public static func adaptiveBins(_ n: Int, _ out: Int) -> [Int] {
+        (0..<max(0, out)).map { i in ((i + 1) * n + out - 1) / out - (i * n) / out }
+    }
+
     /// Costs of all nodes and totals.
     public static func analyze(_ g: Graph) -> NetworkCost {
         var costs = [NodeCost](repeating: NodeCost(), count: g.nodes.count)
@@ -133,39 +157,67 @@ public enum CostModel {
             let out = n.shape
             let ins = n.inputs.map { g.nodes[$0].shape }
             let inCosts = n.inputs.map { costs[$0] }
-            let rfIn = inCosts.map(\.receptiveField).max() ?? 1
-            let jumpIn = inCosts.map(\.cumulativeStride).max() ?? 1
-            c.receptiveField = rfIn
-            c.cumulativeStride = jumpIn
+            let rfInH = inCosts.map(\.receptiveFieldHeight).max() ?? 1
+            let rfInW = inCosts.map(\.receptiveFieldWidth).max() ?? 1
+            let jumpInH = inCosts.map(\.cumulativeStrideHeight).max() ?? 1
+            let jumpInW = inCosts.map(\.cumulativeStrideWidth).max() ?? 1
+            c.receptiveFieldHeight = rfInH; c.receptiveFieldWidth = rfInW
+            c.cumulativeStrideHeight = jumpInH; c.cumulativeStrideWidth = jumpInW
             c.isGlobal = inCosts.contains { $0.isGlobal }
             c.activationElements = out.elements
+            /// A window of `h`×`w` input cells (of the input's grid) moved by `sh`×`sw`.
+            func window(_ h: Int, _ w: Int, stride sh: Int, _ sw: Int) {
+                c.receptiveFieldHeight = grow(rfInH, window: h, jump: jumpInH)
+                c.receptiveFieldWidth = grow(rfInW, window: w, jump: jumpInW)
+                c.cumulativeStrideHeight = stride(jumpInH, sh)
+                c.cumulativeStrideWidth = stride(jumpInW, sw)
+            }
+            /// Everything after this node sees the whole input.
+            func global() {
+                c.isGlobal = true
+                c.cumulativeStrideHeight = stride(jumpInH, ins[0].height)
+                c.cumulativeStrideWidth = stride(jumpInW, ins[0].width)
+            }
             switch n.op {
             case .input:
                 break
             case .conv(let a):
-                let cin = ins[0].channels
-                c.weights = a.kernel * a.kernel * cin * a.filters
+                // A grouped convolution's filter sees IC/G channels (depthwise: one).
+                let cinPerGroup = ins[0].channels / a.groups
+                let kernelArea = a.kernelHeight * a.kernelWidth
+                c.weights = kernelArea * cinPerGroup * a.filters
                 c.params = c.weights + (a.bias ? a.filters : 0) + (a.batchNorm ? 2 * a.filters : 0)
                 c.buffers = a.batchNorm ? 2 * a.filters : 0
-                c.macs = out.height * out.width * a.filters * a.kernel * a.kernel * cin
+                c.macs = out.height * out.width * a.filters * kernelArea * cinPerGroup
                 var extra = 0
                 if a.batchNorm { extra += 1 }
                 if a.activation != .none { extra += 1 }
                 c.otherOps = extra * out.elements
                 c.activationElements = out.elements * (1 + extra)
-                c.receptiveField = grow(rfIn, window: a.kernel, jump: jumpIn)
-                c.cumulativeStride = stride(jumpIn, a.stride)
-                c.ptflopsMACs = c.macs + out.elements * ((a.bias ? 1 : 0) + (a.batchNorm ? 2 : 0) + (a.activation != .none ? 1 : 0))
+                // A dilated kernel spans dilation·(K − 1) + 1 input cells.
+                window(a.spanHeight, a.spanWidth, stride: a.strideHeight, a.strideWidth)
+                c.ptflopsMACs = c.macs + out.elements * ((a.bias ? 1 : 0) + (a.batchNorm ? 2 : 0) + (ptflopsCounts(a.activation) ? 1 : 0))
             case .pool(let p):
                 c.ptflopsMACs = ins[0].elements
                 c.otherOps = out.elements * p.kernel * p.kernel
-                c.receptiveField = grow(rfIn, window: p.kernel, jump: jumpIn)
-                c.cumulativeStride = stride(jumpIn, p.stride)
+                window(p.kernel, p.kernel, stride: p.stride, p.stride)
             case .globalAvgPool:
                 c.otherOps = ins[0].elements
                 c.ptflopsMACs = ins[0].elements
-                c.isGlobal = true
-                c.cumulativeStride = stride(jumpIn, max(ins[0].height, ins[0].width))
+                global()
+            case .adaptiveAvgPool(let oh, let ow):
+                // One addition per input cell of every bin (bins overlap when the size does not
+                // divide), as ptflops: the input elements.
+                let rows = adaptiveBins(ins[0].height, oh), cols = adaptiveBins(ins[0].width, ow)
+                c.otherOps = rows.reduce(0, +) * cols.reduce(0, +) * out.channels
+                c.ptflopsMACs = ins[0].elements
+                if oh == 1 && ow == 1 {
+                    global()
+                } else {
+                    // The largest bin is the window; bin starts are at most ceil(H/OH) apart.
+                    window(rows.max() ?? 1, cols.max() ?? 1,
+                           stride: (ins[0].height + oh - 1) / oh, (ins[0].width + ow - 1) / ow)
+                }
             case .batchNorm:
                 c.params = 2 * out.channels
                 c.buffers = 2 * out.channels
@@ -173,7 +225,7 @@ public enum CostModel {
                 c.ptflopsMACs = 2 * out.elements
             case .activation(let a):
                 c.otherOps = out.elements
-                c.ptflopsMACs = a == .none ? 0 : out.elements
+                c.ptflopsMACs = ptflopsCounts(a) ? out.elements : 0
             case .dropout, .softmax:
                 c.otherOps = out.elements
             case .linear(let l):
@@ -181,19 +233,18 @@ public enum CostModel {
                 c.weights = fin * l.units
                 c.params = c.weights + (l.bias ? l.units : 0)
                 c.macs = fin * l.units
-                c.ptflopsMACs = c.macs + (l.bias ? l.units : 0) + (l.activation == .none ? 0 : l.units)
+                c.ptflopsMACs = c.macs + (l.bias ? l.units : 0) + (ptflopsCounts(l.activation) ? l.units : 0)
                 c.otherOps = l.activation == .none ? 0 : l.units
                 c.activationElements = out.elements * (l.activation == .none ? 1 : 2)
-                c.isGlobal = true
-                c.cumulativeStride = stride(jumpIn, max(ins[0].height, ins[0].width))
+                global()
             case .concat:
                 break
-            case .add:
+            case .add, .mul:
                 c.otherOps = out.elements * max(0, n.inputs.count - 1)
             }
             // Past a global operation every output sees the whole input: the figure stays the
             // spatial layers' (a convolution on the pooled 1x1 map does not widen it).
-            if c.isGlobal { c.receptiveField = rfIn }
+            if c.isGlobal { c.receptiveFieldHeight = rfInH; c.receptiveFieldWidth = rfInW }
             costs[n.id] = c
         }
         return NetworkCost(

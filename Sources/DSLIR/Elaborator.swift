@@ -199,8 +199,8 @@ public struct Elaborator {
             return from
         case .repeatLoop(let countExpr, let body):
             return repeatLoop(s, count: countExpr, body: body, from: from, scope: &scope)
-        case .merge(let kind, let branches):
-            return merge(s, kind: kind, branches: branches, from: from, scope: &scope)
+        case .merge(let kind, let branches, let mergeOptions):
+            return merge(s, kind: kind, branches: branches, options: mergeOptions, from: from, scope: &scope)
         case .call(let name, let args, let options):
             return call(s, name: name, args: args, options: options, from: from, scope: &scope)
         case .layer(let kind, let words, let args, let options):
@@ -248,8 +248,9 @@ public struct Elaborator {
         return true
     }
 
-    private mutating func merge(_ s: Statement, kind: String, branches: [[Statement]], from: Int?, scope: inout Scope) -> Int? {
+    private mutating func merge(_ s: Statement, kind: String, branches: [[Statement]], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
         guard enter(s, scope) else { return nil }
+        let op = mergeOp(s, kind: kind, options: options, scope: scope)
         var outs: [Int] = []
         var poisoned = from == nil
         scope.depth += 1
@@ -260,13 +261,27 @@ public struct Elaborator {
         }
         scope.depth -= 1
         if stopped { return nil }
-        if kind == "add" && branches.count < 2 && !poisoned {
-            diagnostics.error("'add' needs at least two branches (use '{}' for the identity shortcut)", at: s.keywordLocation)
+        if kind != "concat" && branches.count < 2 && !poisoned {
+            diagnostics.error("'\(kind)' needs at least two branches (use '{}' for the identity\(kind == "add" ? " shortcut" : ""))", at: s.keywordLocation)
             return nil
         }
-        if poisoned { return nil }
-        let op: Op = kind == "concat" ? .concat : .add
+        guard let op, !poisoned else { return nil }
         return addNode(op, inputs: outs, statement: s, baseName: s.label.map { scoped($0, scope) } ?? generated(kind, &scope), scope: scope)
+    }
+
+    /// The op of a merge after checking its options (`add zeropad`); nil after an error. Used
+    /// by the sizing pass too.
+    mutating func mergeOp(_ s: Statement, kind: String, options: [LayerOption], scope: Scope) -> Op? {
+        var opts = OptionReader(options: options, layer: kind, notes: scope.callNotes, bindings: scope.bindings)
+        defer { diagnostics.append(contentsOf: opts.diagnostics) }
+        // TODO(step 2): unequal widths become an error unless 'zeropad' is written.
+        let zeroPad = kind == "add" ? (opts.flag("zeropad") || true) : false
+        guard opts.finish() else { return nil }
+        switch kind {
+        case "concat": return .concat
+        case "mul": return .mul
+        default: return .add(zeroPad: zeroPad)
+        }
     }
 
     /// The checks of a call, in the order they are reported; nil when the call is not
@@ -567,7 +582,7 @@ public struct Elaborator {
                     guard let sc = addNode(.pool(PoolAttributes(kind: .avg, kernel: 2, stride: 2, pad: 0, ceil: true)), inputs: [cur], statement: s, baseName: uname + ".shortcut", scope: inner) else { return nil }
                     shortcut = sc
                 }
-                guard let sum = addNode(.add, inputs: [x, shortcut], statement: s, baseName: uname + ".add", scope: inner) else { return nil }
+                guard let sum = addNode(.add(zeroPad: true), inputs: [x, shortcut], statement: s, baseName: uname + ".add", scope: inner) else { return nil }
                 cur = sum
                 inputWidth = planes * ratio
             }
@@ -615,7 +630,7 @@ public struct Elaborator {
         var macs = 0.0, params = 0.0
         switch op {
         case .conv(let c):
-            let kk = Double(c.kernel) * Double(c.kernel), cin = Double(inputs[0].channels), f = Double(c.filters)
+            let kk = Double(c.kernelHeight) * Double(c.kernelWidth), cin = Double(inputs[0].channels / max(1, c.groups)), f = Double(c.filters)
             macs = elements * kk * cin
             params = kk * cin * f + 3 * f
         case .linear(let l):
@@ -745,6 +760,8 @@ public struct Elaborator {
             diagnostics.error("unknown name '\(clipped(n))'" + listed, at: l, notes: scope.callNotes)
         case .failure(.divisionByZero(let l)):
             diagnostics.error("division by zero", at: l, notes: scope.callNotes)
+        case .failure(.size(let text, let l)):
+            diagnostics.error("unexpected size '\(clipped(text))' here; write a single number (a size HEIGHTxWIDTH is taken by conv's kernel and stride, pad=, dilation= and 'pool avg to')", at: l, notes: scope.callNotes)
         case .failure(.tooLarge(let l)):
             diagnostics.error("value is too large", at: l, notes: scope.callNotes)
         }
@@ -778,8 +795,8 @@ public struct Elaborator {
     /// For a convolution written in Keras's order (`conv 32 3 1`: filters, kernel, stride): a
     /// kernel of 16 or more with one or two filters and a stride that could be a kernel size.
     static func kerasOrderHint(_ op: Op) -> String? {
-        guard case .conv(let c) = op, c.kernel >= 16, c.filters <= 2, c.stride <= 11 else { return nil }
-        return "dsl writes conv KERNEL STRIDE FILTERS (Keras writes the filters first): did you mean 'conv \(c.stride) \(c.filters) \(c.kernel)'?"
+        guard case .conv(let c) = op, let sq = c.square, sq.kernel >= 16, c.filters <= 2, sq.stride <= 11 else { return nil }
+        return "dsl writes conv KERNEL STRIDE FILTERS (Keras writes the filters first): did you mean 'conv \(sq.stride) \(c.filters) \(sq.kernel)'?"
     }
 
     /// Whether a node applies a nonlinearity to its output (a standalone activation, or a
@@ -799,7 +816,18 @@ public struct Elaborator {
         // keeps every score at or above 0.
         func logitsLint(_ n: Node, _ a: Activation, before: String) {
             let what: String
-            switch a { case .relu: what = "a ReLU"; case .leaky: what = "a leaky ReLU"; case .none: return }
+            switch a {
+            case .relu: what = "a ReLU"
+            case .leaky: what = "a leaky ReLU"
+            case .relu6: what = "a ReLU6"
+            case .gelu: what = "a GELU"
+            case .silu: what = "a SiLU"
+            case .hardswish: what = "a hard-swish"
+            case .hardsigmoid: what = "a hard-sigmoid"
+            case .sigmoid: what = "a sigmoid"
+            case .tanh: what = "a tanh"
+            case .none: return
+            }
             let fix: String
             switch n.op {
             case .conv, .linear: fix = "write act=linear on '\(n.name)'"
@@ -816,8 +844,8 @@ public struct Elaborator {
             logitsLint(last, l.activation, before: "at the network's end")
         }
         for n in g.nodes {
-            if let hint = Elaborator.kerasOrderHint(n.op), case .conv(let c) = n.op {
-                diagnostics.warning("'conv \(c.kernel) \(c.stride) \(c.filters)' is a \(c.kernel)x\(c.kernel) kernel with \(c.filters) filter\(c.filters == 1 ? "" : "s"); \(hint)", at: n.location)
+            if let hint = Elaborator.kerasOrderHint(n.op), case .conv(let c) = n.op, let sq = c.square {
+                diagnostics.warning("'conv \(sq.kernel) \(sq.stride) \(c.filters)' is a \(sq.kernel)x\(sq.kernel) kernel with \(c.filters) filter\(c.filters == 1 ? "" : "s"); \(hint)", at: n.location)
             }
         }
         // Dropout after the classifier: nothing trainable follows it.
@@ -1105,6 +1133,8 @@ struct ExprEvaluator {
 /// Why an expression has no value.
 enum EvaluationError: Error {
     case unknownName(String, SourceLocation)
+    /// A size (`3x3`) where a number is needed.
+    case size(String, SourceLocation)
     case divisionByZero(SourceLocation)
     case tooLarge(SourceLocation)
 }
@@ -1126,6 +1156,7 @@ func evaluateExpression(_ e: Expr, bindings: [String: Double], checked: Bool) ->
                 values.append(v)
             case .negate(let y, _): steps.append(.negate); steps.append(.visit(y))
             case .binary(let op, let a, let b, let l): steps.append(.apply(op, l)); steps.append(.visit(b)); steps.append(.visit(a))
+            case .dims(_, let text, let l): return .failure(.size(text, l))
             }
         case .negate:
             values[values.count - 1] = -values[values.count - 1]

@@ -26,6 +26,43 @@ public enum Activation: Equatable, Sendable {
     case relu
     /// x for x > 0, slope·x otherwise.
     case leaky(Double)
+    /// x·Φ(x), the exact (erf) form: 0.5·x·(1 + erf(x/√2)), as torch.nn.GELU().
+    case gelu
+    /// x·σ(x) (also called swish).
+    case silu
+    /// min(max(x, 0), 6).
+    case relu6
+    /// x·relu6(x + 3)/6.
+    case hardswish
+    /// relu6(x + 3)/6.
+    case hardsigmoid
+    /// 1/(1 + e^−x).
+    case sigmoid
+    /// tanh(x).
+    case tanh
+
+    /// The word that names it in a spec (`act=WORD`, or the standalone layer): `linear` for
+    /// none; a leaky ReLU's slope is not part of it.
+    public var keyword: String {
+        switch self {
+        case .none: return "linear"
+        case .relu: return "relu"
+        case .leaky: return "leaky"
+        case .gelu: return "gelu"
+        case .silu: return "silu"
+        case .relu6: return "relu6"
+        case .hardswish: return "hardswish"
+        case .hardsigmoid: return "hardsigmoid"
+        case .sigmoid: return "sigmoid"
+        case .tanh: return "tanh"
+        }
+    }
+
+    /// The activations without a parameter, by keyword (`swish` is another name for `silu`).
+    public static let plain: [String: Activation] = [
+        "relu": .relu, "gelu": .gelu, "silu": .silu, "swish": .silu, "relu6": .relu6,
+        "hardswish": .hardswish, "hardsigmoid": .hardsigmoid, "sigmoid": .sigmoid, "tanh": .tanh,
+    ]
 }
 
 /// Max or average pooling.
@@ -33,14 +70,33 @@ public enum PoolKind: String, Sendable {
     case max, avg
 }
 
-/// A convolution's attributes (square kernel, symmetric zero padding).
+/// A convolution's attributes: a KH×KW kernel, SH×SW stride, zero padding on each of the four
+/// sides, DH×DW dilation and G groups (PyTorch's nn.Conv2d, plus asymmetric padding).
 public struct ConvAttributes: Equatable, Sendable {
-    /// Kernel size k (k×k).
-    public var kernel: Int
-    /// Stride.
-    public var stride: Int
-    /// Zero padding on each side.
-    public var pad: Int
+    /// Kernel rows.
+    public var kernelHeight: Int
+    /// Kernel columns.
+    public var kernelWidth: Int
+    /// Stride along rows.
+    public var strideHeight: Int
+    /// Stride along columns.
+    public var strideWidth: Int
+    /// Zero rows above the input.
+    public var padTop: Int
+    /// Zero columns left of the input.
+    public var padLeft: Int
+    /// Zero rows below the input.
+    public var padBottom: Int
+    /// Zero columns right of the input.
+    public var padRight: Int
+    /// Dilation along rows (1: a dense kernel).
+    public var dilationHeight: Int
+    /// Dilation along columns.
+    public var dilationWidth: Int
+    /// Groups: input and output channels are split into G groups, output group g sees only input
+    /// group g (1: an ordinary convolution; G = input channels = filters: depthwise). Output
+    /// channel oc belongs to group oc / (filters / G), as in PyTorch.
+    public var groups: Int
     /// Output channels (filters).
     public var filters: Int
     /// Whether the convolution has a bias.
@@ -50,10 +106,41 @@ public struct ConvAttributes: Equatable, Sendable {
     /// The activation after it.
     public var activation: Activation
     /// Creates conv attributes.
-    public init(kernel: Int, stride: Int, pad: Int, filters: Int, bias: Bool, batchNorm: Bool, activation: Activation) {
-        self.kernel = kernel; self.stride = stride; self.pad = pad; self.filters = filters
-        self.bias = bias; self.batchNorm = batchNorm; self.activation = activation
+    public init(kernelHeight: Int, kernelWidth: Int, strideHeight: Int, strideWidth: Int,
+                padTop: Int, padLeft: Int, padBottom: Int, padRight: Int,
+                dilationHeight: Int = 1, dilationWidth: Int = 1, groups: Int = 1,
+                filters: Int, bias: Bool, batchNorm: Bool, activation: Activation) {
+        self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth
+        self.strideHeight = strideHeight; self.strideWidth = strideWidth
+        self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
+        self.dilationHeight = dilationHeight; self.dilationWidth = dilationWidth; self.groups = groups
+        self.filters = filters; self.bias = bias; self.batchNorm = batchNorm; self.activation = activation
     }
+    /// Creates the attributes of a square convolution: k×k kernel, stride s, padding p on every
+    /// side, no dilation, one group.
+    public init(kernel: Int, stride: Int, pad: Int, filters: Int, bias: Bool, batchNorm: Bool, activation: Activation) {
+        self.init(kernelHeight: kernel, kernelWidth: kernel, strideHeight: stride, strideWidth: stride,
+                  padTop: pad, padLeft: pad, padBottom: pad, padRight: pad,
+                  filters: filters, bias: bias, batchNorm: batchNorm, activation: activation)
+    }
+
+    /// (kernel, stride, pad) when the convolution is the square kind every consumer handled
+    /// before rectangles, dilation and groups existed: k×k, equal strides, the same padding on
+    /// all four sides, no dilation, one group. nil otherwise: code that only knows square
+    /// convolutions must refuse (or skip) the layer rather than read one axis.
+    public var square: (kernel: Int, stride: Int, pad: Int)? {
+        guard kernelHeight == kernelWidth, strideHeight == strideWidth,
+              padTop == padLeft, padTop == padBottom, padTop == padRight,
+              dilationHeight == 1, dilationWidth == 1, groups == 1 else { return nil }
+        return (kernelHeight, strideHeight, padTop)
+    }
+
+    /// Rows the dilated kernel spans: dilation·(KH − 1) + 1.
+    public var spanHeight: Int { dilationHeight * (kernelHeight - 1) + 1 }
+    /// Columns the dilated kernel spans: dilation·(KW − 1) + 1.
+    public var spanWidth: Int { dilationWidth * (kernelWidth - 1) + 1 }
+    /// Whether top equals bottom and left equals right (what nn.Conv2d's `padding` can say).
+    public var hasSymmetricAxes: Bool { padTop == padBottom && padLeft == padRight }
 }
 
 /// A pooling layer's attributes.
@@ -96,6 +183,9 @@ public enum Op: Equatable, Sendable {
     case pool(PoolAttributes)
     /// Global average pooling to 1×1.
     case globalAvgPool
+    /// Adaptive average pooling to height × width (PyTorch's AdaptiveAvgPool2d bins: output
+    /// row i averages input rows floor(i·H/OH) ..< ceil((i+1)·H/OH), and likewise columns).
+    case adaptiveAvgPool(height: Int, width: Int)
     /// Batch normalisation (learned scale and shift per channel).
     case batchNorm
     /// A standalone activation.
@@ -108,24 +198,39 @@ public enum Op: Equatable, Sendable {
     case softmax
     /// Channel concatenation of all inputs.
     case concat
-    /// Element-wise sum; inputs with fewer channels are zero-padded.
-    case add
+    /// Element-wise sum of inputs of the same height and width. With `zeroPad` (stated by the
+    /// user, `add zeropad`, or by the `pyramid` expansion) inputs with fewer channels are
+    /// zero-padded to the widest; without it every input has the same channels.
+    case add(zeroPad: Bool)
+    /// Element-wise product of inputs of the same shape, or of 1×1×C inputs broadcast over the
+    /// others' height and width (squeeze-and-excitation). All inputs have the same channels.
+    case mul
 
-    /// The short kind name used for generated layer names and the JSON `op` field.
+    /// Whether it is a merge of branches (`concat`, `add`, `mul`).
+    public var isMerge: Bool {
+        switch self {
+        case .concat, .add, .mul: return true
+        default: return false
+        }
+    }
+
+    /// The short kind name used for generated layer names and the JSON `op` field (an adaptive
+    /// average pooling is an `avgpool`, as the `pool avg` statement that writes it).
     public var kindName: String {
         switch self {
         case .input: return "input"
         case .conv: return "conv"
         case .pool(let p): return p.kind == .max ? "maxpool" : "avgpool"
         case .globalAvgPool: return "gap"
+        case .adaptiveAvgPool: return "avgpool"
         case .batchNorm: return "bn"
-        case .activation(let a):
-            switch a { case .none: return "linear"; case .relu: return "relu"; case .leaky: return "leaky" }
+        case .activation(let a): return a.keyword
         case .dropout: return "dropout"
         case .linear: return "fc"
         case .softmax: return "softmax"
         case .concat: return "concat"
         case .add: return "add"
+        case .mul: return "mul"
         }
     }
 }

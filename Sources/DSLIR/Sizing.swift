@@ -194,7 +194,7 @@ extension Elaborator {
             if sizingAborted || exceeded(used, once, prefix: prefix) == nil { return report("repeat", size) }
             if let found = locate(in: body, &inner, used: &used, prefix: prefix, digits: digits, notes: notes) { return found }
             return report("repeat", size)
-        case .merge(_, let branches):
+        case .merge(_, let branches, _):
             guard ctx.scope.depth < Elaborator.maxDepth else { return report(nil, size) }
             for b in branches {
                 var inner = ctx
@@ -264,7 +264,7 @@ extension Elaborator {
             while let x = stack.popLast() {
                 n += 1
                 switch x {
-                case .number, .name: break
+                case .number, .name, .dims: break
                 case .negate(let y, _): stack.append(y)
                 case .binary(_, let a, let b, _): stack.append(b); stack.append(a)
                 }
@@ -276,7 +276,7 @@ extension Elaborator {
         case .layer(_, let words, let args, let opts): return 1 + words.count + args.reduce(0) { $0 + exprSize($1) } + options(opts)
         case .call(_, let args, let opts): return 1 + args.reduce(0) { $0 + exprSize($1) } + options(opts)
         case .repeatLoop(let count, _): return 1 + exprSize(count)
-        case .merge(_, let branches): return 1 + branches.count
+        case .merge(_, let branches, let opts): return 1 + branches.count + options(opts)
         default: return 1
         }
     }
@@ -339,8 +339,8 @@ extension Elaborator {
             return own
         case .repeatLoop(let countExpr, let body):
             return own + sizeOfRepeat(count: countExpr, body: body, &ctx)
-        case .merge(let kind, let branches):
-            return own + sizeOfMerge(s, kind: kind, branches: branches, &ctx)
+        case .merge(let kind, let branches, let mergeOptions):
+            return own + sizeOfMerge(s, kind: kind, branches: branches, options: mergeOptions, &ctx)
         case .call(let name, let args, let options):
             return own + sizeOfCall(s, name: name, args: args, options: options, &ctx)
         case .layer(let kind, let words, let args, let options):
@@ -363,8 +363,9 @@ extension Elaborator {
         return b * count
     }
 
-    private mutating func sizeOfMerge(_ s: Statement, kind: String, branches: [[Statement]], _ ctx: inout SizeContext) -> Size {
+    private mutating func sizeOfMerge(_ s: Statement, kind: String, branches: [[Statement]], options: [LayerOption], _ ctx: inout SizeContext) -> Size {
         if ctx.scope.depth >= Elaborator.maxDepth { ctx.poisoned = true; ctx.stackDependent = true; return Size() }
+        let op = mergeOp(s, kind: kind, options: options, scope: ctx.scope)
         var total = Size()
         var anyPoisoned = ctx.poisoned
         for b in branches {
@@ -374,7 +375,7 @@ extension Elaborator {
             anyPoisoned = anyPoisoned || inner.poisoned
             ctx.stackDependent = ctx.stackDependent || inner.stackDependent
         }
-        if anyPoisoned || (kind == "add" && branches.count < 2) { ctx.poisoned = true; return total }
+        if anyPoisoned || op == nil || (kind != "concat" && branches.count < 2) { ctx.poisoned = true; return total }
         return total + named(nodes: 1, modules: 0, instanceLength(s, kind, ctx), inner: 0, extra: 0)
     }
 

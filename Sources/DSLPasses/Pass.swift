@@ -116,7 +116,7 @@ public enum StatementPath {
         switch s.kind {
         case .block(let b): return [b.body]
         case .repeatLoop(_, let body): return [body]
-        case .merge(_, let branches): return branches
+        case .merge(_, let branches, _): return branches
         default: return []
         }
     }
@@ -127,7 +127,7 @@ public enum StatementPath {
         switch s.kind {
         case .block(var b): b.body = bodies[0]; s.kind = .block(b)
         case .repeatLoop(let c, _): s.kind = .repeatLoop(count: c, body: bodies[0])
-        case .merge(let k, _): s.kind = .merge(kind: k, branches: bodies)
+        case .merge(let k, _, let o): s.kind = .merge(kind: k, branches: bodies, options: o)
         default: break
         }
         return s
@@ -166,7 +166,7 @@ func rewriteLists(_ list: [Statement], prefix: [Int] = [], context: ListContext 
         switch list[i].kind {
         case .block(let b): inner = .block(b.name)
         case .repeatLoop: inner = .repeatBody
-        case .merge(let k, _): inner = .branch(k)
+        case .merge(let k, _, _): inner = .branch(k)
         default: inner = context
         }
         let newBodies = bodies.enumerated().map { (b, body) in
@@ -285,7 +285,7 @@ extension Statement {
         switch kind {
         case .layer(let k, _, _, _): return "'\(k)'"
         case .call(let n, _, _): return "a call of block '\(n)'"
-        case .merge(let k, _): return "'\(k)'"
+        case .merge(let k, _, _): return "'\(k)'"
         case .repeatLoop: return "'repeat'"
         case .block: return "a block definition"
         case .network: return "'network'"

@@ -18,13 +18,16 @@ import DSLSyntax
 ///   replace, so no blank line appears inside a rewrite);
 /// - positional arguments as written (numbers keep their text: `0.50` stays `0.50`), binary
 ///   operators with a space on each side, parentheses only where precedence needs them;
-/// - options in a canonical order: padding, rounding, batch norm, bias, activation, slope,
-///   then anything else in the order written (`SpecPrinter.optionOrder`).
+/// - options in a canonical order: padding, dilation, groups, rounding, batch norm, bias,
+///   activation, slope, then anything else in the order written (`SpecPrinter.optionOrder`);
+///   a merge's options (`add zeropad`) after its keyword;
+/// - sizes (`1x7`, `pad=0x3`) as written.
 public enum SpecPrinter {
     /// The order options are printed in; options not listed follow in their written order.
     public static let optionOrder: [String] = [
-        "pad", "same", "valid", "ceil", "floor", "bn", "bias", "nobias",
-        "act", "relu", "leaky", "linear", "slope", "bottleneck", "widen",
+        "pad", "same", "valid", "dilation", "groups", "ceil", "floor", "bn", "bias", "nobias",
+        "act", "relu", "leaky", "linear", "gelu", "silu", "swish", "relu6", "hardswish", "hardsigmoid", "sigmoid", "tanh",
+        "slope", "bottleneck", "widen", "zeropad",
     ]
 
     /// The canonical text of a spec.
@@ -97,9 +100,10 @@ public enum SpecPrinter {
             case .repeatLoop(let count, let body):
                 flush()
                 braced(pad + label + "repeat \(expr(count))", [body], s, depth: depth, source: source, into: &lines)
-            case .merge(let kind, let branches):
+            case .merge(let kind, let branches, let mergeOptions):
                 flush()
-                braced(pad + label + kind, branches, s, depth: depth, source: source, into: &lines)
+                let head = ([pad + label + kind] + canonicalOrder(mergeOptions).map(option)).joined(separator: " ")
+                braced(head, branches, s, depth: depth, source: source, into: &lines)
             default:
                 run.append((pad + label + singleLine(s.kind), s.trailingComment))
             }
@@ -200,6 +204,7 @@ public enum SpecPrinter {
                 switch x {
                 case .number(_, let text, _): out.append(text)
                 case .name(let n, _): out.append(n)
+                case .dims(_, let text, _): out.append(text)
                 case .negate(let y, _): steps.append(.negate(y)); steps.append(.visit(y))
                 case .binary(let op, let a, let b, _): steps.append(.binary(op, a, b)); steps.append(.visit(b)); steps.append(.visit(a))
                 }

@@ -197,8 +197,8 @@ public struct ReducePass: SkippingRewritePass {
             case .input: channels[n.id] = n.shape.channels
             case .conv(let c): channels[n.id] = c.filters
             case .linear(let l): channels[n.id] = l.units
-            case .pool, .batchNorm, .activation, .dropout, .softmax, .globalAvgPool: channels[n.id] = ins[0]
-            case .add: channels[n.id] = ins.max() ?? 0
+            case .pool, .batchNorm, .activation, .dropout, .softmax, .globalAvgPool, .adaptiveAvgPool: channels[n.id] = ins[0]
+            case .add, .mul: channels[n.id] = ins.max() ?? 0
             case .concat:
                 var total = ins.reduce(0, +)
                 if trial[n.location] != nil, n.name.hasSuffix(".concat"), let last = n.inputs.last {
@@ -361,19 +361,24 @@ public struct ReducePass: SkippingRewritePass {
                 switch s.layerKind {
                 case "conv":
                     let convs = a.ops(s.location).compactMap { op -> ConvAttributes? in if case .conv(let c) = op { return c }; return nil }
-                    guard let first = convs.first, first.kernel > 1 else {
+                    guard let first = convs.first, first.kernelHeight > 1 || first.kernelWidth > 1 else {
                         if convs.isEmpty && !quiet { result.diagnostics.append(passWarning(name, "this convolution \(context.described) is never elaborated (its block is never called)", at: s.location)) }
                         out.append(s); continue
                     }
+                    // The reduction's arithmetic is that of a square, dense, ungrouped kernel.
+                    guard let square = first.square, convs.allSatisfy({ $0.square != nil }) else {
+                        if !quiet { result.diagnostics.append(passWarning(name, "not reduced: the convolution is rectangular, dilated, grouped or asymmetrically padded; this pass only reduces square ungrouped convolutions", at: s.location)) }
+                        out.append(s); continue
+                    }
                     let inputs = a.inputShapes(s.location), outputs = a.outputShapes(s.location)
-                    guard Set(convs.map(\.kernel)).count == 1, inputs.count == convs.count, outputs.count == convs.count else {
+                    guard Set(convs.map { $0.square!.kernel }).count == 1, inputs.count == convs.count, outputs.count == convs.count else {
                         out.append(s); continue
                     }
                     if Set(inputs.map(\.channels)).count > 1 {
                         // A block called with different widths: the reduction's width is written
                         // as an expression of the width before it (`c/2`), when one fits every use.
                         let cins = inputs.map(\.channels)
-                        let ratio = first.kernel >= 5 ? r.r5 : r.r3
+                        let ratio = square.kernel >= 5 ? r.r5 : r.r3
                         guard let e = ReducePass.channelsExpression(before: out),
                               let (n, d) = ReducePass.fraction(of: ratio, for: cins) else {
                             if !quiet { result.diagnostics.append(passWarning(name, "the convolution \(context.described) sees different inputs in its \(convs.count) uses (channels \(Set(cins).sorted().map(String.init).joined(separator: ", "))), and no convolution before it in the same list gives their width as an expression; one reduction width cannot serve them all", at: s.location)) }
@@ -383,11 +388,11 @@ public struct ReducePass: SkippingRewritePass {
                         var without = 0, with = 0
                         for (i, c) in convs.enumerated() {
                             let x = inputs[i], y = outputs[i]
-                            let perInput = y.height * y.width * c.filters * c.kernel * c.kernel
+                            let perInput = y.height * y.width * c.filters * c.kernelHeight * c.kernelWidth
                             without += perInput * cins[i]
                             with += x.height * x.width * cins[i] * widths[i] + perInput * widths[i]
                         }
-                        let k = first.kernel
+                        let k = square.kernel
                         let loc = s.location
                         let widthExpr: Expr = n == 1 ? .binary("/", e, literal(d, at: loc), loc) : .binary("/", .binary("*", e, literal(n, at: loc), loc), literal(d, at: loc), loc)
                         let text = SpecPrinter.expr(widthExpr, spaced: false)
@@ -408,7 +413,7 @@ public struct ReducePass: SkippingRewritePass {
                                                      beforeRegion: [s.location], afterRegion: [prefix + [out.count - 2], prefix + [out.count - 1]]))
                         continue
                     }
-                    if let prev = out.last, prev.layerKind == "conv", a.ops(prev.location).contains(where: { if case .conv(let c) = $0 { return c.kernel == 1 }; return false }) {
+                    if let prev = out.last, prev.layerKind == "conv", a.ops(prev.location).contains(where: { if case .conv(let c) = $0 { return c.kernelHeight == 1 && c.kernelWidth == 1 }; return false }) {
                         if !quiet { result.diagnostics.append(passNote(name, "not reduced: the convolution is already preceded by a 1x1 convolution", at: s.location)) }
                         out.append(s); continue
                     }
@@ -417,7 +422,7 @@ public struct ReducePass: SkippingRewritePass {
                         if !quiet { result.diagnostics.append(passNote(name, "not reduced: the convolution reads the network input\(via) (its \(inputs[0].channels) channels are the image, not a wide feature map)", at: s.location)) }
                         out.append(s); continue
                     }
-                    let cin = inputs[0].channels, k = first.kernel
+                    let cin = inputs[0].channels, k = square.kernel
                     let ratio = k >= 5 ? r.r5 : r.r3
                     let w = ReducePass.width(ratio, cin)
                     guard w < cin else {
@@ -428,7 +433,7 @@ public struct ReducePass: SkippingRewritePass {
                     var without = 0, with = 0
                     for (i, c) in convs.enumerated() {
                         let x = inputs[i], y = outputs[i]
-                        let perInput = y.height * y.width * c.filters * c.kernel * c.kernel
+                        let perInput = y.height * y.width * c.filters * c.kernelHeight * c.kernelWidth
                         without += perInput * cin
                         with += x.height * x.width * cin * w + perInput * w
                     }

@@ -169,7 +169,7 @@ public struct Splicer {
         switch (a.kind, b.kind) {
         case (.block(let x), .block(let y)): return x.name == y.name && x.parameters.map(\.0) == y.parameters.map(\.0)
         case (.repeatLoop(let c, _), .repeatLoop(let d, _)): return c == d
-        case (.merge(let k, let x), .merge(let l, let y)): return k == l && x.count == y.count
+        case (.merge(let k, let x, let o), .merge(let l, let y, let p)): return k == l && x.count == y.count && LayerOption.sameOptions(o, p)
         default: return false
         }
     }

@@ -45,13 +45,18 @@ public struct StridedPass: PoolingPass {
                 var failure: String?
                 for (i, op) in convOps.enumerated() {
                     guard case .conv(let c) = op else { failure = "the layer before it is not a convolution"; break }
-                    let ns = c.stride * pf.attributes[i].stride
+                    // One stride for both axes, one padding for all sides: what this pass rewrites.
+                    guard let sq = c.square else {
+                        failure = "the convolution at line \(conv.location.line) is rectangular, dilated, grouped or asymmetrically padded; this pass only gives its stride to a square ungrouped convolution"
+                        break
+                    }
+                    let ns = sq.stride * pf.attributes[i].stride
                     let x = convIn[i]
-                    let h = convOutput(x.height, kernel: c.kernel, stride: ns, pad: c.pad)
-                    let w = convOutput(x.width, kernel: c.kernel, stride: ns, pad: c.pad)
+                    let h = convOutput(x.height, kernel: sq.kernel, stride: ns, pad: sq.pad)
+                    let w = convOutput(x.width, kernel: sq.kernel, stride: ns, pad: sq.pad)
                     let want = pf.outputs[i]
                     if h != want.height || w != want.width {
-                        failure = "the convolution at line \(conv.location.line) with stride \(ns) and padding \(c.pad) would give \(h ?? 0)x\(w ?? 0) where the pooling gives \(want.height)x\(want.width); its padding would change the output size"
+                        failure = "the convolution at line \(conv.location.line) with stride \(ns) and padding \(sq.pad) would give \(h ?? 0)x\(w ?? 0) where the pooling gives \(want.height)x\(want.width); its padding would change the output size"
                         break
                     }
                     strides.append(ns)

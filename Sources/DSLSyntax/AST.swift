@@ -10,6 +10,10 @@ public enum Expr: Sendable, Equatable {
     indirect case negate(Expr, SourceLocation)
     /// `a op b` with op one of + - * /.
     indirect case binary(String, Expr, Expr, SourceLocation)
+    /// A size written as a DIMS token: `1x7` (a rectangular kernel or stride, rows x columns),
+    /// `0x3` (padding per axis), `1x2x0x1` (padding per side), `7x7` (an adaptive pooling's
+    /// output). Not part of arithmetic: only where a layer takes a size.
+    case dims([Int], text: String, SourceLocation)
 
     /// Expressions compare by meaning: structure and literal text, not locations. Iterative (an
     /// expression may hold `Parser.maxOperators` operators in a chain).
@@ -19,6 +23,7 @@ public enum Expr: Sendable, Equatable {
             switch (x, y) {
             case let (.number(p, t1, _), .number(q, t2, _)): if p != q || t1 != t2 { return false }
             case let (.name(p, _), .name(q, _)): if p != q { return false }
+            case let (.dims(p, t1, _), .dims(q, t2, _)): if p != q || t1 != t2 { return false }
             case let (.negate(p, _), .negate(q, _)): pairs.append((p, q))
             case let (.binary(o1, l1, r1, _), .binary(o2, l2, r2, _)):
                 if o1 != o2 { return false }
@@ -32,7 +37,7 @@ public enum Expr: Sendable, Equatable {
     /// Where the whole expression is.
     public var location: SourceLocation {
         switch self {
-        case .number(_, _, let l), .name(_, let l), .negate(_, let l), .binary(_, _, _, let l): return l
+        case .number(_, _, let l), .name(_, let l), .negate(_, let l), .binary(_, _, _, let l), .dims(_, _, let l): return l
         }
     }
 }
@@ -98,8 +103,9 @@ public enum StatementKind: Sendable, Equatable {
     case layer(kind: String, words: [(String, SourceLocation)], arguments: [Expr], options: [LayerOption])
     /// `repeat n { ... }`
     case repeatLoop(count: Expr, body: [Statement])
-    /// `concat { ... } { ... }` or `add { ... } { ... }`: parallel branches merged.
-    case merge(kind: String, branches: [[Statement]])
+    /// `concat { ... } { ... }`, `add { ... } { ... }` or `mul { ... } { ... }`: parallel
+    /// branches merged; options between the keyword and the first branch (`add zeropad`).
+    case merge(kind: String, branches: [[Statement]], options: [LayerOption] = [])
     /// A use of a user-defined block: `vgg(64, 2)`.
     case call(name: String, arguments: [Expr], options: [LayerOption])
     /// A statement that failed to parse (already reported); later stages stop inferring
@@ -114,7 +120,7 @@ public enum StatementKind: Sendable, Equatable {
         case let (.layer(k1, w1, a1, o1), .layer(k2, w2, a2, o2)):
             return k1 == k2 && w1.map(\.0) == w2.map(\.0) && a1 == a2 && LayerOption.sameOptions(o1, o2)
         case let (.repeatLoop(c1, b1), .repeatLoop(c2, b2)): return c1 == c2 && b1 == b2
-        case let (.merge(k1, b1), .merge(k2, b2)): return k1 == k2 && b1 == b2
+        case let (.merge(k1, b1, o1), .merge(k2, b2, o2)): return k1 == k2 && b1 == b2 && LayerOption.sameOptions(o1, o2)
         case let (.call(n1, a1, o1), .call(n2, a2, o2)): return n1 == n2 && a1 == a2 && LayerOption.sameOptions(o1, o2)
         case (.invalid, .invalid): return true
         default: return false
@@ -198,7 +204,7 @@ public struct SpecFile: Sendable {
                 switch s.kind {
                 case .block(let b): bodies = [b.body]
                 case .repeatLoop(_, let body): bodies = [body]
-                case .merge(_, let branches): bodies = branches
+                case .merge(_, let branches, _): bodies = branches
                 default: bodies = []
                 }
                 for (i, body) in bodies.enumerated() {

@@ -24,8 +24,14 @@ public struct Parser {
     private var operators = 0, openExpressions = 0
 
     /// Statement keywords that take positional arguments (other words are block calls).
-    public static let layerKinds: Set<String> = [
-        "conv", "pool", "gap", "bn", "relu", "leaky", "dropout", "fc", "softmax", "inception", "pyramid",
+    public static let layerKinds: Set<String> = Set([
+        "conv", "dwconv", "pool", "gap", "bn", "relu", "leaky", "dropout", "fc", "softmax", "inception", "pyramid",
+    ]).union(Parser.activationNames)
+
+    /// Activations without a parameter, each a standalone layer, a flag and an `act=` value
+    /// (`swish` is another name for `silu`).
+    public static let activationNames: Set<String> = [
+        "relu", "gelu", "silu", "swish", "relu6", "hardswish", "hardsigmoid", "sigmoid", "tanh",
     ]
 
     private struct ParseError: Error {}
@@ -135,7 +141,7 @@ public struct Parser {
         case "input": kind = try inputDeclaration()
         case "block": kind = try blockDefinition()
         case "repeat": kind = try repeatStatement()
-        case "concat", "add": kind = try mergeStatement()
+        case "concat", "add", "mul": kind = try mergeStatement()
         case _ where Parser.layerKinds.contains(keyword.text): kind = try layer()
         default:
             if peekNext.isSymbol("(") { kind = try call() }
@@ -258,21 +264,23 @@ public struct Parser {
         return .repeatLoop(count: count, body: body)
     }
 
-    /// merge = ( "concat" | "add" ) branch { branch } ; branch = "{" statementList "}"
+    /// merge = ( "concat" | "add" | "mul" ) options branch { branch } ; branch = "{" statementList "}"
     private mutating func mergeStatement() throws -> StatementKind {
         let kw = advance()
+        let options = try optionList()
         var branches: [[Statement]] = []
         while peek.isSymbol("{") {
             branches.append(try braced(what: "branch", label: "branch \(branches.count + 1) of '\(kw.text)'"))
         }
         if branches.isEmpty {
-            report("expected '{' to start the first branch of '\(kw.text)'", at: atStatementEnd ? kw.location : peek.location)
+            report("expected '{' to start the first branch of '\(kw.text)'", at: atStatementEnd ? (options.last?.location ?? kw.location) : peek.location)
             throw ParseError()
         }
-        return .merge(kind: kw.text, branches: branches)
+        return .merge(kind: kw.text, branches: branches, options: options)
     }
 
     /// layer = KIND { keyword } { expr } { option } | "inception" "<" expr { "," expr } ">" { option }
+    /// — the keywords are `pool`'s kind (`max`, `avg`) and `to` (`pool avg to 7x7`).
     private mutating func layer() throws -> StatementKind {
         let kw = advance()
         var words: [(String, SourceLocation)] = []
@@ -291,6 +299,9 @@ public struct Parser {
             try expect(">", "expected '>' after inception columns")
         } else {
             if kw.text == "pool" && peek.kind == .word && (peek.text == "max" || peek.text == "avg") {
+                let w = advance(); words.append((w.text, w.location))
+            }
+            if kw.text == "pool" && peek.kind == .word && peek.text == "to" && !peekNext.isSymbol("=") {
                 let w = advance(); words.append((w.text, w.location))
             }
             while startsExpression && !startsOption { args.append(try expression()) }
@@ -344,7 +355,9 @@ public struct Parser {
         while peek.isSymbol("+") || peek.isSymbol("-") {
             let op = advance()
             try countOperator(op)
+            try notASize(left, op)
             let right = try term()
+            try notASize(right, op)
             left = .binary(op.text, left, right, left.location.through(right.location))
         }
         return left
@@ -356,13 +369,23 @@ public struct Parser {
         while peek.isSymbol("*") || peek.isSymbol("/") {
             let op = advance()
             try countOperator(op)
+            try notASize(left, op)
             let right = try factor()
+            try notASize(right, op)
             left = .binary(op.text, left, right, left.location.through(right.location))
         }
         return left
     }
 
-    /// factor = NUMBER | WORD | "(" expr ")" | "-" factor
+    /// A size (`1x7`) is not a number: arithmetic on it is an error.
+    private mutating func notASize(_ e: Expr, _ op: Token) throws {
+        guard case .dims(_, let text, let l) = e else { return }
+        report("'\(clipped(text))' is a size, not a number; '\(op.text)' cannot apply to it", at: l)
+        throw ParseError()
+    }
+
+    /// factor = NUMBER | WORD | DIMS | "(" expr ")" | "-" factor — a DIMS factor (`1x7`) only
+    /// as a whole argument or option value, not in arithmetic.
     private mutating func factor() throws -> Expr {
         let t = peek
         switch t.kind {
@@ -382,8 +405,15 @@ public struct Parser {
             return .name(t.text, t.location)
         case .dims:
             advance()
-            report("unexpected size '\(clipped(t.text))' here; kernels are square, write a single number (3, not 3x3)", at: t.location)
-            throw ParseError()
+            var values: [Int] = []
+            for part in t.text.split(whereSeparator: { $0 == "x" || $0 == "X" }) {
+                guard let v = Int(part), v <= 1_000_000_000_000_000 else {
+                    report("number '\(part.prefix(30))' in '\(clipped(t.text))' is too large", at: t.location)
+                    throw ParseError()
+                }
+                values.append(v)
+            }
+            return .dims(values, text: t.text, t.location)
         default:
             if t.isSymbol("(") {
                 try nest()
@@ -399,6 +429,7 @@ public struct Parser {
                 try nest()
                 defer { depth -= 1 }
                 let e = try factor()
+                try notASize(e, t)
                 return .negate(e, t.location.through(e.location))
             }
             report("expected a number or name, found \(t.described)", at: t.location)
@@ -517,7 +548,7 @@ public struct Parser {
     // MARK: - Helpers
 
     /// Words that start statements or are reserved.
-    static let keywords: Set<String> = ["network", "input", "block", "repeat", "concat", "add"]
+    static let keywords: Set<String> = ["network", "input", "block", "repeat", "concat", "add", "mul"]
 
     private var peek: Token { tokens[current] }
     private var peekNext: Token { tokens[min(current + 1, tokens.count - 1)] }
@@ -563,7 +594,8 @@ public struct Parser {
     }
 
     /// Options that may be written without a value.
-    public static let flagNames: Set<String> = ["bn", "nobias", "ceil", "floor", "bottleneck", "same", "valid", "linear", "relu", "leaky"]
+    public static let flagNames: Set<String> = Set(["bn", "nobias", "ceil", "floor", "bottleneck", "same", "valid", "linear", "leaky", "zeropad"])
+        .union(Parser.activationNames)
 
     private mutating func endOfStatement() throws {
         if peek.kind == .newline || peek.isSymbol(";") { advance(); return }
@@ -620,7 +652,8 @@ public struct Parser {
         "avgpool": "pool avg", "avgpool2d": "pool avg", "averagepool": "pool avg", "averagepooling2d": "pool avg",
         "averagepooling": "pool avg",
         "globalavgpool": "gap", "globalaveragepool": "gap", "globalaveragepooling2d": "gap", "globalavgpool2d": "gap",
-        "adaptiveavgpool2d": "gap", "globalpool": "gap",
+        "adaptiveavgpool2d": "pool avg to", "adaptiveavgpool": "pool avg to", "globalpool": "gap",
+        "depthwiseconv2d": "dwconv", "depthwiseconv": "dwconv", "hswish": "hardswish", "hsigmoid": "hardsigmoid",
         "batchnorm": "bn", "batchnorm2d": "bn", "batchnormalization": "bn",
         "dense": "fc", "linear": "fc", "fullyconnected": "fc", "innerproduct": "fc",
         "conv2d": "conv", "convolution": "conv", "convolution2d": "conv",
@@ -637,7 +670,7 @@ public struct Parser {
     private func suggestion(for word: String) -> String {
         // Once errors are no longer kept, the message is dropped: do not compare names for it.
         if diagnostics.truncated { return "" }
-        let all = Array(Parser.layerKinds) + ["network", "input", "block", "repeat", "concat", "add"]
+        let all = Array(Parser.layerKinds) + ["network", "input", "block", "repeat", "concat", "add", "mul"]
         let best = all.map { ($0, editDistance($0, word)) }.min { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
         if word.count <= 64, let (w, d) = best, d <= max(1, word.count / 3) { return "; did you mean '\(w)'?" }
         return "; a block call needs parentheses, e.g. '\(word.prefix(20))()'"

@@ -49,14 +49,28 @@ public struct LayerRecord: Equatable, Sendable {
     /// An op with every attribute that changes what it computes.
     public static func describe(_ op: Op) -> String {
         func act(_ a: Activation) -> String {
-            switch a { case .none: return ""; case .relu: return " relu"; case .leaky(let s): return " leaky \(s)" }
+            switch a {
+            case .none: return ""
+            case .leaky(let s): return " leaky \(s)"
+            default: return " " + a.keyword
+            }
         }
         switch op {
         case .input: return "input"
         case .conv(let c):
-            return "conv \(c.kernel)x\(c.kernel)/\(c.stride) pad \(c.pad) \(c.filters)" + (c.bias ? "" : " nobias") + (c.batchNorm ? " bn" : "") + act(c.activation)
+            // A square convolution keeps the spelling checkpoints written before rectangles,
+            // dilation and groups existed.
+            let window: String
+            if let sq = c.square {
+                window = "\(sq.kernel)x\(sq.kernel)/\(sq.stride) pad \(sq.pad)"
+            } else {
+                window = "\(c.kernelHeight)x\(c.kernelWidth)/\(c.strideHeight)x\(c.strideWidth) pad \(c.padTop),\(c.padLeft),\(c.padBottom),\(c.padRight)"
+                    + " dilation \(c.dilationHeight)x\(c.dilationWidth) groups \(c.groups)"
+            }
+            return "conv \(window) \(c.filters)" + (c.bias ? "" : " nobias") + (c.batchNorm ? " bn" : "") + act(c.activation)
         case .pool(let p): return "\(p.kind.rawValue)pool \(p.kernel)x\(p.kernel)/\(p.stride) pad \(p.pad)" + (p.ceil ? " ceil" : "")
         case .globalAvgPool: return "gap"
+        case .adaptiveAvgPool(let h, let w): return "avgpool to \(h)x\(w)"
         case .batchNorm: return "bn"
         case .activation(let a): return a == .none ? "linear" : String(act(a).dropFirst())
         case .dropout(let p): return "dropout \(p)"
@@ -64,6 +78,7 @@ public struct LayerRecord: Equatable, Sendable {
         case .softmax: return "softmax"
         case .concat: return "concat"
         case .add: return "add"
+        case .mul: return "mul"
         }
     }
 

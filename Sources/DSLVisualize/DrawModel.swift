@@ -158,7 +158,7 @@ public struct DrawingModel: Sendable {
                 switch s.kind {
                 case .block(let b): stack.append(b.body)
                 case .repeatLoop(_, let body): stack.append(body)
-                case .merge(_, let branches):
+                case .merge(_, let branches, _):
                     if s.label != nil { locations.insert(s.location) }
                     stack.append(contentsOf: branches)
                 default: break
@@ -167,7 +167,7 @@ public struct DrawingModel: Sendable {
         }
         guard !locations.isEmpty else { return [] }
         var ids = Set<Int>()
-        for n in graph.nodes where (n.op == .concat || n.op == .add) && locations.contains(n.location) { ids.insert(n.id) }
+        for n in graph.nodes where n.op.isMerge && locations.contains(n.location) { ids.insert(n.id) }
         return ids
     }
 }

@@ -64,31 +64,50 @@ public struct VisualizeRequest: Sendable {
     public init() {}
 }
 
-/// Where a unit of a layer looks in the input: rows (and columns) `start + i·stride ..< start
-/// + i·stride + size` for the unit at output row (column) i, padding included. `size` and
+/// Where a unit of a layer looks in the input: rows `start + i·stride ..< start + i·stride +
+/// size` for the unit at output row i, padding included, and columns likewise. `size` and
 /// `stride` are `dsl check`'s receptive field and cumulative stride (`CostModel`); `start`
-/// follows the paddings (the earliest over branches).
+/// follows the paddings (the earliest over branches). The `column` figures are nil where they
+/// equal the rows' (always, without rectangular kernels, strides or paddings).
 public struct ReceptiveRegion: Equatable, Sendable {
     public var start: Int
     public var size: Int
     public var stride: Int
+    public var columnStart: Int? = nil
+    public var columnSize: Int? = nil
+    public var columnStride: Int? = nil
 }
 
 /// Every IR node's receptive region.
 public func receptiveRegions(of g: Graph) -> [ReceptiveRegion] {
     let costs = CostModel.analyze(g).nodes
-    var starts = [Int](repeating: 0, count: g.nodes.count)
+    var rows = [Int](repeating: 0, count: g.nodes.count)
+    var columns = [Int](repeating: 0, count: g.nodes.count)
     for n in g.nodes {
-        let inStart = n.inputs.map { starts[$0] }.min() ?? 0
-        let inJump = n.inputs.map { costs[$0].cumulativeStride }.max() ?? 1
+        let inRow = n.inputs.map { rows[$0] }.min() ?? 0
+        let inColumn = n.inputs.map { columns[$0] }.min() ?? 0
+        let jumpH = n.inputs.map { costs[$0].cumulativeStrideHeight }.max() ?? 1
+        let jumpW = n.inputs.map { costs[$0].cumulativeStrideWidth }.max() ?? 1
         switch n.op {
-        case .conv(let a): starts[n.id] = inStart - a.pad * inJump
-        case .pool(let p): starts[n.id] = inStart - p.pad * inJump
-        case .globalAvgPool, .linear: starts[n.id] = inStart
-        default: starts[n.id] = inStart
+        case .conv(let a):
+            rows[n.id] = inRow - a.padTop * jumpH
+            columns[n.id] = inColumn - a.padLeft * jumpW
+        case .pool(let p):
+            rows[n.id] = inRow - p.pad * jumpH
+            columns[n.id] = inColumn - p.pad * jumpW
+        default:
+            rows[n.id] = inRow
+            columns[n.id] = inColumn
         }
     }
-    return g.nodes.map { ReceptiveRegion(start: starts[$0.id], size: costs[$0.id].receptiveField, stride: costs[$0.id].cumulativeStride) }
+    return g.nodes.map { n in
+        let c = costs[n.id]
+        var r = ReceptiveRegion(start: rows[n.id], size: c.receptiveFieldHeight, stride: c.cumulativeStrideHeight)
+        if columns[n.id] != r.start { r.columnStart = columns[n.id] }
+        if c.receptiveFieldWidth != r.size { r.columnSize = c.receptiveFieldWidth }
+        if c.cumulativeStrideWidth != r.stride { r.columnStride = c.cumulativeStrideWidth }
+        return r
+    }
 }
 
 /// One image of a row: which test image, where the unit fired, and its maps.
@@ -398,9 +417,9 @@ public final class Visualizer {
                 if request.image != nil {
                     crop = (0, 0, h, w)
                 } else {
-                    let ch = min(region.size, h), cw = min(region.size, w)
+                    let ch = min(region.size, h), cw = min(region.columnSize ?? region.size, w)
                     let y0 = min(max(region.start + py * region.stride, 0), h - ch)
-                    let x0 = min(max(region.start + px * region.stride, 0), w - cw)
+                    let x0 = min(max((region.columnStart ?? region.start) + px * (region.columnStride ?? region.stride), 0), w - cw)
                     crop = (y0, x0, ch, cw)
                 }
                 return VisualizeEntry(image: cand.image, label: Int(test.labels[cand.image]), activation: cand.value,

@@ -36,7 +36,9 @@ final class ExpansionTests: XCTestCase {
         XCTAssertEqual(g.node("3a.concat")?.shape, Shape(28, 28, 256))
         XCTAssertEqual(g.node("inception1.concat")?.shape, Shape(28, 28, 8 + 256))
         guard case .conv(let b3) = g.node("3a.b3.conv")!.op, case .pool(let p) = g.node("3a.b4.pool")!.op else { return XCTFail() }
-        XCTAssertEqual([b3.kernel, b3.stride, b3.pad], [5, 1, 2])
+        XCTAssertEqual(b3.square?.kernel, 5)
+        XCTAssertEqual(b3.square?.stride, 1)
+        XCTAssertEqual(b3.square?.pad, 2)
         XCTAssertEqual([p.kernel, p.stride, p.pad], [3, 1, 1])
         XCTAssertTrue(b3.bias)
         XCTAssertEqual(c.nodes[g.node("3a.b2.conv")!.id].weights, 3 * 3 * 96 * 128)

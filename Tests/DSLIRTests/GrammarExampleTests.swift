@@ -57,7 +57,7 @@ final class GrammarExampleTests: XCTestCase {
                 case .input: seen.insert("input")
                 case .block(let b): seen.insert("block"); visit(b.body)
                 case .repeatLoop(_, let b): seen.insert("repeat"); visit(b)
-                case .merge(let k, let bs): seen.insert(k); bs.forEach(visit)
+                case .merge(let k, let bs, _): seen.insert(k); bs.forEach(visit)
                 case .call(_, let args, _): seen.insert("call"); if args.contains(where: { if case .binary = $0 { return true }; return false }) { seen.insert("expression") }
                 case .layer(let k, let words, _, let options):
                     seen.insert(k)

@@ -63,12 +63,13 @@ final class ShapeRuleTests: XCTestCase {
 
     func testConcatAndAdd() {
         XCTAssertEqual(out(.concat, [Shape(28, 28, 64), Shape(28, 28, 128), Shape(28, 28, 32)]), Shape(28, 28, 224))
-        XCTAssertEqual(out(.add, [Shape(16, 16, 17), Shape(16, 16, 16)]), Shape(16, 16, 17), "narrower inputs are zero-padded")
+        XCTAssertEqual(out(.add(zeroPad: true), [Shape(16, 16, 17), Shape(16, 16, 16)]), Shape(16, 16, 17), "narrower inputs are zero-padded when stated")
+        XCTAssertNil(out(.add(zeroPad: false), [Shape(16, 16, 17), Shape(16, 16, 16)]), "unequal widths are an error unless zero-padding is stated")
         var e: [String] = [], w: [String] = []
         XCTAssertNil(ShapeRules.infer(.concat, inputs: [Shape(16, 16, 8), Shape(15, 16, 8)], errors: &e, warnings: &w))
         XCTAssertEqual(e, ["cannot concatenate branches of different sizes: branch 1 is 16x16, branch 2 is 15x16"])
         e = []
-        XCTAssertNil(ShapeRules.infer(.add, inputs: [Shape(16, 16, 8), Shape(16, 16, 8), Shape(8, 8, 8)], errors: &e, warnings: &w))
+        XCTAssertNil(ShapeRules.infer(.add(zeroPad: false), inputs: [Shape(16, 16, 8), Shape(16, 16, 8), Shape(8, 8, 8)], errors: &e, warnings: &w))
         XCTAssertEqual(e, ["cannot add branches of different sizes: branch 1 is 16x16, branch 3 is 8x8"])
     }
 

@@ -213,7 +213,7 @@ final class CannotApplyTests: XCTestCase {
     }
 
     func testStridedPoolingAfterAMerge() {
-        let (_, ds) = diagnostics("input 32x32x3\nadd {\n  conv 3 1 8\n} {}\npool\n", StridedPass())
+        let (_, ds) = diagnostics("input 32x32x3\nadd {\n  conv 3 1 3\n} {}\npool\n", StridedPass())
         assertOne(ds, .warning, "found 'add'", line: 5)
     }
 

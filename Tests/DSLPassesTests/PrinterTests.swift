@@ -66,7 +66,7 @@ struct NetworkGenerator {
         let bodies: Int
         switch kind {
         case .repeatLoop, .block: bodies = 1
-        case .merge(_, let branches): bodies = branches.count
+        case .merge(_, let branches, _): bodies = branches.count
         default: bodies = 0
         }
         if bodies > 0 && rng.chance(0.4) {
@@ -395,7 +395,7 @@ func allComments(_ list: [Statement], depth: Int = 0) -> [String] {
         switch s.kind {
         case .block(let b): bodies = [b.body]
         case .repeatLoop(_, let body): bodies = [body]
-        case .merge(_, let branches): bodies = branches
+        case .merge(_, let branches, _): bodies = branches
         default: bodies = []
         }
         for (i, body) in bodies.enumerated() {

@@ -8,6 +8,7 @@ func show(_ e: Expr) -> String {
     case .name(let n, _): return n
     case .negate(let x, _): return "(-\(show(x)))"
     case .binary(let op, let a, let b, _): return "(\(show(a)) \(op) \(show(b)))"
+    case .dims(let v, _, _): return v.map(String.init).joined(separator: "x")
     }
 }
 
@@ -89,10 +90,10 @@ final class ParserTests: XCTestCase {
         XCTAssertEqual(name, "stage")
         XCTAssertEqual(args.map(show), ["96", "2"])
         XCTAssertTrue(opts.isEmpty)
-        guard case .merge(let k, let branches) = spec.statements[3].kind else { return XCTFail("not a merge") }
+        guard case .merge(let k, let branches, _) = spec.statements[3].kind else { return XCTFail("not a merge") }
         XCTAssertEqual(k, "add")
         XCTAssertEqual(branches.map(\.count), [1, 0])
-        guard case .merge(let k2, let branches2) = spec.statements[4].kind else { return XCTFail("not a merge") }
+        guard case .merge(let k2, let branches2, _) = spec.statements[4].kind else { return XCTFail("not a merge") }
         XCTAssertEqual(k2, "concat")
         XCTAssertEqual(branches2.map(\.count), [1, 2])
     }
@@ -291,7 +292,7 @@ final class ParserTests: XCTestCase {
         XCTAssertEqual(spec.statements[3].trailingComment, " r")
         guard case .repeatLoop(_, let body) = spec.statements[3].kind else { return XCTFail() }
         XCTAssertNil(body[0].trailingComment)
-        guard case .merge(_, let branches) = spec.statements[4].kind else { return XCTFail() }
+        guard case .merge(_, let branches, _) = spec.statements[4].kind else { return XCTFail() }
         XCTAssertNil(branches[0][0].trailingComment)
         XCTAssertEqual(spec.statements[4].bodyComments.map(\.opening), [nil, " b"])
     }

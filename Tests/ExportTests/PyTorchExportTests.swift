@@ -71,7 +71,7 @@ final class PyTorchExportTests: XCTestCase {
         var files: [String] = []
         for (name, text) in try PyTorchFixture.shippedSpecs() + PyTorchFixture.constructSpecs {
             let (g, _) = try PyTorchFixture.check(name, text)
-            let module = PyTorchExport.module(g, source: "specs/\(name)")
+            let module = try PyTorchExport.module(g, source: "specs/\(name)")
             XCTAssertTrue(module.unicodeScalars.allSatisfy(\.isASCII), name)
             XCTAssertTrue(module.contains("class \(PyTorchExport.className(for: g.name))(nn.Module):"), name)
             let path = dir.appendingPathComponent(String(name.dropLast(4)) + ".py").path
@@ -101,7 +101,7 @@ final class PyTorchExportTests: XCTestCase {
         for (spec, most) in [("pyramidnet-110-a48.dsl", 2), ("googlenet.dsl", 4), ("all-cnn-c.dsl", 1)] {
             let text = try String(contentsOf: PyTorchFixture.root.appendingPathComponent("specs/" + spec), encoding: .utf8)
             let (g, _) = try PyTorchFixture.check(spec, text)
-            let module = PyTorchExport.module(g, source: spec)
+            let module = try PyTorchExport.module(g, source: spec)
             let forward = module.components(separatedBy: "    def forward(self, x):\n").last!.components(separatedBy: "\n\n")[0]
             var variables = Set<String>()
             for line in forward.split(separator: "\n") {
@@ -112,9 +112,9 @@ final class PyTorchExportTests: XCTestCase {
         }
     }
 
-    func testPythonLiterals() {
+    func testPythonLiterals() throws {
         let (g, _) = try! PyTorchFixture.check("q.dsl", "network q\ninput 4x4x1\nconv 1 1 2\ngap\nsoftmax\n")
-        let module = PyTorchExport.module(g, source: "dir/it's \"odd\"\\ \u{e9}.dsl")
+        let module = try PyTorchExport.module(g, source: "dir/it's \"odd\"\\ \u{e9}.dsl")
         XCTAssertTrue(module.contains(#"SOURCE = "dir/it's \"odd\"\\ \u00e9.dsl""#), module)
         XCTAssertTrue(module.hasPrefix("# q: PyTorch module exported by dsl from dir/it's \\\"odd\\\"\\\\ \\u00e9.dsl.\n"))
     }

@@ -125,7 +125,7 @@ final class DrawLayoutPropertyTests: XCTestCase {
         // a -> b, a -> c, (b, c) -> d, (b, d) -> e: b is read past the merge d.
         let g = Graph(name: "n-shape", nodes: [
             node(0, "input", .input, []), node(1, "a", conv, [0]), node(2, "b", conv, [1]), node(3, "c", conv, [1]),
-            node(4, "d", .add, [2, 3]), node(5, "e", .add, [2, 4]), node(6, "f", conv, [5]),
+            node(4, "d", .add(zeroPad: true), [2, 3]), node(5, "e", .add(zeroPad: true), [2, 4]), node(6, "f", conv, [5]),
         ], modules: [])
         let model = DrawingModel(graph: g, cost: CostModel.analyze(g))
         XCTAssertFalse(model.isSeriesParallel)

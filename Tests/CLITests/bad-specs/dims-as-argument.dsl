@@ -1,4 +1,4 @@
-# kernels are square: 3x3 is not an argument
-# expect: 4:6: error: unexpected size '3x3' here; kernels are square, write a single number 
+# a size HEIGHTxWIDTH is taken only where a layer takes one (conv's kernel and stride, pad=, dilation=, pool avg to)
+# expect: 4:9: error: unexpected size '3x3' here; write a single number
 input 32x32x3
-conv 3x3 1 8
+dropout 3x3
