@@ -203,9 +203,10 @@ public struct SpecGenerator {
         let (h0, w0, c0) = (h, w, c)
         var widths: [Int] = []
         var header = label() + kind + " {"
+        var headerLine = 0
         for b in 0..<branches {
             (h, w, c) = (h0, w0, c0)
-            if b == 0 { emitOpen(header) } else { closeAndOpen() }
+            if b == 0 { emitOpen(header); headerLine = lines.count - 1 } else { closeAndOpen() }
             let empty = r.chance(kind == "add" ? 0.3 : 0.1)
             if !empty {
                 for _ in 0..<r.int(1...3) {
@@ -218,6 +219,11 @@ public struct SpecGenerator {
         }
         closeBrace()
         header = ""
+        // Branches of different widths are added only where zero-padding is stated (mostly
+        // it is stated only then; sometimes also when the widths agree).
+        if kind == "add" && (Set(widths).count > 1 || r.chance(0.1)), let brace = lines[headerLine].range(of: "add {") {
+            lines[headerLine].replaceSubrange(brace, with: "add zeropad {")
+        }
         c = kind == "concat" ? widths.reduce(0, +) : (widths.max() ?? c0)
     }
 
@@ -306,7 +312,7 @@ public struct SpecGenerator {
             "unknown(1)", "conv 3x3 1 8", "conv 3 1 8 / 0", "conv 3 1 width", "input 4x4x4", "repeat -1 { relu }",
             "conv 2.5 1 8", "conv 4 1 8 pad=same", "fc 0", "leaky 2", "inception<1, 2>", "pyramid 0.5 1 widen=mul",
             "conv 3 1 8 slope=0.2", "conv 1025 1 1", "conv 3 1 8 bn bn", "concat", "add { relu }", "x: y: relu",
-            "conv 3 1 1e16", "repeat 100001 { relu }", "b9()", "conv 3 1 8 }", "{ relu }", "conv 3 1 8 act=tanh",
+            "conv 3 1 1e16", "repeat 100001 { relu }", "b9()", "conv 3 1 8 }", "{ relu }", "conv 3 1 8 act=softplus",
         ])
     }
 }

@@ -159,8 +159,12 @@ public enum CostModel {
             let inCosts = n.inputs.map { costs[$0] }
             let rfInH = inCosts.map(\.receptiveFieldHeight).max() ?? 1
             let rfInW = inCosts.map(\.receptiveFieldWidth).max() ?? 1
-            let jumpInH = inCosts.map(\.cumulativeStrideHeight).max() ?? 1
-            let jumpInW = inCosts.map(\.cumulativeStrideWidth).max() ?? 1
+            // The grid of the output is that of the inputs of its size: a 1x1 input that `mul`
+            // broadcasts (squeeze-and-excitation) scales every cell and does not set the stride.
+            let gridInputs = n.inputs.indices.filter { ins[$0].height == out.height && ins[$0].width == out.width || n.inputs.count == 1 }
+            let jumps = (gridInputs.isEmpty ? Array(n.inputs.indices) : gridInputs).map { inCosts[$0] }
+            let jumpInH = jumps.map(\.cumulativeStrideHeight).max() ?? 1
+            let jumpInW = jumps.map(\.cumulativeStrideWidth).max() ?? 1
             c.receptiveFieldHeight = rfInH; c.receptiveFieldWidth = rfInW
             c.cumulativeStrideHeight = jumpInH; c.cumulativeStrideWidth = jumpInW
             c.isGlobal = inCosts.contains { $0.isGlobal }

@@ -274,8 +274,8 @@ public struct Elaborator {
     mutating func mergeOp(_ s: Statement, kind: String, options: [LayerOption], scope: Scope) -> Op? {
         var opts = OptionReader(options: options, layer: kind, notes: scope.callNotes, bindings: scope.bindings)
         defer { diagnostics.append(contentsOf: opts.diagnostics) }
-        // TODO(step 2): unequal widths become an error unless 'zeropad' is written.
-        let zeroPad = kind == "add" ? (opts.flag("zeropad") || true) : false
+        // Unequal widths are an error unless zero-padding is stated (ShapeRules).
+        let zeroPad = kind == "add" ? opts.flag("zeropad") : false
         guard opts.finish() else { return nil }
         switch kind {
         case "concat": return .concat
@@ -383,8 +383,19 @@ public struct Elaborator {
     // MARK: - Layers
 
     private mutating func layer(_ s: Statement, kind: String, words: [(String, SourceLocation)], args: [Expr], options: [LayerOption], from: Int?, scope: inout Scope) -> Int? {
-        guard let op = layerOp(s, kind: kind, words: words, args: args, options: options, scope: scope) else { return nil }
+        guard var op = layerOp(s, kind: kind, words: words, args: args, options: options, scope: scope) else { return nil }
         guard let from else { return nil }
+        if case .conv(var c) = op, c.groups == 0 {
+            // dwconv: one group per input channel, `filters` (so far the multiplier) per group.
+            let channels = nodes[from].shape.channels
+            guard c.filters * channels <= 1_048_576 else {
+                diagnostics.error("depthwise convolution with multiplier \(c.filters) on \(channels) channels has \(c.filters * channels) filters; at most 1048576", at: s.location, notes: scope.callNotes)
+                return nil
+            }
+            c.groups = channels
+            c.filters *= channels
+            op = .conv(c)
+        }
         let name = s.label.map { scoped($0, scope) } ?? generated(op.kindName, &scope)
         return addNode(op, inputs: [from], statement: s, baseName: name, scope: scope)
     }
@@ -395,18 +406,39 @@ public struct Elaborator {
         var opts = OptionReader(options: options, layer: kind, notes: scope.callNotes, bindings: scope.bindings)
         defer { diagnostics.append(contentsOf: opts.diagnostics) }
         switch kind {
-        case "conv":
-            guard checkArgs(s, args, names: ["kernel size", "stride", "filters"], required: 3, scope) else { return nil }
-            guard let k = integer(args[0], "kernel size", in: 1...1024, scope),
-                  let st = integer(args[1], "stride", in: 1...1024, scope),
-                  let f = integer(args[2], "number of filters", in: 1...1_048_576, scope) else { return nil }
+        case "conv", "dwconv":
+            let depthwise = kind == "dwconv"
+            guard checkArgs(s, args, names: depthwise ? ["kernel size", "stride", "channel multiplier"] : ["kernel size", "stride", "filters"],
+                            required: depthwise ? 2 : 3, scope) else { return nil }
+            guard let k = size(args[0], "kernel size", in: 1...1024, scope),
+                  let st = size(args[1], "stride", in: 1...1024, scope) else { return nil }
+            // dwconv: `filters` is the channel multiplier until the input is known (groups 0).
+            var f = 1
+            if depthwise {
+                if args.count > 2 { guard let m = integer(args[2], "channel multiplier", in: 1...1024, scope) else { return nil }; f = m }
+            } else {
+                guard let n = integer(args[2], "number of filters", in: 1...1_048_576, scope) else { return nil }
+                f = n
+            }
             let bn = opts.flag("bn")
             let act = opts.activation(default: .relu)
             let bias = opts.bias(default: !bn)
-            guard let pad = opts.padding(kernel: k, defaultSame: true) else { return nil }
+            // (After a wrong value the others are still checked; `finish` fails.)
+            let d = opts.dilation() ?? (1, 1)
+            var groups = depthwise ? 0 : 1
+            if !depthwise, let g = opts.groups() { groups = g }
+            guard let pad = opts.convPadding(kernel: k, dilation: d) else { return nil }
             guard opts.finish() else { return nil }
-            return .conv(ConvAttributes(kernel: k, stride: st, pad: pad, filters: f, bias: bias, batchNorm: bn, activation: act))
+            if groups > 1 && f % groups != 0 {
+                diagnostics.error("groups=\(groups) does not divide the \(f) filters (groups must divide the input channels and the filters)", at: opts.location("groups") ?? s.location, notes: scope.callNotes)
+                return nil
+            }
+            return .conv(ConvAttributes(kernelHeight: k.0, kernelWidth: k.1, strideHeight: st.0, strideWidth: st.1,
+                                        padTop: pad.top, padLeft: pad.left, padBottom: pad.bottom, padRight: pad.right,
+                                        dilationHeight: d.0, dilationWidth: d.1, groups: groups,
+                                        filters: f, bias: bias, batchNorm: bn, activation: act))
         case "pool":
+            if words.contains(where: { $0.0 == "to" }) { return adaptivePool(s, words: words, args: args, opts: &opts, scope: scope) }
             guard checkArgs(s, args, names: ["window size", "stride"], required: 0, scope) else { return nil }
             let pk: PoolKind = words.first?.0 == "avg" ? .avg : .max
             var k = 3, st = 2, defaultPad = 1
@@ -431,9 +463,12 @@ public struct Elaborator {
                 return nil
             }
             return .pool(PoolAttributes(kind: pk, kernel: k, stride: st, pad: pad, ceil: ceil))
-        case "gap", "bn", "relu", "softmax":
+        case "gap", "bn", "softmax":
             guard checkArgs(s, args, names: [], required: 0, scope), opts.finish() else { return nil }
-            return kind == "gap" ? .globalAvgPool : kind == "bn" ? .batchNorm : kind == "relu" ? .activation(.relu) : .softmax
+            return kind == "gap" ? .globalAvgPool : kind == "bn" ? .batchNorm : .softmax
+        case _ where Activation.plain[kind] != nil:
+            guard checkArgs(s, args, names: [], required: 0, scope), opts.finish() else { return nil }
+            return .activation(Activation.plain[kind]!)
         case "leaky":
             guard checkArgs(s, args, names: ["slope"], required: 0, scope) else { return nil }
             var slope = 0.1
@@ -731,13 +766,16 @@ public struct Elaborator {
     /// Options that need a value, with an example of each (for an option written alone).
     static let valueOptionExamples: [String: String] = [
         "bias": "bias=on", "pad": "pad=1", "act": "act=relu", "slope": "slope=0.1", "widen": "widen=mul",
+        "groups": "groups=32", "dilation": "dilation=2",
     ]
 
     /// How each layer is written, for argument-count errors.
     static let usage: [String: String] = [
-        "conv": "conv KERNEL STRIDE FILTERS", "pool": "pool [max|avg] [WINDOW [STRIDE]]", "gap": "gap",
+        "conv": "conv KERNEL STRIDE FILTERS", "dwconv": "dwconv KERNEL STRIDE [MULTIPLIER]", "pool": "pool [max|avg] [WINDOW [STRIDE]]", "gap": "gap",
         "bn": "bn", "relu": "relu", "softmax": "softmax", "leaky": "leaky [SLOPE]", "dropout": "dropout P",
         "fc": "fc UNITS", "pyramid": "pyramid ALPHA UNITS_PER_STAGE",
+        "gelu": "gelu", "silu": "silu", "swish": "swish", "relu6": "relu6", "hardswish": "hardswish",
+        "hardsigmoid": "hardsigmoid", "sigmoid": "sigmoid", "tanh": "tanh",
     ]
 
     /// The value of an expression under the scope's bindings; nil after an error (reported).
@@ -775,6 +813,45 @@ public struct Elaborator {
             return nil
         }
         return v
+    }
+
+    /// A size argument: one number (both axes) or `HEIGHTxWIDTH`; nil after an error.
+    mutating func size(_ e: Expr, _ what: String, in range: ClosedRange<Int>, _ scope: Scope) -> (Int, Int)? {
+        guard case .dims(let v, let text, let l) = e else {
+            guard let n = integer(e, what, in: range, scope) else { return nil }
+            return (n, n)
+        }
+        guard v.count == 2 else {
+            diagnostics.error("\(what) '\(clipped(text))' has \(v.count) numbers; write one number or HEIGHTxWIDTH", at: l, notes: scope.callNotes)
+            return nil
+        }
+        for x in v where !range.contains(x) {
+            diagnostics.error("\(what) must be from \(range.lowerBound) to \(range.upperBound) on each axis, got \(x) in '\(clipped(text))'", at: l, notes: scope.callNotes)
+            return nil
+        }
+        return (v[0], v[1])
+    }
+
+    /// `pool avg to HxW` (or `to N`): adaptive average pooling, PyTorch's bins.
+    private mutating func adaptivePool(_ s: Statement, words: [(String, SourceLocation)], args: [Expr], opts: inout OptionReader, scope: Scope) -> Op? {
+        if let k = words.first, k.0 != "to", k.0 != "avg" {
+            diagnostics.error("adaptive pooling is average pooling only: write 'pool avg to HEIGHTxWIDTH'", at: k.1, notes: scope.callNotes)
+            return nil
+        }
+        if words.first?.0 == "to" {
+            diagnostics.error("adaptive pooling needs its kind: write 'pool avg to HEIGHTxWIDTH'", at: words[0].1, notes: scope.callNotes)
+            return nil
+        }
+        guard let to = words.last else { return nil }
+        guard args.count == 1 else {
+            diagnostics.error(args.isEmpty ? "'pool avg to' needs the output size (pool avg to HEIGHTxWIDTH, e.g. 'pool avg to 7x7')"
+                                           : "too many arguments to 'pool avg to': expected one output size (pool avg to HEIGHTxWIDTH)",
+                              at: args.count > 1 ? args[1].location : to.1, notes: scope.callNotes)
+            return nil
+        }
+        guard let (h, w) = size(args[0], "adaptive pooling output size", in: 1...1_048_576, scope) else { return nil }
+        guard opts.finish() else { return nil }
+        return .adaptiveAvgPool(height: h, width: w)
     }
 
     mutating func integer(_ e: Expr, _ what: String, in range: ClosedRange<Int>, _ scope: Scope) -> Int? {
@@ -925,7 +1002,8 @@ struct OptionReader {
     static func canonical(_ n: String) -> String {
         switch n {
         case "same", "valid", "pad": return "pad"
-        case "linear", "relu", "leaky", "act": return "act"
+        case "linear", "leaky", "act": return "act"
+        case _ where Activation.plain[n] != nil: return "act"
         case "nobias", "bias": return "bias"
         case "ceil", "floor": return "round"
         default: return n
@@ -1019,11 +1097,11 @@ struct OptionReader {
             if let v = s.value, case .number(let x, _, _) = v, x >= 0, x <= 1 { slope = x }
             else { diagnostics.error("'slope' must be a number from 0 to 1", at: s.value?.location ?? s.nameLocation, notes: notes); failed = true }
         }
-        guard let (_, o) = take(["act", "relu", "leaky", "linear"]) else { return d }
+        guard let (_, o) = take(Set(["act", "leaky", "linear"]).union(Activation.plain.keys)) else { return d }
         var word = o.name
         if o.name == "act" {
             guard let v = o.value, case .name(let w, _) = v else {
-                diagnostics.error("'act' must be one of relu, leaky, linear, none", at: o.value?.location ?? o.nameLocation, notes: notes)
+                diagnostics.error("'act' must be one of \(OptionReader.activationWords.joined(separator: ", "))", at: o.value?.location ?? o.nameLocation, notes: notes)
                 failed = true
                 return d
             }
@@ -1032,15 +1110,110 @@ struct OptionReader {
             diagnostics.error("'\(o.name)' takes no value", at: v.location, notes: notes); failed = true
         }
         switch word {
-        case "relu": return .relu
         case "leaky": return .leaky(slope)
         case "linear", "none": return .none
+        case _ where Activation.plain[word] != nil: return Activation.plain[word]!
         default:
-            let expected = "expected relu, leaky, linear or none"
-            let near = nearMiss(word, in: ["relu", "leaky", "linear", "none"]).map { "did you mean '\($0)'? (\(expected))" } ?? expected
+            let expected = "expected " + OptionReader.activationWords.dropLast().joined(separator: ", ") + " or " + OptionReader.activationWords.last!
+            let near = nearMiss(word, in: OptionReader.activationWords).map { "did you mean '\($0)'? (\(expected))" } ?? expected
             diagnostics.error("unknown activation '\(clipped(word))'; \(near)", at: o.value?.location ?? o.nameLocation, notes: notes)
             failed = true
             return d
+        }
+    }
+
+    /// The words `act=` takes.
+    static let activationWords = ["relu", "leaky", "linear", "none", "gelu", "silu", "swish", "relu6", "hardswish", "hardsigmoid", "sigmoid", "tanh"]
+
+    /// Where an option was written, if it was.
+    func location(_ name: String) -> SourceLocation? {
+        options.first { $0.name == name }?.location
+    }
+
+    /// A whole number or a `HEIGHTxWIDTH` size as an option value, each in `range`; nil after
+    /// an error (reported, naming the option).
+    private mutating func sizeValue(_ o: LayerOption, in range: ClosedRange<Int>, what: String) -> (Int, Int)? {
+        var result: (Int, Int)?
+        if let v = o.value {
+            if case .dims(let d, _, _) = v {
+                if d.count == 2 && d.allSatisfy(range.contains) { result = (d[0], d[1]) }
+            } else {
+                var e = ExprEvaluator(bindings: bindings)
+                if let x = e.evaluate(v), x.rounded() == x, x >= Double(range.lowerBound), x <= Double(range.upperBound) { result = (Int(x), Int(x)) }
+            }
+        }
+        if result == nil {
+            diagnostics.error("'\(o.name)' must be a whole number from \(range.lowerBound) to \(range.upperBound)\(what)", at: o.value?.location ?? o.nameLocation, notes: notes)
+            failed = true
+        }
+        return result
+    }
+
+    /// `dilation=D` or `dilation=DHxDW` (1 to 1024 each; default 1).
+    mutating func dilation() -> (Int, Int)? {
+        guard let (_, o) = take(["dilation"]) else { return (1, 1) }
+        return sizeValue(o, in: 1...1024, what: ", or HEIGHTxWIDTH (1 is a dense kernel)")
+    }
+
+    /// `groups=G` (1 to 1,048,576); nil when not given or wrong (`failed` tells which).
+    mutating func groups() -> Int? {
+        guard let (_, o) = take(["groups"]) else { return nil }
+        var e = ExprEvaluator(bindings: bindings)
+        guard let v = o.value, let x = e.evaluate(v), x.rounded() == x, x >= 1, x <= 1_048_576 else {
+            diagnostics.error("'groups' must be a whole number from 1 to 1048576 (input channels and filters are split into that many groups)", at: o.value?.location ?? o.nameLocation, notes: notes)
+            failed = true
+            return nil
+        }
+        return Int(x)
+    }
+
+    /// A convolution's padding per side (top, left, bottom, right): `pad=N` (all sides),
+    /// `pad=PHxPW` (top and bottom, left and right), `pad=TxLxBxR` (each side), `same`
+    /// (dilation·(K − 1)/2 per axis, odd kernels) or `valid` (0). Default: dilation·(K − 1)/2
+    /// per axis, rounded down (any kernel; an even one shrinks the output by one).
+    mutating func convPadding(kernel k: (Int, Int), dilation d: (Int, Int)) -> (top: Int, left: Int, bottom: Int, right: Int)? {
+        let same = (top: d.0 * (k.0 - 1) / 2, left: d.1 * (k.1 - 1) / 2, bottom: d.0 * (k.0 - 1) / 2, right: d.1 * (k.1 - 1) / 2)
+        guard let (_, o) = take(["pad", "same", "valid"]) else { return same }
+        let forms = "same, valid or a whole number from 0 to 1024 (or PHxPW, rows x columns, or TOPxLEFTxBOTTOMxRIGHT)"
+        var word: String? = o.name == "pad" ? nil : o.name
+        if o.name == "pad" {
+            guard let v = o.value else {
+                diagnostics.error("'pad' needs a value: \(forms)", at: o.nameLocation, notes: notes)
+                failed = true; return nil
+            }
+            switch v {
+            case .dims(let p, _, _):
+                guard (p.count == 2 || p.count == 4) && p.allSatisfy({ $0 <= 1024 }) else {
+                    diagnostics.error("padding must be \(forms)", at: v.location, notes: notes)
+                    failed = true; return nil
+                }
+                return p.count == 2 ? (p[0], p[1], p[0], p[1]) : (p[0], p[1], p[2], p[3])
+            case .name(let w, _) where bindings[w] == nil:
+                word = w
+            default:
+                var e = ExprEvaluator(bindings: bindings)
+                guard let x = e.evaluate(v), x.rounded() == x, x >= 0, x <= 1024 else {
+                    diagnostics.error("padding must be \(forms)", at: v.location, notes: notes)
+                    failed = true; return nil
+                }
+                return (Int(x), Int(x), Int(x), Int(x))
+            }
+        } else if let v = o.value {
+            diagnostics.error("'\(o.name)' takes no value", at: v.location, notes: notes); failed = true; return nil
+        }
+        switch word {
+        case "same":
+            if k.0 % 2 == 0 || k.1 % 2 == 0 {
+                diagnostics.error("'same' padding needs an odd kernel size (got \(k.0 == k.1 ? "\(k.0)" : "\(k.0)x\(k.1)")); give pad=N explicitly", at: o.location, notes: notes)
+                failed = true; return nil
+            }
+            return same
+        case "valid": return (0, 0, 0, 0)
+        default:
+            let expected = "expected same, valid or a number (or a size such as 0x3)"
+            let near = nearMiss(word ?? "", in: ["same", "valid"]).map { "did you mean '\($0)'? (\(expected))" } ?? expected
+            diagnostics.error("unknown padding '\(clipped(word ?? ""))'; \(near)", at: o.value?.location ?? o.nameLocation, notes: notes)
+            failed = true; return nil
         }
     }
 
@@ -1062,7 +1235,7 @@ struct OptionReader {
             default:
                 var e = ExprEvaluator(bindings: bindings)
                 guard let x = e.evaluate(v), x.rounded() == x, x >= 0, x <= 1024 else {
-                    diagnostics.error("padding must be same, valid or a whole number from 0 to 1024", at: v.location, notes: notes)
+                    diagnostics.error("padding must be same, valid or a whole number from 0 to 1024\(layer == "pool" ? " (a pooling's padding is the same on every side)" : "")", at: v.location, notes: notes)
                     failed = true; return nil
                 }
                 return Int(x)

@@ -62,9 +62,9 @@ public enum ShapeRules {
             }
             let widest = inputs.map(\.channels).max()!
             if !zeroPad, let (i, s) = inputs.enumerated().first(where: { $0.1.channels != first.channels }) {
-                let (narrow, wide) = s.channels < first.channels ? (i + 1, 1) : (1, i + 1)
+                let narrow = inputs.enumerated().min { $0.1.channels < $1.1.channels }!.0 + 1
                 errors.append("cannot add branches of different widths: branch 1 has \(first.channels) channels, branch \(i + 1) has \(s.channels); "
-                    + "project branch \(narrow) to \(widest) channels with a 1x1 convolution (e.g. 'conv 1 S \(widest) act=linear', S the stride of branch \(wide)), "
+                    + "project branch \(narrow) to \(widest) channels with a 1x1 convolution (a ResNet shortcut: 'conv 1 STRIDE \(widest) bn act=linear'), "
                     + "or write 'add zeropad' if zero-padding the narrower branch is intended")
                 return nil
             }

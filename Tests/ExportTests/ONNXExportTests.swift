@@ -96,9 +96,9 @@ final class ONNXExportTests: XCTestCase {
         """),
         ("merges", """
         input 8x8x4
-        add { conv 3 1 6 } { } { conv 1 1 9 linear }     # widths 6, 4, 9: Sum of padded inputs
+        add zeropad { conv 3 1 6 } { } { conv 1 1 9 linear }     # widths 6, 4, 9: Sum of padded inputs
         relu
-        r: add { conv 3 1 3 bn } { conv 3 1 5 act=leaky }
+        r: add zeropad { conv 3 1 3 bn } { conv 3 1 5 act=leaky }
         concat { conv 1 1 3 } { pool avg 3 1 pad=1 } { }
         leaky 0.3
         bn
@@ -113,8 +113,8 @@ final class ONNXExportTests: XCTestCase {
         input 5x3x4
         conv 3 1 6
         fc 12 act=relu                # (N, 12)
-        add { conv 1 1 12 } { } { fc 8 }
-        add { fc 6 } { fc 4 }
+        add zeropad { conv 1 1 12 } { } { fc 8 }
+        add zeropad { fc 6 } { fc 4 }
         concat { fc 4 } { gap } { conv 1 1 2 }
         conv 3 1 5
         pool avg 2 2 ceil

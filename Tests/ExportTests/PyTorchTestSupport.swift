@@ -46,7 +46,7 @@ enum PyTorchFixture {
           unit(12)
         } {
         }
-        add {
+        add zeropad {
           conv 1 1 16
         } {
           conv 1 1 8 bn

@@ -51,7 +51,7 @@ final class DrawLayoutPropertyTests: XCTestCase {
                 if depth >= 4 || budget <= 0 || r < 4 {
                     lines.append(layer())
                 } else if r < 7 {
-                    let kind = random.chance(0.5) ? "concat" : "add"
+                    let kind = random.chance(0.5) ? "concat" : "add zeropad"   // branch widths differ
                     let head = (random.chance(0.5) ? label() + ": " : "") + kind
                     var branches: [String] = []
                     for _ in 0..<random.int(2...4) {
