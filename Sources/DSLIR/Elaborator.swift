@@ -876,6 +876,12 @@ public struct Elaborator {
         return "dsl writes conv KERNEL STRIDE FILTERS (Keras writes the filters first): did you mean 'conv \(sq.stride) \(c.filters) \(sq.kernel)'?"
     }
 
+    /// Whether an activation ending a network is an output nonlinearity by design (a sigmoid
+    /// for multi-label or binary outputs, tanh for a bounded regression), not a slip.
+    static func isOutputSquash(_ a: Activation) -> Bool {
+        a == .sigmoid || a == .hardsigmoid || a == .tanh
+    }
+
     /// Whether a node applies a nonlinearity to its output (a standalone activation, or a
     /// convolution or fc with one).
     static func activation(of n: Node) -> Activation? {
@@ -915,9 +921,9 @@ public struct Elaborator {
         let last = g.nodes[g.output]
         if case .softmax = last.op, let i = last.inputs.first, let a = Elaborator.activation(of: g.nodes[i]) {
             logitsLint(g.nodes[i], a, before: "right before softmax")
-        } else if case .activation(let a) = last.op, a != .none, let i = last.inputs.first, case .linear = g.nodes[i].op {
+        } else if case .activation(let a) = last.op, a != .none, !Elaborator.isOutputSquash(a), let i = last.inputs.first, case .linear = g.nodes[i].op {
             logitsLint(last, a, before: "at the network's end")
-        } else if case .linear(let l) = last.op, l.activation != .none {
+        } else if case .linear(let l) = last.op, l.activation != .none, !Elaborator.isOutputSquash(l.activation) {
             logitsLint(last, l.activation, before: "at the network's end")
         }
         for n in g.nodes {

@@ -30,8 +30,8 @@ public struct GapHeadPass: SkippingRewritePass {
             start -= 1
             if k == "gap" { removedGap = true } else { keep.insert(list[start], at: 0) }
         }
-        var options = opts.filter { ["act", "relu", "leaky", "linear", "slope", "nobias", "bias"].contains($0.name) }
-        if !options.contains(where: { ["act", "relu", "leaky", "linear"].contains($0.name) }) {
+        var options = opts.filter { activationOptionNames.contains($0.name) || ["nobias", "bias"].contains($0.name) }
+        if !options.contains(where: { activationOptionNames.contains($0.name) && $0.name != "slope" }) {
             options.append(LayerOption(name: "act", nameLocation: fc.location, value: .name("linear", fc.location)))
         }
         var conv = Statement(label: fc.label, labelLocation: fc.labelLocation, kind: .layer(kind: "conv", words: [], arguments: [literal(1, at: fc.location), literal(1, at: fc.location), args[0]], options: options), keywordLocation: fc.location, location: fc.location)

@@ -298,8 +298,11 @@ extension Statement {
 /// Options that set a convolution's activation, copied onto convolutions
 /// a pass adds so they match their neighbours ("the network's activation").
 func activationOptions(_ options: [LayerOption]) -> [LayerOption] {
-    options.filter { ["act", "relu", "leaky", "linear", "slope"].contains($0.name) }
+    options.filter { activationOptionNames.contains($0.name) }
 }
+
+/// The option names that set an activation (`act=`, the flags `relu`, `gelu`, ...) or its slope.
+let activationOptionNames: Set<String> = Set(["act", "leaky", "linear", "slope"]).union(Parser.activationNames)
 
 /// The trailing comment of a rewritten line: the pass's note, then the comments the old
 /// line(s) had, quoted and named as comments (`old comment: "16x16"`): a bare `(was: 16x16)`
@@ -312,7 +315,7 @@ func passComment(_ text: String, replacing old: [String?]) -> String {
 
 /// Activation, batch norm and bias options: a reduction in front of a convolution is built like it.
 func convStyleOptions(_ options: [LayerOption]) -> [LayerOption] {
-    options.filter { ["act", "relu", "leaky", "linear", "slope", "bn", "nobias", "bias"].contains($0.name) }
+    options.filter { activationOptionNames.contains($0.name) || ["bn", "nobias", "bias"].contains($0.name) }
 }
 
 /// A numeric literal expression.

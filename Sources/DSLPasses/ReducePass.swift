@@ -224,7 +224,8 @@ public struct ReducePass: SkippingRewritePass {
             guard case .layer(let kind, _, let args, _) = s.kind else { return nil }
             switch kind {
             case "conv": return args.count == 3 ? args[2] : nil
-            case "bn", "relu", "leaky", "linear", "dropout", "pool": continue
+            case "bn", "leaky", "linear", "dropout", "pool": continue
+            case _ where Parser.activationNames.contains(kind): continue
             default: return nil
             }
         }

@@ -22,7 +22,7 @@ public struct StridedPass: PoolingPass {
                 guard s.isMaxPool, !skipping.contains(s.location) else { out.append(s); continue }
                 // The convolution before it, looking past activations and batch norm.
                 var j = out.count - 1
-                while j >= 0, let k = out[j].layerKind, ["relu", "leaky", "bn"].contains(k) { j -= 1 }
+                while j >= 0, let k = out[j].layerKind, k == "leaky" || k == "bn" || Parser.activationNames.contains(k) { j -= 1 }
                 guard j >= 0, out[j].layerKind == "conv", !modified.contains(j) else {
                     let what = j < 0 ? "nothing (it is the first statement \(context.described))"
                         : modified.contains(j) ? "a convolution that already took the stride of another pooling"
@@ -34,6 +34,11 @@ public struct StridedPass: PoolingPass {
                 guard let pf else { result.diagnostics.append(problem!); out.append(s); continue }
                 let conv = out[j]
                 guard case .layer(_, let words, var args, let opts) = conv.kind, args.count == 3 else { out.append(s); continue }
+                // A stride written as a size (`2x1`) is not multiplied here.
+                if case .dims = args[1] {
+                    result.diagnostics.append(passWarning(name, "the convolution at line \(conv.location.line) writes its stride as a size ('\(SpecPrinter.expr(args[1]))'); this pass only multiplies a stride written as one number", at: s.location))
+                    out.append(s); continue
+                }
                 let convOps = a.ops(conv.location)
                 let convIn = a.inputShapes(conv.location)
                 guard convOps.count == pf.attributes.count, convIn.count == convOps.count else {
