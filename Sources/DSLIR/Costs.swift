@@ -157,17 +157,22 @@ public enum CostModel {
             let out = n.shape
             let ins = n.inputs.map { g.nodes[$0].shape }
             let inCosts = n.inputs.map { costs[$0] }
-            let rfInH = inCosts.map(\.receptiveFieldHeight).max() ?? 1
-            let rfInW = inCosts.map(\.receptiveFieldWidth).max() ?? 1
-            // The grid of the output is that of the inputs of its size: a 1x1 input that `mul`
-            // broadcasts (squeeze-and-excitation) scales every cell and does not set the stride.
-            let gridInputs = n.inputs.indices.filter { ins[$0].height == out.height && ins[$0].width == out.width || n.inputs.count == 1 }
-            let jumps = (gridInputs.isEmpty ? Array(n.inputs.indices) : gridInputs).map { inCosts[$0] }
-            let jumpInH = jumps.map(\.cumulativeStrideHeight).max() ?? 1
-            let jumpInW = jumps.map(\.cumulativeStrideWidth).max() ?? 1
+            // The spatial path: a 1x1 input that `mul` broadcasts over a larger map (the
+            // excitation of squeeze-and-excitation) scales every cell by a global figure, and
+            // is left out of the receptive field, the stride and `isGlobal`, as receptive-field
+            // tools count the convolution path (else every layer after the first SE block
+            // would report the receptive field of the layers before it).
+            var spatial = inCosts
+            if case .mul = n.op, out.height * out.width > 1 {
+                spatial = n.inputs.indices.filter { ins[$0].height == out.height && ins[$0].width == out.width }.map { inCosts[$0] }
+            }
+            let rfInH = spatial.map(\.receptiveFieldHeight).max() ?? 1
+            let rfInW = spatial.map(\.receptiveFieldWidth).max() ?? 1
+            let jumpInH = spatial.map(\.cumulativeStrideHeight).max() ?? 1
+            let jumpInW = spatial.map(\.cumulativeStrideWidth).max() ?? 1
             c.receptiveFieldHeight = rfInH; c.receptiveFieldWidth = rfInW
             c.cumulativeStrideHeight = jumpInH; c.cumulativeStrideWidth = jumpInW
-            c.isGlobal = inCosts.contains { $0.isGlobal }
+            c.isGlobal = spatial.contains { $0.isGlobal }
             c.activationElements = out.elements
             /// A window of `h`×`w` input cells (of the input's grid) moved by `sh`×`sw`.
             func window(_ h: Int, _ w: Int, stride sh: Int, _ sw: Int) {

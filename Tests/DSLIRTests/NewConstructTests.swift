@@ -143,7 +143,8 @@ final class NewConstructTests: XCTestCase {
         XCTAssertEqual(cost("both").otherOps, 2 * 7 * 7 * 32, "one product per extra input")
         // The broadcast 1x1 branch does not set the grid: stride stays the conv's 2.
         XCTAssertEqual(cost("se").cumulativeStride, 2)
-        XCTAssertTrue(cost("se").isGlobal, "the excitation depends on the whole input")
+        XCTAssertEqual(cost("se").receptiveField, 3, "the convolution path's")
+        XCTAssertFalse(cost("se").isGlobal, "the excitation's global view is left out")
         // SE parameters: 32*8 + 8 and 8*32 + 32.
         XCTAssertEqual(c.sum(g.nodes.filter { $0.name.hasPrefix("conv") && $0.id > 2 && $0.id < se.id }.map(\.id)).params, 264 + 288)
     }

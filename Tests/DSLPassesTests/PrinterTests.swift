@@ -43,12 +43,20 @@ struct NetworkGenerator {
         return .binary(rng.pick(["+", "-", "*", "/"]), expr(depth - 1, names: names), expr(depth - 1, names: names), loc)
     }
 
+    /// A size such as `1x7` (written with `x` or `X`).
+    mutating func dims(_ n: Int) -> Expr {
+        let v = (0..<n).map { _ in rng.int(0...9) }
+        return .dims(v, text: v.map(String.init).joined(separator: rng.chance(0.9) ? "x" : "X"), loc)
+    }
+
     mutating func comment() -> String { rng.pick([" a comment", " 3x3 max-pooling, stride 2", "", "#double", " x = y { }"]) }
 
     mutating func options(_ pool: [(String, Bool)], names: [String]) -> [LayerOption] {
         var chosen: [LayerOption] = []
         for (name, takesValue) in pool where rng.chance(0.3) {
-            let value: Expr? = takesValue ? (rng.chance(0.5) ? .name(rng.pick(["valid", "same", "linear", "relu"]), loc) : expr(1, names: names)) : nil
+            var value: Expr? = takesValue ? (rng.chance(0.5) ? .name(rng.pick(["valid", "same", "linear", "relu", "gelu", "hardswish"]), loc) : expr(1, names: names)) : nil
+            // Sizes as values: `pad=0x3`, `pad=0x0x1x1`, `dilation=2x1`.
+            if takesValue && (name == "pad" || name == "dilation") && rng.chance(0.3) { value = dims(name == "pad" && rng.chance(0.5) ? 4 : 2) }
             chosen.append(LayerOption(name: name, nameLocation: loc, value: value))
         }
         // Written order is random; the printer sorts, equality ignores order.
@@ -79,15 +87,22 @@ struct NetworkGenerator {
     }
 
     mutating func layer(names: [String]) -> Statement {
-        let kind = rng.pick(["conv", "conv", "pool", "gap", "bn", "relu", "leaky", "dropout", "fc", "softmax", "inception", "pyramid"])
+        let kind = rng.pick(["conv", "conv", "dwconv", "pool", "gap", "bn", "relu", "leaky", "dropout", "fc", "softmax", "inception", "pyramid",
+                             "gelu", "swish", "relu6", "hardsigmoid", "tanh"])
         var words: [(String, SourceLocation)] = []
         var args: [Expr] = []
         var opts: [LayerOption] = []
         switch kind {
-        case "conv":
-            args = (0..<3).map { _ in expr(2, names: names) }
-            opts = options([("pad", true), ("same", false), ("bn", false), ("act", true), ("nobias", false), ("slope", true), ("bias", true)], names: names)
+        case "conv", "dwconv":
+            args = (0..<(kind == "conv" ? 3 : rng.int(2...3))).map { i in i < 2 && rng.chance(0.3) ? dims(2) : expr(2, names: names) }
+            opts = options([("pad", true), ("same", false), ("bn", false), ("act", true), ("nobias", false), ("slope", true), ("bias", true),
+                            ("dilation", true), ("groups", true), ("relu6", false), ("silu", false)], names: names)
         case "pool":
+            if rng.chance(0.2) {
+                words = [("avg", loc), ("to", loc)]
+                args = [rng.chance(0.7) ? dims(2) : expr(1, names: names)]
+                break
+            }
             if rng.chance(0.5) { words = [(rng.pick(["max", "avg"]), loc)] }
             args = (0..<rng.int(0...2)).map { _ in expr(1, names: names) }
             opts = options([("ceil", false), ("pad", true), ("floor", false)], names: names)
@@ -115,7 +130,9 @@ struct NetworkGenerator {
                 out.append(decorate(.repeatLoop(count: expr(1, names: names), body: list(depth: depth - 1, names: names, blocks: blocks, length: 1...3)), label: false))
             } else if depth > 0 && r == 1 {
                 let branches = (0..<rng.int(1...3)).map { _ in list(depth: depth - 1, names: names, blocks: blocks, length: 0...3) }
-                out.append(decorate(.merge(kind: rng.pick(["concat", "add"]), branches: branches)))
+                let kind = rng.pick(["concat", "add", "mul"])
+                let options = kind == "add" && rng.chance(0.4) ? [LayerOption(name: "zeropad", nameLocation: loc, value: nil)] : []
+                out.append(decorate(.merge(kind: kind, branches: branches, options: options)))
             } else if r == 2, let b = blocks.isEmpty ? nil : rng.pick(blocks) {
                 out.append(decorate(.call(name: b.0, arguments: (0..<b.1).map { _ in expr(2, names: names) }, options: [])))
             } else {
@@ -201,6 +218,12 @@ final class PrinterTests: XCTestCase {
         add { conv 3 1 8 } { }
         b(4, 3)
         pool max 3 2 ceil # p
+        conv 1X7 2x1 8 relu6  groups=2 dilation=1x2 pad=0x3
+        dwconv 3 1 2 pad=0x0x1x1 act=gelu   bn
+        add   zeropad { conv 1 1 16 } {}
+        mul {} { gap ; conv 1 1 16 act=hardsigmoid }
+        pool  avg  to 2x2
+        swish
         """
         let (spec, d) = parse(text)
         XCTAssertFalse(d.hasErrors)
@@ -219,6 +242,17 @@ final class PrinterTests: XCTestCase {
         } {}
         b(4, 3)
         pool max 3 2 ceil  # p
+        conv 1X7 2x1 8 pad=0x3 dilation=1x2 groups=2 relu6
+        dwconv 3 1 2 pad=0x0x1x1 bn act=gelu
+        add zeropad {
+          conv 1 1 16
+        } {}
+        mul {} {
+          gap
+          conv 1 1 16 act=hardsigmoid
+        }
+        pool avg to 2x2
+        swish
 
         """)
     }

@@ -322,4 +322,51 @@ final class ParserTests: XCTestCase {
         XCTAssertEqual(spec.statements[0].trailingComment, "  spaced")
         XCTAssertEqual(spec.statements[1].trailingComment, "x")
     }
+
+    /// Issue #13: sizes as arguments and option values, `pool avg to`, activation layers and
+    /// flags, merge options and `mul`.
+    func testSizesActivationsAndMergeOptions() throws {
+        let (spec, d) = parse("""
+        input 17x17x8
+        conv 1x7 2X1 16 pad=0x0x1x1 dilation=2 groups=2 relu6
+        dwconv 3 1 bn act=hardswish
+        pool avg to 7x7
+        gelu
+        add zeropad { conv 1 1 16 } {}
+        mul {} { gap }
+        """)
+        XCTAssertTrue(d.items.isEmpty, "\(d.items.map(\.message))")
+        let c = try XCTUnwrap(layer(spec.statements[1]))
+        XCTAssertEqual(c.args, ["1x7", "2x1", "16"])
+        XCTAssertEqual(c.options, ["pad=0x0x1x1", "dilation=2", "groups=2", "relu6"], "relu6 is a flag")
+        guard case .layer(_, _, let args, _) = spec.statements[1].kind, case .dims(let v, let text, let l) = args[1] else { return XCTFail() }
+        XCTAssertEqual(v, [2, 1])
+        XCTAssertEqual(text, "2X1", "the text is kept for the printer")
+        XCTAssertEqual(l.column, 10)
+        XCTAssertEqual(try XCTUnwrap(layer(spec.statements[2])).kind, "dwconv")
+        let p = try XCTUnwrap(layer(spec.statements[3]))
+        XCTAssertEqual(p.words, ["avg", "to"])
+        XCTAssertEqual(p.args, ["7x7"])
+        XCTAssertEqual(try XCTUnwrap(layer(spec.statements[4])).kind, "gelu")
+        guard case .merge(let k, let branches, let options) = spec.statements[5].kind else { return XCTFail("not a merge") }
+        XCTAssertEqual(k, "add")
+        XCTAssertEqual(branches.count, 2)
+        XCTAssertEqual(options.map(\.name), ["zeropad"])
+        guard case .merge(let k2, _, let o2) = spec.statements[6].kind else { return XCTFail("not a merge") }
+        XCTAssertEqual(k2, "mul")
+        XCTAssertTrue(o2.isEmpty)
+    }
+
+    func testSizesAreNotNumbers() {
+        for (text, message, column) in [("conv 1x7*2 1 8", "'1x7' is a size, not a number; '*' cannot apply to it", 6),
+                                        ("conv 3 1 2+1x1", "'1x1' is a size, not a number; '+' cannot apply to it", 12),
+                                        ("conv -3x3 1 8", "'3x3' is a size, not a number; '-' cannot apply to it", 7),
+                                        ("mul: relu", "'mul' is a keyword and cannot name a layer", 1),
+                                        ("gelu: relu", "'gelu' is a keyword and cannot name a layer", 1)] {
+            let (_, d) = parse("input 8x8x3\n\(text)\n")
+            XCTAssertEqual(d.items.map(\.message), [message], text)
+            XCTAssertEqual(d.items.first?.location.line, 2, text)
+            XCTAssertEqual(d.items.first?.location.column, column, text)
+        }
+    }
 }
