@@ -74,10 +74,6 @@ enum ExportCommand {
         let seed = UInt64(try a.integer("--seed", default: 1, in: 0...Int.max))
         let path = a.positional[0]
         guard let (checked, g, _) = try loadChecked(path) else { return ExitCode.failure }
-        if let (node, message) = ExportSupport.unsupported(g) {
-            reportEngineError(message, node: node, checked: checked, graph: g)
-            return ExitCode.failure
-        }
 
         var checkpoint: TrainingCheckpoint?
         var weightsPath: String?

@@ -13,9 +13,15 @@ import DSLTraining
 /// inference (Sources/DSLEngine/Lowering.swift and Ops/*), named after `dsl check`'s layer
 /// names, the sub-steps as the engine names them (`conv3`, `conv3.bn`, `conv3.relu`):
 ///
-/// * conv: Conv (weight (OC, IC, KH, KW), transposed from dsl's (KH, KW, IC, OC); symmetric
-///   pads; bias when it has one), then BatchNormalization (epsilon 1e-5, the running
-///   statistics) with `bn`, then Relu or LeakyRelu (alpha = slope);
+/// * conv: Conv (weight (OC, IC/G, KH, KW), transposed from dsl's (KH, KW, IC/G, OC); strides,
+///   pads (top, left, bottom, right), dilations and group as the layer's; bias when it has
+///   one), then BatchNormalization (epsilon 1e-5, the running statistics) with `bn`, then the
+///   activation (`conv3.relu`, `conv3.gelu`, ...);
+/// * activations: Relu, LeakyRelu (alpha = slope), Sigmoid, Tanh, HardSigmoid (alpha 1/6,
+///   beta 1/2), HardSwish, Clip(0, 6) for relu6, Mul(x, Sigmoid(x)) for silu, and the exact
+///   GELU as 0.5·x·(1 + Erf(x/√2)) (Gelu is opset 20);
+/// * pool avg to HxW: GlobalAveragePool to 1×1; AveragePool where the output size divides the
+///   input's; else two MatMuls with the bins' averaging matrices (PyTorch's bins, exactly);
 /// * pool max: MaxPool; pool avg: AveragePool with count_include_pad=1. Neither uses
 ///   ceil_mode: ceil rounding becomes explicit bottom/right padding that makes floor rounding
 ///   give dsl's (PyTorch's) output size, including its rule that the last window starts inside
@@ -23,14 +29,15 @@ import DSLTraining
 ///   that rule). An average pooling whose last window overhangs the padded input divides by
 ///   the window clipped to input + padding, so it becomes Pad (zeros) and AveragePool with
 ///   count_include_pad=0 over the overhang;
-/// * gap: GlobalAveragePool; bn: BatchNormalization; relu, leaky: Relu, LeakyRelu;
+/// * gap: GlobalAveragePool; bn: BatchNormalization; standalone activations as above;
 ///   softmax: Softmax axis=1 (opset 13 semantics: over channels at every pixel); dropout:
 ///   nothing (identity at inference);
 /// * fc: Flatten (NCHW order) and Gemm with transB=1; the weight is stored (OUT, C·H·W), its
 ///   columns permuted from dsl's (H·W·C, OUT) NHWC-flattened rows, as PyTorch's nn.Linear
 ///   after torch.flatten of an NCHW tensor would hold it;
-/// * concat: Concat axis=1; add: Pad of the narrower inputs with zero channels, then Add (two
-///   inputs) or Sum; inception and pyramid are their expanded nodes.
+/// * concat: Concat axis=1; add: Pad of the narrower inputs with zero channels (`add zeropad`),
+///   then Add (two inputs) or Sum; mul: Mul, a (N, C, 1, 1) input broadcast; inception and
+///   pyramid are their expanded nodes.
 ///
 /// A 1×1 map may flow as (N, C) (after fc) and is unsqueezed to (N, C, 1, 1) only where an
 /// operator needs four dimensions. The model computes the network on preprocessed inputs: the
@@ -158,7 +165,6 @@ public enum ONNXExport {
     /// not finite, and when the weights exceed 2 GiB.
     public static func model(_ graph: Graph, parameters: [String: [Float]], buffers: [String: [Float]],
                              networkName: String? = nil, producerVersion: String = "") throws -> [UInt8] {
-        try ExportSupport.check(graph)
         let specs = tensors(of: graph)
         var weights: [String: [Float]] = [:]
         var bytes = 0
@@ -267,16 +273,47 @@ struct ONNXGraphBuilder {
         return Value(name: name, flat: false)
     }
 
-    /// The activation after a layer, named `layer.relu` / `layer.leaky` as the engine names it.
+    /// The activation after a layer, named `layer.relu`, `layer.leaky`, `layer.gelu`, ... as the
+    /// engine names it.
     mutating func activation(_ a: Activation, _ x: Value, _ name: String) -> Value {
+        a == .none ? x : apply(a, x, name + "." + a.keyword)
+    }
+
+    /// An activation as ONNX operators of opset 17, the last node named `name`: Relu,
+    /// LeakyRelu, Sigmoid, Tanh, HardSigmoid(alpha 1/6, beta 1/2), HardSwish (its definition:
+    /// x·max(0, min(1, x/6 + 1/2))), Clip(0, 6) for ReLU6, x·Sigmoid(x) for SiLU, and the exact
+    /// GELU as 0.5·x·(1 + Erf(x/√2)) (Gelu itself is opset 20).
+    mutating func apply(_ a: Activation, _ x: Value, _ name: String) -> Value {
+        let out: String
         switch a {
         case .none: return x
-        case .relu: return Value(name: node("Relu", name + ".relu", [x.name]), flat: x.flat)
-        case .leaky(let slope):
-            return Value(name: node("LeakyRelu", name + ".leaky", [x.name], [ONNXAttribute("alpha", .float(Float(slope)))]), flat: x.flat)
-        case .gelu, .silu, .relu6, .hardswish, .hardsigmoid, .sigmoid, .tanh:
-            preconditionFailure("refused by ExportSupport.check")
+        case .relu: out = node("Relu", name, [x.name])
+        case .leaky(let slope): out = node("LeakyRelu", name, [x.name], [ONNXAttribute("alpha", .float(Float(slope)))])
+        case .sigmoid: out = node("Sigmoid", name, [x.name])
+        case .tanh: out = node("Tanh", name, [x.name])
+        case .hardsigmoid:
+            out = node("HardSigmoid", name, [x.name], [ONNXAttribute("alpha", .float(1.0 / 6.0)), ONNXAttribute("beta", .float(0.5))])
+        case .hardswish: out = node("HardSwish", name, [x.name])
+        case .relu6:
+            out = node("Clip", name, [x.name, scalar(name + ".min", 0), scalar(name + ".max", 6)])
+        case .silu:
+            let s = node("Sigmoid", name + ".sigmoid", [x.name])
+            out = node("Mul", name, [x.name, s])
+        case .gelu:
+            let scaled = node("Mul", name + ".scale", [x.name, scalar(name + ".inv_sqrt2", Float(1.0 / 2.0.squareRoot()))])
+            let erf = node("Erf", name + ".erf", [scaled])
+            let onePlus = node("Add", name + ".one_plus", [erf, scalar(name + ".one", 1)])
+            let half = node("Mul", name + ".half_x", [x.name, scalar(name + ".half", 0.5)])
+            out = node("Mul", name, [half, onePlus])
         }
+        return Value(name: out, flat: x.flat)
+    }
+
+    /// A float scalar (a tensor of no dimensions) initializer named after a layer.
+    mutating func scalar(_ name: String, _ value: Float) -> String {
+        let n = unique(name)
+        graph.initializers.append(ONNXTensor(name: n, dims: [], floats: [value]))
+        return n
     }
 
     /// Batch normalisation with the running statistics under `prefix`.
@@ -305,16 +342,16 @@ struct ONNXGraphBuilder {
                 values[n.id] = pool(n, p, fourD(ins[0], for: n.name))
             case .globalAvgPool:
                 values[n.id] = Value(name: node("GlobalAveragePool", n.name, [fourD(ins[0], for: n.name).name]), flat: false)
+            case .adaptiveAvgPool:
+                values[n.id] = adaptivePool(n, fourD(ins[0], for: n.name))
             case .batchNorm:
                 values[n.id] = batchNorm(ins[0], n.name)
             case .activation(let a):
                 switch a {
                 case .none: values[n.id] = ins[0]
                 case .relu: values[n.id] = Value(name: node("Relu", n.name, [ins[0].name]), flat: ins[0].flat)
-                case .leaky(let slope):
-                    values[n.id] = Value(name: node("LeakyRelu", n.name, [ins[0].name], [ONNXAttribute("alpha", .float(Float(slope)))]), flat: ins[0].flat)
-                case .gelu, .silu, .relu6, .hardswish, .hardsigmoid, .sigmoid, .tanh:
-                    preconditionFailure("refused by ExportSupport.check")
+                default:
+                    values[n.id] = apply(a, ins[0], n.name)
                 }
             case .dropout:
                 values[n.id] = ins[0]
@@ -329,8 +366,8 @@ struct ONNXGraphBuilder {
                 values[n.id] = Value(name: node("Concat", n.name, parts, [ONNXAttribute("axis", .int(1))]), flat: flat)
             case .add:
                 values[n.id] = add(n, ins)
-            case .mul, .adaptiveAvgPool:
-                preconditionFailure("refused by ExportSupport.check")
+            case .mul:
+                values[n.id] = mul(n, ins)
             }
         }
         finish(values[ir.output])
@@ -430,6 +467,51 @@ struct ONNXGraphBuilder {
         if l.bias { inputs.append(initializer(n.name + ".bias", dims: [out], weights[n.name + ".bias"]!)) }
         let y = Value(name: node("Gemm", n.name, inputs, [ONNXAttribute("transB", .int(1))]), flat: true)
         return activation(l.activation, y, n.name)
+    }
+
+    /// Mul of the inputs in order (ONNX's Mul broadcasts a (N, C, 1, 1) input over (N, C, H, W));
+    /// a flat (N, C) input is unsqueezed first where any input is a map.
+    mutating func mul(_ n: Node, _ ins: [Value]) -> Value {
+        if ins.count == 1 { return ins[0] }
+        let flat = ins.allSatisfy(\.flat)
+        let parts = flat ? ins.map(\.name) : ins.map { fourD($0, for: n.name).name }
+        var product = parts[0]
+        for i in 1..<parts.count {
+            product = node("Mul", i == parts.count - 1 ? n.name : "\(n.name).mul\(i)", [product, parts[i]])
+        }
+        return Value(name: product, flat: flat)
+    }
+
+    /// Adaptive average pooling with PyTorch's bins: GlobalAveragePool to 1x1; AveragePool
+    /// where the output size divides the input's (equal bins, no overlap); else exactly as two
+    /// MatMuls with the averaging matrices of the bins, Ph (OH, H) · x · Pw^T (W, OW).
+    mutating func adaptivePool(_ n: Node, _ x: Value) -> Value {
+        let input = ir.nodes[n.inputs[0]].shape
+        let (oh, ow) = (n.shape.height, n.shape.width)
+        if oh == 1 && ow == 1 { return Value(name: node("GlobalAveragePool", n.name, [x.name]), flat: false) }
+        if input.height % oh == 0 && input.width % ow == 0 {
+            let (kh, kw) = (input.height / oh, input.width / ow)
+            return Value(name: node("AveragePool", n.name, [x.name], [
+                ONNXAttribute("kernel_shape", .ints([Int64(kh), Int64(kw)])),
+                ONNXAttribute("strides", .ints([Int64(kh), Int64(kw)])),
+            ]), flat: false)
+        }
+        /// Row o averages input cells floor(o·size/out) ..< ceil((o+1)·size/out): (out, size).
+        func bins(_ size: Int, _ out: Int) -> [Float] {
+            var m = [Float](repeating: 0, count: out * size)
+            for o in 0..<out {
+                let lo = o * size / out, hi = ((o + 1) * size + out - 1) / out
+                for i in lo..<hi { m[o * size + i] = 1 / Float(hi - lo) }
+            }
+            return m
+        }
+        // Pw^T: (W, OW).
+        let pw = bins(input.width, ow)
+        var pwT = [Float](repeating: 0, count: pw.count)
+        for o in 0..<ow { for i in 0..<input.width { pwT[i * ow + o] = pw[o * input.width + i] } }
+        let columns = node("MatMul", n.name + ".columns", [x.name, initializer(unique(n.name + ".columns.weight"), dims: [input.width, ow], pwT)])
+        let rows = initializer(unique(n.name + ".rows.weight"), dims: [oh, input.height], bins(input.height, oh))
+        return Value(name: node("MatMul", n.name, [rows, columns]), flat: false)
     }
 
     /// Zero-pads narrower inputs on channels, then Add or Sum.

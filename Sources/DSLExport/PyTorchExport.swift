@@ -16,7 +16,6 @@ public enum PyTorchExport {
     /// (recorded in the file); `weights`, when given, the checkpoint `load_dsl_checkpoint(model)`
     /// loads by default (the caller has checked that it belongs to this network).
     public static func module(_ graph: Graph, source: String, weights: String? = nil) throws -> String {
-        try ExportSupport.check(graph)
         let generator = PyTorchGenerator(graph, source: source, weights: weights)
         return generator.header(kind: "module") + generator.moduleBody()
     }
@@ -27,7 +26,6 @@ public enum PyTorchExport {
         guard case .softmax = graph.nodes[graph.output].op else {
             throw ExportError("training needs a network that ends in 'softmax' (the loss is softmax cross-entropy); this one ends in '\(graph.nodes[graph.output].name)'")
         }
-        try ExportSupport.check(graph)
         let generator = PyTorchGenerator(graph, source: source, weights: weights)
         return generator.header(kind: "training script") + generator.moduleBody() + pyTorchTrainingCode + "\n"
     }
@@ -171,6 +169,26 @@ struct PyTorchGenerator {
         }
     }
 
+    /// `K, stride=S, padding=P` of a square convolution; `(KH, KW), stride=(SH, SW),
+    /// padding=(PH, PW)` otherwise (padding 0 when it differs between sides: see `convExtras`).
+    func convGeometry(_ c: ConvAttributes) -> String {
+        if let sq = c.square { return "\(sq.kernel), stride=\(sq.stride), padding=\(sq.pad)" }
+        func pair(_ a: Int, _ b: Int) -> String { a == b ? "\(a)" : "(\(a), \(b))" }
+        let padding = c.hasSymmetricAxes ? pair(c.padTop, c.padLeft) : "0"
+        return "(\(c.kernelHeight), \(c.kernelWidth)), stride=\(pair(c.strideHeight, c.strideWidth)), padding=\(padding)"
+    }
+
+    /// `, dilation=..., groups=..., pre_pad=(left, right, top, bottom)` where they are not the defaults.
+    func convExtras(_ c: ConvAttributes) -> String {
+        var s = ""
+        if c.dilationHeight != 1 || c.dilationWidth != 1 {
+            s += ", dilation=" + (c.dilationHeight == c.dilationWidth ? "\(c.dilationHeight)" : "(\(c.dilationHeight), \(c.dilationWidth))")
+        }
+        if c.groups != 1 { s += ", groups=\(c.groups)" }
+        if !c.hasSymmetricAxes { s += ", pre_pad=(\(c.padLeft), \(c.padRight), \(c.padTop), \(c.padBottom))" }
+        return s
+    }
+
     /// `self.a.b` for an attribute path.
     func reference(_ path: [String]) -> String { (["self"] + path).joined(separator: ".") }
 
@@ -191,9 +209,7 @@ struct PyTorchGenerator {
             let constructor: String
             switch n.op {
             case .conv(let c):
-                // (ExportSupport.check refused every other convolution.)
-                guard let sq = c.square else { continue }
-                constructor = "Conv(\(input.channels), \(c.filters), \(sq.kernel), stride=\(sq.stride), padding=\(sq.pad), bias=\(c.bias ? "True" : "False"), bn=\(c.batchNorm ? "True" : "False"), \(activationArguments(c.activation)))"
+                constructor = "Conv(\(input.channels), \(c.filters), \(convGeometry(c)), bias=\(c.bias ? "True" : "False"), bn=\(c.batchNorm ? "True" : "False"), \(activationArguments(c.activation))\(convExtras(c)))"
             case .linear(let l):
                 constructor = "Linear((\(input.channels), \(input.height), \(input.width)), \(l.units), bias=\(l.bias ? "True" : "False"), \(activationArguments(l.activation)))"
             case .batchNorm:
@@ -312,6 +328,7 @@ struct PyTorchGenerator {
             case .add:
                 expression = "add_padded(\(ins.joined(separator: ", ")))"
             case .mul:
+                // (N, C, 1, 1) inputs broadcast over the others' H x W.
                 expression = ins.joined(separator: " * ")
             case .adaptiveAvgPool(let h, let w):
                 expression = "F.adaptive_avg_pool2d(\(ins[0]), (\(h), \(w)))"

@@ -17,11 +17,29 @@ let pyTorchLayerClasses = #"""
 
 
 def activation(x, act, slope=0.0):
-    """dsl's activations: "relu" is max(x, 0), "leaky" is x if x > 0 else slope * x, None the identity."""
+    """dsl's activations, PyTorch's definitions: "relu" is max(x, 0), "leaky" x if x > 0 else
+    slope * x, "gelu" the exact (erf) GELU of nn.GELU(), "silu" x * sigmoid(x), "relu6"
+    min(max(x, 0), 6), "hardswish" x * relu6(x + 3) / 6, "hardsigmoid" relu6(x + 3) / 6,
+    "sigmoid", "tanh"; None the identity."""
     if act == "relu":
         return F.relu(x)
     if act == "leaky":
         return F.leaky_relu(x, slope)
+    if act == "gelu":
+        return F.gelu(x)
+    if act == "silu":
+        return F.silu(x)
+    if act == "relu6":
+        return F.relu6(x)
+    if act == "hardswish":
+        return F.hardswish(x)
+    if act == "hardsigmoid":
+        return F.hardsigmoid(x)
+    if act == "sigmoid":
+        return torch.sigmoid(x)
+    if act == "tanh":
+        return torch.tanh(x)
+    assert act is None, act
     return x
 
 
@@ -46,31 +64,40 @@ class BatchNorm(nn.BatchNorm2d):
 
 
 class Conv(nn.Conv2d):
-    """dsl's conv: a K x K kernel, a stride, the same zero padding on every side, a bias unless
-    bias=False; then batch norm when bn=True (the child 'bn'), then the activation. weight is
-    (OC, IC, K, K), dsl's (K, K, IC, OC) permuted. Initialisation as dsl: weight
-    N(0, 2 / (K*K*max(IC, OC))) (Kaiming normal over the larger fan), bias 0."""
+    """dsl's conv: a K x K (or KH x KW) kernel, a stride, zero padding, dilation and groups as
+    nn.Conv2d's, a bias unless bias=False; then batch norm when bn=True (the child 'bn'), then
+    the activation. Padding that differs between top and bottom or left and right is
+    pre_pad=(left, right, top, bottom), applied with F.pad before an unpadded convolution.
+    weight is (OC, IC/G, KH, KW), dsl's (KH, KW, IC/G, OC) permuted; output channel oc belongs
+    to group oc // (OC/G). Initialisation as dsl: weight N(0, 2 / (KH*KW*max(IC/G, OC)))
+    (Kaiming normal over the larger fan), bias 0."""
 
-    def __init__(self, in_channels, out_channels, kernel, stride=1, padding=0, bias=True, bn=False, act=None, slope=0.0):
-        super().__init__(in_channels, out_channels, kernel, stride=stride, padding=padding, bias=bias)
+    def __init__(self, in_channels, out_channels, kernel, stride=1, padding=0, bias=True, bn=False, act=None, slope=0.0,
+                 dilation=1, groups=1, pre_pad=None):
+        super().__init__(in_channels, out_channels, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias)
+        self.pre_pad = pre_pad
         self.bn = BatchNorm(out_channels) if bn else None
         self.act = act
         self.slope = slope
 
     def reset_parameters(self):
-        k = self.kernel_size[0]
-        nn.init.normal_(self.weight, 0.0, math.sqrt(2.0 / (k * k * max(self.in_channels, self.out_channels))))
+        kh, kw = self.kernel_size
+        fan = kh * kw * max(self.in_channels // self.groups, self.out_channels)
+        nn.init.normal_(self.weight, 0.0, math.sqrt(2.0 / fan))
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
     def forward(self, x):
+        if self.pre_pad is not None:
+            x = F.pad(x, self.pre_pad)
         x = self._conv_forward(x, self.weight, self.bias)
         if self.bn is not None:
             x = self.bn(x)
         return activation(x, self.act, self.slope)
 
     def extra_repr(self):
-        return super().extra_repr() + (f", act={self.act}" if self.act else "") + (f", slope={self.slope}" if self.act == "leaky" else "")
+        return (super().extra_repr() + (f", pre_pad={self.pre_pad}" if self.pre_pad is not None else "")
+                + (f", act={self.act}" if self.act else "") + (f", slope={self.slope}" if self.act == "leaky" else ""))
 
 
 class Linear(nn.Linear):
@@ -239,8 +266,8 @@ def _engine_normals(seed, count):
 def dsl_initialize(model, seed):
     """Sets every parameter and statistic to what dsl's engine starts from with this seed ('dsl
     train --seed S', 'dsl run --seed S'): conv and fc weights from one stream of normals in dsl's
-    parameter order and layouts (std sqrt(2 / (K*K*max(IC, OC))) and sqrt(1 / IN)), biases 0 (those
-    in DSL_INITIAL_BIAS: their value), batch norm
+    parameter order and layouts (std sqrt(2 / (KH*KW*max(IC/G, OC))) and sqrt(1 / IN)), biases 0
+    (those in DSL_INITIAL_BIAS: their value), batch norm
     scale 1, shift 0, running mean 0 and variance 1."""
     normal_count = sum(math.prod(shape) for _, _, layout, _, shape in DSL_NAMES if layout != "vector")
     normals = _engine_normals(seed, normal_count)

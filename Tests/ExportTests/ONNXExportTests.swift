@@ -151,6 +151,46 @@ final class ONNXExportTests: XCTestCase {
         conv 1 1 3 act=none
         leaky
         """),
+        // Issue #13: rectangular, dilated, grouped, depthwise and asymmetrically padded
+        // convolutions, every new activation after a conv, alone and after fc, and mul.
+        ("convs-13", """
+        input 11x13x4
+        conv 1x3 1 6 bn act=gelu                    # 11x13
+        conv 3x1 2x1 6 pad=1x0 act=silu             # 6x13
+        conv 3 1 8 dilation=2 groups=2 act=relu6    # pads 2: 6x13
+        dwconv 3 2 bn act=hardswish                 # 3x7
+        dwconv 5 1 2 pad=2x1x2x3 nobias hardsigmoid # 3x7x16 (rows 3+4-5+1, columns 7+4-5+1)
+        conv 2x3 1 8 pad=0x0x1x1 act=sigmoid        # 3x6
+        conv 3 1 8 dilation=1x2 act=tanh
+        gelu
+        swish
+        relu6
+        hardswish
+        hardsigmoid
+        sigmoid
+        tanh
+        se: mul {} { gap ; conv 1 1 4 act=relu ; conv 1 1 8 act=hardsigmoid }
+        mul { conv 1 1 8 } { relu } { }
+        fc 6 act=gelu
+        fc 5 act=silu
+        mul { fc 5 act=sigmoid } { }                 # flat (N, C) inputs
+        add { fc 5 } { }
+        softmax
+        """),
+        // Adaptive pooling: uniform bins (AveragePool), overlapping bins (MatMul), 1x1
+        // (GlobalAveragePool), and a flat excitation broadcast over a map.
+        ("adaptive-13", """
+        input 12x10x3
+        conv 3 1 4
+        pool avg to 12x10                           # bins of one cell
+        pool avg to 4x5                             # 3x2 bins
+        a: pool avg to 3x2                          # 4 -> 3 rows and 5 -> 2 columns overlap
+        mul {} { gap ; fc 4 act=sigmoid }           # (N, 4) broadcast over 3x2
+        conv 1 1 6
+        pool avg to 2x1
+        pool avg to 1
+        softmax
+        """),
     ]
 
     /// Every spec in specs/.

@@ -97,6 +97,38 @@ enum PyTorchFixture {
         softmax
 
         """),
+        // Issue #13: rectangular, dilated, grouped, depthwise and asymmetrically padded
+        // convolutions, the new activations, squeeze-and-excitation (mul), adaptive pooling,
+        // add of equal widths.
+        ("issue13.dsl", """
+        network issue13
+        input 13x11x4
+        conv 1x3 1 6 bn act=gelu
+        conv 3x1 2x1 6 pad=1x0 act=silu
+        conv 3 1 8 dilation=2 groups=2 bn act=relu6
+        dwconv 3 2 bn act=hardswish
+        dwconv 5 1 2 pad=2x1x2x3 nobias hardsigmoid
+        conv 2x3 1 8 pad=0x0x1x1 act=sigmoid
+        conv 3 1 8 dilation=1x2 act=tanh
+        gelu
+        swish
+        relu6
+        hardswish
+        hardsigmoid
+        sigmoid
+        tanh
+        res: add {
+          conv 1 1 8 bn
+          se: mul {} { gap ; conv 1 1 4 act=relu ; conv 1 1 8 act=hardsigmoid }
+        } {
+        }
+        pool avg to 3x2
+        fc 6 act=gelu
+        mul { fc 6 act=sigmoid } { }
+        fc 5
+        softmax
+
+        """),
         ("pixels.dsl", """
         network pixels
         input 9x9x2
