@@ -24,7 +24,7 @@ public enum DotWriter {
     static let colours: [String: (String, String)] = [
         "input": ("#ffffff", "#333333"), "conv": ("#dbe8f7", "#3d6ea8"),
         "maxpool": ("#dcefdc", "#4a8a4a"), "avgpool": ("#dcefdc", "#4a8a4a"), "gap": ("#dcefdc", "#4a8a4a"),
-        "concat": ("#fde3bd", "#c07a18"), "add": ("#fde3bd", "#c07a18"), "fc": ("#ece0f5", "#7a4fa0"),
+        "concat": ("#fde3bd", "#c07a18"), "add": ("#fde3bd", "#c07a18"), "mul": ("#fde3bd", "#c07a18"), "fc": ("#ece0f5", "#7a4fa0"),
         "softmax": ("#f7dede", "#a84848"), "module": ("#fff3b0", "#a88b00"),
     ]
     static let frameColours: [String: (String, String)] = [

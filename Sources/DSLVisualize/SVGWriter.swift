@@ -63,10 +63,10 @@ public enum SVGWriter {
     .box.input rect{fill:#ffffff;stroke:#333333}
     .box.conv rect{fill:#dbe8f7;stroke:#3d6ea8}
     .box.maxpool rect,.box.avgpool rect,.box.gap rect{fill:#dcefdc;stroke:#4a8a4a}
-    .box.concat rect,.box.add rect{fill:#fde3bd;stroke:#c07a18}
+    .box.concat rect,.box.add rect,.box.mul rect{fill:#fde3bd;stroke:#c07a18}
     .box.fc rect{fill:#ece0f5;stroke:#7a4fa0}
     .box.softmax rect{fill:#f7dede;stroke:#a84848}
-    .box.bn rect,.box.relu rect,.box.leaky rect,.box.linear rect,.box.dropout rect{fill:#f1f1f1;stroke:#777777}
+    .box.bn rect,.box.relu rect,.box.leaky rect,.box.linear rect,.box.dropout rect,.box.gelu rect,.box.silu rect,.box.relu6 rect,.box.hardswish rect,.box.hardsigmoid rect,.box.sigmoid rect,.box.tanh rect{fill:#f1f1f1;stroke:#777777}
     .box.module rect{fill:#fff3b0;stroke:#a88b00;stroke-width:2}
     .frame rect{fill-opacity:0.28;stroke-width:1}
     .frame text{font-size:10px;fill:#333333}
