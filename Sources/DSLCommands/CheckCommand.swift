@@ -31,7 +31,10 @@ enum CheckCommand {
 
     Non-trainable parameters are batch norm's running mean and variance (a checkpoint holds
     them; Keras counts them apart). The receptive field of a layer after global pooling or
-    fc is that of the spatial layers before it: each output there sees the whole input.
+    fc is that of the spatial layers before it: each output there sees the whole input. The
+    RF and stride columns print HxW where the two axes differ (rectangular kernels, strides
+    or dilations). MACs are those of convolutions (KH*KW*IC/G per output, G the groups) and
+    fc layers only, as PyTorch forward hooks on Conv2d and Linear count them.
 
     Exit codes: 0 clean (warnings allowed), 1 errors in the spec or a budget exceeded, 2 usage.
 
