@@ -180,7 +180,7 @@ final class ExportCommandTests: XCTestCase {
     func testONNXSpecWithErrors() throws {
         let dir = try temporaryDirectory()
         let spec = dir + "/broken.dsl"
-        try Data("network broken\ninput 32x32x3\nconv 3 1 16\npool max 2 2\nfc 10 act=relu6\nsoftmax\n".utf8).write(to: URL(fileURLWithPath: spec))
+        try Data("network broken\ninput 32x32x3\nconv 3 1 16\npool max 2 2\nfc 10 act=softplus\nsoftmax\n".utf8).write(to: URL(fileURLWithPath: spec))
         let r = try DSL.run(["export", spec, "--to", "onnx", "-o", dir + "/model.onnx"])
         XCTAssertEqual(r.status, 1, r.summary)
         XCTAssertTrue(r.stderr.contains("\(spec):5:"), r.stderr)
