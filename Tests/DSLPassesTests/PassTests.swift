@@ -212,6 +212,28 @@ final class CannotApplyTests: XCTestCase {
         assertOne(ds, .warning, "found nothing (it is the first statement inside a 'concat' branch)", line: 4, column: 3)
     }
 
+    /// Issue #13: the passes rewrite square, ungrouped convolutions only; a rectangular,
+    /// dilated or grouped one is left alone with a located warning, never read along one axis.
+    func testStridedSkipsConvolutionsItCannotRewrite() {
+        let (o, ds) = diagnostics("input 32x32x8\nconv 3 1 8 groups=2\npool\n", StridedPass())
+        assertOne(ds, .warning, "is rectangular, dilated, grouped or asymmetrically padded", line: 3)
+        XCTAssertTrue(o.text.contains("conv 3 1 8 groups=2\npool\n"), o.text)
+        let (o2, ds2) = diagnostics("input 32x32x8\nconv 3 1x1 8\npool\n", StridedPass())
+        assertOne(ds2, .warning, "writes its stride as a size ('1x1')", line: 3)
+        XCTAssertTrue(o2.text.contains("conv 3 1x1 8\npool\n"), o2.text)
+    }
+
+    func testReduceSkipsConvolutionsItCannotRewrite() {
+        for conv in ["conv 1x7 1 64", "conv 3 1 64 dilation=2", "conv 3 1 64 groups=4"] {
+            let (o, ds) = diagnostics("input 16x16x3\nconv 3 1 256\n\(conv)\ngap\n", ReducePass(policy: .ratio(ReductionRatios(r3: 0.25))))
+            assertOne(ds, .warning, "not reduced: the convolution is rectangular, dilated, grouped or asymmetrically padded", line: 3)
+            XCTAssertTrue(o.text.contains("conv 3 1 256\n\(conv)\n"), "\(conv): \(o.text)")
+        }
+        // A square one next to them is still reduced.
+        let (o, _) = diagnostics("input 16x16x3\nconv 3 1 256\nconv 3 1 64\ngap\n", ReducePass(policy: .ratio(ReductionRatios(r3: 0.25))))
+        XCTAssertTrue(o.text.contains("conv 1 1 64"), o.text)
+    }
+
     func testStridedPoolingAfterAMerge() {
         let (_, ds) = diagnostics("input 32x32x3\nadd {\n  conv 3 1 3\n} {}\npool\n", StridedPass())
         assertOne(ds, .warning, "found 'add'", line: 5)
