@@ -301,6 +301,13 @@ public final class EngineGraph {
                                     maxBatch: maxBatch, columnFloats: columnFloats, inputGradient: hasInputGrad,
                                     outputGradient: gradTensor[j] >= 0)
                 workspaceBytes = max(workspaceBytes, conv.workspace.bytes)
+            case let .convolution(g):
+                let conv = GroupedConvPlan(g, input: nodes[node.inputs[0]].shape, output: node.shape, maxBatch: maxBatch)
+                workspaceBytes = max(workspaceBytes, conv.workspace.bytes)
+                if conv.depthwise {
+                    ownedBytes += DepthwiseConvKernel.tapListBytes(g, input: nodes[node.inputs[0]].shape, output: node.shape)
+                }
+            case .mul: ownedBytes += MulKernel.ownedBytes(inputs: node.inputs.count)
             case .batchNorm: ownedBytes += allocatedBytes(BatchNormKernel.layout(channels: node.shape.channels).layout.bytes)
             case .linear: ownedBytes += allocatedBytes(LinearKernel.layout(outFeatures: node.shape.channels).bytes)
             case .softmax: ownedBytes += allocatedBytes(SoftmaxKernel.layout(maxBatch: maxBatch).layout.bytes)
@@ -423,6 +430,12 @@ public final class EngineGraph {
     private func largestColumnChunkFloats(maxBatch: Int) -> Int {
         var columnFloats = 0
         for node in nodes {
+            if case let .convolution(g)? = node.op {
+                let x = nodes[node.inputs[0]].shape
+                columnFloats = max(columnFloats, GroupedConvPlan(g, input: x, output: node.shape, maxBatch: maxBatch)
+                    .columnFloats(g, input: x, output: node.shape))
+                continue
+            }
             guard case let .conv(k, s, p, _, _)? = node.op, !(k == 1 && s == 1 && p == 0) else { continue }
             let x = nodes[node.inputs[0]].shape
             columnFloats = max(columnFloats, ConvKernel.columnFloatsPerSample(kernel: k, input: x, output: node.shape)
@@ -495,6 +508,12 @@ public final class EngineGraph {
         case .add: return AddKernel(storage: storage)
         case .linear: return try LinearKernel(storage: storage)
         case .softmax: return try SoftmaxKernel(storage: storage)
+        case let .convolution(g):
+            if g.isDepthwise(inChannels: storage.inputShapes[0].channels) { return try DepthwiseConvKernel(g, storage: storage) }
+            return try GroupedConvKernel(g, storage: storage)
+        case let .activation(a): return ActivationKernel(a, storage: storage)
+        case .mul: return MulKernel(storage: storage)
+        case .adaptiveAvgPool: return AdaptiveAvgPoolKernel(storage: storage)
         }
     }
 

@@ -27,6 +27,18 @@ public enum EngineOp: Equatable, CustomStringConvertible {
     /// Softmax over channels at every pixel (anywhere in the graph). As the last node it is the
     /// loss node: softmax cross-entropy from its input (`EngineGraph.loss(labels:batch:)`).
     case softmax
+    /// General convolution: rectangular kernel and stride, four paddings, dilation, groups;
+    /// weight (KH,KW,IC/G,OC), output channel oc in group oc/(OC/G) (Ops/GroupedConv.swift).
+    /// Depthwise (G = IC = OC) runs its own kernel (Ops/DepthwiseConv.swift). Lowering keeps
+    /// `.conv` for square, symmetric, undilated, ungrouped convolutions.
+    case convolution(ConvGeometry)
+    /// An elementwise activation other than (leaky) ReLU, PyTorch's definitions (Ops/Activation.swift).
+    case activation(EngineActivation)
+    /// Elementwise product of two or more inputs of equal channels; an input of 1×1×C is
+    /// broadcast over the others' H×W (squeeze-and-excitation).
+    case mul
+    /// Adaptive average pooling to height×width with PyTorch's bins (Ops/AdaptiveAvgPool.swift).
+    case adaptiveAvgPool(height: Int, width: Int)
 
     /// A short name of the operator, e.g. "conv3x3/s2".
     public var description: String {
@@ -43,6 +55,79 @@ public enum EngineOp: Equatable, CustomStringConvertible {
         case .add: return "add"
         case let .linear(out, bias): return "linear→\(out)\(bias ? "+bias" : "")"
         case .softmax: return "softmax"
+        case let .convolution(g): return g.description
+        case let .activation(a): return a.rawValue
+        case .mul: return "mul"
+        case let .adaptiveAvgPool(h, w): return "adaptiveAvgPool→\(h)x\(w)"
+        }
+    }
+}
+
+/// Geometry of a general convolution (`EngineOp.convolution`).
+public struct ConvGeometry: Equatable, Hashable, CustomStringConvertible {
+    public var kernelHeight: Int, kernelWidth: Int
+    public var strideHeight: Int, strideWidth: Int
+    public var padTop: Int, padLeft: Int, padBottom: Int, padRight: Int
+    public var dilationHeight: Int, dilationWidth: Int
+    /// Input and output channels are split into this many groups (1: ordinary convolution).
+    public var groups: Int
+    public var outChannels: Int
+    public var bias: Bool
+
+    /// Creates a geometry; omitted values are those of a plain stride-1 unpadded convolution.
+    public init(kernelHeight: Int, kernelWidth: Int, strideHeight: Int = 1, strideWidth: Int = 1,
+                padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0,
+                dilationHeight: Int = 1, dilationWidth: Int = 1, groups: Int = 1, outChannels: Int, bias: Bool) {
+        self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth
+        self.strideHeight = strideHeight; self.strideWidth = strideWidth
+        self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
+        self.dilationHeight = dilationHeight; self.dilationWidth = dilationWidth
+        self.groups = groups; self.outChannels = outChannels; self.bias = bias
+    }
+
+    /// "conv3x3/s2x2/p1,1,1,1/d1x1/g32→64+bias".
+    public var description: String {
+        "conv\(kernelHeight)x\(kernelWidth)/s\(strideHeight)x\(strideWidth)/p\(padTop),\(padLeft),\(padBottom),\(padRight)"
+            + (dilationHeight == 1 && dilationWidth == 1 ? "" : "/d\(dilationHeight)x\(dilationWidth)")
+            + (groups == 1 ? "" : "/g\(groups)") + "→\(outChannels)\(bias ? "+bias" : "")"
+    }
+
+    /// Output height and width for an input of h×w, or nil when the dilated kernel does not fit.
+    public func outputSize(height h: Int, width w: Int) -> (height: Int, width: Int)? {
+        let eh = dilationHeight * (kernelHeight - 1) + 1, ew = dilationWidth * (kernelWidth - 1) + 1
+        let ph = h + padTop + padBottom, pw = w + padLeft + padRight
+        guard ph >= eh, pw >= ew else { return nil }
+        return ((ph - eh) / strideHeight + 1, (pw - ew) / strideWidth + 1)
+    }
+
+    /// Depthwise with multiplier 1 (G = IC = OC): runs `DepthwiseConvKernel`.
+    func isDepthwise(inChannels: Int) -> Bool { groups == inChannels && outChannels == inChannels }
+}
+
+/// Elementwise activations with PyTorch's definitions (and autograd's gradients at the kinks).
+public enum EngineActivation: String, CaseIterable, Equatable, Hashable, Sendable {
+    /// x·Φ(x) = x/2·(1 + erf(x/√2)) (torch.nn.GELU(), exact form).
+    case gelu
+    /// x·σ(x) (torch.nn.SiLU).
+    case silu
+    /// min(max(x, 0), 6) (torch.nn.ReLU6 = hardtanh(0, 6)); gradient 0 at 0 and 6.
+    case relu6
+    /// x·relu6(x + 3)/6 (torch.nn.Hardswish); gradient x/3 + 1/2 on [−3, 3], so −1/2 at −3 and 3/2 at 3.
+    case hardswish
+    /// relu6(x + 3)/6 (torch.nn.Hardsigmoid); gradient 1/6 on the open (−3, 3), 0 at ±3.
+    case hardsigmoid
+    /// 1/(1 + e^−x).
+    case sigmoid
+    /// tanh(x).
+    case tanh
+
+    /// Backward needs only the output (so the activation may run in place): the output
+    /// determines the gradient (relu6 and hardsigmoid: strictly inside their range ⇔ the input
+    /// strictly inside the open interval where the gradient is non-zero).
+    var backwardFromOutput: Bool {
+        switch self {
+        case .relu6, .hardsigmoid, .sigmoid, .tanh: return true
+        case .gelu, .silu, .hardswish: return false
         }
     }
 }
@@ -68,8 +153,9 @@ extension EngineOp {
     /// final softmax's loss reads its logits too: the graph keeps the last node's inputs to the end.
     var backwardReadsInputs: Bool {
         switch self {
-        case .conv, .linear: return true
+        case .conv, .linear, .convolution, .mul: return true
         case let .leakyRelu(slope): return slope <= 0
+        case let .activation(a): return !a.backwardFromOutput
         default: return false
         }
     }
@@ -79,6 +165,7 @@ extension EngineOp {
         switch self {
         case .relu, .softmax: return true
         case let .leakyRelu(slope): return slope > 0
+        case let .activation(a): return a.backwardFromOutput
         default: return false
         }
     }
@@ -88,6 +175,7 @@ extension EngineOp {
         switch self {
         case .relu: return true
         case let .leakyRelu(slope): return slope > 0
+        case let .activation(a): return a.backwardFromOutput
         default: return false
         }
     }
@@ -115,6 +203,16 @@ extension EngineOp {
             var specs = [ParameterSpec(suffix: "weight", shape: [k, k, inputs[0].channels, oc],
                                        initializer: .normal(std: (2.0 / Double(fan)).squareRoot()))]
             if bias { specs.append(ParameterSpec(suffix: "bias", shape: [oc], initializer: .constant(0))) }
+            return specs
+        case let .convolution(g):
+            // As for `.conv`, over the larger fan with PyTorch's fans of a grouped convolution:
+            // fan-in KH·KW·IC/G, fan-out KH·KW·OC (for depthwise layers the fan-out, as
+            // torchvision's MobileNets initialise them).
+            let ic = inputs[0].channels, area = g.kernelHeight * g.kernelWidth
+            let fan = area * max(ic / g.groups, g.outChannels)
+            var specs = [ParameterSpec(suffix: "weight", shape: [g.kernelHeight, g.kernelWidth, ic / g.groups, g.outChannels],
+                                       initializer: .normal(std: (2.0 / Double(fan)).squareRoot()))]
+            if g.bias { specs.append(ParameterSpec(suffix: "bias", shape: [g.outChannels], initializer: .constant(0))) }
             return specs
         case .batchNorm:
             let c = inputs[0].channels
@@ -197,6 +295,35 @@ extension EngineOp {
             return EngineShape(height: 1, width: 1, channels: out)
         case .softmax:
             return try single()
+        case let .convolution(g):
+            let x = try single()
+            guard g.kernelHeight >= 1, g.kernelWidth >= 1, g.strideHeight >= 1, g.strideWidth >= 1,
+                  g.dilationHeight >= 1, g.dilationWidth >= 1, g.outChannels >= 1, g.groups >= 1,
+                  min(g.padTop, g.padLeft, g.padBottom, g.padRight) >= 0 else {
+                throw fail("kernel, stride, dilation, groups and output channels must be ≥ 1 and padding ≥ 0")
+            }
+            guard x.channels % g.groups == 0, g.outChannels % g.groups == 0 else {
+                throw fail("groups \(g.groups) must divide the input channels \(x.channels) and the output channels \(g.outChannels)")
+            }
+            guard let (oh, ow) = g.outputSize(height: x.height, width: x.width) else {
+                throw fail("the dilated \(g.kernelHeight)x\(g.kernelWidth) kernel does not fit the padded input \(x)")
+            }
+            return EngineShape(height: oh, width: ow, channels: g.outChannels)
+        case .activation:
+            return try single()
+        case .mul:
+            guard inputs.count >= 2 else { throw fail("expects at least 2 inputs, got \(inputs.count)") }
+            let full = inputs.filter { $0.height != 1 || $0.width != 1 }
+            let first = full.first ?? inputs[0]
+            for x in inputs where x.channels != first.channels
+                || ((x.height != 1 || x.width != 1) && (x.height != first.height || x.width != first.width)) {
+                throw fail("inputs must be H×W×C or 1×1×C with equal C: \(inputs.map(\.description).joined(separator: ", "))")
+            }
+            return first
+        case let .adaptiveAvgPool(oh, ow):
+            let x = try single()
+            guard oh >= 1, ow >= 1 else { throw fail("output size must be ≥ 1") }
+            return EngineShape(height: oh, width: ow, channels: x.channels)
         }
     }
 }

@@ -1,0 +1,239 @@
+// General convolution: rectangular kernel and stride, four paddings, dilation, groups.
+// inp is (B,H,W,IC), weight is (KH,KW,IC/G,OC), bias is (OC), out is (B,OH,OW,OC)
+// Output channel oc belongs to group g = oc / (OC/G) and reads input channels
+// g·(IC/G) ..< (g+1)·(IC/G) (PyTorch's grouping); row (kh, kw, i) of the weight matrix is
+// input channel g·(IC/G) + i of that group.
+// Per group g, im2col + GEMM (Gemm.swift): col_g is (b·OH·OW, KH·KW·IC/G) for a chunk of b
+// samples (the shared column scratch), tap (kh, kw) of output pixel (oh, ow) reading input pixel
+// (oh·SH − padTop + kh·DH, ow·SW − padLeft + kw·DW) (zero outside):
+//     out[:, g] = col_g × W[:, :, :, g]                  (W's columns of group g, row stride OC)
+//     dW[:, g] += col_gᵀ × dY[:, g]
+//     dX[:, g] += col2im(dY[:, g] × W[:, g]ᵀ)
+// A 1×1 stride-1 unpadded convolution reads the input in place (col_g = the input's channels
+// of group g, row stride IC). Depthwise convolutions (G = IC = OC) run DepthwiseConv.swift.
+// Forward saves nothing: backward re-reads the input. The GEMMs compute every element in a
+// fixed order and col2im runs one job per sample, so results do not depend on the thread count.
+
+/// Workspace of a general convolution (`DepthwiseConvKernel` and `GroupedConvKernel`), shared
+/// with the graph's other convolutions (they run one at a time).
+struct GroupedConvPlan {
+    let workspace: MemoryLayout64
+    /// Byte offsets: Double partial sums of the bias gradient; Float partial sums of the
+    /// depthwise weight and bias gradients.
+    let biasPartials: Int
+    let depthwisePartials: Int
+    /// Floats of one partial sum of the depthwise dW and dB (KH·KW·C + C, rounded to 16).
+    let depthwisePartialFloats: Int
+    /// Samples per im2col chunk (0 for depthwise and 1×1 stride-1 unpadded).
+    let samplesPerChunk: Int
+    let depthwise: Bool
+    let pointwise: Bool
+
+    init(_ g: ConvGeometry, input: EngineShape, output: EngineShape, maxBatch: Int) {
+        depthwise = g.isDepthwise(inChannels: input.channels)
+        pointwise = g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideHeight == 1 && g.strideWidth == 1
+            && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0
+        let perSample = GroupedConvPlan.columnFloatsPerSample(g, input: input, output: output)
+        samplesPerChunk = depthwise || pointwise ? 0 : max(1, min(maxBatch, ConvKernel.columnBudgetFloats / max(1, perSample)))
+        depthwisePartialFloats = depthwise ? (g.kernelHeight * g.kernelWidth * input.channels + input.channels + 15) / 16 * 16 : 0
+        var layout = MemoryLayout64()
+        biasPartials = layout.doubles(maxReductionChunks * g.outChannels)
+        depthwisePartials = layout.floats(depthwise ? depthwiseReductionChunks * depthwisePartialFloats : 0)
+        workspace = layout
+    }
+
+    /// Floats of one group's im2col rows for one sample.
+    static func columnFloatsPerSample(_ g: ConvGeometry, input: EngineShape, output: EngineShape) -> Int {
+        output.height * output.width * g.kernelHeight * g.kernelWidth * (input.channels / g.groups)
+    }
+
+    /// Floats of the shared column scratch this convolution uses.
+    func columnFloats(_ g: ConvGeometry, input: EngineShape, output: EngineShape) -> Int {
+        samplesPerChunk * GroupedConvPlan.columnFloatsPerSample(g, input: input, output: output)
+    }
+}
+
+/// General (grouped, dilated, rectangular) convolution by im2col + GEMM per group.
+final class GroupedConvKernel: EngineKernel {
+    let g: ConvGeometry
+    let inShape: EngineShape
+    let outShape: EngineShape
+    let plan: GroupedConvPlan
+    let input: UnsafeMutablePointer<Float>
+    let inputGrad: UnsafeMutablePointer<Float>?
+    let output: UnsafeMutablePointer<Float>
+    let outputGrad: UnsafeMutablePointer<Float>?
+    let weight: UnsafeMutablePointer<Float>
+    let weightGrad: UnsafeMutablePointer<Float>
+    let bias: UnsafeMutablePointer<Float>?
+    let biasGrad: UnsafeMutablePointer<Float>?
+    let column: UnsafeMutablePointer<Float>
+    let biasPartials: UnsafeMutablePointer<Double>
+    let ownBlock: MemoryBlock?
+
+    init(_ g: ConvGeometry, storage s: NodeStorage) throws {
+        self.g = g
+        inShape = s.inputShapes[0]
+        outShape = s.outputShape
+        plan = GroupedConvPlan(g, input: inShape, output: outShape, maxBatch: s.maxBatch)
+        input = s.inputs[0]
+        inputGrad = s.inputGrads[0]
+        output = s.output
+        outputGrad = s.outputGrad
+        weight = s.parameters[0]
+        weightGrad = s.parameterGrads[0]
+        bias = s.parameters.count > 1 ? s.parameters[1] : nil
+        biasGrad = s.parameterGrads.count > 1 ? s.parameterGrads[1] : nil
+        column = s.columnScratch
+        require(plan.pointwise || plan.samplesPerChunk * GroupedConvPlan.columnFloatsPerSample(g, input: inShape, output: outShape)
+                    <= s.columnScratchFloats, "column scratch too small")
+        let base: UnsafeMutableRawPointer
+        if let shared = s.workspace, s.workspaceBytes >= plan.workspace.bytes {
+            ownBlock = nil
+            base = shared
+        } else {
+            let block = try MemoryBlock(plan.workspace)
+            ownBlock = block
+            base = block.base
+        }
+        biasPartials = (base + plan.biasPartials).assumingMemoryBound(to: Double.self)
+    }
+
+    var ownedScratchBytes: Int { ownBlock?.bytes ?? 0 }
+    var algorithm: String? { plan.pointwise ? "gemm per group" : "im2col+gemm per group" }
+
+    private var icg: Int { inShape.channels / g.groups }
+    private var ocg: Int { outShape.channels / g.groups }
+    private var depth: Int { g.kernelHeight * g.kernelWidth * icg }
+
+    func forward(batch: Int, training: Bool) {
+        let (ic, oc) = (inShape.channels, outShape.channels)
+        let (icg, ocg, depth) = (icg, ocg, depth)
+        let rowsPerSample = outShape.height * outShape.width
+        if plan.pointwise {
+            for group in 0..<g.groups {
+                sgemm(false, false, m: batch * rowsPerSample, n: ocg, k: icg, a: UnsafePointer(input + group * icg), lda: ic,
+                      b: UnsafePointer(weight + group * ocg), ldb: oc, beta: 0, c: output + group * ocg, ldc: oc)
+            }
+        } else {
+            var first = 0
+            while first < batch {
+                let samples = min(plan.samplesPerChunk, batch - first)
+                for group in 0..<g.groups {
+                    im2col(UnsafePointer(input + first * inShape.count), samples: samples, group: group)
+                    sgemm(false, false, m: samples * rowsPerSample, n: ocg, k: depth, a: UnsafePointer(column), lda: depth,
+                          b: UnsafePointer(weight + group * ocg), ldb: oc, beta: 0,
+                          c: output + first * outShape.count + group * ocg, ldc: oc)
+                }
+                first += samples
+            }
+        }
+        if let bias = bias {
+            let rows = batch * rowsPerSample, y = output, b = UnsafePointer(bias)
+            let chunks = elementwiseChunks(rows * oc)
+            parallelFor(chunks) { chunk in
+                for r in chunkRange(chunk, of: chunks, count: rows) {
+                    let row = y + r * oc
+                    for o in 0..<oc { row[o] += b[o] }
+                }
+            }
+        }
+    }
+
+    func backward(batch: Int) {
+        guard let dOut = outputGrad else { return }
+        let (ic, oc) = (inShape.channels, outShape.channels)
+        let (icg, ocg, depth) = (icg, ocg, depth)
+        let rowsPerSample = outShape.height * outShape.width
+        if plan.pointwise {
+            let rows = batch * rowsPerSample
+            for group in 0..<g.groups {
+                let dY = UnsafePointer(dOut + group * ocg)
+                sgemm(true, false, m: icg, n: ocg, k: rows, a: UnsafePointer(input + group * icg), lda: ic, b: dY, ldb: oc,
+                      beta: 1, c: weightGrad + group * ocg, ldc: oc)
+                if let dIn = inputGrad {
+                    sgemm(false, true, m: rows, n: icg, k: ocg, a: dY, lda: oc, b: UnsafePointer(weight + group * ocg), ldb: oc,
+                          beta: 1, c: dIn + group * icg, ldc: ic)
+                }
+            }
+        } else {
+            var first = 0
+            while first < batch {
+                let samples = min(plan.samplesPerChunk, batch - first)
+                let rows = samples * rowsPerSample
+                for group in 0..<g.groups {
+                    let dY = UnsafePointer(dOut + first * outShape.count + group * ocg)
+                    im2col(UnsafePointer(input + first * inShape.count), samples: samples, group: group)
+                    sgemm(true, false, m: depth, n: ocg, k: rows, a: UnsafePointer(column), lda: depth, b: dY, ldb: oc,
+                          beta: 1, c: weightGrad + group * ocg, ldc: oc)
+                    if let dIn = inputGrad {
+                        sgemm(false, true, m: rows, n: depth, k: ocg, a: dY, lda: oc, b: UnsafePointer(weight + group * ocg), ldb: oc,
+                              beta: 0, c: column, ldc: depth)
+                        col2im(dIn + first * inShape.count, samples: samples, group: group)
+                    }
+                }
+                first += samples
+            }
+        }
+        if let biasGrad = biasGrad {
+            accumulateColumnSums(dOut, rows: batch * rowsPerSample, columns: oc, partials: biasPartials, into: biasGrad)
+        }
+    }
+
+    /// Fills `column` with group `group`'s im2col rows of `samples` samples starting at `x`.
+    private func im2col(_ x: UnsafePointer<Float>, samples: Int, group: Int) {
+        let (h, w, c) = (inShape.height, inShape.width, inShape.channels)
+        let (oh, ow) = (outShape.height, outShape.width)
+        let (kh, kw, icg) = (g.kernelHeight, g.kernelWidth, icg)
+        let (sh, sw, dh, dw, top, left) = (g.strideHeight, g.strideWidth, g.dilationHeight, g.dilationWidth, g.padTop, g.padLeft)
+        let col = column, depth = depth, offset = group * icg
+        parallelFor(samples * oh) { job in
+            let sample = job / oh, outRow = job % oh
+            let xs = x + sample * h * w * c + offset
+            var dst = col + job * ow * depth
+            for outCol in 0..<ow {
+                for i in 0..<kh {
+                    let ih = outRow * sh - top + i * dh
+                    for j in 0..<kw {
+                        let iw = outCol * sw - left + j * dw
+                        if ih < 0 || ih >= h || iw < 0 || iw >= w {
+                            dst.update(repeating: 0, count: icg)
+                        } else {
+                            dst.update(from: xs + (ih * w + iw) * c, count: icg)
+                        }
+                        dst += icg
+                    }
+                }
+            }
+        }
+    }
+
+    /// Accumulates the col-shaped gradient in `column` onto group `group`'s channels of dx.
+    private func col2im(_ dx: UnsafeMutablePointer<Float>, samples: Int, group: Int) {
+        let (h, w, c) = (inShape.height, inShape.width, inShape.channels)
+        let (oh, ow) = (outShape.height, outShape.width)
+        let (kh, kw, icg) = (g.kernelHeight, g.kernelWidth, icg)
+        let (sh, sw, dh, dw, top, left) = (g.strideHeight, g.strideWidth, g.dilationHeight, g.dilationWidth, g.padTop, g.padLeft)
+        let col = UnsafePointer(column), depth = depth, offset = group * icg
+        // One job per sample: samples write disjoint parts of dx, each summed in a fixed order.
+        parallelFor(samples) { sample in
+            let dxs = dx + sample * h * w * c + offset
+            var src = col + sample * oh * ow * depth
+            for outRow in 0..<oh {
+                for outCol in 0..<ow {
+                    for i in 0..<kh {
+                        let ih = outRow * sh - top + i * dh
+                        for j in 0..<kw {
+                            let iw = outCol * sw - left + j * dw
+                            if ih >= 0 && ih < h && iw >= 0 && iw < w {
+                                let to = dxs + (ih * w + iw) * c
+                                for ch in 0..<icg { to[ch] += src[ch] }
+                            }
+                            src += icg
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
