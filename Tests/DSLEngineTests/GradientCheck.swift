@@ -54,6 +54,8 @@ struct GradientChecker {
     var absoluteTolerance = 2e-3
     /// Input values: "normal" N(0,1) or spaced distinct values (for kinks).
     var spacedInput = false
+    /// Input values are multiplied by this (spaced values 0.02·scale apart, to reach kinks at ±3 and 6).
+    var inputScale: Float = 1
     var seed: UInt64 = 1
     /// Changes the analytic gradients before the comparison (to show the check can fail).
     var corruptAnalytic: ((inout [Float]) -> Void)?
@@ -75,7 +77,7 @@ struct GradientChecker {
             for i in 0..<parameter.count { parameter.value[i] += 0.3 * random.normal() }
         }
         let inputCount = batch * graph.inputShape.count
-        let x = spacedInput ? random.spaced(inputCount) : random.normals(inputCount)
+        let x = (spacedInput ? random.spaced(inputCount) : random.normals(inputCount)).map { $0 * inputScale }
         let classes = graph.classCount
         let labels = (0..<batch).map { _ in Int32(random.int(classes)) }
         let dropoutSeed: UInt64 = 12345
