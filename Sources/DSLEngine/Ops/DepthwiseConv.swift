@@ -20,6 +20,14 @@
 //                   the partials are then added to dW and dB in chunk order.
 // Every element is computed by one chain in a fixed order: 1 and 2 threads agree bit for bit.
 
+// File-local vector load and store: DirectConv.swift's `ld`/`st` are not inlined across files
+// in debug builds (no whole-module optimisation), which made every vector load a call.
+@inline(__always) private func load(_ p: UnsafePointer<Float>) -> DV { UnsafeRawPointer(p).loadUnaligned(as: DV.self) }
+@inline(__always) private func load(_ p: UnsafeMutablePointer<Float>) -> DV { UnsafeRawPointer(p).loadUnaligned(as: DV.self) }
+@inline(__always) private func store(_ p: UnsafeMutablePointer<Float>, _ v: DV) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: DV.self)
+}
+
 /// Partial sums of the depthwise weight gradient (fixed, so results do not depend on threads).
 let depthwiseReductionChunks = 16
 
@@ -69,32 +77,35 @@ struct DepthwiseLoops {
     let h: Int, w: Int, c: Int, oh: Int, ow: Int, kw: Int, area: Int
     let rows: TapList, cols: TapList, rowsBack: TapList, colsBack: TapList
 
-    /// y row `r` (= n·OH + oh) = bias + Σ taps x·w.
+    /// y row `r` (= n·OH + oh) = bias + Σ taps x·w (`bias` holds C floats, zeros without a bias).
     @inline(__always)
-    func forwardRow(_ r: Int, x: UnsafePointer<Float>, wt: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    func forwardRow(_ r: Int, x: UnsafePointer<Float>, wt: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                     y: UnsafeMutablePointer<Float>) {
         let (n, o) = (r / oh, r % oh)
+        let (w, c, kw) = (w, c, kw)
         let xs = x + n * h * w * c
         let (r0, r1) = (rows.start[o], rows.start[o + 1])
+        let (rowTap, rowOther) = (rows.tap, rows.other)
+        let (colStart, colTap, colOther) = (cols.start, cols.tap, cols.other)
         let c16 = c & ~15
         for q in 0..<ow {
-            let (c0, c1) = (cols.start[q], cols.start[q + 1])
+            let (c0, c1) = (colStart[q], colStart[q + 1])
             let dst = y + (r * ow + q) * c
             var ch = 0
             while ch < c16 {
-                var acc = bias.map { ld($0 + ch) } ?? DV()
+                var acc = load(bias + ch)
                 for a in r0..<r1 {
-                    let xr = xs + rows.other[a] * w * c + ch, wr = wt + rows.tap[a] * kw * c + ch
-                    for b in c0..<c1 { acc.addProduct(ld(xr + cols.other[b] * c), ld(wr + cols.tap[b] * c)) }
+                    let xr = xs + rowOther[a] * w * c + ch, wr = wt + rowTap[a] * kw * c + ch
+                    for b in c0..<c1 { acc.addProduct(load(xr + colOther[b] * c), load(wr + colTap[b] * c)) }
                 }
-                st(dst + ch, acc)
+                store(dst + ch, acc)
                 ch += 16
             }
             while ch < c {
-                var acc = bias?[ch] ?? 0
+                var acc = bias[ch]
                 for a in r0..<r1 {
-                    let xr = xs + rows.other[a] * w * c + ch, wr = wt + rows.tap[a] * kw * c + ch
-                    for b in c0..<c1 { acc = acc.addingProduct(xr[cols.other[b] * c], wr[cols.tap[b] * c]) }
+                    let xr = xs + rowOther[a] * w * c + ch, wr = wt + rowTap[a] * kw * c + ch
+                    for b in c0..<c1 { acc = acc.addingProduct(xr[colOther[b] * c], wr[colTap[b] * c]) }
                 }
                 dst[ch] = acc
                 ch += 1
@@ -114,12 +125,12 @@ struct DepthwiseLoops {
             let dst = dx + (r * w + q) * c
             var ch = 0
             while ch < c16 {
-                var acc = ld(dst + ch)
+                var acc = load(dst + ch)
                 for a in r0..<r1 {
                     let gr = dys + rowsBack.other[a] * ow * c + ch, wr = wt + rowsBack.tap[a] * kw * c + ch
-                    for b in c0..<c1 { acc.addProduct(ld(gr + colsBack.other[b] * c), ld(wr + colsBack.tap[b] * c)) }
+                    for b in c0..<c1 { acc.addProduct(load(gr + colsBack.other[b] * c), load(wr + colsBack.tap[b] * c)) }
                 }
-                st(dst + ch, acc)
+                store(dst + ch, acc)
                 ch += 16
             }
             while ch < c {
@@ -147,15 +158,15 @@ struct DepthwiseLoops {
             let g = dy + (r * ow + q) * c
             var ch = 0
             while ch < c16 {
-                let gv = ld(g + ch)
-                st(pb + ch, ld(pb + ch) + gv)
+                let gv = load(g + ch)
+                store(pb + ch, load(pb + ch) + gv)
                 for a in r0..<r1 {
                     let xr = xs + rows.other[a] * w * c + ch, pr = partial + rows.tap[a] * kw * c + ch
                     for b in c0..<c1 {
                         let p = pr + cols.tap[b] * c
-                        var v = ld(p)
-                        v.addProduct(ld(xr + cols.other[b] * c), gv)
-                        st(p, v)
+                        var v = load(p)
+                        v.addProduct(load(xr + cols.other[b] * c), gv)
+                        store(p, v)
                     }
                 }
                 ch += 16
@@ -189,6 +200,8 @@ final class DepthwiseConvKernel: EngineKernel {
     let partials: UnsafeMutablePointer<Float>
     let partialFloats: Int
     let ownBlock: MemoryBlock?
+    /// The bias, or C zeros without one (so that forward has one code path).
+    let biasOrZeros: UnsafeMutablePointer<Float>
 
     init(_ g: ConvGeometry, storage s: NodeStorage) throws {
         self.g = g
@@ -224,9 +237,14 @@ final class DepthwiseConvKernel: EngineKernel {
             base = block.base
         }
         partials = (base + plan.depthwisePartials).assumingMemoryBound(to: Float.self)
+        if let bias { biasOrZeros = bias } else {
+            biasOrZeros = .allocate(capacity: x.channels)
+            biasOrZeros.initialize(repeating: 0, count: x.channels)
+        }
     }
 
     deinit {
+        if bias == nil { biasOrZeros.deallocate() }
         loops.rows.deallocate(); loops.cols.deallocate(); loops.rowsBack.deallocate(); loops.colsBack.deallocate()
     }
 
@@ -243,7 +261,7 @@ final class DepthwiseConvKernel: EngineKernel {
     }
 
     var ownedScratchBytes: Int {
-        (ownBlock?.bytes ?? 0) + loops.rows.bytes + loops.cols.bytes + loops.rowsBack.bytes + loops.colsBack.bytes
+        (ownBlock?.bytes ?? 0) + (bias == nil ? 4 * loops.c : 0) + loops.rows.bytes + loops.cols.bytes + loops.rowsBack.bytes + loops.colsBack.bytes
     }
     var algorithm: String? { "depthwise" }
 
@@ -253,7 +271,7 @@ final class DepthwiseConvKernel: EngineKernel {
 
     func forward(batch: Int, training: Bool) {
         let loops = loops
-        let (x, wt, b, y) = (UnsafePointer(input), UnsafePointer(weight), bias.map { UnsafePointer($0) }, output)
+        let (x, wt, b, y) = (UnsafePointer(input), UnsafePointer(weight), UnsafePointer(biasOrZeros), output)
         let rows = batch * loops.oh, jobs = Self.jobs(rows)
         parallelFor(jobs) { job in
             for r in chunkRange(job, of: jobs, count: rows) { loops.forwardRow(r, x: x, wt: wt, bias: b, y: y) }
