@@ -138,6 +138,17 @@ final class GeneralConvTests: XCTestCase {
                           h: 9, w: 8, ic: 3, batch: 1, maxBatch: 1))
         cases.append(Case(g: ConvGeometry(kernelHeight: 3, kernelWidth: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1,
                                           groups: 5, outChannels: 10, bias: true), h: 5, w: 4, ic: 5, batch: 2, maxBatch: 2))
+        // Depthwise 3×3 on ≥ 16 channels: the register fast paths (interior pixels), with
+        // stride 1 (also backward-data) and 2, dilation, asymmetric and no padding.
+        for (i, (ic, s, d, pads)) in [(16, 1, 1, (1, 1, 1, 1)), (17, 1, 1, (1, 1, 1, 1)), (32, 2, 1, (1, 1, 1, 1)),
+                                      (48, 1, 2, (2, 2, 2, 2)), (33, 1, 1, (0, 2, 1, 0)), (16, 2, 1, (0, 1, 1, 0)),
+                                      (16, 1, 1, (0, 0, 0, 0)), (32, 1, 3, (3, 1, 3, 1))].enumerated() {
+            cases.append(Case(g: ConvGeometry(kernelHeight: 3, kernelWidth: 3, strideHeight: s, strideWidth: s,
+                                              padTop: pads.0, padLeft: pads.1, padBottom: pads.2, padRight: pads.3,
+                                              dilationHeight: d, dilationWidth: i % 2 == 0 ? d : 1, groups: ic,
+                                              outChannels: ic, bias: i % 3 != 0),
+                              h: 9 + i % 3, w: 10 + i % 4, ic: ic, batch: 1 + i % 3, maxBatch: 2 + i % 3))
+        }
         // 1×1 stride-1 unpadded, grouped: the input read in place.
         for (ic, groups, oc) in [(6, 2, 4), (8, 4, 12), (5, 5, 10), (4, 1, 3), (12, 3, 3)] {
             cases.append(Case(g: ConvGeometry(kernelHeight: 1, kernelWidth: 1, groups: groups, outChannels: oc, bias: ic % 2 == 0),

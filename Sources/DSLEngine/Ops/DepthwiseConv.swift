@@ -72,44 +72,160 @@ struct TapList {
 }
 
 /// The loops of the depthwise kernel, on hoisted pointers and sizes (a value captured by the
-/// parallel closures).
+/// parallel closures). 3×3 kernels (MobileNets, EfficientNet) have a fast path for the pixels
+/// whose nine taps all lie inside the input: a channel block's nine weight vectors (forward,
+/// backward-data at stride 1) or nine dW accumulators (backward-weights) stay in registers
+/// while the block sweeps the row; other pixels and the channels past the last multiple of 16
+/// take the general per-pixel path over the tap lists.
 struct DepthwiseLoops {
     let h: Int, w: Int, c: Int, oh: Int, ow: Int, kw: Int, area: Int
     let rows: TapList, cols: TapList, rowsBack: TapList, colsBack: TapList
+    /// 3×3 fast path: output columns qLo ..< qHi have all three column taps (forward, dW);
+    /// input columns iLo ..< iHi have all three (backward-data, stride 1 only: `dataFast`).
+    let fast3x3: Bool, dataFast: Bool
+    let qLo: Int, qHi: Int, iLo: Int, iHi: Int
+    /// Input offsets (floats) between vertical and horizontal taps, and between output pixels.
+    let rowTap: Int, colTap: Int, colStep: Int, padLeft: Int
+
+    init(_ g: ConvGeometry, input x: EngineShape, output y: EngineShape) {
+        h = x.height; w = x.width; c = x.channels; oh = y.height; ow = y.width
+        kw = g.kernelWidth; area = g.kernelHeight * g.kernelWidth
+        rows = TapList(outSize: oh, inSize: h, kernel: g.kernelHeight, stride: g.strideHeight,
+                       pad: g.padTop, dilation: g.dilationHeight, inverse: false)
+        cols = TapList(outSize: ow, inSize: w, kernel: kw, stride: g.strideWidth,
+                       pad: g.padLeft, dilation: g.dilationWidth, inverse: false)
+        rowsBack = TapList(outSize: oh, inSize: h, kernel: g.kernelHeight, stride: g.strideHeight,
+                           pad: g.padTop, dilation: g.dilationHeight, inverse: true)
+        colsBack = TapList(outSize: ow, inSize: w, kernel: kw, stride: g.strideWidth,
+                           pad: g.padLeft, dilation: g.dilationWidth, inverse: true)
+        fast3x3 = g.kernelHeight == 3 && g.kernelWidth == 3
+        dataFast = fast3x3 && g.strideHeight == 1 && g.strideWidth == 1
+        // The pixels with all three column taps form one contiguous range (possibly empty).
+        func full(_ list: TapList, _ n: Int) -> (Int, Int) {
+            var lo = 0
+            while lo < n && list.start[lo + 1] - list.start[lo] != 3 { lo += 1 }
+            var hi = lo
+            while hi < n && list.start[hi + 1] - list.start[hi] == 3 { hi += 1 }
+            return (lo, hi)
+        }
+        (qLo, qHi) = fast3x3 ? full(cols, ow) : (0, 0)
+        (iLo, iHi) = dataFast ? full(colsBack, w) : (0, 0)
+        rowTap = g.dilationHeight * w * c
+        colTap = g.dilationWidth * c
+        colStep = g.strideWidth * c
+        padLeft = g.padLeft
+    }
+
+    /// y[r, q, ch...] = bias + Σ taps x·w for channels from `from` on (one output pixel).
+    @inline(__always)
+    func forwardPixel(_ r: Int, _ q: Int, from: Int, xs: UnsafePointer<Float>, wt: UnsafePointer<Float>,
+                      bias: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        let o = r % oh
+        let (w, c, kw) = (w, c, kw)
+        let (r0, r1) = (rows.start[o], rows.start[o + 1])
+        let (rowTap, rowOther) = (rows.tap, rows.other)
+        let (colTap, colOther) = (cols.tap, cols.other)
+        let (c0, c1) = (cols.start[q], cols.start[q + 1])
+        let dst = y + (r * ow + q) * c
+        var ch = from
+        while ch + 16 <= c {
+            var acc = load(bias + ch)
+            for a in r0..<r1 {
+                let xr = xs + rowOther[a] * w * c + ch, wr = wt + rowTap[a] * kw * c + ch
+                for b in c0..<c1 { acc.addProduct(load(xr + colOther[b] * c), load(wr + colTap[b] * c)) }
+            }
+            store(dst + ch, acc)
+            ch += 16
+        }
+        while ch < c {
+            var acc = bias[ch]
+            for a in r0..<r1 {
+                let xr = xs + rowOther[a] * w * c + ch, wr = wt + rowTap[a] * kw * c + ch
+                for b in c0..<c1 { acc = acc.addingProduct(xr[colOther[b] * c], wr[colTap[b] * c]) }
+            }
+            dst[ch] = acc
+            ch += 1
+        }
+    }
 
     /// y row `r` (= n·OH + oh) = bias + Σ taps x·w (`bias` holds C floats, zeros without a bias).
     @inline(__always)
     func forwardRow(_ r: Int, x: UnsafePointer<Float>, wt: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                     y: UnsafeMutablePointer<Float>) {
         let (n, o) = (r / oh, r % oh)
-        let (w, c, kw) = (w, c, kw)
+        let c = c
         let xs = x + n * h * w * c
-        let (r0, r1) = (rows.start[o], rows.start[o + 1])
-        let (rowTap, rowOther) = (rows.tap, rows.other)
-        let (colStart, colTap, colOther) = (cols.start, cols.tap, cols.other)
+        let r0 = rows.start[o]
+        guard fast3x3 && rows.start[o + 1] - r0 == 3 && qLo < qHi else {
+            for q in 0..<ow { forwardPixel(r, q, from: 0, xs: xs, wt: wt, bias: bias, y: y) }
+            return
+        }
+        for q in 0..<qLo { forwardPixel(r, q, from: 0, xs: xs, wt: wt, bias: bias, y: y) }
+        // Interior: the taps are x[ih0 + i·DH, q·SW − padLeft + j·DW] for i, j in 0..<3.
+        let (rowTap, colTap, colStep) = (rowTap, colTap, colStep)
+        let first = xs + (rows.other[r0] * w + qLo * (colStep / c) - padLeft) * c
         let c16 = c & ~15
-        for q in 0..<ow {
-            let (c0, c1) = (colStart[q], colStart[q + 1])
-            let dst = y + (r * ow + q) * c
-            var ch = 0
-            while ch < c16 {
-                var acc = load(bias + ch)
-                for a in r0..<r1 {
-                    let xr = xs + rowOther[a] * w * c + ch, wr = wt + rowTap[a] * kw * c + ch
-                    for b in c0..<c1 { acc.addProduct(load(xr + colOther[b] * c), load(wr + colTap[b] * c)) }
-                }
-                store(dst + ch, acc)
-                ch += 16
+        var ch = 0
+        while ch < c16 {
+            let wp = wt + ch
+            let w0 = load(wp), w1 = load(wp + c), w2 = load(wp + 2 * c)
+            let w3 = load(wp + 3 * c), w4 = load(wp + 4 * c), w5 = load(wp + 5 * c)
+            let w6 = load(wp + 6 * c), w7 = load(wp + 7 * c), w8 = load(wp + 8 * c)
+            let b = load(bias + ch)
+            var src = first + ch
+            var dst = y + (r * ow + qLo) * c + ch
+            for _ in qLo..<qHi {
+                var acc = b
+                acc.addProduct(load(src), w0)
+                acc.addProduct(load(src + colTap), w1)
+                acc.addProduct(load(src + 2 * colTap), w2)
+                let s1 = src + rowTap
+                acc.addProduct(load(s1), w3)
+                acc.addProduct(load(s1 + colTap), w4)
+                acc.addProduct(load(s1 + 2 * colTap), w5)
+                let s2 = s1 + rowTap
+                acc.addProduct(load(s2), w6)
+                acc.addProduct(load(s2 + colTap), w7)
+                acc.addProduct(load(s2 + 2 * colTap), w8)
+                store(dst, acc)
+                src += colStep
+                dst += c
             }
-            while ch < c {
-                var acc = bias[ch]
-                for a in r0..<r1 {
-                    let xr = xs + rowOther[a] * w * c + ch, wr = wt + rowTap[a] * kw * c + ch
-                    for b in c0..<c1 { acc = acc.addingProduct(xr[colOther[b] * c], wr[colTap[b] * c]) }
-                }
-                dst[ch] = acc
-                ch += 1
+            ch += 16
+        }
+        if c16 < c { for q in qLo..<qHi { forwardPixel(r, q, from: c16, xs: xs, wt: wt, bias: bias, y: y) } }
+        for q in qHi..<ow { forwardPixel(r, q, from: 0, xs: xs, wt: wt, bias: bias, y: y) }
+    }
+
+    /// dx[r, q, ch...] += Σ over the output pixels reading it of dy·w, channels from `from` on.
+    @inline(__always)
+    func dataPixel(_ r: Int, _ q: Int, from: Int, dys: UnsafePointer<Float>, wt: UnsafePointer<Float>,
+                   dx: UnsafeMutablePointer<Float>) {
+        let i = r % h
+        let (ow, c, kw) = (ow, c, kw)
+        let (r0, r1) = (rowsBack.start[i], rowsBack.start[i + 1])
+        let (rowTap, rowOther) = (rowsBack.tap, rowsBack.other)
+        let (colTap, colOther) = (colsBack.tap, colsBack.other)
+        let (c0, c1) = (colsBack.start[q], colsBack.start[q + 1])
+        let dst = dx + (r * w + q) * c
+        var ch = from
+        while ch + 16 <= c {
+            var acc = load(dst + ch)
+            for a in r0..<r1 {
+                let gr = dys + rowOther[a] * ow * c + ch, wr = wt + rowTap[a] * kw * c + ch
+                for b in c0..<c1 { acc.addProduct(load(gr + colOther[b] * c), load(wr + colTap[b] * c)) }
             }
+            store(dst + ch, acc)
+            ch += 16
+        }
+        while ch < c {
+            var acc = dst[ch]
+            for a in r0..<r1 {
+                let gr = dys + rowOther[a] * ow * c + ch, wr = wt + rowTap[a] * kw * c + ch
+                for b in c0..<c1 { acc = acc.addingProduct(gr[colOther[b] * c], wr[colTap[b] * c]) }
+            }
+            dst[ch] = acc
+            ch += 1
         }
     }
 
@@ -117,70 +233,139 @@ struct DepthwiseLoops {
     @inline(__always)
     func dataRow(_ r: Int, dy: UnsafePointer<Float>, wt: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
         let (n, i) = (r / h, r % h)
+        let c = c
         let dys = dy + n * oh * ow * c
-        let (r0, r1) = (rowsBack.start[i], rowsBack.start[i + 1])
+        let r0 = rowsBack.start[i]
+        guard dataFast && rowsBack.start[i + 1] - r0 == 3 && iLo < iHi else {
+            for q in 0..<w { dataPixel(r, q, from: 0, dys: dys, wt: wt, dx: dx) }
+            return
+        }
+        for q in 0..<iLo { dataPixel(r, q, from: 0, dys: dys, wt: wt, dx: dx) }
+        // Stride 1 interior: dx[ih, iw] += Σ_{kh, kw} dy[ih + padTop − kh·DH, iw + padLeft − kw·DW]·w[kh, kw];
+        // the row pairs run in output-row order (kh = 2, 1, 0), so kh = 0 is the last pair and
+        // each further kh steps back by DH output rows.
+        let colTap = colTap, outRowTap = (rowsBack.other[r0 + 2] - rowsBack.other[r0 + 1]) * ow * c
+        let first = dys + (rowsBack.other[r0 + 2] * ow + iLo + padLeft) * c
         let c16 = c & ~15
-        for q in 0..<w {
-            let (c0, c1) = (colsBack.start[q], colsBack.start[q + 1])
-            let dst = dx + (r * w + q) * c
-            var ch = 0
-            while ch < c16 {
-                var acc = load(dst + ch)
-                for a in r0..<r1 {
-                    let gr = dys + rowsBack.other[a] * ow * c + ch, wr = wt + rowsBack.tap[a] * kw * c + ch
-                    for b in c0..<c1 { acc.addProduct(load(gr + colsBack.other[b] * c), load(wr + colsBack.tap[b] * c)) }
-                }
-                store(dst + ch, acc)
-                ch += 16
+        var ch = 0
+        while ch < c16 {
+            let wp = wt + ch
+            let w0 = load(wp), w1 = load(wp + c), w2 = load(wp + 2 * c)
+            let w3 = load(wp + 3 * c), w4 = load(wp + 4 * c), w5 = load(wp + 5 * c)
+            let w6 = load(wp + 6 * c), w7 = load(wp + 7 * c), w8 = load(wp + 8 * c)
+            var src = first + ch
+            var dst = dx + (r * w + iLo) * c + ch
+            for _ in iLo..<iHi {
+                var acc = load(dst)
+                acc.addProduct(load(src), w0)
+                acc.addProduct(load(src - colTap), w1)
+                acc.addProduct(load(src - 2 * colTap), w2)
+                let s1 = src - outRowTap
+                acc.addProduct(load(s1), w3)
+                acc.addProduct(load(s1 - colTap), w4)
+                acc.addProduct(load(s1 - 2 * colTap), w5)
+                let s2 = s1 - outRowTap
+                acc.addProduct(load(s2), w6)
+                acc.addProduct(load(s2 - colTap), w7)
+                acc.addProduct(load(s2 - 2 * colTap), w8)
+                store(dst, acc)
+                src += c
+                dst += c
             }
-            while ch < c {
-                var acc = dst[ch]
-                for a in r0..<r1 {
-                    let gr = dys + rowsBack.other[a] * ow * c + ch, wr = wt + rowsBack.tap[a] * kw * c + ch
-                    for b in c0..<c1 { acc = acc.addingProduct(gr[colsBack.other[b] * c], wr[colsBack.tap[b] * c]) }
+            ch += 16
+        }
+        if c16 < c { for q in iLo..<iHi { dataPixel(r, q, from: c16, dys: dys, wt: wt, dx: dx) } }
+        for q in iHi..<w { dataPixel(r, q, from: 0, dys: dys, wt: wt, dx: dx) }
+    }
+
+    /// partial[(kh·KW + kw)·C + ch] += Σ x·dy and partial[KH·KW·C + ch] += dy at one output pixel.
+    @inline(__always)
+    func weightPixel(_ r: Int, _ q: Int, from: Int, xs: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                     partial: UnsafeMutablePointer<Float>) {
+        let o = r % oh
+        let (w, c, kw) = (w, c, kw)
+        let (r0, r1) = (rows.start[o], rows.start[o + 1])
+        let (rowTap, rowOther) = (rows.tap, rows.other)
+        let (colTap, colOther) = (cols.tap, cols.other)
+        let (c0, c1) = (cols.start[q], cols.start[q + 1])
+        let pb = partial + area * c
+        let g = dy + (r * ow + q) * c
+        var ch = from
+        while ch + 16 <= c {
+            let gv = load(g + ch)
+            store(pb + ch, load(pb + ch) + gv)
+            for a in r0..<r1 {
+                let xr = xs + rowOther[a] * w * c + ch, pr = partial + rowTap[a] * kw * c + ch
+                for b in c0..<c1 {
+                    let p = pr + colTap[b] * c
+                    var v = load(p)
+                    v.addProduct(load(xr + colOther[b] * c), gv)
+                    store(p, v)
                 }
-                dst[ch] = acc
-                ch += 1
             }
+            ch += 16
+        }
+        while ch < c {
+            let gv = g[ch]
+            pb[ch] += gv
+            for a in r0..<r1 {
+                let xr = xs + rowOther[a] * w * c + ch, pr = partial + rowTap[a] * kw * c + ch
+                for b in c0..<c1 { pr[colTap[b] * c] = pr[colTap[b] * c].addingProduct(xr[colOther[b] * c], gv) }
+            }
+            ch += 1
         }
     }
 
-    /// partial[(kh·KW + kw)·C + c] += Σ x·dy and partial[KH·KW·C + c] += Σ dy over output row `r`.
+    /// partial += the dW and dB terms of output row `r` (= n·OH + oh).
     @inline(__always)
     func weightRow(_ r: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, partial: UnsafeMutablePointer<Float>) {
         let (n, o) = (r / oh, r % oh)
+        let c = c
         let xs = x + n * h * w * c
-        let (r0, r1) = (rows.start[o], rows.start[o + 1])
-        let c16 = c & ~15
-        let pb = partial + area * c
-        for q in 0..<ow {
-            let (c0, c1) = (cols.start[q], cols.start[q + 1])
-            let g = dy + (r * ow + q) * c
-            var ch = 0
-            while ch < c16 {
-                let gv = load(g + ch)
-                store(pb + ch, load(pb + ch) + gv)
-                for a in r0..<r1 {
-                    let xr = xs + rows.other[a] * w * c + ch, pr = partial + rows.tap[a] * kw * c + ch
-                    for b in c0..<c1 {
-                        let p = pr + cols.tap[b] * c
-                        var v = load(p)
-                        v.addProduct(load(xr + cols.other[b] * c), gv)
-                        store(p, v)
-                    }
-                }
-                ch += 16
-            }
-            while ch < c {
-                let gv = g[ch]
-                pb[ch] += gv
-                for a in r0..<r1 {
-                    let xr = xs + rows.other[a] * w * c + ch, pr = partial + rows.tap[a] * kw * c + ch
-                    for b in c0..<c1 { pr[cols.tap[b] * c] = pr[cols.tap[b] * c].addingProduct(xr[cols.other[b] * c], gv) }
-                }
-                ch += 1
-            }
+        let r0 = rows.start[o]
+        guard fast3x3 && rows.start[o + 1] - r0 == 3 && qLo < qHi else {
+            for q in 0..<ow { weightPixel(r, q, from: 0, xs: xs, dy: dy, partial: partial) }
+            return
         }
+        for q in 0..<qLo { weightPixel(r, q, from: 0, xs: xs, dy: dy, partial: partial) }
+        let (rowTap, colTap, colStep) = (rowTap, colTap, colStep)
+        let first = xs + (rows.other[r0] * w + qLo * (colStep / c) - padLeft) * c
+        let pb = partial + area * c
+        let c16 = c & ~15
+        var ch = 0
+        while ch < c16 {
+            let pp = partial + ch
+            var a0 = load(pp), a1 = load(pp + c), a2 = load(pp + 2 * c)
+            var a3 = load(pp + 3 * c), a4 = load(pp + 4 * c), a5 = load(pp + 5 * c)
+            var a6 = load(pp + 6 * c), a7 = load(pp + 7 * c), a8 = load(pp + 8 * c)
+            var ab = load(pb + ch)
+            var src = first + ch
+            var g = dy + (r * ow + qLo) * c + ch
+            for _ in qLo..<qHi {
+                let gv = load(g)
+                ab += gv
+                a0.addProduct(load(src), gv)
+                a1.addProduct(load(src + colTap), gv)
+                a2.addProduct(load(src + 2 * colTap), gv)
+                let s1 = src + rowTap
+                a3.addProduct(load(s1), gv)
+                a4.addProduct(load(s1 + colTap), gv)
+                a5.addProduct(load(s1 + 2 * colTap), gv)
+                let s2 = s1 + rowTap
+                a6.addProduct(load(s2), gv)
+                a7.addProduct(load(s2 + colTap), gv)
+                a8.addProduct(load(s2 + 2 * colTap), gv)
+                src += colStep
+                g += c
+            }
+            store(pp, a0); store(pp + c, a1); store(pp + 2 * c, a2)
+            store(pp + 3 * c, a3); store(pp + 4 * c, a4); store(pp + 5 * c, a5)
+            store(pp + 6 * c, a6); store(pp + 7 * c, a7); store(pp + 8 * c, a8)
+            store(pb + ch, ab)
+            ch += 16
+        }
+        if c16 < c { for q in qLo..<qHi { weightPixel(r, q, from: c16, xs: xs, dy: dy, partial: partial) } }
+        for q in qHi..<ow { weightPixel(r, q, from: 0, xs: xs, dy: dy, partial: partial) }
     }
 }
 
@@ -206,17 +391,7 @@ final class DepthwiseConvKernel: EngineKernel {
     init(_ g: ConvGeometry, storage s: NodeStorage) throws {
         self.g = g
         let (x, y) = (s.inputShapes[0], s.outputShape)
-        loops = DepthwiseLoops(
-            h: x.height, w: x.width, c: x.channels, oh: y.height, ow: y.width, kw: g.kernelWidth,
-            area: g.kernelHeight * g.kernelWidth,
-            rows: TapList(outSize: y.height, inSize: x.height, kernel: g.kernelHeight, stride: g.strideHeight,
-                          pad: g.padTop, dilation: g.dilationHeight, inverse: false),
-            cols: TapList(outSize: y.width, inSize: x.width, kernel: g.kernelWidth, stride: g.strideWidth,
-                          pad: g.padLeft, dilation: g.dilationWidth, inverse: false),
-            rowsBack: TapList(outSize: y.height, inSize: x.height, kernel: g.kernelHeight, stride: g.strideHeight,
-                              pad: g.padTop, dilation: g.dilationHeight, inverse: true),
-            colsBack: TapList(outSize: y.width, inSize: x.width, kernel: g.kernelWidth, stride: g.strideWidth,
-                              pad: g.padLeft, dilation: g.dilationWidth, inverse: true))
+        loops = DepthwiseLoops(g, input: x, output: y)
         input = s.inputs[0]
         inputGrad = s.inputGrads[0]
         output = s.output
