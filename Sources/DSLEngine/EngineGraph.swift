@@ -305,7 +305,7 @@ public final class EngineGraph {
                 let conv = GroupedConvPlan(g, input: nodes[node.inputs[0]].shape, output: node.shape, maxBatch: maxBatch)
                 workspaceBytes = max(workspaceBytes, conv.workspace.bytes)
                 if conv.depthwise {
-                    ownedBytes += DepthwiseConvKernel.tapListBytes(g, input: nodes[node.inputs[0]].shape, output: node.shape)
+                    ownedBytes += DepthwiseConvKernel.ownedBytes(g, input: nodes[node.inputs[0]].shape, output: node.shape)
                 }
             case .mul: ownedBytes += MulKernel.ownedBytes(inputs: node.inputs.count)
             case .batchNorm: ownedBytes += allocatedBytes(BatchNormKernel.layout(channels: node.shape.channels).layout.bytes)

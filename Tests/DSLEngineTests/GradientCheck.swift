@@ -38,7 +38,7 @@ struct GradientCheckReport: CustomStringConvertible {
     var passed: Bool { failures.isEmpty && nonsmoothSkipped * 10 <= max(checked, 20) }
     var description: String {
         "checked \(checked), failed \(failures.count), skipped as nonsmooth \(nonsmoothSkipped), worst relative error "
-            + String(format: "%.2e", worstRelativeError) + " (entries above the absolute floor)" + (failures.isEmpty ? "" : "\n" + failures.prefix(8).joined(separator: "\n"))
+            + String(format: "%.2e", worstRelativeError) + " (entries above the absolute floor)" + (failures.isEmpty ? "" : "\n" + failures.prefix(30).joined(separator: "\n"))
     }
 }
 

@@ -323,4 +323,87 @@ final class NewOpTests: XCTestCase {
             assertGradientsMatch(report, "adaptive avg pool \(input) → \(oh)x\(ow)")
         }
     }
+
+    // MARK: A network of the new operators
+
+    /// A small MobileNetV2/V3-style network of every new operator, built on the engine; `smooth`
+    /// swaps the kinked activations for smooth ones (hardswish → silu, relu6 → gelu,
+    /// hardsigmoid → sigmoid, and the saturating tanh and sigmoid near the head → gelu, silu) for
+    /// finite differences: after batch norm a parameter's step moves a whole channel, and values
+    /// crossing a kink spoil the central differences; behind two saturating layers the early
+    /// layers' gradients shrink to the float noise of the loss. (Each is checked standalone.)
+    static func mobileBlocks(_ g: EngineGraph, smooth: Bool = false) throws {
+        func act(_ a: EngineActivation) -> EngineOp {
+            guard smooth else { return .activation(a) }
+            switch a {
+            case .hardswish: return .activation(.silu)
+            case .relu6: return .activation(.gelu)
+            case .hardsigmoid: return .activation(.sigmoid)
+            default: return .activation(a)
+            }
+        }
+        func dw(_ c: Int, _ s: Int) -> EngineOp {
+            .convolution(ConvGeometry(kernelHeight: 3, kernelWidth: 3, strideHeight: s, strideWidth: s, padTop: 1, padLeft: 1,
+                                      padBottom: 1, padRight: 1, groups: c, outChannels: c, bias: false))
+        }
+        let stem = try g.add(.conv(kernel: 3, stride: 2, pad: 1, outChannels: 16, bias: false), inputs: [0], name: "stem")
+        let sb = try g.add(.batchNorm(), inputs: [stem], name: "stem.bn")
+        let sa = try g.add(act(.hardswish), inputs: [sb], name: "stem.act")
+        let d1 = try g.add(dw(16, 1), inputs: [sa], name: "dw1")
+        let d1b = try g.add(.batchNorm(), inputs: [d1], name: "dw1.bn")
+        let d1a = try g.add(act(.relu6), inputs: [d1b], name: "dw1.act")
+        let sq = try g.add(.globalAvgPool, inputs: [d1a], name: "se.gap")
+        let r = try g.add(.conv(kernel: 1, stride: 1, pad: 0, outChannels: 8, bias: true), inputs: [sq], name: "se.reduce")
+        let ra = try g.add(act(.silu), inputs: [r], name: "se.act")
+        let e = try g.add(.conv(kernel: 1, stride: 1, pad: 0, outChannels: 16, bias: true), inputs: [ra], name: "se.expand")
+        let ea = try g.add(act(.hardsigmoid), inputs: [e], name: "se.gate")
+        let m = try g.add(.mul, inputs: [d1a, ea], name: "se")
+        let p = try g.add(.conv(kernel: 1, stride: 1, pad: 0, outChannels: 16, bias: false), inputs: [m], name: "project")
+        let res = try g.add(.add, inputs: [p, sa], name: "residual")
+        let grouped = try g.add(.convolution(ConvGeometry(kernelHeight: 1, kernelWidth: 7, strideHeight: 1, strideWidth: 2,
+                                                          padTop: 0, padLeft: 3, padBottom: 0, padRight: 3, groups: 4,
+                                                          outChannels: 32, bias: true)), inputs: [res], name: "grouped")
+        let ga = try g.add(act(.gelu), inputs: [grouped], name: "grouped.act")
+        let d2 = try g.add(dw(32, 2), inputs: [ga], name: "dw2")
+        let d2a = try g.add(act(smooth ? .gelu : .tanh), inputs: [d2], name: "dw2.act")
+        let dil = try g.add(.convolution(ConvGeometry(kernelHeight: 3, kernelWidth: 3, padTop: 2, padLeft: 2, padBottom: 2,
+                                                      padRight: 2, dilationHeight: 2, dilationWidth: 2, outChannels: 24,
+                                                      bias: false)), inputs: [d2a], name: "dilated")
+        let da = try g.add(act(smooth ? .silu : .sigmoid), inputs: [dil], name: "dilated.act")
+        let pool = try g.add(.adaptiveAvgPool(height: 3, width: 2), inputs: [da], name: "pool")
+        try g.add(.linear(outFeatures: 10, bias: true), inputs: [pool], name: "fc")
+        try g.add(.softmax, inputs: [g.nodeCount - 1], name: "softmax")
+    }
+
+    /// Memory planned before compiling is what compiling allocates; a training step gives the
+    /// same loss and gradients with 1 and 2 threads, bit for bit; the gradients check.
+    func testNetworkOfNewOperators() throws {
+        for training in [true, false] {
+            let g = EngineGraph(inputShape: (21, 19, 3), maxBatch: 3, seed: 9)
+            try Self.mobileBlocks(g)
+            let planned = g.plannedMemory(training: training)
+            try g.compile(training: training)
+            XCTAssertEqual(g.memoryPlan, planned, "training \(training)")
+        }
+        func step(_ threads: Int) throws -> [Float] {
+            let g = EngineGraph(inputShape: (21, 19, 3), maxBatch: 3, seed: 9)
+            try Self.mobileBlocks(g)
+            try g.compile(training: true)
+            var random = TestRandom(4)
+            return try withThreads(threads) {
+                let y = g.forward(random.normals(3 * g.inputShape.count), batch: 3, training: true)
+                let (loss, _) = g.backward(labels: [1, 4, 9], batch: 3)
+                XCTAssertTrue(loss.isFinite)
+                let inference = g.forward(random.normals(3 * g.inputShape.count), batch: 3, training: false)
+                return try XCTUnwrap(Optional(y + [loss] + Array(UnsafeBufferPointer(start: g.parameterGrads, count: g.parameterCount)) + inference))
+            }
+        }
+        let one = try step(1), two = try step(2)
+        XCTAssertTrue(bitIdentical(one, two), "1 and 2 threads differ")
+        XCTAssertTrue(one.allSatisfy(\.isFinite))
+        let report = try GradientChecker(batch: 2, entriesPerTensor: 8).check(input: (21, 19, 3)) { g in
+            try Self.mobileBlocks(g, smooth: true)
+        }
+        assertGradientsMatch(report, "network of the new operators")
+    }
 }

@@ -423,8 +423,9 @@ final class DepthwiseConvKernel: EngineKernel {
         loops.rows.deallocate(); loops.cols.deallocate(); loops.rowsBack.deallocate(); loops.colsBack.deallocate()
     }
 
-    /// Bytes of the four tap lists of a layer (counted by the memory plan).
-    static func tapListBytes(_ g: ConvGeometry, input x: EngineShape, output y: EngineShape) -> Int {
+    /// Bytes the kernel holds itself: the four tap lists and, without a bias, C zeros
+    /// (counted by the memory plan).
+    static func ownedBytes(_ g: ConvGeometry, input x: EngineShape, output y: EngineShape) -> Int {
         func list(_ outSize: Int, _ inSize: Int, _ k: Int, _ s: Int, _ p: Int, _ d: Int) -> Int {
             var valid = 0
             for o in 0..<outSize { for t in 0..<k where (0..<inSize).contains(o * s - p + t * d) { valid += 1 } }
@@ -432,7 +433,7 @@ final class DepthwiseConvKernel: EngineKernel {
         }
         let rows = list(y.height, x.height, g.kernelHeight, g.strideHeight, g.padTop, g.dilationHeight)
         let cols = list(y.width, x.width, g.kernelWidth, g.strideWidth, g.padLeft, g.dilationWidth)
-        return 2 * (rows + cols) + 8 * (y.height + 1 + y.width + 1 + x.height + 1 + x.width + 1)
+        return 2 * (rows + cols) + 8 * (y.height + 1 + y.width + 1 + x.height + 1 + x.width + 1) + (g.bias ? 0 : 4 * x.channels)
     }
 
     var ownedScratchBytes: Int {
