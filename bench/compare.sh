@@ -9,7 +9,9 @@
 # the peers (`../shared/bench/peers.py`: PyTorch eager NCHW and channels_last, torch.compile,
 # ONNX Runtime, OpenVINO), and prints dsl's mean, the best peer, and the ratio. Rows:
 #   All-CNN-C training and inference, batch 64; PyramidNet-110 training and inference, batch 64;
-#   GoogLeNet inference at 224x224, batch 16; batch-1 inference latency of All-CNN-C and GoogLeNet.
+#   GoogLeNet inference at 224x224, batch 16; MobileNetV2 inference at 224x224, batch 16, and a
+#   CIFAR MobileNetV2 training step, batch 64 (peer: PyTorch eager, bench/ref_models.py);
+#   batch-1 inference latency of All-CNN-C and GoogLeNet.
 # Then (unless --quick) dsl's thread scaling and per-layer rates on All-CNN-C.
 # The machine is shared: compare ratios within one run, never absolute times across runs.
 set -euo pipefail
@@ -39,7 +41,12 @@ row() {
     [ "$kind" = latency ] && steps=20
     local d1 p d2
     d1=$($dsl bench "$spec" --batch "$batch" --steps "$steps" --format json)
-    p=$("$py" "$shared/bench/peers.py" "$peer" "$batch" "$steps" 2>/dev/null || true)
+    if [[ $peer == mobilenetv2* ]]; then
+        # PyTorch eager (NCHW, channels_last) on bench/ref_models.py's torchvision MobileNetV2.
+        p=$("$py" bench/ref_models.py "$peer" "$batch" "$steps" 2>/dev/null || true)
+    else
+        p=$("$py" "$shared/bench/peers.py" "$peer" "$batch" "$steps" 2>/dev/null || true)
+    fi
     d2=$($dsl bench "$spec" --batch "$batch" --steps "$steps" --format json)
     "$py" - "$name" "$kind" "$batch" "$d1" "$d2" "$p" <<'EOF'
 import json, sys
@@ -71,6 +78,17 @@ row "All-CNN-C inference, 64" specs/all-cnn-c.dsl 64 infer allcnn
 row "PyramidNet-110 training, 64" specs/pyramidnet-110-a48.dsl 64 train pyramidnet
 row "PyramidNet-110 inference, 64" specs/pyramidnet-110-a48.dsl 64 infer pyramidnet
 row "GoogLeNet inference 224x224, 16" specs/googlenet.dsl 16 infer googlenet
+# MobileNetV2 (issue #13): torchvision's at 224x224, and its CIFAR form for a training step
+# (32x32 input, the stem and the second stage at stride 1, 10 classes; bench/ref_models.py
+# builds the same network for PyTorch).
+cifar_mobilenet=$(mktemp --suffix=.dsl)
+trap 'rm -f "$cifar_mobilenet"' EXIT
+sed -e 's/^network mobilenet-v2$/network mobilenet-v2-cifar/' -e 's/^input 224x224x3$/input 32x32x3/' \
+    -e 's/^conv 3 2 32 bn act=relu6 .*/conv 3 1 32 bn act=relu6/' -e 's/^stage(16, 6, 24, 2, 2) .*/stage(16, 6, 24, 2, 1)/' \
+    -e 's/^fc 1000$/fc 10/' specs/mobilenet-v2.dsl > "$cifar_mobilenet"
+[ "$(diff specs/mobilenet-v2.dsl "$cifar_mobilenet" | grep -c '^>')" = 5 ] || { echo "specs/mobilenet-v2.dsl changed: update the CIFAR edit" >&2; exit 1; }
+row "MobileNetV2 inference 224x224, 16" specs/mobilenet-v2.dsl 16 infer mobilenetv2
+row "MobileNetV2 CIFAR training, 64" "$cifar_mobilenet" 64 train mobilenetv2-cifar
 row "All-CNN-C latency, batch 1" specs/all-cnn-c.dsl 1 latency allcnn
 row "GoogLeNet latency 224x224, batch 1" specs/googlenet.dsl 1 latency googlenet
 [ $quick = 1 ] && exit 0
