@@ -415,6 +415,19 @@ public final class EngineGraph {
                 relu.fused = true
             }
         }
+        // A ReLU, or an activation whose backward reads only its output, running in place on a
+        // batch norm's output: the batch norm applies it in its store (a pass over the tensor saved).
+        for j in 1..<count where plan.valueRoot[j] != j {
+            guard let bn = kernels[nodes[j].inputs[0]] as? BatchNormKernel, bn.fused == nil else { continue }
+            if let relu = kernels[j] as? ReLUKernel, nodes[j].op == .relu, relu.input == relu.output, bn.output == relu.input {
+                bn.fused = .relu
+                relu.fused = true
+            } else if let act = kernels[j] as? ActivationKernel, case let .activation(a)? = nodes[j].op,
+                      a.backwardFromOutput, act.input == act.output, bn.output == act.input {
+                bn.fused = .activation(a)
+                act.fused = true
+            }
+        }
         softmaxKernel = nodes[last].op == .softmax ? (kernels[last] as! SoftmaxKernel) : nil
 
         memoryPlan = EngineMemoryPlan(
@@ -654,7 +667,7 @@ public final class EngineGraph {
     /// from first. Needs a graph compiled for training with `computesInputGradient` (so every
     /// node has a gradient); `node` is neither the input nor the final softmax. A convolution
     /// that applies the ReLU after it in its store (in place) stores its own output for this
-    /// pass when it is `node`.
+    /// pass when it is `node`; so does a batch norm applying the activation after it.
     public func forwardForInputGradient(_ input: UnsafePointer<Float>, batch: Int, through node: Int) -> UnsafePointer<Float> {
         require(isCompiledForTraining && computesInputGradient && endsInSoftmax,
                 "input gradients need a graph ending in softmax, compiled for training with computesInputGradient")
@@ -665,9 +678,13 @@ public final class EngineGraph {
         for p in pools { p.recordsSwitches = true }
         let unfused = (kernels[node] as? ConvKernel).flatMap { $0.fusedReLU ? $0 : nil }
         unfused?.fusedReLU = false
+        let unfusedNorm = kernels[node] as? BatchNormKernel
+        let normActivation = unfusedNorm?.fused
+        unfusedNorm?.fused = nil
         defer {
             for p in pools { p.recordsSwitches = false }
             unfused?.fusedReLU = true
+            unfusedNorm?.fused = normActivation
         }
         for k in 1...node { kernels[k]!.forward(batch: batch, training: false) }
         lastForward = (batch, false)

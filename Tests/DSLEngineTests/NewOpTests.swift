@@ -406,4 +406,35 @@ final class NewOpTests: XCTestCase {
         }
         assertGradientsMatch(report, "network of the new operators")
     }
+
+    /// A batch norm applies the ReLU or output-only activation that runs in place after it in its
+    /// own store; the results (training step, inference) equal the unfused graph's bit for bit.
+    func testBatchNormAppliesTheActivationAfterIt() throws {
+        let fusable: [EngineOp] = [.relu, .activation(.relu6), .activation(.hardsigmoid), .activation(.sigmoid), .activation(.tanh)]
+        for op in fusable + [.activation(.hardswish), .activation(.silu), .leakyRelu(slope: 0.1)] {
+            func run(reuse: Bool) throws -> (values: [Float], algorithm: String?) {
+                let g = EngineGraph(inputShape: (6, 5, 3), maxBatch: 3, seed: 2)
+                let c = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 8, bias: false), inputs: [0], name: "conv")
+                let bn = try g.add(.batchNorm(), inputs: [c], name: "bn")
+                let a = try g.add(op, inputs: [bn], name: "act")
+                let d = try g.add(.convolution(ConvGeometry(kernelHeight: 3, kernelWidth: 3, padTop: 1, padLeft: 1, padBottom: 1,
+                                                            padRight: 1, groups: 8, outChannels: 8, bias: true)), inputs: [a], name: "dw")
+                try g.add(.globalAvgPool, inputs: [d], name: "gap")
+                try g.add(.softmax, inputs: [g.nodeCount - 1], name: "softmax")
+                g.computesInputGradient = true
+                try g.compile(training: true, reuseBuffers: reuse)
+                var random = TestRandom(8)
+                let x = random.normals(3 * g.inputShape.count)
+                let y = g.forward(x, batch: 3, training: true)
+                let (loss, _) = g.backward(labels: [0, 3, 7], batch: 3)
+                let grads = Array(UnsafeBufferPointer(start: g.parameterGrads, count: g.parameterCount))
+                let input = Array(UnsafeBufferPointer(start: g.inputGradient!, count: 3 * g.inputShape.count))
+                let inference = g.forward(x, batch: 3, training: false)
+                return (y + [loss] + grads + input + inference, g.algorithm(of: a))
+            }
+            let fused = try run(reuse: true), plain = try run(reuse: false)
+            XCTAssertEqual(fused.algorithm == "fused fwd", fusable.contains(op), "\(op): \(fused.algorithm ?? "-")")
+            XCTAssertTrue(bitIdentical(fused.values, plain.values), "\(op)")
+        }
+    }
 }

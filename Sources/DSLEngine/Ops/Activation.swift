@@ -47,6 +47,26 @@ import Darwin
     }
 }
 
+/// An activation a batch-norm kernel applies in its own store when the activation runs in place
+/// on its output (`EngineGraph.compile`), saving a pass over the tensor: ReLU, or an activation
+/// whose backward reads only the output (`EngineActivation.backwardFromOutput`).
+enum FusedActivation: Equatable {
+    case relu
+    case activation(EngineActivation)
+}
+
+/// Applies `a` in place to `count` floats just stored (one row, in L1).
+func applyFusedActivation(_ a: FusedActivation, _ p: UnsafeMutablePointer<Float>, count: Int) {
+    switch a {
+    case .relu: for i in 0..<count { p[i] = max(p[i], 0) }
+    case .activation(.relu6): for i in 0..<count { p[i] = activationValue(.relu6, p[i]) }
+    case .activation(.hardsigmoid): for i in 0..<count { p[i] = activationValue(.hardsigmoid, p[i]) }
+    case .activation(.sigmoid): for i in 0..<count { p[i] = activationValue(.sigmoid, p[i]) }
+    case .activation(.tanh): for i in 0..<count { p[i] = activationValue(.tanh, p[i]) }
+    case .activation(let other): for i in 0..<count { p[i] = activationValue(other, p[i]) }
+    }
+}
+
 /// Activation kernel (one of `EngineActivation`), standalone or in place after any node.
 final class ActivationKernel: EngineKernel {
     let count: Int
@@ -65,9 +85,14 @@ final class ActivationKernel: EngineKernel {
         outputGrad = s.outputGrad
     }
 
-    var algorithm: String? { input == output ? "in place" : nil }
+    /// Set at compile time when the batch norm before applies this activation in its store
+    /// (`BatchNormKernel.fused`): forward has nothing to do.
+    var fused = false
+
+    var algorithm: String? { fused ? "fused fwd" : input == output ? "in place" : nil }
 
     func forward(batch: Int, training: Bool) {
+        if fused { return }
         let total = batch * count
         let (x, y, kind) = (UnsafePointer(input), output, kind)
         let chunks = elementwiseChunks(total)

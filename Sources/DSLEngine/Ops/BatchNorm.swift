@@ -39,6 +39,9 @@ final class BatchNormKernel: EngineKernel {
     let sums: UnsafeMutablePointer<Double>
     /// Backward of the eval-mode forward (set by `EngineGraph.inputGradient` for its duration).
     var inferenceBackward = false
+    /// Set at compile time when the activation after it runs in place on this output: forward
+    /// stores act(y) (that activation's forward then does nothing; its backward reads act(y)).
+    var fused: FusedActivation? = nil
 
     /// The kernel's state and scratch, one block.
     let block: MemoryBlock
@@ -127,7 +130,7 @@ final class BatchNormKernel: EngineKernel {
                 runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * Float(unbiased)
             }
             if let xhat = normalized {
-                let (mean, inv, y, g, b) = (UnsafePointer(batchMean), invStd, output, gamma, beta)
+                let (mean, inv, y, g, b, fused) = (UnsafePointer(batchMean), invStd, output, gamma, beta, fused)
                 let chunks = elementwiseChunks(rows * c)
                 parallelFor(chunks) { chunk in
                     for r in chunkRange(chunk, of: chunks, count: rows) {
@@ -137,6 +140,7 @@ final class BatchNormKernel: EngineKernel {
                             nx[ch] = v
                             dst[ch] = v * g[ch] + b[ch]
                         }
+                        if let a = fused { applyFusedActivation(a, dst, count: c) }
                     }
                 }
                 return
@@ -148,12 +152,13 @@ final class BatchNormKernel: EngineKernel {
                 shift[ch] = beta[ch] - runningMean[ch] * gamma[ch] * inv
             }
         }
-        let (y, sc, sh) = (output, scale, shift)
+        let (y, sc, sh, fused) = (output, scale, shift, fused)
         let chunks = elementwiseChunks(rows * c)
         parallelFor(chunks) { chunk in
             for r in chunkRange(chunk, of: chunks, count: rows) {
                 let (src, dst) = (x + r * c, y + r * c)
                 for ch in 0..<c { dst[ch] = src[ch] * sc[ch] + sh[ch] }
+                if let a = fused { applyFusedActivation(a, dst, count: c) }
             }
         }
     }
