@@ -305,10 +305,14 @@ extension EngineOp {
             guard x.channels % g.groups == 0, g.outChannels % g.groups == 0 else {
                 throw fail("groups \(g.groups) must divide the input channels \(x.channels) and the output channels \(g.outChannels)")
             }
-            guard let (oh, ow) = g.outputSize(height: x.height, width: x.width) else {
+            guard g.outputSize(height: x.height, width: x.width) != nil else {
                 throw fail("the dilated \(g.kernelHeight)x\(g.kernelWidth) kernel does not fit the padded input \(x)")
             }
-            return EngineShape(height: oh, width: ow, channels: g.outChannels)
+            return try irShape(.conv(ConvAttributes(
+                kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth, strideHeight: g.strideHeight,
+                strideWidth: g.strideWidth, padTop: g.padTop, padLeft: g.padLeft, padBottom: g.padBottom,
+                padRight: g.padRight, dilationHeight: g.dilationHeight, dilationWidth: g.dilationWidth, groups: g.groups,
+                filters: g.outChannels, bias: g.bias, batchNorm: false, activation: .none)), x)
         case .activation:
             return try single()
         case .mul:

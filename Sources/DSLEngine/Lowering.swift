@@ -28,7 +28,7 @@ public struct LoweringError: Error, CustomStringConvertible {
 }
 
 /// Lowers IR to the engine: a conv with batch norm and an activation becomes three engine
-/// nodes (`name`, `name.bn`, `name.relu`), identity activations and zero dropout vanish, and
+/// nodes (`name`, `name.bn`, `name.relu` or `name.relu6`, ... after the activation's keyword), identity activations and zero dropout vanish, and
 /// every engine node is named after the IR layer it implements, so parameter names
 /// (`conv3.weight`, `3a.b2.conv.bias`, `conv1.bn.weight`) match `dsl check`'s layer names.
 public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetwork {
@@ -44,19 +44,21 @@ public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetw
             throw LoweringError(node: irNode, message: "layer '\(name)': \(error)")
         }
     }
-    /// What the engine cannot run yet (`dsl check` accepts it): refused at the layer, never
-    /// approximated.
-    func unsupported(_ what: String, _ irNode: Int) -> LoweringError {
-        LoweringError(node: irNode, message: "layer '\(g.nodes[irNode].name)': \(what) is not supported by the engine yet")
-    }
     func activation(_ a: Activation, after x: Int, _ name: String, _ irNode: Int) throws -> Int {
+        let op: EngineOp
         switch a {
         case .none: return x
         case .relu: return try add(.relu, [x], name + ".relu", irNode)
         case .leaky(let s): return try add(.leakyRelu(slope: Float(s)), [x], name + ".leaky", irNode)
-        case .gelu, .silu, .relu6, .hardswish, .hardsigmoid, .sigmoid, .tanh:
-            throw unsupported("the \(a.keyword) activation", irNode)
+        case .gelu: op = .activation(.gelu)
+        case .silu: op = .activation(.silu)
+        case .relu6: op = .activation(.relu6)
+        case .hardswish: op = .activation(.hardswish)
+        case .hardsigmoid: op = .activation(.hardsigmoid)
+        case .sigmoid: op = .activation(.sigmoid)
+        case .tanh: op = .activation(.tanh)
         }
+        return try add(op, [x], name + "." + a.keyword, irNode)
     }
     for n in g.nodes where n.id > 0 {
         let ins = n.inputs.map { outputOf[$0] }
@@ -65,15 +67,19 @@ public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetw
         case .input:
             y = 0
         case .conv(let c):
-            guard let sq = c.square else {
-                let what = c.groups != 1 ? "a grouped convolution (groups=\(c.groups))"
-                    : c.dilationHeight != 1 || c.dilationWidth != 1 ? "a dilated convolution"
-                    : c.kernelHeight != c.kernelWidth ? "a rectangular \(c.kernelHeight)x\(c.kernelWidth) kernel"
-                    : c.strideHeight != c.strideWidth ? "a rectangular \(c.strideHeight)x\(c.strideWidth) stride"
-                    : "padding that differs between sides (\(c.padTop),\(c.padLeft),\(c.padBottom),\(c.padRight))"
-                throw unsupported(what, n.id)
+            // Square, symmetric, undilated and ungrouped: the square kernels (Winograd, direct,
+            // GEMM) as before; anything else the general convolution (depthwise: its own kernel).
+            let op: EngineOp
+            if let sq = c.square {
+                op = .conv(kernel: sq.kernel, stride: sq.stride, pad: sq.pad, outChannels: c.filters, bias: c.bias)
+            } else {
+                op = .convolution(ConvGeometry(
+                    kernelHeight: c.kernelHeight, kernelWidth: c.kernelWidth, strideHeight: c.strideHeight,
+                    strideWidth: c.strideWidth, padTop: c.padTop, padLeft: c.padLeft, padBottom: c.padBottom,
+                    padRight: c.padRight, dilationHeight: c.dilationHeight, dilationWidth: c.dilationWidth,
+                    groups: c.groups, outChannels: c.filters, bias: c.bias))
             }
-            y = try add(.conv(kernel: sq.kernel, stride: sq.stride, pad: sq.pad, outChannels: c.filters, bias: c.bias), ins, n.name, n.id)
+            y = try add(op, ins, n.name, n.id)
             if c.batchNorm { y = try add(.batchNorm(), [y], n.name + ".bn", n.id) }
             y = try activation(c.activation, after: y, n.name, n.id)
         case .pool(let p):
@@ -83,8 +89,7 @@ public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetw
             y = try add(.globalAvgPool, ins, n.name, n.id)
         case .adaptiveAvgPool(let h, let w):
             // To 1x1 it is global average pooling.
-            guard h == 1 && w == 1 else { throw unsupported("adaptive average pooling to \(h)x\(w)", n.id) }
-            y = try add(.globalAvgPool, ins, n.name, n.id)
+            y = try add(h == 1 && w == 1 ? .globalAvgPool : .adaptiveAvgPool(height: h, width: w), ins, n.name, n.id)
         case .batchNorm:
             y = try add(.batchNorm(), ins, n.name, n.id)
         case .activation(let a):
@@ -101,7 +106,7 @@ public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetw
         case .add:
             y = try add(.add, ins, n.name, n.id)
         case .mul:
-            throw unsupported("the element-wise 'mul' merge", n.id)
+            y = ins.count == 1 ? ins[0] : try add(.mul, ins, n.name, n.id)
         }
         outputOf[n.id] = y
     }

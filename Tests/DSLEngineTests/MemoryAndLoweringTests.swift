@@ -190,4 +190,72 @@ final class MemoryAndLoweringTests: XCTestCase {
         e.forward([Float](repeating: 0.5, count: 32), batch: 1, training: true)
         XCTAssertTrue(e.backward(labels: [1], batch: 1).loss.isFinite)
     }
+
+    /// Every construct of issue 13 lowers to its engine operator, compiles with its memory
+    /// planned, and trains: general and depthwise convolutions (the square ones keep `.conv`),
+    /// the seven activations after convolutions and as layers, mul, adaptive pooling. (The IR is
+    /// edited after checking a spec in the older syntax, so the test does not depend on the parser.)
+    func testLoweringOfTheNewConstructs() throws {
+        let text = """
+            input 12x12x4
+            conv 3 1 8 bn
+            conv 3 1 8 bn
+            add {
+              conv 1 1 8
+            } {
+              conv 3 1 8
+            }
+            relu
+            conv 3 1 6
+            conv 3 1 6
+            gap
+            softmax
+            """
+        let checked = Frontend.check(text: text)
+        var g = try XCTUnwrap(checked.graph, "\(checked.diagnostics.items.map(\.message))")
+        var convs = 0
+        for i in g.nodes.indices {
+            switch g.nodes[i].op {
+            case .conv(var c):
+                convs += 1
+                switch convs {
+                case 1: c.activation = .relu6
+                case 2: c.groups = 8; c.strideHeight = 2; c.strideWidth = 2; c.activation = .hardswish   // depthwise
+                case 3: c.activation = .silu
+                case 4: c.kernelWidth = 1; c.padLeft = 0; c.padRight = 0; c.padTop = 0; c.padBottom = 2; c.activation = .gelu
+                case 5: c.dilationHeight = 2; c.dilationWidth = 2; c.padTop = 2; c.padLeft = 2; c.padBottom = 2; c.padRight = 2
+                        c.groups = 2; c.activation = .sigmoid
+                default: c.activation = .tanh   // square: the old kernels
+                }
+                g.nodes[i].op = .conv(c)
+            case .add: g.nodes[i].op = .mul
+            case .activation: g.nodes[i].op = .activation(.hardsigmoid)
+            case .globalAvgPool: g.nodes[i].op = .adaptiveAvgPool(height: 2, width: 1)
+            default: break
+            }
+        }
+        XCTAssertEqual(convs, 6)
+        let lowered = try lower(g, maxBatch: 3, seed: 1)
+        let e = lowered.engine
+        var ops: [String: EngineOp] = [:]
+        for k in 1..<e.nodeCount { ops[e.name(of: k)] = e.op(of: k) }
+        let names = Set(ops.keys)
+        for suffix in ["relu6", "hardswish", "silu", "gelu", "sigmoid", "tanh"] {
+            XCTAssertTrue(names.contains { $0.hasSuffix("." + suffix) }, "no .\(suffix) node in \(names.sorted())")
+        }
+        XCTAssertTrue(ops.values.contains(.mul))
+        XCTAssertTrue(ops.values.contains(.adaptiveAvgPool(height: 2, width: 1)))
+        XCTAssertTrue(ops.values.contains(.activation(.hardsigmoid)))
+        let general = ops.values.compactMap { op -> ConvGeometry? in if case let .convolution(c) = op { return c } else { return nil } }
+        XCTAssertEqual(general.count, 3)
+        XCTAssertEqual(ops.values.filter { if case .conv = $0 { return true } else { return false } }.count, 3)
+        try e.compile(training: true)
+        XCTAssertEqual(e.parameters.first { $0.shape == [3, 3, 1, 8] } != nil, true, "depthwise weight (KH,KW,IC/G,OC)")
+        XCTAssertTrue((1..<e.nodeCount).contains { e.algorithm(of: $0) == "depthwise" })
+        var random = TestRandom(5)
+        let y = e.forward(random.normals(3 * e.inputShape.count), batch: 3, training: true)
+        let (loss, _) = e.backward(labels: [0, 2, 5], batch: 3)
+        XCTAssertTrue(loss.isFinite && y.allSatisfy(\.isFinite))
+        XCTAssertEqual(e.outputShape, EngineShape(height: 2, width: 1, channels: 6))
+    }
 }
