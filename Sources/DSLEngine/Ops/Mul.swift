@@ -1,6 +1,7 @@
 // Elementwise product of two or more inputs (squeeze-and-excitation's channel scaling).
 // inp_i is (B,H,W,C) or (B,1,1,C) (broadcast over H×W), out is (B,H,W,C)
-// y = Π_i x_i; backward dx_i += dy · Π_{j≠i} x_j, summed over H×W for a broadcast input.
+// y = Π_i x_i; backward dx_i += dy · Π_{j≠i} x_j, summed over H×W for a broadcast input
+// (two inputs, the usual case, directly; more through a per-thread row of partial products).
 // Forward saves nothing (backward re-reads the inputs, kept alive by the planner). Products
 // run in input order; each output element, and each broadcast gradient (one sample's pixels in
 // order), is computed by one chain whatever the thread count: results are bit-identical.
@@ -82,6 +83,30 @@ final class MulKernel: EngineKernel {
         let dy = UnsafePointer(dOut)
         for (i, grad) in inputGrads.enumerated() {
             guard let dx = grad else { continue }
+            if inputs.count == 2 {
+                // Two inputs (squeeze-and-excitation): dx_i += dy · x_other, directly.
+                let other = UnsafePointer(inputs[1 - i]), otherBroadcast = broadcast[1 - i]
+                if broadcast[i] {
+                    // dx[n, c] += Σ_p dy[n, p, c] · other[n, p, c], one job per sample, pixels in order.
+                    parallelFor(batch) { sample in
+                        let to = dx + sample * c
+                        for p in (sample * pixels)..<((sample + 1) * pixels) {
+                            let g = dy + p * c, o = otherBroadcast ? other + sample * c : other + p * c
+                            for ch in 0..<c { to[ch] += g[ch] * o[ch] }
+                        }
+                    }
+                } else {
+                    let total = batch * pixels
+                    let chunks = elementwiseChunks(total * c)
+                    parallelFor(chunks) { chunk in
+                        for p in chunkRange(chunk, of: chunks, count: total) {
+                            let g = dy + p * c, to = dx + p * c, o = otherBroadcast ? other + (p / pixels) * c : other + p * c
+                            for ch in 0..<c { to[ch] += g[ch] * o[ch] }
+                        }
+                    }
+                }
+                continue
+            }
             if broadcast[i] {
                 // dx[n, c] += Σ_p dy[n, p, c] · Π_{j≠i} x_j[n, p, c]: one job per sample, a row
                 // of the product at a time in a per-thread scratch row, summed in pixel order.
