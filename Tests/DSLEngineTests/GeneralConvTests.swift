@@ -149,6 +149,13 @@ final class GeneralConvTests: XCTestCase {
                                               outChannels: ic, bias: i % 3 != 0),
                               h: 9 + i % 3, w: 10 + i % 4, ic: ic, batch: 1 + i % 3, maxBatch: 2 + i % 3))
         }
+        // Depthwise 5×5 (EfficientNet), 1×7 and 7×1 on ≥ 16 channels: the interior path of any kernel.
+        for (i, (kh, kw, ic, s)) in [(5, 5, 32, 1), (5, 5, 48, 2), (1, 7, 16, 1), (7, 1, 17, 1), (5, 3, 33, 1)].enumerated() {
+            cases.append(Case(g: ConvGeometry(kernelHeight: kh, kernelWidth: kw, strideHeight: s, strideWidth: s,
+                                              padTop: kh / 2, padLeft: kw / 2, padBottom: kh / 2 + i % 2, padRight: kw / 2,
+                                              dilationHeight: 1 + i % 2, groups: ic, outChannels: ic, bias: i % 2 == 0),
+                              h: 11 + i, w: 12, ic: ic, batch: 1 + i % 3, maxBatch: 3))
+        }
         // 1×1 stride-1 unpadded, grouped: the input read in place.
         for (ic, groups, oc) in [(6, 2, 4), (8, 4, 12), (5, 5, 10), (4, 1, 3), (12, 3, 3)] {
             cases.append(Case(g: ConvGeometry(kernelHeight: 1, kernelWidth: 1, groups: groups, outChannels: oc, bias: ic % 2 == 0),

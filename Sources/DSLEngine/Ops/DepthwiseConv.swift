@@ -80,10 +80,14 @@ struct TapList {
 struct DepthwiseLoops {
     let h: Int, w: Int, c: Int, oh: Int, ow: Int, kw: Int, area: Int
     let rows: TapList, cols: TapList, rowsBack: TapList, colsBack: TapList
-    /// 3×3 fast path: output columns qLo ..< qHi have all three column taps (forward, dW);
-    /// input columns iLo ..< iHi have all three (backward-data, stride 1 only: `dataFast`).
-    let fast3x3: Bool, dataFast: Bool
+    /// Interior fast path (any kernel; 3×3 with the taps in registers): output columns
+    /// qLo ..< qHi have all KW column taps (forward, dW); input columns iLo ..< iHi have all KW
+    /// (backward-data, stride 1 only: `dataFast`).
+    let fast3x3: Bool, dataFast: Bool, kh: Int
     let qLo: Int, qHi: Int, iLo: Int, iHi: Int
+    /// Interior tap offsets in floats, tap t = kh·KW + kw: from the input pixel of tap (0, 0)
+    /// (forward, dW), and from the dY pixel of tap (0, 0) (backward-data, stride 1).
+    let forwardOffsets: UnsafeMutablePointer<Int>, dataOffsets: UnsafeMutablePointer<Int>
     /// Input offsets (floats) between vertical and horizontal taps, and between output pixels.
     let rowTap: Int, colTap: Int, colStep: Int, padLeft: Int
 
@@ -98,18 +102,27 @@ struct DepthwiseLoops {
                            pad: g.padTop, dilation: g.dilationHeight, inverse: true)
         colsBack = TapList(outSize: ow, inSize: w, kernel: kw, stride: g.strideWidth,
                            pad: g.padLeft, dilation: g.dilationWidth, inverse: true)
+        kh = g.kernelHeight
         fast3x3 = g.kernelHeight == 3 && g.kernelWidth == 3
-        dataFast = fast3x3 && g.strideHeight == 1 && g.strideWidth == 1
-        // The pixels with all three column taps form one contiguous range (possibly empty).
+        dataFast = g.strideHeight == 1 && g.strideWidth == 1
+        // The pixels with all KW column taps form one contiguous range (possibly empty).
         func full(_ list: TapList, _ n: Int) -> (Int, Int) {
             var lo = 0
-            while lo < n && list.start[lo + 1] - list.start[lo] != 3 { lo += 1 }
+            while lo < n && list.start[lo + 1] - list.start[lo] != g.kernelWidth { lo += 1 }
             var hi = lo
-            while hi < n && list.start[hi + 1] - list.start[hi] == 3 { hi += 1 }
+            while hi < n && list.start[hi + 1] - list.start[hi] == g.kernelWidth { hi += 1 }
             return (lo, hi)
         }
-        (qLo, qHi) = fast3x3 ? full(cols, ow) : (0, 0)
+        (qLo, qHi) = full(cols, ow)
         (iLo, iHi) = dataFast ? full(colsBack, w) : (0, 0)
+        forwardOffsets = .allocate(capacity: area)
+        dataOffsets = .allocate(capacity: area)
+        for i in 0..<g.kernelHeight {
+            for j in 0..<g.kernelWidth {
+                forwardOffsets[i * kw + j] = (i * g.dilationHeight * w + j * g.dilationWidth) * c
+                dataOffsets[i * kw + j] = -(i * g.dilationHeight * ow + j * g.dilationWidth) * c
+            }
+        }
         rowTap = g.dilationHeight * w * c
         colTap = g.dilationWidth * c
         colStep = g.strideWidth * c
@@ -156,7 +169,7 @@ struct DepthwiseLoops {
         let c = c
         let xs = x + n * h * w * c
         let r0 = rows.start[o]
-        guard fast3x3 && rows.start[o + 1] - r0 == 3 && qLo < qHi else {
+        guard rows.start[o + 1] - r0 == kh && qLo < qHi else {
             for q in 0..<ow { forwardPixel(r, q, from: 0, xs: xs, wt: wt, bias: bias, y: y) }
             return
         }
@@ -166,6 +179,24 @@ struct DepthwiseLoops {
         let first = xs + (rows.other[r0] * w + qLo * (colStep / c) - padLeft) * c
         let c16 = c & ~15
         var ch = 0
+        if !fast3x3 {
+            // Any kernel: the taps at fixed offsets, weights from L1.
+            let (off, area) = (UnsafePointer(forwardOffsets), area)
+            while ch < c16 {
+                let b = load(bias + ch)
+                var src = first + ch
+                var dst = y + (r * ow + qLo) * c + ch
+                let wp = wt + ch
+                for _ in qLo..<qHi {
+                    var acc = b
+                    for t in 0..<area { acc.addProduct(load(src + off[t]), load(wp + t * c)) }
+                    store(dst, acc)
+                    src += colStep
+                    dst += c
+                }
+                ch += 16
+            }
+        }
         while ch < c16 {
             let wp = wt + ch
             let w0 = load(wp), w1 = load(wp + c), w2 = load(wp + 2 * c)
@@ -236,7 +267,7 @@ struct DepthwiseLoops {
         let c = c
         let dys = dy + n * oh * ow * c
         let r0 = rowsBack.start[i]
-        guard dataFast && rowsBack.start[i + 1] - r0 == 3 && iLo < iHi else {
+        guard dataFast && rowsBack.start[i + 1] - r0 == kh && iLo < iHi else {
             for q in 0..<w { dataPixel(r, q, from: 0, dys: dys, wt: wt, dx: dx) }
             return
         }
@@ -244,10 +275,26 @@ struct DepthwiseLoops {
         // Stride 1 interior: dx[ih, iw] += Σ_{kh, kw} dy[ih + padTop − kh·DH, iw + padLeft − kw·DW]·w[kh, kw];
         // the row pairs run in output-row order (kh = 2, 1, 0), so kh = 0 is the last pair and
         // each further kh steps back by DH output rows.
-        let colTap = colTap, outRowTap = (rowsBack.other[r0 + 2] - rowsBack.other[r0 + 1]) * ow * c
-        let first = dys + (rowsBack.other[r0 + 2] * ow + iLo + padLeft) * c
+        let first = dys + (rowsBack.other[r0 + kh - 1] * ow + iLo + padLeft) * c
         let c16 = c & ~15
         var ch = 0
+        if !fast3x3 {
+            let (off, area) = (UnsafePointer(dataOffsets), area)
+            while ch < c16 {
+                var src = first + ch
+                var dst = dx + (r * w + iLo) * c + ch
+                let wp = wt + ch
+                for _ in iLo..<iHi {
+                    var acc = load(dst)
+                    for t in 0..<area { acc.addProduct(load(src + off[t]), load(wp + t * c)) }
+                    store(dst, acc)
+                    src += c
+                    dst += c
+                }
+                ch += 16
+            }
+        }
+        let colTap = colTap, outRowTap = fast3x3 ? (rowsBack.other[r0 + 2] - rowsBack.other[r0 + 1]) * ow * c : 0
         while ch < c16 {
             let wp = wt + ch
             let w0 = load(wp), w1 = load(wp + c), w2 = load(wp + 2 * c)
@@ -323,7 +370,7 @@ struct DepthwiseLoops {
         let c = c
         let xs = x + n * h * w * c
         let r0 = rows.start[o]
-        guard fast3x3 && rows.start[o + 1] - r0 == 3 && qLo < qHi else {
+        guard rows.start[o + 1] - r0 == kh && qLo < qHi else {
             for q in 0..<ow { weightPixel(r, q, from: 0, xs: xs, dy: dy, partial: partial) }
             return
         }
@@ -333,6 +380,29 @@ struct DepthwiseLoops {
         let pb = partial + area * c
         let c16 = c & ~15
         var ch = 0
+        if !fast3x3 {
+            let (off, area) = (UnsafePointer(forwardOffsets), area)
+            while ch < c16 {
+                let pp = partial + ch
+                var ab = load(pb + ch)
+                var src = first + ch
+                var g = dy + (r * ow + qLo) * c + ch
+                for _ in qLo..<qHi {
+                    let gv = load(g)
+                    ab += gv
+                    for t in 0..<area {
+                        let p = pp + t * c
+                        var v = load(p)
+                        v.addProduct(load(src + off[t]), gv)
+                        store(p, v)
+                    }
+                    src += colStep
+                    g += c
+                }
+                store(pb + ch, ab)
+                ch += 16
+            }
+        }
         while ch < c16 {
             let pp = partial + ch
             var a0 = load(pp), a1 = load(pp + c), a2 = load(pp + 2 * c)
@@ -421,6 +491,7 @@ final class DepthwiseConvKernel: EngineKernel {
     deinit {
         if bias == nil { biasOrZeros.deallocate() }
         loops.rows.deallocate(); loops.cols.deallocate(); loops.rowsBack.deallocate(); loops.colsBack.deallocate()
+        loops.forwardOffsets.deallocate(); loops.dataOffsets.deallocate()
     }
 
     /// Bytes the kernel holds itself: the four tap lists and, without a bias, C zeros
@@ -434,10 +505,11 @@ final class DepthwiseConvKernel: EngineKernel {
         let rows = list(y.height, x.height, g.kernelHeight, g.strideHeight, g.padTop, g.dilationHeight)
         let cols = list(y.width, x.width, g.kernelWidth, g.strideWidth, g.padLeft, g.dilationWidth)
         return 2 * (rows + cols) + 8 * (y.height + 1 + y.width + 1 + x.height + 1 + x.width + 1) + (g.bias ? 0 : 4 * x.channels)
+            + 16 * g.kernelHeight * g.kernelWidth
     }
 
     var ownedScratchBytes: Int {
-        (ownBlock?.bytes ?? 0) + (bias == nil ? 4 * loops.c : 0) + loops.rows.bytes + loops.cols.bytes + loops.rowsBack.bytes + loops.colsBack.bytes
+        (ownBlock?.bytes ?? 0) + (bias == nil ? 4 * loops.c : 0) + 16 * loops.area + loops.rows.bytes + loops.cols.bytes + loops.rowsBack.bytes + loops.colsBack.bytes
     }
     var algorithm: String? { "depthwise" }
 
