@@ -9,7 +9,10 @@
 // inside the input precomputed once per layer (`TapList`: for every output row the valid
 // (kh, input row) pairs, for every output column the valid (kw, input column) pairs; for
 // backward-data the inverse lists, input row → (kh, output row)), so the loops have no bound
-// checks and no division. `dsl`'s `DepthwiseBenchTests` reports GB/s against a stream copy.
+// checks and no division. Pixels whose taps all lie inside (the interior) skip the lists:
+// their taps sit at fixed offsets, and for 3×3 the nine weight vectors or dW accumulators of a
+// channel block stay in registers while it sweeps a row. `DepthwiseBenchTests` (DSL_BENCH=1)
+// reports GB/s against a stream copy measured the same way.
 //   forward         one job per band of output rows; each output vector is one FMA chain
 //                   from the bias over the valid taps in (kh, kw) order.
 //   backward-data   gather form, one job per band of input rows: dx[ih,iw] += Σ over the
@@ -72,11 +75,12 @@ struct TapList {
 }
 
 /// The loops of the depthwise kernel, on hoisted pointers and sizes (a value captured by the
-/// parallel closures). 3×3 kernels (MobileNets, EfficientNet) have a fast path for the pixels
-/// whose nine taps all lie inside the input: a channel block's nine weight vectors (forward,
-/// backward-data at stride 1) or nine dW accumulators (backward-weights) stay in registers
-/// while the block sweeps the row; other pixels and the channels past the last multiple of 16
-/// take the general per-pixel path over the tap lists.
+/// parallel closures). Pixels whose taps all lie inside the input (forward and backward-weights;
+/// backward-data at stride 1) take a fast path with the taps at fixed offsets; for 3×3
+/// (MobileNets, EfficientNet) a channel block's nine weight vectors (forward, backward-data) or
+/// nine dW accumulators (backward-weights) stay in registers while the block sweeps the row.
+/// Other pixels and the channels past the last multiple of 16 take the per-pixel path over
+/// the tap lists.
 struct DepthwiseLoops {
     let h: Int, w: Int, c: Int, oh: Int, ow: Int, kw: Int, area: Int
     let rows: TapList, cols: TapList, rowsBack: TapList, colsBack: TapList
