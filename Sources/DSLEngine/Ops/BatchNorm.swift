@@ -133,14 +133,20 @@ final class BatchNormKernel: EngineKernel {
                 let (mean, inv, y, g, b, fused) = (UnsafePointer(batchMean), invStd, output, gamma, beta, fused)
                 let chunks = elementwiseChunks(rows * c)
                 parallelFor(chunks) { chunk in
-                    for r in chunkRange(chunk, of: chunks, count: rows) {
+                    let range = chunkRange(chunk, of: chunks, count: rows)
+                    var block = range.lowerBound
+                    for r in range {
                         let (src, nx, dst) = (x + r * c, xhat + r * c, y + r * c)
                         for ch in 0..<c {
                             let v = Float(Double(src[ch]) - mean[ch]) * inv[ch]
                             nx[ch] = v
                             dst[ch] = v * g[ch] + b[ch]
                         }
-                        if let a = fused { applyFusedActivation(a, dst, count: c) }
+                        // The fused activation over blocks of ≥ 1024 floats just stored (in L1).
+                        if let a = fused, (r + 1 - block) * c >= 1024 || r + 1 == range.upperBound {
+                            applyFusedActivation(a, y + block * c, count: (r + 1 - block) * c)
+                            block = r + 1
+                        }
                     }
                 }
                 return
@@ -155,10 +161,15 @@ final class BatchNormKernel: EngineKernel {
         let (y, sc, sh, fused) = (output, scale, shift, fused)
         let chunks = elementwiseChunks(rows * c)
         parallelFor(chunks) { chunk in
-            for r in chunkRange(chunk, of: chunks, count: rows) {
+            let range = chunkRange(chunk, of: chunks, count: rows)
+            var block = range.lowerBound
+            for r in range {
                 let (src, dst) = (x + r * c, y + r * c)
                 for ch in 0..<c { dst[ch] = src[ch] * sc[ch] + sh[ch] }
-                if let a = fused { applyFusedActivation(a, dst, count: c) }
+                if let a = fused, (r + 1 - block) * c >= 1024 || r + 1 == range.upperBound {
+                    applyFusedActivation(a, y + block * c, count: (r + 1 - block) * c)
+                    block = r + 1
+                }
             }
         }
     }
