@@ -417,7 +417,7 @@ public final class EngineGraph {
         }
         // A ReLU, or an activation whose backward reads only its output, running in place on a
         // batch norm's output: the batch norm applies it in its store (a pass over the tensor saved).
-        for j in 1..<count where plan.valueRoot[j] != j {
+        for j in 1..<count where plan.valueRoot[j] != j && EngineGraph.fusesBatchNormActivations {
             guard let bn = kernels[nodes[j].inputs[0]] as? BatchNormKernel, bn.fused == nil else { continue }
             if let relu = kernels[j] as? ReLUKernel, nodes[j].op == .relu, relu.input == relu.output, bn.output == relu.input {
                 bn.fused = .relu
@@ -438,6 +438,9 @@ public final class EngineGraph {
         isCompiled = true
         isCompiledForTraining = training
     }
+
+    /// Test hook: false keeps batch norm and the activation after it as two passes.
+    nonisolated(unsafe) static var fusesBatchNormActivations = true
 
     /// Floats of the shared im2col scratch: the largest chunk any convolution uses.
     private func largestColumnChunkFloats(maxBatch: Int) -> Int {
