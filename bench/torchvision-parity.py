@@ -9,10 +9,14 @@ and the MACs of one forward pass of a batch of 1 counted by forward hooks on eve
 224x224 (Inception-v3: 299x299, aux_logits=False, init_weights=False). Nothing else of the model
 is counted (batch norm, activations, pooling: dsl's "other ops").
 
-When the totals differ, the conv and linear layers of both sides are matched as multisets of
-(weights, MACs) and the unmatched ones are printed, which usually names the layer that is wrong.
+A spec is equal when the totals are, with no warning from dsl check, and also layer by layer:
+the conv and linear layers of both sides, as multisets of (weights, MACs), and the parameters
+split into weights, biases and batch norm (dsl: total weights; params - weights - non-trainable;
+non-trainable, since batch norm keeps as many running statistics as scale and shift
+parameters). When they differ, the split and the (weights, MACs) found on one side only are
+printed, which usually names the layer that is wrong.
 
-Usage: python3 bench/torchvision-parity.py [--dsl PATH] [--json] [SPEC ...]
+Usage: python3 bench/torchvision-parity.py [--dsl PATH] [--json] [--size N] [SPEC ...]
        (default: every spec of the table below; exit 1 when any figure differs)
 Run through bench/torchvision-parity.sh, which provides torch and torchvision.
 """
@@ -71,9 +75,10 @@ def torchvision_counts(constructor, kwargs, side):
     return params, sum(macs for _, macs in layers), layers, split
 
 
-def dsl_counts(dsl, path):
+def dsl_counts(dsl, path, side=None):
     """dsl check's parameters, MACs, input, diagnostics and the (weights, MACs) of each layer with MACs."""
-    r = subprocess.run([dsl, "check", path, "--format", "json"], capture_output=True, text=True)
+    r = subprocess.run([dsl, "check", path, "--format", "json"] + ([] if side is None else ["--input", f"{side}x{side}x3"]),
+                       capture_output=True, text=True)
     try:
         j = json.loads(r.stdout)
     except ValueError:
@@ -98,6 +103,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dsl", default=".build/debug/dsl", help="the dsl binary (default .build/debug/dsl)")
     ap.add_argument("--json", action="store_true", help="print one JSON object per spec instead of the table")
+    ap.add_argument("--size", type=int, help="check both at SIZE x SIZE instead (dsl check --input SIZExSIZEx3); "
+                    "dsl's warnings are then printed but not failures (a size may drop border rows)")
     ap.add_argument("specs", nargs="*", help="spec files (default: every spec of the table, in specs/)")
     args = ap.parse_args()
     paths = args.specs or [os.path.join("specs", name) for name in MODELS]
@@ -110,6 +117,7 @@ def main():
         print(f"| spec | input | dsl params | torchvision params | dsl conv+linear MACs | torchvision hook MACs | equal |")
         print(f"|---|---|---:|---:|---:|---:|---|")
     failures = 0
+    layers_checked = 0
     notes = []
     for path in paths:
         name = os.path.basename(path)
@@ -118,15 +126,21 @@ def main():
             failures += 1
             continue
         constructor, kwargs, side = MODELS[name]
+        side = args.size or side
         tv_params, tv_macs, tv_layers, tv_split = torchvision_counts(constructor, kwargs, side)
-        d, error = dsl_counts(args.dsl, path)
+        d, error = dsl_counts(args.dsl, path, args.size)
         if d is None:
             failures += 1
             print(f"| {name} | - | - | {tv_params:,} | - | {tv_macs:,} | **no**: {error} |" if not args.json else
                   json.dumps({"spec": name, "error": error, "torchvision_params": tv_params, "torchvision_macs": tv_macs}))
             continue
         same_input = d["input"] == [side, side, 3]
-        equal = d["params"] == tv_params and d["macs"] == tv_macs and same_input and not d["warnings"]
+        # Equal: the totals, and also layer by layer (the multisets of (weights, MACs) of the conv
+        # and linear layers) and where the parameters are (weights, biases, batch norm).
+        same_layers = not unmatched(d["layers"], tv_layers) and not unmatched(tv_layers, d["layers"])
+        equal = (d["params"] == tv_params and d["macs"] == tv_macs and same_layers and d["split"] == tv_split
+                 and same_input and (args.size is not None or not d["warnings"]))
+        layers_checked += len(tv_layers) if equal else 0
         failures += not equal
         if args.json:
             print(json.dumps({"spec": name, "model": constructor, "input": d["input"], "dsl_params": d["params"],
@@ -138,7 +152,7 @@ def main():
             notes.append(f"{name}: dsl's input is {d['input']}, torchvision's is [{side}, {side}, 3]")
         for w in d["warnings"]:
             notes.append(f"{name}: dsl check warns: {w}")
-        if d["params"] != tv_params or d["macs"] != tv_macs:
+        if not (d["params"] == tv_params and d["macs"] == tv_macs and same_layers and d["split"] == tv_split):
             only_dsl = unmatched(d["layers"], tv_layers)
             only_tv = unmatched(tv_layers, d["layers"])
             notes.append(f"{name}: params differ by {d['params'] - tv_params:+,}, MACs by {d['macs'] - tv_macs:+,}; "
@@ -149,7 +163,9 @@ def main():
     for n in notes:
         print(n, file=sys.stderr if args.json else sys.stdout)
     if not args.json:
-        print(f"{len(paths) - failures} of {len(paths)} specs equal to torchvision" + ("" if failures == 0 else "; MISMATCH"))
+        print(f"{len(paths) - failures} of {len(paths)} specs equal to torchvision" + ("" if failures == 0 else "; MISMATCH")
+              + f" (equal also layer by layer: each of the {layers_checked} conv and linear layers of the equal specs has its"
+              " torchvision counterpart's weights and MACs, and weights, biases and batch-norm parameters agree apart)")
     return 1 if failures else 0
 
 
