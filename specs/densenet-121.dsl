@@ -13,7 +13,7 @@ input 224x224x3
 
 block dense(n) {
   repeat n {
-    layer: concat {
+    concat {
     } {
       bn
       relu
