@@ -34,9 +34,10 @@ public enum ShapeRules {
             return Shape(1, 1, inputs[0].channels)
         case .adaptiveAvgPool(let oh, let ow):
             let x = inputs[0]
+            // Larger than the input, PyTorch's bins repeat input pixels (torchvision's VGG head,
+            // `AdaptiveAvgPool2d((7, 7))`, on a feature map below 7x7): allowed, and said.
             if oh > x.height || ow > x.width {
-                errors.append("adaptive pooling to \(oh)x\(ow) is larger than its \(x.height)x\(x.width) input (bins would repeat input pixels)")
-                return nil
+                warnings.append("adaptive pooling to \(oh)x\(ow) is larger than its \(x.height)x\(x.width) input: its bins repeat input pixels (as PyTorch's AdaptiveAvgPool2d)")
             }
             return Shape(oh, ow, x.channels)
         case .batchNorm, .activation, .dropout, .softmax:

@@ -183,7 +183,10 @@ final class NewConstructTests: XCTestCase {
         XCTAssertEqual([cost("a").receptiveFieldHeight, cost("a").receptiveFieldWidth], [3, 3])
         XCTAssertEqual([cost("a").cumulativeStrideHeight, cost("a").cumulativeStrideWidth], [3, 3])
         XCTAssertTrue(cost("d").isGlobal)
-        XCTAssertEqual(errors("input 7x7x8\npool avg to 8x8\n"), ["adaptive pooling to 8x8 is larger than its 7x7 input (bins would repeat input pixels)"])
+        // Larger than the input: PyTorch's repeating bins, with a warning.
+        let larger = Frontend.check(text: "input 7x7x8\npool avg to 8x8\n")
+        XCTAssertEqual(larger.graph?.nodes.last?.shape, Shape(8, 8, 8))
+        XCTAssertEqual(larger.diagnostics.items.map(\.message), ["adaptive pooling to 8x8 is larger than its 7x7 input: its bins repeat input pixels (as PyTorch's AdaptiveAvgPool2d)"])
         XCTAssertEqual(errors("input 7x7x8\npool max to 2x2\n"), ["adaptive pooling is average pooling only: write 'pool avg to HEIGHTxWIDTH'"])
         XCTAssertEqual(errors("input 7x7x8\npool avg to 2x2 pad=1\n").count, 1)
     }

@@ -1,4 +1,4 @@
-# adaptive pooling: average only, a size, not larger than its input
+# adaptive pooling: average only, a size
 # expect: 9:6: error: adaptive pooling is average pooling only: write 'pool avg to HEIGHTxWIDTH'
 # expect: 10:6: error: adaptive pooling needs its kind: write 'pool avg to HEIGHTxWIDTH'
 # expect: 11:10: error: 'pool avg to' needs the output size (pool avg to HEIGHTxWIDTH, e.g. 'pool avg to 7x7')
