@@ -18,6 +18,11 @@ public struct Mutator {
         "pad=valid", "pad=1", "act=", "act=leaky", "slope=0.3", "bias=off", "nobias", "ceil", "floor", "bn=on", "same",
         "valid", "linear", "input 1x1x1", "input 8x8x3\n", "input 32x32x3", "x", "X", "1x1", "3x3", "inception<1,2,3,4,5,6>",
         "inception<0,0,0,0,0,0>", "pyramid 2 1", "pyramid 1.5 1 bottleneck", "softmax\n", "gap\n", "fc 10\n",
+        "dwconv", "dwconv 3 1", "dwconv 3 2 2", "groups=", "groups=2", "groups=1", "dilation=", "dilation=2", "dilation=1x3",
+        "1x7", "7x1", "2x1", "0x3", "3x3x3", "1x1x1x1", "pad=0x3", "pad=3x0", "pad=0x0x1x1", "pad=1x2x3x4", "x", "zeropad",
+        "add zeropad {", "mul {", "mul {} {", "mul { } { gap ; conv 1 1 8 act=hardsigmoid }", "pool avg to 2x2", "pool avg to 1",
+        "pool avg to 7x7", "to", "gelu", "silu", "swish", "relu6", "hardswish", "hardsigmoid", "sigmoid", "tanh",
+        "act=gelu", "act=silu", "act=relu6", "act=hardswish", "act=hardsigmoid", "act=sigmoid", "act=tanh", "act=swish",
         "\u{0}", "\u{1}", "\u{7F}", "é", "×", "α", "\u{FEFF}",
     ]
 
@@ -135,7 +140,10 @@ public struct Mutator {
             b.insert(contentsOf: Array(close.utf8), at: lines[j].upperBound)
             b.insert(contentsOf: Array(open.utf8), at: lines[i].lowerBound)
         default: // insert a whole generated statement line
-            b.insert(contentsOf: Array((r.pick(["conv 3 1 50", "conv 3 2 17", "pool max 2 2 ceil", "pool avg 2 2 ceil", "softmax", "gap", "bn", "dropout 0.5", "fc 3", "pyramid 1 1", "inception<2,1,2,1,2,0>"]) + "\n").utf8), at: position(b))
+            b.insert(contentsOf: Array((r.pick(["conv 3 1 50", "conv 3 2 17", "pool max 2 2 ceil", "pool avg 2 2 ceil", "softmax", "gap", "bn", "dropout 0.5", "fc 3", "pyramid 1 1", "inception<2,1,2,1,2,0>",
+                "conv 1x7 1 16 bn", "conv 7x1 2x1 8 pad=3x0", "conv 3 1 16 groups=4 dilation=2", "dwconv 3 2 act=relu6", "dwconv 5 1 3 pad=0x1x2x2",
+                "conv 3 1 8 dilation=1024", "pool avg to 3x5", "pool avg to 64", "hardswish", "gelu", "mul {} { gap ; conv 1 1 4 ; conv 1 1 8 sigmoid }",
+                "add zeropad { conv 3 2 32 } { pool avg 2 }", "add { conv 1 1 5 } { }"]) + "\n").utf8), at: position(b))
         }
     }
 }
