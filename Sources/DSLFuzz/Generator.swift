@@ -2,9 +2,15 @@
 /// activation's shape so that most of them are valid networks small enough for the engine, while
 /// a share is deliberately off (kernels larger than their input, mismatched branches, duplicate
 /// labels, unknown names) to exercise the checker's errors. Every construct of the language
-/// appears: all layers and options, labels, `inception<...>`, `pyramid`, `concat`/`add` with
+/// appears: all layers and options, labels, `inception<...>`, `pyramid`, `concat`/`add`/`mul` with
 /// empty branches, `repeat` (including 0), blocks with parameters used in expressions, comments
-/// in every position, `;` separators, blank lines, tabs and CRLF line endings.
+/// in every position, `;` separators, blank lines, tabs and CRLF line endings. Issue #13's
+/// constructs with valid and boundary values: rectangular kernels and strides (`1x7`, `7x1`,
+/// `2x1`), `dilation=` 1-3, rectangular, large (17, 1024), `groups=` dividing the channels or not,
+/// `dwconv` with and without a multiplier, `pad=N|PHxPW|TxLxBxR|same|valid`, the seven
+/// activations as `act=`, flags and layers, `mul` with full-size, identity, squeeze-and-excitation
+/// (1x1xC) and non-broadcasting branches, `pool avg to` within, at and beyond the input's size,
+/// and `add zeropad` (also an unequal `add` without it).
 public struct SpecGenerator {
     private var r: FuzzRandom
     private var lines: [String] = []
