@@ -86,7 +86,7 @@ public final class EngineGraph {
     /// Whether the graph was compiled with training storage (saved tensors, gradients).
     public private(set) var isCompiledForTraining = false
 
-    private var kernels: [EngineKernel?] = []
+    private(set) var kernels: [EngineKernel?] = []
     private var softmaxKernel: SoftmaxKernel?
     private var values: [UnsafeMutablePointer<Float>] = []
     private var grads: [UnsafeMutablePointer<Float>?] = []
@@ -301,6 +301,10 @@ public final class EngineGraph {
                                     maxBatch: maxBatch, columnFloats: columnFloats, inputGradient: hasInputGrad,
                                     outputGradient: gradTensor[j] >= 0)
                 workspaceBytes = max(workspaceBytes, conv.workspace.bytes)
+                if !training && conv.packedForwardWeightFloats > 0 {
+                    ownedBytes += PackedWeightCache.bytes(weightFloats: k * k * nodes[node.inputs[0]].shape.channels * node.shape.channels,
+                                                          packedFloats: conv.packedForwardWeightFloats)
+                }
             case let .convolution(g):
                 let conv = GroupedConvPlan(g, input: nodes[node.inputs[0]].shape, output: node.shape, maxBatch: maxBatch)
                 workspaceBytes = max(workspaceBytes, conv.workspace.bytes)
@@ -403,7 +407,7 @@ public final class EngineGraph {
                 outputGrad: grads[j], parameters: nodeParameters[j].map(\.value),
                 parameterGrads: nodeParameters[j].map(\.grad), buffers: nodeBuffers[j].map(\.value),
                 saved: saved[j], columnScratch: columns, columnScratchFloats: columnFloats, maxBatch: maxBatch,
-                workspace: workspace, workspaceBytes: plan.workspaceBytes)
+                workspace: workspace, workspaceBytes: plan.workspaceBytes, cachesPackedWeights: !training)
             kernels[j] = try makeKernel(node.op!, index: j, storage: storage)
         }
         // A ReLU running in place on a convolution's output: the convolution stores max(·, 0)

@@ -71,6 +71,9 @@ final class ConvKernel: EngineKernel {
     var fusedReLU = false
     /// Bias padded to a multiple of 48 (zeros when there is no bias).
     let paddedBias: UnsafeMutablePointer<Float>
+    /// In a graph compiled for inference only: the packed forward weights kept between calls
+    /// (PackedWeightCache.swift); nil otherwise, and for the GEMM paths (which read W in place).
+    let inferenceCache: PackedWeightCache?
     /// Winograd buffers: staged weights, transformed weights (forward, backward-data), dU.
     let winogradStage: UnsafeMutablePointer<Float>
     let winogradForward: UnsafeMutablePointer<Float>
@@ -156,6 +159,11 @@ final class ConvKernel: EngineKernel {
         packedForward = (base + w.packedForward).assumingMemoryBound(to: Float.self)
         packedBackward = (base + w.packedBackward).assumingMemoryBound(to: Float.self)
         paddedBias = (base + w.paddedBias).assumingMemoryBound(to: Float.self)
+        let packedFloats = plan.packedForwardWeightFloats
+        inferenceCache = s.cachesPackedWeights && packedFloats > 0
+            ? try PackedWeightCache(weightFloats: kernel * kernel * inShape.channels * outShape.channels,
+                                    packedFloats: packedFloats)
+            : nil
     }
 
     /// Sets `paddedBias` to the bias (zeros without one), zero-padded to a multiple of 48. The
@@ -166,14 +174,26 @@ final class ConvKernel: EngineKernel {
         (paddedBias + oc).update(repeating: 0, count: padded - oc)
     }
 
+    /// The packed forward weights: the inference cache's when there is one and this is not a
+    /// training call, otherwise `pack` run into the shared workspace's `buffer`.
+    private func forwardWeights(training: Bool, buffer: UnsafeMutablePointer<Float>,
+                                pack: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> UnsafePointer<Float> {
+        if !training, let cache = inferenceCache { return cache.packedWeights(for: weight, pack: pack) }
+        pack(weight, buffer)
+        return UnsafePointer(buffer)
+    }
+
     /// Forward with Winograd F(4×4, 3×3); bias is added by the output transform.
-    func winogradForwardPass(batch: Int) {
+    func winogradForwardPass(batch: Int, training: Bool) {
         let (ic, oc) = (inShape.channels, outShape.channels)
-        winogradStageForward(weight, ic: ic, oc: oc, into: winogradStage)
-        winogradPackWeights(winogradStage, inC: ic, outP: winogradForwardShape.mStride, into: winogradForward)
+        let (stage, mStride) = (winogradStage, winogradForwardShape.mStride)
+        let packed = forwardWeights(training: training, buffer: winogradForward) { w, into in
+            winogradStageForward(w, ic: ic, oc: oc, into: stage)
+            winogradPackWeights(stage, inC: ic, outP: mStride, into: into)
+        }
         fillPaddedBias()
         runWinogradPass(WinogradPass(shape: winogradForwardShape, samples: batch, source: UnsafePointer(input),
-                                     packed: winogradForward, output: output, bias: paddedBias, relu: fusedReLU))
+                                     packed: packed, output: output, bias: paddedBias, relu: fusedReLU))
     }
 
     /// dX += the stride-1 convolution of dY (padded by 2 − pad) with the rotated, transposed kernel.
@@ -187,16 +207,19 @@ final class ConvKernel: EngineKernel {
 
     /// Forward with the direct kernel; bias is added by the kernel. Padding is applied per job
     /// in a small per-thread slab (slab mode), so the whole batch is one pass.
-    func directForward(batch: Int) {
+    func directForward(batch: Int, training: Bool) {
         let (h, w, ic) = (inShape.height, inShape.width, inShape.channels)
         let (oh, ow, oc) = (outShape.height, outShape.width, outShape.channels)
-        packForwardWeights(weight, k: kernel, ic: ic, oc: oc, into: packedForward)
+        let k = kernel
+        let packed = forwardWeights(training: training, buffer: packedForward) { weights, into in
+            packForwardWeights(weights, k: k, ic: ic, oc: oc, into: into)
+        }
         fillPaddedBias()
         let (hp, wp, s) = (h + 2 * pad, w + 2 * pad, stride)
         var pass = DirectPass(source: UnsafePointer(input), srcImage: hp * wp * ic, srcY: s * wp * ic, srcX: s * ic,
                               taps: kernel, tapStride: wp * ic, run: kernel * ic,
                               samples: batch, gridH: oh, gridW: ow, outC: oc,
-                              packed: packedForward, output: output,
+                              packed: packed, output: output,
                               outImage: outShape.count, outY: ow * oc, outX: oc, initial: paddedBias, relu: fusedReLU)
         if pad > 0 {
             pass.slab = SlabSource(raw: UnsafePointer(input), h: h, w: w, c: ic, top: pad, left: pad, wp: wp,
@@ -277,11 +300,11 @@ final class ConvKernel: EngineKernel {
 
     func forward(batch: Int, training: Bool) {
         if winograd {
-            winogradForwardPass(batch: batch)
+            winogradForwardPass(batch: batch, training: training)
             return
         }
         if direct {
-            directForward(batch: batch)
+            directForward(batch: batch, training: training)
             return
         }
         let (inCount, outCount) = (inShape.count, outShape.count)
@@ -332,7 +355,7 @@ final class ConvKernel: EngineKernel {
     }
 
     /// Its own buffers, if any (the shared workspace is counted once by the graph).
-    var ownedScratchBytes: Int { ownBlock?.bytes ?? 0 }
+    var ownedScratchBytes: Int { (ownBlock?.bytes ?? 0) + (inferenceCache?.block.bytes ?? 0) }
 
     /// dW += colᵀ × dY over im2col chunks (the GEMM path of the weight gradient).
     func gemmWeightGradient(batch: Int, dOut: UnsafeMutablePointer<Float>) {
@@ -508,6 +531,8 @@ struct ConvPlan {
     let packedForwardFloats: Int
     let packedBackwardFloats: Int
     let stageFloats: Int, forwardFloats: Int, backwardFloats: Int, gradientFloats: Int
+    /// Floats of the packed forward weights (Winograd's U or the direct panels; 0 for GEMM).
+    var packedForwardWeightFloats: Int { winograd ? forwardFloats : direct ? packedForwardFloats : 0 }
     /// The workspace: every buffer below, 64-byte aligned, in one piece.
     let workspace: MemoryLayout64
     /// Byte offsets of the workspace's buffers.

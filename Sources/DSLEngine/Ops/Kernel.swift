@@ -35,6 +35,9 @@ struct NodeStorage {
     /// at a time); nil: a convolution allocates its own.
     var workspace: UnsafeMutableRawPointer? = nil
     var workspaceBytes = 0
+    /// The graph is compiled for inference only: a convolution keeps its packed forward
+    /// weights between calls (`PackedWeightCache`).
+    var cachesPackedWeights = false
 }
 
 /// The tensors of a channel merge (add, concat): several inputs of equal height and width,
