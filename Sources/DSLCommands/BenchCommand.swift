@@ -15,7 +15,9 @@ enum BenchCommand {
     GFLOP/s (2 x MACs of convolutions and linear layers; backward counts 2 x forward, or
     1 x where no input gradient is computed, as for the first layer) and the fraction of
     this machine's peak FP32 FMA rate, measured before and after the timed steps (the
-    higher of the two) and printed. A network that does not end in softmax is timed in
+    higher of the two) and printed. Inference is timed as `dsl run` and a deployment run
+    it: the network compiled for inference only (no gradients kept; each convolution keeps
+    its packed weights between calls). A network that does not end in softmax is timed in
     inference only. The engine's memory is planned first: a batch that does not fit in the
     memory this machine can give is refused, with the largest batch that does. The "kernel" column names each convolution's
     algorithm; Winograd layers do fewer multiplications than a direct convolution, so
@@ -67,7 +69,17 @@ enum BenchCommand {
             _ = labels.withUnsafeBufferPointer { engine.backward(labels: $0.baseAddress!, batch: batch) }
             optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: 1e-6)
         }
-        func inferStep() { input.withUnsafeBufferPointer { _ = engine.forward($0.baseAddress!, batch: batch, training: false) } }
+        // Inference runs on the network compiled for inference only, as `dsl run` runs it.
+        let inferEngine: EngineGraph
+        if trains {
+            guard let l = try lowerAndCompile(checked, graph: g, batch: batch, seed: 1, training: false) else {
+                return ExitCode.failure
+            }
+            inferEngine = l.engine
+        } else {
+            inferEngine = engine
+        }
+        func inferStep() { input.withUnsafeBufferPointer { _ = inferEngine.forward($0.baseAddress!, batch: batch, training: false) } }
 
         var trainIPS = 0.0
         if trains {
