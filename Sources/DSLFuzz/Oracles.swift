@@ -310,6 +310,44 @@ public struct Oracles {
             let what = one.output != two.output ? "outputs" : one.loss != two.loss ? "losses" : "gradients"
             return [Finding(.threads, "1 and 2 threads give different \(what) (batch \(batch))")]
         }
+        // The same network compiled for inference only (no gradients; its convolutions keep
+        // their packed weights between calls), with the same weights and batch-norm statistics:
+        // a first call on 1 thread and a second (cached) call on 2 give the same bits, and,
+        // where it chose the training graph's algorithms (without a weight gradient to
+        // compute it may pick Winograd where training could not), the training graph's bits.
+        let inferenceOnly: EngineGraph
+        do {
+            inferenceOnly = try lower(g, maxBatch: batch, seed: seed).engine
+            try inferenceOnly.compile(training: false)
+        } catch {
+            return [Finding(.engine, "the engine could not compile the network for inference only: \(error)")]
+        }
+        inferenceOnly.parameterValues.update(from: engine.parameterValues, count: engine.parameterCount)
+        for (dst, src) in zip(inferenceOnly.buffers, engine.buffers) { dst.value.update(from: src.value, count: src.count) }
+        func infer(threads: Int) -> [UInt32] {
+            let saved = engineThreadCount
+            engineThreadCount = threads
+            defer { engineThreadCount = saved }
+            let out = input.withUnsafeBufferPointer { inferenceOnly.forward($0.baseAddress!, batch: batch, training: false) }
+            return (0..<outputCount).map { out[$0].bitPattern }
+        }
+        let first = infer(threads: 1), second = infer(threads: 2)
+        if first != second {
+            return [Finding(.threads, "compiled for inference only, a first call on 1 thread and a second on 2 "
+                            + "give different outputs (batch \(batch))")]
+        }
+        // Forward algorithms ("direct (dW: gemm)" names backward passes after the first word).
+        let forwardAlgorithm = { (e: EngineGraph, j: Int) in e.algorithm(of: j)?.split(separator: " ").first }
+        let sameAlgorithms = (1..<engine.nodeCount).allSatisfy { forwardAlgorithm(engine, $0) == forwardAlgorithm(inferenceOnly, $0) }
+        let expected = two.output.suffix(outputCount).map { Float(bitPattern: $0) }
+        let same = zip(first, expected).allSatisfy { a, b in
+            let a = Float(bitPattern: a)
+            return a == b || (a.isNaN && b.isNaN)
+        }
+        if sameAlgorithms && !same {
+            return [Finding(.engine, "compiled for inference only, the network gives other outputs than the "
+                            + "training graph's inference pass (batch \(batch))")]
+        }
         return []
     }
 }
