@@ -24,6 +24,12 @@ enum BenchCommand {
     their rate (counted as the direct convolution's FLOPs) can exceed 100 % of peak. A
     ReLU marked "fused fwd" is applied by the convolution before it as it stores its
     output (the convolution's forward time includes it); its backward runs on its own.
+    Memory-bound layers (batch norm, activations, pooling, add, concat, mul, dropout,
+    softmax, depthwise convolutions) are also reported in GB/s against this machine's
+    bandwidth, measured as a parallel copy (bytes read + written, as STREAM counts) with
+    the same threads: the bytes a pass must move at least, forward reading each input and
+    writing the output, backward reading the output gradient and one input-sized tensor
+    and reading and writing each input gradient.
     Build in release mode for meaningful figures: swift build -c release.
 
     Options:
@@ -32,8 +38,10 @@ enum BenchCommand {
       --steps N        timed steps (default 5, after 2 warm-up steps)
       --format F       table (default) or json (fields: train_images_per_second,
                        inference_images_per_second, gflops_per_second, peak_gflops,
-                       fraction_of_peak, layers: [{name, op, kernel, forward_ms,
-                       backward_ms, macs, flops, gflops_per_second, fraction_of_peak}])
+                       fraction_of_peak, bandwidth_gbps, layers: [{name, op, kernel,
+                       forward_ms, backward_ms, macs, flops, gflops_per_second,
+                       fraction_of_peak, bytes, gbps, fraction_of_bandwidth}]; the
+                       last three null for arithmetic-bound layers)
 
     """, run: run)
 
@@ -98,8 +106,11 @@ enum BenchCommand {
         for _ in 0..<steps { if trains { trainStep() } else { inferStep() } }
         engine.profiling = false
         let peak = max(peakBefore, machinePeakGFLOPS(threads: engineThreadCount))
+        // The machine's bandwidth with the engine's harness (a parallel copy of 64 MB, STREAM's
+        // bytes read + written), against which the memory-bound layers are reported.
+        let bandwidth = (try? benchmarkStreamCopy(megabytes: 64, threads: engineThreadCount)) ?? 0
         struct Row { var name: String; var op: String; var kernel: String; var fwd: Double; var bwd: Double
-                     var macs: Int; var flops: Double }
+                     var macs: Int; var flops: Double; var bytes: Double? }
         var rows: [Row] = []
         for e in 1..<engine.nodeCount {
             let ir = lowered.sourceOf[e]
@@ -107,10 +118,16 @@ enum BenchCommand {
             let macs = isPrimary ? cost.nodes[ir].macs * batch : 0
             // Forward, plus in training the weight gradient and (unless nobody needs it) dX.
             let passes = trains ? (engine.computesInputGradient(of: e) ? 3 : 2) : 1
+            // Memory-bound layers: the bytes their passes must move (none for a forward another
+            // kernel applies as it stores, "fused fwd").
+            let kernel = engine.algorithm(of: e) ?? ""
+            let bytes = engine.compulsoryBytes(of: e, batch: batch).map { b in
+                (kernel.contains("fused") ? 0 : b.forward) + (trains && engine.computesInputGradient(of: e) ? b.backward : 0)
+            }
             rows.append(Row(name: engine.name(of: e), op: engine.op(of: e).map { "\($0)" } ?? "",
-                            kernel: engine.algorithm(of: e) ?? "", fwd: engine.forwardSeconds[e] / Double(steps) * 1000,
+                            kernel: kernel, fwd: engine.forwardSeconds[e] / Double(steps) * 1000,
                             bwd: trains ? engine.backwardSeconds[e] / Double(steps) * 1000 : 0, macs: macs,
-                            flops: Double(2 * macs * passes)))
+                            flops: Double(2 * macs * passes), bytes: bytes))
         }
         let flopsPerImage = rows.reduce(0) { $0 + $1.flops } / Double(batch)
         let gflops = (trains ? trainIPS : inferIPS) * flopsPerImage / 1e9
@@ -118,26 +135,42 @@ enum BenchCommand {
             let t = (r.fwd + r.bwd) / 1000
             return t > 0 ? r.flops / t / 1e9 : 0
         }
+        /// GB/s of a memory-bound layer (nil for others, and below a microsecond of time).
+        func layerGBps(_ r: Row) -> Double? {
+            let t = (r.fwd + r.bwd) / 1000
+            guard let b = r.bytes, b > 0, t > 1e-6 else { return nil }
+            return b / t / 1e9
+        }
         if format == "json" {
             out(JSON.object([
                 ("network", .string(g.name)), ("batch", .int(batch)), ("threads", .int(engineThreadCount)),
                 ("train_images_per_second", trains ? .double(trainIPS) : .null), ("inference_images_per_second", .double(inferIPS)),
                 ("gflops_per_second", .double(gflops)), ("peak_gflops", .double(peak)), ("fraction_of_peak", .double(gflops / peak)),
+                ("bandwidth_gbps", .double(bandwidth)),
                 ("layers", .array(rows.map { r in .object([("name", .string(r.name)), ("op", .string(r.op)), ("kernel", .string(r.kernel)), ("forward_ms", .double(r.fwd)), ("backward_ms", .double(r.bwd)),
-                                                         ("macs", .int(r.macs)), ("flops", .double(r.flops)), ("gflops_per_second", .double(layerGFLOPS(r))), ("fraction_of_peak", .double(layerGFLOPS(r) / peak))]) })),
+                                                         ("macs", .int(r.macs)), ("flops", .double(r.flops)), ("gflops_per_second", .double(layerGFLOPS(r))), ("fraction_of_peak", .double(layerGFLOPS(r) / peak)),
+                                                         ("bytes", r.bytes.map { .double($0) } ?? .null), ("gbps", layerGBps(r).map { .double($0) } ?? .null),
+                                                         ("fraction_of_bandwidth", layerGBps(r).map { .double(bandwidth > 0 ? $0 / bandwidth : 0) } ?? .null)]) })),
             ]).render() + "\n")
             return ExitCode.ok
         }
-        var s = "\(g.name): batch \(batch), \(engineThreadCount) thread\(engineThreadCount == 1 ? "" : "s"), measured peak \(String(format: "%.0f", peak)) GFLOP/s (FP32 FMA)\n\n"
+        /// `text` right-aligned in `width` columns.
+        func right(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+        var s = "\(g.name): batch \(batch), \(engineThreadCount) thread\(engineThreadCount == 1 ? "" : "s"), measured peak \(String(format: "%.0f", peak)) GFLOP/s (FP32 FMA), bandwidth \(String(format: "%.1f", bandwidth)) GB/s (copy)\n\n"
         let nameW = max(5, rows.map(\.name.count).max() ?? 5), opW = max(2, rows.map(\.op.count).max() ?? 2)
         let kernelW = max(6, rows.map(\.kernel.count).max() ?? 6)
         s += "layer".padding(toLength: nameW, withPad: " ", startingAt: 0) + "  " + "op".padding(toLength: opW, withPad: " ", startingAt: 0)
-            + "  " + "kernel".padding(toLength: kernelW, withPad: " ", startingAt: 0) + "  forward ms  backward ms  GFLOP/s  % peak\n"
+            + "  " + "kernel".padding(toLength: kernelW, withPad: " ", startingAt: 0) + "  forward ms  backward ms  GFLOP/s  % peak   GB/s  % bw\n"
         for r in rows {
             let gf = layerGFLOPS(r)
             s += r.name.padding(toLength: nameW, withPad: " ", startingAt: 0) + "  " + r.op.padding(toLength: opW, withPad: " ", startingAt: 0)
                 + "  " + r.kernel.padding(toLength: kernelW, withPad: " ", startingAt: 0)
-                + String(format: "  %10.2f  %11.2f  %7@  %6@\n", r.fwd, r.bwd, gf > 0 ? String(format: "%.1f", gf) : "", gf > 0 ? String(format: "%.0f%%", gf / peak * 100) : "")
+                + String(format: "  %10.2f  %11.2f", r.fwd, r.bwd)
+                + "  " + right(gf > 0 ? String(format: "%.1f", gf) : "", 7) + "  " + right(gf > 0 ? String(format: "%.0f%%", gf / peak * 100) : "", 6)
+            if let gb = layerGBps(r) {
+                s += "  " + right(String(format: "%.1f", gb), 5) + "  " + right(String(format: "%.0f%%", bandwidth > 0 ? gb / bandwidth * 100 : 0), 4)
+            }
+            s += "\n"
         }
         let tf = rows.reduce(0) { $0 + $1.fwd }, tb = rows.reduce(0) { $0 + $1.bwd }
         s += String(format: "\ntotal: forward %.1f ms, backward %.1f ms per batch of %d\n", tf, tb, batch)

@@ -144,6 +144,23 @@ public final class EngineGraph {
     public func computesInputGradient(of node: Int) -> Bool {
         node > 0 && node < grads.count && nodes[node].inputs.contains { grads[$0] != nil }
     }
+    /// Bytes a memory-bound node's passes must move at least for `batch` samples, or nil for a
+    /// node whose time goes to arithmetic (convolutions other than depthwise, linear layers).
+    /// Forward reads each input and writes the output; backward reads the output gradient and
+    /// one tensor of each input's size (the saved input, or the output read back) and reads and
+    /// writes each input gradient (gradients accumulate). Parameters are negligible.
+    public func compulsoryBytes(of node: Int, batch: Int) -> (forward: Double, backward: Double)? {
+        guard node > 0, let op = nodes[node].op else { return nil }
+        switch op {
+        case .conv, .linear: return nil
+        case let .convolution(g) where !g.isDepthwise(inChannels: nodes[nodes[node].inputs[0]].shape.channels): return nil
+        default: break
+        }
+        let inputs = Double(nodes[node].inputs.reduce(0) { $0 + nodes[$1].shape.count })
+        let output = Double(nodes[node].shape.count)
+        let scale = 4 * Double(batch)
+        return (scale * (inputs + output), scale * (output + 3 * inputs))
+    }
     /// Per-sample output shape of a node.
     public func shape(of node: Int) -> EngineShape { nodes[node].shape }
     /// Operator of a node (nil for the input node 0).

@@ -82,6 +82,16 @@ final class EngineCommandTests: XCTestCase {
         XCTAssertEqual(conv1["flops"] as? Double, Double(2 * macs1 * 2))
         XCTAssertEqual(conv3["flops"] as? Double, Double(2 * macs3 * 3))
         XCTAssertEqual(try layer("conv1.bn")["kernel"] as? String, "")
+        // Memory-bound layers in GB/s against the measured copy bandwidth: batch norm moves at
+        // least its input and output forward, and dY, x̂ and dX (read and written) backward.
+        let bandwidth = try XCTUnwrap(json["bandwidth_gbps"] as? Double)
+        XCTAssertGreaterThan(bandwidth, 0)
+        let bn = try layer("conv1.bn"), floats = 4 * 32 * 32 * 32
+        XCTAssertEqual(bn["bytes"] as? Double, Double(4 * (2 * floats + 4 * floats)))
+        XCTAssertGreaterThan(try XCTUnwrap(bn["gbps"] as? Double), 0)
+        XCTAssertNotNil(bn["fraction_of_bandwidth"] as? Double)
+        XCTAssertTrue(conv1["bytes"] is NSNull, "a convolution is reported in GFLOP/s only")
+        XCTAssertTrue(conv1["gbps"] is NSNull)
     }
 
     func testTrainRefusesBadDataWithAClearError() throws {
