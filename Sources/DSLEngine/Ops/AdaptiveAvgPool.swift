@@ -13,26 +13,16 @@
 
 /// Adaptive-average-pooling kernel.
 final class AdaptiveAvgPoolKernel: EngineKernel {
-    let inShape: EngineShape
-    let outShape: EngineShape
-    let input: UnsafeMutablePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
+    let io: UnaryTensors
 
     init(storage s: NodeStorage) {
-        inShape = s.inputShapes[0]
-        outShape = s.outputShape
-        input = s.inputs[0]
-        inputGrad = s.inputGrads[0]
-        output = s.output
-        outputGrad = s.outputGrad
+        io = UnaryTensors(s)
     }
 
     func forward(batch: Int, training: Bool) {
-        let (h, w, c) = (inShape.height, inShape.width, inShape.channels)
-        let (oh, ow) = (outShape.height, outShape.width)
-        let (x, y) = (UnsafePointer(input), output)
+        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (oh, ow) = (io.outShape.height, io.outShape.width)
+        let (x, y) = (UnsafePointer(io.input), io.output)
         parallelFor(batch * oh) { job in
             let sample = job / oh, outRow = job % oh
             let xs = x + sample * h * w * c
@@ -54,9 +44,9 @@ final class AdaptiveAvgPoolKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
-        guard let dIn = inputGrad, let dOut = outputGrad else { return }
-        let (h, w, c) = (inShape.height, inShape.width, inShape.channels)
-        let (oh, ow) = (outShape.height, outShape.width)
+        guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
+        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (oh, ow) = (io.outShape.height, io.outShape.width)
         let dy = UnsafePointer(dOut)
         parallelFor(batch) { sample in
             let dx = dIn + sample * h * w * c

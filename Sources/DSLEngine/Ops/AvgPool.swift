@@ -5,33 +5,23 @@
 
 /// Average-pooling kernel.
 final class AvgPoolKernel: EngineKernel {
-    let inShape: EngineShape
-    let outShape: EngineShape
+    let io: UnaryTensors
     let kernel: Int
     let stride: Int
     let pad: Int
-    let input: UnsafeMutablePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
 
     init(kernel: Int, stride: Int, pad: Int, storage s: NodeStorage) {
-        inShape = s.inputShapes[0]
-        outShape = s.outputShape
+        io = UnaryTensors(s)
         self.kernel = kernel
         self.stride = stride
         self.pad = pad
-        input = s.inputs[0]
-        inputGrad = s.inputGrads[0]
-        output = s.output
-        outputGrad = s.outputGrad
     }
 
     func forward(batch: Int, training: Bool) {
-        let (h, w, c) = (inShape.height, inShape.width, inShape.channels)
-        let (oh, ow) = (outShape.height, outShape.width)
+        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (oh, ow) = (io.outShape.height, io.outShape.width)
         let (k, s, p) = (kernel, stride, pad)
-        let (x, y) = (UnsafePointer(input), output)
+        let (x, y) = (UnsafePointer(io.input), io.output)
         parallelFor(batch * oh) { job in
             let sample = job / oh, outRow = job % oh
             let xs = x + sample * h * w * c
@@ -56,9 +46,9 @@ final class AvgPoolKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
-        guard let dIn = inputGrad, let dOut = outputGrad else { return }
-        let (h, w, c) = (inShape.height, inShape.width, inShape.channels)
-        let (oh, ow) = (outShape.height, outShape.width)
+        guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
+        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (oh, ow) = (io.outShape.height, io.outShape.width)
         let (k, s, p) = (kernel, stride, pad)
         // One job per sample: windows overlap within a sample, so a sample is one sequential job.
         parallelFor(batch) { sample in

@@ -4,23 +4,15 @@
 
 /// Global-average-pooling kernel: out[n,c] = mean over h,w of inp[n,h,w,c].
 final class GlobalAvgPoolKernel: EngineKernel {
-    let inShape: EngineShape
-    let input: UnsafeMutablePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
+    let io: UnaryTensors
 
     init(storage s: NodeStorage) {
-        inShape = s.inputShapes[0]
-        input = s.inputs[0]
-        inputGrad = s.inputGrads[0]
-        output = s.output
-        outputGrad = s.outputGrad
+        io = UnaryTensors(s)
     }
 
     func forward(batch: Int, training: Bool) {
-        let pixels = inShape.height * inShape.width, c = inShape.channels
-        let (x, y) = (UnsafePointer(input), output)
+        let pixels = io.inShape.height * io.inShape.width, c = io.inShape.channels
+        let (x, y) = (UnsafePointer(io.input), io.output)
         let scale = 1 / Float(pixels)
         parallelFor(batch) { sample in
             let xs = x + sample * pixels * c
@@ -35,8 +27,8 @@ final class GlobalAvgPoolKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
-        guard let dIn = inputGrad, let dOut = outputGrad else { return }
-        let pixels = inShape.height * inShape.width, c = inShape.channels
+        guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
+        let pixels = io.inShape.height * io.inShape.width, c = io.inShape.channels
         let scale = 1 / Float(pixels)
         parallelFor(batch) { sample in
             let dx = dIn + sample * pixels * c

@@ -62,6 +62,42 @@ struct MergeTensors {
     }
 }
 
+/// The tensors of a one-input node: its input and output, their shapes, and their gradients
+/// (nil when nobody needs them). Kernels copy these pointers into locals before their loops.
+struct UnaryTensors {
+    let inShape: EngineShape
+    let outShape: EngineShape
+    let input: UnsafeMutablePointer<Float>
+    let inputGrad: UnsafeMutablePointer<Float>?
+    let output: UnsafeMutablePointer<Float>
+    let outputGrad: UnsafeMutablePointer<Float>?
+
+    init(_ s: NodeStorage) {
+        inShape = s.inputShapes[0]
+        outShape = s.outputShape
+        input = s.inputs[0]
+        inputGrad = s.inputGrads[0]
+        output = s.output
+        outputGrad = s.outputGrad
+    }
+}
+
+/// A layer's parameters in `EngineOp.parameterSpecs` order, weight then an optional bias, with
+/// their gradients.
+struct ParameterTensors {
+    let weight: UnsafeMutablePointer<Float>
+    let weightGrad: UnsafeMutablePointer<Float>
+    let bias: UnsafeMutablePointer<Float>?
+    let biasGrad: UnsafeMutablePointer<Float>?
+
+    init(_ s: NodeStorage) {
+        weight = s.parameters[0]
+        weightGrad = s.parameterGrads[0]
+        bias = s.parameters.count > 1 ? s.parameters[1] : nil
+        biasGrad = s.parameterGrads.count > 1 ? s.parameterGrads[1] : nil
+    }
+}
+
 extension EngineKernel {
     /// Bytes of small per-kernel scratch (partial sums, per-channel statistics).
     var ownedScratchBytes: Int { 0 }

@@ -20,30 +20,20 @@ nonisolated(unsafe) var wideArgmaxThreshold = Int(Int32.max)
 
 /// Max-pooling kernel; ties pick the first maximum in (kh, kw) order, like PyTorch.
 final class MaxPoolKernel: EngineKernel {
-    let inShape: EngineShape
-    let outShape: EngineShape
+    let io: UnaryTensors
     let kernel: Int
     let stride: Int
     let pad: Int
-    let input: UnsafeMutablePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
     let argmax: UnsafeMutablePointer<Int32>?
     let argmax64: UnsafeMutablePointer<Int64>?
     /// Saves the argmax in eval forward passes too (storage exists when compiled for training).
     var recordsSwitches = false
 
     init(kernel: Int, stride: Int, pad: Int, storage s: NodeStorage) {
-        inShape = s.inputShapes[0]
-        outShape = s.outputShape
+        io = UnaryTensors(s)
         self.kernel = kernel
         self.stride = stride
         self.pad = pad
-        input = s.inputs[0]
-        inputGrad = s.inputGrads[0]
-        output = s.output
-        outputGrad = s.outputGrad
         let wide = wideArgmax(s.inputShapes[0])
         argmax = wide ? nil : s.saved.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: Int32.self) }
         argmax64 = wide ? s.saved.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: Int64.self) } : nil
@@ -61,10 +51,10 @@ final class MaxPoolKernel: EngineKernel {
     /// The forward pass, recording each maximum's offset in `indices` if given.
     @inline(__always)
     private func pool<Index: FixedWidthInteger>(batch: Int, indices: UnsafeMutablePointer<Index>?) {
-        let (h, w, c) = (inShape.height, inShape.width, inShape.channels)
-        let (oh, ow) = (outShape.height, outShape.width)
+        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (oh, ow) = (io.outShape.height, io.outShape.width)
         let (k, s, p) = (kernel, stride, pad)
-        let (x, y) = (UnsafePointer(input), output)
+        let (x, y) = (UnsafePointer(io.input), io.output)
         parallelFor(batch * oh) { job in
             let sample = job / oh, outRow = job % oh
             let xs = x + sample * h * w * c
@@ -124,8 +114,8 @@ final class MaxPoolKernel: EngineKernel {
     /// dX[argmax] += dY.
     @inline(__always)
     private func scatter<Index: FixedWidthInteger>(batch: Int, indices: UnsafeMutablePointer<Index>) {
-        guard let dIn = inputGrad, let dOut = outputGrad else { return }
-        let inCount = inShape.count, outCount = outShape.count
+        guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
+        let inCount = io.inShape.count, outCount = io.outShape.count
         // One job per sample: samples scatter into disjoint parts of dIn, in a fixed order.
         parallelFor(batch) { sample in
             let dx = dIn + sample * inCount
