@@ -431,7 +431,7 @@ public final class EngineGraph {
         // (its output is read by nothing else, and its backward does not read it).
         for j in 1..<count where nodes[j].op == .relu && plan.valueRoot[j] != j {
             if let relu = kernels[j] as? ReLUKernel, let conv = kernels[nodes[j].inputs[0]] as? ConvKernel,
-               relu.input == relu.output, conv.output == relu.input {
+               relu.input == relu.output, conv.io.output == relu.input {
                 conv.fusedReLU = true
                 relu.fused = true
             }

@@ -86,7 +86,7 @@ final class PackedWeightCacheTests: XCTestCase {
         XCTAssertEqual(caches(cached).map(\.packCount), [2, 2, 2, 2, 2])
         // One changed float in one layer repacks that layer only.
         let convs = cached.kernels.compactMap { $0 as? ConvKernel }
-        convs[2].weight[5] += 0.25
+        convs[2].params.weight[5] += 0.25
         let nudged = run(cached, x, batch: 3)
         XCTAssertNotEqual(nudged, after)
         XCTAssertEqual(caches(cached).map(\.packCount), [2, 2, 3, 2, 2])

@@ -16,19 +16,11 @@
 /// Convolution kernel: forward = im2col × W (+ bias); backward = dW += colᵀ × dY, dX += col2im(dY × Wᵀ),
 /// computed by the direct kernels or by im2col + GEMM (see above).
 final class ConvKernel: EngineKernel {
-    let inShape: EngineShape
-    let outShape: EngineShape
+    let io: UnaryTensors
     let kernel: Int
     let stride: Int
     let pad: Int
-    let input: UnsafeMutablePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
-    let weight: UnsafeMutablePointer<Float>
-    let weightGrad: UnsafeMutablePointer<Float>
-    let bias: UnsafeMutablePointer<Float>?
-    let biasGrad: UnsafeMutablePointer<Float>?
+    let params: ParameterTensors
     let column: UnsafeMutablePointer<Float>
     /// The algorithms and workspace layout chosen from the shapes (see `ConvPlan`); the
     /// properties below read it.
@@ -121,23 +113,15 @@ final class ConvKernel: EngineKernel {
                             maxBatch: s.maxBatch, columnFloats: s.columnScratchFloats,
                             inputGradient: s.inputGrads[0] != nil, outputGradient: s.outputGrad != nil)
         self.plan = plan
-        inShape = s.inputShapes[0]
-        outShape = s.outputShape
+        io = UnaryTensors(s)
         self.kernel = kernel
         self.stride = stride
         self.pad = pad
-        input = s.inputs[0]
-        inputGrad = s.inputGrads[0]
-        output = s.output
-        outputGrad = s.outputGrad
-        weight = s.parameters[0]
-        weightGrad = s.parameterGrads[0]
-        bias = s.parameters.count > 1 ? s.parameters[1] : nil
-        biasGrad = s.parameterGrads.count > 1 ? s.parameterGrads[1] : nil
+        params = ParameterTensors(s)
         column = s.columnScratch
         columnFloats = s.columnScratchFloats
         require(plan.isPointwise || plan.samplesPerChunk * ConvKernel.columnFloatsPerSample(
-            kernel: kernel, input: inShape, output: outShape) <= s.columnScratchFloats)
+            kernel: kernel, input: io.inShape, output: io.outShape) <= s.columnScratchFloats)
         winogradFloats = plan.stageFloats + plan.forwardFloats + plan.backwardFloats + plan.gradientFloats
         let base: UnsafeMutableRawPointer
         if let shared = s.workspace {
@@ -161,7 +145,7 @@ final class ConvKernel: EngineKernel {
         paddedBias = (base + w.paddedBias).assumingMemoryBound(to: Float.self)
         let packedFloats = plan.packedForwardWeightFloats
         inferenceCache = s.cachesPackedWeights && packedFloats > 0
-            ? try PackedWeightCache(weightFloats: kernel * kernel * inShape.channels * outShape.channels,
+            ? try PackedWeightCache(weightFloats: kernel * kernel * io.inShape.channels * io.outShape.channels,
                                     packedFloats: packedFloats)
             : nil
     }
@@ -169,8 +153,8 @@ final class ConvKernel: EngineKernel {
     /// Sets `paddedBias` to the bias (zeros without one), zero-padded to a multiple of 48. The
     /// workspace is shared with the graph's other convolutions, so every pass refills it.
     func fillPaddedBias() {
-        let oc = outShape.channels, padded = (oc + directNR - 1) / directNR * directNR
-        if let bias = bias { paddedBias.update(from: bias, count: oc) } else { paddedBias.update(repeating: 0, count: oc) }
+        let oc = io.outShape.channels, padded = (oc + directNR - 1) / directNR * directNR
+        if let bias = params.bias { paddedBias.update(from: bias, count: oc) } else { paddedBias.update(repeating: 0, count: oc) }
         (paddedBias + oc).update(repeating: 0, count: padded - oc)
     }
 
@@ -178,28 +162,28 @@ final class ConvKernel: EngineKernel {
     /// training call, otherwise `pack` run into the shared workspace's `buffer`.
     private func forwardWeights(training: Bool, buffer: UnsafeMutablePointer<Float>,
                                 pack: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> UnsafePointer<Float> {
-        if !training, let cache = inferenceCache { return cache.packedWeights(for: weight, pack: pack) }
-        pack(weight, buffer)
+        if !training, let cache = inferenceCache { return cache.packedWeights(for: params.weight, pack: pack) }
+        pack(params.weight, buffer)
         return UnsafePointer(buffer)
     }
 
     /// Forward with Winograd F(4×4, 3×3); bias is added by the output transform.
     func winogradForwardPass(batch: Int, training: Bool) {
-        let (ic, oc) = (inShape.channels, outShape.channels)
+        let (ic, oc) = (io.inShape.channels, io.outShape.channels)
         let (stage, mStride) = (winogradStage, winogradForwardShape.mStride)
         let packed = forwardWeights(training: training, buffer: winogradForward) { w, into in
             winogradStageForward(w, ic: ic, oc: oc, into: stage)
             winogradPackWeights(stage, inC: ic, outP: mStride, into: into)
         }
         fillPaddedBias()
-        runWinogradPass(WinogradPass(shape: winogradForwardShape, samples: batch, source: UnsafePointer(input),
-                                     packed: packed, output: output, bias: paddedBias, relu: fusedReLU))
+        runWinogradPass(WinogradPass(shape: winogradForwardShape, samples: batch, source: UnsafePointer(io.input),
+                                     packed: packed, output: io.output, bias: paddedBias, relu: fusedReLU))
     }
 
     /// dX += the stride-1 convolution of dY (padded by 2 − pad) with the rotated, transposed kernel.
     func winogradDataGradient(batch: Int, dOut: UnsafeMutablePointer<Float>, dIn: UnsafeMutablePointer<Float>) {
-        let (ic, oc) = (inShape.channels, outShape.channels)
-        winogradStageBackward(weight, ic: ic, oc: oc, into: winogradStage)
+        let (ic, oc) = (io.inShape.channels, io.outShape.channels)
+        winogradStageBackward(params.weight, ic: ic, oc: oc, into: winogradStage)
         winogradPackWeights(winogradStage, inC: oc, outP: winogradDataShape.mStride, into: winogradBackward)
         runWinogradPass(WinogradPass(shape: winogradDataShape, samples: batch, source: UnsafePointer(dOut),
                                      packed: winogradBackward, output: dIn, bias: nil))
@@ -208,21 +192,21 @@ final class ConvKernel: EngineKernel {
     /// Forward with the direct kernel; bias is added by the kernel. Padding is applied per job
     /// in a small per-thread slab (slab mode), so the whole batch is one pass.
     func directForward(batch: Int, training: Bool) {
-        let (h, w, ic) = (inShape.height, inShape.width, inShape.channels)
-        let (oh, ow, oc) = (outShape.height, outShape.width, outShape.channels)
+        let (h, w, ic) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (oh, ow, oc) = (io.outShape.height, io.outShape.width, io.outShape.channels)
         let k = kernel
         let packed = forwardWeights(training: training, buffer: packedForward) { weights, into in
             packForwardWeights(weights, k: k, ic: ic, oc: oc, into: into)
         }
         fillPaddedBias()
         let (hp, wp, s) = (h + 2 * pad, w + 2 * pad, stride)
-        var pass = DirectPass(source: UnsafePointer(input), srcImage: hp * wp * ic, srcY: s * wp * ic, srcX: s * ic,
+        var pass = DirectPass(source: UnsafePointer(io.input), srcImage: hp * wp * ic, srcY: s * wp * ic, srcX: s * ic,
                               taps: kernel, tapStride: wp * ic, run: kernel * ic,
                               samples: batch, gridH: oh, gridW: ow, outC: oc,
-                              packed: packed, output: output,
-                              outImage: outShape.count, outY: ow * oc, outX: oc, initial: paddedBias, relu: fusedReLU)
+                              packed: packed, output: io.output,
+                              outImage: io.outShape.count, outY: ow * oc, outX: oc, initial: paddedBias, relu: fusedReLU)
         if pad > 0 {
-            pass.slab = SlabSource(raw: UnsafePointer(input), h: h, w: w, c: ic, top: pad, left: pad, wp: wp,
+            pass.slab = SlabSource(raw: UnsafePointer(io.input), h: h, w: w, c: ic, top: pad, left: pad, wp: wp,
                                    rowStep: s, rowOffset: 0, colStep: s, colOffset: 0)
         }
         runDirectPass(pass)
@@ -230,14 +214,14 @@ final class ConvKernel: EngineKernel {
 
     /// Whether the direct weight gradient also computes the bias gradient (small dW).
     var fusesBiasGradient: Bool {
-        directWeights && biasGrad != nil
-            && usesWeightPartials(kernel: kernel, c: inShape.channels, oc: outShape.channels)
+        directWeights && params.biasGrad != nil
+            && usesWeightPartials(kernel: kernel, c: io.inShape.channels, oc: io.outShape.channels)
     }
 
     /// dW += Σ input ⊗ dY with the direct kernel (and dB += Σ dY when `fusesBiasGradient`).
     func directWeightGradient(batch: Int, dOut: UnsafeMutablePointer<Float>) {
-        let (h, w, ic) = (inShape.height, inShape.width, inShape.channels)
-        let (inCount, outCount) = (inShape.count, outShape.count)
+        let (h, w, ic) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (inCount, outCount) = (io.inShape.count, io.outShape.count)
         let (hp, wp) = (h + 2 * pad, w + 2 * pad)
         // Padded chunks of ≤ weightChunkFloats (1 MiB), so that the copy stays in cache.
         let chunk = pad == 0 ? batch : max(1, min(directChunk, weightChunkFloats / (hp * wp * ic)))
@@ -246,17 +230,17 @@ final class ConvKernel: EngineKernel {
             let samples = min(chunk, batch - first)
             let src: UnsafePointer<Float>
             if pad == 0 {
-                src = UnsafePointer(input + first * inCount)
+                src = UnsafePointer(io.input + first * inCount)
             } else {
-                padCopy(input + first * inCount, samples: samples, h: h, w: w, c: ic,
+                padCopy(io.input + first * inCount, samples: samples, h: h, w: w, c: ic,
                         top: pad, left: pad, hp: hp, wp: wp, into: column)
                 src = UnsafePointer(column)
             }
             runWeightPass(WeightPass(source: src, hp: hp, wp: wp, c: ic, samples: samples,
-                                     outH: outShape.height, outW: outShape.width, oc: outShape.channels,
+                                     outH: io.outShape.height, outW: io.outShape.width, oc: io.outShape.channels,
                                      stride: stride, kernel: kernel,
-                                     dY: UnsafePointer(dOut + first * outCount), dW: weightGrad,
-                                     dB: fusesBiasGradient ? biasGrad : nil,
+                                     dY: UnsafePointer(dOut + first * outCount), dW: params.weightGrad,
+                                     dB: fusesBiasGradient ? params.biasGrad : nil,
                                      partials: weightPartialSumFloats > 0 ? weightPartialSums : nil))
             first += samples
         }
@@ -266,12 +250,12 @@ final class ConvKernel: EngineKernel {
     /// direct convolution of the padded dY with that class's kernel taps, rotated and transposed
     /// (for stride 1 the single class is the usual full correlation with the rotated kernel).
     func directDataGradient(batch: Int, dOut: UnsafeMutablePointer<Float>, dIn: UnsafeMutablePointer<Float>) {
-        let (oh, ow, oc) = (outShape.height, outShape.width, outShape.channels)
-        let (h, w, ic) = (inShape.height, inShape.width, inShape.channels)
-        let inCount = inShape.count
+        let (oh, ow, oc) = (io.outShape.height, io.outShape.width, io.outShape.channels)
+        let (h, w, ic) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let inCount = io.inShape.count
         let s = stride
         for cl in dataClasses where cl.tapsY > 0 && cl.tapsX > 0 {
-            packBackwardWeights(weight, k: kernel, stride: s, ic: ic, oc: oc, class: cl,
+            packBackwardWeights(params.weight, k: kernel, stride: s, ic: ic, oc: oc, class: cl,
                                 into: packedBackward + cl.packedOffset)
         }
         let (top, left, hp, wp) = (dataPad.top, dataPad.left, dataPad.hp, dataPad.wp)
@@ -307,28 +291,28 @@ final class ConvKernel: EngineKernel {
             directForward(batch: batch, training: training)
             return
         }
-        let (inCount, outCount) = (inShape.count, outShape.count)
-        let rowsPerSample = outShape.height * outShape.width
-        let depth = kernel * kernel * inShape.channels
-        let oc = outShape.channels
+        let (inCount, outCount) = (io.inShape.count, io.outShape.count)
+        let rowsPerSample = io.outShape.height * io.outShape.width
+        let depth = kernel * kernel * io.inShape.channels
+        let oc = io.outShape.channels
         var first = 0
         while first < batch {
             let samples = min(samplesPerChunk, batch - first)
             let a: UnsafePointer<Float>
             if isPointwise {
-                a = UnsafePointer(input + first * inCount)
+                a = UnsafePointer(io.input + first * inCount)
             } else {
-                im2col(UnsafePointer(input + first * inCount), samples: samples)
+                im2col(UnsafePointer(io.input + first * inCount), samples: samples)
                 a = UnsafePointer(column)
             }
             sgemm(false, false, m: samples * rowsPerSample, n: oc, k: depth, a: a, lda: depth,
-                  b: weight, ldb: oc, beta: 0, c: output + first * outCount, ldc: oc)
+                  b: params.weight, ldb: oc, beta: 0, c: io.output + first * outCount, ldc: oc)
             first += samples
         }
-        if bias != nil || fusedReLU {
+        if params.bias != nil || fusedReLU {
             fillPaddedBias()
             let rows = batch * rowsPerSample
-            let (out, bias, relu) = (output, UnsafePointer(paddedBias), fusedReLU)
+            let (out, bias, relu) = (io.output, UnsafePointer(paddedBias), fusedReLU)
             let chunks = elementwiseChunks(rows * oc)
             parallelFor(chunks) { chunk in
                 for r in chunkRange(chunk, of: chunks, count: rows) {
@@ -350,7 +334,7 @@ final class ConvKernel: EngineKernel {
         if !direct { return "im2col+gemm" }
         var gemmParts: [String] = []
         if !directWeights { gemmParts.append("dW") }
-        if inputGrad != nil && !directData { gemmParts.append("dX") }
+        if io.inputGrad != nil && !directData { gemmParts.append("dX") }
         return gemmParts.isEmpty ? "direct" : "direct (\(gemmParts.joined(separator: ", ")): gemm)"
     }
 
@@ -359,50 +343,50 @@ final class ConvKernel: EngineKernel {
 
     /// dW += colᵀ × dY over im2col chunks (the GEMM path of the weight gradient).
     func gemmWeightGradient(batch: Int, dOut: UnsafeMutablePointer<Float>) {
-        let rowsPerSample = outShape.height * outShape.width
-        let depth = kernel * kernel * inShape.channels
+        let rowsPerSample = io.outShape.height * io.outShape.width
+        let depth = kernel * kernel * io.inShape.channels
         var first = 0
         while first < batch {
             let samples = min(samplesPerChunk, batch - first)
-            im2col(UnsafePointer(input + first * inShape.count), samples: samples)
-            sgemm(true, false, m: depth, n: outShape.channels, k: samples * rowsPerSample, a: UnsafePointer(column), lda: depth,
-                  b: UnsafePointer(dOut + first * outShape.count), ldb: outShape.channels, beta: 1, c: weightGrad, ldc: outShape.channels)
+            im2col(UnsafePointer(io.input + first * io.inShape.count), samples: samples)
+            sgemm(true, false, m: depth, n: io.outShape.channels, k: samples * rowsPerSample, a: UnsafePointer(column), lda: depth,
+                  b: UnsafePointer(dOut + first * io.outShape.count), ldb: io.outShape.channels, beta: 1, c: params.weightGrad, ldc: io.outShape.channels)
             first += samples
         }
     }
 
     func backward(batch: Int) {
-        guard let dOut = outputGrad else { return }
+        guard let dOut = io.outputGrad else { return }
         if winograd {
-            runWinogradWeightGradient(shape: winogradForwardShape, samples: batch, input: UnsafePointer(input),
-                                      dY: UnsafePointer(dOut), dW: weightGrad, dU: winogradGradient,
+            runWinogradWeightGradient(shape: winogradForwardShape, samples: batch, input: UnsafePointer(io.input),
+                                      dY: UnsafePointer(dOut), dW: params.weightGrad, dU: winogradGradient,
                                       scratch: column, scratchFloats: columnFloats)
-            if let dIn = inputGrad { winogradDataGradient(batch: batch, dOut: dOut, dIn: dIn) }
-            if let biasGrad = biasGrad {
-                accumulateColumnSums(dOut, rows: batch * outShape.height * outShape.width,
-                                     columns: outShape.channels, partials: biasPartials, into: biasGrad)
+            if let dIn = io.inputGrad { winogradDataGradient(batch: batch, dOut: dOut, dIn: dIn) }
+            if let biasGrad = params.biasGrad {
+                accumulateColumnSums(dOut, rows: batch * io.outShape.height * io.outShape.width,
+                                     columns: io.outShape.channels, partials: biasPartials, into: biasGrad)
             }
             return
         }
         if direct {
             if directWeights { directWeightGradient(batch: batch, dOut: dOut) } else { gemmWeightGradient(batch: batch, dOut: dOut) }
-            if let dIn = inputGrad {
+            if let dIn = io.inputGrad {
                 if directData {
                     directDataGradient(batch: batch, dOut: dOut, dIn: dIn)
                 } else {
                     gemmDataGradient(batch: batch, dOut: dOut, dIn: dIn)
                 }
             }
-            if let biasGrad = biasGrad, !fusesBiasGradient {
-                accumulateColumnSums(dOut, rows: batch * outShape.height * outShape.width,
-                                     columns: outShape.channels, partials: biasPartials, into: biasGrad)
+            if let biasGrad = params.biasGrad, !fusesBiasGradient {
+                accumulateColumnSums(dOut, rows: batch * io.outShape.height * io.outShape.width,
+                                     columns: io.outShape.channels, partials: biasPartials, into: biasGrad)
             }
             return
         }
-        let (inCount, outCount) = (inShape.count, outShape.count)
-        let rowsPerSample = outShape.height * outShape.width
-        let depth = kernel * kernel * inShape.channels
-        let (ic, oc) = (inShape.channels, outShape.channels)
+        let (inCount, outCount) = (io.inShape.count, io.outShape.count)
+        let rowsPerSample = io.outShape.height * io.outShape.width
+        let depth = kernel * kernel * io.inShape.channels
+        let (ic, oc) = (io.inShape.channels, io.outShape.channels)
         var first = 0
         while first < batch {
             let samples = min(samplesPerChunk, batch - first)
@@ -411,27 +395,27 @@ final class ConvKernel: EngineKernel {
             // dW += colᵀ × dY
             let col: UnsafePointer<Float>
             if isPointwise {
-                col = UnsafePointer(input + first * inCount)
+                col = UnsafePointer(io.input + first * inCount)
             } else {
-                im2col(UnsafePointer(input + first * inCount), samples: samples)
+                im2col(UnsafePointer(io.input + first * inCount), samples: samples)
                 col = UnsafePointer(column)
             }
             sgemm(true, false, m: depth, n: oc, k: rows, a: col, lda: depth, b: dY, ldb: oc,
-                  beta: 1, c: weightGrad, ldc: oc)
+                  beta: 1, c: params.weightGrad, ldc: oc)
             // dX += col2im(dY × Wᵀ)
-            if let dIn = inputGrad {
+            if let dIn = io.inputGrad {
                 if isPointwise {
-                    sgemm(false, true, m: rows, n: ic, k: oc, a: dY, lda: oc, b: weight, ldb: oc,
+                    sgemm(false, true, m: rows, n: ic, k: oc, a: dY, lda: oc, b: params.weight, ldb: oc,
                           beta: 1, c: dIn + first * inCount, ldc: ic)
                 } else {
-                    sgemm(false, true, m: rows, n: depth, k: oc, a: dY, lda: oc, b: weight, ldb: oc,
+                    sgemm(false, true, m: rows, n: depth, k: oc, a: dY, lda: oc, b: params.weight, ldb: oc,
                           beta: 0, c: column, ldc: depth)
                     col2im(dIn + first * inCount, samples: samples)
                 }
             }
             first += samples
         }
-        if let biasGrad = biasGrad {
+        if let biasGrad = params.biasGrad {
             accumulateColumnSums(dOut, rows: batch * rowsPerSample, columns: oc,
                                  partials: biasPartials, into: biasGrad)
         }
@@ -439,15 +423,15 @@ final class ConvKernel: EngineKernel {
 
     /// dX += col2im(dY × Wᵀ), chunk by chunk (im2col-sized chunks of the shared scratch).
     func gemmDataGradient(batch: Int, dOut: UnsafeMutablePointer<Float>, dIn: UnsafeMutablePointer<Float>) {
-        let (inCount, outCount) = (inShape.count, outShape.count)
-        let rowsPerSample = outShape.height * outShape.width
-        let depth = kernel * kernel * inShape.channels
-        let oc = outShape.channels
+        let (inCount, outCount) = (io.inShape.count, io.outShape.count)
+        let rowsPerSample = io.outShape.height * io.outShape.width
+        let depth = kernel * kernel * io.inShape.channels
+        let oc = io.outShape.channels
         var first = 0
         while first < batch {
             let samples = min(samplesPerChunk, batch - first)
             sgemm(false, true, m: samples * rowsPerSample, n: depth, k: oc, a: UnsafePointer(dOut + first * outCount),
-                  lda: oc, b: weight, ldb: oc, beta: 0, c: column, ldc: depth)
+                  lda: oc, b: params.weight, ldb: oc, beta: 0, c: column, ldc: depth)
             col2im(dIn + first * inCount, samples: samples)
             first += samples
         }
@@ -455,8 +439,8 @@ final class ConvKernel: EngineKernel {
 
     /// Fills `column` with the im2col rows of `samples` samples starting at `x`.
     private func im2col(_ x: UnsafePointer<Float>, samples: Int) {
-        let (h, w, c) = (inShape.height, inShape.width, inShape.channels)
-        let (oh, ow) = (outShape.height, outShape.width)
+        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (oh, ow) = (io.outShape.height, io.outShape.width)
         let (k, s, p) = (kernel, stride, pad)
         let col = column
         let depth = k * k * c
@@ -485,8 +469,8 @@ final class ConvKernel: EngineKernel {
 
     /// Accumulates the col-shaped gradient in `column` back onto `samples` input samples at `dx`.
     private func col2im(_ dx: UnsafeMutablePointer<Float>, samples: Int) {
-        let (h, w, c) = (inShape.height, inShape.width, inShape.channels)
-        let (oh, ow) = (outShape.height, outShape.width)
+        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (oh, ow) = (io.outShape.height, io.outShape.width)
         let (k, s, p) = (kernel, stride, pad)
         let col = UnsafePointer(column)
         let depth = k * k * c

@@ -447,14 +447,8 @@ struct DepthwiseLoops {
 final class DepthwiseConvKernel: EngineKernel {
     let g: ConvGeometry
     let loops: DepthwiseLoops
-    let input: UnsafeMutablePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
-    let weight: UnsafeMutablePointer<Float>
-    let weightGrad: UnsafeMutablePointer<Float>
-    let bias: UnsafeMutablePointer<Float>?
-    let biasGrad: UnsafeMutablePointer<Float>?
+    let io: UnaryTensors
+    let params: ParameterTensors
     /// depthwiseReductionChunks partial sums of `partialFloats` floats each.
     let partials: UnsafeMutablePointer<Float>
     let partialFloats: Int
@@ -466,14 +460,8 @@ final class DepthwiseConvKernel: EngineKernel {
         self.g = g
         let (x, y) = (s.inputShapes[0], s.outputShape)
         loops = DepthwiseLoops(g, input: x, output: y)
-        input = s.inputs[0]
-        inputGrad = s.inputGrads[0]
-        output = s.output
-        outputGrad = s.outputGrad
-        weight = s.parameters[0]
-        weightGrad = s.parameterGrads[0]
-        bias = s.parameters.count > 1 ? s.parameters[1] : nil
-        biasGrad = s.parameterGrads.count > 1 ? s.parameterGrads[1] : nil
+        io = UnaryTensors(s)
+        params = ParameterTensors(s)
         let plan = GroupedConvPlan(g, input: x, output: y, maxBatch: s.maxBatch)
         partialFloats = plan.depthwisePartialFloats
         let base: UnsafeMutableRawPointer
@@ -486,14 +474,14 @@ final class DepthwiseConvKernel: EngineKernel {
             base = block.base
         }
         partials = (base + plan.depthwisePartials).assumingMemoryBound(to: Float.self)
-        if let bias { biasOrZeros = bias } else {
+        if let bias = params.bias { biasOrZeros = bias } else {
             biasOrZeros = .allocate(capacity: x.channels)
             biasOrZeros.initialize(repeating: 0, count: x.channels)
         }
     }
 
     deinit {
-        if bias == nil { biasOrZeros.deallocate() }
+        if params.bias == nil { biasOrZeros.deallocate() }
         loops.rows.deallocate(); loops.cols.deallocate(); loops.rowsBack.deallocate(); loops.colsBack.deallocate()
         loops.forwardOffsets.deallocate(); loops.dataOffsets.deallocate()
     }
@@ -513,7 +501,7 @@ final class DepthwiseConvKernel: EngineKernel {
     }
 
     var ownedScratchBytes: Int {
-        (ownBlock?.bytes ?? 0) + (bias == nil ? 4 * loops.c : 0) + 16 * loops.area + loops.rows.bytes + loops.cols.bytes + loops.rowsBack.bytes + loops.colsBack.bytes
+        (ownBlock?.bytes ?? 0) + (params.bias == nil ? 4 * loops.c : 0) + 16 * loops.area + loops.rows.bytes + loops.cols.bytes + loops.rowsBack.bytes + loops.colsBack.bytes
     }
     var algorithm: String? { "depthwise" }
 
@@ -523,7 +511,7 @@ final class DepthwiseConvKernel: EngineKernel {
 
     func forward(batch: Int, training: Bool) {
         let loops = loops
-        let (x, wt, b, y) = (UnsafePointer(input), UnsafePointer(weight), UnsafePointer(biasOrZeros), output)
+        let (x, wt, b, y) = (UnsafePointer(io.input), UnsafePointer(params.weight), UnsafePointer(biasOrZeros), io.output)
         let rows = batch * loops.oh, jobs = Self.jobs(rows)
         parallelFor(jobs) { job in
             for r in chunkRange(job, of: jobs, count: rows) { loops.forwardRow(r, x: x, wt: wt, bias: b, y: y) }
@@ -531,9 +519,9 @@ final class DepthwiseConvKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
-        guard let dOut = outputGrad else { return }
+        guard let dOut = io.outputGrad else { return }
         let loops = loops
-        let (x, wt, dy) = (UnsafePointer(input), UnsafePointer(weight), UnsafePointer(dOut))
+        let (x, wt, dy) = (UnsafePointer(io.input), UnsafePointer(params.weight), UnsafePointer(dOut))
         // dW and dB: fixed partial sums over ranges of output rows, then added in order.
         let rows = batch * loops.oh
         let chunks = min(depthwiseReductionChunks, rows)
@@ -544,7 +532,7 @@ final class DepthwiseConvKernel: EngineKernel {
             for r in chunkRange(chunk, of: chunks, count: rows) { loops.weightRow(r, x: x, dy: dy, partial: p) }
         }
         let weights = loops.area * loops.c, c = loops.c
-        let (dW, dB) = (weightGrad, biasGrad)
+        let (dW, dB) = (params.weightGrad, params.biasGrad)
         let sums = elementwiseChunks(weights + c)
         parallelFor(sums) { part in
             for i in chunkRange(part, of: sums, count: weights + c) {
@@ -554,7 +542,7 @@ final class DepthwiseConvKernel: EngineKernel {
             }
         }
         // dX: gather over the output pixels that read each input pixel.
-        if let dIn = inputGrad {
+        if let dIn = io.inputGrad {
             let inRows = batch * loops.h, jobs = Self.jobs(inRows)
             parallelFor(jobs) { job in
                 for r in chunkRange(job, of: jobs, count: inRows) { loops.dataRow(r, dy: dy, wt: wt, dx: dIn) }

@@ -56,36 +56,20 @@ struct GroupedConvPlan {
 /// General (grouped, dilated, rectangular) convolution by im2col + GEMM per group.
 final class GroupedConvKernel: EngineKernel {
     let g: ConvGeometry
-    let inShape: EngineShape
-    let outShape: EngineShape
+    let io: UnaryTensors
     let plan: GroupedConvPlan
-    let input: UnsafeMutablePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
-    let weight: UnsafeMutablePointer<Float>
-    let weightGrad: UnsafeMutablePointer<Float>
-    let bias: UnsafeMutablePointer<Float>?
-    let biasGrad: UnsafeMutablePointer<Float>?
+    let params: ParameterTensors
     let column: UnsafeMutablePointer<Float>
     let biasPartials: UnsafeMutablePointer<Double>
     let ownBlock: MemoryBlock?
 
     init(_ g: ConvGeometry, storage s: NodeStorage) throws {
         self.g = g
-        inShape = s.inputShapes[0]
-        outShape = s.outputShape
-        plan = GroupedConvPlan(g, input: inShape, output: outShape, maxBatch: s.maxBatch)
-        input = s.inputs[0]
-        inputGrad = s.inputGrads[0]
-        output = s.output
-        outputGrad = s.outputGrad
-        weight = s.parameters[0]
-        weightGrad = s.parameterGrads[0]
-        bias = s.parameters.count > 1 ? s.parameters[1] : nil
-        biasGrad = s.parameterGrads.count > 1 ? s.parameterGrads[1] : nil
+        io = UnaryTensors(s)
+        plan = GroupedConvPlan(g, input: io.inShape, output: io.outShape, maxBatch: s.maxBatch)
+        params = ParameterTensors(s)
         column = s.columnScratch
-        require(plan.pointwise || plan.samplesPerChunk * GroupedConvPlan.columnFloatsPerSample(g, input: inShape, output: outShape)
+        require(plan.pointwise || plan.samplesPerChunk * GroupedConvPlan.columnFloatsPerSample(g, input: io.inShape, output: io.outShape)
                     <= s.columnScratchFloats, "column scratch too small")
         let base: UnsafeMutableRawPointer
         if let shared = s.workspace, s.workspaceBytes >= plan.workspace.bytes {
@@ -102,34 +86,34 @@ final class GroupedConvKernel: EngineKernel {
     var ownedScratchBytes: Int { ownBlock?.bytes ?? 0 }
     var algorithm: String? { plan.pointwise ? "gemm per group" : "im2col+gemm per group" }
 
-    private var icg: Int { inShape.channels / g.groups }
-    private var ocg: Int { outShape.channels / g.groups }
+    private var icg: Int { io.inShape.channels / g.groups }
+    private var ocg: Int { io.outShape.channels / g.groups }
     private var depth: Int { g.kernelHeight * g.kernelWidth * icg }
 
     func forward(batch: Int, training: Bool) {
-        let (ic, oc) = (inShape.channels, outShape.channels)
+        let (ic, oc) = (io.inShape.channels, io.outShape.channels)
         let (icg, ocg, depth) = (icg, ocg, depth)
-        let rowsPerSample = outShape.height * outShape.width
+        let rowsPerSample = io.outShape.height * io.outShape.width
         if plan.pointwise {
             for group in 0..<g.groups {
-                sgemm(false, false, m: batch * rowsPerSample, n: ocg, k: icg, a: UnsafePointer(input + group * icg), lda: ic,
-                      b: UnsafePointer(weight + group * ocg), ldb: oc, beta: 0, c: output + group * ocg, ldc: oc)
+                sgemm(false, false, m: batch * rowsPerSample, n: ocg, k: icg, a: UnsafePointer(io.input + group * icg), lda: ic,
+                      b: UnsafePointer(params.weight + group * ocg), ldb: oc, beta: 0, c: io.output + group * ocg, ldc: oc)
             }
         } else {
             var first = 0
             while first < batch {
                 let samples = min(plan.samplesPerChunk, batch - first)
                 for group in 0..<g.groups {
-                    im2col(UnsafePointer(input + first * inShape.count), samples: samples, group: group)
+                    im2col(UnsafePointer(io.input + first * io.inShape.count), samples: samples, group: group)
                     sgemm(false, false, m: samples * rowsPerSample, n: ocg, k: depth, a: UnsafePointer(column), lda: depth,
-                          b: UnsafePointer(weight + group * ocg), ldb: oc, beta: 0,
-                          c: output + first * outShape.count + group * ocg, ldc: oc)
+                          b: UnsafePointer(params.weight + group * ocg), ldb: oc, beta: 0,
+                          c: io.output + first * io.outShape.count + group * ocg, ldc: oc)
                 }
                 first += samples
             }
         }
-        if let bias = bias {
-            let rows = batch * rowsPerSample, y = output, b = UnsafePointer(bias)
+        if let bias = params.bias {
+            let rows = batch * rowsPerSample, y = io.output, b = UnsafePointer(bias)
             let chunks = elementwiseChunks(rows * oc)
             parallelFor(chunks) { chunk in
                 for r in chunkRange(chunk, of: chunks, count: rows) {
@@ -141,18 +125,18 @@ final class GroupedConvKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
-        guard let dOut = outputGrad else { return }
-        let (ic, oc) = (inShape.channels, outShape.channels)
+        guard let dOut = io.outputGrad else { return }
+        let (ic, oc) = (io.inShape.channels, io.outShape.channels)
         let (icg, ocg, depth) = (icg, ocg, depth)
-        let rowsPerSample = outShape.height * outShape.width
+        let rowsPerSample = io.outShape.height * io.outShape.width
         if plan.pointwise {
             let rows = batch * rowsPerSample
             for group in 0..<g.groups {
                 let dY = UnsafePointer(dOut + group * ocg)
-                sgemm(true, false, m: icg, n: ocg, k: rows, a: UnsafePointer(input + group * icg), lda: ic, b: dY, ldb: oc,
-                      beta: 1, c: weightGrad + group * ocg, ldc: oc)
-                if let dIn = inputGrad {
-                    sgemm(false, true, m: rows, n: icg, k: ocg, a: dY, lda: oc, b: UnsafePointer(weight + group * ocg), ldb: oc,
+                sgemm(true, false, m: icg, n: ocg, k: rows, a: UnsafePointer(io.input + group * icg), lda: ic, b: dY, ldb: oc,
+                      beta: 1, c: params.weightGrad + group * ocg, ldc: oc)
+                if let dIn = io.inputGrad {
+                    sgemm(false, true, m: rows, n: icg, k: ocg, a: dY, lda: oc, b: UnsafePointer(params.weight + group * ocg), ldb: oc,
                           beta: 1, c: dIn + group * icg, ldc: ic)
                 }
             }
@@ -162,28 +146,28 @@ final class GroupedConvKernel: EngineKernel {
                 let samples = min(plan.samplesPerChunk, batch - first)
                 let rows = samples * rowsPerSample
                 for group in 0..<g.groups {
-                    let dY = UnsafePointer(dOut + first * outShape.count + group * ocg)
-                    im2col(UnsafePointer(input + first * inShape.count), samples: samples, group: group)
+                    let dY = UnsafePointer(dOut + first * io.outShape.count + group * ocg)
+                    im2col(UnsafePointer(io.input + first * io.inShape.count), samples: samples, group: group)
                     sgemm(true, false, m: depth, n: ocg, k: rows, a: UnsafePointer(column), lda: depth, b: dY, ldb: oc,
-                          beta: 1, c: weightGrad + group * ocg, ldc: oc)
-                    if let dIn = inputGrad {
-                        sgemm(false, true, m: rows, n: depth, k: ocg, a: dY, lda: oc, b: UnsafePointer(weight + group * ocg), ldb: oc,
+                          beta: 1, c: params.weightGrad + group * ocg, ldc: oc)
+                    if let dIn = io.inputGrad {
+                        sgemm(false, true, m: rows, n: depth, k: ocg, a: dY, lda: oc, b: UnsafePointer(params.weight + group * ocg), ldb: oc,
                               beta: 0, c: column, ldc: depth)
-                        col2im(dIn + first * inShape.count, samples: samples, group: group)
+                        col2im(dIn + first * io.inShape.count, samples: samples, group: group)
                     }
                 }
                 first += samples
             }
         }
-        if let biasGrad = biasGrad {
+        if let biasGrad = params.biasGrad {
             accumulateColumnSums(dOut, rows: batch * rowsPerSample, columns: oc, partials: biasPartials, into: biasGrad)
         }
     }
 
     /// Fills `column` with group `group`'s im2col rows of `samples` samples starting at `x`.
     private func im2col(_ x: UnsafePointer<Float>, samples: Int, group: Int) {
-        let (h, w, c) = (inShape.height, inShape.width, inShape.channels)
-        let (oh, ow) = (outShape.height, outShape.width)
+        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (oh, ow) = (io.outShape.height, io.outShape.width)
         let (kh, kw, icg) = (g.kernelHeight, g.kernelWidth, icg)
         let (sh, sw, dh, dw, top, left) = (g.strideHeight, g.strideWidth, g.dilationHeight, g.dilationWidth, g.padTop, g.padLeft)
         let col = column, depth = depth, offset = group * icg
@@ -210,8 +194,8 @@ final class GroupedConvKernel: EngineKernel {
 
     /// Accumulates the col-shaped gradient in `column` onto group `group`'s channels of dx.
     private func col2im(_ dx: UnsafeMutablePointer<Float>, samples: Int, group: Int) {
-        let (h, w, c) = (inShape.height, inShape.width, inShape.channels)
-        let (oh, ow) = (outShape.height, outShape.width)
+        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (oh, ow) = (io.outShape.height, io.outShape.width)
         let (kh, kw, icg) = (g.kernelHeight, g.kernelWidth, icg)
         let (sh, sw, dh, dw, top, left) = (g.strideHeight, g.strideWidth, g.dilationHeight, g.dilationWidth, g.padTop, g.padLeft)
         let col = UnsafePointer(column), depth = depth, offset = group * icg
