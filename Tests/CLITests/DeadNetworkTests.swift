@@ -7,18 +7,9 @@ import XCTest
 /// the network alive, which a resume continues from and dies again at the same step.
 final class DeadNetworkTests: XCTestCase {
     /// All-CNN-like, without batch norm, a ReLU before the global average pooling, and a classifier
-    /// without bias (no starting bias 1 keeps it alive); --lr 0.7 kills it.
-    static let spec = """
-    network dies
-    input 32x32x3
-    conv 3 1 16
-    conv 3 2 32
-    conv 3 2 32
-    conv 1 1 10 nobias
-    gap
-    softmax
-
-    """
+    /// without bias (no starting bias 1 keeps it alive); --lr 0.7 kills it. Shared with
+    /// DSLTrainingTests' DeadNetworkGuardTests, which read it by path too.
+    static let spec = "Tests/CLITests/fixtures/dead-network.dsl"
 
     /// Standard error of the run below, with OUT for its output directory.
     static let expected = """
@@ -32,7 +23,7 @@ final class DeadNetworkTests: XCTestCase {
 
     func testDeadNetworkMessageExitStatusAndKeptCheckpoint() throws {
         let dir = try TrainFixture.directory(self)
-        let spec = try TrainFixture.write(Self.spec, dir, "dies.dsl")
+        let spec = Self.spec
         let out = dir + "/run"
         let r = try DSL.run(["train", spec, "--data", TrainFixture.sample, "--train-limit", "640", "--test-limit", "100", "--batch", "32",
                              "--epochs", "8", "--lr", "0.7", "--schedule", "constant", "--quiet", "--out", out])

@@ -12,19 +12,15 @@ final class DeadNetworkGuardTests: XCTestCase {
     /// global average pooling, like the paper's, but no bias (so it does not get the ReLU
     /// classifier's starting bias 1, which keeps it alive longer): a learning rate of 0.7 kills
     /// that ReLU after an epoch that ends alive.
-    static let allConvNet = """
-    network dies
-    input 32x32x3
-    conv 3 1 16
-    conv 3 2 32
-    conv 3 2 32
-    conv 1 1 10 nobias
-    gap
-    softmax
-    """
+    /// Its text is Tests/CLITests/fixtures/dead-network.dsl, shared with CLITests' DeadNetworkTests.
+    static let allConvNetPath = repositoryRoot + "/Tests/CLITests/fixtures/dead-network.dsl"
 
     /// A convolution, global average pooling and a fully connected head (no ReLU after it).
     static let fcNet = "network fcdead\ninput 32x32x3\nconv 3 2 8\ngap\nfc 10\nsoftmax\n"
+
+    func graph(contentsOfFile path: String) throws -> Graph {
+        try graph(String(contentsOfFile: path, encoding: .utf8))
+    }
 
     func graph(_ text: String) throws -> Graph {
         let checked = Frontend.check(text: text)
@@ -66,7 +62,7 @@ final class DeadNetworkGuardTests: XCTestCase {
     /// checkpointed, and the network it stopped outputs exactly ln 10 on the test set.
     func testGuardStopsANetworkWhoseLastReLUDied() throws {
         let data = try sample()
-        let trainer = try Trainer(graph: try graph(Self.allConvNet), train: data.train, test: data.test, options: options(lr: 0.7))
+        let trainer = try Trainer(graph: try graph(contentsOfFile: Self.allConvNetPath), train: data.train, test: data.test, options: options(lr: 0.7))
         let run = observe(trainer)
         guard case .failure(let failure) = run.outcome, let error = failure as? DeadNetworkError else {
             return XCTFail("expected a DeadNetworkError, got \(run.outcome)")
@@ -104,7 +100,7 @@ final class DeadNetworkGuardTests: XCTestCase {
     /// The same network at --lr 0.05 learns: the guard never fires, every epoch is checkpointed.
     func testGuardDoesNotFireOnAHealthyRun() throws {
         let data = try sample()
-        let trainer = try Trainer(graph: try graph(Self.allConvNet), train: data.train, test: data.test, options: options(lr: 0.05, epochs: 4))
+        let trainer = try Trainer(graph: try graph(contentsOfFile: Self.allConvNetPath), train: data.train, test: data.test, options: options(lr: 0.05, epochs: 4))
         let run = observe(trainer)
         guard case .success(let outcome) = run.outcome else { return XCTFail("\(run.outcome)") }
         XCTAssertEqual(outcome, .finished)
@@ -156,7 +152,7 @@ final class DeadNetworkGuardTests: XCTestCase {
     func testResumedRunDiesAtTheSameStep() throws {
         let data = try sample()
         let path = try makeTemporaryDirectory(self) + "/checkpoint.safetensors"
-        let first = try Trainer(graph: try graph(Self.allConvNet), train: data.train, test: data.test, options: options(lr: 0.7))
+        let first = try Trainer(graph: try graph(contentsOfFile: Self.allConvNetPath), train: data.train, test: data.test, options: options(lr: 0.7))
         var written: TrainingCheckpoint?
         let original: DeadNetworkError
         do {
@@ -165,7 +161,7 @@ final class DeadNetworkGuardTests: XCTestCase {
         } catch let e as DeadNetworkError { original = e }
         let stored = try TrainingCheckpoint.read(from: path)
         XCTAssertEqual(TrainingPosition(epoch: stored.epoch, step: stored.step), original.lastCheckpoint)
-        let second = try Trainer(graph: try graph(Self.allConvNet), train: data.train, test: data.test, options: options(lr: 0.7), preprocessor: stored.preprocessor)
+        let second = try Trainer(graph: try graph(contentsOfFile: Self.allConvNetPath), train: data.train, test: data.test, options: options(lr: 0.7), preprocessor: stored.preprocessor)
         try second.restore(from: stored, file: path)
         do {
             _ = try second.run(report: { _ in }, checkpoint: { _ in XCTFail("no epoch ends alive after the checkpoint") })
