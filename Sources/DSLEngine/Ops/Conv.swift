@@ -123,16 +123,9 @@ final class ConvKernel: EngineKernel {
         require(plan.isPointwise || plan.samplesPerChunk * ConvKernel.columnFloatsPerSample(
             kernel: kernel, input: io.inShape, output: io.outShape) <= s.columnScratchFloats)
         winogradFloats = plan.stageFloats + plan.forwardFloats + plan.backwardFloats + plan.gradientFloats
-        let base: UnsafeMutableRawPointer
-        if let shared = s.workspace {
-            require(s.workspaceBytes >= plan.workspace.bytes, "convolution workspace too small")
-            ownBlock = nil
-            base = shared
-        } else {
-            let block = try MemoryBlock(plan.workspace)
-            ownBlock = block
-            base = block.base
-        }
+        require(s.workspace == nil || s.workspaceBytes >= plan.workspace.bytes, "convolution workspace too small")
+        let (base, own) = try s.kernelWorkspace(plan.workspace)
+        ownBlock = own
         let w = plan.offsets
         biasPartials = (base + w.biasPartials).assumingMemoryBound(to: Double.self)
         weightPartialSums = (base + w.weightPartialSums).assumingMemoryBound(to: Float.self)

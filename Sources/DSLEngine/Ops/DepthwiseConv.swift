@@ -464,15 +464,8 @@ final class DepthwiseConvKernel: EngineKernel {
         params = ParameterTensors(s)
         let plan = GroupedConvPlan(g, input: x, output: y, maxBatch: s.maxBatch)
         partialFloats = plan.depthwisePartialFloats
-        let base: UnsafeMutableRawPointer
-        if let shared = s.workspace, s.workspaceBytes >= plan.workspace.bytes {
-            ownBlock = nil
-            base = shared
-        } else {
-            let block = try MemoryBlock(plan.workspace)
-            ownBlock = block
-            base = block.base
-        }
+        let (base, own) = try s.kernelWorkspace(plan.workspace)
+        ownBlock = own
         partials = (base + plan.depthwisePartials).assumingMemoryBound(to: Float.self)
         if let bias = params.bias { biasOrZeros = bias } else {
             biasOrZeros = .allocate(capacity: x.channels)

@@ -71,15 +71,8 @@ final class GroupedConvKernel: EngineKernel {
         column = s.columnScratch
         require(plan.pointwise || plan.samplesPerChunk * GroupedConvPlan.columnFloatsPerSample(g, input: io.inShape, output: io.outShape)
                     <= s.columnScratchFloats, "column scratch too small")
-        let base: UnsafeMutableRawPointer
-        if let shared = s.workspace, s.workspaceBytes >= plan.workspace.bytes {
-            ownBlock = nil
-            base = shared
-        } else {
-            let block = try MemoryBlock(plan.workspace)
-            ownBlock = block
-            base = block.base
-        }
+        let (base, own) = try s.kernelWorkspace(plan.workspace)
+        ownBlock = own
         biasPartials = (base + plan.biasPartials).assumingMemoryBound(to: Double.self)
     }
 

@@ -40,6 +40,17 @@ struct NodeStorage {
     var cachesPackedWeights = false
 }
 
+extension NodeStorage {
+    /// Memory for a kernel's per-call buffers laid out by `layout`: the graph's shared
+    /// `workspace` when it is large enough (the kernels sharing it run one at a time), else a
+    /// block of the kernel's own (`own`, which the kernel keeps; tests compile kernels alone).
+    func kernelWorkspace(_ layout: MemoryLayout64) throws -> (base: UnsafeMutableRawPointer, own: MemoryBlock?) {
+        if let shared = workspace, workspaceBytes >= layout.bytes { return (shared, nil) }
+        let block = try MemoryBlock(layout)
+        return (block.base, block)
+    }
+}
+
 /// The tensors of a channel merge (add, concat): several inputs of equal height and width,
 /// one output, and each input's channel count.
 struct MergeTensors {
