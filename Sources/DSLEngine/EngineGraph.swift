@@ -431,7 +431,7 @@ public final class EngineGraph {
         // (its output is read by nothing else, and its backward does not read it).
         for j in 1..<count where nodes[j].op == .relu && plan.valueRoot[j] != j {
             if let relu = kernels[j] as? ReLUKernel, let conv = kernels[nodes[j].inputs[0]] as? ConvKernel,
-               relu.input == relu.output, conv.io.output == relu.input {
+               relu.io.input == relu.io.output, conv.io.output == relu.io.input {
                 conv.fusedReLU = true
                 relu.fused = true
             }
@@ -440,11 +440,11 @@ public final class EngineGraph {
         // batch norm's output: the batch norm applies it in its store (a pass over the tensor saved).
         for j in 1..<count where plan.valueRoot[j] != j && EngineGraph.fusesBatchNormActivations {
             guard let bn = kernels[nodes[j].inputs[0]] as? BatchNormKernel, bn.fused == nil else { continue }
-            if let relu = kernels[j] as? ReLUKernel, nodes[j].op == .relu, relu.input == relu.output, bn.output == relu.input {
+            if let relu = kernels[j] as? ReLUKernel, nodes[j].op == .relu, relu.io.input == relu.io.output, bn.io.output == relu.io.input {
                 bn.fused = .relu
                 relu.fused = true
             } else if let act = kernels[j] as? ActivationKernel, case let .activation(a)? = nodes[j].op,
-                      a.backwardFromOutput, act.input == act.output, bn.output == act.input {
+                      a.backwardFromOutput, act.io.input == act.io.output, bn.io.output == act.io.input {
                 bn.fused = .activation(a)
                 act.fused = true
             }

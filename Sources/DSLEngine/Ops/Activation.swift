@@ -138,30 +138,24 @@ func applyFusedActivation(_ a: FusedActivation, _ p: UnsafeMutablePointer<Float>
 final class ActivationKernel: EngineKernel {
     let count: Int
     let kind: EngineActivation
-    let input: UnsafeMutablePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
+    let io: UnaryTensors
 
     init(_ kind: EngineActivation, storage s: NodeStorage) {
         count = s.outputShape.count
         self.kind = kind
-        input = s.inputs[0]
-        inputGrad = s.inputGrads[0]
-        output = s.output
-        outputGrad = s.outputGrad
+        io = UnaryTensors(s)
     }
 
     /// Set at compile time when the batch norm before applies this activation in its store
     /// (`BatchNormKernel.fused`): forward has nothing to do.
     var fused = false
 
-    var algorithm: String? { fused ? "fused fwd" : input == output ? "in place" : nil }
+    var algorithm: String? { fused ? "fused fwd" : io.input == io.output ? "in place" : nil }
 
     func forward(batch: Int, training: Bool) {
         if fused { return }
         let total = batch * count
-        let (x, y, kind) = (UnsafePointer(input), output, kind)
+        let (x, y, kind) = (UnsafePointer(io.input), io.output, kind)
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in
             let range = chunkRange(chunk, of: chunks, count: total)
@@ -179,9 +173,9 @@ final class ActivationKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
-        guard let dIn = inputGrad, let dOut = outputGrad else { return }
+        guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
         let total = batch * count
-        let (x, y, dy, kind) = (UnsafePointer(input), UnsafePointer(output), UnsafePointer(dOut), kind)
+        let (x, y, dy, kind) = (UnsafePointer(io.input), UnsafePointer(io.output), UnsafePointer(dOut), kind)
         let fromOutput = kind.backwardFromOutput
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in

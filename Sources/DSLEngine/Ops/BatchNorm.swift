@@ -16,10 +16,7 @@ final class BatchNormKernel: EngineKernel {
     let rowsPerSample: Int
     let eps: Float
     let momentum: Float
-    let input: UnsafeMutablePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
+    let io: UnaryTensors
     let gamma: UnsafeMutablePointer<Float>
     let beta: UnsafeMutablePointer<Float>
     let gammaGrad: UnsafeMutablePointer<Float>
@@ -58,10 +55,7 @@ final class BatchNormKernel: EngineKernel {
         rowsPerSample = s.outputShape.height * s.outputShape.width
         self.eps = eps
         self.momentum = momentum
-        input = s.inputs[0]
-        inputGrad = s.inputGrads[0]
-        output = s.output
-        outputGrad = s.outputGrad
+        io = UnaryTensors(s)
         gamma = s.parameters[0]
         beta = s.parameters[1]
         gammaGrad = s.parameterGrads[0]
@@ -114,7 +108,7 @@ final class BatchNormKernel: EngineKernel {
 
     func forward(batch: Int, training: Bool) {
         let c = channels, rows = batch * rowsPerSample
-        let x = UnsafePointer(input)
+        let x = UnsafePointer(io.input)
         if training {
             channelSums(x, times: nil, center: nil, rows: rows)
             for ch in 0..<c { batchMean[ch] = sums[ch] / Double(rows) }
@@ -130,7 +124,7 @@ final class BatchNormKernel: EngineKernel {
                 runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * Float(unbiased)
             }
             if let xhat = normalized {
-                let (mean, inv, y, g, b, fused) = (UnsafePointer(batchMean), invStd, output, gamma, beta, fused)
+                let (mean, inv, y, g, b, fused) = (UnsafePointer(batchMean), invStd, io.output, gamma, beta, fused)
                 let chunks = elementwiseChunks(rows * c)
                 parallelFor(chunks) { chunk in
                     let range = chunkRange(chunk, of: chunks, count: rows)
@@ -158,7 +152,7 @@ final class BatchNormKernel: EngineKernel {
                 shift[ch] = beta[ch] - runningMean[ch] * gamma[ch] * inv
             }
         }
-        let (y, sc, sh, fused) = (output, scale, shift, fused)
+        let (y, sc, sh, fused) = (io.output, scale, shift, fused)
         let chunks = elementwiseChunks(rows * c)
         parallelFor(chunks) { chunk in
             let range = chunkRange(chunk, of: chunks, count: rows)
@@ -179,7 +173,7 @@ final class BatchNormKernel: EngineKernel {
     func backward(batch: Int) {
         if inferenceBackward {
             // scale = γ·invstd(running), set by the eval forward pass.
-            guard let dOut = outputGrad, let dIn = inputGrad else { return }
+            guard let dOut = io.outputGrad, let dIn = io.inputGrad else { return }
             let c = channels, rows = batch * rowsPerSample
             let sc = scale
             let chunks = elementwiseChunks(rows * c)
@@ -191,7 +185,7 @@ final class BatchNormKernel: EngineKernel {
             }
             return
         }
-        guard let dOut = outputGrad, let xhat = normalized else { return }
+        guard let dOut = io.outputGrad, let xhat = normalized else { return }
         let c = channels, rows = batch * rowsPerSample
         // sums[0..<C] = Σ dy, sums[C..<2C] = Σ dy·x̂
         channelSums(UnsafePointer(dOut), times: UnsafePointer(xhat), center: nil, rows: rows)
@@ -200,7 +194,7 @@ final class BatchNormKernel: EngineKernel {
             betaGrad[ch] += Float(sums[ch])
             gammaGrad[ch] += Float(sums[c + ch])
         }
-        guard let dIn = inputGrad else { return }
+        guard let dIn = io.inputGrad else { return }
         // dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂))
         for ch in 0..<c {
             meanDy[ch] = Float(sums[ch] / n)

@@ -12,10 +12,7 @@ final class DropoutKernel: EngineKernel {
     let nodeIndex: Int
     /// [seed, training-pass counter], owned by the graph.
     let randomState: UnsafeMutablePointer<UInt64>
-    let input: UnsafeMutablePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
+    let io: UnaryTensors
     let mask: UnsafeMutablePointer<Float>?
     /// Backward of the eval-mode forward, the identity (set by `EngineGraph.inputGradient`).
     var inferenceBackward = false
@@ -25,16 +22,13 @@ final class DropoutKernel: EngineKernel {
         self.probability = probability
         self.nodeIndex = nodeIndex
         self.randomState = randomState
-        input = s.inputs[0]
-        inputGrad = s.inputGrads[0]
-        output = s.output
-        outputGrad = s.outputGrad
+        io = UnaryTensors(s)
         mask = s.saved
     }
 
     func forward(batch: Int, training: Bool) {
         let total = batch * count
-        let (x, y) = (UnsafePointer(input), output)
+        let (x, y) = (UnsafePointer(io.input), io.output)
         guard training, let mask = mask else {
             y.update(from: x, count: total)
             return
@@ -58,7 +52,7 @@ final class DropoutKernel: EngineKernel {
 
     func backward(batch: Int) {
         if inferenceBackward {
-            guard let dIn = inputGrad, let dOut = outputGrad else { return }
+            guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
             let total = batch * count
             let chunks = elementwiseChunks(total)
             parallelFor(chunks) { chunk in
@@ -66,7 +60,7 @@ final class DropoutKernel: EngineKernel {
             }
             return
         }
-        guard let dIn = inputGrad, let dOut = outputGrad, let mask = mask else { return }
+        guard let dIn = io.inputGrad, let dOut = io.outputGrad, let mask = mask else { return }
         let total = batch * count
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in

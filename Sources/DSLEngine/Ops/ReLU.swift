@@ -25,10 +25,7 @@ final class ReLUKernel: EngineKernel {
     let slope: Float
     /// Backward takes the sign from the output (relu, leaky with slope > 0) or else the input.
     let signFromOutput: Bool
-    let input: UnsafeMutablePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
+    let io: UnaryTensors
     /// Set at compile time when this ReLU runs in place on a convolution's output and the
     /// convolution applies it in its store (`ConvKernel.fusedReLU`): forward has nothing to do.
     var fused = false
@@ -42,16 +39,13 @@ final class ReLUKernel: EngineKernel {
         count = s.outputShape.count
         self.slope = slope
         self.signFromOutput = signFromOutput
-        input = s.inputs[0]
-        inputGrad = s.inputGrads[0]
-        output = s.output
-        outputGrad = s.outputGrad
+        io = UnaryTensors(s)
     }
 
     func forward(batch: Int, training: Bool) {
         if fused { return }
         let total = batch * count
-        let (x, y, slope) = (input, output, slope)
+        let (x, y, slope) = (io.input, io.output, slope)
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in
             let range = chunkRange(chunk, of: chunks, count: total)
@@ -64,9 +58,9 @@ final class ReLUKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
-        guard let dIn = inputGrad, let dOut = outputGrad else { return }
+        guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
         let total = batch * count
-        let sign = UnsafePointer(signFromOutput ? output : input)
+        let sign = UnsafePointer(signFromOutput ? io.output : io.input)
         let slope = self.slope
         let chunks = elementwiseChunks(total)
         switch rule {

@@ -17,10 +17,7 @@ import Foundation
 final class SoftmaxKernel: EngineKernel {
     let channels: Int
     let pixelsPerSample: Int
-    let input: UnsafeMutablePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?
-    let output: UnsafeMutablePointer<Float>
-    let outputGrad: UnsafeMutablePointer<Float>?
+    let io: UnaryTensors
     /// Per image of the batch: its loss (mean over pixels) and its predicted class.
     let sampleLoss: UnsafeMutablePointer<Double>
     let samplePrediction: UnsafeMutablePointer<Int>
@@ -37,10 +34,7 @@ final class SoftmaxKernel: EngineKernel {
     init(storage s: NodeStorage) throws {
         channels = s.outputShape.channels
         pixelsPerSample = s.outputShape.height * s.outputShape.width
-        input = s.inputs[0]
-        inputGrad = s.inputGrads[0]
-        output = s.output
-        outputGrad = s.outputGrad
+        io = UnaryTensors(s)
         let l = SoftmaxKernel.layout(maxBatch: s.maxBatch)
         block = try MemoryBlock(l.layout)
         sampleLoss = block.doubles(at: l.losses)
@@ -51,7 +45,7 @@ final class SoftmaxKernel: EngineKernel {
 
     func forward(batch: Int, training: Bool) {
         let c = channels, rows = batch * pixelsPerSample
-        let (x, y) = (UnsafePointer(input), output)
+        let (x, y) = (UnsafePointer(io.input), io.output)
         let chunks = elementwiseChunks(rows * c)
         parallelFor(chunks) { chunk in
             for r in chunkRange(chunk, of: chunks, count: rows) {
@@ -72,9 +66,9 @@ final class SoftmaxKernel: EngineKernel {
 
     /// Backward of a softmax inside the network (the last node's is `lossAndGradient`).
     func backward(batch: Int) {
-        guard let dIn = inputGrad, let dOut = outputGrad else { return }
+        guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
         let c = channels, rows = batch * pixelsPerSample
-        let y = UnsafePointer(output)
+        let y = UnsafePointer(io.output)
         let chunks = elementwiseChunks(rows * c)
         parallelFor(chunks) { chunk in
             for r in chunkRange(chunk, of: chunks, count: rows) {
@@ -92,7 +86,7 @@ final class SoftmaxKernel: EngineKernel {
     @inline(__always)
     private func imageStatistics(_ n: Int, label: Int?) -> (loss: Double, prediction: Int) {
         let c = channels, pixels = pixelsPerSample
-        let x = UnsafePointer(input)
+        let x = UnsafePointer(io.input)
         return withUnsafeTemporaryAllocation(of: Double.self, capacity: c) { buffer in
             let meanProbability = buffer.baseAddress!
             meanProbability.update(repeating: 0, count: c)
@@ -122,9 +116,9 @@ final class SoftmaxKernel: EngineKernel {
             let label = Int(labels[n])
             require(label >= 0 && label < c, "label \(label) of image \(n) outside 0..<\(c)")
         }
-        let y = UnsafePointer(output)
+        let y = UnsafePointer(io.output)
         let (losses, predicted) = (sampleLoss, samplePrediction)
-        let dIn = accumulateGradient ? inputGrad : nil
+        let dIn = accumulateGradient ? io.inputGrad : nil
         let scale = 1 / Float(batch * pixels)
         // One job per image: each image's loss, prediction and gradient in a fixed order.
         parallelFor(batch) { n in
