@@ -133,36 +133,45 @@ struct DepthwiseLoops {
         padLeft = g.padLeft
     }
 
-    /// y[r, q, ch...] = bias + Σ taps x·w for channels from `from` on (one output pixel).
+    /// dst[ch] = initial[ch] + Σ over the valid (row, column) tap pairs of pixel (i, q) of
+    /// src·w, for the channels from `from` on, one FMA chain per vector in (row tap, column tap)
+    /// order: an output pixel of forward (`rows`/`cols`, src = x, initial = the bias) or an input
+    /// pixel of backward-data (`rowsBack`/`colsBack`, src = dy, initial = dst).
     @inline(__always)
-    func forwardPixel(_ r: Int, _ q: Int, from: Int, xs: UnsafePointer<Float>, wt: UnsafePointer<Float>,
-                      bias: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        let o = r % oh
-        let (w, c, kw) = (w, c, kw)
-        let (r0, r1) = (rows.start[o], rows.start[o + 1])
-        let (rowTap, rowOther) = (rows.tap, rows.other)
-        let (colTap, colOther) = (cols.tap, cols.other)
-        let (c0, c1) = (cols.start[q], cols.start[q + 1])
-        let dst = y + (r * ow + q) * c
+    func gatherPixel(_ rowTaps: TapList, _ i: Int, _ colTaps: TapList, _ q: Int, from: Int,
+                     src: UnsafePointer<Float>, srcWidth: Int, wt: UnsafePointer<Float>,
+                     initial: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>) {
+        let (c, kw) = (c, kw)
+        let (r0, r1) = (rowTaps.start[i], rowTaps.start[i + 1])
+        let (rowTap, rowOther) = (rowTaps.tap, rowTaps.other)
+        let (colTap, colOther) = (colTaps.tap, colTaps.other)
+        let (c0, c1) = (colTaps.start[q], colTaps.start[q + 1])
         var ch = from
         while ch + 16 <= c {
-            var acc = load(bias + ch)
+            var acc = load(initial + ch)
             for a in r0..<r1 {
-                let xr = xs + rowOther[a] * w * c + ch, wr = wt + rowTap[a] * kw * c + ch
-                for b in c0..<c1 { acc.addProduct(load(xr + colOther[b] * c), load(wr + colTap[b] * c)) }
+                let sr = src + rowOther[a] * srcWidth * c + ch, wr = wt + rowTap[a] * kw * c + ch
+                for b in c0..<c1 { acc.addProduct(load(sr + colOther[b] * c), load(wr + colTap[b] * c)) }
             }
             store(dst + ch, acc)
             ch += 16
         }
         while ch < c {
-            var acc = bias[ch]
+            var acc = initial[ch]
             for a in r0..<r1 {
-                let xr = xs + rowOther[a] * w * c + ch, wr = wt + rowTap[a] * kw * c + ch
-                for b in c0..<c1 { acc = acc.addingProduct(xr[colOther[b] * c], wr[colTap[b] * c]) }
+                let sr = src + rowOther[a] * srcWidth * c + ch, wr = wt + rowTap[a] * kw * c + ch
+                for b in c0..<c1 { acc = acc.addingProduct(sr[colOther[b] * c], wr[colTap[b] * c]) }
             }
             dst[ch] = acc
             ch += 1
         }
+    }
+
+    /// y[r, q, ch...] = bias + Σ taps x·w for channels from `from` on (one output pixel).
+    @inline(__always)
+    func forwardPixel(_ r: Int, _ q: Int, from: Int, xs: UnsafePointer<Float>, wt: UnsafePointer<Float>,
+                      bias: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        gatherPixel(rows, r % oh, cols, q, from: from, src: xs, srcWidth: w, wt: wt, initial: bias, dst: y + (r * ow + q) * c)
     }
 
     /// y row `r` (= n·OH + oh) = bias + Σ taps x·w (`bias` holds C floats, zeros without a bias).
@@ -236,32 +245,8 @@ struct DepthwiseLoops {
     @inline(__always)
     func dataPixel(_ r: Int, _ q: Int, from: Int, dys: UnsafePointer<Float>, wt: UnsafePointer<Float>,
                    dx: UnsafeMutablePointer<Float>) {
-        let i = r % h
-        let (ow, c, kw) = (ow, c, kw)
-        let (r0, r1) = (rowsBack.start[i], rowsBack.start[i + 1])
-        let (rowTap, rowOther) = (rowsBack.tap, rowsBack.other)
-        let (colTap, colOther) = (colsBack.tap, colsBack.other)
-        let (c0, c1) = (colsBack.start[q], colsBack.start[q + 1])
         let dst = dx + (r * w + q) * c
-        var ch = from
-        while ch + 16 <= c {
-            var acc = load(dst + ch)
-            for a in r0..<r1 {
-                let gr = dys + rowOther[a] * ow * c + ch, wr = wt + rowTap[a] * kw * c + ch
-                for b in c0..<c1 { acc.addProduct(load(gr + colOther[b] * c), load(wr + colTap[b] * c)) }
-            }
-            store(dst + ch, acc)
-            ch += 16
-        }
-        while ch < c {
-            var acc = dst[ch]
-            for a in r0..<r1 {
-                let gr = dys + rowOther[a] * ow * c + ch, wr = wt + rowTap[a] * kw * c + ch
-                for b in c0..<c1 { acc = acc.addingProduct(gr[colOther[b] * c], wr[colTap[b] * c]) }
-            }
-            dst[ch] = acc
-            ch += 1
-        }
+        gatherPixel(rowsBack, r % h, colsBack, q, from: from, src: dys, srcWidth: ow, wt: wt, initial: UnsafePointer(dst), dst: dst)
     }
 
     /// dx row `r` (= n·H + ih) += Σ over the output pixels reading it of dy·w.
