@@ -30,6 +30,8 @@ if ! "$py" -c 'import torch, onnx, onnxruntime, openvino, numpy' 2>/dev/null; th
 fi
 swift build -c release --product dsl >/dev/null
 dsl=.build/release/dsl
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "peers: $("$py" -c 'import torch, onnxruntime, openvino; print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__}")')"
@@ -39,18 +41,20 @@ echo "peers: $("$py" -c 'import torch, onnxruntime, openvino; print(f"torch {tor
 row() {
     local name=$1 spec=$2 batch=$3 kind=$4 peer=$5 steps=5
     [ "$kind" = latency ] && steps=20
-    local d1 p d2
-    d1=$($dsl bench "$spec" --batch "$batch" --steps "$steps" --format json)
+    # The JSON goes through files: a deep network's per-layer JSON exceeds one argument's limit.
+    local d1="$work/d1.json" p="$work/peers.json" d2="$work/d2.json"
+    $dsl bench "$spec" --batch "$batch" --steps "$steps" --format json > "$d1"
     if [[ $peer == mobilenetv2* ]]; then
         # PyTorch eager (NCHW, channels_last) on bench/ref_models.py's torchvision MobileNetV2.
-        p=$("$py" bench/ref_models.py "$peer" "$batch" "$steps" 2>/dev/null || true)
+        "$py" bench/ref_models.py "$peer" "$batch" "$steps" > "$p" 2>/dev/null || true
     else
-        p=$("$py" "$shared/bench/peers.py" "$peer" "$batch" "$steps" 2>/dev/null || true)
+        "$py" "$shared/bench/peers.py" "$peer" "$batch" "$steps" > "$p" 2>/dev/null || true
     fi
-    d2=$($dsl bench "$spec" --batch "$batch" --steps "$steps" --format json)
+    $dsl bench "$spec" --batch "$batch" --steps "$steps" --format json > "$d2"
     "$py" - "$name" "$kind" "$batch" "$d1" "$d2" "$p" <<'EOF'
 import json, sys
-name, kind, batch, d1, d2, peers = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:7]
+name, kind, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+d1, d2, peers = (open(path).read() for path in sys.argv[4:7])
 key = "train_images_per_second" if kind == "train" else "inference_images_per_second"
 pkey = "train_ips" if kind == "train" else "infer_ips"
 a, b = json.loads(d1)[key], json.loads(d2)[key]
@@ -81,8 +85,7 @@ row "GoogLeNet inference 224x224, 16" specs/googlenet.dsl 16 infer googlenet
 # MobileNetV2 (issue #13): torchvision's at 224x224, and its CIFAR form for a training step
 # (32x32 input, the stem and the second stage at stride 1, 10 classes; bench/ref_models.py
 # builds the same network for PyTorch).
-cifar_mobilenet=$(mktemp --suffix=.dsl)
-trap 'rm -f "$cifar_mobilenet"' EXIT
+cifar_mobilenet="$work/mobilenet-v2-cifar.dsl"
 sed -e 's/^network mobilenet-v2$/network mobilenet-v2-cifar/' -e 's/^input 224x224x3$/input 32x32x3/' \
     -e 's/^conv 3 2 32 bn act=relu6 .*/conv 3 1 32 bn act=relu6/' -e 's/^stage(16, 6, 24, 2, 2) .*/stage(16, 6, 24, 2, 1)/' \
     -e 's/^fc 1000$/fc 10/' specs/mobilenet-v2.dsl > "$cifar_mobilenet"
