@@ -5,8 +5,8 @@ import Foundation
 // reads (Winograd's transformed U, the direct kernel's 48-wide panels).
 // A convolution's forward repacks its weights on every call, because the packed form lives in
 // the workspace the graph's convolutions share, and because in training the weights change
-// every step. At batch 1 that repacking is most of a Winograd layer's time (All-CNN-C conv7:
-// 4 tiles of output, 36·192·192 transformed weights). The cache keeps each layer's packed
+// every step. At batch 1 that repacking is a large share of a Winograd layer's time (All-CNN-C
+// conv7: 4 tiles of output, 36·192·192 transformed weights). The cache keeps each layer's packed
 // weights with a copy of the weights they came from and compares the copy byte for byte on
 // every call: any change to the weights (an optimiser step, a loaded checkpoint, a caller
 // writing `parameterValues`) repacks, with nothing having to announce it. Results are the
