@@ -11,13 +11,6 @@ func wideArgmax(_ input: EngineShape) -> Bool { input.count > wideArgmaxThreshol
 /// Largest sample (elements) with 32-bit argmax offsets (tests lower it to run the 64-bit path).
 nonisolated(unsafe) var wideArgmaxThreshold = Int(Int32.max)
 
-@inline(__always) private func loadPoolVector(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-}
-@inline(__always) private func storePoolVector(_ p: UnsafeMutablePointer<Float>, _ v: SIMD16<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
-}
-
 /// Max-pooling kernel; ties pick the first maximum in (kh, kw) order, like PyTorch.
 final class MaxPoolKernel: EngineKernel {
     let io: UnaryTensors
@@ -79,27 +72,10 @@ final class MaxPoolKernel: EngineKernel {
                         }
                     }
                 } else {
-                    // 16 channels at a time in a register over the whole window (one store per
-                    // vector), then the ragged channels; both keep max(dst, src)'s choice
-                    // (src when src ≥ dst: the later of equal values, NaN in dst kept).
-                    var ch = 0
-                    while ch + 16 <= c {
-                        var acc = SIMD16<Float>(repeating: -Float.infinity)
-                        for ih in rowStart..<rowEnd {
-                            for iw in colStart..<colEnd {
-                                let v = loadPoolVector(xs + (ih * w + iw) * c + ch)
-                                acc.replace(with: v, where: v .>= acc)
-                            }
-                        }
-                        storePoolVector(dst + ch, acc)
-                        ch += 16
-                    }
-                    if ch < c {
-                        for ih in rowStart..<rowEnd {
-                            for iw in colStart..<colEnd {
-                                let src = xs + (ih * w + iw) * c
-                                for r in ch..<c { dst[r] = max(dst[r], src[r]) }
-                            }
+                    for ih in rowStart..<rowEnd {
+                        for iw in colStart..<colEnd {
+                            let src = xs + (ih * w + iw) * c
+                            for ch in 0..<c { dst[ch] = max(dst[ch], src[ch]) }
                         }
                     }
                 }
