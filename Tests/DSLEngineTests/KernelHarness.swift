@@ -72,6 +72,32 @@ final class KernelTensors {
     var intact: Bool { buffers.allSatisfy(\.intact) }
 }
 
+/// Runs a kernel without parameters on guarded tensors: inputs `xs` (shapes `shapes`), input
+/// gradients starting at `dx0`, output gradient `dy`, each padded with poison to `maxBatch`
+/// samples, the output poisoned; `make` builds the kernel on that storage; forward (training)
+/// and backward run on `threads` threads. Returns y of `batch` samples followed by each dX, and
+/// whether every guard held.
+func runParameterless(shapes: [EngineShape], output out: EngineShape, xs: [[Float]], dx0: [[Float]], dy: [Float],
+                      batch: Int, maxBatch: Int, threads: Int,
+                      make: (NodeStorage) -> EngineKernel) -> (values: [Float], intact: Bool) {
+    func padded(_ v: [Float], _ n: Int) -> [Float] { v + [Float](repeating: poison, count: n - v.count) }
+    let t = KernelTensors()
+    let ins = shapes.indices.map { t.make(maxBatch * shapes[$0].count, padded(xs[$0], maxBatch * shapes[$0].count)) }
+    let grads = shapes.indices.map { t.make(maxBatch * shapes[$0].count, padded(dx0[$0], maxBatch * shapes[$0].count)) }
+    let ys = t.make(maxBatch * out.count, [Float](repeating: poison, count: maxBatch * out.count))
+    let dys = t.make(maxBatch * out.count, padded(dy, maxBatch * out.count))
+    let storage = NodeStorage(inputs: ins.map(\.pointer), inputShapes: shapes, inputGrads: grads.map(\.pointer),
+                              output: ys.pointer, outputShape: out, outputGrad: dys.pointer,
+                              parameters: [], parameterGrads: [], buffers: [], saved: nil,
+                              columnScratch: ys.pointer, columnScratchFloats: 0, maxBatch: maxBatch)
+    let kernel = make(storage)
+    withThreads(threads) {
+        kernel.forward(batch: batch, training: true)
+        kernel.backward(batch: batch)
+    }
+    return (ys.first(batch * out.count) + grads.indices.flatMap { grads[$0].first(batch * shapes[$0].count) }, t.intact)
+}
+
 /// Runs `body` with `engineThreadCount` set to `threads`.
 func withThreads<T>(_ threads: Int, _ body: () throws -> T) rethrows -> T {
     let saved = engineThreadCount

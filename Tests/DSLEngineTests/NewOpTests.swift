@@ -175,21 +175,8 @@ final class NewOpTests: XCTestCase {
                 }
             }
             func run(_ threads: Int) -> (values: [Float], intact: Bool) {
-                let t = KernelTensors()
-                let ins = (0..<n).map { t.make(maxBatch * shapes[$0].count, padded(xs[$0], to: maxBatch * shapes[$0].count)) }
-                let grads = (0..<n).map { t.make(maxBatch * shapes[$0].count, padded(dx0[$0], to: maxBatch * shapes[$0].count)) }
-                let ys = t.make(maxBatch * out.count, [Float](repeating: poison, count: maxBatch * out.count))
-                let dys = t.make(maxBatch * out.count, padded(dy, to: maxBatch * out.count))
-                let storage = NodeStorage(inputs: ins.map(\.pointer), inputShapes: shapes, inputGrads: grads.map(\.pointer),
-                                          output: ys.pointer, outputShape: out, outputGrad: dys.pointer,
-                                          parameters: [], parameterGrads: [], buffers: [], saved: nil,
-                                          columnScratch: ys.pointer, columnScratchFloats: 0, maxBatch: maxBatch)
-                let kernel = MulKernel(storage: storage)
-                withThreads(threads) {
-                    kernel.forward(batch: batch, training: true)
-                    kernel.backward(batch: batch)
-                }
-                return (ys.first(batch * out.count) + grads.enumerated().flatMap { $1.first(batch * shapes[$0].count) }, t.intact)
+                runParameterless(shapes: shapes, output: out, xs: xs, dx0: dx0, dy: dy, batch: batch,
+                                 maxBatch: maxBatch, threads: threads) { MulKernel(storage: $0) }
             }
             let two = run(2), one = run(1)
             let label = "\(batch)x \(shapes.map(\.description).joined(separator: " * "))"
@@ -286,21 +273,8 @@ final class NewOpTests: XCTestCase {
                 }
             }
             func run(_ threads: Int) -> (values: [Float], intact: Bool) {
-                let t = KernelTensors()
-                let xs = t.make(maxBatch * inShape.count, padded(x, to: maxBatch * inShape.count))
-                let dxs = t.make(maxBatch * inShape.count, padded(dx0, to: maxBatch * inShape.count))
-                let ys = t.make(maxBatch * out.count, [Float](repeating: poison, count: maxBatch * out.count))
-                let dys = t.make(maxBatch * out.count, padded(dy, to: maxBatch * out.count))
-                let storage = NodeStorage(inputs: [xs.pointer], inputShapes: [inShape], inputGrads: [dxs.pointer],
-                                          output: ys.pointer, outputShape: out, outputGrad: dys.pointer,
-                                          parameters: [], parameterGrads: [], buffers: [], saved: nil,
-                                          columnScratch: ys.pointer, columnScratchFloats: 0, maxBatch: maxBatch)
-                let kernel = AdaptiveAvgPoolKernel(storage: storage)
-                withThreads(threads) {
-                    kernel.forward(batch: batch, training: true)
-                    kernel.backward(batch: batch)
-                }
-                return (ys.first(batch * out.count) + dxs.first(batch * inShape.count), t.intact)
+                runParameterless(shapes: [inShape], output: out, xs: [x], dx0: [dx0], dy: dy, batch: batch,
+                                 maxBatch: maxBatch, threads: threads) { AdaptiveAvgPoolKernel(storage: $0) }
             }
             let two = run(2), one = run(1)
             let problems = [
