@@ -23,6 +23,38 @@ public struct EngineParameter {
     public let value: UnsafeMutablePointer<Float>
     /// The gradient (accumulated by `backward`).
     public let grad: UnsafeMutablePointer<Float>
+    /// When the optimiser updates it (always unless the spec freezes it).
+    public var training: ParameterTraining = .always
+    /// An initialisation from the training data that the trainer applies before the first step
+    /// (nil: the engine's own initialisation stands).
+    public var dataInitialization: DataInitialization? = nil
+}
+
+/// When a parameter is trained.
+public enum ParameterTraining: Equatable, Sendable {
+    /// In every epoch.
+    case always
+    /// Never: the value stays as initialised (no update, no weight decay).
+    case never
+    /// In epochs 0..<N only (counting from 0), then frozen.
+    case firstEpochs(Int)
+
+    /// Whether the optimiser updates the parameter in epoch `epoch` (0-based).
+    public func isTrained(inEpoch epoch: Int) -> Bool {
+        switch self {
+        case .always: return true
+        case .never: return false
+        case let .firstEpochs(n): return epoch < n
+        }
+    }
+}
+
+/// An initialisation computed from the training data.
+public enum DataInitialization: Equatable, Sendable {
+    /// The first convolution as a patch-whitening filter bank (airbench): the eigenvectors of
+    /// the covariance of the training images' KH×KW patches, each scaled by 1/√(λ + epsilon),
+    /// and their negatives (OC = 2 · KH·KW·IC).
+    case patchWhitening(epsilon: Double)
 }
 
 /// Non-trainable state such as "bn2.running_mean" and "bn2.running_var".
@@ -500,7 +532,8 @@ public final class EngineGraph {
                 }
                 nodeParameters[j].append(EngineParameter(name: "\(nodes[j].name).\(spec.suffix)", shape: spec.shape,
                                                          count: spec.count, offset: offset, value: value,
-                                                         grad: gradStorage + offset))
+                                                         grad: gradStorage + offset, training: spec.training,
+                                                         dataInitialization: spec.dataInitialization))
                 offset += spec.count
             }
         }

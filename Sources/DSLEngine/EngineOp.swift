@@ -145,6 +145,10 @@ struct ParameterSpec {
     var suffix: String
     var shape: [Int]
     var initializer: ParameterInit
+    /// When the optimiser updates it.
+    var training: ParameterTraining = .always
+    /// An initialisation from the training data, applied by the trainer.
+    var dataInitialization: DataInitialization? = nil
     var count: Int { shape.reduce(1, *) }
 }
 
