@@ -123,6 +123,11 @@ public final class EngineGraph {
     private var values: [UnsafeMutablePointer<Float>] = []
     private var grads: [UnsafeMutablePointer<Float>?] = []
     private var needsGrad: [Bool] = []
+    /// The nodes whose backward runs given which parameters are trained
+    /// (`setTrainedParameters`; `needsGrad` until it is called).
+    private var runsBackward: [Bool] = []
+    /// Each node's parameters, in node order.
+    private var nodeParameters: [[EngineParameter]] = []
     /// zeroGradsBefore[k]: nodes whose output gradient is zeroed right before node k's backward.
     private var zeroGradsBefore: [[Int]] = []
     private var arena: UnsafeMutablePointer<Float>?
@@ -444,6 +449,8 @@ public final class EngineGraph {
         let workspace = try allocateMemory(bytes: plan.workspaceBytes)
         convWorkspace = workspace
         let nodeParameters = try allocateParameters(plan.parameterSpecs)
+        self.nodeParameters = nodeParameters
+        runsBackward = needsGrad
         let nodeBuffers = try allocateBuffers(plan.bufferSpecs)
 
         // Kernels.
@@ -703,13 +710,41 @@ public final class EngineGraph {
             for j in zeroGradsBefore[k] { parallelZero(grads[j]!, count: batch * nodes[j].shape.count) }
             if k == nodes.count - 1 {
                 result = softmax.lossAndGradient(labels: labels, batch: batch, accumulateGradient: true)
-            } else if needsGrad[k] {
+            } else if runsBackward[k] {
                 let t0 = profiling ? DispatchTime.now().uptimeNanoseconds : 0
                 kernels[k]!.backward(batch: batch)
                 if profiling { backwardSeconds[k] += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
             }
         }
         return (Float(result.loss), result.correct)
+    }
+
+    /// Restricts backward to the work that trained parameters need: a parameter for which
+    /// `isTrained` is false gets no gradient (it stays zero), a node runs backward only when it or
+    /// something before it has a trained parameter, and a convolution computes its input's
+    /// gradient only when something before it needs one. The gradients of trained parameters
+    /// are bit-identical to a full backward's. Call between steps (the trainer calls it at
+    /// the start of every epoch with `EngineParameter.training`); `{ _ in true }` restores the
+    /// full backward. Frozen first layers are common (airbench's whitening convolution, a
+    /// fine-tuned backbone), and their backward is a large share of a step.
+    public func setTrainedParameters(_ isTrained: (EngineParameter) -> Bool) {
+        require(isCompiled, "setTrainedParameters needs a compiled graph")
+        guard isCompiledForTraining else { return }
+        var live = [Bool](repeating: false, count: nodes.count)
+        live[0] = needsGrad[0]
+        for j in 1..<nodes.count {
+            live[j] = needsGrad[j] && (nodeParameters[j].contains(where: isTrained) || nodes[j].inputs.contains { live[$0] })
+        }
+        // The loss node starts backward whatever is trained.
+        live[nodes.count - 1] = needsGrad[nodes.count - 1]
+        runsBackward = live
+        for j in 1..<nodes.count {
+            guard let conv = kernels[j] as? ConvKernel else { continue }
+            let parameters = nodeParameters[j]
+            conv.trainsWeight = parameters.first.map(isTrained) ?? true
+            conv.trainsBias = parameters.count > 1 ? isTrained(parameters[1]) : true
+            conv.wantsInputGradient = live[nodes[j].inputs[0]]
+        }
     }
 
     // MARK: Visualisation: the input gradient of one node

@@ -25,6 +25,10 @@ final class ConvKernel: EngineKernel {
     /// The algorithms and workspace layout chosen from the shapes (see `ConvPlan`); the
     /// properties below read it.
     let plan: ConvPlan
+    /// What backward computes (`EngineGraph.setTrainedParameters`): the weight and bias
+    /// gradients of trained parameters only, the input gradient only where something before
+    /// the convolution is trained. A skipped gradient is left as it was (zero).
+    var trainsWeight = true, trainsBias = true, wantsInputGradient = true
     /// 1×1, stride 1, no padding: the input is its own col matrix.
     var isPointwise: Bool { plan.isPointwise }
     /// Samples per im2col chunk (fixed at compile time, so results do not depend on threads).
@@ -350,27 +354,34 @@ final class ConvKernel: EngineKernel {
 
     func backward(batch: Int) {
         guard let dOut = io.outputGrad else { return }
+        let dInput = wantsInputGradient ? io.inputGrad : nil
+        let biasGrad = trainsBias ? params.biasGrad : nil
         if winograd {
-            runWinogradWeightGradient(shape: winogradForwardShape, samples: batch, input: UnsafePointer(io.input),
-                                      dY: UnsafePointer(dOut), dW: params.weightGrad, dU: winogradGradient,
-                                      scratch: column, scratchFloats: columnFloats)
-            if let dIn = io.inputGrad { winogradDataGradient(batch: batch, dOut: dOut, dIn: dIn) }
-            if let biasGrad = params.biasGrad {
+            if trainsWeight {
+                runWinogradWeightGradient(shape: winogradForwardShape, samples: batch, input: UnsafePointer(io.input),
+                                          dY: UnsafePointer(dOut), dW: params.weightGrad, dU: winogradGradient,
+                                          scratch: column, scratchFloats: columnFloats)
+            }
+            if let dIn = dInput { winogradDataGradient(batch: batch, dOut: dOut, dIn: dIn) }
+            if let biasGrad {
                 accumulateColumnSums(dOut, rows: batch * io.outShape.height * io.outShape.width,
                                      columns: io.outShape.channels, partials: biasPartials, into: biasGrad)
             }
             return
         }
         if direct {
-            if directWeights { directWeightGradient(batch: batch, dOut: dOut) } else { gemmWeightGradient(batch: batch, dOut: dOut) }
-            if let dIn = io.inputGrad {
+            if trainsWeight {
+                if directWeights { directWeightGradient(batch: batch, dOut: dOut) } else { gemmWeightGradient(batch: batch, dOut: dOut) }
+            }
+            if let dIn = dInput {
                 if directData {
                     directDataGradient(batch: batch, dOut: dOut, dIn: dIn)
                 } else {
                     gemmDataGradient(batch: batch, dOut: dOut, dIn: dIn)
                 }
             }
-            if let biasGrad = params.biasGrad, !fusesBiasGradient {
+            // The direct weight kernel sums the bias gradient as it goes; without it, sum here.
+            if let biasGrad, !(fusesBiasGradient && trainsWeight) {
                 accumulateColumnSums(dOut, rows: batch * io.outShape.height * io.outShape.width,
                                      columns: io.outShape.channels, partials: biasPartials, into: biasGrad)
             }
@@ -386,17 +397,19 @@ final class ConvKernel: EngineKernel {
             let rows = samples * rowsPerSample
             let dY = UnsafePointer(dOut + first * outCount)
             // dW += colᵀ × dY
-            let col: UnsafePointer<Float>
-            if isPointwise {
-                col = UnsafePointer(io.input + first * inCount)
-            } else {
-                im2col(UnsafePointer(io.input + first * inCount), samples: samples)
-                col = UnsafePointer(column)
+            if trainsWeight {
+                let col: UnsafePointer<Float>
+                if isPointwise {
+                    col = UnsafePointer(io.input + first * inCount)
+                } else {
+                    im2col(UnsafePointer(io.input + first * inCount), samples: samples)
+                    col = UnsafePointer(column)
+                }
+                sgemm(true, false, m: depth, n: oc, k: rows, a: col, lda: depth, b: dY, ldb: oc,
+                      beta: 1, c: params.weightGrad, ldc: oc)
             }
-            sgemm(true, false, m: depth, n: oc, k: rows, a: col, lda: depth, b: dY, ldb: oc,
-                  beta: 1, c: params.weightGrad, ldc: oc)
             // dX += col2im(dY × Wᵀ)
-            if let dIn = io.inputGrad {
+            if let dIn = dInput {
                 if isPointwise {
                     sgemm(false, true, m: rows, n: ic, k: oc, a: dY, lda: oc, b: params.weight, ldb: oc,
                           beta: 1, c: dIn + first * inCount, ldc: ic)
@@ -408,7 +421,7 @@ final class ConvKernel: EngineKernel {
             }
             first += samples
         }
-        if let biasGrad = params.biasGrad {
+        if let biasGrad {
             accumulateColumnSums(dOut, rows: batch * rowsPerSample, columns: oc,
                                  partials: biasPartials, into: biasGrad)
         }
