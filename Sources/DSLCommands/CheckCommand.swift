@@ -201,7 +201,10 @@ enum CheckReport {
         }
         s += "\n"
         s += "output:      \(g.nodes[g.output].shape)\n"
-        s += "params:      \(grouped(cost.params)) trainable (\(grouped(cost.weights)) weights, \(grouped(cost.params - cost.weights)) biases and batch-norm scale and shift)\n"
+        s += "params:      \(grouped(cost.params))\(cost.frozen > 0 ? "" : " trainable") (\(grouped(cost.weights)) weights, \(grouped(cost.params - cost.weights)) biases and batch-norm scale and shift)\n"
+        if cost.frozen > 0 {
+            s += "             \(grouped(cost.frozen)) frozen (freeze: never trained), \(grouped(cost.params - cost.frozen)) trained\n"
+        }
         if cost.buffers > 0 {
             s += "             \(grouped(cost.buffers)) non-trainable (batch-norm running mean and variance); \(grouped(cost.params + cost.buffers)) in a checkpoint\n"
         } else {
@@ -329,7 +332,7 @@ enum CheckReport {
             ("output", dims(g.nodes[g.output].shape)),
             ("layers", .array(layers)),
             ("modules", .array(modules)),
-            ("total", .object([("params", .int(cost.params)), ("non_trainable_params", .int(cost.buffers)), ("checkpoint_numbers", .int(cost.params + cost.buffers)),
+            ("total", .object([("params", .int(cost.params)), ("non_trainable_params", .int(cost.buffers)), ("checkpoint_numbers", .int(cost.params + cost.buffers)), ("frozen_params", .int(cost.frozen)),
                                ("weights", .int(cost.weights)), ("macs", .int(cost.macs)), ("flops", .int(cost.flops)), ("other_ops", .int(cost.otherOps)), ("ptflops_macs", .int(cost.ptflopsMACs))])),
             ("memory", .object([("batch", .int(batch)), ("activation_bytes", .int(cost.activationElements * batch * 4)), ("training_bytes", .int(cost.trainingBytes(batch: batch))), ("inference_bytes", .int(cost.inferenceBytes(batch: batch)))])),
             ("diagnostics", diagnosticsJSON(checked.diagnostics.items)),

@@ -49,6 +49,58 @@ public enum ParameterTraining: Equatable, Sendable {
     }
 }
 
+/// How a node's weight (a convolution's kernel, a linear matrix, a batch norm's scale) and bias
+/// (a batch norm's shift) start and when they train (`EngineGraph.parameterSettings`).
+public struct ParameterSettings: Equatable, Sendable {
+    /// How the weight and bias start.
+    public var initialization: WeightInitialization
+    /// When the weight trains.
+    public var weightTraining: ParameterTraining
+    /// When the bias trains.
+    public var biasTraining: ParameterTraining
+    /// A data initialisation of the weight, applied by the trainer.
+    public var weightDataInitialization: DataInitialization?
+    /// Creates settings (the defaults change nothing).
+    public init(initialization: WeightInitialization = .standard, weightTraining: ParameterTraining = .always,
+                biasTraining: ParameterTraining = .always, weightDataInitialization: DataInitialization? = nil) {
+        self.initialization = initialization; self.weightTraining = weightTraining
+        self.biasTraining = biasTraining; self.weightDataInitialization = weightDataInitialization
+    }
+
+    /// Applies the settings to one of the node's parameter specs. Fans are PyTorch's:
+    /// KH·KW·IC/G for a (KH,KW,IC/G,OC) kernel and its bias, IN for an (IN,OUT) matrix and its bias.
+    func apply(to spec: inout ParameterSpec) {
+        let isWeight = spec.suffix == "weight"
+        spec.training = isWeight ? weightTraining : biasTraining
+        if isWeight { spec.dataInitialization = weightDataInitialization }
+        // Only convolution and linear weights (rank 4 and 2) have a fan; a batch norm's
+        // parameters keep their constants.
+        guard spec.shape.count == 4 || spec.shape.count == 2 || !isWeight else { return }
+        switch initialization {
+        case .standard:
+            break
+        case let .torch(fanIn):
+            spec.initializer = .uniform(bound: 1 / Double(max(fanIn, 1)).squareRoot())
+        case let .dirac(fanIn):
+            spec.initializer = isWeight && spec.shape.count == 4 ? .dirac(bound: 1 / Double(max(fanIn, 1)).squareRoot()) : .constant(0)
+        case .zeroBias:
+            if !isWeight { spec.initializer = .constant(0) }
+        }
+    }
+}
+
+/// How a node's weight and bias start (`ParameterSettings.initialization`).
+public enum WeightInitialization: Equatable, Sendable {
+    /// The operator's own initialisation (`EngineOp` parameter specs).
+    case standard
+    /// PyTorch's default: weight and bias U(±1/√fanIn).
+    case torch(fanIn: Int)
+    /// Dirac on the first min(IC, OC) filters, U(±1/√fanIn) for the rest; bias 0.
+    case dirac(fanIn: Int)
+    /// The operator's weight initialisation, bias 0 (a weight the trainer computes from data).
+    case zeroBias
+}
+
 /// An initialisation computed from the training data.
 public enum DataInitialization: Equatable, Sendable {
     /// The first convolution as a patch-whitening filter bank (airbench): the eigenvectors of
@@ -107,6 +159,9 @@ public final class EngineGraph {
     /// Starting values of biases other than 0, by engine node (set before `compile`): the
     /// lowering gives the ReLU classifier of a softmax network bias 1 (`classifierReLUBias`).
     public var initialBias: [Int: Float] = [:]
+    /// How a node's parameters start and when they train, by engine node (set before
+    /// `compile`; the lowering sets them from the spec's `init=`, `freeze` and `train-epochs=`).
+    public var parameterSettings: [Int: ParameterSettings] = [:]
 
     private var nodes: [Node]
     /// Names in use (node names are unique).
@@ -267,6 +322,7 @@ public final class EngineGraph {
         let parameterSpecs = nodes.enumerated().map { j, node in
             (node.op?.parameterSpecs(inputs: node.inputs.map { nodes[$0].shape }, output: node.shape) ?? []).map { spec in
                 var spec = spec
+                if let settings = parameterSettings[j] { settings.apply(to: &spec) }
                 if spec.suffix == "bias", let b = initialBias[j] { spec.initializer = .constant(b) }
                 return spec
             }
@@ -499,6 +555,9 @@ public final class EngineGraph {
         isCompiledForTraining = training
     }
 
+    /// Keys the uniform initialisation stream: EngineRandom(seed: mix(seed ^ key)).
+    public static let uniformStreamKey: UInt64 = 0x5EED_0F_0A1F_0A11
+
     /// Test hook: false keeps batch norm and the activation after it as two passes.
     nonisolated(unsafe) static var fusesBatchNormActivations = true
 
@@ -528,6 +587,10 @@ public final class EngineGraph {
         parameterStorage = storage
         let gradStorage = storage + parameterCount
         var random = EngineRandom(seed: seed)
+        // Uniform initialisations (`init=torch`, `init=dirac`) draw from a stream of their own, so
+        // the normals of the other layers are those of a network without them (and PyTorch export's
+        // dsl_initialize replays both streams).
+        var uniformRandom = EngineRandom(seed: EngineRandom.mix(seed ^ EngineGraph.uniformStreamKey))
         var nodeParameters = [[EngineParameter]](repeating: [], count: nodes.count)
         var offset = 0
         for (j, nodeSpecs) in specs.enumerated() {
@@ -536,6 +599,15 @@ public final class EngineGraph {
                 switch spec.initializer {
                 case let .normal(std): for i in 0..<spec.count { value[i] = Float(random.normal() * std) }
                 case let .constant(c): value.update(repeating: c, count: spec.count)
+                case let .uniform(bound): for i in 0..<spec.count { value[i] = Float((2 * uniformRandom.uniform() - 1) * bound) }
+                case let .dirac(bound):
+                    // (KH,KW,IC,OC): filters o < min(IC, OC) are 1 at (KH/2, KW/2, o), 0 elsewhere.
+                    let (kh, kw, ic, oc) = (spec.shape[0], spec.shape[1], spec.shape[2], spec.shape[3])
+                    let identity = min(ic, oc)
+                    for i in 0..<spec.count {
+                        value[i] = i % oc < identity ? 0 : Float((2 * uniformRandom.uniform() - 1) * bound)
+                    }
+                    for o in 0..<identity { value[((kh / 2 * kw + kw / 2) * ic + o) * oc + o] = 1 }
                 }
                 nodeParameters[j].append(EngineParameter(name: "\(nodes[j].name).\(spec.suffix)", shape: spec.shape,
                                                          count: spec.count, offset: offset, value: value,
@@ -578,7 +650,8 @@ public final class EngineGraph {
             let slope: Float
             if case let .leakyRelu(s) = op { slope = s } else { slope = 0 }
             return ReLUKernel(slope: slope, signFromOutput: op.backwardReadsOutput, storage: storage)
-        case let .batchNorm(eps, momentum): return try BatchNormKernel(eps: eps, momentum: momentum, storage: storage)
+        case let .batchNorm(eps, momentum, scale): return try BatchNormKernel(eps: eps, momentum: momentum, scale: scale, storage: storage)
+        case let .scale(a): return ScaleKernel(factor: a, storage: storage)
         case let .dropout(p):
             return DropoutKernel(probability: p, nodeIndex: index, randomState: randomState, storage: storage)
         case .concat: return ConcatKernel(storage: storage)

@@ -14,8 +14,12 @@ public enum EngineOp: Equatable, CustomStringConvertible {
     case relu
     /// x > 0 ? x : slope·x.
     case leakyRelu(slope: Float)
-    /// Batch normalisation over batch·height·width per channel, PyTorch semantics.
-    case batchNorm(eps: Float = 1e-5, momentum: Float = 0.1)
+    /// Batch normalisation over batch·height·width per channel, PyTorch semantics (momentum:
+    /// running ← (1 − momentum)·running + momentum·batch). Without `scale` there is no weight
+    /// parameter: γ ≡ 1, only the shift β is learned.
+    case batchNorm(eps: Float = 1e-5, momentum: Float = 0.1, scale: Bool = true)
+    /// Multiplication by a constant factor.
+    case scale(Float)
     /// Inverted dropout with drop probability p (training only).
     case dropout(p: Float)
     /// Channel concatenation of one or more inputs with equal height and width.
@@ -49,7 +53,8 @@ public enum EngineOp: Equatable, CustomStringConvertible {
         case .globalAvgPool: return "globalAvgPool"
         case .relu: return "relu"
         case let .leakyRelu(slope): return "leakyRelu(\(slope))"
-        case .batchNorm: return "batchNorm"
+        case let .batchNorm(_, _, scale): return scale ? "batchNorm" : "batchNorm/noscale"
+        case let .scale(a): return "scale(\(a))"
         case let .dropout(p): return "dropout(\(p))"
         case .concat: return "concat"
         case .add: return "add"
@@ -138,6 +143,12 @@ enum ParameterInit {
     case normal(std: Double)
     /// Every element equal to the value.
     case constant(Float)
+    /// U(−bound, bound) (PyTorch's default for convolutions and linear layers, bound 1/√fan_in).
+    case uniform(bound: Double)
+    /// torch.nn.init.dirac_ on the first min(IC, OC) filters of a (KH,KW,IC,OC) weight: filter
+    /// o passes input channel o through at the kernel centre (KH/2, KW/2); the other filters
+    /// U(−bound, bound).
+    case dirac(bound: Double)
 }
 
 /// A parameter or buffer an operator owns, before storage is assigned.
@@ -218,10 +229,10 @@ extension EngineOp {
                                        initializer: .normal(std: (2.0 / Double(fan)).squareRoot()))]
             if g.bias { specs.append(ParameterSpec(suffix: "bias", shape: [g.outChannels], initializer: .constant(0))) }
             return specs
-        case .batchNorm:
+        case let .batchNorm(_, _, scale):
             let c = inputs[0].channels
-            return [ParameterSpec(suffix: "weight", shape: [c], initializer: .constant(1)),
-                    ParameterSpec(suffix: "bias", shape: [c], initializer: .constant(0))]
+            let shift = ParameterSpec(suffix: "bias", shape: [c], initializer: .constant(0))
+            return scale ? [ParameterSpec(suffix: "weight", shape: [c], initializer: .constant(1)), shift] : [shift]
         case let .linear(out, bias):
             let features = inputs[0].count
             var specs = [ParameterSpec(suffix: "weight", shape: [features, out],
@@ -278,7 +289,7 @@ extension EngineOp {
         case .globalAvgPool:
             let x = try single()
             return EngineShape(height: 1, width: 1, channels: x.channels)
-        case .relu, .leakyRelu, .batchNorm:
+        case .relu, .leakyRelu, .batchNorm, .scale:
             return try single()
         case let .dropout(p):
             let x = try single()

@@ -60,6 +60,25 @@ public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetw
         }
         return try add(op, [x], name + "." + a.keyword, irNode)
     }
+    func batchNorm(_ b: BatchNormAttributes) -> EngineOp {
+        .batchNorm(eps: Float(b.epsilon), momentum: Float(b.momentum), scale: b.scale)
+    }
+    /// Records a node's `init=`, `freeze` and `train-epochs=` (nothing when all are defaults).
+    func settings(_ node: Int, _ initializer: WeightInit, fanIn: Int, _ t: LayerTraining) {
+        func training(frozen: Bool) -> ParameterTraining {
+            frozen ? .never : t.epochs.map { .firstEpochs($0) } ?? .always
+        }
+        var s = ParameterSettings(weightTraining: training(frozen: t.frozenWeight), biasTraining: training(frozen: t.frozenBias))
+        switch initializer {
+        case .he: break
+        case .torch: s.initialization = .torch(fanIn: fanIn)
+        case .dirac: s.initialization = .dirac(fanIn: fanIn)
+        case let .whiten(epsilon):
+            s.initialization = .zeroBias
+            s.weightDataInitialization = .patchWhitening(epsilon: epsilon)
+        }
+        if s != ParameterSettings() { engine.parameterSettings[node] = s }
+    }
     for n in g.nodes where n.id > 0 {
         let ins = n.inputs.map { outputOf[$0] }
         var y: Int
@@ -80,7 +99,12 @@ public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetw
                     groups: c.groups, outChannels: c.filters, bias: c.bias))
             }
             y = try add(op, ins, n.name, n.id)
-            if c.batchNorm { y = try add(.batchNorm(), [y], n.name + ".bn", n.id) }
+            let fanIn = c.kernelHeight * c.kernelWidth * (g.nodes[n.inputs[0]].shape.channels / max(c.groups, 1))
+            settings(y, c.initializer, fanIn: fanIn, c.training)
+            if c.batchNorm {
+                y = try add(batchNorm(c.norm), [y], n.name + ".bn", n.id)
+                settings(y, .he, fanIn: 0, c.training)
+            }
             y = try activation(c.activation, after: y, n.name, n.id)
         case .pool(let p):
             y = try add(p.kind == .max ? .maxPool(kernel: p.kernel, stride: p.stride, pad: p.pad, ceilMode: p.ceil)
@@ -90,14 +114,18 @@ public func lower(_ g: Graph, maxBatch: Int, seed: UInt64) throws -> LoweredNetw
         case .adaptiveAvgPool(let h, let w):
             // To 1x1 it is global average pooling.
             y = try add(h == 1 && w == 1 ? .globalAvgPool : .adaptiveAvgPool(height: h, width: w), ins, n.name, n.id)
-        case .batchNorm:
-            y = try add(.batchNorm(), ins, n.name, n.id)
+        case .batchNorm(let b):
+            y = try add(batchNorm(b), ins, n.name, n.id)
+            settings(y, .he, fanIn: 0, b.training)
+        case .scale(let a):
+            y = try add(.scale(Float(a)), ins, n.name, n.id)
         case .activation(let a):
             y = try activation(a, after: ins[0], n.name, n.id)
         case .dropout(let p):
             y = p > 0 ? try add(.dropout(p: Float(p)), ins, n.name, n.id) : ins[0]
         case .linear(let l):
             y = try add(.linear(outFeatures: l.units, bias: l.bias), ins, n.name, n.id)
+            settings(y, l.initializer, fanIn: g.nodes[n.inputs[0]].shape.elements, l.training)
             y = try activation(l.activation, after: y, n.name, n.id)
         case .softmax:
             y = try add(.softmax, ins, n.name, n.id)

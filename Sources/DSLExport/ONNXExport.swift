@@ -15,7 +15,8 @@ import DSLTraining
 ///
 /// * conv: Conv (weight (OC, IC/G, KH, KW), transposed from dsl's (KH, KW, IC/G, OC); strides,
 ///   pads (top, left, bottom, right), dilations and group as the layer's; bias when it has
-///   one), then BatchNormalization (epsilon 1e-5, the running statistics) with `bn`, then the
+///   one), then BatchNormalization (the layer's epsilon, 1e-5 by default, the running statistics;
+///   a scale of ones without a learned one) with `bn`, then the
 ///   activation (`conv3.relu`, `conv3.gelu`, ...);
 /// * activations: Relu, LeakyRelu (alpha = slope), Sigmoid, Tanh, HardSigmoid (alpha 1/6,
 ///   beta 1/2), HardSwish, Clip(0, 6) for relu6, Mul(x, Sigmoid(x)) for silu, and the exact
@@ -29,7 +30,8 @@ import DSLTraining
 ///   that rule). An average pooling whose last window overhangs the padded input divides by
 ///   the window clipped to input + padding, so it becomes Pad (zeros) and AveragePool with
 ///   count_include_pad=0 over the overhang;
-/// * gap: GlobalAveragePool; bn: BatchNormalization; standalone activations as above;
+/// * gap: GlobalAveragePool; bn: BatchNormalization (as after a conv); scale: Mul by a
+///   scalar constant (`NAME.factor`); standalone activations as above;
 ///   softmax: Softmax axis=1 (opset 13 semantics: over channels at every pixel); dropout:
 ///   nothing (identity at inference);
 /// * fc: Flatten (NCHW order) and Gemm with transB=1; the weight is stored (OUT, C·H·W), its
@@ -71,8 +73,8 @@ public enum ONNXExport {
     /// `EngineGraph.parameters` / `.buffers` and dsl checkpoints hold them.
     public static func tensors(of graph: Graph) -> [TensorSpec] {
         var specs: [TensorSpec] = []
-        func batchNorm(_ prefix: String, _ c: Int) {
-            specs.append(TensorSpec(name: prefix + ".weight", shape: [c], isBuffer: false))
+        func batchNorm(_ prefix: String, _ c: Int, scale: Bool = true) {
+            if scale { specs.append(TensorSpec(name: prefix + ".weight", shape: [c], isBuffer: false)) }
             specs.append(TensorSpec(name: prefix + ".bias", shape: [c], isBuffer: false))
         }
         var buffers: [TensorSpec] = []
@@ -86,9 +88,9 @@ public enum ONNXExport {
                 let ic = graph.nodes[n.inputs[0]].shape.channels
                 specs.append(TensorSpec(name: n.name + ".weight", shape: [c.kernelHeight, c.kernelWidth, ic / c.groups, c.filters], isBuffer: false))
                 if c.bias { specs.append(TensorSpec(name: n.name + ".bias", shape: [c.filters], isBuffer: false)) }
-                if c.batchNorm { batchNorm(n.name + ".bn", c.filters); statistics(n.name + ".bn", c.filters) }
-            case .batchNorm:
-                batchNorm(n.name, n.shape.channels)
+                if c.batchNorm { batchNorm(n.name + ".bn", c.filters, scale: c.norm.scale); statistics(n.name + ".bn", c.filters) }
+            case .batchNorm(let b):
+                batchNorm(n.name, n.shape.channels, scale: b.scale)
                 statistics(n.name, n.shape.channels)
             case .linear(let l):
                 let features = graph.nodes[n.inputs[0]].shape.elements
@@ -317,12 +319,14 @@ struct ONNXGraphBuilder {
     }
 
     /// Batch normalisation with the running statistics under `prefix`.
-    mutating func batchNorm(_ x: Value, _ prefix: String) -> Value {
-        let c = weights[prefix + ".weight"]!.count
+    /// Without a learned scale (`scale=off`) the scale input is a constant of ones named
+    /// `PREFIX.weight` (the engine's γ ≡ 1).
+    mutating func batchNorm(_ x: Value, _ prefix: String, _ b: BatchNormAttributes) -> Value {
+        let c = weights[prefix + ".bias"]!.count
         let inputs = [x.name] + ["weight", "bias", "running_mean", "running_var"].map { suffix in
-            initializer(prefix + "." + suffix, dims: [c], weights[prefix + "." + suffix]!)
+            initializer(prefix + "." + suffix, dims: [c], weights[prefix + "." + suffix] ?? [Float](repeating: 1, count: c))
         }
-        return Value(name: node("BatchNormalization", prefix, inputs, [ONNXAttribute("epsilon", .float(1e-5))]), flat: x.flat)
+        return Value(name: node("BatchNormalization", prefix, inputs, [ONNXAttribute("epsilon", .float(Float(b.epsilon)))]), flat: x.flat)
     }
 
     /// The ONNX graph.
@@ -344,8 +348,10 @@ struct ONNXGraphBuilder {
                 values[n.id] = Value(name: node("GlobalAveragePool", n.name, [fourD(ins[0], for: n.name).name]), flat: false)
             case .adaptiveAvgPool:
                 values[n.id] = adaptivePool(n, fourD(ins[0], for: n.name))
-            case .batchNorm:
-                values[n.id] = batchNorm(ins[0], n.name)
+            case .batchNorm(let b):
+                values[n.id] = batchNorm(ins[0], n.name, b)
+            case .scale(let a):
+                values[n.id] = Value(name: node("Mul", n.name, [ins[0].name, scalar(n.name + ".factor", Float(a))]), flat: ins[0].flat)
             case .activation(let a):
                 switch a {
                 case .none: values[n.id] = ins[0]
@@ -399,7 +405,7 @@ struct ONNXGraphBuilder {
             ONNXAttribute("dilations", .ints([Int64(c.dilationHeight), Int64(c.dilationWidth)])),
             ONNXAttribute("group", .int(Int64(c.groups))),
         ]), flat: false)
-        if c.batchNorm { y = batchNorm(y, n.name + ".bn") }
+        if c.batchNorm { y = batchNorm(y, n.name + ".bn", c.norm) }
         return activation(c.activation, y, n.name)
     }
 

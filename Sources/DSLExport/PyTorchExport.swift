@@ -189,6 +189,16 @@ struct PyTorchGenerator {
         return s
     }
 
+    /// `, eps=..., momentum=..., scale=False` where a batch norm's settings are not PyTorch's
+    /// defaults (`bn_eps=...` and so on for a convolution's).
+    func normArguments(_ b: BatchNormAttributes, prefix: String) -> String {
+        var s = ""
+        if b.epsilon != 1e-5 { s += ", \(prefix)eps=\(pythonNumber(b.epsilon))" }
+        if b.momentum != 0.1 { s += ", \(prefix)momentum=\(pythonNumber(b.momentum))" }
+        if !b.scale { s += ", \(prefix)scale=False" }
+        return s
+    }
+
     /// `self.a.b` for an attribute path.
     func reference(_ path: [String]) -> String { (["self"] + path).joined(separator: ".") }
 
@@ -209,11 +219,11 @@ struct PyTorchGenerator {
             let constructor: String
             switch n.op {
             case .conv(let c):
-                constructor = "Conv(\(input.channels), \(c.filters), \(convGeometry(c)), bias=\(c.bias ? "True" : "False"), bn=\(c.batchNorm ? "True" : "False"), \(activationArguments(c.activation))\(convExtras(c)))"
+                constructor = "Conv(\(input.channels), \(c.filters), \(convGeometry(c)), bias=\(c.bias ? "True" : "False"), bn=\(c.batchNorm ? "True" : "False"), \(activationArguments(c.activation))\(convExtras(c))\(c.batchNorm ? normArguments(c.norm, prefix: "bn_") : ""))"
             case .linear(let l):
                 constructor = "Linear((\(input.channels), \(input.height), \(input.width)), \(l.units), bias=\(l.bias ? "True" : "False"), \(activationArguments(l.activation)))"
-            case .batchNorm:
-                constructor = "BatchNorm(\(input.channels))"
+            case .batchNorm(let b):
+                constructor = "BatchNorm(\(input.channels)\(normArguments(b, prefix: "")))"
             case .dropout(let p):
                 constructor = "nn.Dropout(\(pythonNumber(p)))"
             default:
@@ -332,6 +342,9 @@ struct PyTorchGenerator {
                 expression = ins.joined(separator: " * ")
             case .adaptiveAvgPool(let h, let w):
                 expression = "F.adaptive_avg_pool2d(\(ins[0]), (\(h), \(w)))"
+            case .scale(let a):
+                // float32 times the factor rounded to float32, as the engine's kernel.
+                expression = "\(ins[0]) * \(pythonNumber(Double(Float(a))))"
             }
             // Inputs used for the last time free their variables, which the output may reuse.
             for i in Set(n.inputs.map { value[$0] }) where lastUse[i] == n.id {

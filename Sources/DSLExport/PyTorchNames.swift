@@ -135,8 +135,8 @@ struct PyTorchNaming {
                 entries.append(PyTorchStateEntry(stateKey: key + "." + suffix, dslName: n.name + "." + dslSuffix, layout: .vector,
                                                  isBuffer: buffer, dslShape: [c]))
             }
-            func batchNorm(_ prefix: String, _ c: Int) {
-                vector(prefix + "weight", prefix + "weight", c)
+            func batchNorm(_ prefix: String, _ c: Int, scale: Bool = true) {
+                if scale { vector(prefix + "weight", prefix + "weight", c) }
                 vector(prefix + "bias", prefix + "bias", c)
             }
             func statistics(_ prefix: String, _ c: Int) {
@@ -148,13 +148,13 @@ struct PyTorchNaming {
                 entries.append(PyTorchStateEntry(stateKey: key + ".weight", dslName: n.name + ".weight", layout: .conv, isBuffer: false,
                                                  dslShape: [c.kernelHeight, c.kernelWidth, inputShape.channels / c.groups, c.filters]))
                 if c.bias { vector("bias", "bias", c.filters) }
-                if c.batchNorm { batchNorm("bn.", c.filters); statistics("bn.", c.filters) }
+                if c.batchNorm { batchNorm("bn.", c.filters, scale: c.norm.scale); statistics("bn.", c.filters) }
             case .linear(let l):
                 entries.append(PyTorchStateEntry(stateKey: key + ".weight", dslName: n.name + ".weight", layout: .linear, isBuffer: false,
                                                  dslShape: [inputShape.elements, l.units]))
                 if l.bias { vector("bias", "bias", l.units) }
-            case .batchNorm:
-                batchNorm("", inputShape.channels); statistics("", inputShape.channels)
+            case .batchNorm(let b):
+                batchNorm("", inputShape.channels, scale: b.scale); statistics("", inputShape.channels)
             default:
                 break
             }

@@ -2,6 +2,9 @@
 public struct NodeCost: Sendable, Equatable {
     /// Trainable elements: weights, biases, batch-norm scale and shift.
     public var params = 0
+    /// Elements of `params` that are never trained (`freeze`): counted in `params` (they are
+    /// parameters, as PyTorch's `parameters()` counts a tensor with requires_grad False).
+    public var frozen = 0
     /// Non-trainable elements a checkpoint holds (buffers, as Keras's "non-trainable params"):
     /// batch norm's running mean and variance, 2 per channel.
     public var buffers = 0
@@ -52,6 +55,8 @@ public struct NetworkCost: Sendable {
     public var nodes: [NodeCost]
     /// Sum of parameters (trainable).
     public var params: Int
+    /// Sum of frozen parameters (`freeze`: part of `params`, never trained).
+    public var frozen: Int { nodes.reduce(0) { $0 + $1.frozen } }
     /// Sum of buffers (non-trainable: batch-norm running statistics).
     public var buffers: Int { nodes.reduce(0) { $0 + $1.buffers } }
     /// Sum of weights (no biases or batch norm).
@@ -195,7 +200,9 @@ public enum CostModel {
                 let cinPerGroup = ins[0].channels / a.groups
                 let kernelArea = a.kernelHeight * a.kernelWidth
                 c.weights = kernelArea * cinPerGroup * a.filters
-                c.params = c.weights + (a.bias ? a.filters : 0) + (a.batchNorm ? 2 * a.filters : 0)
+                let bnScale = a.batchNorm && a.norm.scale ? a.filters : 0, bnShift = a.batchNorm ? a.filters : 0
+                c.params = c.weights + (a.bias ? a.filters : 0) + bnScale + bnShift
+                c.frozen = (a.training.frozenWeight ? c.weights + bnScale : 0) + (a.training.frozenBias ? (a.bias ? a.filters : 0) + bnShift : 0)
                 c.buffers = a.batchNorm ? 2 * a.filters : 0
                 c.macs = out.height * out.width * a.filters * kernelArea * cinPerGroup
                 var extra = 0
@@ -227,20 +234,22 @@ public enum CostModel {
                     window(rows.max() ?? 1, cols.max() ?? 1,
                            stride: (ins[0].height + oh - 1) / oh, (ins[0].width + ow - 1) / ow)
                 }
-            case .batchNorm:
-                c.params = 2 * out.channels
+            case .batchNorm(let b):
+                c.params = (b.scale ? 2 : 1) * out.channels
+                c.frozen = (b.training.frozenWeight && b.scale ? out.channels : 0) + (b.training.frozenBias ? out.channels : 0)
                 c.buffers = 2 * out.channels
                 c.otherOps = out.elements
                 c.ptflopsMACs = 2 * out.elements
             case .activation(let a):
                 c.otherOps = out.elements
                 c.ptflopsMACs = ptflopsCounts(a) ? out.elements : 0
-            case .dropout, .softmax:
+            case .dropout, .softmax, .scale:
                 c.otherOps = out.elements
             case .linear(let l):
                 let fin = ins[0].elements
                 c.weights = fin * l.units
                 c.params = c.weights + (l.bias ? l.units : 0)
+                c.frozen = (l.training.frozenWeight ? c.weights : 0) + (l.training.frozenBias && l.bias ? l.units : 0)
                 c.macs = fin * l.units
                 c.ptflopsMACs = c.macs + (l.bias ? l.units : 0) + (ptflopsCounts(l.activation) ? l.units : 0)
                 c.otherOps = l.activation == .none ? 0 : l.units

@@ -396,8 +396,23 @@ public struct Elaborator {
             c.filters *= channels
             op = .conv(c)
         }
+        if case .conv(let c) = op, case .whiten = c.initializer {
+            // A patch-whitening bank: one filter per eigenvector of the KH·KW·IC patch covariance, and its negative.
+            let channels = nodes[from].shape.channels
+            let needed = 2 * c.kernelHeight * c.kernelWidth * channels
+            if c.filters != needed {
+                diagnostics.error("init=whiten needs 2·KH·KW·IC = 2·\(c.kernelHeight)·\(c.kernelWidth)·\(channels) = \(needed) filters (one per eigenvector of the \(c.kernelHeight)x\(c.kernelWidth)x\(channels) patches and its negative), got \(c.filters)", at: optionLocation(s, "init") ?? s.location, notes: scope.callNotes)
+                return nil
+            }
+        }
         let name = s.label.map { scoped($0, scope) } ?? generated(op.kindName, &scope)
         return addNode(op, inputs: [from], statement: s, baseName: name, scope: scope)
+    }
+
+    /// Where the option `name` of a layer statement is written.
+    private func optionLocation(_ s: Statement, _ name: String) -> SourceLocation? {
+        guard case .layer(_, _, _, let options) = s.kind else { return nil }
+        return options.first { $0.name == name }?.location
     }
 
     /// The op of a layer statement after checking its arguments and options (shapes are not
@@ -427,16 +442,27 @@ public struct Elaborator {
             let d = opts.dilation() ?? (1, 1)
             var groups = depthwise ? 0 : 1
             if !depthwise, let g = opts.groups() { groups = g }
+            let norm = opts.batchNormSettings(prefix: "bn-", fused: bn)
+            let initializer = opts.weightInit(allowed: ["he", "torch", "dirac", "whiten"])
+            let training = opts.training()
             guard let pad = opts.convPadding(kernel: k, dilation: d) else { return nil }
             guard opts.finish() else { return nil }
             if groups > 1 && f % groups != 0 {
                 diagnostics.error("groups=\(groups) does not divide the \(f) filters (groups must divide the input channels and the filters)", at: opts.location("groups") ?? s.location, notes: scope.callNotes)
                 return nil
             }
-            return .conv(ConvAttributes(kernelHeight: k.0, kernelWidth: k.1, strideHeight: st.0, strideWidth: st.1,
-                                        padTop: pad.top, padLeft: pad.left, padBottom: pad.bottom, padRight: pad.right,
-                                        dilationHeight: d.0, dilationWidth: d.1, groups: groups,
-                                        filters: f, bias: bias, batchNorm: bn, activation: act))
+            if initializer != .he && initializer != .torch && groups != 1 {
+                diagnostics.error("init=\(initializer.keyword) needs an ungrouped convolution (\(depthwise ? "dwconv is grouped" : "groups=\(groups)"))", at: opts.location("init") ?? s.location, notes: scope.callNotes)
+                return nil
+            }
+            var attributes = ConvAttributes(kernelHeight: k.0, kernelWidth: k.1, strideHeight: st.0, strideWidth: st.1,
+                                            padTop: pad.top, padLeft: pad.left, padBottom: pad.bottom, padRight: pad.right,
+                                            dilationHeight: d.0, dilationWidth: d.1, groups: groups,
+                                            filters: f, bias: bias, batchNorm: bn, activation: act)
+            attributes.norm = norm
+            attributes.initializer = initializer
+            attributes.training = training
+            return .conv(attributes)
         case "pool":
             if words.contains(where: { $0.0 == "to" }) { return adaptivePool(s, words: words, args: args, opts: &opts, scope: scope) }
             guard checkArgs(s, args, names: ["window size", "stride"], required: 0, scope) else { return nil }
@@ -463,9 +489,20 @@ public struct Elaborator {
                 return nil
             }
             return .pool(PoolAttributes(kind: pk, kernel: k, stride: st, pad: pad, ceil: ceil))
-        case "gap", "bn", "softmax":
+        case "bn":
+            guard checkArgs(s, args, names: [], required: 0, scope) else { return nil }
+            var norm = opts.batchNormSettings(prefix: "", fused: true)
+            norm.training = opts.training()
+            guard opts.finish() else { return nil }
+            return .batchNorm(norm)
+        case "scale":
+            guard checkArgs(s, args, names: ["factor"], required: 1, scope) else { return nil }
+            guard let x = number(args[0], "scale factor", in: -1e6...1e6, scope) else { return nil }
+            guard opts.finish() else { return nil }
+            return .scale(x)
+        case "gap", "softmax":
             guard checkArgs(s, args, names: [], required: 0, scope), opts.finish() else { return nil }
-            return kind == "gap" ? .globalAvgPool : kind == "bn" ? .batchNorm : .softmax
+            return kind == "gap" ? .globalAvgPool : .softmax
         case _ where Activation.plain[kind] != nil:
             guard checkArgs(s, args, names: [], required: 0, scope), opts.finish() else { return nil }
             return .activation(Activation.plain[kind]!)
@@ -485,8 +522,13 @@ public struct Elaborator {
             guard let n = integer(args[0], "number of output units", in: 1...1_048_576, scope) else { return nil }
             let act = opts.activation(default: .none)
             let bias = opts.bias(default: true)
+            let initializer = opts.weightInit(allowed: ["he", "torch"])
+            let training = opts.training()
             guard opts.finish() else { return nil }
-            return .linear(LinearAttributes(units: n, bias: bias, activation: act))
+            var attributes = LinearAttributes(units: n, bias: bias, activation: act)
+            attributes.initializer = initializer
+            attributes.training = training
+            return .linear(attributes)
         default:
             diagnostics.error("unknown layer '\(clipped(kind))'", at: s.keywordLocation)
             return nil
@@ -772,7 +814,7 @@ public struct Elaborator {
     /// How each layer is written, for argument-count errors.
     static let usage: [String: String] = [
         "conv": "conv KERNEL STRIDE FILTERS", "dwconv": "dwconv KERNEL STRIDE [MULTIPLIER]", "pool": "pool [max|avg] [WINDOW [STRIDE]]", "gap": "gap",
-        "bn": "bn", "relu": "relu", "softmax": "softmax", "leaky": "leaky [SLOPE]", "dropout": "dropout P",
+        "bn": "bn", "scale": "scale FACTOR", "relu": "relu", "softmax": "softmax", "leaky": "leaky [SLOPE]", "dropout": "dropout P",
         "fc": "fc UNITS", "pyramid": "pyramid ALPHA UNITS_PER_STAGE",
         "gelu": "gelu", "silu": "silu", "swish": "swish", "relu6": "relu6", "hardswish": "hardswish",
         "hardsigmoid": "hardsigmoid", "sigmoid": "sigmoid", "tanh": "tanh",
@@ -1130,6 +1172,106 @@ struct OptionReader {
 
     /// The words `act=` takes.
     static let activationWords = ["relu", "leaky", "linear", "none", "gelu", "silu", "swish", "relu6", "hardswish", "hardsigmoid", "sigmoid", "tanh"]
+
+    /// A number-valued option `NAME=X` in `range` (an expression); nil when not given or wrong
+    /// (reported, naming the option and `what` it means).
+    mutating func numberValue(_ name: String, in range: ClosedRange<Double>, exclusiveLower: Bool = false, what: String) -> Double? {
+        guard let (_, o) = take([name]) else { return nil }
+        var e = ExprEvaluator(bindings: bindings)
+        if let v = o.value, let x = e.evaluate(v), range.contains(x), !(exclusiveLower && x == range.lowerBound) { return x }
+        let bounds = exclusiveLower ? "greater than \(fmt(range.lowerBound)) and at most \(fmt(range.upperBound))" : "from \(fmt(range.lowerBound)) to \(fmt(range.upperBound))"
+        diagnostics.error("'\(name)' must be a number \(bounds) (\(what))", at: o.value?.location ?? o.nameLocation, notes: notes)
+        failed = true
+        return nil
+    }
+
+    /// A batch norm's `scale=on|off`, `momentum=X` and `eps=X`, each name after `prefix`
+    /// (`bn-` on a convolution). Only read when the layer has a batch norm (`fused`): otherwise
+    /// they are left for `finish` to report, with a hint to add `bn`.
+    mutating func batchNormSettings(prefix: String, fused: Bool) -> BatchNormAttributes {
+        var b = BatchNormAttributes()
+        guard fused else {
+            for name in ["scale", "momentum", "eps"] where location(prefix + name) != nil {
+                let o = options.firstIndex { $0.name == prefix + name }!
+                used.insert(o)
+                diagnostics.error("'\(prefix + name)' sets the batch norm of the convolution, which has none; add 'bn'", at: options[o].nameLocation, notes: notes)
+                failed = true
+            }
+            known.append(contentsOf: ["scale", "momentum", "eps"].map { prefix + $0 })
+            return b
+        }
+        if let (_, o) = take([prefix + "scale"]) {
+            if let v = o.value { b.scale = onOff(prefix + "scale", v, alone: false) ?? true }
+            else {
+                diagnostics.error("'\(prefix)scale' is on or off: write '\(prefix)scale=off' for a batch norm without a learned scale", at: o.nameLocation, notes: notes)
+                failed = true
+            }
+        }
+        if let m = numberValue(prefix + "momentum", in: 0...1, what: "PyTorch's momentum: the fraction of the batch statistic mixed into the running statistic") { b.momentum = m }
+        if let e = numberValue(prefix + "eps", in: 0...1, exclusiveLower: true, what: "added to the variance") { b.epsilon = e }
+        return b
+    }
+
+    /// `init=WORD` among `allowed` (default `he`) and, for `init=whiten`, `whiten-eps=X`
+    /// (default 5e-4).
+    mutating func weightInit(allowed: [String]) -> WeightInit {
+        var result = WeightInit.he
+        if let (_, o) = take(["init"]) {
+            if let v = o.value, case .name(let w, _) = v, allowed.contains(w) {
+                switch w {
+                case "torch": result = .torch
+                case "dirac": result = .dirac
+                case "whiten": result = .whiten(epsilon: 5e-4)
+                default: result = .he
+                }
+            } else {
+                var near = ""
+                if let v = o.value, case .name(let w, _) = v, let n = nearMiss(w, in: allowed) { near = "; did you mean '\(n)'?" }
+                diagnostics.error("'init' must be one of \(allowed.joined(separator: ", "))\(near)", at: o.value?.location ?? o.nameLocation, notes: notes)
+                failed = true
+            }
+        }
+        if allowed.contains("whiten") {
+            let eps = numberValue("whiten-eps", in: 0...1e6, exclusiveLower: true, what: "added to each eigenvalue of the patch covariance")
+            if let eps {
+                if case .whiten = result { result = .whiten(epsilon: eps) }
+                else if !failed {
+                    diagnostics.error("'whiten-eps' only applies to 'init=whiten'", at: location("whiten-eps") ?? .start, notes: notes)
+                    failed = true
+                }
+            }
+        }
+        return result
+    }
+
+    /// `freeze` (everything), `freeze=weight|bias|all` and `train-epochs=N` (1 to 1,000,000).
+    mutating func training() -> LayerTraining {
+        var t = LayerTraining()
+        if let (_, o) = take(["freeze"]) {
+            var word = "all"
+            if let v = o.value {
+                if case .name(let w, _) = v, ["weight", "bias", "all"].contains(w) { word = w }
+                else {
+                    var near = ""
+                    if case .name(let w, _) = v, let n = nearMiss(w, in: ["weight", "bias", "all"]) { near = "; did you mean '\(n)'?" }
+                    diagnostics.error("'freeze' must be weight, bias or all ('freeze' alone is all)\(near)", at: v.location, notes: notes)
+                    failed = true
+                    word = ""
+                }
+            }
+            t.frozenWeight = word == "weight" || word == "all"
+            t.frozenBias = word == "bias" || word == "all"
+        }
+        if let (_, o) = take(["train-epochs"]) {
+            var e = ExprEvaluator(bindings: bindings)
+            if let v = o.value, let x = e.evaluate(v), x.rounded() == x, x >= 1, x <= 1_000_000 { t.epochs = Int(x) }
+            else {
+                diagnostics.error("'train-epochs' must be a whole number from 1 to 1000000 (the layer's parameters train in the first N epochs only; 'freeze' never trains them)", at: o.value?.location ?? o.nameLocation, notes: notes)
+                failed = true
+            }
+        }
+        return t
+    }
 
     /// Where an option was written, if it was.
     func location(_ name: String) -> SourceLocation? {

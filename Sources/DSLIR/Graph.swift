@@ -65,6 +65,66 @@ public enum Activation: Equatable, Sendable {
     ]
 }
 
+/// A batch normalisation's settings (PyTorch's nn.BatchNorm2d): whether it has a learned
+/// scale γ (`scale=off`: γ ≡ 1, no parameter), the momentum of its running statistics in
+/// PyTorch's convention (running ← (1 − momentum)·running + momentum·batch) and ε.
+public struct BatchNormAttributes: Equatable, Sendable {
+    /// Whether it has a learned scale γ (else γ ≡ 1 and only the shift β is a parameter).
+    public var scale: Bool
+    /// The fraction of the batch statistic mixed into the running statistics at every step.
+    public var momentum: Double
+    /// Added to the variance before the square root.
+    public var epsilon: Double
+    /// Which of its parameters train when (standalone `bn`; a convolution's batch norm follows
+    /// the convolution's `training`).
+    public var training: LayerTraining
+    /// Creates batch-norm settings (the defaults are PyTorch's).
+    public init(scale: Bool = true, momentum: Double = 0.1, epsilon: Double = 1e-5, training: LayerTraining = LayerTraining()) {
+        self.scale = scale; self.momentum = momentum; self.epsilon = epsilon; self.training = training
+    }
+}
+
+/// How a convolution's or linear layer's weights (and biases) start.
+public enum WeightInit: Equatable, Sendable {
+    /// The engine's default: normal, Kaiming std over the larger fan for convolutions, LeCun
+    /// std √(1/fan_in) for linear layers; biases 0.
+    case he
+    /// PyTorch's default (kaiming_uniform with a = √5): weights and biases U(±1/√fan_in).
+    case torch
+    /// torch.nn.init.dirac_ on the first min(IC, OC) filters (filter i passes input channel i
+    /// through at the kernel centre), PyTorch's default U(±1/√fan_in) for the others; bias 0.
+    case dirac
+    /// The weights are computed from the training data as a patch-whitening filter bank with
+    /// this ε (the trainer does it); needs OC = 2·KH·KW·IC; bias 0.
+    case whiten(epsilon: Double)
+
+    /// The word after `init=`.
+    public var keyword: String {
+        switch self {
+        case .he: return "he"
+        case .torch: return "torch"
+        case .dirac: return "dirac"
+        case .whiten: return "whiten"
+        }
+    }
+}
+
+/// Which of a layer's parameters the optimiser updates, and for how long.
+public struct LayerTraining: Equatable, Sendable {
+    /// The weight (a convolution's kernel, a linear matrix, a batch norm's scale) is never trained.
+    public var frozenWeight: Bool
+    /// The bias (a batch norm's shift) is never trained.
+    public var frozenBias: Bool
+    /// Parameters not frozen train in epochs 0..<N only (nil: in every epoch).
+    public var epochs: Int?
+    /// Creates a training rule (the default: everything trains in every epoch).
+    public init(frozenWeight: Bool = false, frozenBias: Bool = false, epochs: Int? = nil) {
+        self.frozenWeight = frozenWeight; self.frozenBias = frozenBias; self.epochs = epochs
+    }
+    /// Whether it is the default (nothing frozen, no epoch limit).
+    public var isDefault: Bool { !frozenWeight && !frozenBias && epochs == nil }
+}
+
 /// Max or average pooling.
 public enum PoolKind: String, Sendable {
     case max, avg
@@ -105,6 +165,13 @@ public struct ConvAttributes: Equatable, Sendable {
     public var batchNorm: Bool
     /// The activation after it.
     public var activation: Activation
+    /// The settings of its batch norm (when `batchNorm`): `bn-scale=`, `bn-momentum=`, `bn-eps=`.
+    public var norm: BatchNormAttributes = BatchNormAttributes()
+    /// How its weights start (`init=`).
+    public var initializer: WeightInit = .he
+    /// Which parameters train when (`freeze`, `train-epochs=`); covers its batch norm's too
+    /// (the scale counts as a weight, the shift as a bias).
+    public var training: LayerTraining = LayerTraining()
     /// Creates conv attributes.
     public init(kernelHeight: Int, kernelWidth: Int, strideHeight: Int, strideWidth: Int,
                 padTop: Int, padLeft: Int, padBottom: Int, padRight: Int,
@@ -169,6 +236,10 @@ public struct LinearAttributes: Equatable, Sendable {
     public var bias: Bool
     /// The activation after it.
     public var activation: Activation
+    /// How its weight and bias start (`init=he|torch`).
+    public var initializer: WeightInit = .he
+    /// Which parameters train when (`freeze`, `train-epochs=`).
+    public var training: LayerTraining = LayerTraining()
     /// Creates linear attributes.
     public init(units: Int, bias: Bool, activation: Activation) { self.units = units; self.bias = bias; self.activation = activation }
 }
@@ -186,8 +257,10 @@ public enum Op: Equatable, Sendable {
     /// Adaptive average pooling to height × width (PyTorch's AdaptiveAvgPool2d bins: output
     /// row i averages input rows floor(i·H/OH) ..< ceil((i+1)·H/OH), and likewise columns).
     case adaptiveAvgPool(height: Int, width: Int)
-    /// Batch normalisation (learned scale and shift per channel).
-    case batchNorm
+    /// Batch normalisation (a learned shift per channel, and a learned scale unless `scale=off`).
+    case batchNorm(BatchNormAttributes)
+    /// Multiplication by a constant (`scale 1/9`).
+    case scale(Double)
     /// A standalone activation.
     case activation(Activation)
     /// Dropout with drop probability p.
@@ -205,6 +278,9 @@ public enum Op: Equatable, Sendable {
     /// Element-wise product of inputs of the same shape, or of 1×1×C inputs broadcast over the
     /// others' height and width (squeeze-and-excitation). All inputs have the same channels.
     case mul
+
+    /// A batch normalisation with PyTorch's defaults (a learned scale, momentum 0.1, ε 1e-5).
+    public static var batchNorm: Op { .batchNorm(BatchNormAttributes()) }
 
     /// Whether it is a merge of branches (`concat`, `add`, `mul`).
     public var isMerge: Bool {
@@ -224,6 +300,7 @@ public enum Op: Equatable, Sendable {
         case .globalAvgPool: return "gap"
         case .adaptiveAvgPool: return "avgpool"
         case .batchNorm: return "bn"
+        case .scale: return "scale"
         case .activation(let a): return a.keyword
         case .dropout: return "dropout"
         case .linear: return "fc"

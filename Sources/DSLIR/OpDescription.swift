@@ -20,6 +20,27 @@ extension ConvAttributes {
     }
 }
 
+extension BatchNormAttributes {
+    /// ` scale=off momentum 0.4 eps 1e-12`: the settings that differ from PyTorch's defaults.
+    var suffix: String {
+        (scale ? "" : " scale=off") + (momentum == 0.1 ? "" : " momentum \(fmt(momentum))") + (epsilon == 1e-5 ? "" : " eps \(fmt(epsilon))")
+    }
+}
+
+extension WeightInit {
+    /// ` init=torch`; empty for the default (`he`).
+    var suffix: String { self == .he ? "" : " init=" + keyword }
+}
+
+extension LayerTraining {
+    /// ` frozen`, ` frozen weight`, ` frozen bias`, ` 3 epochs`: empty for the default.
+    var suffix: String {
+        var s = frozenWeight && frozenBias ? " frozen" : frozenWeight ? " frozen weight" : frozenBias ? " frozen bias" : ""
+        if let e = epochs, !(frozenWeight && frozenBias) { s += " \(e) epoch\(e == 1 ? "" : "s")" }
+        return s
+    }
+}
+
 extension Activation {
     /// ` relu`, ` leaky 0.1`, ` gelu`; empty for none.
     var suffix: String {
@@ -45,15 +66,17 @@ extension Op {
                 d += " dilation " + (c.dilationHeight == c.dilationWidth ? "\(c.dilationHeight)" : "\(c.dilationHeight)x\(c.dilationWidth)")
             }
             if c.groups != 1 { d += " groups \(c.groups)" }
-            return d + (c.bias ? "" : " nobias") + (c.batchNorm ? " bn" : "") + c.activation.suffix
+            return d + (c.bias ? "" : " nobias") + (c.batchNorm ? " bn" + c.norm.suffix : "") + c.activation.suffix
+                + c.initializer.suffix + c.training.suffix
         case .pool(let p):
             return "\(p.kind.rawValue)pool \(p.kernel)x\(p.kernel)/\(p.stride)" + (p.pad > 0 ? " pad \(p.pad)" : "") + (p.ceil ? " ceil" : "")
         case .globalAvgPool: return "gap"
         case .adaptiveAvgPool(let h, let w): return "avgpool to \(h)x\(w)"
-        case .batchNorm: return "bn"
+        case .batchNorm(let b): return "bn" + b.suffix + b.training.suffix
+        case .scale(let x): return "scale \(fmt(x))"
         case .activation(let a): return a == .none ? "linear" : String(a.suffix.dropFirst())
         case .dropout(let p): return "dropout \(p)"
-        case .linear(let l): return "fc \(l.units)" + (l.bias ? "" : " nobias") + l.activation.suffix
+        case .linear(let l): return "fc \(l.units)" + (l.bias ? "" : " nobias") + l.activation.suffix + l.initializer.suffix + l.training.suffix
         case .softmax: return "softmax"
         case .concat: return "concat"
         case .add(let zeroPad): return zeroPad ? "add zeropad" : "add"

@@ -40,7 +40,7 @@ public enum ShapeRules {
                 warnings.append("adaptive pooling to \(oh)x\(ow) is larger than its \(x.height)x\(x.width) input: its bins repeat input pixels (as PyTorch's AdaptiveAvgPool2d)")
             }
             return Shape(oh, ow, x.channels)
-        case .batchNorm, .activation, .dropout, .softmax:
+        case .batchNorm, .activation, .dropout, .softmax, .scale:
             return inputs[0]
         case .linear(let l):
             return Shape(1, 1, l.units)

@@ -149,7 +149,7 @@ public struct ReducePass: SkippingRewritePass {
             let n = g.nodes[inputs[0]]
             if n.id == 0 { return through }
             switch n.op {
-            case .dropout, .activation, .batchNorm, .pool:
+            case .dropout, .activation, .batchNorm, .scale, .pool:
                 if !through.contains(n.op.kindName) { through.append(n.op.kindName) }
                 inputs = n.inputs
             default: return nil
@@ -197,7 +197,7 @@ public struct ReducePass: SkippingRewritePass {
             case .input: channels[n.id] = n.shape.channels
             case .conv(let c): channels[n.id] = c.filters
             case .linear(let l): channels[n.id] = l.units
-            case .pool, .batchNorm, .activation, .dropout, .softmax, .globalAvgPool, .adaptiveAvgPool: channels[n.id] = ins[0]
+            case .pool, .batchNorm, .activation, .dropout, .softmax, .scale, .globalAvgPool, .adaptiveAvgPool: channels[n.id] = ins[0]
             case .add, .mul: channels[n.id] = ins.max() ?? 0
             case .concat:
                 var total = ins.reduce(0, +)

@@ -26,6 +26,7 @@ public struct Parser {
     /// Statement keywords that take positional arguments (other words are block calls).
     public static let layerKinds: Set<String> = Set([
         "conv", "dwconv", "pool", "gap", "bn", "relu", "leaky", "dropout", "fc", "softmax", "inception", "pyramid",
+        "scale",
     ]).union(Parser.activationNames)
 
     /// Activations without a parameter, each a standalone layer, a flag and an `act=` value
@@ -331,7 +332,16 @@ public struct Parser {
                 report("expected an option such as 'pad=valid' or 'bn', found \(peek.described)", at: peek.location)
                 throw ParseError()
             }
-            let name = advance()
+            // A hyphenated option name (`train-epochs`, `bn-scale`): words and '-' with no blank between.
+            let parts = hyphenatedWordTokens()
+            var name = advance()
+            if parts > 1 {
+                for _ in 1..<parts {
+                    let dash = advance(), word = advance()
+                    name.text += dash.text + word.text
+                    name.location = name.location.through(word.location)
+                }
+            }
             var value: Expr?
             if match("=") {
                 guard startsExpression else {
@@ -587,14 +597,35 @@ public struct Parser {
         peek.kind == .number || peek.kind == .dims || peek.isSymbol("(") || peek.isSymbol("-") || (peek.kind == .word && !peekNext.isSymbol("="))
     }
 
-    /// A word that is an option (followed by `=`, or a known flag) rather than a positional name.
+    /// A word that is an option (followed by `=`, or a known flag, or a hyphenated name such as
+    /// `train-epochs=`) rather than a positional name.
     private var startsOption: Bool {
         guard peek.kind == .word else { return false }
-        return peekNext.isSymbol("=") || Parser.flagNames.contains(peek.text)
+        return peekNext.isSymbol("=") || Parser.flagNames.contains(peek.text) || hyphenatedOption
+    }
+
+    /// A hyphenated word followed by `=` (`train-epochs=3`); `c-d` alone stays a subtraction.
+    private var hyphenatedOption: Bool {
+        let parts = hyphenatedWordTokens()
+        return parts > 1 && current + 2 * parts - 1 < tokens.count && tokens[current + 2 * parts - 1].isSymbol("=")
+    }
+
+    /// How many words, joined by '-' with no blank on either side, start at the current token
+    /// (1 for a plain word): `train-epochs` is 2. Option names only (in arithmetic `c-1` is a
+    /// subtraction: it is not followed by a word).
+    private func hyphenatedWordTokens() -> Int {
+        guard peek.kind == .word else { return 0 }
+        var parts = 1, i = current
+        while i + 2 < tokens.count, tokens[i + 1].isSymbol("-"), tokens[i + 2].kind == .word,
+              tokens[i + 1].location.offset == tokens[i].location.offset + tokens[i].location.length,
+              tokens[i + 2].location.offset == tokens[i + 1].location.offset + 1 {
+            parts += 1; i += 2
+        }
+        return parts
     }
 
     /// Options that may be written without a value.
-    public static let flagNames: Set<String> = Set(["bn", "nobias", "ceil", "floor", "bottleneck", "same", "valid", "linear", "leaky", "zeropad"])
+    public static let flagNames: Set<String> = Set(["bn", "nobias", "ceil", "floor", "bottleneck", "same", "valid", "linear", "leaky", "zeropad", "freeze"])
         .union(Parser.activationNames)
 
     private mutating func endOfStatement() throws {

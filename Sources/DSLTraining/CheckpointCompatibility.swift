@@ -55,6 +55,11 @@ public struct LayerRecord: Equatable, Sendable {
             default: return " " + a.keyword
             }
         }
+        // A batch norm with PyTorch's settings keeps the spelling of checkpoints written before
+        // `scale=`, `momentum=` and `eps=` existed.
+        func norm(_ b: BatchNormAttributes) -> String {
+            (b.scale ? "" : " scale=off") + (b.momentum == 0.1 ? "" : " momentum \(b.momentum)") + (b.epsilon == 1e-5 ? "" : " eps \(b.epsilon)")
+        }
         switch op {
         case .input: return "input"
         case .conv(let c):
@@ -67,11 +72,12 @@ public struct LayerRecord: Equatable, Sendable {
                 window = "\(c.kernelHeight)x\(c.kernelWidth)/\(c.strideHeight)x\(c.strideWidth) pad \(c.padTop),\(c.padLeft),\(c.padBottom),\(c.padRight)"
                     + " dilation \(c.dilationHeight)x\(c.dilationWidth) groups \(c.groups)"
             }
-            return "conv \(window) \(c.filters)" + (c.bias ? "" : " nobias") + (c.batchNorm ? " bn" : "") + act(c.activation)
+            return "conv \(window) \(c.filters)" + (c.bias ? "" : " nobias") + (c.batchNorm ? " bn" + norm(c.norm) : "") + act(c.activation)
         case .pool(let p): return "\(p.kind.rawValue)pool \(p.kernel)x\(p.kernel)/\(p.stride) pad \(p.pad)" + (p.ceil ? " ceil" : "")
         case .globalAvgPool: return "gap"
         case .adaptiveAvgPool(let h, let w): return "avgpool to \(h)x\(w)"
-        case .batchNorm: return "bn"
+        case .batchNorm(let b): return "bn" + norm(b)
+        case .scale(let x): return "scale \(x)"
         case .activation(let a): return a == .none ? "linear" : String(act(a).dropFirst())
         case .dropout(let p): return "dropout \(p)"
         case .linear(let l): return "fc \(l.units)" + (l.bias ? "" : " nobias") + act(l.activation)

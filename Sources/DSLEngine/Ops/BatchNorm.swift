@@ -1,6 +1,7 @@
 import Foundation
 
-// Batch normalisation per channel over batch·height·width, PyTorch semantics.
+// Batch normalisation per channel over batch·height·width, PyTorch semantics. Without a scale
+// (`bn scale=off`) γ is a constant 1 in the kernel's own block: the same loops, no weight parameter.
 // inp is (B,H,W,C), weight and bias are (C), running_mean and running_var are (C), out is (B,H,W,C)
 // Training: batch mean and biased variance normalise; running stats move by `momentum` toward the
 // batch mean and the unbiased variance. Eval: running stats normalise.
@@ -43,23 +44,19 @@ final class BatchNormKernel: EngineKernel {
     /// The kernel's state and scratch, one block.
     let block: MemoryBlock
 
-    /// Layout of that block for C channels: five float vectors, the batch mean, partials, sums.
+    /// Layout of that block for C channels: seven float vectors (the last two: γ ≡ 1 and its unread gradient without a scale), the batch mean, partials, sums.
     static func layout(channels c: Int) -> (layout: MemoryLayout64, floats: Int, mean: Int, partials: Int, sums: Int) {
         var l = MemoryLayout64()
-        let floats = l.floats(5 * c), mean = l.doubles(c), partials = l.doubles(2 * maxReductionChunks * c), sums = l.doubles(2 * c)
+        let floats = l.floats(7 * c), mean = l.doubles(c), partials = l.doubles(2 * maxReductionChunks * c), sums = l.doubles(2 * c)
         return (l, floats, mean, partials, sums)
     }
 
-    init(eps: Float, momentum: Float, storage s: NodeStorage) throws {
+    init(eps: Float, momentum: Float, scale hasScale: Bool = true, storage s: NodeStorage) throws {
         channels = s.outputShape.channels
         rowsPerSample = s.outputShape.height * s.outputShape.width
         self.eps = eps
         self.momentum = momentum
         io = UnaryTensors(s)
-        gamma = s.parameters[0]
-        beta = s.parameters[1]
-        gammaGrad = s.parameterGrads[0]
-        betaGrad = s.parameterGrads[1]
         runningMean = s.buffers[0]
         runningVar = s.buffers[1]
         normalized = s.saved
@@ -70,6 +67,20 @@ final class BatchNormKernel: EngineKernel {
         invStd = scale + 2 * channels
         meanDy = scale + 3 * channels
         meanDyXhat = scale + 4 * channels
+        if hasScale {
+            gamma = s.parameters[0]
+            beta = s.parameters[1]
+            gammaGrad = s.parameterGrads[0]
+            betaGrad = s.parameterGrads[1]
+        } else {
+            // No scale parameter: γ ≡ 1 from the kernel's own block, and its gradient lands in
+            // a scratch vector nobody reads.
+            gamma = scale + 5 * channels
+            gamma.update(repeating: 1, count: channels)
+            gammaGrad = scale + 6 * channels
+            beta = s.parameters[0]
+            betaGrad = s.parameterGrads[0]
+        }
         batchMean = block.doubles(at: l.mean)
         partials = block.doubles(at: l.partials)
         sums = block.doubles(at: l.sums)
