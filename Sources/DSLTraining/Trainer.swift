@@ -176,10 +176,9 @@ public final class Trainer {
         let lowered = try lower(graph, maxBatch: options.batch, seed: options.seed)
         engine = lowered.engine
         try engine.compile(training: true)
-        // Weight decay applies to conv and linear weights, not to biases or batch norm.
-        let noDecay = engine.parameters.filter { !($0.name.hasSuffix(".weight") && $0.shape.count > 1) }.map { $0.offset..<($0.offset + $0.count) }
-        optimizer = try SGDOptimizer(parameterCount: engine.parameterCount, momentum: options.momentum, weightDecay: options.weightDecay,
-                                     nesterov: options.nesterov, noDecay: noDecay)
+        // One group per parameter: its training epochs, learning-rate multiplier and decay.
+        optimizer = try SGDOptimizer(parameterCount: engine.parameterCount, momentum: options.momentum, nesterov: options.nesterov,
+                                     groups: ParameterGroup.groups(for: engine, weightDecay: options.weightDecay))
         specHash = Trainer.hash(graph)
         deadGuard = DeadNetworkGuard(graph: graph, engine: engine, classes: try Trainer.classes(of: graph))
     }
@@ -310,7 +309,7 @@ public final class Trainer {
                                            deadInputs: (g.lastDead.inputs, g.lastDead.ofInputs))
                 }
                 let rate = learningRate(epoch: epoch, step: s, steps: steps)
-                optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: rate)
+                optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: rate, epoch: epoch)
                 epochLossSum += Double(loss) * Double(b); epochCorrect += hits; sessionImages += b
                 position.step += 1
                 let seen = Double(position.step * b)
