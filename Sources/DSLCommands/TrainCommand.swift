@@ -151,9 +151,8 @@ enum TrainCommand {
 
     /// Options that take a value and belong to the recipe stored in checkpoints.
     static let recipeValueFlags = ["--data", "--dataset", "--labels", "--train-limit", "--test-limit", "--epochs", "--batch", "--lr", "--momentum",
-                                   "--weight-decay", "--schedule", "--translate", "--whiten", "--zca-epsilon", "--seed"] + optimizationValueFlags
-    /// The optimiser, loss and averaging options (`optimizationOptions`).
-    static let optimizationValueFlags = ["--weight-decay-on", "--bn-bias-lr", "--label-smoothing", "--lookahead"]
+                                   "--weight-decay", "--schedule", "--translate", "--whiten", "--zca-epsilon", "--seed",
+                                   "--weight-decay-on", "--bn-bias-lr", "--label-smoothing", "--lookahead"]
 
     static func run(_ args: [String]) throws -> Int32 {
         let a = try Arguments(args, valueOptions: Set(recipeValueFlags + ["--out", "--resume", "--init", "--threads"]),
@@ -419,7 +418,7 @@ extension TrainCommand {
         o.batchNormBiasLearningRate = Float(try a.number("--bn-bias-lr", default: 1, in: 1e-6...1e6))
         o.labelSmoothing = Float(try a.number("--label-smoothing", default: 0, in: 0...0.999))
         if let text = a.value("--lookahead") {
-            do { o.lookahead = try LookaheadSchedule.parse(text) } catch let e as TrainingError { throw UsageError(message: "--lookahead: \(e.message)") }
+            do { o.lookahead = try LookaheadSchedule.parse(text) } catch let e as TrainingError { throw UsageError(message: "--" + e.message) }
         }
     }
 }

@@ -272,7 +272,7 @@ public final class Trainer {
     public var description: String {
         // Each line fits 80 columns for networks of usual names (the progress display's width).
         var s = "training \(graph.name): \(train.count) training and \(test.count) test images, batch \(options.batch), "
-            + "\(options.epochs) epoch\(options.epochs == 1 ? "" : "s")\n"
+            + "\(formatEpochCount(options.trainingEpochs)) epoch\(options.trainingEpochs == 1 ? "" : "s")\n"
         s += "SGD lr \(options.learningRate)\(options.decoupled ? " decoupled (\(options.stepLearningRate) per step)" : ""), momentum \(options.momentum)\(options.nesterov ? " (Nesterov)" : ""), weight decay \(options.weightDecay), "
             + "seed \(options.seed)\n"
         s += "schedule: \(schedule)\n"
