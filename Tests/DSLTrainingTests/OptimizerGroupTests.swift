@@ -120,4 +120,34 @@ final class OptimizerGroupTests: XCTestCase {
         XCTAssertEqual(all.map(\.range), g.parameters.map { $0.offset..<($0.offset + $0.count) })
         XCTAssertEqual(all.map(\.training), g.parameters.map(\.training))
     }
+
+    /// The engine's smoothed loss and its logit gradient against torch's
+    /// F.cross_entropy(logits, labels, label_smoothing=0.2) (mean over the batch).
+    func testLabelSmoothedLossMatchesTorch() throws {
+        let python = try PythonEnvironment.require(modules: ["torch"], packages: ["torch"], install: false)
+        let (batch, classes) = (4, 10)
+        let g = EngineGraph(inputShape: (1, 1, classes), maxBatch: batch, seed: 1)
+        g.computesInputGradient = true
+        try g.add(.softmax, inputs: [0], name: "softmax")
+        try g.compile(training: true)
+        let logits = (0..<(batch * classes)).map { Float(sin(Double($0) * 1.7) * 3) }
+        let labels: [Int32] = [3, 0, 9, 3]
+        _ = logits.withUnsafeBufferPointer { g.forward($0.baseAddress!, batch: batch, training: true) }
+        let (loss, _) = labels.withUnsafeBufferPointer { g.backward(labels: $0.baseAddress!, batch: batch, labelSmoothing: 0.2) }
+        let gradient = Array(UnsafeBufferPointer(start: try XCTUnwrap(g.inputGradient), count: batch * classes))
+        let script = """
+        import torch, torch.nn.functional as F
+        x = torch.tensor([\(logits.map { "\($0)" }.joined(separator: ", "))], dtype=torch.float64).reshape(\(batch), \(classes)).requires_grad_()
+        loss = F.cross_entropy(x, torch.tensor([\(labels.map { "\($0)" }.joined(separator: ", "))]), label_smoothing=0.2)
+        loss.backward()
+        print(repr(loss.item()))
+        print(' '.join(repr(v) for v in x.grad.flatten().tolist()))
+        """
+        let (status, output) = PythonEnvironment.run(python, ["-c", script])
+        XCTAssertEqual(status, 0, output)
+        let lines = output.split(separator: "\n").map { $0.split(separator: " ").compactMap { Double($0) } }
+        guard lines.count >= 2, lines[0].count == 1, lines[1].count == batch * classes else { return XCTFail("unexpected output: \(output)") }
+        XCTAssertEqual(Double(loss), lines[0][0], accuracy: 1e-5)
+        for i in 0..<(batch * classes) { XCTAssertEqual(Double(gradient[i]), lines[1][i], accuracy: 1e-6, "logit \(i)") }
+    }
 }
