@@ -9,6 +9,8 @@ enum TrainCommand {
     Usage: dsl train FILE --data DIR [--dataset NAME] [--labels fine|coarse]
                     [--train-limit N] [--test-limit N] [--epochs N] [--batch N] [--lr X]
                     [--momentum X] [--nesterov] [--weight-decay X] [--schedule S]
+                    [--decoupled] [--weight-decay-on weights|all] [--bn-bias-lr M]
+                    [--label-smoothing X] [--lookahead K]
                     [--no-flip] [--translate P] [--whiten M] [--zca-epsilon X] [--seed S]
                     [--init CKPT] [--out DIR] [--overwrite] [--threads T] [--quiet]
            dsl train FILE --resume CKPT [--epochs N] [--out DIR] [--threads T] [--quiet]
@@ -28,7 +30,11 @@ enum TrainCommand {
       --train-limit N       use only the first N training images
       --test-limit N        use only the first N test images
     Recipe:
-      --epochs N            passes over the training set (default 10)
+      --epochs N            passes over the training set (default 10); may be fractional:
+                            the run takes ceil(steps per epoch × N) steps, its last epoch
+                            partial (9.9 with 48-step epochs: 476 steps, 10 epochs, the last
+                            of 44 steps). An epoch is floor(images / batch) steps: the last
+                            partial batch is dropped
       --batch N             images per step (default 64); the training set must hold at
                             least one batch (else an error says which --batch fits)
       --lr X                base learning rate (default 0.05 for a network with batch
@@ -38,7 +44,32 @@ enum TrainCommand {
       --weight-decay X      L2 weight decay on weights, not biases or BN (default 0.001)
       --schedule S          cosine, constant, or step:F@E1,E2,... (the paper's:
                             step:0.1@200,250,300); append +warmup:N for N warm-up epochs
-                            (default cosine with batch norm, cosine+warmup:1 without)
+                            (default cosine with batch norm, cosine+warmup:1 without); or
+                            linear:S,E@F, per step over the run's T steps: from S×lr up to lr
+                            over the first W = floor(F×T) steps, then down to E×lr at step T
+                            (step k < W: lr·(S + (1−S)·k/W); k ≥ W: lr·(1 + (E−1)·(k−W)/(T−W));
+                            airbench94: linear:0.2,0.07@0.23)
+    Optimiser (the update is PyTorch's SGD on the batch-mean loss, per parameter:
+    d = grad + c·w, v ← μ·v + d, w ← w − lr_t·m·(d + μ·v) with --nesterov, w ← w − lr_t·m·v
+    without; lr_t the scheduled rate, m and c the parameter's multiplier and L2 coefficient):
+      --decoupled           --lr and --weight-decay in airbench's decoupled form: lr_t starts
+                            from lr·batch / (1024·(1 + 1/(1−μ))) and c = weight decay / lr, so
+                            the decay per step, lr_t·c·w, does not change with --lr (both flags
+                            are then required; airbench94: --lr 11.5 --weight-decay 0.0153
+                            at batch 1024, momentum 0.85: lr_t from 1.5, c = 0.00133043)
+      --weight-decay-on S   weights (default: conv and linear weights only, c = 0 for biases
+                            and batch norm) or all (every trained parameter, as airbench)
+      --bn-bias-lr M        batch-norm shifts (biases) train at m = M times the rate, with
+                            c divided by M so that their decay per step equals the others'
+                            (airbench's bias_scaler: 64; default 1)
+      --label-smoothing X   train on the cross-entropy against (1−X)·onehot + X/classes
+                            (PyTorch's label_smoothing; default 0); the training loss shown
+                            and logged is this smoothed loss, the test loss is the plain one
+      --lookahead K         after every K steps, with t the steps done and T the run's:
+                            a_t = 0.95^K·(t/T)^3, ema ← ema + (1−a_t)·(w − ema), w ← ema, over
+                            every parameter and batch-norm running statistic; the average
+                            starts as the state at the first step, and after the last step
+                            w ← ema (airbench94: 5). K,B,P sets a_t = B^K·(t/T)^P
       --no-flip             no random horizontal flips
       --translate P         random translations up to P pixels (default 2; 0 turns off)
       --whiten M            standardize (default), zca (the paper's global contrast
@@ -120,11 +151,12 @@ enum TrainCommand {
 
     /// Options that take a value and belong to the recipe stored in checkpoints.
     static let recipeValueFlags = ["--data", "--dataset", "--labels", "--train-limit", "--test-limit", "--epochs", "--batch", "--lr", "--momentum",
-                                   "--weight-decay", "--schedule", "--translate", "--whiten", "--zca-epsilon", "--seed"]
+                                   "--weight-decay", "--schedule", "--translate", "--whiten", "--zca-epsilon", "--seed",
+                                   "--weight-decay-on", "--bn-bias-lr", "--label-smoothing", "--lookahead"]
 
     static func run(_ args: [String]) throws -> Int32 {
         let a = try Arguments(args, valueOptions: Set(recipeValueFlags + ["--out", "--resume", "--init", "--threads"]),
-                              flagOptions: ["--nesterov", "--no-flip", "--quiet", "--overwrite"])
+                              flagOptions: ["--nesterov", "--no-flip", "--quiet", "--overwrite", "--decoupled"])
         guard a.positional.count == 1 else { throw UsageError(message: a.positional.isEmpty ? "missing spec file" : "expected one spec file") }
         let resumePath = a.value("--resume")
         if resumePath != nil && a.has("--overwrite") {
@@ -176,7 +208,7 @@ enum TrainCommand {
             guard let stored = checkpoint.recipe, checkpoint.data != nil else {
                 throw CommandFailure(message: "\(resumePath): written by an older dsl (format \(checkpoint.metadata["format"] ?? "dsl-checkpoint-1")) that did not store the training recipe; it can be evaluated with 'dsl eval' but not resumed")
             }
-            let given = Set(recipeValueFlags.filter { a.value($0) != nil } + ["--nesterov", "--no-flip"].filter { a.has($0) })
+            let given = Set(recipeValueFlags.filter { a.value($0) != nil } + ["--nesterov", "--no-flip", "--decoupled"].filter { a.has($0) })
             do {
                 o = try TrainingOptions.resumed(stored: stored, flags: flags, given: given, completedEpochs: checkpoint.epoch, file: resumePath) { err("note: \($0)\n") }
             } catch let e as RecipeConflict {
@@ -278,14 +310,15 @@ enum TrainCommand {
                 switch event {
                 case .started(let text):
                     out(text + "\n")
-                case let .step(epoch, step, _, loss, acc, ips, _, batchLoss, rate):
+                case let .step(epoch, step, steps, loss, acc, ips, _, batchLoss, rate):
                     progress.batch(epoch: epoch, batch: step, loss: loss, accuracy: acc, imagesPerSecond: ips)
                     lastRate = Double(rate)
-                    record(trace.add(epoch: epoch, step: step, loss: batchLoss, learningRate: Double(rate)))
+                    record(trace.add(epoch: epoch, step: step, loss: batchLoss, learningRate: Double(rate))
+                           ?? (step == steps ? trace.flush(epoch: epoch, step: step, learningRate: Double(rate)) : nil))   // a partial last epoch
                 case let .evaluating(epoch, images):
                     progress.evaluating(epoch: epoch, images: images)
                 case let .epochEnded(epoch, trainLoss, trainAcc, test, lr, ips, elapsed):
-                    let metrics = EpochMetrics(epoch: epoch, step: epoch * trainer.stepsPerEpoch, learningRate: Double(lr), trainLoss: trainLoss, trainAccuracy: trainAcc,
+                    let metrics = EpochMetrics(epoch: epoch, step: min(epoch * trainer.stepsPerEpoch, trainer.totalSteps), learningRate: Double(lr), trainLoss: trainLoss, trainAccuracy: trainAcc,
                                                testLoss: test.loss, testAccuracy: test.accuracy, imagesPerSecond: ips, elapsedSeconds: elapsed)
                     progress.endEpoch(metrics)
                     history.append(metrics)
@@ -334,9 +367,14 @@ enum TrainCommand {
     /// The recipe given by the command line (defaults for what is not given), ranges checked.
     static func optionsFromFlags(_ a: Arguments) throws -> TrainingOptions {
         var o = TrainingOptions()
-        o.epochs = try a.integer("--epochs", default: 10, in: 1...100_000)
+        if let text = a.value("--epochs") {
+            guard let n = Double(text), n.isFinite, n > 0, n <= 100_000 else {
+                throw UsageError(message: "--epochs must be a number above 0 and at most 100000 (e.g. 10, or 9.9 for a partial last epoch), got '\(text)'")
+            }
+            o.trainingEpochs = n
+        }
         o.batch = try a.integer("--batch", default: 64, in: 1...4096)
-        o.learningRate = Float(try a.number("--lr", default: 0.05, in: 0...10))
+        o.learningRate = Float(try a.number("--lr", default: 0.05, in: a.has("--decoupled") ? 0...10_000 : 0...10))
         o.momentum = Float(try a.number("--momentum", default: 0.9, in: 0...0.999))
         o.nesterov = a.has("--nesterov")
         if o.nesterov && o.momentum == 0 { throw UsageError(message: "--nesterov needs --momentum above 0") }
@@ -357,11 +395,31 @@ enum TrainCommand {
         if let d = a.value("--data") { o.dataDirectory = absolutePath(d) }
         if let format = try a.datasetFormat() { o.dataset = format }
         if let labels = try a.cifar100Labels() { o.labels = labels }
+        try optimizationOptions(a, into: &o)
         if a.value("--resume") == nil {
             if a.value("--zca-epsilon") != nil && o.whiten != .gcnZCA { throw UsageError(message: "--zca-epsilon applies only with --whiten zca") }
-            do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.learningRate), totalEpochs: o.epochs) } catch { throw UsageError(message: "--schedule: \(error)") }
+            do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.stepLearningRate), epochs: o.trainingEpochs) } catch { throw UsageError(message: "--schedule: \(error)") }
         }
         return o
+    }
+}
+
+extension TrainCommand {
+    /// --decoupled, --weight-decay-on, --bn-bias-lr, --label-smoothing and --lookahead.
+    static func optimizationOptions(_ a: Arguments, into o: inout TrainingOptions) throws {
+        o.decoupled = a.has("--decoupled")
+        if o.decoupled && a.value("--resume") == nil && (a.value("--lr") == nil || a.value("--weight-decay") == nil) {
+            throw UsageError(message: "--decoupled needs --lr and --weight-decay (in airbench's form, e.g. --lr 11.5 --weight-decay 0.0153)")
+        }
+        if let scope = a.value("--weight-decay-on") {
+            guard let value = WeightDecayScope(rawValue: scope) else { throw UsageError(message: "--weight-decay-on must be weights or all, got '\(scope)'") }
+            o.weightDecayScope = value
+        }
+        o.batchNormBiasLearningRate = Float(try a.number("--bn-bias-lr", default: 1, in: 1e-6...1e6))
+        o.labelSmoothing = Float(try a.number("--label-smoothing", default: 0, in: 0...0.999))
+        if let text = a.value("--lookahead") {
+            do { o.lookahead = try LookaheadSchedule.parse(text) } catch let e as TrainingError { throw UsageError(message: "--" + e.message) }
+        }
     }
 }
 

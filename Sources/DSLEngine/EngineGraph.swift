@@ -748,9 +748,10 @@ public final class EngineGraph {
     /// confident model's loss is not capped, and averaged over the batch and, for an output
     /// map larger than 1×1, over its pixels (each pixel's cross-entropy against its image's
     /// label). `correct` counts the images whose predicted class (`predictedClasses`) is the
-    /// label. The graph must end in softmax.
-    public func loss(labels: UnsafePointer<Int32>, batch: Int) -> (loss: Float, correct: Int) {
-        let (loss, correct) = lossInDouble(labels: labels, batch: batch)
+    /// label. The graph must end in softmax. `labelSmoothing` ε in 0..<1 replaces each one-hot
+    /// label by (1−ε)·onehot + ε/classes (PyTorch's CrossEntropyLoss(label_smoothing=ε)).
+    public func loss(labels: UnsafePointer<Int32>, batch: Int, labelSmoothing: Float = 0) -> (loss: Float, correct: Int) {
+        let (loss, correct) = lossInDouble(labels: labels, batch: batch, labelSmoothing: labelSmoothing)
         return (Float(loss), correct)
     }
 
@@ -763,16 +764,17 @@ public final class EngineGraph {
     }
 
     /// `loss` without rounding the mean to Float (finite-difference checks need the precision).
-    func lossInDouble(labels: UnsafePointer<Int32>, batch: Int) -> (loss: Double, correct: Int) {
+    func lossInDouble(labels: UnsafePointer<Int32>, batch: Int, labelSmoothing: Float = 0) -> (loss: Double, correct: Int) {
         guard let softmax = softmaxKernel else { fatalError("the loss needs a graph ending in softmax") }
         require(lastForward?.batch == batch, "loss needs the forward pass of the same batch")
-        return softmax.lossAndGradient(labels: labels, batch: batch, accumulateGradient: false)
+        return softmax.lossAndGradient(labels: labels, batch: batch, accumulateGradient: false, smoothing: labelSmoothing)
     }
 
-    /// Back-propagates the loss (see `loss(labels:batch:)`) of the last training forward pass:
-    /// zeroes, then accumulates, all parameter gradients. Returns the loss and correct count.
+    /// Back-propagates the loss (see `loss(labels:batch:labelSmoothing:)`, with the same
+    /// `labelSmoothing`) of the last training forward pass: zeroes, then accumulates, all
+    /// parameter gradients. Returns the loss and correct count.
     @discardableResult
-    public func backward(labels: UnsafePointer<Int32>, batch: Int) -> (loss: Float, correct: Int) {
+    public func backward(labels: UnsafePointer<Int32>, batch: Int, labelSmoothing: Float = 0) -> (loss: Float, correct: Int) {
         guard let softmax = softmaxKernel else { fatalError("backward needs a graph ending in softmax") }
         require(isCompiledForTraining, "graph was compiled for inference only")
         require(lastForward?.batch == batch && lastForward?.training == true,
@@ -782,7 +784,7 @@ public final class EngineGraph {
         for k in stride(from: nodes.count - 1, through: 1, by: -1) {
             for j in zeroGradsBefore[k] { parallelZero(grads[j]!, count: batch * nodes[j].shape.count) }
             if k == nodes.count - 1 {
-                result = softmax.lossAndGradient(labels: labels, batch: batch, accumulateGradient: true)
+                result = softmax.lossAndGradient(labels: labels, batch: batch, accumulateGradient: true, smoothing: labelSmoothing)
             } else if runsBackward[k] {
                 let t0 = profiling ? DispatchTime.now().uptimeNanoseconds : 0
                 kernels[k]!.backward(batch: batch)

@@ -1,7 +1,8 @@
 /// A training checkpoint: model tensors plus what resuming and evaluation need, in one safetensors file.
 ///
 /// Tensors: model parameters and buffers under their own names (F32); "optimizer.velocity" (F32
-/// [n], SGD momentum); "preprocess.*" (the fitted input transform, F32); the position
+/// [n], SGD momentum); with `--lookahead`, "optimizer.lookahead" (F32 [parameters + buffer
+/// values], the lookahead average, absent before the run's first step); "preprocess.*" (the fitted input transform, F32); the position
 /// "train.epoch" and "train.step" (I64 scalars); "train.elapsed_s" (F64 scalar, training seconds
 /// over every session of the run), "train.epoch_loss_sum" (F64 scalar, Σ batch loss × batch
 /// over the steps done in the epoch in progress) and "train.epoch_correct" (I64 scalar).
@@ -25,6 +26,8 @@ public struct TrainingCheckpoint {
     public var parameters: [String: StoredTensor]
     /// The SGD velocity, when saved.
     public var velocity: [Float]?
+    /// The lookahead average (parameters, then buffers in engine order), when the run has one.
+    public var lookahead: [Float]?
     /// The input transform, when saved.
     public var preprocessor: Preprocessor?
     /// Epochs completed.
@@ -45,10 +48,10 @@ public struct TrainingCheckpoint {
     public var metadata: [String: String]
 
     /// Bundles the parts of a checkpoint.
-    public init(parameters: [String: StoredTensor], velocity: [Float]? = nil, preprocessor: Preprocessor? = nil,
+    public init(parameters: [String: StoredTensor], velocity: [Float]? = nil, lookahead: [Float]? = nil, preprocessor: Preprocessor? = nil,
                 epoch: Int, step: Int, elapsedSeconds: Double = 0, epochLossSum: Double = 0, epochCorrect: Int = 0,
                 recipe: TrainingOptions? = nil, data: DataFingerprint? = nil, metadata: [String: String] = [:]) {
-        self.parameters = parameters; self.velocity = velocity; self.preprocessor = preprocessor
+        self.parameters = parameters; self.velocity = velocity; self.lookahead = lookahead; self.preprocessor = preprocessor
         self.epoch = epoch; self.step = step; self.elapsedSeconds = elapsedSeconds
         self.epochLossSum = epochLossSum; self.epochCorrect = epochCorrect
         self.recipe = recipe; self.data = data; self.metadata = metadata
@@ -68,6 +71,7 @@ public struct TrainingCheckpoint {
         }
         var allMetadata = metadata
         if let velocity { tensors["optimizer.velocity"] = try StoredTensor(shape: [velocity.count], floats: velocity) }
+        if let lookahead { tensors["optimizer.lookahead"] = try StoredTensor(shape: [lookahead.count], floats: lookahead) }
         if let preprocessor {
             try preprocessor.validate()
             tensors.merge(preprocessor.tensors()) { _, new in new }
@@ -102,7 +106,9 @@ public struct TrainingCheckpoint {
             if name.hasPrefix("train.") {
                 guard progressTensors.contains(name) else { throw fail("unknown tensor '\(name)' (not one of \(progressTensors.joined(separator: ", ")))") }
             } else if name.hasPrefix("optimizer.") {
-                guard name == "optimizer.velocity" else { throw fail("unknown tensor '\(name)' (the optimizer stores only optimizer.velocity)") }
+                guard name == "optimizer.velocity" || name == "optimizer.lookahead" else {
+                    throw fail("unknown tensor '\(name)' (the optimizer stores only optimizer.velocity and optimizer.lookahead)")
+                }
             } else if name.hasPrefix("preprocess.") {
                 guard preprocessTensors.contains(name) else { throw fail("unknown tensor '\(name)'") }
             }
@@ -144,6 +150,11 @@ public struct TrainingCheckpoint {
         if let tensor = contents.tensors["optimizer.velocity"] {
             guard tensor.shape.count == 1 else { throw fail("tensor 'optimizer.velocity' has shape \(tensor.shape), expected [parameter count]") }
             velocity = tensor.floats
+        }
+        var lookahead: [Float]?
+        if let tensor = contents.tensors["optimizer.lookahead"] {
+            guard tensor.shape.count == 1 else { throw fail("tensor 'optimizer.lookahead' has shape \(tensor.shape), expected [parameter and buffer values]") }
+            lookahead = tensor.floats
         }
         let preprocessor = contents.metadata["preprocess.method"] == nil ? nil : try Preprocessor(contents: contents, file: path)
         if preprocessor == nil, let stray = contents.tensors.keys.sorted().first(where: { $0.hasPrefix("preprocess.") }) {
@@ -196,7 +207,10 @@ public struct TrainingCheckpoint {
         }
         let parameters = contents.tensors.filter { name, _ in !reservedPrefixes.contains { name.hasPrefix($0) } }
         let metadata = contents.metadata.filter { key, _ in !reservedMetadataPrefixes.contains { key.hasPrefix($0) } }
-        return TrainingCheckpoint(parameters: parameters, velocity: velocity, preprocessor: preprocessor, epoch: epoch, step: step,
+        if lookahead != nil && recipe?.lookahead == nil && recipe != nil {
+            throw fail("tensor 'optimizer.lookahead' but recipe.lookahead is none")
+        }
+        return TrainingCheckpoint(parameters: parameters, velocity: velocity, lookahead: lookahead, preprocessor: preprocessor, epoch: epoch, step: step,
                                   elapsedSeconds: elapsed, epochLossSum: lossSum, epochCorrect: correct,
                                   recipe: recipe, data: data, metadata: metadata)
     }

@@ -16,6 +16,21 @@ public struct RecipeField: Sendable {
     public let text: @Sendable (TrainingOptions) -> String
     /// Sets the field from stored text; throws a message (without file) when malformed.
     let set: @Sendable (inout TrainingOptions, String) throws -> Void
+    /// The text of a field that checkpoints written before it existed lack (their runs had this
+    /// value); nil: the field is required.
+    var absent: String? = nil
+}
+
+/// Epochs as stored and shown: "10" for a whole number, else Swift's shortest form ("9.9").
+public func formatEpochCount(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : "\(value)"
+}
+
+private func recipeEpochs(_ text: String) throws -> Double {
+    guard let value = Double(text), value.isFinite, value > 0, value <= 100_000 else {
+        throw TrainingError("'\(text)' is not a number of epochs above 0 and at most 100000")
+    }
+    return value
 }
 
 private func recipeInt(_ text: String, _ range: ClosedRange<Int>) throws -> Int {
@@ -78,13 +93,27 @@ extension TrainingOptions {
         }),
         RecipeField(key: "recipe.train_limit", flag: "--train-limit", text: { $0.trainLimit.map(String.init) ?? "none" }, set: { o, t in o.trainLimit = try recipeLimit(t) }),
         RecipeField(key: "recipe.test_limit", flag: "--test-limit", text: { $0.testLimit.map(String.init) ?? "none" }, set: { o, t in o.testLimit = try recipeLimit(t) }),
-        RecipeField(key: "recipe.epochs", flag: "--epochs", text: { String($0.epochs) }, set: { o, t in o.epochs = try recipeInt(t, 1...100_000) }),
+        RecipeField(key: "recipe.epochs", flag: "--epochs", text: { formatEpochCount($0.trainingEpochs) }, set: { o, t in o.trainingEpochs = try recipeEpochs(t) }),
         RecipeField(key: "recipe.batch", flag: "--batch", text: { String($0.batch) }, set: { o, t in o.batch = try recipeInt(t, 1...4096) }),
-        RecipeField(key: "recipe.lr", flag: "--lr", text: { "\($0.learningRate)" }, set: { o, t in o.learningRate = try recipeFloat(t, 0...10) }),
+        RecipeField(key: "recipe.lr", flag: "--lr", text: { "\($0.learningRate)" }, set: { o, t in o.learningRate = try recipeFloat(t, 0...10_000) }),
         RecipeField(key: "recipe.momentum", flag: "--momentum", text: { "\($0.momentum)" }, set: { o, t in o.momentum = try recipeFloat(t, 0...0.999) }),
         RecipeField(key: "recipe.nesterov", flag: "--nesterov", text: { $0.nesterov ? "true" : "false" }, set: { o, t in o.nesterov = try recipeBool(t) }),
         RecipeField(key: "recipe.weight_decay", flag: "--weight-decay", text: { "\($0.weightDecay)" }, set: { o, t in o.weightDecay = try recipeFloat(t, 0...1) }),
         RecipeField(key: "recipe.schedule", flag: "--schedule", text: { $0.schedule }, set: { o, t in o.schedule = t }),
+        RecipeField(key: "recipe.decoupled", flag: "--decoupled", text: { $0.decoupled ? "true" : "false" }, set: { o, t in o.decoupled = try recipeBool(t) }, absent: "false"),
+        RecipeField(key: "recipe.weight_decay_on", flag: "--weight-decay-on", text: { $0.weightDecayScope.rawValue }, set: { o, t in
+            guard let scope = WeightDecayScope(rawValue: t) else { throw TrainingError("'\(t)' is not weights or all") }
+            o.weightDecayScope = scope
+        }, absent: "weights"),
+        RecipeField(key: "recipe.bn_bias_lr", flag: "--bn-bias-lr", text: { "\($0.batchNormBiasLearningRate)" }, set: { o, t in
+            o.batchNormBiasLearningRate = try recipeFloat(t, 1e-6...1e6)
+        }, absent: "1.0"),
+        RecipeField(key: "recipe.label_smoothing", flag: "--label-smoothing", text: { "\($0.labelSmoothing)" }, set: { o, t in
+            o.labelSmoothing = try recipeFloat(t, 0...0.999)
+        }, absent: "0.0"),
+        RecipeField(key: "recipe.lookahead", flag: "--lookahead", text: { $0.lookahead?.description ?? "none" }, set: { o, t in
+            o.lookahead = try LookaheadSchedule.parse(t)
+        }, absent: "none"),
         RecipeField(key: "recipe.flip", flag: "--no-flip", text: { $0.flip ? "true" : "false" }, set: { o, t in o.flip = try recipeBool(t) }),
         RecipeField(key: "recipe.translate", flag: "--translate", text: { String($0.translate) }, set: { o, t in o.translate = try recipeInt(t, 0...16) }),
         RecipeField(key: "recipe.whiten", flag: "--whiten", text: { whitenFlagValue($0.whiten) }, set: { o, t in
@@ -114,7 +143,7 @@ extension TrainingOptions {
             throw TrainingError("\(file): unknown metadata '\(unknown)' (not a training-recipe field of this dsl)")
         }
         for field in TrainingOptions.recipeFields {
-            guard let text = metadata[field.key] else { throw TrainingError("\(file): metadata '\(field.key)' (the run's \(field.flag)) is missing") }
+            guard let text = metadata[field.key] ?? field.absent else { throw TrainingError("\(file): metadata '\(field.key)' (the run's \(field.flag)) is missing") }
             do { try field.set(&self, text) } catch let error as TrainingError {
                 throw TrainingError("\(file): metadata '\(field.key)' (the run's \(field.flag)): \(error.message)")
             }
@@ -125,7 +154,7 @@ extension TrainingOptions {
         if nesterov && momentum == 0 {
             throw TrainingError("\(file): metadata 'recipe.nesterov' is true with 'recipe.momentum' 0 (Nesterov needs momentum)")
         }
-        do { _ = try LearningRateSchedule.parse(schedule, baseRate: Double(learningRate), totalEpochs: epochs) } catch let error as TrainingError {
+        do { _ = try LearningRateSchedule.parse(schedule, baseRate: Double(stepLearningRate), epochs: trainingEpochs) } catch let error as TrainingError {
             throw TrainingError("\(file): metadata 'recipe.schedule' (the run's --schedule): \(error.message)")
         }
     }
@@ -231,6 +260,7 @@ extension TrainingOptions {
             case "recipe.train_limit", "recipe.test_limit": return text == "none" ? "no \(field.flag) (all images)" : "\(field.flag) \(text)"
             case "recipe.nesterov": return text == "true" ? "--nesterov" : "no --nesterov"
             case "recipe.flip": return text == "true" ? "flips (no --no-flip)" : "--no-flip"
+            case "recipe.decoupled": return text == "true" ? "--decoupled" : "no --decoupled"
             default: return "\(field.flag) \(text)"
             }
         }
@@ -249,15 +279,15 @@ extension TrainingOptions {
             }
             o.dataDirectory = path
         }
-        if given.contains("--epochs") { o.epochs = flags.epochs }
+        if given.contains("--epochs") { o.trainingEpochs = flags.trainingEpochs }
         guard completedEpochs < o.epochs else {
             if given.contains("--epochs") {
-                throw RecipeConflict(message: "--epochs \(o.epochs) leaves nothing to train: the run in \(file) has completed \(completedEpochs) epochs; pass more than \(completedEpochs)")
+                throw RecipeConflict(message: "--epochs \(formatEpochCount(o.trainingEpochs)) leaves nothing to train: the run in \(file) has completed \(completedEpochs) epochs; pass more than \(completedEpochs)")
             }
             throw TrainingError("\(file): the run is complete (\(completedEpochs) of \(stored.epochs) epochs); to train longer, pass --epochs N with N above \(completedEpochs)")
         }
-        do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.learningRate), totalEpochs: o.epochs) } catch {
-            throw RecipeConflict(message: "--epochs \(o.epochs): the run's schedule: \(error)")
+        do { _ = try LearningRateSchedule.parse(o.schedule, baseRate: Double(o.stepLearningRate), epochs: o.trainingEpochs) } catch {
+            throw RecipeConflict(message: "--epochs \(formatEpochCount(o.trainingEpochs)): the run's schedule: \(error)")
         }
         return o
     }

@@ -4,8 +4,14 @@ import Foundation
 
 /// Everything that shapes a training run (`dsl train --help` documents each).
 public struct TrainingOptions: Sendable {
-    /// Passes over the training set.
-    public var epochs = 10
+    /// Passes over the training set, possibly fractional: 9.9 runs ⌈48 × 9.9⌉ = 476 steps of
+    /// 48-step epochs, 10 epochs of which the last is partial (`LearningRateSchedule.totalSteps`).
+    public var trainingEpochs: Double = 10
+    /// Epochs run, ⌈trainingEpochs⌉; setting it sets a whole number of epochs.
+    public var epochs: Int {
+        get { Int(trainingEpochs.rounded(.up)) }
+        set { trainingEpochs = Double(newValue) }
+    }
     /// Images per step.
     public var batch = 64
     /// Base learning rate.
@@ -39,6 +45,17 @@ public struct TrainingOptions: Sendable {
     public var dataset: DatasetFormat?
     /// Which CIFAR-100 labels (recorded in checkpoints).
     public var labels: CIFAR100Labels = .fine
+    // Optimiser, loss and averaging (README, Training; the update rules are in Recipe.swift).
+    /// Learning-rate multiplier M of batch-norm shifts (their L2 coefficient is divided by M).
+    public var batchNormBiasLearningRate: Float = 1
+    /// Which parameters weight decay applies to.
+    public var weightDecayScope: WeightDecayScope = .weights
+    /// `learningRate` and `weightDecay` in airbench's decoupled form (`stepLearningRate`, `l2Coefficient`).
+    public var decoupled = false
+    /// Label smoothing ε of the training loss (0: plain cross-entropy).
+    public var labelSmoothing: Float = 0
+    /// The lookahead average (nil: none).
+    public var lookahead: LookaheadSchedule?
     /// Creates default options.
     public init() {}
 }
@@ -123,6 +140,8 @@ public final class Trainer {
     public let dataFingerprint: DataFingerprint
     /// SGD with momentum over the engine's contiguous parameter block.
     public let optimizer: SGDOptimizer
+    /// The lookahead average of parameters and buffers (with `options.lookahead`).
+    public let lookahead: LookaheadAverage?
     private let train: Dataset
     private let test: Dataset
     private let schedule: LearningRateSchedule
@@ -142,7 +161,7 @@ public final class Trainer {
         try Trainer.checkClassifier(graph, fits: test, role: "test set")
         self.graph = graph
         self.options = options
-        self.schedule = try LearningRateSchedule.parse(options.schedule, baseRate: Double(options.learningRate), totalEpochs: options.epochs)
+        self.schedule = try LearningRateSchedule.parse(options.schedule, baseRate: Double(options.stepLearningRate), epochs: options.trainingEpochs)
         var trainSet = options.trainLimit.map { train.prefix($0) } ?? train
         var testSet = options.testLimit.map { test.prefix($0) } ?? test
         guard options.batch >= 1 else { throw TrainingError("the batch size must be at least 1, got \(options.batch)") }
@@ -176,10 +195,11 @@ public final class Trainer {
         let lowered = try lower(graph, maxBatch: options.batch, seed: options.seed)
         engine = lowered.engine
         try engine.compile(training: true)
-        // Weight decay applies to conv and linear weights, not to biases or batch norm.
-        let noDecay = engine.parameters.filter { !($0.name.hasSuffix(".weight") && $0.shape.count > 1) }.map { $0.offset..<($0.offset + $0.count) }
-        optimizer = try SGDOptimizer(parameterCount: engine.parameterCount, momentum: options.momentum, weightDecay: options.weightDecay,
-                                     nesterov: options.nesterov, noDecay: noDecay)
+        // One group per parameter: its training epochs, learning-rate multiplier and decay.
+        optimizer = try SGDOptimizer(parameterCount: engine.parameterCount, momentum: options.momentum, nesterov: options.nesterov,
+                                     groups: ParameterGroup.groups(for: engine, weightDecay: options.l2Coefficient, decayAll: options.weightDecayScope == .all,
+                                                                   batchNormBiasMultiplier: options.batchNormBiasLearningRate))
+        lookahead = options.lookahead == nil ? nil : LookaheadAverage(engine: engine)
         specHash = Trainer.hash(graph)
         deadGuard = DeadNetworkGuard(graph: graph, engine: engine, classes: try Trainer.classes(of: graph))
     }
@@ -222,6 +242,13 @@ public final class Trainer {
     /// Optimiser steps per epoch (the last partial batch is dropped).
     public var stepsPerEpoch: Int { max(1, train.count / options.batch) }
 
+    /// Optimiser steps of the whole run: ⌈stepsPerEpoch × trainingEpochs⌉.
+    public var totalSteps: Int { LearningRateSchedule.totalSteps(stepsPerEpoch: stepsPerEpoch, epochs: options.trainingEpochs) }
+
+    /// Steps of epoch `epoch` (0-based): all of them, except in the partial last epoch of a
+    /// fractional `--epochs`.
+    public func steps(inEpoch epoch: Int) -> Int { max(0, min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch)) }
+
     /// The learning rate of step `step` (0-based) of epoch `epoch` (0-based).
     public func learningRate(epoch: Int, step: Int, steps: Int) -> Float {
         schedule.lr(atStep: epoch * steps + step, stepsPerEpoch: steps)
@@ -245,10 +272,11 @@ public final class Trainer {
     public var description: String {
         // Each line fits 80 columns for networks of usual names (the progress display's width).
         var s = "training \(graph.name): \(train.count) training and \(test.count) test images, batch \(options.batch), "
-            + "\(options.epochs) epoch\(options.epochs == 1 ? "" : "s")\n"
-        s += "SGD lr \(options.learningRate), momentum \(options.momentum)\(options.nesterov ? " (Nesterov)" : ""), weight decay \(options.weightDecay), "
+            + "\(formatEpochCount(options.trainingEpochs)) epoch\(options.trainingEpochs == 1 ? "" : "s")\n"
+        s += "SGD lr \(options.learningRate)\(options.decoupled ? " decoupled (\(options.stepLearningRate) per step)" : ""), momentum \(options.momentum)\(options.nesterov ? " (Nesterov)" : ""), weight decay \(options.weightDecay), "
             + "seed \(options.seed)\n"
         s += "schedule: \(schedule)\n"
+        if let extras = optimizationSummary { s += extras + "\n" }
         s += "augmentation: \(options.flip ? "flips" : "no flips"), \(options.translate > 0 ? "translations up to \(options.translate) px" : "no translations"); preprocessing: \(preprocessor.method.rawValue)\n"
         if let warning = zcaWarning { s += "warning: \(warning)\n" }
         s += "engine: \(engineThreadCount) thread\(engineThreadCount == 1 ? "" : "s"), \(engine.parameterCount) parameters, planned memory \(String(format: "%.1f", Double(engine.plannedBytes) / 1048576)) MiB"
@@ -287,18 +315,20 @@ public final class Trainer {
         }
         while position.epoch < options.epochs {
             let epoch = position.epoch
+            let epochSteps = self.steps(inEpoch: epoch)
             let order = EpochShuffler(count: train.count, seed: mix(options.seed, 0, 0x5348_5546)).order(epoch: epoch)
             if position.step == 0 { epochLossSum = 0; epochCorrect = 0 }
             var sessionImages = 0
             let epochStart = Date()
-            while position.step < steps {
+            while position.step < epochSteps {
                 let s = position.step
+                if let lookahead, !lookahead.isStarted { lookahead.start() }
                 try train.gatherBatch(indices: order[(s * b)..<((s + 1) * b)], images: images, labels: labels)
                 var augmenter = try Augmenter(horizontalFlip: options.flip, padding: options.translate, seed: mix(options.seed, UInt64(epoch), UInt64(s) &+ 0xA5A5))
                 augmenter.augment(images: images, count: b, height: train.height, width: train.width, channels: train.channels, scratch: scratch)
                 engine.reseedDropout(mix(options.seed, UInt64(epoch), UInt64(s) &+ 0xD0D0))
                 _ = engine.forward(images, batch: b, training: true)
-                let (loss, hits) = engine.backward(labels: labels, batch: b)
+                let (loss, hits) = engine.backward(labels: labels, batch: b, labelSmoothing: options.labelSmoothing)
                 guard loss.isFinite else {
                     throw TrainingError("loss became \(loss) at epoch \(epoch + 1), step \(s + 1); try a lower learning rate (now \(learningRate(epoch: epoch, step: s, steps: steps)))")
                 }
@@ -310,12 +340,17 @@ public final class Trainer {
                                            deadInputs: (g.lastDead.inputs, g.lastDead.ofInputs))
                 }
                 let rate = learningRate(epoch: epoch, step: s, steps: steps)
-                optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: rate)
+                optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: rate, epoch: epoch)
+                if let lookahead, let every = options.lookahead?.every {
+                    let done = epoch * steps + s + 1, total = totalSteps
+                    if done % every == 0 { lookahead.update(decay: options.lookahead!.decay(afterStep: done, of: total)) }
+                    if done == total { lookahead.copyToWeights() }
+                }
                 epochLossSum += Double(loss) * Double(b); epochCorrect += hits; sessionImages += b
                 position.step += 1
                 let seen = Double(position.step * b)
                 let elapsed = Date().timeIntervalSince(epochStart)
-                report(.step(epoch: epoch + 1, step: position.step, steps: steps, loss: epochLossSum / seen, accuracy: Double(epochCorrect) / seen,
+                report(.step(epoch: epoch + 1, step: position.step, steps: epochSteps, loss: epochLossSum / seen, accuracy: Double(epochCorrect) / seen,
                              imagesPerSecond: Double(sessionImages) / max(elapsed, 1e-9), elapsed: elapsedSeconds,
                              batchLoss: Double(loss), learningRate: rate))
                 if Trainer.stopRequested {
@@ -326,13 +361,13 @@ public final class Trainer {
             let trainTime = Date().timeIntervalSince(epochStart)
             report(.evaluating(epoch: epoch + 1, images: test.count))
             let evaluation = try evaluate(test)
-            let seen = Double(steps * b)
+            let seen = Double(epochSteps * b)
             let (trainLoss, trainAccuracy) = (epochLossSum / seen, Double(epochCorrect) / seen)
             position.epoch += 1
             position.step = 0
             epochLossSum = 0; epochCorrect = 0
             report(.epochEnded(epoch: epoch + 1, trainLoss: trainLoss, trainAccuracy: trainAccuracy,
-                               test: evaluation, learningRate: learningRate(epoch: epoch, step: steps - 1, steps: steps),
+                               test: evaluation, learningRate: learningRate(epoch: epoch, step: epochSteps - 1, steps: steps),
                                imagesPerSecond: Double(sessionImages) / max(trainTime, 1e-9), elapsed: elapsedSeconds))
             // Inside a streak of dead steps the previous checkpoint (the network alive) is kept.
             if (deadGuard?.run ?? 0) == 0 || position.epoch == options.epochs || Trainer.stopRequested { try save() }
@@ -397,7 +432,8 @@ public final class Trainer {
         for b in engine.buffers {
             tensors[b.name] = try StoredTensor(shape: b.shape, floats: Array(UnsafeBufferPointer(start: b.value, count: b.count)))
         }
-        return TrainingCheckpoint(parameters: tensors, velocity: optimizer.velocityValues, preprocessor: preprocessor,
+        return TrainingCheckpoint(parameters: tensors, velocity: optimizer.velocityValues,
+                                  lookahead: lookahead.flatMap { $0.isStarted ? $0.values : nil }, preprocessor: preprocessor,
                                   epoch: position.epoch, step: position.step, elapsedSeconds: elapsedSeconds,
                                   epochLossSum: epochLossSum, epochCorrect: epochCorrect, recipe: options, data: dataFingerprint,
                                   metadata: metadata)
@@ -431,8 +467,8 @@ public final class Trainer {
         guard checkpoint.epoch < options.epochs else {
             throw TrainingError("\(file): the checkpoint has completed \(checkpoint.epoch) epochs (train.epoch); a run of \(options.epochs) epochs has nothing left to train")
         }
-        guard checkpoint.step >= 0, checkpoint.step <= stepsPerEpoch else {
-            throw TrainingError("\(file): train.step \(checkpoint.step) is outside an epoch of \(stepsPerEpoch) steps")
+        guard checkpoint.step >= 0, checkpoint.step <= steps(inEpoch: checkpoint.epoch) else {
+            throw TrainingError("\(file): train.step \(checkpoint.step) is outside epoch \(checkpoint.epoch + 1) of \(steps(inEpoch: checkpoint.epoch)) steps")
         }
         guard let velocity = checkpoint.velocity else { throw TrainingError("\(file): the checkpoint has no optimizer state (optimizer.velocity); it cannot be resumed") }
         guard velocity.count == optimizer.parameterCount else {
@@ -440,6 +476,7 @@ public final class Trainer {
         }
         try Trainer.loadWeights(checkpoint.parameters, into: engine, file: file)
         try optimizer.setVelocity(velocity)
+        try restoreLookahead(checkpoint, file: file)
         position = TrainingPosition(epoch: checkpoint.epoch, step: checkpoint.step)
         epochLossSum = checkpoint.epochLossSum
         epochCorrect = checkpoint.epochCorrect

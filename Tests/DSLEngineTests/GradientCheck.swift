@@ -57,6 +57,10 @@ struct GradientChecker {
     /// Input values are multiplied by this (spaced values 0.02·scale apart, to reach kinks at ±3 and 6).
     var inputScale: Float = 1
     var seed: UInt64 = 1
+    /// Label smoothing of the loss (both the analytic gradient and the finite differences use it).
+    var labelSmoothing: Float = 0
+    /// The label smoothing of the analytic gradient when not `labelSmoothing` (to show the check can fail).
+    var backwardLabelSmoothing: Float?
     /// Changes the analytic gradients before the comparison (to show the check can fail).
     var corruptAnalytic: ((inout [Float]) -> Void)?
 
@@ -85,12 +89,12 @@ struct GradientChecker {
         func lossAt(_ x: [Float]) -> Double {
             graph.reseedDropout(dropoutSeed)
             graph.forward(x, batch: batch, training: true)
-            return graph.lossInDouble(labels: labels, batch: batch).loss
+            return graph.lossInDouble(labels: labels, batch: batch, labelSmoothing: labelSmoothing).loss
         }
 
         graph.reseedDropout(dropoutSeed)
         graph.forward(x, batch: batch, training: true)
-        graph.backward(labels: labels, batch: batch)
+        graph.backward(labels: labels, batch: batch, labelSmoothing: backwardLabelSmoothing ?? labelSmoothing)
         var analytic = Array(UnsafeBufferPointer(start: graph.parameterGrads, count: graph.parameterCount))
         analytic += Array(UnsafeBufferPointer(start: graph.inputGradient!, count: inputCount))
         corruptAnalytic?(&analytic)
@@ -160,14 +164,14 @@ extension EngineGraph {
     }
 
     /// Loss of the last forward pass for array labels.
-    func lossInDouble(labels: [Int32], batch: Int) -> (loss: Double, correct: Int) {
-        labels.withUnsafeBufferPointer { lossInDouble(labels: $0.baseAddress!, batch: batch) }
+    func lossInDouble(labels: [Int32], batch: Int, labelSmoothing: Float = 0) -> (loss: Double, correct: Int) {
+        labels.withUnsafeBufferPointer { lossInDouble(labels: $0.baseAddress!, batch: batch, labelSmoothing: labelSmoothing) }
     }
 
     /// Backward for array labels.
     @discardableResult
-    func backward(labels: [Int32], batch: Int) -> (loss: Float, correct: Int) {
-        labels.withUnsafeBufferPointer { backward(labels: $0.baseAddress!, batch: batch) }
+    func backward(labels: [Int32], batch: Int, labelSmoothing: Float = 0) -> (loss: Float, correct: Int) {
+        labels.withUnsafeBufferPointer { backward(labels: $0.baseAddress!, batch: batch, labelSmoothing: labelSmoothing) }
     }
 }
 

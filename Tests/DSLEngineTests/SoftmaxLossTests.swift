@@ -86,4 +86,54 @@ final class SoftmaxLossTests: XCTestCase {
         }
         XCTAssertTrue(bitIdentical(results[0], results[1]))
     }
+
+    /// Label smoothing ε (PyTorch's CrossEntropyLoss(label_smoothing=ε)): the loss against the
+    /// target (1−ε)·onehot + ε/C, over a map's pixels too, computed here from the definition
+    /// −Σ_c t_c·log p_c; ε = 0 is the plain cross-entropy.
+    func testLabelSmoothingLossIsCrossEntropyAgainstTheSmoothedTarget() throws {
+        let (h, w, c, batch) = (2, 1, 5, 3)
+        let g = try softmaxGraph(h, w, c, batch: batch)
+        var random = TestRandom(11)
+        let x = random.normals(batch * h * w * c).map { $0 * 2 }
+        let labels: [Int32] = [4, 0, 2]
+        g.forward(x, batch: batch, training: false)
+        for epsilon in [0, 0.2, 0.9] as [Double] {
+            var expected = 0.0
+            for n in 0..<batch {
+                for p in 0..<(h * w) {
+                    let logits = x[((n * h * w + p) * c)..<((n * h * w + p + 1) * c)].map(Double.init)
+                    let logSum = log(logits.reduce(0) { $0 + exp($1) })
+                    for k in 0..<c {
+                        let target = (k == Int(labels[n]) ? 1 - epsilon : 0) + epsilon / Double(c)
+                        expected -= target * (logits[k] - logSum) / Double(batch * h * w)
+                    }
+                }
+            }
+            XCTAssertEqual(g.lossInDouble(labels: labels, batch: batch, labelSmoothing: Float(epsilon)).loss, expected, accuracy: 1e-6, "ε \(epsilon)")
+        }
+        let plain = g.lossInDouble(labels: labels, batch: batch).loss
+        XCTAssertNotEqual(plain, g.lossInDouble(labels: labels, batch: batch, labelSmoothing: 0.2).loss)
+    }
+
+    /// The smoothed loss's gradient, (p − t)/(B·P), against finite differences through a
+    /// conv and a linear layer (an output map of 2×2 pixels and a 1×1 one); and the check
+    /// fails for the unsmoothed gradient.
+    func testLabelSmoothingGradientMatchesFiniteDifferences() throws {
+        var checker = GradientChecker()
+        checker.batch = 3
+        checker.labelSmoothing = 0.2
+        checker.step = 1e-3
+        let map = try checker.check(input: (4, 4, 2)) { g in
+            try g.add(.conv(kernel: 3, stride: 2, pad: 1, outChannels: 6, bias: true), inputs: [0], name: "conv")
+        }
+        assertGradientsMatch(map, "smoothed loss over a 2x2 map")
+        let vector = try checker.check(input: (3, 3, 2)) { g in
+            try g.add(.linear(outFeatures: 7, bias: true), inputs: [0], name: "fc")
+        }
+        assertGradientsMatch(vector, "smoothed loss over logits")
+        // The plain cross-entropy's gradient is not the smoothed loss's: the check catches it.
+        checker.backwardLabelSmoothing = 0
+        let plainGradient = try checker.check(input: (3, 3, 2)) { g in try g.add(.linear(outFeatures: 7, bias: true), inputs: [0], name: "fc") }
+        XCTAssertFalse(plainGradient.passed, "\(plainGradient)")
+    }
 }

@@ -187,10 +187,52 @@ final class ScheduleTests: XCTestCase {
     func testParseErrors() {
         for (text, fragment) in [("", "empty"), ("step", "step needs"), ("step:0.1", "FACTOR@EPOCHS"), ("step:0.1@", "is not a positive integer"),
                                  ("step:0.1@300,200", "strictly increasing"), ("step:x@10", "FACTOR@EPOCHS"), ("warmup", "warmup needs"),
-                                 ("warmup:-1", "warmup needs"), ("cosine+step:0.1@5", "more than one decay"), ("linear", "unknown part 'linear'"),
+                                 ("warmup:-1", "warmup needs"), ("cosine+step:0.1@5", "more than one decay"), ("linear", "linear needs START,END@WARMUP"), ("triangle", "unknown part 'triangle'"),
+                                 ("linear:0.2,0.07@1.5", "fraction must be in 0..<1"), ("linear:0.2@0.2", "linear needs"),
+                                 ("warmup:1+linear:0.2,0.07@0.2", "own warm-up"), ("linear:-1,0.07@0.2", "≥ 0"),
                                  ("cosine:5", "cosine minimum")] {
             assertThrowsMessage(try LearningRateSchedule.parse(text, baseRate: 0.1, totalEpochs: 10), contains: "'\(text)'", fragment)
         }
         assertThrowsMessage(try LearningRateSchedule(baseRate: -1, totalEpochs: 1), contains: "positive")
+        assertThrowsMessage(try LearningRateSchedule(baseRate: 1, epochs: 0), contains: "positive")
+    }
+
+    /// `linear:0.2,0.07@0.23` over 9.9 epochs of 48 steps is airbench94's get_lr: T = 476,
+    /// warm-up int(476·0.23) = 109 steps from 0.2 to 1, then down to 0.07 at step 476; here the
+    /// factors come from airbench's Python, transcribed.
+    func testLinearScheduleIsAirbenchs() throws {
+        let schedule = try LearningRateSchedule.parse("linear:0.2,0.07@0.23", baseRate: 1.5, epochs: 9.9)
+        XCTAssertEqual(schedule.totalEpochs, 10)
+        XCTAssertEqual(LearningRateSchedule.totalSteps(stepsPerEpoch: 48, epochs: 9.9), 476)
+        let total = 476, warmup = Int(Double(total) * 0.23)
+        XCTAssertEqual(warmup, 109)
+        func getLR(_ step: Int) -> Double {
+            if step < warmup {
+                let frac = Double(step) / Double(warmup)
+                return 0.2 * (1 - frac) + 1.0 * frac
+            }
+            let frac = Double(step - warmup) / Double(total - warmup)
+            return 1.0 * (1 - frac) + 0.07 * frac
+        }
+        for step in [0, 1, 54, 108, 109, 110, 300, 474, 475] {
+            XCTAssertEqual(schedule.lr(atStep: step, stepsPerEpoch: 48), Float(1.5 * getLR(step)), "step \(step)")
+        }
+        XCTAssertEqual(schedule.lr(atStep: 0, stepsPerEpoch: 48), 0.3, accuracy: 1e-7)
+        XCTAssertEqual(schedule.lr(atStep: 109, stepsPerEpoch: 48), 1.5)
+        XCTAssertTrue(schedule.description.contains("9.9 epochs"), schedule.description)
+        XCTAssertTrue(schedule.description.contains("linear from 0.3 up to 1.5"), schedule.description)
+    }
+
+    /// ⌈steps per epoch × epochs⌉, a product a rounding error above a whole number counting as it.
+    func testTotalStepsOfFractionalEpochs() throws {
+        XCTAssertEqual(LearningRateSchedule.totalSteps(stepsPerEpoch: 48, epochs: 10), 480)
+        XCTAssertEqual(LearningRateSchedule.totalSteps(stepsPerEpoch: 50, epochs: 0.2), 10)     // 50 × 0.2 = 10.000000000000002
+        XCTAssertEqual(LearningRateSchedule.totalSteps(stepsPerEpoch: 7, epochs: 1.5), 11)
+        XCTAssertEqual(LearningRateSchedule.totalSteps(stepsPerEpoch: 3, epochs: 0.01), 1)
+        // The cosine horizon is the fractional length: at 2.5 of 2.5 epochs it reaches 0.
+        let cosine = try LearningRateSchedule.parse("cosine", baseRate: 1, epochs: 2.5)
+        XCTAssertEqual(cosine.totalEpochs, 3)
+        XCTAssertEqual(cosine.lr(atStep: 25, stepsPerEpoch: 10), 0, accuracy: 1e-6)
+        XCTAssertEqual(cosine.lr(atStep: 12, stepsPerEpoch: 10), Float(0.5 * (1 + cos(Double.pi * 1.2 / 2.5))), accuracy: 1e-6)
     }
 }

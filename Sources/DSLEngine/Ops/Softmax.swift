@@ -7,6 +7,10 @@ import Foundation
 // from the logits with log-softmax in Double, averaged over the batch and the H·W pixels:
 //   loss = 1/(B·P) Σ_n Σ_p (logsumexp(inp[n,p,:]) − inp[n,p,label_n])          (P = H·W)
 //   dinp[n,p,c] += (out[n,p,c] − [c = label_n]) / (B·P)
+// With label smoothing ε (PyTorch's CrossEntropyLoss(label_smoothing=ε)), the target is
+// t_c = (1−ε)·[c = label_n] + ε/C instead of the one-hot label:
+//   loss = 1/(B·P) Σ_n Σ_p (logsumexp(inp[n,p,:]) − (1−ε)·inp[n,p,label_n] − ε/C · Σ_c inp[n,p,c])
+//   dinp[n,p,c] += (out[n,p,c] − t_c) / (B·P)
 // and the predicted class of image n is the argmax of its pixel-mean probabilities (the first
 // on ties; for a 1×1 map, the largest logit). A confident model's loss is not capped (−log of a
 // probability rounded to 0 would be).
@@ -80,11 +84,12 @@ final class SoftmaxKernel: EngineKernel {
         }
     }
 
-    /// Image n's cross-entropy against `label` averaged over its pixels (0 without a label), and
+    /// Image n's cross-entropy against `label` (smoothed by `smoothing`, see the header)
+    /// averaged over its pixels (0 without a label), and
     /// its predicted class: the first argmax of its pixel-mean probabilities, computed in Double
     /// from the logits with log-softmax.
     @inline(__always)
-    private func imageStatistics(_ n: Int, label: Int?) -> (loss: Double, prediction: Int) {
+    private func imageStatistics(_ n: Int, label: Int?, smoothing: Double = 0) -> (loss: Double, prediction: Int) {
         let c = channels, pixels = pixelsPerSample
         let x = UnsafePointer(io.input)
         return withUnsafeTemporaryAllocation(of: Double.self, capacity: c) { buffer in
@@ -98,7 +103,15 @@ final class SoftmaxKernel: EngineKernel {
                 var sum = 0.0
                 for i in 0..<c { sum += exp(Double(logits[i]) - Double(largest)) }
                 let logSum = Double(largest) + log(sum)
-                if let label { total += logSum - Double(logits[label]) }
+                if let label {
+                    if smoothing == 0 {
+                        total += logSum - Double(logits[label])
+                    } else {
+                        var logitSum = 0.0
+                        for i in 0..<c { logitSum += Double(logits[i]) }
+                        total += logSum - (1 - smoothing) * Double(logits[label]) - smoothing / Double(c) * logitSum
+                    }
+                }
                 for i in 0..<c { meanProbability[i] += exp(Double(logits[i]) - logSum) }
             }
             var best = 0
@@ -107,10 +120,11 @@ final class SoftmaxKernel: EngineKernel {
         }
     }
 
-    /// Mean cross-entropy over the batch and the pixels, and the number of images whose
-    /// predicted class is the label (see the header); with `accumulateGradient`, also adds the
-    /// loss gradient to the logits' gradient.
-    func lossAndGradient(labels: UnsafePointer<Int32>, batch: Int, accumulateGradient: Bool) -> (loss: Double, correct: Int) {
+    /// Mean cross-entropy over the batch and the pixels (against targets smoothed by
+    /// `smoothing` ε in 0..<1), and the number of images whose predicted class is the label
+    /// (see the header); with `accumulateGradient`, also adds the loss gradient to the logits' gradient.
+    func lossAndGradient(labels: UnsafePointer<Int32>, batch: Int, accumulateGradient: Bool, smoothing: Float = 0) -> (loss: Double, correct: Int) {
+        require(smoothing >= 0 && smoothing < 1, "label smoothing \(smoothing) outside 0..<1")
         let c = channels, pixels = pixelsPerSample
         for n in 0..<batch {
             let label = Int(labels[n])
@@ -120,15 +134,22 @@ final class SoftmaxKernel: EngineKernel {
         let (losses, predicted) = (sampleLoss, samplePrediction)
         let dIn = accumulateGradient ? io.inputGrad : nil
         let scale = 1 / Float(batch * pixels)
+        // Smoothed target: (1−ε) on the label plus ε/C on every class, times the scale.
+        let (labelScale, uniform) = (scale * (1 - smoothing), scale * smoothing / Float(c))
         // One job per image: each image's loss, prediction and gradient in a fixed order.
         parallelFor(batch) { n in
             let label = Int(labels[n])
-            (losses[n], predicted[n]) = imageStatistics(n, label: label)
+            (losses[n], predicted[n]) = imageStatistics(n, label: label, smoothing: Double(smoothing))
             if let dIn {
                 for p in 0..<pixels {
                     let (probs, dx) = (y + (n * pixels + p) * c, dIn + (n * pixels + p) * c)
-                    for i in 0..<c { dx[i] += probs[i] * scale }
-                    dx[label] -= scale
+                    if smoothing == 0 {
+                        for i in 0..<c { dx[i] += probs[i] * scale }
+                        dx[label] -= scale
+                    } else {
+                        for i in 0..<c { dx[i] += probs[i] * scale - uniform }
+                        dx[label] -= labelScale
+                    }
                 }
             }
         }
