@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "DSLIRTests", dependencies: ["DSLSyntax", "DSLIR"]),
         .testTarget(name: "DSLPassesTests", dependencies: ["DSLSyntax", "DSLIR", "DSLPasses"], exclude: ["golden"]),
         .testTarget(name: "DSLEngineTests", dependencies: ["DSLIR", "DSLEngine"], swiftSettings: fastMath),
-        .testTarget(name: "DSLTrainingTests", dependencies: ["DSLIR", "DSLEngine", "DSLTraining"]),
+        .testTarget(name: "DSLTrainingTests", dependencies: ["DSLIR", "DSLEngine", "DSLTraining", "PythonTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["DSLCommands"], exclude: ["bad-specs", "good-specs", "warning-specs", "fixtures"]),
         // The Python environment of the reference checks (onnx, onnxruntime, numpy, Pillow, torch),
         // shared by the export and picture tests; never part of the dsl product.

@@ -16,6 +16,9 @@ public struct RecipeField: Sendable {
     public let text: @Sendable (TrainingOptions) -> String
     /// Sets the field from stored text; throws a message (without file) when malformed.
     let set: @Sendable (inout TrainingOptions, String) throws -> Void
+    /// The text assumed when a checkpoint lacks the key (fields added after format
+    /// dsl-checkpoint-2: an older run did what this text says); nil: the key is required.
+    var absent: String? = nil
 }
 
 private func recipeInt(_ text: String, _ range: ClosedRange<Int>) throws -> Int {
@@ -85,8 +88,21 @@ extension TrainingOptions {
         RecipeField(key: "recipe.nesterov", flag: "--nesterov", text: { $0.nesterov ? "true" : "false" }, set: { o, t in o.nesterov = try recipeBool(t) }),
         RecipeField(key: "recipe.weight_decay", flag: "--weight-decay", text: { "\($0.weightDecay)" }, set: { o, t in o.weightDecay = try recipeFloat(t, 0...1) }),
         RecipeField(key: "recipe.schedule", flag: "--schedule", text: { $0.schedule }, set: { o, t in o.schedule = t }),
-        RecipeField(key: "recipe.flip", flag: "--no-flip", text: { $0.flip ? "true" : "false" }, set: { o, t in o.flip = try recipeBool(t) }),
+        // "true" and "false" (random, off) as stored before --flip had a third value.
+        RecipeField(key: "recipe.flip", flag: "--flip", text: { ["random": "true", "off": "false", "alternate": "alternate"][$0.flipMode.rawValue]! }, set: { o, t in
+            guard let mode = ["true": FlipMode.random, "false": .off, "alternate": .alternate][t] else { throw TrainingError("'\(t)' is not true, false or alternate") }
+            o.flipMode = mode
+        }),
         RecipeField(key: "recipe.translate", flag: "--translate", text: { String($0.translate) }, set: { o, t in o.translate = try recipeInt(t, 0...16) }),
+        RecipeField(key: "recipe.pad_mode", flag: "--pad-mode", text: { $0.padMode.rawValue }, set: { o, t in
+            guard let mode = PadMode(rawValue: t) else { throw TrainingError("'\(t)' is not zero or reflect") }
+            o.padMode = mode
+        }, absent: "zero"),
+        RecipeField(key: "recipe.patch_whitening_images", flag: "--whitening-images", text: { String($0.patchWhiteningImages) },
+                    set: { o, t in o.patchWhiteningImages = try recipeInt(t, 1...Int.max) }, absent: "5000"),
+        RecipeField(key: "recipe.eval_every", flag: "--eval-every", text: { $0.evalEvery == 0 ? "final" : String($0.evalEvery) },
+                    set: { o, t in o.evalEvery = t == "final" ? 0 : try recipeInt(t, 1...100_000) }, absent: "1"),
+        RecipeField(key: "recipe.tta", flag: "--tta", text: { String($0.tta) }, set: { o, t in o.tta = try recipeInt(t, 0...2) }, absent: "0"),
         RecipeField(key: "recipe.whiten", flag: "--whiten", text: { whitenFlagValue($0.whiten) }, set: { o, t in
             guard let method = parseWhitenFlag(t) else { throw TrainingError("'\(t)' is not standardize, zca or none") }
             o.whiten = method
@@ -114,7 +130,7 @@ extension TrainingOptions {
             throw TrainingError("\(file): unknown metadata '\(unknown)' (not a training-recipe field of this dsl)")
         }
         for field in TrainingOptions.recipeFields {
-            guard let text = metadata[field.key] else { throw TrainingError("\(file): metadata '\(field.key)' (the run's \(field.flag)) is missing") }
+            guard let text = metadata[field.key] ?? field.absent else { throw TrainingError("\(file): metadata '\(field.key)' (the run's \(field.flag)) is missing") }
             do { try field.set(&self, text) } catch let error as TrainingError {
                 throw TrainingError("\(file): metadata '\(field.key)' (the run's \(field.flag)): \(error.message)")
             }
@@ -217,6 +233,10 @@ public struct RecipeConflict: Error, CustomStringConvertible {
 }
 
 extension TrainingOptions {
+    /// Recipe keys a resumed run may change: the number of epochs, and what only the
+    /// evaluation uses (how often it runs, its test-time augmentation).
+    public static let changeableOnResume: Set<String> = ["recipe.epochs", "recipe.eval_every", "recipe.tta"]
+
     /// The recipe of a resumed run: the `stored` one, checked against the flags given again
     /// (`flags`, with `given` the flags present on the command line). Each given flag must
     /// agree, except `--epochs` (a new total: the schedule becomes the one of that total) and
@@ -230,11 +250,12 @@ extension TrainingOptions {
             switch field.key {
             case "recipe.train_limit", "recipe.test_limit": return text == "none" ? "no \(field.flag) (all images)" : "\(field.flag) \(text)"
             case "recipe.nesterov": return text == "true" ? "--nesterov" : "no --nesterov"
-            case "recipe.flip": return text == "true" ? "flips (no --no-flip)" : "--no-flip"
+            case "recipe.flip": return "--flip " + (["true": "random", "false": "off"][text] ?? text)
+            case "recipe.eval_every": return text == "final" ? "--eval-every final" : "--eval-every \(text)"
             default: return "\(field.flag) \(text)"
             }
         }
-        for field in recipeFields where given.contains(field.flag) && field.key != "recipe.epochs" && field.key != "recipe.data" {
+        for field in recipeFields where given.contains(field.flag) && !TrainingOptions.changeableOnResume.contains(field.key) && field.key != "recipe.data" {
             let (mine, theirs) = (field.text(flags), field.text(stored))
             if mine == theirs { continue }
             if field.key == "recipe.schedule",
@@ -250,6 +271,9 @@ extension TrainingOptions {
             o.dataDirectory = path
         }
         if given.contains("--epochs") { o.epochs = flags.epochs }
+        // Evaluation only: the weights do not depend on them.
+        if given.contains("--eval-every") { o.evalEvery = flags.evalEvery }
+        if given.contains("--tta") { o.tta = flags.tta }
         guard completedEpochs < o.epochs else {
             if given.contains("--epochs") {
                 throw RecipeConflict(message: "--epochs \(o.epochs) leaves nothing to train: the run in \(file) has completed \(completedEpochs) epochs; pass more than \(completedEpochs)")

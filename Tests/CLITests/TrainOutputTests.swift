@@ -146,7 +146,7 @@ final class TrainOutputTests: XCTestCase {
     /// part ("#") and each decimal ("d"), so that the format (rounding, widths) is still compared.
     static func masked(_ text: String) -> String {
         var s = text
-        for (pattern, replacement) in [("[0-9]+ img/s", "N img/s"), ("ETA [^ \n]+", "ETA T"), (" in [0-9hms]+,", " in T,"),
+        for (pattern, replacement) in [("[0-9]+ img/s", "N img/s"), ("memory [0-9]+ MiB \\(", "memory N MiB ("), ("ETA [^ \n]+", "ETA T"), (" in [0-9hms]+,", " in T,"),
                                        (", [0-9hms]+$", ", T"), ("at epoch [0-9]+\\)", "at epoch E)"),
                                        ("(?<![0-9.])[0-9]+\\.", "#.")] {
             s = s.replacingOccurrences(of: pattern, with: replacement, options: .regularExpression)
@@ -204,6 +204,7 @@ final class TrainOutputTests: XCTestCase {
         epoch 2/2 batch 900/1000 (90%) loss #.dddd acc #.d% N img/s ETA T
         epoch 2/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.dde-08, N img/s, T
         done: 2 epochs in T, test accuracy #.dd% (best #.dd% at epoch E)
+        peak memory N MiB (resident, VmHWM)
         saved in log: checkpoint.safetensors, metrics.jsonl, curves.svg
 
         """)
@@ -216,6 +217,7 @@ final class TrainOutputTests: XCTestCase {
         epoch 1/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.ddddd
         epoch 2/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.dde-08
         done: 2 epochs in T, test accuracy #.dd% (best #.dd% at epoch E)
+        peak memory N MiB (resident, VmHWM)
         saved in tty: checkpoint.safetensors, metrics.jsonl, curves.svg
 
         """)
