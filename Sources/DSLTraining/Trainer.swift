@@ -289,6 +289,12 @@ public final class Trainer {
         return s
     }
 
+    /// With `--flip alternate`: 1 when training image `image` (dataset order) is flipped in
+    /// `epoch` (0-based): its own coin, inverted in odd epochs. 0 with another flip mode.
+    func alternateFlip(image: Int, epoch: Int) -> UInt8 {
+        flipBases.isEmpty ? 0 : flipBases[image] ^ UInt8(epoch & 1)
+    }
+
     /// Runs the remaining epochs. `checkpoint` is called at the end of every epoch and when
     /// interrupted; it must write the checkpoint (the trainer does not know the path).
     /// `stopRequested` is checked before the first step and after every step and epoch.
@@ -339,7 +345,7 @@ public final class Trainer {
                                               seed: mix(options.seed, UInt64(epoch), UInt64(s) &+ 0xA5A5))
                 if !flipBases.isEmpty {
                     // Alternating flips: the image's own coin, inverted in odd epochs.
-                    for (j, index) in order[(s * b)..<((s + 1) * b)].enumerated() { batchFlips[j] = flipBases[index] ^ UInt8(epoch & 1) }
+                    for (j, index) in order[(s * b)..<((s + 1) * b)].enumerated() { batchFlips[j] = alternateFlip(image: index, epoch: epoch) }
                 }
                 augmenter.augment(images: images, count: b, height: train.height, width: train.width, channels: train.channels, scratch: scratch,
                                   flips: flipBases.isEmpty ? nil : UnsafePointer(batchFlips))
