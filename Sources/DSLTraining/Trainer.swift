@@ -70,6 +70,11 @@ public struct Evaluation: Sendable {
     public var confusion: [[Int]]
     /// The same test set evaluated with test-time augmentation (`TrainingOptions.tta`), when done.
     public var tta: TTAEvaluation?
+
+    /// Creates an evaluation.
+    public init(loss: Double, accuracy: Double, confusion: [[Int]], tta: TTAEvaluation? = nil) {
+        self.loss = loss; self.accuracy = accuracy; self.confusion = confusion; self.tta = tta
+    }
     /// Per-class accuracy (NaN for a class with no images).
     public var perClassAccuracy: [Double] {
         confusion.enumerated().map { i, row in

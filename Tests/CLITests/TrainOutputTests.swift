@@ -38,8 +38,8 @@ final class TrainOutputTests: XCTestCase {
         return (p.terminationStatus, TrainFixture.read(log))
     }
 
-    /// At 80 columns, a 3-epoch run leaves its header, one line per epoch and the two summary
-    /// lines, none wrapped; at 50 columns still one line per epoch: the progress line is
+    /// At 80 columns, a 3-epoch run leaves its header, one line per epoch and the three summary
+    /// lines (done, peak memory, saved in), none wrapped; at 50 columns still one line per epoch: the progress line is
     /// redrawn in place and never wraps. (Relative paths, so that no line holds a long path.)
     func testTerminalKeepsOneLinePerEpochAtAnyWidth() throws {
         let dir = try TrainFixture.directory(self)
@@ -59,7 +59,8 @@ final class TrainOutputTests: XCTestCase {
             for e in 1...3 { XCTAssertTrue(screen[first + e - 1].hasPrefix("epoch \(e)/3: train loss "), shown) }
             XCTAssertTrue(screen[first + 3].hasPrefix("done: 3 epochs in "), shown)
             if columns == 80 {
-                XCTAssertEqual(screen.count, first + 3 + 2, shown)
+                XCTAssertEqual(screen.count, first + 3 + 3, shown)
+                XCTAssertTrue(screen[first + 4].hasPrefix("peak memory "), shown)
                 XCTAssertEqual(first, 5, shown)   // the five header lines, none wrapped
                 XCTAssertTrue(screen.last!.hasPrefix("saved in run80: "), shown)
             }
