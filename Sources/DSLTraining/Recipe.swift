@@ -239,7 +239,8 @@ extension TrainingOptions {
 
     /// The recipe of a resumed run: the `stored` one, checked against the flags given again
     /// (`flags`, with `given` the flags present on the command line). Each given flag must
-    /// agree, except `--epochs` (a new total: the schedule becomes the one of that total) and
+    /// agree, except `--eval-every` and `--tta` (taken: evaluation only), `--epochs` (a new
+    /// total: the schedule becomes the one of that total) and
     /// `--data` (the dataset may have moved; its images are checked against the checkpoint, and
     /// `note` receives a line saying so). Throws `RecipeConflict` for a disagreeing flag or an
     /// `--epochs` that leaves nothing to train, `TrainingError` for a run that is complete.
