@@ -7,7 +7,7 @@ import Foundation
 enum EvalCommand {
     static let command = Command(name: "eval", summary: "evaluate a checkpoint: test error, per-class accuracy, confusion", help: """
     Usage: dsl eval FILE --weights CKPT [--data DIR] [--dataset NAME] [--labels fine|coarse]
-                         [--batch N] [--threads T] [--format table|json]
+                         [--batch N] [--tta 0|1|2] [--threads T] [--format table|json]
 
     Loads the checkpoint written by 'dsl train' (refusing one with a damaged field, or one of
     a different network, naming the layers and tensors that differ; a spec that differs only
@@ -23,6 +23,14 @@ enum EvalCommand {
       --dataset NAME        cifar10, cifar100 or mnist (default: detected from the files)
       --labels fine|coarse  CIFAR-100 labels (default: the checkpoint's, else fine)
       --batch N             images per forward pass (default 100)
+      --tta L               test-time augmentation: 0 none (default), 1 mirror (the mean
+                            of the logits of the image and its mirror), 2 airbench's (half
+                            level 1, half the mean of level 1 on the image shifted by
+                            -1,-1 and +1,+1 px out of a reflect-padded copy). The logits
+                            averaged are the inputs of the final softmax; loss, accuracy,
+                            per-class accuracy and confusion are those of the averaged
+                            logits, and a line (json: no_tta_loss, no_tta_accuracy) gives
+                            the plain evaluation
       --threads T           worker threads (default: all cores)
       --format table|json   output format (default table)
 
@@ -32,10 +40,11 @@ enum EvalCommand {
     """, run: run)
 
     static func run(_ args: [String]) throws -> Int32 {
-        let a = try Arguments(args, valueOptions: ["--weights", "--data", "--dataset", "--labels", "--batch", "--threads", "--format"], flagOptions: [])
+        let a = try Arguments(args, valueOptions: ["--weights", "--data", "--dataset", "--labels", "--batch", "--threads", "--format", "--tta"], flagOptions: [])
         guard a.positional.count == 1 else { throw UsageError(message: a.positional.isEmpty ? "missing spec file" : "expected one spec file") }
         guard let weights = a.value("--weights") else { throw UsageError(message: "missing --weights CKPT") }
         let batch = try a.integer("--batch", default: 100, in: 1...4096)
+        let tta = try a.integer("--tta", default: 0, in: 0...2)
         let format = a.value("--format") ?? "table"
         guard format == "table" || format == "json" else { throw UsageError(message: "--format must be table or json") }
         let datasetFormat = try a.datasetFormat()
@@ -74,16 +83,25 @@ enum EvalCommand {
         }
         guard let lowered = try lowerAndCompile(checked, graph: g, batch: batch, seed: 0, training: false) else { return ExitCode.failure }
         try Trainer.loadWeights(checkpoint.parameters, into: lowered.engine, file: weights)
-        let e = try Trainer.evaluate(engine: lowered.engine, data: test, batch: batch)
+        let plain = try Trainer.evaluate(engine: lowered.engine, data: test, batch: batch)
+        var e = plain
+        if tta > 0 {
+            let t = try Trainer.evaluate(engine: lowered.engine, data: test, batch: batch, tta: tta)
+            e = Evaluation(loss: t.loss, accuracy: t.accuracy, confusion: t.confusion)
+        }
         if format == "json" {
-            out(JSON.object([("network", .string(g.name)), ("images", .int(test.count)), ("loss", .double(e.loss)), ("accuracy", .double(e.accuracy)), ("error", .double(1 - e.accuracy)),
+            let ttaFields: [(String, JSON)] = tta > 0 ? [("tta", .int(tta)), ("no_tta_loss", .double(plain.loss)), ("no_tta_accuracy", .double(plain.accuracy))] : []
+            out(JSON.object([("network", .string(g.name)), ("images", .int(test.count)), ("loss", .double(e.loss)), ("accuracy", .double(e.accuracy)), ("error", .double(1 - e.accuracy))] + ttaFields + [
+
                              ("per_class_accuracy", .array(e.perClassAccuracy.map { $0.isFinite ? .double($0) : .null })),
                              ("classes", .array(test.classNames.map { .string($0) })),
                              ("confusion", .array(e.confusion.map { .array($0.map { .int($0) }) }))]).render() + "\n")
             return ExitCode.ok
         }
-        out("\(g.name) on \(test.count) test images: loss \(ProgressFormat.loss(e.loss)), "
-            + String(format: "accuracy %.2f%%, error %.2f%%\n\n", e.accuracy * 100, (1 - e.accuracy) * 100))
+        out("\(g.name) on \(test.count) test images\(tta > 0 ? " with --tta \(tta)" : ""): loss \(ProgressFormat.loss(e.loss)), "
+            + String(format: "accuracy %.2f%%, error %.2f%%\n", e.accuracy * 100, (1 - e.accuracy) * 100))
+        if tta > 0 { out("without test-time augmentation: loss \(ProgressFormat.loss(plain.loss)), " + String(format: "accuracy %.2f%%\n", plain.accuracy * 100)) }
+        out("\n")
         let names = test.classNames.map { String($0.prefix(10)) }
         let nameWidth = max(5, names.map(\.count).max() ?? 5)
         out("per-class accuracy:\n")

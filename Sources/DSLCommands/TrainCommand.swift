@@ -11,14 +11,16 @@ enum TrainCommand {
                     [--momentum X] [--nesterov] [--weight-decay X] [--schedule S]
                     [--decoupled] [--weight-decay-on weights|all] [--bn-bias-lr M]
                     [--label-smoothing X] [--lookahead K]
-                    [--no-flip] [--translate P] [--whiten M] [--zca-epsilon X] [--seed S]
+                    [--flip M] [--no-flip] [--translate P] [--pad-mode M] [--whiten M]
+                    [--zca-epsilon X] [--whitening-images N] [--seed S]
+                    [--eval-every N|final] [--tta 0|1|2]
                     [--init CKPT] [--out DIR] [--overwrite] [--threads T] [--quiet]
            dsl train FILE --resume CKPT [--epochs N] [--out DIR] [--threads T] [--quiet]
 
     Trains the network on a dataset in its standard on-disk format: CIFAR-10 binary
     (data_batch_*.bin, any subset, + test_batch.bin), CIFAR-100 binary (train.bin, test.bin)
     or MNIST IDX (train-images-idx3-ubyte, ...). The format is detected from the files.
-    Evaluates on the test set after every epoch, appends metrics to OUT/metrics.jsonl and
+    Evaluates on the test set after every epoch (see --eval-every), appends metrics to OUT/metrics.jsonl and
     the per-iteration training loss to OUT/steps.jsonl, draws OUT/curves.svg (loss with the
     per-iteration trace, accuracy, learning rate, the best epoch marked), and writes
     OUT/checkpoint.safetensors atomically every epoch.
@@ -70,16 +72,38 @@ enum TrainCommand {
                             every parameter and batch-norm running statistic; the average
                             starts as the state at the first step, and after the last step
                             w ← ema (airbench94: 5). K,B,P sets a_t = B^K·(t/T)^P
-      --no-flip             no random horizontal flips
-      --translate P         random translations up to P pixels (default 2; 0 turns off)
+      --flip M              horizontal flips: random (default: each image of each step
+                            with probability 1/2), alternate (airbench: each image gets
+                            one seeded coin for the run, and in every odd epoch all
+                            images are flipped on top of it), or off
+      --no-flip             the same as --flip off
+      --translate P         random translations up to P pixels (default 2; 0 turns off):
+                            pad by P, crop a random window of the image's size (shifts
+                            -P..P per axis, per image and step)
+      --pad-mode M          what the translation's padding shows: zero (default; the
+                            training mean after standardisation) or reflect (the image
+                            mirrored at its border, as torch's pad mode 'reflect')
       --whiten M            standardize (default), zca (the paper's global contrast
                             normalisation + ZCA whitening), or none
       --zca-epsilon X       ZCA regularisation added to every eigenvalue (default 0.1, as
                             pylearn2); ZCA wants more training images than pixel values
+      --whitening-images N  a layer initialised by patch whitening ('init=whiten')
+                            computes its filters from the first N preprocessed training
+                            images before the first step (default 5000, as airbench)
       --seed S              seed for weights, order, augmentation, dropout (default 1)
                             (weights: conv N(0, 2/(K*K*max(IC, OC))), fc N(0, 1/IN),
                             biases 0 except a ReLU classifier's, which starts at 1 so the
                             class units start alive; see README, Training)
+    Evaluation:
+      --eval-every N|final  evaluate the test set after every N-th epoch and after the
+                            last (default 1); final: after the last epoch only
+      --tta L               test-time augmentation of the final evaluation: 0 none
+                            (default), 1 mirror (mean of the logits of the image and
+                            its mirror), 2 airbench's (half level 1, half the mean of
+                            level 1 on the image shifted by -1,-1 and +1,+1 px from a
+                            reflect-padded copy); the logits averaged are the inputs of
+                            the final softmax. Epoch lines report the plain accuracy; the
+                            summary and metrics.jsonl (tta_loss, tta_acc) report both
     Run:
       --out DIR             where checkpoint, metrics, steps and plot go (default
                             runs/NETWORK, the network's name made safe for a directory;
@@ -116,6 +140,7 @@ enum TrainCommand {
                             shortens) the run; the schedule becomes the one of N epochs
       --data DIR            the dataset moved: accepted when its images match the stored
                             fingerprint
+      --eval-every, --tta   they change the evaluation only
     metrics.jsonl keeps exactly the checkpoint's epochs: a line that does not parse, or a line
     of a later epoch, is dropped with a warning naming the file and line, after the original
     is copied to metrics.jsonl.bak; a clean log is only appended to.
@@ -152,7 +177,8 @@ enum TrainCommand {
     /// Options that take a value and belong to the recipe stored in checkpoints.
     static let recipeValueFlags = ["--data", "--dataset", "--labels", "--train-limit", "--test-limit", "--epochs", "--batch", "--lr", "--momentum",
                                    "--weight-decay", "--schedule", "--translate", "--whiten", "--zca-epsilon", "--seed",
-                                   "--weight-decay-on", "--bn-bias-lr", "--label-smoothing", "--lookahead"]
+                                   "--weight-decay-on", "--bn-bias-lr", "--label-smoothing", "--lookahead",
+                                   "--flip", "--pad-mode", "--whitening-images", "--eval-every", "--tta"]
 
     static func run(_ args: [String]) throws -> Int32 {
         let a = try Arguments(args, valueOptions: Set(recipeValueFlags + ["--out", "--resume", "--init", "--threads"]),
@@ -208,7 +234,7 @@ enum TrainCommand {
             guard let stored = checkpoint.recipe, checkpoint.data != nil else {
                 throw CommandFailure(message: "\(resumePath): written by an older dsl (format \(checkpoint.metadata["format"] ?? "dsl-checkpoint-1")) that did not store the training recipe; it can be evaluated with 'dsl eval' but not resumed")
             }
-            let given = Set(recipeValueFlags.filter { a.value($0) != nil } + ["--nesterov", "--no-flip", "--decoupled"].filter { a.has($0) })
+            let given = Set(recipeValueFlags.filter { a.value($0) != nil } + ["--nesterov", "--decoupled"].filter { a.has($0) } + (a.has("--no-flip") ? ["--flip"] : []))
             do {
                 o = try TrainingOptions.resumed(stored: stored, flags: flags, given: given, completedEpochs: checkpoint.epoch, file: resumePath) { err("note: \($0)\n") }
             } catch let e as RecipeConflict {
@@ -318,8 +344,9 @@ enum TrainCommand {
                 case let .evaluating(epoch, images):
                     progress.evaluating(epoch: epoch, images: images)
                 case let .epochEnded(epoch, trainLoss, trainAcc, test, lr, ips, elapsed):
-                    let metrics = EpochMetrics(epoch: epoch, step: min(epoch * trainer.stepsPerEpoch, trainer.totalSteps), learningRate: Double(lr), trainLoss: trainLoss, trainAccuracy: trainAcc,
-                                               testLoss: test.loss, testAccuracy: test.accuracy, imagesPerSecond: ips, elapsedSeconds: elapsed)
+                    var metrics = EpochMetrics(epoch: epoch, step: min(epoch * trainer.stepsPerEpoch, trainer.totalSteps), learningRate: Double(lr), trainLoss: trainLoss, trainAccuracy: trainAcc,
+                                               testLoss: test?.loss, testAccuracy: test?.accuracy, imagesPerSecond: ips, elapsedSeconds: elapsed)
+                    metrics.ttaLoss = test?.tta?.loss; metrics.ttaAccuracy = test?.tta?.accuracy
                     progress.endEpoch(metrics)
                     history.append(metrics)
                     do { try appendMetrics(metrics, to: metricsPath) } catch { warnOnce("metrics", "\(error) (training continues; the checkpoint is still written)") }
@@ -353,7 +380,9 @@ enum TrainCommand {
                 summary += ", test accuracy \(ProgressFormat.percent(last, decimals: 2))"
                 if let best = bestEpoch(history), best.tested { summary += " (best \(ProgressFormat.percent(best.accuracy, decimals: 2)) at epoch \(best.epoch))" }
             }
+            if let tta = history.last?.ttaAccuracy { summary += ", with --tta \(o.tta) \(ProgressFormat.percent(tta, decimals: 2))" }
             out(summary + "\n")
+            if let peak = peakResidentMegabytes() { out("peak memory \(peak) MiB (resident, VmHWM)\n") }
             out("saved in \(outDir): " + [checkpointPath, metricsPath, plotPath].map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ") + "\n")
         case let .interrupted(epoch, step):
             record(trace.flush(epoch: epoch + 1, step: step, learningRate: lastRate))
@@ -380,8 +409,22 @@ enum TrainCommand {
         if o.nesterov && o.momentum == 0 { throw UsageError(message: "--nesterov needs --momentum above 0") }
         o.weightDecay = Float(try a.number("--weight-decay", default: 1e-3, in: 0...1))
         o.schedule = a.value("--schedule") ?? "cosine"
-        o.flip = !a.has("--no-flip")
+        if let f = a.value("--flip") {
+            guard let mode = FlipMode(rawValue: f) else { throw UsageError(message: "--flip must be random, alternate or off, got '\(f)'") }
+            if a.has("--no-flip") && mode != .off { throw UsageError(message: "--no-flip contradicts --flip \(f)") }
+            o.flipMode = mode
+        }
+        if a.has("--no-flip") { o.flipMode = .off }
         o.translate = try a.integer("--translate", default: 2, in: 0...16)
+        if let m = a.value("--pad-mode") {
+            guard let mode = PadMode(rawValue: m) else { throw UsageError(message: "--pad-mode must be zero or reflect, got '\(m)'") }
+            o.padMode = mode
+        }
+        o.patchWhiteningImages = try a.integer("--whitening-images", default: 5000, in: 1...Int.max)
+        if a.value("--eval-every") == "final" { o.evalEvery = 0 } else {
+            o.evalEvery = try a.integer("--eval-every", default: 1, in: 1...100_000)
+        }
+        o.tta = try a.integer("--tta", default: 0, in: 0...2)
         o.seed = UInt64(try a.integer("--seed", default: 1, in: 0...Int.max))
         if a.value("--train-limit") != nil { o.trainLimit = try a.integer("--train-limit", default: 0, in: 1...Int.max) }
         if a.value("--test-limit") != nil { o.testLimit = try a.integer("--test-limit", default: 0, in: 1...Int.max) }
@@ -460,4 +503,12 @@ private func absolutePath(_ path: String) -> String {
 /// Whether two paths name the same directory (symbolic links resolved).
 private func sameDirectory(_ a: String, _ b: String) -> Bool {
     URL(fileURLWithPath: a).standardizedFileURL.resolvingSymlinksInPath().path == URL(fileURLWithPath: b).standardizedFileURL.resolvingSymlinksInPath().path
+}
+
+/// The process's peak resident set size in MiB (VmHWM of /proc/self/status), nil where unknown.
+func peakResidentMegabytes() -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kilobytes = Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") else { return nil }
+    return (kilobytes + 512) / 1024
 }

@@ -23,6 +23,10 @@ public struct EpochMetrics: Equatable, Sendable {
     public var imagesPerSecond: Double
     /// Wall-clock seconds since training started.
     public var elapsedSeconds: Double
+    /// Test loss and accuracy with test-time augmentation (`--tta`), when evaluated so.
+    public var ttaLoss: Double? = nil
+    /// See `ttaLoss`.
+    public var ttaAccuracy: Double? = nil
 
     /// Creates a record.
     public init(epoch: Int, step: Int, learningRate: Double, trainLoss: Double, trainAccuracy: Double,
@@ -34,13 +38,15 @@ public struct EpochMetrics: Equatable, Sendable {
     }
 
     /// The record as one JSON object on one line; keys: epoch, step, lr, train_loss, train_acc,
-    /// test_loss, test_acc, images_per_s, elapsed_s (missing or non-finite values are null).
+    /// test_loss, test_acc, images_per_s, elapsed_s (missing or non-finite values are null),
+    /// then tta_loss and tta_acc when the epoch was evaluated with test-time augmentation.
     public var jsonLine: String {
         func number(_ value: Double?) -> String {
             guard let value, value.isFinite else { return "null" }
             return String(format: "%.9g", value)
         }
-        return "{\"epoch\":\(epoch),\"step\":\(step),\"lr\":\(number(learningRate)),\"train_loss\":\(number(trainLoss)),\"train_acc\":\(number(trainAccuracy)),\"test_loss\":\(number(testLoss)),\"test_acc\":\(number(testAccuracy)),\"images_per_s\":\(number(imagesPerSecond)),\"elapsed_s\":\(number(elapsedSeconds))}"
+        return "{\"epoch\":\(epoch),\"step\":\(step),\"lr\":\(number(learningRate)),\"train_loss\":\(number(trainLoss)),\"train_acc\":\(number(trainAccuracy)),\"test_loss\":\(number(testLoss)),\"test_acc\":\(number(testAccuracy)),\"images_per_s\":\(number(imagesPerSecond)),\"elapsed_s\":\(number(elapsedSeconds))"
+            + (ttaLoss == nil && ttaAccuracy == nil ? "" : ",\"tta_loss\":\(number(ttaLoss)),\"tta_acc\":\(number(ttaAccuracy))") + "}"
     }
 }
 
@@ -88,11 +94,13 @@ public func readMetricsLog(path: String) throws -> MetricsLog {
             log.problems.append((index + 1, "'epoch' \(epoch) or 'step' \(step) is not a count"))
             continue
         }
-        log.records.append((index + 1, EpochMetrics(epoch: Int(epoch), step: Int(step),
-                                    learningRate: value("lr") ?? .nan, trainLoss: value("train_loss") ?? .nan,
-                                    trainAccuracy: value("train_acc") ?? .nan, testLoss: value("test_loss"),
-                                    testAccuracy: value("test_acc"), imagesPerSecond: value("images_per_s") ?? .nan,
-                                    elapsedSeconds: value("elapsed_s") ?? .nan)))
+        var record = EpochMetrics(epoch: Int(epoch), step: Int(step),
+                                  learningRate: value("lr") ?? .nan, trainLoss: value("train_loss") ?? .nan,
+                                  trainAccuracy: value("train_acc") ?? .nan, testLoss: value("test_loss"),
+                                  testAccuracy: value("test_acc"), imagesPerSecond: value("images_per_s") ?? .nan,
+                                  elapsedSeconds: value("elapsed_s") ?? .nan)
+        record.ttaLoss = value("tta_loss"); record.ttaAccuracy = value("tta_acc")
+        log.records.append((index + 1, record))
     }
     return log
 }

@@ -114,8 +114,21 @@ extension TrainingOptions {
         RecipeField(key: "recipe.lookahead", flag: "--lookahead", text: { $0.lookahead?.description ?? "none" }, set: { o, t in
             o.lookahead = try LookaheadSchedule.parse(t)
         }, absent: "none"),
-        RecipeField(key: "recipe.flip", flag: "--no-flip", text: { $0.flip ? "true" : "false" }, set: { o, t in o.flip = try recipeBool(t) }),
+        // "true" and "false" (random, off) as stored before --flip had a third value.
+        RecipeField(key: "recipe.flip", flag: "--flip", text: { ["random": "true", "off": "false", "alternate": "alternate"][$0.flipMode.rawValue]! }, set: { o, t in
+            guard let mode = ["true": FlipMode.random, "false": .off, "alternate": .alternate][t] else { throw TrainingError("'\(t)' is not true, false or alternate") }
+            o.flipMode = mode
+        }),
         RecipeField(key: "recipe.translate", flag: "--translate", text: { String($0.translate) }, set: { o, t in o.translate = try recipeInt(t, 0...16) }),
+        RecipeField(key: "recipe.pad_mode", flag: "--pad-mode", text: { $0.padMode.rawValue }, set: { o, t in
+            guard let mode = PadMode(rawValue: t) else { throw TrainingError("'\(t)' is not zero or reflect") }
+            o.padMode = mode
+        }, absent: "zero"),
+        RecipeField(key: "recipe.patch_whitening_images", flag: "--whitening-images", text: { String($0.patchWhiteningImages) },
+                    set: { o, t in o.patchWhiteningImages = try recipeInt(t, 1...Int.max) }, absent: "5000"),
+        RecipeField(key: "recipe.eval_every", flag: "--eval-every", text: { $0.evalEvery == 0 ? "final" : String($0.evalEvery) },
+                    set: { o, t in o.evalEvery = t == "final" ? 0 : try recipeInt(t, 1...100_000) }, absent: "1"),
+        RecipeField(key: "recipe.tta", flag: "--tta", text: { String($0.tta) }, set: { o, t in o.tta = try recipeInt(t, 0...2) }, absent: "0"),
         RecipeField(key: "recipe.whiten", flag: "--whiten", text: { whitenFlagValue($0.whiten) }, set: { o, t in
             guard let method = parseWhitenFlag(t) else { throw TrainingError("'\(t)' is not standardize, zca or none") }
             o.whiten = method
@@ -246,9 +259,14 @@ public struct RecipeConflict: Error, CustomStringConvertible {
 }
 
 extension TrainingOptions {
+    /// Recipe keys a resumed run may change: the number of epochs, and what only the
+    /// evaluation uses (how often it runs, its test-time augmentation).
+    public static let changeableOnResume: Set<String> = ["recipe.epochs", "recipe.eval_every", "recipe.tta"]
+
     /// The recipe of a resumed run: the `stored` one, checked against the flags given again
     /// (`flags`, with `given` the flags present on the command line). Each given flag must
-    /// agree, except `--epochs` (a new total: the schedule becomes the one of that total) and
+    /// agree, except `--eval-every` and `--tta` (taken: evaluation only), `--epochs` (a new
+    /// total: the schedule becomes the one of that total) and
     /// `--data` (the dataset may have moved; its images are checked against the checkpoint, and
     /// `note` receives a line saying so). Throws `RecipeConflict` for a disagreeing flag or an
     /// `--epochs` that leaves nothing to train, `TrainingError` for a run that is complete.
@@ -259,12 +277,13 @@ extension TrainingOptions {
             switch field.key {
             case "recipe.train_limit", "recipe.test_limit": return text == "none" ? "no \(field.flag) (all images)" : "\(field.flag) \(text)"
             case "recipe.nesterov": return text == "true" ? "--nesterov" : "no --nesterov"
-            case "recipe.flip": return text == "true" ? "flips (no --no-flip)" : "--no-flip"
+            case "recipe.flip": return "--flip " + (["true": "random", "false": "off"][text] ?? text)
             case "recipe.decoupled": return text == "true" ? "--decoupled" : "no --decoupled"
+            case "recipe.eval_every": return text == "final" ? "--eval-every final" : "--eval-every \(text)"
             default: return "\(field.flag) \(text)"
             }
         }
-        for field in recipeFields where given.contains(field.flag) && field.key != "recipe.epochs" && field.key != "recipe.data" {
+        for field in recipeFields where given.contains(field.flag) && !TrainingOptions.changeableOnResume.contains(field.key) && field.key != "recipe.data" {
             let (mine, theirs) = (field.text(flags), field.text(stored))
             if mine == theirs { continue }
             if field.key == "recipe.schedule",
@@ -280,6 +299,9 @@ extension TrainingOptions {
             o.dataDirectory = path
         }
         if given.contains("--epochs") { o.trainingEpochs = flags.trainingEpochs }
+        // Evaluation only: the weights do not depend on them.
+        if given.contains("--eval-every") { o.evalEvery = flags.evalEvery }
+        if given.contains("--tta") { o.tta = flags.tta }
         guard completedEpochs < o.epochs else {
             if given.contains("--epochs") {
                 throw RecipeConflict(message: "--epochs \(formatEpochCount(o.trainingEpochs)) leaves nothing to train: the run in \(file) has completed \(completedEpochs) epochs; pass more than \(completedEpochs)")

@@ -24,10 +24,17 @@ public struct TrainingOptions: Sendable {
     public var weightDecay: Float = 1e-3
     /// Learning-rate schedule text, e.g. `step:0.1@200,250,300`, `cosine`, `constant`; `+warmup:N`.
     public var schedule = "cosine"
-    /// Random horizontal flips.
-    public var flip = true
-    /// Random translations: zero padding in pixels before a random crop (0: off).
+    /// Horizontal flips: random per image and step, airbench's alternating scheme, or none.
+    public var flipMode: FlipMode = .random
+    /// Whether images are flipped at all (`flipMode != .off`); setting it picks random or off.
+    public var flip: Bool {
+        get { flipMode != .off }
+        set { flipMode = newValue ? .random : .off }
+    }
+    /// Random translations: padding in pixels before a random crop (0: off).
     public var translate = 2
+    /// What the translation's padding shows: zeros or the mirrored border.
+    public var padMode: PadMode = .zero
     /// Input preprocessing.
     public var whiten: Preprocessor.Method = .standardize
     /// ZCA regularisation ε (with `whiten == .gcnZCA`).
@@ -56,6 +63,16 @@ public struct TrainingOptions: Sendable {
     public var labelSmoothing: Float = 0
     /// The lookahead average (nil: none).
     public var lookahead: LookaheadSchedule?
+    // Data-side options of issue 18 (airbench): whitening init, evaluation frequency, TTA.
+    /// Training images (the first N, preprocessed) whose patches initialise the parameters
+    /// marked `.patchWhitening` (airbench: 5,000).
+    public var patchWhiteningImages = 5000
+    /// Evaluate the test set after every N-th epoch (and always after the last); 0: after the
+    /// last epoch only.
+    public var evalEvery = 1
+    /// Test-time augmentation level of the final evaluation (0 none, 1 mirror, 2 mirror and
+    /// ±1 px translations; see `TestTimeAugmentation`).
+    public var tta = 0
     /// Creates default options.
     public init() {}
 }
@@ -68,6 +85,13 @@ public struct Evaluation: Sendable {
     public var accuracy: Double
     /// confusion[true][predicted] counts.
     public var confusion: [[Int]]
+    /// The same test set evaluated with test-time augmentation (`TrainingOptions.tta`), when done.
+    public var tta: TTAEvaluation?
+
+    /// Creates an evaluation.
+    public init(loss: Double, accuracy: Double, confusion: [[Int]], tta: TTAEvaluation? = nil) {
+        self.loss = loss; self.accuracy = accuracy; self.confusion = confusion; self.tta = tta
+    }
     /// Per-class accuracy (NaN for a class with no images).
     public var perClassAccuracy: [Double] {
         confusion.enumerated().map { i, row in
@@ -88,8 +112,8 @@ public enum TrainingEvent {
               batchLoss: Double, learningRate: Float)
     /// The epoch's steps are done; its test set of `images` images is being evaluated.
     case evaluating(epoch: Int, images: Int)
-    /// End of an epoch with its test evaluation and learning rate.
-    case epochEnded(epoch: Int, trainLoss: Double, trainAccuracy: Double, test: Evaluation, learningRate: Float, imagesPerSecond: Double, elapsed: Double)
+    /// End of an epoch with its test evaluation (nil: not evaluated, `--eval-every`) and learning rate.
+    case epochEnded(epoch: Int, trainLoss: Double, trainAccuracy: Double, test: Evaluation?, learningRate: Float, imagesPerSecond: Double, elapsed: Double)
     /// A checkpoint was written.
     case checkpoint(String)
 }
@@ -142,9 +166,18 @@ public final class Trainer {
     public let optimizer: SGDOptimizer
     /// The lookahead average of parameters and buffers (with `options.lookahead`).
     public let lookahead: LookaheadAverage?
-    private let train: Dataset
+    /// The preprocessed training set (internal: the data initialisation reads it).
+    let train: Dataset
     private let test: Dataset
     private let schedule: LearningRateSchedule
+    /// The parameters `applyDataInitializations` computes from the training data before the
+    /// first step of a new run, by name: those the spec marks (`EngineParameter.dataInitialization`);
+    /// entries may be added or removed before `run`.
+    public var dataInitializations: [String: DataInitialization] = [:]
+    /// Whether the data initialisation is still to be done (a new run before its first step).
+    private var dataInitializationPending = true
+    /// `FlipMode.alternate`: each training image's flip in even epochs (empty otherwise).
+    private let flipBases: [UInt8]
     private var sessionStart: Date?
     /// The dead-network guard (nil when the network has no output layer it can watch).
     private var deadGuard: DeadNetworkGuard?
@@ -171,6 +204,10 @@ public final class Trainer {
                 + (trainSet.count > 0 ? "use --batch \(trainSet.count) or less, or more training images" : "use a dataset with training images"))
         }
         dataFingerprint = DataFingerprint(train: trainSet, test: testSet)
+        if options.padMode == .reflect && options.translate > 0 && (options.translate >= trainSet.height || options.translate >= trainSet.width) {
+            throw TrainingError("reflect padding of \(options.translate) px needs images larger than that; these are \(trainSet.height)x\(trainSet.width): use a smaller --translate or --pad-mode zero")
+        }
+        flipBases = options.flipMode == .alternate ? alternateFlipBases(count: trainSet.count, seed: mix(options.seed, 0, 0xF11F)) : []
         let s = graph.inputShape
         if let given {
             try given.validate()
@@ -201,6 +238,7 @@ public final class Trainer {
                                                                    batchNormBiasMultiplier: options.batchNormBiasLearningRate))
         lookahead = options.lookahead == nil ? nil : LookaheadAverage(engine: engine)
         specHash = Trainer.hash(graph)
+        for p in engine.parameters { if let kind = p.dataInitialization { dataInitializations[p.name] = kind } }
         deadGuard = DeadNetworkGuard(graph: graph, engine: engine, classes: try Trainer.classes(of: graph))
     }
 
@@ -277,10 +315,17 @@ public final class Trainer {
             + "seed \(options.seed)\n"
         s += "schedule: \(schedule)\n"
         if let extras = optimizationSummary { s += extras + "\n" }
-        s += "augmentation: \(options.flip ? "flips" : "no flips"), \(options.translate > 0 ? "translations up to \(options.translate) px" : "no translations"); preprocessing: \(preprocessor.method.rawValue)\n"
+        let flips = ["random": "flips", "alternate": "alternating flips", "off": "no flips"][options.flipMode.rawValue]!
+        s += "augmentation: \(flips), \(options.translate > 0 ? "translations up to \(options.translate) px\(options.padMode == .reflect ? " (reflect pad)" : "")" : "no translations"); preprocessing: \(preprocessor.method.rawValue)\n"
         if let warning = zcaWarning { s += "warning: \(warning)\n" }
         s += "engine: \(engineThreadCount) thread\(engineThreadCount == 1 ? "" : "s"), \(engine.parameterCount) parameters, planned memory \(String(format: "%.1f", Double(engine.plannedBytes) / 1048576)) MiB"
         return s
+    }
+
+    /// With `--flip alternate`: 1 when training image `image` (dataset order) is flipped in
+    /// `epoch` (0-based): its own coin, inverted in odd epochs. 0 with another flip mode.
+    func alternateFlip(image: Int, epoch: Int) -> UInt8 {
+        flipBases.isEmpty ? 0 : flipBases[image] ^ UInt8(epoch & 1)
     }
 
     /// Runs the remaining epochs. `checkpoint` is called at the end of every epoch and when
@@ -300,10 +345,17 @@ public final class Trainer {
         let images = UnsafeMutablePointer<Float>.allocate(capacity: b * imageSize)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: imageSize)
         let labels = UnsafeMutablePointer<Int32>.allocate(capacity: b)
-        defer { images.deallocate(); scratch.deallocate(); labels.deallocate() }
+        let batchFlips = UnsafeMutablePointer<UInt8>.allocate(capacity: b)
+        defer { images.deallocate(); scratch.deallocate(); labels.deallocate(); batchFlips.deallocate() }
         sessionStart = Date()
         defer { elapsedBefore = elapsedSeconds; sessionStart = nil }
         report(.started(description))
+        // Initialisation from the data: a new run only (a resumed run or one started with
+        // --init has its weights).
+        if dataInitializationPending && position == TrainingPosition() && lastCheckpoint == nil && initializedFrom == nil {
+            for line in try applyDataInitializations() { report(.started(line)) }
+        }
+        dataInitializationPending = false
         func save() throws {
             try checkpoint(self)
             lastCheckpoint = position
@@ -316,6 +368,9 @@ public final class Trainer {
         while position.epoch < options.epochs {
             let epoch = position.epoch
             let epochSteps = self.steps(inEpoch: epoch)
+            // Backward computes only what the epoch's trained parameters need (a frozen first
+            // layer costs no gradient work); the optimiser skips the others.
+            engine.setTrainedParameters { $0.training.isTrained(inEpoch: epoch) }
             let order = EpochShuffler(count: train.count, seed: mix(options.seed, 0, 0x5348_5546)).order(epoch: epoch)
             if position.step == 0 { epochLossSum = 0; epochCorrect = 0 }
             var sessionImages = 0
@@ -324,8 +379,14 @@ public final class Trainer {
                 let s = position.step
                 if let lookahead, !lookahead.isStarted { lookahead.start() }
                 try train.gatherBatch(indices: order[(s * b)..<((s + 1) * b)], images: images, labels: labels)
-                var augmenter = try Augmenter(horizontalFlip: options.flip, padding: options.translate, seed: mix(options.seed, UInt64(epoch), UInt64(s) &+ 0xA5A5))
-                augmenter.augment(images: images, count: b, height: train.height, width: train.width, channels: train.channels, scratch: scratch)
+                var augmenter = try Augmenter(horizontalFlip: options.flipMode == .random, padding: options.translate, padMode: options.padMode,
+                                              seed: mix(options.seed, UInt64(epoch), UInt64(s) &+ 0xA5A5))
+                if !flipBases.isEmpty {
+                    // Alternating flips: the image's own coin, inverted in odd epochs.
+                    for (j, index) in order[(s * b)..<((s + 1) * b)].enumerated() { batchFlips[j] = alternateFlip(image: index, epoch: epoch) }
+                }
+                augmenter.augment(images: images, count: b, height: train.height, width: train.width, channels: train.channels, scratch: scratch,
+                                  flips: flipBases.isEmpty ? nil : UnsafePointer(batchFlips))
                 engine.reseedDropout(mix(options.seed, UInt64(epoch), UInt64(s) &+ 0xD0D0))
                 _ = engine.forward(images, batch: b, training: true)
                 let (loss, hits) = engine.backward(labels: labels, batch: b, labelSmoothing: options.labelSmoothing)
@@ -359,8 +420,14 @@ public final class Trainer {
                 }
             }
             let trainTime = Date().timeIntervalSince(epochStart)
-            report(.evaluating(epoch: epoch + 1, images: test.count))
-            let evaluation = try evaluate(test)
+            // --eval-every: every N-th epoch and the last (0: the last only); the last with --tta.
+            let isLast = epoch + 1 == options.epochs
+            var evaluation: Evaluation?
+            if isLast || (options.evalEvery > 0 && (epoch + 1) % options.evalEvery == 0) {
+                report(.evaluating(epoch: epoch + 1, images: test.count))
+                evaluation = try evaluate(test)
+                if isLast && options.tta > 0 { evaluation!.tta = try evaluate(test, tta: options.tta) }
+            }
             let seen = Double(epochSteps * b)
             let (trainLoss, trainAccuracy) = (epochLossSum / seen, Double(epochCorrect) / seen)
             position.epoch += 1
@@ -455,7 +522,7 @@ public final class Trainer {
         guard let recipe = checkpoint.recipe, let data = checkpoint.data else {
             throw TrainingError("\(file): written by an older dsl (format \(checkpoint.metadata["format"] ?? "dsl-checkpoint-1")) without the training recipe; it can be evaluated with 'dsl eval' but not resumed")
         }
-        if let (field, mine, theirs) = options.recipeDifferences(from: recipe, ignoring: ["recipe.epochs"]).first {
+        if let (field, mine, theirs) = options.recipeDifferences(from: recipe, ignoring: TrainingOptions.changeableOnResume).first {
             throw TrainingError("\(file): the run has \(field.key) \(theirs.isEmpty ? "(none)" : theirs), this trainer \(mine.isEmpty ? "(none)" : mine)")
         }
         if data != dataFingerprint {

@@ -38,8 +38,8 @@ final class TrainOutputTests: XCTestCase {
         return (p.terminationStatus, TrainFixture.read(log))
     }
 
-    /// At 80 columns, a 3-epoch run leaves its header, one line per epoch and the two summary
-    /// lines, none wrapped; at 50 columns still one line per epoch: the progress line is
+    /// At 80 columns, a 3-epoch run leaves its header, one line per epoch and the three summary
+    /// lines (done, peak memory, saved in), none wrapped; at 50 columns still one line per epoch: the progress line is
     /// redrawn in place and never wraps. (Relative paths, so that no line holds a long path.)
     func testTerminalKeepsOneLinePerEpochAtAnyWidth() throws {
         let dir = try TrainFixture.directory(self)
@@ -59,7 +59,8 @@ final class TrainOutputTests: XCTestCase {
             for e in 1...3 { XCTAssertTrue(screen[first + e - 1].hasPrefix("epoch \(e)/3: train loss "), shown) }
             XCTAssertTrue(screen[first + 3].hasPrefix("done: 3 epochs in "), shown)
             if columns == 80 {
-                XCTAssertEqual(screen.count, first + 3 + 2, shown)
+                XCTAssertEqual(screen.count, first + 3 + 3, shown)
+                XCTAssertTrue(screen[first + 4].hasPrefix("peak memory "), shown)
                 XCTAssertEqual(first, 5, shown)   // the five header lines, none wrapped
                 XCTAssertTrue(screen.last!.hasPrefix("saved in run80: "), shown)
             }
@@ -146,7 +147,7 @@ final class TrainOutputTests: XCTestCase {
     /// part ("#") and each decimal ("d"), so that the format (rounding, widths) is still compared.
     static func masked(_ text: String) -> String {
         var s = text
-        for (pattern, replacement) in [("[0-9]+ img/s", "N img/s"), ("ETA [^ \n]+", "ETA T"), (" in [0-9hms]+,", " in T,"),
+        for (pattern, replacement) in [("[0-9]+ img/s", "N img/s"), ("memory [0-9]+ MiB \\(", "memory N MiB ("), ("ETA [^ \n]+", "ETA T"), (" in [0-9hms]+,", " in T,"),
                                        (", [0-9hms]+$", ", T"), ("at epoch [0-9]+\\)", "at epoch E)"),
                                        ("(?<![0-9.])[0-9]+\\.", "#.")] {
             s = s.replacingOccurrences(of: pattern, with: replacement, options: .regularExpression)
@@ -204,6 +205,7 @@ final class TrainOutputTests: XCTestCase {
         epoch 2/2 batch 900/1000 (90%) loss #.dddd acc #.d% N img/s ETA T
         epoch 2/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.dde-08, N img/s, T
         done: 2 epochs in T, test accuracy #.dd% (best #.dd% at epoch E)
+        peak memory N MiB (resident, VmHWM)
         saved in log: checkpoint.safetensors, metrics.jsonl, curves.svg
 
         """)
@@ -216,6 +218,7 @@ final class TrainOutputTests: XCTestCase {
         epoch 1/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.ddddd
         epoch 2/2: train loss #.dddd acc #.d%, test loss #.dddd acc #.dd%, lr #.dde-08
         done: 2 epochs in T, test accuracy #.dd% (best #.dd% at epoch E)
+        peak memory N MiB (resident, VmHWM)
         saved in tty: checkpoint.safetensors, metrics.jsonl, curves.svg
 
         """)
