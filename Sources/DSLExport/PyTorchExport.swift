@@ -250,6 +250,7 @@ struct PyTorchGenerator {
                     dsl_initialize(self, seed)
                 else:
                     dsl_initial_biases(self)
+                dsl_freeze(self)
 
             def forward(self, x):
 
@@ -372,6 +373,66 @@ struct PyTorchGenerator {
         return lines
     }
 
+    /// The parameters of each layer with `init=`, `freeze` or `train-epochs=`: (dsl name of the
+    /// weight, of the bias or nil, the layer's init and training, the weight's fan-in), in node order.
+    func parameterRules() -> [(weight: String?, bias: String?, initializer: WeightInit, training: LayerTraining, fanIn: Int)] {
+        var rules: [(weight: String?, bias: String?, initializer: WeightInit, training: LayerTraining, fanIn: Int)] = []
+        for n in graph.nodes where n.id > 0 {
+            let input = graph.nodes[n.inputs[0]].shape
+            switch n.op {
+            case .conv(let c):
+                rules.append((n.name + ".weight", c.bias ? n.name + ".bias" : nil, c.initializer, c.training,
+                              c.kernelHeight * c.kernelWidth * input.channels / c.groups))
+                if c.batchNorm {
+                    rules.append((c.norm.scale ? n.name + ".bn.weight" : nil, n.name + ".bn.bias", .he, c.training, 0))
+                }
+            case .linear(let l):
+                rules.append((n.name + ".weight", l.bias ? n.name + ".bias" : nil, l.initializer, l.training, input.elements))
+            case .batchNorm(let b):
+                rules.append((b.scale ? n.name + ".weight" : nil, n.name + ".bias", .he, b.training, 0))
+            default:
+                break
+            }
+        }
+        return rules
+    }
+
+    /// The entries of DSL_INIT.
+    func initTable() -> String {
+        var entries: [String] = []
+        for r in parameterRules() {
+            let bound = 1 / Double(max(r.fanIn, 1)).squareRoot()
+            switch r.initializer {
+            case .he: continue
+            case .torch:
+                if let w = r.weight { entries.append("\(pythonString(w)): (\"uniform\", \(bound))") }
+                if let b = r.bias { entries.append("\(pythonString(b)): (\"uniform\", \(bound))") }
+            case .dirac:
+                if let w = r.weight { entries.append("\(pythonString(w)): (\"dirac\", \(bound))") }
+                if let b = r.bias { entries.append("\(pythonString(b)): (\"zero\", 0.0)") }
+            case .whiten:
+                if let b = r.bias { entries.append("\(pythonString(b)): (\"zero\", 0.0)") }
+            }
+        }
+        return entries.joined(separator: ", ")
+    }
+
+    /// dsl names of the frozen parameters.
+    func frozenNames() -> [String] {
+        parameterRules().flatMap { r in
+            (r.training.frozenWeight ? [r.weight].compactMap { $0 } : []) + (r.training.frozenBias ? [r.bias].compactMap { $0 } : [])
+        }
+    }
+
+    /// dsl names of the parameters trained in the first N epochs only, with N.
+    func trainEpochs() -> [(String, Int)] {
+        parameterRules().flatMap { r -> [(String, Int)] in
+            guard let e = r.training.epochs else { return [] }
+            return (r.training.frozenWeight ? [] : [r.weight].compactMap { $0 }.map { ($0, e) })
+                + (r.training.frozenBias ? [] : [r.bias].compactMap { $0 }.map { ($0, e) })
+        }
+    }
+
     // MARK: - The name table
 
     func stateTable() -> String {
@@ -399,6 +460,18 @@ struct PyTorchGenerator {
         # classifier feeding the softmax through pooling, as All-CNN's 'conv 1 1 10', starts at 1 so
         # every class unit starts active.
         DSL_INITIAL_BIAS = {\(initial)}
+
+        # Tensors that do not start as above (by dsl name): ("uniform", bound) is U(-bound, bound)
+        # (init=torch; bound 1/sqrt(fan_in)), ("dirac", bound) Dirac on the first min(IC, OC)
+        # filters and U(-bound, bound) for the rest (init=dirac), ("zero", 0.0) zeros (the bias of
+        # init=dirac and init=whiten). See dsl_initialize.
+        DSL_INIT = {\(initTable())}
+        DSL_UNIFORM_STREAM_KEY = \(EngineGraph.uniformStreamKey)
+
+        # Parameters the spec freezes ('freeze': never trained; requires_grad is False), and the
+        # epochs the others of a layer with 'train-epochs=N' train in (epochs 0..N-1), by dsl name.
+        DSL_FROZEN = [\(frozenNames().map(pythonString).joined(separator: ", "))]
+        DSL_TRAIN_EPOCHS = {\(trainEpochs().map { "\(pythonString($0.0)): \($0.1)" }.joined(separator: ", "))}
 
         # dsl train's learning rate and schedule for this network when --lr and --schedule are not
         # given (0.05 and cosine with batch norm, 0.02 and cosine+warmup:1 without).

@@ -44,15 +44,21 @@ def activation(x, act, slope=0.0):
 
 
 class BatchNorm(nn.BatchNorm2d):
-    """dsl's batch normalisation: per channel over (N, H, W), eps 1e-5, momentum 0.1 (PyTorch's
-    defaults). Training normalises with the batch mean and biased variance and moves the running
-    statistics toward the batch mean and the unbiased variance; evaluation uses the running
-    statistics. dsl keeps no batch counter, so there is no num_batches_tracked buffer: the
-    state_dict holds exactly dsl's weight, bias, running_mean and running_var."""
+    """dsl's batch normalisation: per channel over (N, H, W), eps 1e-5 and momentum 0.1 (PyTorch's
+    defaults) unless the spec says otherwise ('bn eps=X momentum=X'). Training normalises with
+    the batch mean and biased variance and moves the running statistics toward the batch mean
+    and the unbiased variance; evaluation uses the running statistics. dsl keeps no batch
+    counter, so there is no num_batches_tracked buffer: the state_dict holds exactly dsl's
+    weight, bias, running_mean and running_var. Without a learned scale ('bn scale=off',
+    scale=False) weight is a constant vector of ones (a buffer outside the state_dict), as dsl's
+    engine, which has no such parameter."""
 
-    def __init__(self, channels):
-        super().__init__(channels, eps=1e-5, momentum=0.1)
+    def __init__(self, channels, eps=1e-5, momentum=0.1, scale=True):
+        super().__init__(channels, eps=eps, momentum=momentum)
         self.num_batches_tracked = None
+        if not scale:
+            del self.weight
+            self.register_buffer("weight", torch.ones(channels), persistent=False)
 
     def reset_running_stats(self):
         self.running_mean.zero_()
@@ -73,10 +79,10 @@ class Conv(nn.Conv2d):
     (Kaiming normal over the larger fan), bias 0."""
 
     def __init__(self, in_channels, out_channels, kernel, stride=1, padding=0, bias=True, bn=False, act=None, slope=0.0,
-                 dilation=1, groups=1, pre_pad=None):
+                 dilation=1, groups=1, pre_pad=None, bn_eps=1e-5, bn_momentum=0.1, bn_scale=True):
         super().__init__(in_channels, out_channels, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias)
         self.pre_pad = pre_pad
-        self.bn = BatchNorm(out_channels) if bn else None
+        self.bn = BatchNorm(out_channels, eps=bn_eps, momentum=bn_momentum, scale=bn_scale) if bn else None
         self.act = act
         self.slope = slope
 
@@ -263,17 +269,56 @@ def _engine_normals(seed, count):
     return torch.stack((radius * torch.cos(angle), radius * torch.sin(angle)), 1).flatten()[:count]
 
 
+def _mix(value):
+    # EngineRandom.mix on a Python integer: finalize(value + 0x9E3779B97F4A7C15) mod 2^64.
+    z = (value + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _engine_uniforms(seed, count):
+    # The uniforms of dsl's EngineRandom(seed): output k = 1, 2, ... is
+    # finalize(seed + (k + 1) * 0x9E3779B97F4A7C15), uniform (bits >> 11) * 2^-53 (float64).
+    k = torch.arange(1, count + 1, dtype=torch.int64)
+    z = _splitmix_finalize(k * _int64(0x9E3779B97F4A7C15) + _int64(seed + 0x9E3779B97F4A7C15))
+    return _shift_right(z, 11).to(torch.float64) * 2.0 ** -53
+
+
 def dsl_initialize(model, seed):
     """Sets every parameter and statistic to what dsl's engine starts from with this seed ('dsl
     train --seed S', 'dsl run --seed S'): conv and fc weights from one stream of normals in dsl's
     parameter order and layouts (std sqrt(2 / (KH*KW*max(IC/G, OC))) and sqrt(1 / IN)), biases 0
     (those in DSL_INITIAL_BIAS: their value), batch norm
-    scale 1, shift 0, running mean 0 and variance 1."""
-    normal_count = sum(math.prod(shape) for _, _, layout, _, shape in DSL_NAMES if layout != "vector")
+    scale 1, shift 0, running mean 0 and variance 1. The tensors of DSL_INIT ('init=torch',
+    'init=dirac', 'init=whiten') instead: U(-bound, bound) from a second stream,
+    EngineRandom(mix(seed ^ DSL_UNIFORM_STREAM_KEY)), in dsl's order; Dirac (filter o < min(IC, OC)
+    is 1 at the kernel centre (KH // 2, KW // 2) of input channel o, 0 elsewhere; the other
+    filters uniform); or zeros."""
+    normal_count = sum(math.prod(shape) for _, name, layout, _, shape in DSL_NAMES if layout != "vector" and name not in DSL_INIT)
     normals = _engine_normals(seed, normal_count)
-    tensors, offset = {}, 0
+    uniform_count = sum(math.prod(shape) for _, name, _, _, shape in DSL_NAMES if DSL_INIT.get(name, ("",))[0] in ("uniform", "dirac"))
+    uniforms = _engine_uniforms(_mix(seed ^ DSL_UNIFORM_STREAM_KEY), uniform_count)
+    tensors, offset, uniform_offset = {}, 0, 0
     for _, name, layout, _, shape in DSL_NAMES:
         count = math.prod(shape)
+        if name in DSL_INIT:
+            kind, bound = DSL_INIT[name]
+            values = torch.zeros(count, dtype=torch.float64)
+            if kind == "uniform":
+                values = (2 * uniforms[uniform_offset:uniform_offset + count] - 1) * bound
+                uniform_offset += count
+            elif kind == "dirac":
+                kh, kw, ic, oc = shape
+                identity = min(ic, oc)
+                drawn = torch.arange(count) % oc >= identity
+                n = int(drawn.sum())
+                values[drawn] = (2 * uniforms[uniform_offset:uniform_offset + n] - 1) * bound
+                uniform_offset += n
+                for o in range(identity):
+                    values[((kh // 2 * kw + kw // 2) * ic + o) * oc + o] = 1
+            tensors[name] = values.to(torch.float32).reshape(shape)
+            continue
         if layout == "vector":
             one = name.endswith(".running_var") or name.endswith(".weight")
             tensors[name] = torch.full(shape, DSL_INITIAL_BIAS.get(name, 1.0 if one else 0.0))
@@ -282,6 +327,16 @@ def dsl_initialize(model, seed):
         tensors[name] = (normals[offset:offset + count] * std).to(torch.float32).reshape(shape)
         offset += count
     load_dsl_tensors(model, tensors, f"dsl_initialize(seed={seed})")
+
+
+def dsl_freeze(model):
+    """Turns off requires_grad of DSL_FROZEN's parameters ('freeze' in the spec: never trained,
+    so no optimizer moves them). DSL_TRAIN_EPOCHS lists the parameters a training loop should
+    stop updating after their first N epochs."""
+    parameters = dict(unwrap(model).named_parameters())
+    for key, name, _, kind, _ in DSL_NAMES:
+        if kind == "parameter" and name in DSL_FROZEN:
+            parameters[key].requires_grad_(False)
 
 
 def dsl_initial_biases(model):

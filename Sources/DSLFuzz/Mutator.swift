@@ -23,6 +23,9 @@ public struct Mutator {
         "add zeropad {", "mul {", "mul {} {", "mul { } { gap ; conv 1 1 8 act=hardsigmoid }", "pool avg to 2x2", "pool avg to 1",
         "pool avg to 7x7", "to", "gelu", "silu", "swish", "relu6", "hardswish", "hardsigmoid", "sigmoid", "tanh",
         "act=gelu", "act=silu", "act=relu6", "act=hardswish", "act=hardsigmoid", "act=sigmoid", "act=tanh", "act=swish",
+        "scale", "scale 1/9", "scale -2", "bn scale=off momentum=0.4 eps=1e-12", "scale=off", "momentum=", "eps=1e-12",
+        "bn-scale=off", "bn-momentum=0.2", "bn-eps=1e-3", "init=torch", "init=dirac", "init=whiten", "whiten-eps=1e-3",
+        "conv 2 1 24 valid init=whiten", "freeze", "freeze=weight", "freeze=bias", "train-epochs=3", "train-epochs=", "-",
         "\u{0}", "\u{1}", "\u{7F}", "é", "×", "α", "\u{FEFF}",
     ]
 

@@ -481,14 +481,16 @@ public struct Elaborator {
                 st = ss
             }
             let ceil = opts.flag("ceil")
-            _ = opts.flag("floor")
+            let statedFloor = opts.flag("floor")
             guard let pad = opts.padding(kernel: k, defaultSame: false, defaultPad: defaultPad) else { return nil }
             guard opts.finish() else { return nil }
             if pad * 2 > k {
                 diagnostics.error("pooling padding \(pad) is more than half the window \(k)", at: s.location, notes: scope.callNotes)
                 return nil
             }
-            return .pool(PoolAttributes(kind: pk, kernel: k, stride: st, pad: pad, ceil: ceil))
+            var attributes = PoolAttributes(kind: pk, kernel: k, stride: st, pad: pad, ceil: ceil)
+            attributes.statedFloor = statedFloor && !ceil
+            return .pool(attributes)
         case "bn":
             guard checkArgs(s, args, names: [], required: 0, scope) else { return nil }
             var norm = opts.batchNormSettings(prefix: "", fused: true)
@@ -808,7 +810,8 @@ public struct Elaborator {
     /// Options that need a value, with an example of each (for an option written alone).
     static let valueOptionExamples: [String: String] = [
         "bias": "bias=on", "pad": "pad=1", "act": "act=relu", "slope": "slope=0.1", "widen": "widen=mul",
-        "groups": "groups=32", "dilation": "dilation=2",
+        "groups": "groups=32", "dilation": "dilation=2", "scale": "scale=off", "momentum": "momentum=0.4", "eps": "eps=1e-12",
+        "init": "init=torch",
     ]
 
     /// How each layer is written, for argument-count errors.

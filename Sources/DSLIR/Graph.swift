@@ -222,6 +222,9 @@ public struct PoolAttributes: Equatable, Sendable {
     public var pad: Int
     /// Output size rounded up (Caffe, PyTorch `ceil_mode`) instead of down.
     public var ceil: Bool
+    /// The spec says `floor`: rounding down is intended, so a border row or column the windows
+    /// do not reach is not warned about.
+    public var statedFloor: Bool = false
     /// Creates pool attributes.
     public init(kind: PoolKind, kernel: Int, stride: Int, pad: Int, ceil: Bool) {
         self.kind = kind; self.kernel = kernel; self.stride = stride; self.pad = pad; self.ceil = ceil

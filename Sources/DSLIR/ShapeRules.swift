@@ -26,8 +26,11 @@ public enum ShapeRules {
             return Shape(h, w, c.filters)
         case .pool(let p):
             let x = inputs[0]
+            // An explicit `floor` says the dropped border is intended: no warning about it.
+            var dropWarnings: [String] = []
             guard let (h, w) = window(x, kernel: (p.kernel, p.kernel), stride: (p.stride, p.stride), pad: (p.pad, p.pad, p.pad, p.pad),
-                                      ceil: p.ceil, what: "pooling window \(p.kernel)", errors: &errors, warnings: &warnings) else { return nil }
+                                      ceil: p.ceil, what: "pooling window \(p.kernel)", errors: &errors, warnings: &dropWarnings) else { return nil }
+            if !p.statedFloor { warnings += dropWarnings }
             if p.stride > p.kernel { warnings.append("pooling stride \(p.stride) is larger than its window \(p.kernel); pixels between windows are never seen") }
             return Shape(h, w, x.channels)
         case .globalAvgPool:

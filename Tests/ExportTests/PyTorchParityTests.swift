@@ -106,13 +106,16 @@ final class PyTorchParityTests: XCTestCase {
         // parameter tensor by more than 0.1% of its largest value: in float32 the gradients of
         // the first layers of a deep network with batch norm are only good to about 1% (PyTorch's
         // own against float64 on PyramidNet-164), so only small steps keep the weights within 1e-4.
-        let optimizer = try SGDOptimizer(parameterCount: engine.parameterCount, momentum: Self.momentum, weightDecay: Self.weightDecay,
-                                         nesterov: true, noDecay: noDecay)
         let x = PyTorchFixture.normals(b * s.elements, seed: 11)
         var labelRandom = EngineRandom(seed: 21)
         let labels = (0..<b).map { _ in Int32(labelRandom.next() % UInt64(engine.classCount)) }
         _ = x.withUnsafeBufferPointer { engine.forward($0.baseAddress!, batch: b, training: true) }
         let (loss, _) = labels.withUnsafeBufferPointer { engine.backward(labels: $0.baseAddress!, batch: b) }
+        // A frozen parameter (`freeze`: requires_grad False in PyTorch) gets no gradient and no
+        // decay: the step leaves it and its velocity at 0, as torch.optim.SGD skips it.
+        let frozen = engine.parameters.filter { $0.training == .never }
+        for p in frozen { p.grad.update(repeating: 0, count: p.count) }
+        let stepNoDecay = noDecay + frozen.map { $0.offset..<($0.offset + $0.count) }
         var lr = Self.lr
         for p in engine.parameters {
             var largestWeight: Float = 0, largestGradient: Float = 0
@@ -122,6 +125,8 @@ final class PyTorchParityTests: XCTestCase {
             }
             if largestGradient > 0 && largestWeight > 0 { lr = min(lr, 1e-3 * largestWeight / largestGradient) }
         }
+        let optimizer = try SGDOptimizer(parameterCount: engine.parameterCount, momentum: Self.momentum, weightDecay: Self.weightDecay,
+                                         nesterov: true, noDecay: stepNoDecay)
         optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: lr)
         io["step.input"] = try StoredTensor(shape: [b, s.height, s.width, s.channels], floats: x)
         io["step.labels"] = try StoredTensor(shape: [b], int64s: labels.map(Int64.init))

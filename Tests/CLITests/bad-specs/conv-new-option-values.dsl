@@ -8,7 +8,7 @@
 # expect: 22:6: error: kernel size must be from 1 to 1024 on each axis, got 1025 in '1x1025'
 # expect: 23:14: error: 'same' padding needs an odd kernel size (got 2x3); give pad=N explicitly
 # expect: 24:16: error: padding must be same, valid or a whole number from 0 to 1024 (or PHxPW, rows x columns, or
-# expect: 25:12: error: unknown option 'groups' for 'dwconv'; expected one of act, bias, bn, dilation, gelu, hards
+# expect: 25:12: error: unknown option 'groups' for 'dwconv'; expected one of act, bias, bn, bn-eps, bn-momentum, bn-scale, dilation, freeze, gelu
 # expect: 26:12: error: channel multiplier must be from 1 to 1024, got 0
 # expect: 27:8: error: 'dwconv' expects at least 2 arguments (dwconv KERNEL STRIDE [MULTIPLIER]); missing stride
 # expect: 28:16: error: unknown activation 'gleu'; did you mean 'gelu'? (expected relu, leaky, linear, none, gelu,
