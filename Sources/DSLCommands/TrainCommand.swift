@@ -348,7 +348,7 @@ enum TrainCommand {
         let signalled = receivedStopSignal
         switch outcome {
         case .finished:
-            var summary = "done: \(o.epochs) epoch\(o.epochs == 1 ? "" : "s") in \(ProgressFormat.duration(trainer.elapsedSeconds))"
+            var summary = "done: \(formatEpochCount(o.trainingEpochs)) epoch\(o.trainingEpochs == 1 ? "" : "s") in \(ProgressFormat.duration(trainer.elapsedSeconds))"
             if let last = history.last?.testAccuracy {
                 summary += ", test accuracy \(ProgressFormat.percent(last, decimals: 2))"
                 if let best = bestEpoch(history), best.tested { summary += " (best \(ProgressFormat.percent(best.accuracy, decimals: 2)) at epoch \(best.epoch))" }
