@@ -49,16 +49,18 @@ enum TrainCommand {
                             (default cosine with batch norm, cosine+warmup:1 without); or
                             linear:S,E@F, per step over the run's T steps: from S×lr up to lr
                             over the first W = floor(F×T) steps, then down to E×lr at step T
-                            (step k < W: lr·(S + (1−S)·k/W); k ≥ W: lr·(1 + (E−1)·(k−W)/(T−W));
-                            airbench94: linear:0.2,0.07@0.23)
+                            (step k < W: lr·(S + (1−S)·k/W);
+                             k ≥ W: lr·(1 + (E−1)·(k−W)/(T−W)));
+                            airbench94: linear:0.2,0.07@0.23
     Optimiser (the update is PyTorch's SGD on the batch-mean loss, per parameter:
     d = grad + c·w, v ← μ·v + d, w ← w − lr_t·m·(d + μ·v) with --nesterov, w ← w − lr_t·m·v
     without; lr_t the scheduled rate, m and c the parameter's multiplier and L2 coefficient):
       --decoupled           --lr and --weight-decay in airbench's decoupled form: lr_t starts
-                            from lr·batch / (1024·(1 + 1/(1−μ))) and c = weight decay / lr, so
-                            the decay per step, lr_t·c·w, does not change with --lr (both flags
-                            are then required; airbench94: --lr 11.5 --weight-decay 0.0153
-                            at batch 1024, momentum 0.85: lr_t from 1.5, c = 0.00133043)
+                            from lr·batch / (1024·(1 + 1/(1−μ))) and c = weight decay / lr,
+                            so the decay per step, lr_t·c·w, does not change with --lr (both
+                            flags are then required; airbench94: --lr 11.5 --weight-decay
+                            0.0153 at batch 1024, momentum 0.85: lr_t from 1.5,
+                            c = 0.00133043)
       --weight-decay-on S   weights (default: conv and linear weights only, c = 0 for biases
                             and batch norm) or all (every trained parameter, as airbench)
       --bn-bias-lr M        batch-norm shifts (biases) train at m = M times the rate, with
@@ -375,7 +377,7 @@ enum TrainCommand {
         let signalled = receivedStopSignal
         switch outcome {
         case .finished:
-            var summary = "done: \(o.epochs) epoch\(o.epochs == 1 ? "" : "s") in \(ProgressFormat.duration(trainer.elapsedSeconds))"
+            var summary = "done: \(formatEpochCount(o.trainingEpochs)) epoch\(o.trainingEpochs == 1 ? "" : "s") in \(ProgressFormat.duration(trainer.elapsedSeconds))"
             if let last = history.last?.testAccuracy {
                 summary += ", test accuracy \(ProgressFormat.percent(last, decimals: 2))"
                 if let best = bestEpoch(history), best.tested { summary += " (best \(ProgressFormat.percent(best.accuracy, decimals: 2)) at epoch \(best.epoch))" }

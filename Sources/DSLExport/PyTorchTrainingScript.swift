@@ -410,6 +410,10 @@ def parse_schedule(text, base_rate, total_epochs):
 
 RECIPE_FLAGS = ["data", "dataset", "labels", "train_limit", "test_limit", "epochs", "batch", "lr", "momentum", "nesterov",
                 "weight_decay", "schedule", "flip", "translate", "whiten", "zca_epsilon", "seed"]
+# dsl train's recipe fields of issue 18 (--decoupled, --weight-decay-on, --bn-bias-lr, --label-smoothing,
+# --lookahead) at the values that mean "not used"; this script implements none of them.
+UNIMPLEMENTED_RECIPE_DEFAULTS = {"decoupled": "false", "weight_decay_on": "weights", "bn_bias_lr": "1.0", "label_smoothing": "0.0",
+                                 "lookahead": "none"}
 
 
 def argument_parser():
@@ -503,6 +507,14 @@ def resumed_recipe(stored, args, given, path):
     missing = [k for k in RECIPE_FLAGS if k not in recipe]
     if missing:
         raise TrainingFailure(f"{path}: written without the training recipe (no recipe.{missing[0]}); it can be evaluated but not resumed")
+    # dsl train's optimiser options this script does not implement: a run using them is refused.
+    for name, default in UNIMPLEMENTED_RECIPE_DEFAULTS.items():
+        if recipe.get(name, default) != default:
+            raise TrainingFailure(f"{path}: the run uses --{name.replace('_', '-')} {recipe[name]} (recipe.{name}), which this script "
+                                  "does not implement; continue it with dsl train --resume")
+    if not recipe["epochs"].isdigit():
+        raise TrainingFailure(f"{path}: the run has fractional --epochs {recipe['epochs']}, which this script does not implement; "
+                              "continue it with dsl train --resume")
     for name in given:
         if name in ("epochs", "data"):
             continue

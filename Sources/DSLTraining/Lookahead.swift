@@ -97,6 +97,14 @@ public final class LookaheadAverage {
         }
     }
 
+    /// What follows optimiser step `done` (1-based) of a run of `total` steps: every
+    /// `schedule.every` steps an update with α = `schedule.decay(afterStep:of:)`, and after the
+    /// last step w ← ema (airbench's final `update(model, decay=1.0)`).
+    public func afterStep(_ done: Int, of total: Int, schedule: LookaheadSchedule) {
+        if done % schedule.every == 0 { update(decay: schedule.decay(afterStep: done, of: total)) }
+        if done == total { copyToWeights() }
+    }
+
     /// w ← ema (the end of training).
     public func copyToWeights() {
         var offset = 0

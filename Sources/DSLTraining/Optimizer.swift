@@ -47,6 +47,8 @@ public final class SGDOptimizer: CustomStringConvertible {
     /// Contiguous segments covering 0..<parameterCount, in order, each with its settings.
     public private(set) var groups: [ParameterGroup]
     private let velocity: UnsafeMutablePointer<Float>
+    /// The groups trained in `activeEpoch` (recomputed when the epoch changes, not every step).
+    private var active: (epoch: Int, groups: [ParameterGroup])?
 
     /// Creates an optimiser with zero velocity whose every parameter has weight decay
     /// `weightDecay` except those in `noDecay`; throws when a range is outside 0..<parameterCount.
@@ -112,6 +114,7 @@ public final class SGDOptimizer: CustomStringConvertible {
             throw TrainingError("SGD: \(range) is not the range of a parameter group")
         }
         groups[i].training = training
+        active = nil
     }
 
     /// One update of `parameters` from `gradients` (both `parameterCount` floats) at learning
@@ -119,7 +122,8 @@ public final class SGDOptimizer: CustomStringConvertible {
     public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, learningRate: Float, epoch: Int = 0) {
         let mu = momentum, v = velocity, nesterov = nesterov
         // Elementwise, so chunks on different threads give the same result as one loop.
-        let segments = groups.filter { $0.training.isTrained(inEpoch: epoch) }
+        if active?.epoch != epoch { active = (epoch, groups.filter { $0.training.isTrained(inEpoch: epoch) }) }
+        let segments = active!.groups
         let total = parameterCount
         let chunks = max(1, min(64, total / 16_384))
         parallelFor(chunks) { chunk in

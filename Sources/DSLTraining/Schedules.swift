@@ -70,8 +70,15 @@ public struct LearningRateSchedule: Equatable, Sendable, CustomStringConvertible
             guard fraction >= 0, fraction < 1 else { throw TrainingError("schedule: linear warm-up fraction must be in 0..<1, got \(fraction)") }
             guard warmupEpochs == 0 else { throw TrainingError("schedule: linear has its own warm-up; drop warmup:") }
         }
-        self.baseRate = baseRate; self.trainingEpochs = epochs; self.totalEpochs = Int(epochs.rounded(.up))
+        self.baseRate = baseRate; self.trainingEpochs = epochs; self.totalEpochs = LearningRateSchedule.epochsRun(epochs)
         self.warmupEpochs = warmupEpochs; self.decay = decay
+    }
+
+    /// The epochs a run of `epochs` (possibly fractional) epochs runs: ⌈epochs⌉, a value within
+    /// 1e-9 of a whole number counting as that number (as in `totalSteps`).
+    public static func epochsRun(_ epochs: Double) -> Int {
+        let whole = epochs.rounded()
+        return max(1, abs(epochs - whole) <= 1e-9 * max(1, whole) ? Int(whole) : Int(epochs.rounded(.up)))
     }
 
     /// The steps of a run of `epochs` epochs (possibly fractional) of `stepsPerEpoch` steps:

@@ -9,7 +9,7 @@ public struct TrainingOptions: Sendable {
     public var trainingEpochs: Double = 10
     /// Epochs run, ⌈trainingEpochs⌉; setting it sets a whole number of epochs.
     public var epochs: Int {
-        get { Int(trainingEpochs.rounded(.up)) }
+        get { LearningRateSchedule.epochsRun(trainingEpochs) }
         set { trainingEpochs = Double(newValue) }
     }
     /// Images per step.
@@ -52,7 +52,7 @@ public struct TrainingOptions: Sendable {
     public var dataset: DatasetFormat?
     /// Which CIFAR-100 labels (recorded in checkpoints).
     public var labels: CIFAR100Labels = .fine
-    // Optimiser, loss and averaging (README, Training; the update rules are in Recipe.swift).
+    // Optimiser, loss and averaging (README, Training; the update rule is in OptimizationOptions.swift).
     /// Learning-rate multiplier M of batch-norm shifts (their L2 coefficient is divided by M).
     public var batchNormBiasLearningRate: Float = 1
     /// Which parameters weight decay applies to.
@@ -402,11 +402,7 @@ public final class Trainer {
                 }
                 let rate = learningRate(epoch: epoch, step: s, steps: steps)
                 optimizer.step(parameters: engine.parameterValues, gradients: engine.parameterGrads, learningRate: rate, epoch: epoch)
-                if let lookahead, let every = options.lookahead?.every {
-                    let done = epoch * steps + s + 1, total = totalSteps
-                    if done % every == 0 { lookahead.update(decay: options.lookahead!.decay(afterStep: done, of: total)) }
-                    if done == total { lookahead.copyToWeights() }
-                }
+                if let lookahead, let every = options.lookahead { lookahead.afterStep(epoch * steps + s + 1, of: totalSteps, schedule: every) }
                 epochLossSum += Double(loss) * Double(b); epochCorrect += hits; sessionImages += b
                 position.step += 1
                 let seen = Double(position.step * b)

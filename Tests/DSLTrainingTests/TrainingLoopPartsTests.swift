@@ -229,6 +229,13 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(LearningRateSchedule.totalSteps(stepsPerEpoch: 50, epochs: 0.2), 10)     // 50 × 0.2 = 10.000000000000002
         XCTAssertEqual(LearningRateSchedule.totalSteps(stepsPerEpoch: 7, epochs: 1.5), 11)
         XCTAssertEqual(LearningRateSchedule.totalSteps(stepsPerEpoch: 3, epochs: 0.01), 1)
+        // Epochs run agree with the steps: 2 + 1e-11 epochs are 2 (not a third epoch of 0 steps).
+        XCTAssertEqual(LearningRateSchedule.epochsRun(2 + 1e-11), 2)
+        XCTAssertEqual(LearningRateSchedule.totalSteps(stepsPerEpoch: 48, epochs: 2 + 1e-11), 96)
+        XCTAssertEqual(LearningRateSchedule.epochsRun(9.9), 10)
+        var o = TrainingOptions()
+        o.trainingEpochs = 2 + 1e-11
+        XCTAssertEqual(o.epochs, 2)
         // The cosine horizon is the fractional length: at 2.5 of 2.5 epochs it reaches 0.
         let cosine = try LearningRateSchedule.parse("cosine", baseRate: 1, epochs: 2.5)
         XCTAssertEqual(cosine.totalEpochs, 3)

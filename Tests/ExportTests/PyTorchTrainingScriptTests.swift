@@ -83,7 +83,7 @@ final class PyTorchTrainingScriptTests: XCTestCase {
     }
 
     func testBadInputIsRefused() throws {
-        let (python, dir, _, script) = try prepare()
+        let (python, dir, spec, script) = try prepare()
         // Another network's checkpoint as the starting weights.
         let other = dir.appendingPathComponent("other").path
         let (trained, log) = try DSLBinary.run(["train", "specs/cifar-fast.dsl", "--data", "data/cifar10-sample", "--train-limit", "16",
@@ -105,6 +105,16 @@ final class PyTorchTrainingScriptTests: XCTestCase {
             let (status, output) = PythonEnvironment.run(python, [script, "--out", out] + Self.recipe + flags)
             XCTAssertEqual(status, expected, "\(flags): \(output)")
             XCTAssertTrue(message.isEmpty || output.contains(message), "\(flags): \(output)")
+        }
+        // A dsl run with an optimiser option the script does not implement is not resumed by it.
+        for (flags, message) in [(["--label-smoothing", "0.2"], "uses --label-smoothing 0.2 (recipe.label_smoothing), which this script does not implement"),
+                                 (["--epochs", "1.5"], "fractional --epochs 1.5")] {
+            let run = dir.appendingPathComponent("dsl-\(flags[0])").path
+            let (trained, log) = try DSLBinary.run(["train", spec, "--out", run, "--quiet", "--test-limit", "16"] + (flags[0] == "--epochs" ? Array(Self.recipe.prefix(6) + Self.recipe.dropFirst(8)) : Self.recipe) + flags)
+            XCTAssertEqual(trained, 0, log)
+            let (status, output) = PythonEnvironment.run(python, [script, "--resume", run + "/checkpoint.safetensors", "--epochs", "3"])
+            XCTAssertEqual(status, 1, output)
+            XCTAssertTrue(output.contains(message), output)
         }
         let (missing, missingOutput) = PythonEnvironment.run(python, [script, "--data", dir.appendingPathComponent("nowhere").path, "--out",
                                                                dir.appendingPathComponent("b").path])
