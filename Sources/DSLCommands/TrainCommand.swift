@@ -20,10 +20,10 @@ enum TrainCommand {
     Trains the network on a dataset in its standard on-disk format: CIFAR-10 binary
     (data_batch_*.bin, any subset, + test_batch.bin), CIFAR-100 binary (train.bin, test.bin)
     or MNIST IDX (train-images-idx3-ubyte, ...). The format is detected from the files.
-    Evaluates on the test set after every epoch (see --eval-every), appends metrics to OUT/metrics.jsonl and
-    the per-iteration training loss to OUT/steps.jsonl, draws OUT/curves.svg (loss with the
-    per-iteration trace, accuracy, learning rate, the best epoch marked), and writes
-    OUT/checkpoint.safetensors atomically every epoch.
+    Evaluates on the test set after every epoch (see --eval-every), appends metrics to
+    OUT/metrics.jsonl and the per-iteration training loss to OUT/steps.jsonl, draws
+    OUT/curves.svg (loss with the per-iteration trace, accuracy, learning rate, the best
+    epoch marked), and writes OUT/checkpoint.safetensors atomically every epoch.
 
     Data:
       --data DIR            dataset directory (required for a new run)
@@ -142,7 +142,8 @@ enum TrainCommand {
                             shortens) the run; the schedule becomes the one of N epochs
       --data DIR            the dataset moved: accepted when its images match the stored
                             fingerprint
-      --eval-every, --tta   they change the evaluation only
+      --eval-every N        changes the evaluation only
+      --tta L               changes the evaluation only
     metrics.jsonl keeps exactly the checkpoint's epochs: a line that does not parse, or a line
     of a later epoch, is dropped with a warning naming the file and line, after the original
     is copied to metrics.jsonl.bak; a clean log is only appended to.
