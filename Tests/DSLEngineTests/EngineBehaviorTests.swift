@@ -449,8 +449,9 @@ final class EngineBehaviorTests: XCTestCase {
         XCTAssertGreaterThan(plan.scratchBytes, 0)
     }
     /// Large buffers are 2 MiB aligned, zeroed and advised to use transparent huge pages (the
-    /// mapping holding them carries the kernel's `hg` flag, set by `madvise(MADV_HUGEPAGE)`);
-    /// small ones are not. The test checks the advice, which is what the engine controls: whether
+    /// mapping holding them carries the kernel's `hg` flag, set by `madvise(MADV_HUGEPAGE)`).
+    /// (Whether a small buffer's mapping has it is malloc's business: a thread arena's heap
+    /// that once held an advised large block keeps the flag.) The test checks the advice, which is what the engine controls: whether
     /// the kernel then backs the range with huge pages (`THPeligible`) also depends on the
     /// machine (a process may have THP disabled by `prctl`, as a CI container did).
     func testLargeBuffersAskForHugePages() throws {
@@ -484,7 +485,5 @@ final class EngineBehaviorTests: XCTestCase {
         }
         let bigFlags = try XCTUnwrap(flags(at: UInt(bitPattern: big)), "no mapping holds the large buffer")
         XCTAssertTrue(bigFlags.contains("hg"), "the large buffer was not advised to use huge pages: \(bigFlags)")
-        let smallFlags = try XCTUnwrap(flags(at: UInt(bitPattern: small)), "no mapping holds the small buffer")
-        XCTAssertFalse(smallFlags.contains("hg"), "a small buffer was advised to use huge pages: \(smallFlags)")
     }
 }

@@ -49,7 +49,7 @@ final class OptimizerGroupTests: XCTestCase {
     /// The same five steps with torch.optim.SGD (four param_groups, nesterov, momentum 0.85;
     /// a group frozen in an epoch has requires_grad False, so its gradient is None).
     func testGroupsMatchTorchSGD() throws {
-        let python = try PythonEnvironment.require(modules: ["torch"], packages: ["torch"], install: false)
+        let python = try PythonEnvironment.requireTorch()
         let sgd = try SGDOptimizer(parameterCount: 6, momentum: 0.85, nesterov: true, groups: Self.groups)
         var w = Self.start
         for (k, epoch) in Self.epochs.enumerated() {
@@ -124,7 +124,7 @@ final class OptimizerGroupTests: XCTestCase {
     /// The engine's smoothed loss and its logit gradient against torch's
     /// F.cross_entropy(logits, labels, label_smoothing=0.2) (mean over the batch).
     func testLabelSmoothedLossMatchesTorch() throws {
-        let python = try PythonEnvironment.require(modules: ["torch"], packages: ["torch"], install: false)
+        let python = try PythonEnvironment.requireTorch()
         let (batch, classes) = (4, 10)
         let g = EngineGraph(inputShape: (1, 1, classes), maxBatch: batch, seed: 1)
         g.computesInputGradient = true

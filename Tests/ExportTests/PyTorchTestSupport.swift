@@ -159,15 +159,10 @@ enum PyTorchFixture {
         """),
     ]
 
-    /// The interpreter of .build/venv when it imports torch and safetensors. The suite never
-    /// installs torch (5 GB; `bench/export-parity.sh` does), so without it the check is skipped,
-    /// under CI too (the issue: "the test suite runs it too when torch can be imported");
-    /// `DSL_REQUIRE_TORCH=1` makes the absence a failure (bench/export-parity.sh sets it).
+    /// The interpreter of .build/venv when it imports torch and safetensors (skipped without
+    /// them, see `PythonEnvironment.requireTorch`).
     static func torchPython(file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        if PythonEnvironment.imports(["torch", "safetensors"]) { return PythonEnvironment.python }
-        let why = "needs torch and safetensors in \(PythonEnvironment.directory.path) (bench/export-parity.sh installs them)"
-        if ProcessInfo.processInfo.environment["DSL_REQUIRE_TORCH"] == "1" { XCTFail(why, file: file, line: line) }
-        throw XCTSkip(why)
+        try PythonEnvironment.requireTorch(["torch", "safetensors"], file: file, line: line)
     }
 
     /// A checked spec's graph and costs; fails the test on errors.

@@ -50,6 +50,17 @@ public enum PythonEnvironment {
         throw XCTSkip(why)
     }
 
+    /// The interpreter when it imports every module in `modules` (torch among them). The suite
+    /// never installs torch (5 GB; `bench/export-parity.sh` and `bench/speedrun.sh` do), so
+    /// without it the check is skipped, under CI too; `DSL_REQUIRE_TORCH=1` makes the absence a
+    /// failure (bench/export-parity.sh sets it).
+    public static func requireTorch(_ modules: [String] = ["torch"], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        if imports(modules) { return python }
+        let why = "needs \(modules.joined(separator: " and ")) in \(directory.path) (bench/export-parity.sh installs them)"
+        if ProcessInfo.processInfo.environment["DSL_REQUIRE_TORCH"] == "1" { XCTFail(why, file: file, line: line) }
+        throw XCTSkip(why)
+    }
+
     /// Whether the environment's interpreter imports every module.
     public static func imports(_ modules: [String]) -> Bool {
         guard FileManager.default.fileExists(atPath: python) else { return false }
