@@ -82,14 +82,7 @@ extension Trainer {
     public static func evaluate(engine: EngineGraph, data: Dataset, batch: Int, tta level: Int) throws -> TTAEvaluation {
         let classes = data.classes
         guard (0...2).contains(level) else { throw TrainingError("test-time augmentation level must be 0, 1 or 2, got \(level)") }
-        guard engine.endsInSoftmax, engine.classCount == classes else {
-            throw TrainingError("the network outputs \(engine.classCount) classes but the dataset has \(classes)")
-        }
-        guard batch >= 1, batch <= engine.maxBatch else { throw TrainingError("evaluation batch \(batch) outside 1...\(engine.maxBatch)") }
-        try checkLabels(data, classes: classes, role: "dataset")
-        guard engine.inputShape.count == data.imageSize else {
-            throw TrainingError("the network's input has \(engine.inputShape.count) values per image but the dataset's images have \(data.imageSize)")
-        }
+        try Trainer.checkEvaluable(engine: engine, data: data, batch: batch)
         if level == 2 && (data.height < 2 || data.width < 2) {
             throw TrainingError("test-time augmentation level 2 shifts by one reflected pixel: images need at least 2x2 pixels, these are \(data.height)x\(data.width)")
         }

@@ -444,11 +444,10 @@ public final class Trainer {
         try Trainer.evaluate(engine: engine, data: data, batch: options.batch)
     }
 
-    /// Evaluates a compiled classifier engine on a preprocessed dataset: the loss is
-    /// `EngineGraph.loss` (cross-entropy from the logits), the confusion matrix counts the
-    /// most probable class. Throws when the engine's outputs are not the dataset's classes or
-    /// a label is out of range (checked before anything is indexed).
-    public static func evaluate(engine: EngineGraph, data: Dataset, batch: Int) throws -> Evaluation {
+    /// Throws unless `engine` can evaluate `data` in batches of `batch`: a softmax over the
+    /// dataset's classes, labels in range (checked before anything is indexed), images of the
+    /// input's size.
+    static func checkEvaluable(engine: EngineGraph, data: Dataset, batch: Int) throws {
         let classes = data.classes
         guard engine.endsInSoftmax, engine.classCount == classes else {
             throw TrainingError("the network outputs \(engine.classCount) classes but the dataset has \(classes)")
@@ -458,6 +457,15 @@ public final class Trainer {
         guard engine.inputShape.count == data.imageSize else {
             throw TrainingError("the network's input has \(engine.inputShape.count) values per image but the dataset's images have \(data.imageSize)")
         }
+    }
+
+    /// Evaluates a compiled classifier engine on a preprocessed dataset: the loss is
+    /// `EngineGraph.loss` (cross-entropy from the logits), the confusion matrix counts the
+    /// most probable class. Throws when the engine's outputs are not the dataset's classes or
+    /// a label is out of range (checked before anything is indexed).
+    public static func evaluate(engine: EngineGraph, data: Dataset, batch: Int) throws -> Evaluation {
+        let classes = data.classes
+        try checkEvaluable(engine: engine, data: data, batch: batch)
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
         var lossSum = 0.0
         let size = data.imageSize
