@@ -172,6 +172,9 @@ public final class EngineGraph {
     public private(set) var isCompiled = false
     /// Whether the graph was compiled with training storage (saved tensors, gradients).
     public private(set) var isCompiledForTraining = false
+    /// The batch norms a graph compiled for inference only folded into the convolution before
+    /// them (their own forward passes do nothing, or apply only a fused activation).
+    public private(set) var foldedBatchNorms: [Int] = []
 
     private(set) var kernels: [EngineKernel?] = []
     private var softmaxKernel: SoftmaxKernel?
@@ -240,9 +243,10 @@ public final class EngineGraph {
     /// node whose time goes to arithmetic (convolutions other than depthwise, linear layers).
     /// Forward reads each input and writes the output; backward reads the output gradient and
     /// one tensor of each input's size (the saved input, or the output read back) and reads and
-    /// writes each input gradient (gradients accumulate). Parameters are negligible.
+    /// writes each input gradient (gradients accumulate). Parameters are negligible. None for a
+    /// batch norm folded into its convolution (its pass does not exist).
     public func compulsoryBytes(of node: Int, batch: Int) -> (forward: Double, backward: Double)? {
-        guard node > 0, let op = nodes[node].op else { return nil }
+        guard node > 0, let op = nodes[node].op, !foldedBatchNorms.contains(node) else { return nil }
         switch op {
         case .conv, .linear: return nil
         case let .convolution(g) where !g.isDepthwise(inChannels: nodes[nodes[node].inputs[0]].shape.channels): return nil
@@ -295,6 +299,8 @@ public final class EngineGraph {
     private struct CompilePlan {
         var needsGrad: [Bool]
         var valueRoot: [Int]
+        /// Per node: the convolution a batch norm is folded into (inference only), else -1.
+        var foldedInto: [Int]
         var valueTensor: [Int]
         var gradTensor: [Int]
         var savedTensor: [Int]
@@ -343,8 +349,19 @@ public final class EngineGraph {
         }
 
         // In-place ReLU: share the input's storage when nothing else reads the input afterwards.
+        // Inference only: a batch norm that alone reads a convolution's output is folded into
+        // it (ConvKernel.foldedNorm) and shares its storage.
         var valueRoot = Array(0..<count)
+        var foldedInto = [Int](repeating: -1, count: count)
         if reuseBuffers {
+            for j in 1..<count where !training && EngineGraph.foldsBatchNorm {
+                let i = nodes[j].inputs[0]
+                guard case .batchNorm? = nodes[j].op, case .conv? = nodes[i].op else { continue }
+                if consumers[i] == [j] {
+                    valueRoot[j] = valueRoot[i]
+                    foldedInto[j] = i
+                }
+            }
             for j in 1..<count where nodes[j].op!.mayRunInPlace {
                 let i = nodes[j].inputs[0]
                 let producerNeedsOutput = training && needsGrad[i] && nodes[i].op!.backwardReadsOutput
@@ -411,6 +428,11 @@ public final class EngineGraph {
                                     maxBatch: maxBatch, columnFloats: columnFloats, inputGradient: hasInputGrad,
                                     outputGradient: gradTensor[j] >= 0)
                 workspaceBytes = max(workspaceBytes, conv.workspace.bytes)
+                if !training && consumers[j].contains(where: { foldedInto[$0] == j }) {
+                    var fold = MemoryLayout64()
+                    _ = fold.floats(ConvKernel.foldedFloats(kernel: k, input: nodes[node.inputs[0]].shape, output: node.shape))
+                    ownedBytes += allocatedBytes(fold.bytes)
+                }
                 if !training && conv.packedForwardWeightFloats > 0 {
                     ownedBytes += PackedWeightCache.bytes(weightFloats: k * k * nodes[node.inputs[0]].shape.channels * node.shape.channels,
                                                           packedFloats: conv.packedForwardWeightFloats)
@@ -436,7 +458,7 @@ public final class EngineGraph {
             scratchBytes: 4 * columnFloats + workspaceBytes + ownedBytes,
             parameterBytes: 4 * parameterCount, gradientBytes: 4 * parameterCount, bufferBytes: 4 * bufferCount,
             unplannedActivationBytes: 4 * unplanned)
-        return CompilePlan(needsGrad: needsGrad, valueRoot: valueRoot, valueTensor: valueTensor, gradTensor: gradTensor,
+        return CompilePlan(needsGrad: needsGrad, valueRoot: valueRoot, foldedInto: foldedInto, valueTensor: valueTensor, gradTensor: gradTensor,
                            savedTensor: savedTensor, zeroGradsBefore: zeroGradsBefore, offsets: arena.offsets,
                            arenaFloats: arena.totalFloats, columnFloats: columnFloats, parameterSpecs: parameterSpecs,
                            bufferSpecs: bufferSpecs, parameterCount: parameterCount, bufferCount: bufferCount,
@@ -544,6 +566,14 @@ public final class EngineGraph {
                 act.fused = true
             }
         }
+        // Batch norms folded into the convolution before them (inference only; see makePlan):
+        // the convolution also applies a ReLU the batch norm would have.
+        for j in 1..<count where plan.foldedInto[j] >= 0 {
+            let conv = kernels[plan.foldedInto[j]] as! ConvKernel, bn = kernels[j] as! BatchNormKernel
+            try conv.foldBatchNorm(bn)
+            if bn.fused == .relu { conv.fusedReLU = true }
+        }
+        foldedBatchNorms = (1..<count).filter { plan.foldedInto[$0] >= 0 }
         softmaxKernel = nodes[last].op == .softmax ? (kernels[last] as! SoftmaxKernel) : nil
 
         memoryPlan = EngineMemoryPlan(
@@ -560,6 +590,10 @@ public final class EngineGraph {
 
     /// Test hook: false keeps batch norm and the activation after it as two passes.
     nonisolated(unsafe) static var fusesBatchNormActivations = true
+
+    /// Test and benchmark hook: false keeps an inference-only graph's batch norms after
+    /// convolutions as passes of their own instead of folding them into the convolutions.
+    nonisolated(unsafe) static var foldsBatchNorm = true
 
     /// Floats of the shared im2col scratch: the largest chunk any convolution uses.
     private func largestColumnChunkFloats(maxBatch: Int) -> Int {

@@ -180,7 +180,18 @@ final class EngineBehaviorTests: XCTestCase {
         let trainer = try makeMidSizeNetwork(training: true)
         let inference = try makeMidSizeNetwork(training: false)
         let (x, _) = batchData(4, count: trainer.inputShape.count)
-        XCTAssertEqual(trainer.forward(x, batch: 4, training: false), inference.forward(x, batch: 4, training: false))
+        let expected = trainer.forward(x, batch: 4, training: false)
+        // Its batch norms are folded into the convolutions before them: equal within rounding.
+        XCTAssertFalse(inference.foldedBatchNorms.isEmpty)
+        let folded = inference.forward(x, batch: 4, training: false)
+        XCTAssertEqual(folded.count, expected.count)
+        for (a, b) in zip(folded, expected) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        // Without folding, the same bits.
+        EngineGraph.foldsBatchNorm = false
+        defer { EngineGraph.foldsBatchNorm = true }
+        let unfolded = try makeMidSizeNetwork(training: false)
+        XCTAssertEqual(unfolded.foldedBatchNorms, [])
+        XCTAssertEqual(expected, unfolded.forward(x, batch: 4, training: false))
         XCTAssertLessThan(inference.memoryPlan.activationBytes, trainer.memoryPlan.activationBytes)
         XCTAssertLessThan(inference.plannedBytes, trainer.plannedBytes)
     }

@@ -40,6 +40,12 @@ final class BatchNormKernel: EngineKernel {
     /// Set at compile time when the activation after it runs in place on this output: forward
     /// stores act(y) (that activation's forward then does nothing; its backward reads act(y)).
     var fused: FusedActivation? = nil
+    /// Set at compile time in a graph compiled for inference only when this batch norm reads only
+    /// a convolution's output and runs in place on it: the convolution computes with weights
+    /// and bias folded by `inferenceScaleShift()` (ConvKernel.foldedNorm) and, when the fused
+    /// activation is a ReLU, applies it too; forward then applies any other fused activation
+    /// in place, or does nothing.
+    var isFolded = false
 
     /// The kernel's state and scratch, one block.
     let block: MemoryBlock
@@ -156,12 +162,20 @@ final class BatchNormKernel: EngineKernel {
                 }
                 return
             }
-        } else {
-            for ch in 0..<c {
-                let inv = 1 / (runningVar[ch] + eps).squareRoot()
-                scale[ch] = gamma[ch] * inv
-                shift[ch] = beta[ch] - runningMean[ch] * gamma[ch] * inv
+        } else if isFolded {
+            // The convolution before stored its folded output here (in place); what is left is
+            // an activation it could not apply.
+            if let a = fused, a != .relu {
+                let y = io.output, count = rows * c
+                let chunks = elementwiseChunks(count)
+                parallelFor(chunks) { chunk in
+                    let range = chunkRange(chunk, of: chunks, count: count)
+                    applyFusedActivation(a, y + range.lowerBound, count: range.count)
+                }
             }
+            return
+        } else {
+            inferenceScaleShift()
         }
         let (y, sc, sh, fused) = (io.output, scale, shift, fused)
         let chunks = elementwiseChunks(rows * c)
@@ -179,7 +193,21 @@ final class BatchNormKernel: EngineKernel {
         }
     }
 
+    /// Fills `scale` and `shift` from the running statistics: eval-mode output = x·scale + shift.
+    @discardableResult
+    func inferenceScaleShift() -> (scale: UnsafePointer<Float>, shift: UnsafePointer<Float>) {
+        for ch in 0..<channels {
+            let inv = 1 / (runningVar[ch] + eps).squareRoot()
+            scale[ch] = gamma[ch] * inv
+            shift[ch] = beta[ch] - runningMean[ch] * gamma[ch] * inv
+        }
+        return (UnsafePointer(scale), UnsafePointer(shift))
+    }
+
     var ownedScratchBytes: Int { block.bytes }
+
+    /// Says so when folded into the convolution before it (shown by `dsl bench`).
+    var algorithm: String? { isFolded ? "folded into the convolution" : nil }
 
     func backward(batch: Int) {
         if inferenceBackward {

@@ -12,6 +12,10 @@
 //   channels, 'valid' padding: col2im(dY × Wᵀ)), and when a padded sample does not fit the scratch.
 // Forward saves nothing: backward re-reads the input. Every forward path adds the bias and, when
 // the ReLU after it runs in place on the output (`fusedReLU`), applies it in the same store.
+// Inference only, batch norm folded (`foldedNorm`, set by EngineGraph.compile): with the batch
+// norm's eval-mode y = x·s + t per output channel, forward computes with W'[..,o] = W[..,o]·s[o]
+// and b'[o] = b[o]·s[o] + t[o] (zero bias without one) on every call, so the batch norm's pass
+// over the tensor disappears; results differ from the unfolded graph's in the last bits.
 
 /// Convolution kernel: forward = im2col × W (+ bias); backward = dW += colᵀ × dY, dX += col2im(dY × Wᵀ),
 /// computed by the direct kernels or by im2col + GEMM (see above).
@@ -67,6 +71,10 @@ final class ConvKernel: EngineKernel {
     var fusedReLU = false
     /// Bias padded to a multiple of 48 (zeros when there is no bias).
     let paddedBias: UnsafeMutablePointer<Float>
+    /// In a graph compiled for inference only: the batch norm folded into this convolution
+    /// (see the top of the file; `foldBatchNorm`), and the folded weights and bias.
+    private(set) var foldedNorm: BatchNormKernel? = nil
+    private var foldBlock: MemoryBlock? = nil
     /// In a graph compiled for inference only: the packed forward weights kept between calls
     /// (PackedWeightCache.swift); nil otherwise, and for the GEMM paths (which read W in place).
     let inferenceCache: PackedWeightCache?
@@ -147,20 +155,54 @@ final class ConvKernel: EngineKernel {
             : nil
     }
 
-    /// Sets `paddedBias` to the bias (zeros without one), zero-padded to a multiple of 48. The
+    /// Floats of the folded weights and bias (`foldBatchNorm`'s block).
+    static func foldedFloats(kernel: Int, input: EngineShape, output: EngineShape) -> Int {
+        kernel * kernel * input.channels * output.channels + output.channels
+    }
+
+    /// Folds `norm` (eval mode, in place on this convolution's output) into the forward pass of
+    /// a graph compiled for inference only. Allocates the folded weights' block.
+    func foldBatchNorm(_ norm: BatchNormKernel) throws {
+        var layout = MemoryLayout64()
+        _ = layout.floats(ConvKernel.foldedFloats(kernel: kernel, input: io.inShape, output: io.outShape))
+        foldBlock = try MemoryBlock(layout)
+        foldedNorm = norm
+        norm.isFolded = true
+    }
+
+    /// The weights and bias forward computes with: the parameters, or, with a folded batch
+    /// norm on an inference call, W·s and b·s + t from its running statistics (refolded on
+    /// every call: the statistics and weights may have changed since the last).
+    private func forwardParameters(training: Bool) -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?) {
+        guard !training, let norm = foldedNorm, let block = foldBlock else {
+            return (UnsafePointer(params.weight), params.bias.map { UnsafePointer($0) })
+        }
+        let oc = io.outShape.channels, rows = kernel * kernel * io.inShape.channels
+        let folded = block.floats(at: 0), bias = folded + rows * oc
+        let (s, t) = norm.inferenceScaleShift()
+        let w = UnsafePointer(params.weight)
+        for r in 0..<rows {
+            let (src, dst) = (w + r * oc, folded + r * oc)
+            for o in 0..<oc { dst[o] = src[o] * s[o] }
+        }
+        for o in 0..<oc { bias[o] = (params.bias?[o] ?? 0) * s[o] + t[o] }
+        return (UnsafePointer(folded), UnsafePointer(bias))
+    }
+
+    /// Sets `paddedBias` to `bias` (zeros without one), zero-padded to a multiple of 48. The
     /// workspace is shared with the graph's other convolutions, so every pass refills it.
-    func fillPaddedBias() {
+    func fillPaddedBias(_ bias: UnsafePointer<Float>?) {
         let oc = io.outShape.channels, padded = (oc + directNR - 1) / directNR * directNR
-        if let bias = params.bias { paddedBias.update(from: bias, count: oc) } else { paddedBias.update(repeating: 0, count: oc) }
+        if let bias { paddedBias.update(from: bias, count: oc) } else { paddedBias.update(repeating: 0, count: oc) }
         (paddedBias + oc).update(repeating: 0, count: padded - oc)
     }
 
     /// The packed forward weights: the inference cache's when there is one and this is not a
     /// training call, otherwise `pack` run into the shared workspace's `buffer`.
-    private func forwardWeights(training: Bool, buffer: UnsafeMutablePointer<Float>,
+    private func forwardWeights(_ weight: UnsafePointer<Float>, training: Bool, buffer: UnsafeMutablePointer<Float>,
                                 pack: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> UnsafePointer<Float> {
-        if !training, let cache = inferenceCache { return cache.packedWeights(for: params.weight, pack: pack) }
-        pack(params.weight, buffer)
+        if !training, let cache = inferenceCache { return cache.packedWeights(for: weight, pack: pack) }
+        pack(weight, buffer)
         return UnsafePointer(buffer)
     }
 
@@ -168,11 +210,12 @@ final class ConvKernel: EngineKernel {
     func winogradForwardPass(batch: Int, training: Bool) {
         let (ic, oc) = (io.inShape.channels, io.outShape.channels)
         let (stage, mStride) = (winogradStage, winogradForwardShape.mStride)
-        let packed = forwardWeights(training: training, buffer: winogradForward) { w, into in
+        let (weight, bias) = forwardParameters(training: training)
+        let packed = forwardWeights(weight, training: training, buffer: winogradForward) { w, into in
             winogradStageForward(w, ic: ic, oc: oc, into: stage)
             winogradPackWeights(stage, inC: ic, outP: mStride, into: into)
         }
-        fillPaddedBias()
+        fillPaddedBias(bias)
         runWinogradPass(WinogradPass(shape: winogradForwardShape, samples: batch, source: UnsafePointer(io.input),
                                      packed: packed, output: io.output, bias: paddedBias, relu: fusedReLU))
     }
@@ -192,10 +235,11 @@ final class ConvKernel: EngineKernel {
         let (h, w, ic) = (io.inShape.height, io.inShape.width, io.inShape.channels)
         let (oh, ow, oc) = (io.outShape.height, io.outShape.width, io.outShape.channels)
         let k = kernel
-        let packed = forwardWeights(training: training, buffer: packedForward) { weights, into in
+        let (weight, bias) = forwardParameters(training: training)
+        let packed = forwardWeights(weight, training: training, buffer: packedForward) { weights, into in
             packForwardWeights(weights, k: k, ic: ic, oc: oc, into: into)
         }
-        fillPaddedBias()
+        fillPaddedBias(bias)
         let (hp, wp, s) = (h + 2 * pad, w + 2 * pad, stride)
         var pass = DirectPass(source: UnsafePointer(io.input), srcImage: hp * wp * ic, srcY: s * wp * ic, srcX: s * ic,
                               taps: kernel, tapStride: wp * ic, run: kernel * ic,
@@ -292,6 +336,7 @@ final class ConvKernel: EngineKernel {
         let rowsPerSample = io.outShape.height * io.outShape.width
         let depth = kernel * kernel * io.inShape.channels
         let oc = io.outShape.channels
+        let (weight, bias) = forwardParameters(training: training)
         var first = 0
         while first < batch {
             let samples = min(samplesPerChunk, batch - first)
@@ -303,11 +348,11 @@ final class ConvKernel: EngineKernel {
                 a = UnsafePointer(column)
             }
             sgemm(false, false, m: samples * rowsPerSample, n: oc, k: depth, a: a, lda: depth,
-                  b: params.weight, ldb: oc, beta: 0, c: io.output + first * outCount, ldc: oc)
+                  b: weight, ldb: oc, beta: 0, c: io.output + first * outCount, ldc: oc)
             first += samples
         }
-        if params.bias != nil || fusedReLU {
-            fillPaddedBias()
+        if bias != nil || fusedReLU {
+            fillPaddedBias(bias)
             let rows = batch * rowsPerSample
             let (out, bias, relu) = (io.output, UnsafePointer(paddedBias), fusedReLU)
             let chunks = elementwiseChunks(rows * oc)
@@ -336,7 +381,7 @@ final class ConvKernel: EngineKernel {
     }
 
     /// Its own buffers, if any (the shared workspace is counted once by the graph).
-    var ownedScratchBytes: Int { (ownBlock?.bytes ?? 0) + (inferenceCache?.block.bytes ?? 0) }
+    var ownedScratchBytes: Int { (ownBlock?.bytes ?? 0) + (inferenceCache?.block.bytes ?? 0) + (foldBlock?.bytes ?? 0) }
 
     /// dW += colᵀ × dY over im2col chunks (the GEMM path of the weight gradient).
     func gemmWeightGradient(batch: Int, dOut: UnsafeMutablePointer<Float>) {
