@@ -42,7 +42,9 @@ import Synchronization
 //        it: per float 3 vector loads of weights, 8 broadcasts (one per pixel), 24 FMAs. The
 //        accumulators start from the bias (forward: bias fused) or from the current dX
 //        (backward-data accumulates). A ragged tail tile repeats the last pixel's pointer and
-//        a ragged channel block goes through an 8×48 scratch tile.
+//        a ragged channel block goes through an 8×48 scratch tile, computed by the 8×16 or
+//        8×32 kernel when its channels fit (`gatherRaggedTile`: a 64-channel layer's second
+//        block, 16 channels, multiplied 48 columns, two thirds of them zero weights).
 //   backward-weights `weightTile8x48`: 8 consecutive depth rows (kh, kw, ic) × 48 output
 //        channels of dW in 24 accumulators, streaming pixels: per pixel 8 broadcasts of input
 //        values (pointer + offset of each depth row), 3 vector loads of dY, 24 FMAs. The tile
@@ -245,8 +247,8 @@ func runDirectPass(_ p: DirectPass) {
                             tile.update(repeating: 0, count: directMR * directNR)
                             for r in 0..<mr { (tile + r * directNR).update(from: real[r], count: nr) }
                         }
-                        gatherTile8x48(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
-                                       c, initial: initial, relu: p.relu)
+                        gatherRaggedTile(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
+                                         c, initial: initial, relu: p.relu, columns: nr)
                         for r in 0..<mr { real[r].update(from: tile + r * directNR, count: nr) }
                     }
                 }
@@ -366,8 +368,8 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
                             tile.update(repeating: 0, count: directMR * directNR)
                             for r in 0..<mr { (tile + r * directNR).update(from: real[r], count: nr) }
                         }
-                        gatherTile8x48(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
-                                       cp, initial: initial, relu: p.relu)
+                        gatherRaggedTile(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
+                                         cp, initial: initial, relu: p.relu, columns: nr)
                         for r in 0..<mr { real[r].update(from: tile + r * directNR, count: nr) }
                     }
                 }
@@ -375,6 +377,92 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
         }
     }
     }
+}
+
+/// A ragged tile into the 8×48 scratch tile `c` (rows 48 floats apart): the 8×48 kernel, or,
+/// when the block's `columns` output channels fit in 16 or 32, the 8×16 or 8×32 kernel (the
+/// rest of a narrow layer's 48-wide block is zero weights). The same bits in the live columns.
+@inline(__always)
+func gatherRaggedTile(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int, rowStride: Int, run: Int,
+                      w: UnsafePointer<Float>, _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
+                      initial: UnsafePointer<Float>?, relu: Bool, columns: Int) {
+    if columns <= 16 {
+        gatherTile8x16(a, kernel: kernel, rowStride: rowStride, run: run, w: w, c, initial: initial, relu: relu)
+    } else if columns <= 32 {
+        gatherTile8x32(a, kernel: kernel, rowStride: rowStride, run: run, w: w, c, initial: initial, relu: relu)
+    } else {
+        gatherTile8x48(a, kernel: kernel, rowStride: rowStride, run: run, w: w, c, initial: initial, relu: relu)
+    }
+}
+
+/// `gatherTile8x48` on the first 16·`groups` columns of the 48-wide weight lines (groups 1
+/// or 2), in its order of operations.
+@inline(__always)
+private func gatherTileNarrow(_ groups: Int, _ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int,
+                              rowStride: Int, run: Int, w: UnsafePointer<Float>,
+                              _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
+                              initial: UnsafePointer<Float>?, relu: Bool) {
+    var c00 = DV(), c10 = DV(), c20 = DV(), c30 = DV(), c40 = DV(), c50 = DV(), c60 = DV(), c70 = DV()
+    var c01 = DV(), c11 = DV(), c21 = DV(), c31 = DV(), c41 = DV(), c51 = DV(), c61 = DV(), c71 = DV()
+    if let s = initial {
+        let i0 = ld(s)
+        c00 = i0; c10 = i0; c20 = i0; c30 = i0; c40 = i0; c50 = i0; c60 = i0; c70 = i0
+        if groups == 2 {
+            let i1 = ld(s + 16)
+            c01 = i1; c11 = i1; c21 = i1; c31 = i1; c41 = i1; c51 = i1; c61 = i1; c71 = i1
+        }
+    } else {
+        c00 = ld(c[0]); c10 = ld(c[1]); c20 = ld(c[2]); c30 = ld(c[3])
+        c40 = ld(c[4]); c50 = ld(c[5]); c60 = ld(c[6]); c70 = ld(c[7])
+        if groups == 2 {
+            c01 = ld(c[0] + 16); c11 = ld(c[1] + 16); c21 = ld(c[2] + 16); c31 = ld(c[3] + 16)
+            c41 = ld(c[4] + 16); c51 = ld(c[5] + 16); c61 = ld(c[6] + 16); c71 = ld(c[7] + 16)
+        }
+    }
+    var pb = w
+    for ky in 0..<kernel {
+        let off = ky * rowStride
+        let a0 = a[0] + off, a1 = a[1] + off, a2 = a[2] + off, a3 = a[3] + off
+        let a4 = a[4] + off, a5 = a[5] + off, a6 = a[6] + off, a7 = a[7] + off
+        for i in 0..<run {
+            let b0 = ld(pb)
+            if groups == 2 {
+                let b1 = ld(pb + 16)
+                var x = DV(repeating: a0[i]); c00.addProduct(x, b0); c01.addProduct(x, b1)
+                x = DV(repeating: a1[i]); c10.addProduct(x, b0); c11.addProduct(x, b1)
+                x = DV(repeating: a2[i]); c20.addProduct(x, b0); c21.addProduct(x, b1)
+                x = DV(repeating: a3[i]); c30.addProduct(x, b0); c31.addProduct(x, b1)
+                x = DV(repeating: a4[i]); c40.addProduct(x, b0); c41.addProduct(x, b1)
+                x = DV(repeating: a5[i]); c50.addProduct(x, b0); c51.addProduct(x, b1)
+                x = DV(repeating: a6[i]); c60.addProduct(x, b0); c61.addProduct(x, b1)
+                x = DV(repeating: a7[i]); c70.addProduct(x, b0); c71.addProduct(x, b1)
+            } else {
+                c00.addProduct(DV(repeating: a0[i]), b0); c10.addProduct(DV(repeating: a1[i]), b0)
+                c20.addProduct(DV(repeating: a2[i]), b0); c30.addProduct(DV(repeating: a3[i]), b0)
+                c40.addProduct(DV(repeating: a4[i]), b0); c50.addProduct(DV(repeating: a5[i]), b0)
+                c60.addProduct(DV(repeating: a6[i]), b0); c70.addProduct(DV(repeating: a7[i]), b0)
+            }
+            pb += directNR
+        }
+    }
+    @inline(__always) func put(_ p: UnsafeMutablePointer<Float>, _ s0: DV, _ s1: DV) {
+        st(p, relu ? rectified(s0) : s0)
+        if groups == 2 { st(p + 16, relu ? rectified(s1) : s1) }
+    }
+    put(c[0], c00, c01); put(c[1], c10, c11); put(c[2], c20, c21); put(c[3], c30, c31)
+    put(c[4], c40, c41); put(c[5], c50, c51); put(c[6], c60, c61); put(c[7], c70, c71)
+}
+
+func gatherTile8x16(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int, rowStride: Int, run: Int,
+                    w: UnsafePointer<Float>, _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
+                    initial: UnsafePointer<Float>?, relu: Bool) {
+    gatherTileNarrow(1, a, kernel: kernel, rowStride: rowStride, run: run, w: w, c, initial: initial, relu: relu)
+}
+
+func gatherTile8x32(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int, rowStride: Int, run: Int,
+                    w: UnsafePointer<Float>, _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
+                    initial: UnsafePointer<Float>?, relu: Bool) {
+    gatherTileNarrow(2, a, kernel: kernel, rowStride: rowStride, run: run, w: w, c, initial: initial, relu: relu)
 }
 
 /// Whether every output block of a pass (pixel start + 48·b) is 64-byte aligned, as the

@@ -23,6 +23,9 @@
 // (image-major). A job transforms its tiles' input patches into V, runs the 36 products into M
 // (V and M stay in this thread's L2), and transforms M back into the output tiles (bias added,
 // or accumulated into dX). Every output element is computed by one thread in a fixed order.
+// The last 48-column panel of a layer whose OC is not a multiple of 48 multiplies only its
+// live 16-column groups (8×16 or 8×32 kernels; backward-weights likewise): a 17–32-channel
+// layer's products cost 2/3 of the 8×48 kernel's, a 16-channel layer's 1/3.
 // Backward-weights: tiles are cut into fixed blocks (`winogradTilesPerWeightBlock`); for each
 // block, V and A dY Aᵀ are built in the shared scratch, then a fixed number of jobs accumulate
 // the 8×48 tiles of dU (`weightTile8x48`), so the result does not depend on the thread count.
@@ -331,12 +334,19 @@ func runWinogradPass(_ p: WinogradPass) {
                 let vξ = UnsafePointer(v + ξ * group * vs), mξ = m + ξ * group * ms
                 for panel in 0..<sh.panels {
                     let w = p.packed + (ξ * sh.panels + panel) * sh.c * directNR
+                    // 16-column groups of this panel that hold output channels: a narrow layer's
+                    // last panel multiplies only those (16 or 32 of 48 columns).
+                    let live = min(3, (sh.oc - panel * directNR + 15) / 16)
                     for r0 in stride(from: 0, to: rows, by: directMR) {
                         for r in 0..<directMR {
                             a[r] = vξ + (r0 + r) * vs
                             cp[r] = mξ + (r0 + r) * ms + panel * directNR
                         }
-                        gatherTile8x48(a, kernel: 1, rowStride: 0, run: sh.c, w: w, cp, initial: zero)
+                        switch live {
+                        case 1: gatherTile8x16(a, kernel: 1, rowStride: 0, run: sh.c, w: w, cp, initial: zero, relu: false)
+                        case 2: gatherTile8x32(a, kernel: 1, rowStride: 0, run: sh.c, w: w, cp, initial: zero, relu: false)
+                        default: gatherTile8x48(a, kernel: 1, rowStride: 0, run: sh.c, w: w, cp, initial: zero)
+                        }
                     }
                 }
             }
@@ -361,6 +371,73 @@ func runWinogradPass(_ p: WinogradPass) {
 }
 
 // MARK: - Backward-weights
+
+/// dU rows (the 8 input channels at `off`) × the first 16·`groups` columns of a 48-wide panel
+/// += Σ_t V[t][off[r]] · G[t][column], for a narrow layer's last panel; `weightTile8x48`'s
+/// order of operations (the same bits): with all 8 rows valid the sums start from dU, otherwise
+/// from zero and the valid rows' sums are added.
+@inline(__always)
+private func gradientTile(_ groups: Int, v: UnsafePointer<Float>, vs: Int, off: UnsafePointer<Int>,
+                          g: UnsafePointer<Float>, ms: Int, count: Int, dU: UnsafeMutablePointer<Float>, validRows: Int) {
+    var c00 = DV(), c10 = DV(), c20 = DV(), c30 = DV(), c40 = DV(), c50 = DV(), c60 = DV(), c70 = DV()
+    var c01 = DV(), c11 = DV(), c21 = DV(), c31 = DV(), c41 = DV(), c51 = DV(), c61 = DV(), c71 = DV()
+    let full = validRows == directMR
+    if full {
+        var r = UnsafePointer(dU); c00 = ld(r); if groups == 2 { c01 = ld(r + 16) }
+        r += ms; c10 = ld(r); if groups == 2 { c11 = ld(r + 16) }
+        r += ms; c20 = ld(r); if groups == 2 { c21 = ld(r + 16) }
+        r += ms; c30 = ld(r); if groups == 2 { c31 = ld(r + 16) }
+        r += ms; c40 = ld(r); if groups == 2 { c41 = ld(r + 16) }
+        r += ms; c50 = ld(r); if groups == 2 { c51 = ld(r + 16) }
+        r += ms; c60 = ld(r); if groups == 2 { c61 = ld(r + 16) }
+        r += ms; c70 = ld(r); if groups == 2 { c71 = ld(r + 16) }
+    }
+    let a0 = v + off[0], a1 = v + off[1], a2 = v + off[2], a3 = v + off[3]
+    let a4 = v + off[4], a5 = v + off[5], a6 = v + off[6], a7 = v + off[7]
+    var pg = g, i = 0
+    for _ in 0..<count {
+        let b0 = ld(pg)
+        if groups == 2 {
+            let b1 = ld(pg + 16)
+            var x = DV(repeating: a0[i]); c00.addProduct(x, b0); c01.addProduct(x, b1)
+            x = DV(repeating: a1[i]); c10.addProduct(x, b0); c11.addProduct(x, b1)
+            x = DV(repeating: a2[i]); c20.addProduct(x, b0); c21.addProduct(x, b1)
+            x = DV(repeating: a3[i]); c30.addProduct(x, b0); c31.addProduct(x, b1)
+            x = DV(repeating: a4[i]); c40.addProduct(x, b0); c41.addProduct(x, b1)
+            x = DV(repeating: a5[i]); c50.addProduct(x, b0); c51.addProduct(x, b1)
+            x = DV(repeating: a6[i]); c60.addProduct(x, b0); c61.addProduct(x, b1)
+            x = DV(repeating: a7[i]); c70.addProduct(x, b0); c71.addProduct(x, b1)
+        } else {
+            c00.addProduct(DV(repeating: a0[i]), b0); c10.addProduct(DV(repeating: a1[i]), b0)
+            c20.addProduct(DV(repeating: a2[i]), b0); c30.addProduct(DV(repeating: a3[i]), b0)
+            c40.addProduct(DV(repeating: a4[i]), b0); c50.addProduct(DV(repeating: a5[i]), b0)
+            c60.addProduct(DV(repeating: a6[i]), b0); c70.addProduct(DV(repeating: a7[i]), b0)
+        }
+        pg += ms
+        i += vs
+    }
+    @inline(__always) func put(_ r: Int, _ s0: DV, _ s1: DV) {
+        guard r < validRows else { return }
+        let d = dU + r * ms
+        if full {
+            st(d, s0); if groups == 2 { st(d + 16, s1) }
+        } else {
+            st(d, ld(d) + s0); if groups == 2 { st(d + 16, ld(d + 16) + s1) }
+        }
+    }
+    put(0, c00, c01); put(1, c10, c11); put(2, c20, c21); put(3, c30, c31)
+    put(4, c40, c41); put(5, c50, c51); put(6, c60, c61); put(7, c70, c71)
+}
+
+private func gradientTile8x16(v: UnsafePointer<Float>, vs: Int, off: UnsafePointer<Int>, g: UnsafePointer<Float>,
+                              ms: Int, count: Int, dU: UnsafeMutablePointer<Float>, validRows: Int) {
+    gradientTile(1, v: v, vs: vs, off: off, g: g, ms: ms, count: count, dU: dU, validRows: validRows)
+}
+
+private func gradientTile8x32(v: UnsafePointer<Float>, vs: Int, off: UnsafePointer<Int>, g: UnsafePointer<Float>,
+                              ms: Int, count: Int, dU: UnsafeMutablePointer<Float>, validRows: Int) {
+    gradientTile(2, v: v, vs: vs, off: off, g: g, ms: ms, count: count, dU: dU, validRows: validRows)
+}
 
 /// dW (3,3,ic,oc) += the weight gradient of a Winograd convolution over `samples` images:
 /// dU[ξ] = Σ_tiles V[ξ]ᵀ (A dY Aᵀ)[ξ] in blocks of tiles, then dW += Gᵀ dU G.
@@ -401,8 +478,10 @@ func runWinogradWeightGradient(shape sh: WinogradShape, samples: Int, input: Uns
                     for o0 in stride(from: 0, to: ms, by: 16) {
                         let lanes = max(0, min(16, sh.oc - o0))
                         let dst = g + t * ms + o0
+                        // Columns past the output channels are read by no kernel (a panel's
+                        // live columns are those up to OC rounded up to 16).
                         if lanes == 0 {
-                            for ξ in 0..<36 { store(dst + ξ * block * ms, DV(), 16) }
+                            break
                         } else {
                             transformGradient(grad, h: sh.oh, w: sh.ow, c: sh.oc, y0: ty * 4, x0: tx * 4,
                                               c0: o0, lanes: lanes, tmp: tmp, dst: dst, ξStride: block * ms)
@@ -424,9 +503,21 @@ func runWinogradWeightGradient(shape sh: WinogradShape, samples: Int, input: Uns
                     let pass = WeightPass(source: UnsafePointer(v + ξ * block * vs), hp: 0, wp: 0, c: vs, samples: 1,
                                           outH: 1, outW: count, oc: ms, stride: 1, kernel: 1,
                                           dY: UnsafePointer(g + ξ * block * ms), dW: dU)
-                    weightTile8x48(pass, rowCount: 1, rowIn: rowIn, rowOut: rowOut, off: off,
-                                   dY: UnsafePointer(g + ξ * block * ms + panel * directNR),
-                                   dW: dU + ξ * c * ms + i0 * ms + panel * directNR, validRows: mr)
+                    // A narrow layer's last panel: only its 16 or 32 live columns.
+                    let live = min(3, (sh.oc - panel * directNR + 15) / 16)
+                    let gξ = UnsafePointer(g + ξ * block * ms + panel * directNR)
+                    let dUξ = dU + ξ * c * ms + i0 * ms + panel * directNR
+                    if live == 3 {
+                        weightTile8x48(pass, rowCount: 1, rowIn: rowIn, rowOut: rowOut, off: off,
+                                       dY: gξ, dW: dUξ, validRows: mr)
+                    } else {
+                        let vξ = UnsafePointer(v + ξ * block * vs)
+                        if live == 1 {
+                            gradientTile8x16(v: vξ, vs: vs, off: off, g: gξ, ms: ms, count: count, dU: dUξ, validRows: mr)
+                        } else {
+                            gradientTile8x32(v: vξ, vs: vs, off: off, g: gξ, ms: ms, count: count, dU: dUξ, validRows: mr)
+                        }
+                    }
                 }
             }
         }
