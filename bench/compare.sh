@@ -11,6 +11,7 @@
 #   All-CNN-C training and inference, batch 64; PyramidNet-110 training and inference, batch 64;
 #   GoogLeNet inference at 224x224, batch 16; MobileNetV2 inference at 224x224, batch 16, and a
 #   CIFAR MobileNetV2 training step, batch 64 (peer: PyTorch eager, bench/ref_models.py);
+#   the airbench94 network's training step at batch 1024 (peer: bench/airbench94_torch.py);
 #   batch-1 inference latency of All-CNN-C and GoogLeNet.
 # Then (unless --quick) dsl's thread scaling and per-layer rates on All-CNN-C.
 # The machine is shared: compare ratios within one run, never absolute times across runs.
@@ -47,6 +48,12 @@ row() {
     if [[ $peer == mobilenetv2* ]]; then
         # PyTorch eager (NCHW, channels_last) on bench/ref_models.py's torchvision MobileNetV2.
         "$py" bench/ref_models.py "$peer" "$batch" "$steps" > "$p" 2>/dev/null || true
+    elif [ "$peer" = airbench94 ]; then
+        # airbench94's own PyTorch code (bench/airbench94_torch.py: channels_last, float32),
+        # 8 training steps of the recipe timed after two warm-up steps.
+        "$py" bench/airbench94_torch.py --data "$shared/data/cifar-10-full" --threads "$(nproc)" --max-steps 8 2>/dev/null \
+            | "$py" -c 'import json, sys; r = json.loads(sys.stdin.read().strip().splitlines()[-1]); print(json.dumps({"peer": "PyTorch channels_last, airbench94 code", "train_ips": r["images_per_second"]}))' \
+            > "$p" || true
     else
         "$py" "$shared/bench/peers.py" "$peer" "$batch" "$steps" > "$p" 2>/dev/null || true
     fi
@@ -92,6 +99,8 @@ sed -e 's/^network mobilenet-v2$/network mobilenet-v2-cifar/' -e 's/^input 224x2
 [ "$(diff specs/mobilenet-v2.dsl "$cifar_mobilenet" | grep -c '^>')" = 5 ] || { echo "specs/mobilenet-v2.dsl changed: update the CIFAR edit" >&2; exit 1; }
 row "MobileNetV2 inference 224x224, 16" specs/mobilenet-v2.dsl 16 infer mobilenetv2
 row "MobileNetV2 CIFAR training, 64" "$cifar_mobilenet" 64 train mobilenetv2-cifar
+# The airbench94 network (issue #18) at the recipe's batch, against airbench94's PyTorch code.
+row "airbench94 training, 1024" specs/airbench94.dsl 1024 train airbench94
 row "All-CNN-C latency, batch 1" specs/all-cnn-c.dsl 1 latency allcnn
 row "GoogLeNet latency 224x224, batch 1" specs/googlenet.dsl 1 latency googlenet
 [ $quick = 1 ] && exit 0

@@ -17,7 +17,8 @@ enum BenchCommand {
     this machine's peak FP32 FMA rate, measured before and after the timed steps (the
     higher of the two) and printed. Inference is timed as `dsl run` and a deployment run
     it: the network compiled for inference only (no gradients kept; each convolution keeps
-    its packed weights between calls). A network that does not end in softmax is timed in
+    its packed weights between calls, and a batch norm that alone reads a convolution's
+    output is folded into it). A network that does not end in softmax is timed in
     inference only. The engine's memory is planned first: a batch that does not fit in the
     memory this machine can give is refused, with the largest batch that does. The "kernel" column names each convolution's
     algorithm; Winograd layers do fewer multiplications than a direct convolution, so
