@@ -120,21 +120,7 @@ final class ONNXExportTests: XCTestCase {
         pool avg 2 2 ceil
         softmax
         """),
-        ("issue18", """
-        input 9x9x3
-        w: conv 2 1 24 valid init=whiten freeze=weight train-epochs=3 act=gelu
-        conv 3 1 32 nobias act=none init=dirac
-        pool max 2 2
-        bn scale=off momentum=0.4 eps=1e-12
-        gelu
-        conv 3 1 16 init=torch bn bias=on bn-scale=off bn-eps=1e-3 act=gelu
-        conv 4 1 16 nobias init=dirac bn freeze=bias
-        bn eps=1e-3
-        fc 12 init=torch act=relu
-        fc 10 nobias init=torch
-        scale 1/9
-        softmax
-        """),
+        ("issue18", PyTorchFixture.issue18Constructs),
         ("inception", """
         input 9x9x6
         inception<4, 3, 5, 2, 3, 2> bn

@@ -18,6 +18,26 @@ enum PyTorchFixture {
         return try files.map { ($0, try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)) }
     }
 
+    /// Issue #18's constructs (airbench94): batch norm without a scale and with its own momentum
+    /// and ε (standalone and a convolution's), the scale layer, init=whiten|dirac|torch, freeze
+    /// and train-epochs. Shared with ONNXExportTests.
+    static let issue18Constructs = """
+        input 9x9x3
+        w: conv 2 1 24 valid init=whiten freeze=weight train-epochs=3 act=gelu
+        conv 3 1 32 nobias act=none init=dirac
+        pool max 2 2
+        bn scale=off momentum=0.4 eps=1e-12
+        gelu
+        conv 3 1 16 init=torch bn bias=on bn-scale=off bn-eps=1e-3 bn-momentum=0.3 act=gelu
+        conv 4 1 16 nobias init=dirac bn bn-momentum=0.2 freeze=bias
+        bn eps=1e-3 freeze=weight
+        fc 12 init=torch act=relu train-epochs=2
+        fc 10 nobias init=torch freeze
+        scale 1/9
+        softmax
+
+        """
+
     /// Small specs that use every construct the shipped ones do not: every conv option, an even
     /// kernel, ceil pooling whose last window overhangs, average pooling over padding, a softmax
     /// inside the network, fc on a map, add of three branches of different widths, labels that
@@ -129,26 +149,8 @@ enum PyTorchFixture {
         softmax
 
         """),
-        // Issue #18 (airbench94): batch norm without a scale and with its own momentum and ε
-        // (standalone and a convolution's), the scale layer, init=whiten|dirac|torch, freeze
-        // and train-epochs.
-        ("issue18.dsl", """
-        network issue18
-        input 9x9x3
-        w: conv 2 1 24 valid init=whiten freeze=weight train-epochs=3 act=gelu
-        conv 3 1 32 nobias act=none init=dirac
-        pool max 2 2
-        bn scale=off momentum=0.4 eps=1e-12
-        gelu
-        conv 3 1 16 init=torch bn bias=on bn-scale=off bn-eps=1e-3 bn-momentum=0.3 act=gelu
-        conv 4 1 16 nobias init=dirac bn bn-momentum=0.2 freeze=bias
-        bn eps=1e-3 freeze=weight
-        fc 12 init=torch act=relu train-epochs=2
-        fc 10 nobias init=torch freeze
-        scale 1/9
-        softmax
-
-        """),
+        // Issue #18 (airbench94): see issue18Constructs.
+        ("issue18.dsl", "network issue18\n" + issue18Constructs),
         ("pixels.dsl", """
         network pixels
         input 9x9x2
