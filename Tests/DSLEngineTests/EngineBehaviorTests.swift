@@ -146,8 +146,9 @@ final class EngineBehaviorTests: XCTestCase {
             ((7, 7, 4), 5, 1, 2, 8, true, "im2col+gemm"),
             ((7, 7, 4), 5, 1, 0, 8, false, "im2col+gemm"),
         ]
-        let saved = ConvKernel.directOverride
-        defer { ConvKernel.directOverride = saved }
+        let saved = ConvKernel.directOverride, savedTiles = ConvKernel.winogradMinTiles
+        defer { ConvKernel.directOverride = saved; ConvKernel.winogradMinTiles = savedTiles }
+        ConvKernel.winogradMinTiles = 0   // Winograd on these small maps too
         for (shape, k, stride, pad, oc, bias, algorithm) in cases {
             // These shapes run direct; the test hook turns the direct kernels off for im2col.
             ConvKernel.directOverride = algorithm == "im2col+gemm" ? false : nil

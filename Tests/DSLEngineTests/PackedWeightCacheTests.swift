@@ -6,7 +6,15 @@ import DSLIR
 /// calls (PackedWeightCache.swift): its outputs are the bits of the uncached path, it repacks
 /// exactly when the weights changed, and it does not repack when they did not.
 final class PackedWeightCacheTests: XCTestCase {
-    override func tearDown() { engineThreadCount = max(1, min(2, ProcessInfoCores.count)) }
+    private var savedTiles = ConvKernel.winogradMinTiles
+    override func setUp() {
+        savedTiles = ConvKernel.winogradMinTiles
+        ConvKernel.winogradMinTiles = 0   // Winograd on these small maps too
+    }
+    override func tearDown() {
+        engineThreadCount = max(1, min(2, ProcessInfoCores.count))
+        ConvKernel.winogradMinTiles = savedTiles
+    }
 
     /// Winograd (3×3 stride 1, ≥ 16 channels, 'same' and 'valid'), direct (3 input channels,
     /// stride 2, 5×5), GEMM (1×1), odd widths and a 1×1 map at the end.

@@ -77,9 +77,18 @@ final class WinogradTests: XCTestCase {
         assertClose(fast, reference, "8-tile jobs, 10-tile blocks")
     }
 
-    /// The kernel is chosen by shape: 3×3 stride 1 with ≥ 16 channels on both sides.
+    /// The kernel is chosen by shape: 3×3 stride 1 with ≥ 16 channels on both sides, and at
+    /// least `winogradMinTiles` 4×4 output tiles per call (batch × tiles per image).
     func testChosenByShape() throws {
-        let g = EngineGraph(inputShape: (8, 8, 16), maxBatch: 2, seed: 1)
+        // 8×8 maps: 4 tiles per image; batch 8 gives the 32 tiles Winograd needs, batch 7 not.
+        XCTAssertEqual(ConvKernel.winogradMinTiles, 32)
+        for (batch, chosen) in [(7, false), (8, true), (1, false)] {
+            let g = EngineGraph(inputShape: (8, 8, 16), maxBatch: batch, seed: 1)
+            let a = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 16, bias: true), inputs: [0], name: "a")
+            try g.compile(training: false)
+            XCTAssertEqual(g.algorithm(of: a) == "winograd", chosen, "batch \(batch)")
+        }
+        let g = EngineGraph(inputShape: (8, 8, 16), maxBatch: 8, seed: 1)
         let a = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 16, bias: true), inputs: [0], name: "a")
         let b = try g.add(.conv(kernel: 3, stride: 2, pad: 1, outChannels: 48, bias: true), inputs: [a], name: "b")
         let c = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 8, bias: true), inputs: [b], name: "c")
@@ -105,13 +114,13 @@ final class WinogradTests: XCTestCase {
         let saved = ConvKernel.columnBudgetFloats
         defer { ConvKernel.columnBudgetFloats = saved }
         ConvKernel.columnBudgetFloats = 1
-        let g = EngineGraph(inputShape: (4, 4, 16), maxBatch: 1, seed: 1)
+        let g = EngineGraph(inputShape: (4, 4, 16), maxBatch: 32, seed: 1)
         let a = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 16, bias: true), inputs: [0], name: "a")
         let f = try g.add(.globalAvgPool, inputs: [a], name: "gap")
         try g.add(.softmax, inputs: [f], name: "softmax")
         try g.compile(training: true)
         XCTAssertNotEqual(g.algorithm(of: a), "winograd")
-        let inference = EngineGraph(inputShape: (4, 4, 16), maxBatch: 1, seed: 1)
+        let inference = EngineGraph(inputShape: (4, 4, 16), maxBatch: 32, seed: 1)
         let b = try inference.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 16, bias: true), inputs: [0], name: "a")
         try inference.compile(training: false)
         XCTAssertEqual(inference.algorithm(of: b), "winograd")   // forward only: no block needed
@@ -122,6 +131,9 @@ final class WinogradTests: XCTestCase {
         var random = TestRandom(3)
         let x = random.normals(2 * 12 * 12 * 24)
         var outputs: [[Float]] = []
+        let savedTiles = ConvKernel.winogradMinTiles
+        defer { ConvKernel.winogradMinTiles = savedTiles }
+        ConvKernel.winogradMinTiles = 0
         for training in [true, false] {
             let g = EngineGraph(inputShape: (12, 12, 24), maxBatch: 2, seed: 9)
             let c = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 40, bias: true), inputs: [0], name: "c")

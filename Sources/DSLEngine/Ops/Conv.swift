@@ -103,6 +103,16 @@ final class ConvKernel: EngineKernel {
     /// Fewest input and output channels for which Winograd is chosen by shape.
     static let winogradMinChannels = 16
 
+    /// Fewest 4×4 output tiles per call (batch × tiles per image) for which Winograd is chosen
+    /// by shape. Winograd streams transformed weights 4× the size of the direct kernels' (36
+    /// vs 9 per channel pair), reused once per 8-tile block: with few tiles that traffic costs
+    /// more than the multiplications it saves. Measured at batch 1 (`dsl bench --batch 1`,
+    /// inference, 2 threads): GoogLeNet's 14×14 layers (16 tiles) 0.26-0.49 ms with Winograd,
+    /// 0.21-0.44 ms direct; All-CNN-C's 8×8 and 16×16 layers likewise (whole network 1.63 →
+    /// 1.23-1.29 ms); the 28×28 layers (49 tiles) are faster with Winograd. (Tests lower it to
+    /// run Winograd on small shapes.)
+    nonisolated(unsafe) static var winogradMinTiles = 32
+
     /// Largest transformed weight matrix (36 · IC · OC', floats) for which Winograd is chosen:
     /// each Winograd layer keeps three of them (forward, backward-data, dU), 4× the weights'
     /// size each; wider layers (over ~680 channels in and out) use the direct kernels.
@@ -592,6 +602,7 @@ struct ConvPlan {
                                           oh: inShape.height, ow: inShape.width, oc: ic)
         let byShape = override == nil && ic >= ConvKernel.winogradMinChannels && oc >= ConvKernel.winogradMinChannels
             && 36 * max(ic * ocp, oc * icp) <= ConvKernel.winogradMaxTransformedFloats
+            && maxBatch * ((outShape.height + 3) / 4) * ((outShape.width + 3) / 4) >= ConvKernel.winogradMinTiles
         let wOverride = ConvKernel.winogradOverride
         winograd = WinogradShape.applies(kernel: k, stride: stride, pad: p) && wOverride != false
             && (wOverride == true || byShape)
