@@ -10,7 +10,8 @@ enum BenchCommand {
     Usage: dsl bench FILE [--batch N] [--threads T] [--steps N] [--format table|json]
 
     Builds the network on the CPU engine and times, like `caffe time`: each layer's forward
-    and backward pass (mean over --steps profiled steps), the whole training step
+    and backward pass (mean over --steps profiled steps) and its time in the inference-only
+    graph ("infer ms"; zero for a folded batch norm), the whole training step
     (forward + backward + SGD update) and inference, in images per second, the achieved
     GFLOP/s (2 x MACs of convolutions and linear layers; backward counts 2 x forward, or
     1 x where no input gradient is computed, as for the first layer) and the fraction of
@@ -40,8 +41,9 @@ enum BenchCommand {
       --format F       table (default) or json (fields: train_images_per_second,
                        inference_images_per_second, gflops_per_second, peak_gflops,
                        fraction_of_peak, bandwidth_gbps, layers: [{name, op, kernel,
-                       forward_ms, backward_ms, macs, flops, gflops_per_second,
-                       fraction_of_peak, bytes, gbps, fraction_of_bandwidth}]; the
+                       forward_ms, backward_ms, inference_ms, macs, flops,
+                       gflops_per_second, fraction_of_peak, bytes, gbps,
+                       fraction_of_bandwidth}]; the
                        last three null for arithmetic-bound layers)
 
     """, run: run)
@@ -106,12 +108,22 @@ enum BenchCommand {
         engine.profiling = true
         for _ in 0..<steps { if trains { trainStep() } else { inferStep() } }
         engine.profiling = false
+        // Each layer's time in the inference-only graph (folded batch norms take none).
+        var inferenceMS: [String: Double] = [:]
+        if trains {
+            inferEngine.profiling = true
+            for _ in 0..<steps { inferStep() }
+            inferEngine.profiling = false
+        }
+        for e in 1..<inferEngine.nodeCount {
+            inferenceMS[inferEngine.name(of: e)] = inferEngine.forwardSeconds[e] / Double(steps) * 1000
+        }
         let peak = max(peakBefore, machinePeakGFLOPS(threads: engineThreadCount))
         // The machine's bandwidth with the engine's harness (a parallel copy of 64 MB, STREAM's
         // bytes read + written), against which the memory-bound layers are reported.
         let bandwidth = (try? benchmarkStreamCopy(megabytes: 64, threads: engineThreadCount)) ?? 0
         struct Row { var name: String; var op: String; var kernel: String; var fwd: Double; var bwd: Double
-                     var macs: Int; var flops: Double; var bytes: Double? }
+                     var infer: Double; var macs: Int; var flops: Double; var bytes: Double? }
         var rows: [Row] = []
         for e in 1..<engine.nodeCount {
             let ir = lowered.sourceOf[e]
@@ -127,7 +139,8 @@ enum BenchCommand {
             }
             rows.append(Row(name: engine.name(of: e), op: engine.op(of: e).map { "\($0)" } ?? "",
                             kernel: kernel, fwd: engine.forwardSeconds[e] / Double(steps) * 1000,
-                            bwd: trains ? engine.backwardSeconds[e] / Double(steps) * 1000 : 0, macs: macs,
+                            bwd: trains ? engine.backwardSeconds[e] / Double(steps) * 1000 : 0,
+                            infer: inferenceMS[engine.name(of: e)] ?? 0, macs: macs,
                             flops: Double(2 * macs * passes), bytes: bytes))
         }
         let flopsPerImage = rows.reduce(0) { $0 + $1.flops } / Double(batch)
@@ -148,7 +161,7 @@ enum BenchCommand {
                 ("train_images_per_second", trains ? .double(trainIPS) : .null), ("inference_images_per_second", .double(inferIPS)),
                 ("gflops_per_second", .double(gflops)), ("peak_gflops", .double(peak)), ("fraction_of_peak", .double(gflops / peak)),
                 ("bandwidth_gbps", .double(bandwidth)),
-                ("layers", .array(rows.map { r in .object([("name", .string(r.name)), ("op", .string(r.op)), ("kernel", .string(r.kernel)), ("forward_ms", .double(r.fwd)), ("backward_ms", .double(r.bwd)),
+                ("layers", .array(rows.map { r in .object([("name", .string(r.name)), ("op", .string(r.op)), ("kernel", .string(r.kernel)), ("forward_ms", .double(r.fwd)), ("backward_ms", .double(r.bwd)), ("inference_ms", .double(r.infer)),
                                                          ("macs", .int(r.macs)), ("flops", .double(r.flops)), ("gflops_per_second", .double(layerGFLOPS(r))), ("fraction_of_peak", .double(layerGFLOPS(r) / peak)),
                                                          ("bytes", r.bytes.map { .double($0) } ?? .null), ("gbps", layerGBps(r).map { .double($0) } ?? .null),
                                                          ("fraction_of_bandwidth", layerGBps(r).map { .double(bandwidth > 0 ? $0 / bandwidth : 0) } ?? .null)]) })),
@@ -161,12 +174,12 @@ enum BenchCommand {
         let nameW = max(5, rows.map(\.name.count).max() ?? 5), opW = max(2, rows.map(\.op.count).max() ?? 2)
         let kernelW = max(6, rows.map(\.kernel.count).max() ?? 6)
         s += "layer".padding(toLength: nameW, withPad: " ", startingAt: 0) + "  " + "op".padding(toLength: opW, withPad: " ", startingAt: 0)
-            + "  " + "kernel".padding(toLength: kernelW, withPad: " ", startingAt: 0) + "  forward ms  backward ms  GFLOP/s  % peak   GB/s  % bw\n"
+            + "  " + "kernel".padding(toLength: kernelW, withPad: " ", startingAt: 0) + "  forward ms  backward ms  infer ms  GFLOP/s  % peak   GB/s  % bw\n"
         for r in rows {
             let gf = layerGFLOPS(r)
             s += r.name.padding(toLength: nameW, withPad: " ", startingAt: 0) + "  " + r.op.padding(toLength: opW, withPad: " ", startingAt: 0)
                 + "  " + r.kernel.padding(toLength: kernelW, withPad: " ", startingAt: 0)
-                + String(format: "  %10.2f  %11.2f", r.fwd, r.bwd)
+                + String(format: "  %10.2f  %11.2f  %8.2f", r.fwd, r.bwd, r.infer)
                 + "  " + right(gf > 0 ? String(format: "%.1f", gf) : "", 7) + "  " + right(gf > 0 ? String(format: "%.0f%%", gf / peak * 100) : "", 6)
             if let gb = layerGBps(r) {
                 s += "  " + right(String(format: "%.1f", gb), 5) + "  " + right(String(format: "%.0f%%", bandwidth > 0 ? gb / bandwidth * 100 : 0), 4)
@@ -174,7 +187,8 @@ enum BenchCommand {
             s += "\n"
         }
         let tf = rows.reduce(0) { $0 + $1.fwd }, tb = rows.reduce(0) { $0 + $1.bwd }
-        s += String(format: "\ntotal: forward %.1f ms, backward %.1f ms per batch of %d\n", tf, tb, batch)
+        let ti = rows.reduce(0) { $0 + $1.infer }
+        s += String(format: "\ntotal: forward %.1f ms, backward %.1f ms, inference %.1f ms per batch of %d\n", tf, tb, ti, batch)
         if trains { s += String(format: "training:  %.1f images/s (forward + backward + SGD)\n", trainIPS) }
         s += String(format: "inference: %.1f images/s\n", inferIPS)
         s += String(format: "achieved:  %.1f GFLOP/s (%.0f%% of peak) in %@\n", gflops, gflops / peak * 100, trains ? "training" : "inference")
