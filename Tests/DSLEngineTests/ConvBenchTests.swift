@@ -101,7 +101,8 @@ final class ConvBenchTests: XCTestCase {
             if kern.direct {
                 let bw = best { kern.directWeightGradient(batch: batch, dOut: dy) }
                 let bd = kern.directData ? best { kern.directDataGradient(batch: batch, dOut: dy, dIn: dx) } : .infinity
-                line += " | direct bwd-w \(pct(bw)) bwd-d \(pct(bd))"
+                let gw = best { kern.gemmWeightGradient(batch: batch, dOut: dy) }
+                line += " | direct bwd-w \(pct(bw)) bwd-d \(pct(bd)) | gemm bwd-w \(pct(gw))"
             }
             print(line)
             for ptr in [x, dx, y, dy, w, dw, b, db, col] { releaseMemory(ptr) }

@@ -637,8 +637,10 @@ struct ConvPlan {
         // A small dW (the first layer's 3 input channels) is reduced with partial sums instead
         // if its channels fill whole 48-channel tiles (All-CNN-C conv1: 5.7 → 4.6 ms; a ragged
         // block takes the scalar path: GoogLeNet conv1, 64 channels, 30 → 190 ms).
+        // Strided layers take the GEMM: there the direct kernel reached 43-58 % of peak against
+        // ~80 % for im2col + GEMM (All-CNN-C conv3 and conv6, batch 64, ConvBenchTests).
         directWeights = direct && (override == true || (oc >= directNR
-            && (ic >= directNR || (k * k * ic * oc <= weightPartialFloats && oc % directNR == 0))))
+            && ((ic >= directNR && stride == 1) || (k * k * ic * oc <= weightPartialFloats && oc % directNR == 0))))
         packedForwardFloats = direct ? ocp * k * k * ic : 0
         packedBackwardFloats = directData ? icp * k * k * oc : 0
         var layout = MemoryLayout64()
