@@ -58,7 +58,7 @@ final class ConvBenchTests: XCTestCase {
         let peak1 = machinePeakGFLOPS(threads: 1)
         print(String(format: "peak %.1f GFLOP/s per core; %d thread(s); %% of (threads × peak): per CPU-second of each thread, and wall-clock", peak1, threads))
         let batch = Int(env["DSL_BATCH"] ?? "16") ?? 16
-        let layers: [(String, Int, Int, Int, Int, Int, Int)] = [  // name, h, ic, oc, k, s, p
+        var layers: [(String, Int, Int, Int, Int, Int, Int)] = [  // name, h, ic, oc, k, s, p
             ("conv1 32x32  3->96  s1", 32, 3, 96, 3, 1, 1),
             ("conv2 32x32 96->96  s1", 32, 96, 96, 3, 1, 1),
             ("conv3 32x32 96->96  s2", 32, 96, 96, 3, 2, 1),
@@ -67,6 +67,11 @@ final class ConvBenchTests: XCTestCase {
             ("conv6 16x16 192->192 s2", 16, 192, 192, 3, 2, 1),
             ("conv7 8x8  192->192 p0", 8, 192, 192, 3, 1, 0),
         ]
+        // DSL_SHAPE="h,ic,oc,k,s,p" benchmarks one other shape instead.
+        if let v = env["DSL_SHAPE"] {
+            let f = v.split(separator: ",").compactMap { Int($0) }
+            if f.count == 6 { layers = [("shape \(v)", f[0], f[1], f[2], f[3], f[4], f[5])] }
+        }
         let only = env["DSL_LAYERS"].map { Set($0.split(separator: ",").map(String.init)) }
         for (name, h, ic, oc, k, s, p) in layers where only?.contains(String(name.prefix(5))) ?? true {
             let oh = (h + 2 * p - k) / s + 1
@@ -98,6 +103,15 @@ final class ConvBenchTests: XCTestCase {
             var line = "\(name)  \(kern.algorithm ?? "")  fwd \(pct(f)) (\(String(format: "%.2f", f * 1000)) ms)"
                 + "  bwd \(pct(full, passes: backwardPasses)) (\(String(format: "%.2f", full * 1000)) ms)"
                 + " | wall: fwd \(pct(fWall)) bwd \(pct(fullWall, passes: backwardPasses))"
+            if kern.winograd {
+                let bw = best {
+                    runWinogradWeightGradient(shape: kern.plan.winogradForwardShape, samples: batch, input: UnsafePointer(x),
+                                              dY: UnsafePointer(dy), dW: dw, dU: kern.winogradGradient,
+                                              scratch: col, scratchFloats: colFloats)
+                }
+                let bd = ic == 3 ? .infinity : best { kern.winogradDataGradient(batch: batch, dOut: dy, dIn: dx) }
+                line += " | winograd bwd-w \(pct(bw)) (\(String(format: "%.2f", bw * 1000)) ms) bwd-d \(pct(bd)) (\(String(format: "%.2f", bd * 1000)) ms)"
+            }
             if kern.direct {
                 let bw = best { kern.directWeightGradient(batch: batch, dOut: dy) }
                 let bd = kern.directData ? best { kern.directDataGradient(batch: batch, dOut: dy, dIn: dx) } : .infinity
