@@ -98,25 +98,17 @@ final class BatchNormKernel: EngineKernel {
         let c = channels
         let chunks = reductionChunkCount(rows: rows)
         let (partials, sums) = (self.partials, self.sums)
+        let kind: ChannelSumKind = b != nil ? .withProducts : (center != nil ? .centeredSquares : .plain)
         parallelFor(chunks) { chunk in
             let first = partials + chunk * 2 * c, second = first + c
-            first.update(repeating: 0, count: 2 * c)
-            for r in chunkRange(chunk, of: chunks, count: rows) {
-                let rowA = a + r * c
-                if let b = b {
-                    let rowB = b + r * c
-                    for ch in 0..<c {
-                        first[ch] += Double(rowA[ch])
-                        second[ch] += Double(rowA[ch]) * Double(rowB[ch])
-                    }
-                } else if let center = center {
-                    for ch in 0..<c { let d = Double(rowA[ch]) - center[ch]; first[ch] += d * d }
-                } else {
-                    for ch in 0..<c { first[ch] += Double(rowA[ch]) }
-                }
+            let rowRange = chunkRange(chunk, of: chunks, count: rows)
+            forChannelBlocks(rows: rowRange, channels: c) { range, c0, continuing in
+                blockChannelSums(kind: kind, a, b, center: center, rows: range, c: c, c0: c0,
+                                 first: first, second: second, continuing: continuing)
             }
         }
         sums.update(repeating: 0, count: 2 * c)
+        if b == nil { for chunk in 0..<chunks { (partials + chunk * 2 * c + c).update(repeating: 0, count: c) } }
         for chunk in 0..<chunks {
             let partial = partials + chunk * 2 * c
             for ch in 0..<(2 * c) { sums[ch] += partial[ch] }
