@@ -51,10 +51,13 @@ nonisolated(unsafe) var winogradTilesPerWeightBlock = 128
 /// masked load (lanes past `lanes` are not read); the lane-by-lane loop it replaces made the
 /// transforms a fifth of PyramidNet-110's training step.
 @inline(__always) private func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> DV {
-    if lanes == 16 { return UnsafeRawPointer(p).loadUnaligned(as: DV.self) }
     #if DSL_AVX512
+    // (`loadUnaligned(as:)` was outlined into a call returning four xmm halves in the weight
+    // transforms.)
+    if lanes == 16 { return _mm512_loadu_ps(p) }
     return _mm512_maskz_loadu_ps(__mmask16(truncatingIfNeeded: (1 << lanes) - 1), p)
     #else
+    if lanes == 16 { return UnsafeRawPointer(p).loadUnaligned(as: DV.self) }
     var v = DV()
     for l in 0..<lanes { v[l] = p[l] }
     return v
