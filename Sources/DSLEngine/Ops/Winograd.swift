@@ -66,10 +66,11 @@ nonisolated(unsafe) var winogradTilesPerWeightBlock = 128
 
 /// Stores the first `lanes` lanes of v at p (one masked store with AVX-512).
 @inline(__always) private func store(_ p: UnsafeMutablePointer<Float>, _ v: DV, _ lanes: Int) {
-    if lanes == 16 { UnsafeMutableRawPointer(p).storeBytes(of: v, as: DV.self); return }
     #if DSL_AVX512
+    if lanes == 16 { _mm512_storeu_ps(p, v); return }
     _mm512_mask_storeu_ps(p, __mmask16(truncatingIfNeeded: (1 << lanes) - 1), v)
     #else
+    if lanes == 16 { UnsafeMutableRawPointer(p).storeBytes(of: v, as: DV.self); return }
     for l in 0..<lanes { p[l] = v[l] }
     #endif
 }
