@@ -82,6 +82,10 @@ final class GemmTests: XCTestCase {
                     check(m: 37, n: 101, k: 53, transA: ta, transB: tb, beta: beta, rng: &rng)
                     check(m: 1, n: 49, k: 1, transA: ta, transB: tb, beta: beta, rng: &rng)
                     check(m: 65, n: 1, k: 17, transA: ta, transB: tb, beta: beta, rng: &rng)
+                    // Right edges of exactly 16 and 32 columns, with and without a ragged bottom edge.
+                    check(m: 40, n: 64, k: 29, transA: ta, transB: tb, beta: beta, rng: &rng)
+                    check(m: 43, n: 80, k: 33, transA: ta, transB: tb, beta: beta, rng: &rng)
+                    check(m: 24, n: 16, k: 70, transA: ta, transB: tb, beta: beta, rng: &rng)
                 }
             }
         }
