@@ -102,9 +102,25 @@ final class BatchNormKernel: EngineKernel {
         parallelFor(chunks) { chunk in
             let first = partials + chunk * 2 * c, second = first + c
             let rowRange = chunkRange(chunk, of: chunks, count: rows)
-            forChannelBlocks(rows: rowRange, channels: c) { range, c0, continuing in
-                blockChannelSums(kind: kind, a, b, center: center, rows: range, c: c, c0: c0,
-                                 first: first, second: second, continuing: continuing)
+            if c <= 64 {
+                blockChannelSums(kind: kind, a, b, center: center, rows: rowRange, c: c, c0: 0,
+                                 first: first, second: second)
+                return
+            }
+            first.update(repeating: 0, count: 2 * c)
+            for r in rowRange {
+                let rowA = a + r * c
+                if let b = b {
+                    let rowB = b + r * c
+                    for ch in 0..<c {
+                        first[ch] += Double(rowA[ch])
+                        second[ch] += Double(rowA[ch]) * Double(rowB[ch])
+                    }
+                } else if let center = center {
+                    for ch in 0..<c { let d = Double(rowA[ch]) - center[ch]; first[ch] += d * d }
+                } else {
+                    for ch in 0..<c { first[ch] += Double(rowA[ch]) }
+                }
             }
         }
         sums.update(repeating: 0, count: 2 * c)
