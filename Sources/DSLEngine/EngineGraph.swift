@@ -362,7 +362,8 @@ public final class EngineGraph {
                     foldedInto[j] = i
                 }
             }
-            for j in 1..<count where nodes[j].op!.mayRunInPlace {
+            for j in 1..<count where nodes[j].op!.mayRunInPlace || (!training && nodes[j].op!.isDropout) {
+                // (Inference only: a dropout is the identity, in place it does nothing.)
                 let i = nodes[j].inputs[0]
                 let producerNeedsOutput = training && needsGrad[i] && nodes[i].op!.backwardReadsOutput
                 if i != 0 && consumers[i].count == 1 && !producerNeedsOutput {

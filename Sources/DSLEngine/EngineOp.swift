@@ -186,6 +186,12 @@ extension EngineOp {
     }
 
     /// The output may overwrite the input (elementwise, backward needs only the output).
+    /// Whether this is a dropout (the identity outside training).
+    var isDropout: Bool {
+        if case .dropout = self { return true }
+        return false
+    }
+
     var mayRunInPlace: Bool {
         switch self {
         case .relu: return true

@@ -255,6 +255,42 @@ final class EngineBehaviorTests: XCTestCase {
         assertGradientsMatch(try GradientChecker(step: 5e-3).check(input: (4, 4, 2), build: addNodes), "in-place decisions")
     }
 
+    /// In a graph compiled for inference only a dropout is the identity and runs in place
+    /// (no copy); in a training graph, or on the input, or when its input has another reader,
+    /// it keeps its own storage. The outputs equal the training graph's eval outputs.
+    func testDropoutRunsInPlaceInInferenceGraphs() throws {
+        func build(training: Bool) throws -> EngineGraph {
+            let g = EngineGraph(inputShape: (5, 4, 3), maxBatch: 2, seed: 3)
+            try g.add(.dropout(p: 0.3), inputs: [0], name: "d0")                                           // 1: on the input
+            try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 6, bias: true), inputs: [1], name: "c") // 2
+            try g.add(.dropout(p: 0.5), inputs: [2], name: "d1")                                           // 3: sole reader of c
+            try g.add(.dropout(p: 0.5), inputs: [3], name: "d2")                                           // 4: a chain
+            try g.add(.relu, inputs: [4], name: "r")                                                       // 5
+            try g.add(.dropout(p: 0.2), inputs: [5], name: "d3")                                           // 6: r has two readers
+            try g.add(.add, inputs: [6, 5], name: "sum")                                                   // 7
+            try g.add(.globalAvgPool, inputs: [7], name: "gap")
+            try g.add(.softmax, inputs: [8], name: "softmax")
+            try g.compile(training: training)
+            return g
+        }
+        let inference = try build(training: false), train = try build(training: true)
+        XCTAssertNotEqual(inference.outputStorage(of: 1), inference.outputStorage(of: 0), "the input is never overwritten")
+        XCTAssertEqual(inference.outputStorage(of: 3), inference.outputStorage(of: 2))
+        XCTAssertEqual(inference.outputStorage(of: 4), inference.outputStorage(of: 2))
+        XCTAssertNotEqual(inference.outputStorage(of: 6), inference.outputStorage(of: 5))
+        for j in [3, 4] { XCTAssertNotEqual(train.outputStorage(of: j), train.outputStorage(of: j - 1)) }
+        var random = TestRandom(5)
+        let x = random.normals(2 * 5 * 4 * 3)
+        inference.forward(x, batch: 2, training: false)
+        train.forward(x, batch: 2, training: false)
+        for j in [8, 9] {   // (the training graph reuses the storage of earlier nodes)
+            let count = 2 * inference.shape(of: j).count
+            let a = Array(UnsafeBufferPointer(start: inference.outputStorage(of: j), count: count))
+            let b = Array(UnsafeBufferPointer(start: train.outputStorage(of: j), count: count))
+            XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), "node \(j)")
+        }
+    }
+
     func testBatchNormTrainingUpdatesRunningStatisticsLikePyTorch() throws {
         let g = EngineGraph(inputShape: (2, 3, 2), maxBatch: 4, seed: 1)
         try g.add(.batchNorm(eps: 1e-5, momentum: 0.1), inputs: [0], name: "bn1")

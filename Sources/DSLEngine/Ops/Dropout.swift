@@ -2,7 +2,8 @@
 // inp is (B,H,W,C), mask is (B,H,W,C), out is (B,H,W,C)
 // The mask is counter-based: element i of this node in training pass t keeps iff
 // hash(seed, t, node, i) ≥ p, so it is independent of thread count and chunking.
-// Forward saves the mask; eval copies the input unchanged (and `inferenceBackward`, set by
+// Forward saves the mask; eval copies the input unchanged, or in an inference-only graph runs
+// in place and does nothing (and `inferenceBackward`, set by
 // `EngineGraph.inputGradient`, passes dY unchanged).
 
 /// Dropout kernel; the graph owns the seed and the training-pass counter it reads.
@@ -30,7 +31,8 @@ final class DropoutKernel: EngineKernel {
         let total = batch * count
         let (x, y) = (UnsafePointer(io.input), io.output)
         guard training, let mask = mask else {
-            y.update(from: x, count: total)
+            // In place (an inference-only graph) there is nothing to do.
+            if x != UnsafePointer(y) { y.update(from: x, count: total) }
             return
         }
         let keepScale = 1 / (1 - probability)
