@@ -1,9 +1,11 @@
 // Convolution dispatcher (layouts in Layout.swift).
 // inp is (B,H,W,C), weight is (K,K,C,OC), bias is (OC), out is (B,OH,OW,OC)
 // - 1×1 stride-1 unpadded: plain GEMMs on the activations.
-// - 3×3 stride-1 with at least 16 input and output channels: Winograd F(4×4, 3×3)
-//   (Winograd.swift) for forward, backward-data and backward-weights.
-// - otherwise direct kernels (DirectConv.swift): forward (bias fused); backward-weights; and
+// - 3×3 stride-1 with at least 16 input and output channels and at least 32 4×4 output tiles
+//   per call (`winogradMinTiles`): Winograd F(4×4, 3×3) (Winograd.swift) for forward,
+//   backward-data and backward-weights.
+// - otherwise direct kernels (DirectConv.swift): forward (bias fused); backward-weights
+//   (stride 1; strided layers take im2col + GEMM, see `directWeights`); and
 //   backward-data, per class of dX pixels mod stride a direct convolution of the padded dY with
 //   that class's rotated kernel taps. Forward and backward-data zero-pad per job in a
 //   per-thread slab; backward-weights pads cache-sized chunks in the shared scratch.
