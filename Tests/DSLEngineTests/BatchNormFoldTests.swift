@@ -7,6 +7,13 @@ import XCTest
 /// a scale and the activations a batch norm fuses; the running statistics and weights are read
 /// on every call; what cannot be folded is not.
 final class BatchNormFoldTests: XCTestCase {
+    private var savedTiles = ConvKernel.winogradMinTiles
+    override func setUp() {
+        savedTiles = ConvKernel.winogradMinTiles
+        ConvKernel.winogradMinTiles = 0   // Winograd on these small maps too
+    }
+    override func tearDown() { ConvKernel.winogradMinTiles = savedTiles }
+
     struct Case {
         var size: Int, ic: Int, kernel: Int, stride: Int, pad: Int, oc: Int, bias: Bool
         var scale = true
@@ -64,20 +71,33 @@ final class BatchNormFoldTests: XCTestCase {
         }
     }
 
+    /// Compiles `c` folded and unfolded, checks that exactly the batch norm folds and both
+    /// graphs run the same algorithm, and compares their outputs (1 and 2 threads identical);
+    /// returns the convolution's algorithm.
+    @discardableResult
+    func checkFolded(_ c: Case, batch: Int, seed: UInt64, _ label: String,
+                     file: StaticString = #filePath, line: UInt = #line) throws -> String? {
+        let x = input(c, batch: batch)
+        let folded = try makeGraph(c, batch: batch, fold: true, seed: seed)
+        let plain = try makeGraph(c, batch: batch, fold: false, seed: seed)
+        XCTAssertEqual(folded.foldedBatchNorms, [2], label, file: file, line: line)
+        XCTAssertEqual(plain.foldedBatchNorms, [], label, file: file, line: line)
+        XCTAssertEqual(folded.algorithm(of: 1), plain.algorithm(of: 1), label, file: file, line: line)
+        let expected = plain.forward(x, batch: batch, training: false)
+        let one = withThreads(1) { folded.forward(x, batch: batch, training: false) }
+        let two = withThreads(2) { folded.forward(x, batch: batch, training: false) }
+        assertClose(one, expected, "\(label) (\(folded.algorithm(of: 1) ?? "?"))", file: file, line: line)
+        XCTAssertEqual(one, two, "\(label): 1 and 2 threads", file: file, line: line)
+        return folded.algorithm(of: 1)
+    }
+
     func testFoldedEqualsUnfoldedOnEveryAlgorithm() throws {
+        var algorithms: [String] = []
         for (n, c) in Self.cases.enumerated() {
-            let batch = 3, x = input(c, batch: batch)
-            let folded = try makeGraph(c, batch: batch, fold: true, seed: UInt64(n))
-            let plain = try makeGraph(c, batch: batch, fold: false, seed: UInt64(n))
-            XCTAssertEqual(folded.foldedBatchNorms, [2], "case \(n)")
-            XCTAssertEqual(plain.foldedBatchNorms, [], "case \(n)")
-            XCTAssertEqual(folded.algorithm(of: 1), plain.algorithm(of: 1), "case \(n)")
-            let expected = plain.forward(x, batch: batch, training: false)
-            let one = withThreads(1) { folded.forward(x, batch: batch, training: false) }
-            let two = withThreads(2) { folded.forward(x, batch: batch, training: false) }
-            assertClose(one, expected, "case \(n) (\(folded.algorithm(of: 1) ?? "?"))")
-            XCTAssertEqual(one, two, "case \(n): 1 and 2 threads")
+            algorithms.append(try checkFolded(c, batch: 3, seed: UInt64(n), "case \(n)") ?? "")
         }
+        XCTAssertEqual(algorithms.map { $0.hasPrefix("direct") ? "direct" : $0 },
+                       ["winograd", "winograd", "direct", "gemm", "im2col+gemm", "direct"])
     }
 
     /// A seeded grid: odd, prime, narrow and wide channel counts, 1×1 maps, kernels 1–5,
@@ -93,15 +113,8 @@ final class BatchNormFoldTests: XCTestCase {
             let c = Case(size: size, ic: 1 + r.int(40), kernel: kernel, stride: stride, pad: pad,
                          oc: [1, 7, 16, 17, 31, 32, 33, 48, 53, 64, 97][r.int(11)], bias: r.int(2) == 0,
                          scale: r.int(2) == 0, act: acts[r.int(acts.count)], direct: directs[r.int(3)])
-            let batch = 1 + r.int(3), x = input(c, batch: batch)
-            let folded = try makeGraph(c, batch: batch, fold: true, seed: UInt64(100 + n))
-            let plain = try makeGraph(c, batch: batch, fold: false, seed: UInt64(100 + n))
-            XCTAssertEqual(folded.foldedBatchNorms, [2], "\(c)")
-            let expected = plain.forward(x, batch: batch, training: false)
-            let one = withThreads(1) { folded.forward(x, batch: batch, training: false) }
-            let two = withThreads(2) { folded.forward(x, batch: batch, training: false) }
-            assertClose(one, expected, "\(c) batch \(batch) (\(folded.algorithm(of: 1) ?? "?"))")
-            XCTAssertEqual(one, two, "\(c): 1 and 2 threads")
+            let batch = 1 + r.int(3)
+            try checkFolded(c, batch: batch, seed: UInt64(100 + n), "\(c) batch \(batch)")
         }
     }
 
