@@ -260,6 +260,9 @@ public struct Oracles {
     func runEngine(_ g: Graph, random: inout FuzzRandom, _ counts: inout OracleCounts) -> [Finding] {
         let batch = random.pick([1, 2, 3])
         let seed = random.next() & 0xFFFF
+        // Half the inputs run Winograd wherever it applies (a fuzz network at batch 1-3 rarely
+        // has the tiles the engine's own rule asks for), half with that rule.
+        EngineTuning.winogradMinTiles = random.pick([0, EngineTuning.defaultWinogradMinTiles])
         let endsInSoftmax: Bool
         if case .softmax = g.nodes[g.output].op { endsInSoftmax = true } else { endsInSoftmax = false }
         let lowered: LoweredNetwork

@@ -19,6 +19,18 @@
 // and b'[o] = b[o]·s[o] + t[o] (zero bias without one) on every call, so the batch norm's pass
 // over the tensor disappears; results differ from the unfolded graph's in the last bits.
 
+/// Knobs of the engine's kernel choice that the fuzzer varies (tests set `ConvKernel`'s hooks).
+public enum EngineTuning {
+    /// The engine's default for `winogradMinTiles`.
+    public static let defaultWinogradMinTiles = 32
+    /// Fewest 4×4 output tiles per call for which a convolution is run with Winograd
+    /// (`ConvKernel.winogradMinTiles`); 0 runs Winograd wherever it applies. Read at compile time.
+    public static var winogradMinTiles: Int {
+        get { ConvKernel.winogradMinTiles }
+        set { ConvKernel.winogradMinTiles = newValue }
+    }
+}
+
 /// Convolution kernel: forward = im2col × W (+ bias); backward = dW += colᵀ × dY, dX += col2im(dY × Wᵀ),
 /// computed by the direct kernels or by im2col + GEMM (see above).
 final class ConvKernel: EngineKernel {
@@ -111,9 +123,9 @@ final class ConvKernel: EngineKernel {
     /// more than the multiplications it saves. Measured at batch 1 (`dsl bench --batch 1`,
     /// inference, 2 threads): GoogLeNet's 14×14 layers (16 tiles) 0.26-0.49 ms with Winograd,
     /// 0.21-0.44 ms direct; All-CNN-C's 8×8 and 16×16 layers likewise (whole network 1.63 →
-    /// 1.23-1.29 ms); the 28×28 layers (49 tiles) are faster with Winograd. (Tests lower it to
-    /// run Winograd on small shapes.)
-    nonisolated(unsafe) static var winogradMinTiles = 32
+    /// 1.23-1.29 ms); the 28×28 layers (49 tiles) are faster with Winograd. (Tests and the
+    /// fuzzer, through `EngineTuning`, lower it to run Winograd on small shapes.)
+    nonisolated(unsafe) static var winogradMinTiles = EngineTuning.defaultWinogradMinTiles
 
     /// Largest transformed weight matrix (36 · IC · OC', floats) for which Winograd is chosen:
     /// each Winograd layer keeps three of them (forward, backward-data, dU), 4× the weights'
