@@ -65,7 +65,7 @@ let package = Package(
         .target(name: "PythonTestSupport", path: "Tests/PythonTestSupport"),
         .testTarget(name: "ExportTests", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining", "DSLExport", "PythonTestSupport"], exclude: ["python"]),
         .testTarget(name: "VisualizeTests", dependencies: ["DSLSyntax", "DSLIR", "DSLEngine", "DSLTraining", "DSLVisualize", "PythonTestSupport"], exclude: ["README.md", "python", "specs"]),
-        .testTarget(name: "FuzzTests", dependencies: ["DSLFuzz", "DSLSyntax", "DSLIR", "DSLPasses"], exclude: ["regressions"]),
+        .testTarget(name: "FuzzTests", dependencies: ["DSLFuzz", "DSLSyntax", "DSLIR", "DSLPasses", "DSLEngine"], exclude: ["regressions"]),
     ],
     // Language mode 5: the engine hands raw buffers to worker threads (concurrentPerform), which
     // Swift 6's strict sendability checking would force through unchecked wrappers everywhere.

@@ -261,8 +261,11 @@ public struct Oracles {
         let batch = random.pick([1, 2, 3])
         let seed = random.next() & 0xFFFF
         // Half the inputs run Winograd wherever it applies (a fuzz network at batch 1-3 rarely
-        // has the tiles the engine's own rule asks for), half with that rule.
+        // has the tiles the engine's own rule asks for), half with that rule; the setting is
+        // restored when the oracle returns (tests run campaigns in their own process).
+        let savedTiles = EngineTuning.winogradMinTiles
         EngineTuning.winogradMinTiles = random.pick([0, EngineTuning.defaultWinogradMinTiles])
+        defer { EngineTuning.winogradMinTiles = savedTiles }
         let endsInSoftmax: Bool
         if case .softmax = g.nodes[g.output].op { endsInSoftmax = true } else { endsInSoftmax = false }
         let lowered: LoweredNetwork

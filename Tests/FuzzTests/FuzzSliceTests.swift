@@ -1,3 +1,4 @@
+import DSLEngine
 import DSLFuzz
 import DSLIR
 import DSLPasses
@@ -37,6 +38,8 @@ final class FuzzSliceTests: XCTestCase {
         XCTAssertGreaterThan(counts.formatted, count / 5)
         XCTAssertGreaterThan(counts.passes, count / 5)
         XCTAssertGreaterThan(counts.engineBackward, count / 20)
+        // The engine oracle varies the Winograd tile rule per input and must leave it as it was.
+        XCTAssertEqual(EngineTuning.winogradMinTiles, EngineTuning.defaultWinogradMinTiles)
     }
 
     /// Every input a campaign ever found failing, through every oracle.
