@@ -4,8 +4,7 @@
 // - 3×3 stride-1 with at least 16 input and output channels and at least 32 4×4 output tiles
 //   per call (`winogradMinTiles`): Winograd F(4×4, 3×3) (Winograd.swift) for forward,
 //   backward-data and backward-weights.
-// - otherwise direct kernels (DirectConv.swift): forward (bias fused); backward-weights
-//   (stride 1; strided layers take im2col + GEMM, see `directWeights`); and
+// - otherwise direct kernels (DirectConv.swift): forward (bias fused); backward-weights; and
 //   backward-data, per class of dX pixels mod stride a direct convolution of the padded dY with
 //   that class's rotated kernel taps. Forward and backward-data zero-pad per job in a
 //   per-thread slab; backward-weights pads cache-sized chunks in the shared scratch.
@@ -651,10 +650,11 @@ struct ConvPlan {
         // A small dW (the first layer's 3 input channels) is reduced with partial sums instead
         // if its channels fill whole 48-channel tiles (All-CNN-C conv1: 5.7 → 4.6 ms; a ragged
         // block takes the scalar path: GoogLeNet conv1, 64 channels, 30 → 190 ms).
-        // Strided layers take the GEMM: there the direct kernel reached 43-58 % of peak against
-        // ~80 % for im2col + GEMM (All-CNN-C conv3 and conv6, batch 64, ConvBenchTests).
+        // (Strided layers' dW by im2col + GEMM measured faster, All-CNN-C conv6 backward 17.7 →
+        // 12.9 ms, but sums in another order: every trained figure of the All-CNN family in the
+        // README would change in its last digits, so it waits for a session that can re-run them.)
         directWeights = direct && (override == true || (oc >= directNR
-            && ((ic >= directNR && stride == 1) || (k * k * ic * oc <= weightPartialFloats && oc % directNR == 0))))
+            && (ic >= directNR || (k * k * ic * oc <= weightPartialFloats && oc % directNR == 0))))
         packedForwardFloats = direct ? ocp * k * k * ic : 0
         packedBackwardFloats = directData ? icp * k * k * oc : 0
         var layout = MemoryLayout64()

@@ -11,8 +11,8 @@ import Synchronization
 
 // Direct NHWC convolution kernels (no im2col): forward, backward-data (any stride) and
 // backward-weights. Conv.swift dispatches to them (stride-1 3×3 layers with ≥ 16 channels and
-// enough tiles run Winograd instead, Winograd.swift; strided layers compute dW with im2col +
-// GEMM); 1×1 stride-1 unpadded convolutions stay a plain GEMM there,
+// enough tiles run Winograd instead, Winograd.swift); 1×1 stride-1 unpadded convolutions stay
+// a plain GEMM there,
 // and backward-data falls back to GEMM + col2im where direct would waste work.
 //
 // Why: im2col writes K² copies of every input value (226 MB per batch of 64 for a 32×32×96
