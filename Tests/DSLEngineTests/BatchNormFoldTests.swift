@@ -6,13 +6,7 @@ import XCTest
 /// convolution algorithm (Winograd, direct, 1×1 GEMM, im2col + GEMM), with and without a bias,
 /// a scale and the activations a batch norm fuses; the running statistics and weights are read
 /// on every call; what cannot be folded is not.
-final class BatchNormFoldTests: XCTestCase {
-    private var savedTiles = ConvKernel.winogradMinTiles
-    override func setUp() {
-        savedTiles = ConvKernel.winogradMinTiles
-        ConvKernel.winogradMinTiles = 0   // Winograd on these small maps too
-    }
-    override func tearDown() { ConvKernel.winogradMinTiles = savedTiles }
+final class BatchNormFoldTests: WinogradOnSmallMapsTestCase {
 
     struct Case {
         var size: Int, ic: Int, kernel: Int, stride: Int, pad: Int, oc: Int, bias: Bool

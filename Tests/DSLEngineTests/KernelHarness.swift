@@ -136,3 +136,19 @@ extension TestRandom {
     /// A random element.
     mutating func pick<T>(_ values: [T]) -> T { values[int(values.count)] }
 }
+
+/// A test case whose tests run Winograd on small maps too (`ConvKernel.winogradMinTiles` 0: the
+/// engine's rule would give their few-tile layers to the direct kernels), restored after each
+/// test.
+class WinogradOnSmallMapsTestCase: XCTestCase {
+    private var savedTiles = ConvKernel.winogradMinTiles
+    override func setUp() {
+        super.setUp()
+        savedTiles = ConvKernel.winogradMinTiles
+        ConvKernel.winogradMinTiles = 0
+    }
+    override func tearDown() {
+        ConvKernel.winogradMinTiles = savedTiles
+        super.tearDown()
+    }
+}

@@ -5,15 +5,10 @@ import DSLIR
 /// A graph compiled for inference only keeps each convolution's packed forward weights between
 /// calls (PackedWeightCache.swift): its outputs are the bits of the uncached path, it repacks
 /// exactly when the weights changed, and it does not repack when they did not.
-final class PackedWeightCacheTests: XCTestCase {
-    private var savedTiles = ConvKernel.winogradMinTiles
-    override func setUp() {
-        savedTiles = ConvKernel.winogradMinTiles
-        ConvKernel.winogradMinTiles = 0   // Winograd on these small maps too
-    }
+final class PackedWeightCacheTests: WinogradOnSmallMapsTestCase {
     override func tearDown() {
         engineThreadCount = max(1, min(2, ProcessInfoCores.count))
-        ConvKernel.winogradMinTiles = savedTiles
+        super.tearDown()
     }
 
     /// Winograd (3×3 stride 1, ≥ 16 channels, 'same' and 'valid'), direct (3 input channels,
