@@ -114,9 +114,12 @@ final class ConvBenchTests: XCTestCase {
             }
             if kern.direct {
                 let bw = best { kern.directWeightGradient(batch: batch, dOut: dy) }
+                let bwWall = lastWall
                 let bd = kern.directData ? best { kern.directDataGradient(batch: batch, dOut: dy, dIn: dx) } : .infinity
                 let gw = best { kern.gemmWeightGradient(batch: batch, dOut: dy) }
+                let gwWall = lastWall
                 line += " | direct bwd-w \(pct(bw)) bwd-d \(pct(bd)) | gemm bwd-w \(pct(gw))"
+                    + String(format: " | bwd-w wall ms: direct %.2f, gemm %.2f", bwWall * 1000, gwWall * 1000)
             }
             print(line)
             for ptr in [x, dx, y, dy, w, dw, b, db, col] { releaseMemory(ptr) }

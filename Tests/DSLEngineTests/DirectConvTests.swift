@@ -57,6 +57,30 @@ final class DirectConvTests: XCTestCase {
         }
     }
 
+    /// The weight gradient's ragged channel blocks (fewer than 48 output channels left) run 16
+    /// lanes at a time on their whole 16-channel groups: the same bits as the scalar loop they
+    /// replace (unfused multiply-adds in the same order), whole groups of 1 and 2 with and
+    /// without scalar columns after them, through the in-place and the partial-sum reductions.
+    func testRaggedWeightTilesKeepTheScalarBits() throws {
+        let shapes: [(h: Int, w: Int, ic: Int, oc: Int, k: Int, s: Int, p: Int)] = [
+            (9, 11, 48, 64, 3, 2, 1), (7, 9, 64, 80, 3, 1, 1), (6, 10, 50, 120, 5, 2, 2),
+            (8, 8, 3, 40, 3, 1, 1), (7, 7, 48, 100, 3, 1, 1), (5, 13, 56, 17, 3, 2, 0),
+        ]
+        defer { raggedWeightTilesVectorized = true }
+        for sh in shapes {
+            raggedWeightTilesVectorized = false
+            let scalar = try run(true, h: sh.h, w: sh.w, ic: sh.ic, oc: sh.oc, k: sh.k, s: sh.s, p: sh.p)
+            raggedWeightTilesVectorized = true
+            let vector = try run(true, h: sh.h, w: sh.w, ic: sh.ic, oc: sh.oc, k: sh.k, s: sh.s, p: sh.p)
+            XCTAssertTrue(vector.elementsEqual(scalar) { $0.bitPattern == $1.bitPattern }, "\(sh)")
+            let reference = try run(false, h: sh.h, w: sh.w, ic: sh.ic, oc: sh.oc, k: sh.k, s: sh.s, p: sh.p)
+            let scale = reference.map { abs($0) }.max() ?? 1
+            var worst: Float = 0
+            for (d, r) in zip(vector, reference) { worst = max(worst, abs(d - r) / (abs(r) + 1e-3 * scale)) }
+            XCTAssertLessThan(worst, 1e-3, "\(sh) against im2col + GEMM")
+        }
+    }
+
     /// Built and run on an AVX-512 machine (ours), the first layer's non-temporal stores are on:
     /// Package.swift's DSL_AVX512 condition reached the engine.
     func testNonTemporalStoresOnAVX512Machines() throws {

@@ -648,11 +648,13 @@ struct ConvPlan {
         // registers; with fewer than 48 channels on either side most lanes idle and it ran up
         // to 13x slower than im2col + GEMM (PyramidNet stage 1: 424 ms vs 33 ms per layer).
         // A small dW (the first layer's 3 input channels) is reduced with partial sums instead
-        // if its channels fill whole 48-channel tiles (All-CNN-C conv1: 5.7 → 4.6 ms; a ragged
-        // block takes the scalar path: GoogLeNet conv1, 64 channels, 30 → 190 ms).
-        // (Strided layers' dW by im2col + GEMM measured faster, All-CNN-C conv6 backward 17.7 →
-        // 12.9 ms, but sums in another order: every trained figure of the All-CNN family in the
-        // README would change in its last digits, so it waits for a session that can re-run them.)
+        // if its channels fill whole 48-channel tiles (All-CNN-C conv1: 5.7 → 4.6 ms; GoogLeNet
+        // conv1, 64 channels = 48 + a ragged 16, took 190 ms this way, 30 ms by GEMM, when the
+        // ragged block was scalar code).
+        // (Strided layers' dW by im2col + GEMM: the same bits where every block is a full 8×48
+        // tile (oc a multiple of 48, depth of 8, no partial sums), faster on All-CNN-C conv6
+        // (7.2 → 6.4-6.7 ms at 2 threads) but slower on conv3 (7.1 → 7.8-8.3 ms), ConvBenchTests
+        // wall times, batch 64; not taken.)
         directWeights = direct && (override == true || (oc >= directNR
             && (ic >= directNR || (k * k * ic * oc <= weightPartialFloats && oc % directNR == 0))))
         packedForwardFloats = direct ? ocp * k * k * ic : 0
