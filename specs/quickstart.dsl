@@ -1,5 +1,5 @@
 # A small all-convolutional network for the quick start (README, "Quick start"): 8 epochs on
-# the CIFAR-10 sample in data/cifar10-sample take about 11 s on 2 quiet cores (release build)
+# the CIFAR-10 sample in data/cifar10-sample take about 4 s on 2 quiet cores (release build)
 # and reach about 36 % test accuracy. Batch norm after every convolution,
 # strided convolutions instead of pooling (the All-CNN idea), global average pooling head.
 

@@ -72,6 +72,13 @@ final class GemmBenchTests: XCTestCase {
             let keep = Set(only.split(separator: ",").compactMap { Int($0) })
             shapes = shapes.enumerated().filter { keep.contains($0.offset) }.map(\.element)
         }
+        // DSL_GEMM_SHAPES="m,n,k;m,n,k" benchmarks these (untransposed) shapes instead.
+        if let v = env["DSL_GEMM_SHAPES"] {
+            shapes = v.split(separator: ";").compactMap { spec in
+                let f = spec.split(separator: ",").compactMap { Int($0) }
+                return f.count == 3 ? ("M=\(f[0]) N=\(f[1]) K=\(f[2])", f[0], f[1], f[2], false, false) : nil
+            }
+        }
         let threadList = env["DSL_BENCH_T1ONLY"] == "1" ? [1] : [1, 2]
         for (name, m, n, k, ta, tb) in shapes {
             var line = name
