@@ -60,11 +60,15 @@ final class DirectConvTests: XCTestCase {
     /// The weight gradient's ragged channel blocks (fewer than 48 output channels left) run 16
     /// lanes at a time on their whole 16-channel groups: the same bits as the scalar loop they
     /// replace (unfused multiply-adds in the same order), whole groups of 1 and 2 with and
-    /// without scalar columns after them, through the in-place and the partial-sum reductions.
+    /// without scalar columns after them, through the in-place and the partial-sum reductions,
+    /// on odd and prime channel counts, 1×1 maps, 1×1 kernels with stride 2, strides 1-3; 1 and 2
+    /// threads alike.
     func testRaggedWeightTilesKeepTheScalarBits() throws {
         let shapes: [(h: Int, w: Int, ic: Int, oc: Int, k: Int, s: Int, p: Int)] = [
             (9, 11, 48, 64, 3, 2, 1), (7, 9, 64, 80, 3, 1, 1), (6, 10, 50, 120, 5, 2, 2),
             (8, 8, 3, 40, 3, 1, 1), (7, 7, 48, 100, 3, 1, 1), (5, 13, 56, 17, 3, 2, 0),
+            (11, 7, 53, 67, 3, 1, 1), (1, 1, 48, 64, 3, 1, 1), (1, 1, 61, 83, 3, 1, 1),
+            (9, 9, 48, 79, 1, 2, 0), (13, 5, 97, 113, 5, 3, 2),
         ]
         defer { raggedWeightTilesVectorized = true }
         for sh in shapes {
@@ -73,6 +77,8 @@ final class DirectConvTests: XCTestCase {
             raggedWeightTilesVectorized = true
             let vector = try run(true, h: sh.h, w: sh.w, ic: sh.ic, oc: sh.oc, k: sh.k, s: sh.s, p: sh.p)
             XCTAssertTrue(vector.elementsEqual(scalar) { $0.bitPattern == $1.bitPattern }, "\(sh)")
+            let oneThread = try run(true, h: sh.h, w: sh.w, ic: sh.ic, oc: sh.oc, k: sh.k, s: sh.s, p: sh.p, threads: 1)
+            XCTAssertTrue(oneThread.elementsEqual(vector) { $0.bitPattern == $1.bitPattern }, "\(sh): 1 and 2 threads differ")
             let reference = try run(false, h: sh.h, w: sh.w, ic: sh.ic, oc: sh.oc, k: sh.k, s: sh.s, p: sh.p)
             let scale = reference.map { abs($0) }.max() ?? 1
             var worst: Float = 0
