@@ -653,8 +653,8 @@ struct ConvPlan {
         // ragged block was scalar code).
         // (Strided layers' dW by im2col + GEMM: the same bits where every block is a full 8×48
         // tile (oc a multiple of 48, depth of 8, no partial sums), faster on All-CNN-C conv6
-        // (7.2 → 6.4-6.7 ms at 2 threads) but slower on conv3 (7.1 → 7.8-8.3 ms), ConvBenchTests
-        // wall times, batch 64; not taken.)
+        // (8.4-9.0 → 7.6-7.8 ms at 2 threads) but slower on conv3 (9.5-9.6 → 9.8-9.9 ms),
+        // ConvBenchTests wall times, batch 64: 0.5 ms of a 135 ms step; not taken.)
         directWeights = direct && (override == true || (oc >= directNR
             && (ic >= directNR || (k * k * ic * oc <= weightPartialFloats && oc % directNR == 0))))
         packedForwardFloats = direct ? ocp * k * k * ic : 0
