@@ -188,6 +188,9 @@ public final class EngineGraph {
     private var nodeParameters: [[EngineParameter]] = []
     /// zeroGradsBefore[k]: nodes whose output gradient is zeroed right before node k's backward.
     private var zeroGradsBefore: [[Int]] = []
+    /// storedGradsBy[k]: nodes whose output gradient node k's backward stores rather than adds
+    /// to (k is its first writer; `EngineKernel.storeInputGradient`), so nothing zeroes it.
+    private var storedGradsBy: [[Int]] = []
     private var arena: UnsafeMutablePointer<Float>?
     private var columnScratch: UnsafeMutablePointer<Float>?
     private var convWorkspace: UnsafeMutableRawPointer?
@@ -243,8 +246,9 @@ public final class EngineGraph {
     /// node whose time goes to arithmetic (convolutions other than depthwise, linear layers).
     /// Forward reads each input and writes the output; backward reads the output gradient and
     /// one tensor of each input's size (the saved input, or the output read back) and reads and
-    /// writes each input gradient (gradients accumulate). Parameters are negligible. None for a
-    /// batch norm folded into its convolution (its pass does not exist).
+    /// writes each input gradient (gradients accumulate), or only writes one it stores
+    /// (`EngineKernel.storeInputGradient`). Parameters are negligible. None for a batch norm
+    /// folded into its convolution (its pass does not exist).
     public func compulsoryBytes(of node: Int, batch: Int) -> (forward: Double, backward: Double)? {
         guard node > 0, let op = nodes[node].op, !foldedBatchNorms.contains(node) else { return nil }
         switch op {
@@ -253,9 +257,10 @@ public final class EngineGraph {
         default: break
         }
         let inputs = Double(nodes[node].inputs.reduce(0) { $0 + nodes[$1].shape.count })
+        let stored = Double((node < storedGradsBy.count ? storedGradsBy[node] : []).reduce(0) { $0 + nodes[$1].shape.count })
         let output = Double(nodes[node].shape.count)
         let scale = 4 * Double(batch)
-        return (scale * (inputs + output), scale * (output + 3 * inputs))
+        return (scale * (inputs + output), scale * (output + 3 * inputs - stored))
     }
     /// Per-sample output shape of a node.
     public func shape(of node: Int) -> EngineShape { nodes[node].shape }
@@ -575,6 +580,19 @@ public final class EngineGraph {
             if bn.fused == .relu { conv.fusedReLU = true }
         }
         foldedBatchNorms = (1..<count).filter { plan.foldedInto[$0] >= 0 }
+        // Gradients whose first writer can store them: not zeroed first (a pass over the tensor
+        // saved, and the writer's read of it).
+        storedGradsBy = [[Int]](repeating: [], count: count)
+        if EngineGraph.storesGradients {
+            for k in 1..<count {
+                zeroGradsBefore[k].removeAll { j in
+                    let uses = nodes[k].inputs.indices.filter { nodes[k].inputs[$0] == j }
+                    guard uses.count == 1, kernels[k]!.storeInputGradient(uses[0]) else { return false }
+                    storedGradsBy[k].append(j)
+                    return true
+                }
+            }
+        }
         softmaxKernel = nodes[last].op == .softmax ? (kernels[last] as! SoftmaxKernel) : nil
 
         memoryPlan = EngineMemoryPlan(
@@ -591,6 +609,33 @@ public final class EngineGraph {
 
     /// Test hook: false keeps batch norm and the activation after it as two passes.
     nonisolated(unsafe) static var fusesBatchNormActivations = true
+
+    /// Test and benchmark hook, read by `compile`: false zeroes every gradient before its first
+    /// writer and lets every kernel add to it (the code path before gradient stores).
+    nonisolated(unsafe) static var storesGradients = true
+
+    /// Test hook: fills each stored gradient with NaN right before the backward that stores it,
+    /// so a kernel that leaves part of it unwritten shows.
+    nonisolated(unsafe) static var poisonsStoredGradients = false
+
+    /// The gradient of a node's output after a backward pass (tests), or nil.
+    func gradient(of node: Int) -> UnsafePointer<Float>? { grads[node].map { UnsafePointer($0) } }
+    /// The nodes whose output gradient node k's backward stores (tests).
+    func storedGradients(by k: Int) -> [Int] { storedGradsBy[k] }
+
+    /// Before node k's backward: zeroes the gradients it adds to first, and poisons (test hook)
+    /// those it stores.
+    private func prepareGradients(before k: Int, batch: Int) {
+        for j in zeroGradsBefore[k] { parallelZero(grads[j]!, count: batch * nodes[j].shape.count) }
+        if EngineGraph.poisonsStoredGradients {
+            for j in storedGradsBy[k] { grads[j]!.update(repeating: .nan, count: batch * nodes[j].shape.count) }
+        }
+    }
+
+    /// Zeroes the gradients node k would have stored, when its backward does not run.
+    private func zeroStoredGradients(of k: Int, batch: Int) {
+        for j in storedGradsBy[k] { parallelZero(grads[j]!, count: batch * nodes[j].shape.count) }
+    }
 
     /// Test and benchmark hook: false keeps an inference-only graph's batch norms after
     /// convolutions as passes of their own instead of folding them into the convolutions.
@@ -817,13 +862,15 @@ public final class EngineGraph {
         parallelZero(parameterGrads, count: parameterCount)
         var result: (loss: Double, correct: Int) = (0, 0)
         for k in stride(from: nodes.count - 1, through: 1, by: -1) {
-            for j in zeroGradsBefore[k] { parallelZero(grads[j]!, count: batch * nodes[j].shape.count) }
+            prepareGradients(before: k, batch: batch)
             if k == nodes.count - 1 {
                 result = softmax.lossAndGradient(labels: labels, batch: batch, accumulateGradient: true, smoothing: labelSmoothing)
             } else if runsBackward[k] {
                 let t0 = profiling ? DispatchTime.now().uptimeNanoseconds : 0
                 kernels[k]!.backward(batch: batch)
                 if profiling { backwardSeconds[k] += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+            } else {
+                zeroStoredGradients(of: k, batch: batch)
             }
         }
         return (Float(result.loss), result.correct)
@@ -908,7 +955,9 @@ public final class EngineGraph {
         // Gradients whose first writer lies after `node`: no backward step of ours zeroes them
         // (their planned lifetime has begun by now, so nothing else uses their storage).
         for k in (node + 1)..<nodes.count {
-            for j in zeroGradsBefore[k] where j <= node { parallelZero(grads[j]!, count: batch * nodes[j].shape.count) }
+            for j in zeroGradsBefore[k] + storedGradsBy[k] where j <= node {
+                parallelZero(grads[j]!, count: batch * nodes[j].shape.count)
+            }
         }
         grads[node]!.update(from: seed, count: batch * nodes[node].shape.count)
         let relus = kernels.compactMap { $0 as? ReLUKernel }
@@ -923,8 +972,8 @@ public final class EngineGraph {
             for d in drops { d.inferenceBackward = false }
         }
         for k in stride(from: node, through: 1, by: -1) {
-            for j in zeroGradsBefore[k] { parallelZero(grads[j]!, count: batch * nodes[j].shape.count) }
-            if needsGrad[k] { kernels[k]!.backward(batch: batch) }
+            prepareGradients(before: k, batch: batch)
+            if needsGrad[k] { kernels[k]!.backward(batch: batch) } else { zeroStoredGradients(of: k, batch: batch) }
         }
         return UnsafePointer(grads[0]!)
     }

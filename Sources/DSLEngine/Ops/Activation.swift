@@ -97,18 +97,19 @@ func geluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, co
     }
 }
 
-/// dx += dy·gelu'(x) over `count` floats.
-func geluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int) {
+/// dx += dy·gelu'(x) over `count` floats (dx = dy·gelu'(x) + 0 when `storing`).
+func geluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int,
+                  storing: Bool = false) {
     var i = 0
     while i + 16 <= count {
-        store(dx + i, load(dx + i) + load(dy + i) * vectorGELUDerivative(load(x + i)))
+        store(dx + i, (storing ? DV() : load(dx + i)) + load(dy + i) * vectorGELUDerivative(load(x + i)))
         i += 16
     }
     if i < count {
         var v = DV()
         for j in 0..<(count - i) { v[j] = x[i + j] }
         let d = vectorGELUDerivative(v)
-        for j in 0..<(count - i) { dx[i + j] += dy[i + j] * d[j] }
+        updateGradient(dx + i, 0..<(count - i), store: storing) { j in dy[i + j] * d[j] }
     }
 }
 
@@ -128,19 +129,20 @@ func sigmoidOrSiLU(silu: Bool, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePoin
     }
 }
 
-/// dx += dy·silu'(x) = dy·σ(x)·(1 + x·(1 − σ(x))) over `count` floats.
-func siluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int) {
+/// dx += dy·silu'(x) = dy·σ(x)·(1 + x·(1 − σ(x))) over `count` floats (dx = … + 0 when `storing`).
+func siluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int,
+                  storing: Bool = false) {
     @inline(__always) func derivative(_ v: DV) -> DV { let s = vectorSigmoid(v); return s * (1 + v * (1 - s)) }
     var i = 0
     while i + 16 <= count {
-        store(dx + i, load(dx + i) + load(dy + i) * derivative(load(x + i)))
+        store(dx + i, (storing ? DV() : load(dx + i)) + load(dy + i) * derivative(load(x + i)))
         i += 16
     }
     if i < count {
         var v = DV()
         for j in 0..<(count - i) { v[j] = x[i + j] }
         let d = derivative(v)
-        for j in 0..<(count - i) { dx[i + j] += dy[i + j] * d[j] }
+        updateGradient(dx + i, 0..<(count - i), store: storing) { j in dy[i + j] * d[j] }
     }
 }
 
@@ -211,6 +213,10 @@ final class ActivationKernel: EngineKernel {
 
     var algorithm: String? { fused ? "fused fwd" : io.input == io.output ? "in place" : nil }
 
+    /// Backward stores the input gradient (`storeInputGradient`).
+    var storesInputGradient = false
+    func storeInputGradient(_ input: Int) -> Bool { storesInputGradient = true; return true }
+
     func forward(batch: Int, training: Bool) {
         if fused { return }
         let total = batch * count
@@ -235,20 +241,24 @@ final class ActivationKernel: EngineKernel {
         guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
         let total = batch * count
         let (x, y, dy, kind) = (UnsafePointer(io.input), UnsafePointer(io.output), UnsafePointer(dOut), kind)
-        let fromOutput = kind.backwardFromOutput
+        let (fromOutput, store) = (kind.backwardFromOutput, storesInputGradient)
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in
             let range = chunkRange(chunk, of: chunks, count: total)
             // In place, x and y are the same storage and only y is meaningful: read only it.
             let src = fromOutput ? y : x
             switch kind {
-            case .relu6: for i in range { dIn[i] += dy[i] * activationDerivative(.relu6, x: 0, y: src[i]) }
-            case .hardsigmoid: for i in range { dIn[i] += dy[i] * activationDerivative(.hardsigmoid, x: 0, y: src[i]) }
-            case .sigmoid: for i in range { dIn[i] += dy[i] * activationDerivative(.sigmoid, x: 0, y: src[i]) }
-            case .tanh: for i in range { dIn[i] += dy[i] * activationDerivative(.tanh, x: 0, y: src[i]) }
-            case .hardswish: for i in range { dIn[i] += dy[i] * activationDerivative(.hardswish, x: src[i], y: 0) }
-            case .silu: siluBackward(src + range.lowerBound, dy + range.lowerBound, dIn + range.lowerBound, count: range.count)
-            case .gelu: geluBackward(src + range.lowerBound, dy + range.lowerBound, dIn + range.lowerBound, count: range.count)
+            case .relu6: updateGradient(dIn, range, store: store) { i in dy[i] * activationDerivative(.relu6, x: 0, y: src[i]) }
+            case .hardsigmoid:
+                updateGradient(dIn, range, store: store) { i in dy[i] * activationDerivative(.hardsigmoid, x: 0, y: src[i]) }
+            case .sigmoid: updateGradient(dIn, range, store: store) { i in dy[i] * activationDerivative(.sigmoid, x: 0, y: src[i]) }
+            case .tanh: updateGradient(dIn, range, store: store) { i in dy[i] * activationDerivative(.tanh, x: 0, y: src[i]) }
+            case .hardswish:
+                updateGradient(dIn, range, store: store) { i in dy[i] * activationDerivative(.hardswish, x: src[i], y: 0) }
+            case .silu:
+                siluBackward(src + range.lowerBound, dy + range.lowerBound, dIn + range.lowerBound, count: range.count, storing: store)
+            case .gelu:
+                geluBackward(src + range.lowerBound, dy + range.lowerBound, dIn + range.lowerBound, count: range.count, storing: store)
             }
         }
     }

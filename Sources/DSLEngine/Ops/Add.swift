@@ -8,7 +8,10 @@ final class AddKernel: EngineKernel {
     /// The merge's tensors and channel counts.
     let t: MergeTensors
 
-    init(storage s: NodeStorage) { t = MergeTensors(s) }
+    init(storage s: NodeStorage) {
+        t = MergeTensors(s)
+        storesInputGradient = [Bool](repeating: false, count: s.inputs.count)
+    }
 
     func forward(batch: Int, training: Bool) {
         let pixels = batch * t.pixelsPerSample, oc = t.outChannels
@@ -42,18 +45,27 @@ final class AddKernel: EngineKernel {
         }
     }
 
+    /// Inputs whose gradient backward stores (`storeInputGradient`).
+    var storesInputGradient: [Bool]
+    func storeInputGradient(_ input: Int) -> Bool { storesInputGradient[input] = true; return true }
+
     func backward(batch: Int) {
         guard let dOut = t.outputGrad else { return }
         let pixels = batch * t.pixelsPerSample, oc = t.outChannels
         let dy = UnsafePointer(dOut)
         for (index, grad) in t.inputGrads.enumerated() {
             guard let dx = grad else { continue }
-            let c = t.inputChannels[index]
+            let (c, store) = (t.inputChannels[index], storesInputGradient[index])
             let chunks = elementwiseChunks(pixels * c)
             parallelFor(chunks) { chunk in
-                for p in chunkRange(chunk, of: chunks, count: pixels) {
+                let rows = chunkRange(chunk, of: chunks, count: pixels)
+                if c == oc {
+                    updateGradient(dx, (rows.lowerBound * c)..<(rows.upperBound * c), store: store) { i in dy[i] }
+                    return
+                }
+                for p in rows {
                     let (from, to) = (dy + p * oc, dx + p * c)
-                    for ch in 0..<c { to[ch] += from[ch] }
+                    updateGradient(to, 0..<c, store: store) { ch in from[ch] }
                 }
             }
         }

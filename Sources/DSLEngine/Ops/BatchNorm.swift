@@ -214,6 +214,10 @@ final class BatchNormKernel: EngineKernel {
 
     var ownedScratchBytes: Int { block.bytes }
 
+    /// Backward stores the input gradient (`storeInputGradient`).
+    var storesInputGradient = false
+    func storeInputGradient(_ input: Int) -> Bool { storesInputGradient = true; return true }
+
     /// Says so when folded into the convolution before it (shown by `dsl bench`).
     var algorithm: String? { isFolded ? "folded into the convolution" : nil }
 
@@ -222,12 +226,12 @@ final class BatchNormKernel: EngineKernel {
             // scale = γ·invstd(running), set by the eval forward pass.
             guard let dOut = io.outputGrad, let dIn = io.inputGrad else { return }
             let c = channels, rows = batch * rowsPerSample
-            let sc = scale
+            let (sc, store) = (scale, storesInputGradient)
             let chunks = elementwiseChunks(rows * c)
             parallelFor(chunks) { chunk in
                 for r in chunkRange(chunk, of: chunks, count: rows) {
                     let (dy, dx) = (dOut + r * c, dIn + r * c)
-                    for ch in 0..<c { dx[ch] += dy[ch] * sc[ch] }
+                    updateGradient(dx, 0..<c, store: store) { ch in dy[ch] * sc[ch] }
                 }
             }
             return
@@ -247,13 +251,13 @@ final class BatchNormKernel: EngineKernel {
             meanDy[ch] = Float(sums[ch] / n)
             meanDyXhat[ch] = Float(sums[c + ch] / n)
         }
-        let (g, inv, meanDy, meanDyXhat) = (gamma, invStd, self.meanDy, self.meanDyXhat)
+        let (g, inv, meanDy, meanDyXhat, store) = (gamma, invStd, self.meanDy, self.meanDyXhat, storesInputGradient)
         let chunks = elementwiseChunks(rows * c)
         parallelFor(chunks) { chunk in
             for r in chunkRange(chunk, of: chunks, count: rows) {
                 let (dy, nx, dx) = (dOut + r * c, xhat + r * c, dIn + r * c)
-                for ch in 0..<c {
-                    dx[ch] += g[ch] * inv[ch] * (dy[ch] - meanDy[ch] - nx[ch] * meanDyXhat[ch])
+                updateGradient(dx, 0..<c, store: store) { ch in
+                    g[ch] * inv[ch] * (dy[ch] - meanDy[ch] - nx[ch] * meanDyXhat[ch])
                 }
             }
         }

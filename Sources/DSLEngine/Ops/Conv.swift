@@ -84,6 +84,18 @@ final class ConvKernel: EngineKernel {
     var fusedReLU = false
     /// Bias padded to a multiple of 48 (zeros when there is no bias).
     let paddedBias: UnsafeMutablePointer<Float>
+    /// Input channels rounded up to 48 zeros when backward stores the input gradient
+    /// (`storeInputGradient`): the initial value of the Winograd and direct passes' accumulators.
+    private var gradientZeros: ZeroFloats? = nil
+    var storesInputGradient: Bool { gradientZeros != nil }
+
+    func storeInputGradient(_ input: Int) -> Bool {
+        // The direct backward-data passes write only the pixels some tap reaches: with a stride
+        // larger than the kernel, a class of pixels without taps would be left unwritten.
+        if direct && directData && dataClasses.contains(where: { $0.tapsY == 0 || $0.tapsX == 0 }) { return false }
+        gradientZeros = ZeroFloats(count: (io.inShape.channels + directNR - 1) / directNR * directNR)
+        return true
+    }
     /// In a graph compiled for inference only: the batch norm folded into this convolution
     /// (see the top of the file; `foldBatchNorm`), and the folded weights and bias.
     private(set) var foldedNorm: BatchNormKernel? = nil
@@ -248,8 +260,9 @@ final class ConvKernel: EngineKernel {
         let (ic, oc) = (io.inShape.channels, io.outShape.channels)
         winogradStageBackward(params.weight, ic: ic, oc: oc, into: winogradStage)
         winogradPackWeights(winogradStage, inC: oc, outP: winogradDataShape.mStride, into: winogradBackward)
+        // Stored: the output transform adds the zeros as the forward pass adds a bias.
         runWinogradPass(WinogradPass(shape: winogradDataShape, samples: batch, source: UnsafePointer(dOut),
-                                     packed: winogradBackward, output: dIn, bias: nil))
+                                     packed: winogradBackward, output: dIn, bias: gradientZeros?.pointer))
     }
 
     /// Forward with the direct kernel; bias is added by the kernel. Padding is applied per job
@@ -333,7 +346,7 @@ final class ConvKernel: EngineKernel {
                 samples: batch, gridH: (h - cl.ry + s - 1) / s, gridW: (w - cl.rx + s - 1) / s, outC: ic,
                 packed: packedBackward + cl.packedOffset,
                 output: dIn + (cl.ry * w + cl.rx) * ic,
-                outImage: inCount, outY: s * w * ic, outX: s * ic, initial: nil)
+                outImage: inCount, outY: s * w * ic, outX: s * ic, initial: gradientZeros?.pointer)
             if unpadded {
                 runDirectPass(pass)
             } else {
@@ -423,6 +436,8 @@ final class ConvKernel: EngineKernel {
     func backward(batch: Int) {
         guard let dOut = io.outputGrad else { return }
         let dInput = wantsInputGradient ? io.inputGrad : nil
+        // A stored input gradient nobody needs (setTrainedParameters): zeros, as it was.
+        if !wantsInputGradient, storesInputGradient, let dIn = io.inputGrad { parallelZero(dIn, count: batch * io.inShape.count) }
         let biasGrad = trainsBias ? params.biasGrad : nil
         if winograd {
             if trainsWeight {
@@ -476,15 +491,16 @@ final class ConvKernel: EngineKernel {
                 sgemm(true, false, m: depth, n: oc, k: rows, a: col, lda: depth, b: dY, ldb: oc,
                       beta: 1, c: params.weightGrad, ldc: oc)
             }
-            // dX += col2im(dY × Wᵀ)
+            // dX += col2im(dY × Wᵀ) (stored: beta 0, whose accumulators start from +0 as
+            // beta 1's start from the zeroed gradient)
             if let dIn = dInput {
                 if isPointwise {
                     sgemm(false, true, m: rows, n: ic, k: oc, a: dY, lda: oc, b: params.weight, ldb: oc,
-                          beta: 1, c: dIn + first * inCount, ldc: ic)
+                          beta: storesInputGradient ? 0 : 1, c: dIn + first * inCount, ldc: ic)
                 } else {
                     sgemm(false, true, m: rows, n: depth, k: oc, a: dY, lda: oc, b: params.weight, ldb: oc,
                           beta: 0, c: column, ldc: depth)
-                    col2im(dIn + first * inCount, samples: samples)
+                    col2im(dIn + first * inCount, samples: samples, zeroFirst: storesInputGradient)
                 }
             }
             first += samples
@@ -506,7 +522,7 @@ final class ConvKernel: EngineKernel {
             let samples = min(samplesPerChunk, batch - first)
             sgemm(false, true, m: samples * rowsPerSample, n: depth, k: oc, a: UnsafePointer(dOut + first * outCount),
                   lda: oc, b: params.weight, ldb: oc, beta: 0, c: column, ldc: depth)
-            col2im(dIn + first * inCount, samples: samples)
+            col2im(dIn + first * inCount, samples: samples, zeroFirst: storesInputGradient)
             first += samples
         }
     }
@@ -541,8 +557,9 @@ final class ConvKernel: EngineKernel {
         }
     }
 
-    /// Accumulates the col-shaped gradient in `column` back onto `samples` input samples at `dx`.
-    private func col2im(_ dx: UnsafeMutablePointer<Float>, samples: Int) {
+    /// Accumulates the col-shaped gradient in `column` back onto `samples` input samples at `dx`
+    /// (onto zeros, each sample zeroed by its own job, when `zeroFirst`).
+    private func col2im(_ dx: UnsafeMutablePointer<Float>, samples: Int, zeroFirst: Bool) {
         let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
         let (oh, ow) = (io.outShape.height, io.outShape.width)
         let (k, s, p) = (kernel, stride, pad)
@@ -551,6 +568,7 @@ final class ConvKernel: EngineKernel {
         // One job per sample: samples write disjoint parts of dx, and each sample is summed in a fixed order.
         parallelFor(samples) { sample in
             let dxs = dx + sample * h * w * c
+            if zeroFirst { dxs.update(repeating: 0, count: h * w * c) }
             for outRow in 0..<oh {
                 for outCol in 0..<ow {
                     let src = col + ((sample * oh + outRow) * ow + outCol) * depth

@@ -241,26 +241,31 @@ struct DepthwiseLoops {
         for q in qHi..<ow { forwardPixel(r, q, from: 0, xs: xs, wt: wt, bias: bias, y: y) }
     }
 
-    /// dx[r, q, ch...] += Σ over the output pixels reading it of dy·w, channels from `from` on.
+    /// dx[r, q, ch...] += Σ over the output pixels reading it of dy·w, channels from `from` on
+    /// (dx = 0 + Σ … when `zeros`, C zero floats, is given: the gradient is stored).
     @inline(__always)
     func dataPixel(_ r: Int, _ q: Int, from: Int, dys: UnsafePointer<Float>, wt: UnsafePointer<Float>,
-                   dx: UnsafeMutablePointer<Float>) {
+                   dx: UnsafeMutablePointer<Float>, zeros: UnsafePointer<Float>?) {
         let dst = dx + (r * w + q) * c
-        gatherPixel(rowsBack, r % h, colsBack, q, from: from, src: dys, srcWidth: ow, wt: wt, initial: UnsafePointer(dst), dst: dst)
+        gatherPixel(rowsBack, r % h, colsBack, q, from: from, src: dys, srcWidth: ow, wt: wt,
+                    initial: zeros ?? UnsafePointer(dst), dst: dst)
     }
 
-    /// dx row `r` (= n·H + ih) += Σ over the output pixels reading it of dy·w.
+    /// dx row `r` (= n·H + ih) += Σ over the output pixels reading it of dy·w (stored, from
+    /// zeros, when `zeros` is given).
     @inline(__always)
-    func dataRow(_ r: Int, dy: UnsafePointer<Float>, wt: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>) {
+    func dataRow(_ r: Int, dy: UnsafePointer<Float>, wt: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+                 zeros: UnsafePointer<Float>?) {
+        let storing = zeros != nil
         let (n, i) = (r / h, r % h)
         let c = c
         let dys = dy + n * oh * ow * c
         let r0 = rowsBack.start[i]
         guard dataFast && rowsBack.start[i + 1] - r0 == kh && iLo < iHi else {
-            for q in 0..<w { dataPixel(r, q, from: 0, dys: dys, wt: wt, dx: dx) }
+            for q in 0..<w { dataPixel(r, q, from: 0, dys: dys, wt: wt, dx: dx, zeros: zeros) }
             return
         }
-        for q in 0..<iLo { dataPixel(r, q, from: 0, dys: dys, wt: wt, dx: dx) }
+        for q in 0..<iLo { dataPixel(r, q, from: 0, dys: dys, wt: wt, dx: dx, zeros: zeros) }
         // Stride 1 interior: dx[ih, iw] += Σ_{kh, kw} dy[ih + padTop − kh·DH, iw + padLeft − kw·DW]·w[kh, kw];
         // the row pairs run in output-row order (kh = 2, 1, 0), so kh = 0 is the last pair and
         // each further kh steps back by DH output rows.
@@ -274,7 +279,7 @@ struct DepthwiseLoops {
                 var dst = dx + (r * w + iLo) * c + ch
                 let wp = wt + ch
                 for _ in iLo..<iHi {
-                    var acc = load(dst)
+                    var acc = storing ? DV() : load(dst)
                     for t in 0..<area { acc.addProduct(load(src + off[t]), load(wp + t * c)) }
                     store(dst, acc)
                     src += c
@@ -292,7 +297,7 @@ struct DepthwiseLoops {
             var src = first + ch
             var dst = dx + (r * w + iLo) * c + ch
             for _ in iLo..<iHi {
-                var acc = load(dst)
+                var acc = storing ? DV() : load(dst)
                 acc.addProduct(load(src), w0)
                 acc.addProduct(load(src - colTap), w1)
                 acc.addProduct(load(src - 2 * colTap), w2)
@@ -310,8 +315,8 @@ struct DepthwiseLoops {
             }
             ch += 16
         }
-        if c16 < c { for q in iLo..<iHi { dataPixel(r, q, from: c16, dys: dys, wt: wt, dx: dx) } }
-        for q in iHi..<w { dataPixel(r, q, from: 0, dys: dys, wt: wt, dx: dx) }
+        if c16 < c { for q in iLo..<iHi { dataPixel(r, q, from: c16, dys: dys, wt: wt, dx: dx, zeros: zeros) } }
+        for q in iHi..<w { dataPixel(r, q, from: 0, dys: dys, wt: wt, dx: dx, zeros: zeros) }
     }
 
     /// partial[(kh·KW + kw)·C + ch] += Σ x·dy and partial[KH·KW·C + ch] += dy at one output pixel.
@@ -440,6 +445,10 @@ final class DepthwiseConvKernel: EngineKernel {
     let ownBlock: MemoryBlock?
     /// The bias, or C zeros without one (so that forward has one code path).
     let biasOrZeros: UnsafeMutablePointer<Float>
+    /// C zeros when backward stores the input gradient (`storeInputGradient`): its accumulators'
+    /// initial value.
+    var gradientZeros: ZeroFloats?
+    func storeInputGradient(_ input: Int) -> Bool { gradientZeros = ZeroFloats(count: io.inShape.channels); return true }
 
     init(_ g: ConvGeometry, storage s: NodeStorage) throws {
         self.g = g
@@ -521,9 +530,10 @@ final class DepthwiseConvKernel: EngineKernel {
         }
         // dX: gather over the output pixels that read each input pixel.
         if let dIn = io.inputGrad {
+            let zeros = gradientZeros?.pointer
             let inRows = batch * loops.h, jobs = Self.jobs(inRows)
             parallelFor(jobs) { job in
-                for r in chunkRange(job, of: jobs, count: inRows) { loops.dataRow(r, dy: dy, wt: wt, dx: dIn) }
+                for r in chunkRange(job, of: jobs, count: inRows) { loops.dataRow(r, dy: dy, wt: wt, dx: dIn, zeros: zeros) }
             }
         }
     }

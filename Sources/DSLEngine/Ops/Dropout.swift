@@ -52,21 +52,25 @@ final class DropoutKernel: EngineKernel {
         }
     }
 
+    /// Backward stores the input gradient (`storeInputGradient`).
+    var storesInputGradient = false
+    func storeInputGradient(_ input: Int) -> Bool { storesInputGradient = true; return true }
+
     func backward(batch: Int) {
         if inferenceBackward {
             guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
-            let total = batch * count
+            let (total, store) = (batch * count, storesInputGradient)
             let chunks = elementwiseChunks(total)
             parallelFor(chunks) { chunk in
-                for i in chunkRange(chunk, of: chunks, count: total) { dIn[i] += dOut[i] }
+                updateGradient(dIn, chunkRange(chunk, of: chunks, count: total), store: store) { i in dOut[i] }
             }
             return
         }
         guard let dIn = io.inputGrad, let dOut = io.outputGrad, let mask = mask else { return }
-        let total = batch * count
+        let (total, store) = (batch * count, storesInputGradient)
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in
-            for i in chunkRange(chunk, of: chunks, count: total) { dIn[i] += dOut[i] * mask[i] }
+            updateGradient(dIn, chunkRange(chunk, of: chunks, count: total), store: store) { i in dOut[i] * mask[i] }
         }
     }
 }

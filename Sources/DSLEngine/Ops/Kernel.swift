@@ -3,12 +3,19 @@
 protocol EngineKernel: AnyObject {
     /// Computes the output of the first `batch` samples (saving what backward needs if `training`).
     func forward(batch: Int, training: Bool)
-    /// Accumulates (+=) gradients into the input gradients and parameter gradients.
+    /// Accumulates (+=) gradients into the input gradients and parameter gradients (stores the
+    /// input gradients `storeInputGradient` accepted).
     func backward(batch: Int)
     /// Bytes of small per-kernel scratch (partial sums, per-channel statistics).
     var ownedScratchBytes: Int { get }
     /// The algorithm the kernel chose, if it has a choice (shown by `dsl bench`).
     var algorithm: String? { get }
+    /// Asked once at compile time when this node is the first, in backward order, to write the
+    /// gradient of its input `input` (which it reads once): returns whether every later
+    /// backward will store that gradient (all of it) instead of adding to it, so the graph need
+    /// not zero it first (`EngineGraph.storesGradients`). Stored values are v + 0, what adding v
+    /// to the zeroed gradient gave, bit for bit (−0 becomes +0 either way).
+    func storeInputGradient(_ input: Int) -> Bool
 }
 
 /// Storage one node's kernel works on, bound once at compile time. A nil gradient pointer means
@@ -114,4 +121,30 @@ extension EngineKernel {
     var ownedScratchBytes: Int { 0 }
     /// No choice of algorithm.
     var algorithm: String? { nil }
+    /// Accumulates into its input gradients (the graph zeroes them first).
+    func storeInputGradient(_ input: Int) -> Bool { false }
+}
+
+/// dst[i] += value(i) over `range`, or, when `store`, dst[i] = value(i) + 0 without reading dst:
+/// the same bits as adding to a zeroed gradient (see `EngineKernel.storeInputGradient`). Two
+/// loops, so the store loop neither reads nor branches.
+@inline(__always)
+func updateGradient(_ dst: UnsafeMutablePointer<Float>, _ range: Range<Int>, store: Bool, _ value: (Int) -> Float) {
+    if store {
+        for i in range { dst[i] = value(i) + 0 }
+    } else {
+        for i in range { dst[i] += value(i) }
+    }
+}
+
+/// Zero floats a kernel owns: the initial value of accumulators that store a gradient
+/// (`EngineKernel.storeInputGradient`) where the accumulating code starts from the gradient's zeros.
+final class ZeroFloats {
+    let pointer: UnsafePointer<Float>
+    init(count: Int) {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        p.initialize(repeating: 0, count: max(count, 1))
+        pointer = UnsafePointer(p)
+    }
+    deinit { UnsafeMutablePointer(mutating: pointer).deallocate() }
 }

@@ -32,6 +32,9 @@ final class ReLUKernel: EngineKernel {
     /// Which gradients backward passes: `.backprop` (training, the gradient) unless an
     /// `EngineGraph.inputGradient` pass set another rule for its duration.
     var rule = ReLUBackwardRule.backprop
+    /// Backward stores the input gradient (`storeInputGradient`).
+    var storesInputGradient = false
+    func storeInputGradient(_ input: Int) -> Bool { storesInputGradient = true; return true }
     /// "fused fwd" when the convolution before applies this ReLU (shown by `dsl bench`).
     var algorithm: String? { fused ? "fused fwd" : nil }
 
@@ -61,25 +64,25 @@ final class ReLUKernel: EngineKernel {
         guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
         let total = batch * count
         let sign = UnsafePointer(signFromOutput ? io.output : io.input)
-        let slope = self.slope
+        let (slope, store) = (self.slope, storesInputGradient)
         let chunks = elementwiseChunks(total)
         switch rule {
         case .backprop:
             parallelFor(chunks) { chunk in
-                for i in chunkRange(chunk, of: chunks, count: total) {
-                    dIn[i] += sign[i] > 0 ? dOut[i] : slope * dOut[i]
+                updateGradient(dIn, chunkRange(chunk, of: chunks, count: total), store: store) { i in
+                    sign[i] > 0 ? dOut[i] : slope * dOut[i]
                 }
             }
         case .deconvnet:
             parallelFor(chunks) { chunk in
-                for i in chunkRange(chunk, of: chunks, count: total) {
-                    dIn[i] += dOut[i] > 0 ? dOut[i] : slope * dOut[i]
+                updateGradient(dIn, chunkRange(chunk, of: chunks, count: total), store: store) { i in
+                    dOut[i] > 0 ? dOut[i] : slope * dOut[i]
                 }
             }
         case .guided:
             parallelFor(chunks) { chunk in
-                for i in chunkRange(chunk, of: chunks, count: total) {
-                    dIn[i] += sign[i] > 0 && dOut[i] > 0 ? dOut[i] : slope * dOut[i]
+                updateGradient(dIn, chunkRange(chunk, of: chunks, count: total), store: store) { i in
+                    sign[i] > 0 && dOut[i] > 0 ? dOut[i] : slope * dOut[i]
                 }
             }
         }
