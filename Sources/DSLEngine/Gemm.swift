@@ -29,7 +29,12 @@ import Glibc
 //   loop 1  p : the micro-kernel: an 8×48 tile of C in 24 zmm accumulators; per k step 3 vector
 //               loads of B, 8 broadcasts of A, 24 vfmadd231ps (48 per 2× unrolled step, verified
 //               with objdump in debug and release builds). When cache-resident it runs at ~97 %
-//               of the measured FMA peak. The right edge uses 8×32 / 8×16 variants.
+//               of the measured FMA peak. A right edge of 17-47 columns runs the same 8×48
+//               kernel (packed panels are zero past n), one of ≤ 16 columns the 8×16 variant:
+//               the 8×32 variant ran a 32-column edge at 50 % of peak cache-resident against
+//               62 % for the 8×48 one (GemmBenchTests, DSL_GEMM_SHAPES, M = 1024, K = 144), and
+//               the weight gradients of MobileNetV2's 24- and 32-channel projections
+//               (M = 144, N = 24/32, K = 65536, A transposed) at 19/24 % against 29/37 %.
 //
 // Threads split C by rows (or by 48-column panels when C is short) into tasks claimed with
 // parallelFor; every task packs its own copy of B (cheap next to the compute, and keeps each
@@ -202,14 +207,15 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
                         if mr == gemmMR && nr == gemmNR {
                             runKernel(3, kc, aPtr, ars, aks, bPanel, bs, cPtr, job.ldc, mode, job.beta)
                         } else {
-                            // Ragged edge: run the same kernel on a zero-padded copy of the tile.
+                            // Ragged edge: run the 8×48 kernel (8×16 for ≤ 16 columns) on a
+                            // zero-padded copy of the tile.
                             tile.update(repeating: 0, count: tileSize)
                             if mode != 0 {
                                 for r in 0..<mr {
                                     (tile + r * gemmNR).update(from: cPtr + r * job.ldc, count: nr)
                                 }
                             }
-                            let nv = (nr + 15) / 16
+                            let nv = nr > 16 ? 3 : 1
                             runKernel(nv, kc, aPtr, ars, aks, bPanel, bs, tile, gemmNR, mode, job.beta)
                             for r in 0..<mr {
                                 (cPtr + r * job.ldc).update(from: tile + r * gemmNR, count: nr)

@@ -72,11 +72,14 @@ final class GemmBenchTests: XCTestCase {
             let keep = Set(only.split(separator: ",").compactMap { Int($0) })
             shapes = shapes.enumerated().filter { keep.contains($0.offset) }.map(\.element)
         }
-        // DSL_GEMM_SHAPES="m,n,k;m,n,k" benchmarks these (untransposed) shapes instead.
+        // DSL_GEMM_SHAPES="m,n,k;m,n,k,ta,tb" benchmarks these shapes instead (ta, tb: 1 reads A
+        // or B transposed, as the weight and data gradients do; untransposed by default).
         if let v = env["DSL_GEMM_SHAPES"] {
             shapes = v.split(separator: ";").compactMap { spec in
                 let f = spec.split(separator: ",").compactMap { Int($0) }
-                return f.count == 3 ? ("M=\(f[0]) N=\(f[1]) K=\(f[2])", f[0], f[1], f[2], false, false) : nil
+                guard f.count == 3 || f.count == 5 else { return nil }
+                let (ta, tb) = f.count == 5 ? (f[3] == 1, f[4] == 1) : (false, false)
+                return ("M=\(f[0]) N=\(f[1]) K=\(f[2])\(ta ? " A^T" : "")\(tb ? " B^T" : "")", f[0], f[1], f[2], ta, tb)
             }
         }
         let threadList = env["DSL_BENCH_T1ONLY"] == "1" ? [1] : [1, 2]

@@ -57,6 +57,45 @@ final class GemmTests: XCTestCase {
                           file: file, line: line)
     }
 
+    /// Every element of C is one chain acc = fma(a, b, acc) over k in order, from 0, C or beta·C
+    /// (Gemm.swift), whatever register tile computes it: the ragged right edge (17-47 columns
+    /// run on the 8×48 kernel with zero columns past n, 1-16 on the 8×16 one), the ragged
+    /// bottom rows, several k blocks. Bit for bit against that scalar chain.
+    func testEveryElementIsOneFMAChainInKOrder() {
+        var rng = Rng(state: 77)
+        for (m, n, k) in [(13, 17, 5), (8, 24, 300), (9, 31, 7), (16, 32, 64), (5, 33, 3), (8, 40, 1100), (11, 47, 9),
+                          (8, 48, 20), (3, 49, 2), (10, 70, 33), (7, 16, 40), (12, 1, 9), (8, 15, 2500)] {
+            for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+                for beta: Float in [0, 1, 0.5] {
+                    let lda = transA ? m : k, ldb = transB ? k : n
+                    let a = (0..<(m * k)).map { _ in rng.next() }, b = (0..<(k * n)).map { _ in rng.next() }
+                    var c = (0..<(m * n)).map { _ in rng.next() }
+                    let c0 = c
+                    a.withUnsafeBufferPointer { pa in
+                        b.withUnsafeBufferPointer { pb in
+                            c.withUnsafeMutableBufferPointer { pc in
+                                sgemm(transA, transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
+                                      b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: n)
+                            }
+                        }
+                    }
+                    var mismatches = 0
+                    for i in 0..<m {
+                        for j in 0..<n {
+                            var acc: Float = beta == 0 ? 0 : (beta == 1 ? c0[i * n + j] : beta * c0[i * n + j])
+                            for p in 0..<k {
+                                acc = acc.addingProduct(transA ? a[p * lda + i] : a[i * lda + p],
+                                                        transB ? b[j * ldb + p] : b[p * ldb + j])
+                            }
+                            if acc.bitPattern != c[i * n + j].bitPattern { mismatches += 1 }
+                        }
+                    }
+                    XCTAssertEqual(mismatches, 0, "m=\(m) n=\(n) k=\(k) tA=\(transA) tB=\(transB) beta=\(beta)")
+                }
+            }
+        }
+    }
+
     func testEdgeSizesAllTransposes() {
         var rng = Rng(state: 1)
         let sizes = [1, 7, 8, 15, 17, 47, 48, 49, 63, 65, 97, 200]
