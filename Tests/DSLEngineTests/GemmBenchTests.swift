@@ -83,6 +83,9 @@ final class GemmBenchTests: XCTestCase {
             }
         }
         let threadList = env["DSL_BENCH_T1ONLY"] == "1" ? [1] : [1, 2]
+        // DSL_GEMM_PREFETCH=0 turns off the GEMM's prefetch of A and C (for A/B runs).
+        gemmPrefetch = env["DSL_GEMM_PREFETCH"] != "0"
+        defer { gemmPrefetch = true }
         for (name, m, n, k, ta, tb) in shapes {
             var line = name
             var g1 = 0.0
