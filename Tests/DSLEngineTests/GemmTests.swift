@@ -12,6 +12,19 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    /// sgemm on arrays.
+    func runSGEMM(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, a: [Float], lda: Int, b: [Float], ldb: Int,
+                  beta: Float, c: inout [Float], ldc: Int) {
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    sgemm(transA, transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
+                          b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
+                }
+            }
+        }
+    }
+
     /// Runs one sgemm case (with padded leading dimensions) and checks it against a reference.
     func check(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, beta: Float,
                ldaPad: Int = 3, rng: inout Rng, file: StaticString = #filePath, line: UInt = #line) {
@@ -26,14 +39,7 @@ final class GemmTests: XCTestCase {
         for i in b.indices { b[i] = rng.next() }
         for i in c.indices { c[i] = rng.next() }
         let c0 = c
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                c.withUnsafeMutableBufferPointer { pc in
-                    sgemm(transA, transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
-                          b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
-                }
-            }
-        }
+        runSGEMM(transA, transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: &c, ldc: ldc)
         var worst = 0.0
         for i in 0..<m {
             for j in 0..<n {
@@ -71,14 +77,7 @@ final class GemmTests: XCTestCase {
                     let a = (0..<(m * k)).map { _ in rng.next() }, b = (0..<(k * n)).map { _ in rng.next() }
                     var c = (0..<(m * n)).map { _ in rng.next() }
                     let c0 = c
-                    a.withUnsafeBufferPointer { pa in
-                        b.withUnsafeBufferPointer { pb in
-                            c.withUnsafeMutableBufferPointer { pc in
-                                sgemm(transA, transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
-                                      b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: n)
-                            }
-                        }
-                    }
+                    runSGEMM(transA, transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: &c, ldc: n)
                     var mismatches = 0
                     for i in 0..<m {
                         for j in 0..<n {
