@@ -15,7 +15,7 @@ final class GradientStoreTests: XCTestCase {
         EngineTuning.winogradMinTiles = EngineTuning.defaultWinogradMinTiles
     }
 
-    private typealias Builder = (EngineGraph) throws -> Void
+    typealias Builder = (EngineGraph) throws -> Void
 
     private static func conv(_ k: Int, _ s: Int, _ p: Int, _ c: Int, bias: Bool = true) -> EngineOp {
         .conv(kernel: k, stride: s, pad: p, outChannels: c, bias: bias)
@@ -81,10 +81,11 @@ final class GradientStoreTests: XCTestCase {
 
     /// Two training steps of a fresh graph; returns, per step, the parameter gradients and (with
     /// every tensor in its own storage) every node's gradient.
-    private func run(_ build: Builder, stores: Bool, reuse: Bool, batch: Int = 3) throws -> [[String: [UInt32]]] {
+    func run(_ build: Builder, stores: Bool, reuse: Bool, batch: Int = 3,
+             inputShape: (h: Int, w: Int, c: Int) = (11, 11, 5)) throws -> [[String: [UInt32]]] {
         EngineGraph.storesGradients = stores
         EngineGraph.poisonsStoredGradients = stores
-        let g = EngineGraph(inputShape: (11, 11, 5), maxBatch: batch, seed: 21)
+        let g = EngineGraph(inputShape: inputShape, maxBatch: batch, seed: 21)
         g.computesInputGradient = true
         try build(g)
         try g.compile(training: true, reuseBuffers: reuse)
@@ -199,5 +200,51 @@ extension GradientStoreTests {
             XCTAssertTrue(a.contains { $0 != 0 }, "case \(i): the input gradient is zero")
             XCTAssertEqual(a, b, "case \(i) (node \(i / 3), rule \(ReLUBackwardRule.allCases[i % 3]))")
         }
+    }
+}
+
+extension GradientStoreTests {
+    /// A seeded grid of convolution layers (odd, prime, narrow and wide channel counts, kernels
+    /// 1-5, strides 1-3, 1×1 maps, 'valid' borders) between a depthwise layer and a batch norm
+    /// with ReLU, each convolution path forced in turn, 1 and 2 threads: every gradient
+    /// bit for bit as with stores off (stored gradients poisoned with NaN first).
+    func testStoredGradientsOverAGridOfShapes() throws {
+        var random = TestRandom(1129)
+        func pick(_ values: [Int]) -> Int { values[Int(random.uniform() * Double(values.count))] }
+        var checked = 0
+        for shape in 0..<24 {
+            let (size, ic, oc) = (pick([1, 2, 5, 7, 9]), pick([1, 3, 13, 16, 17, 48, 53]), pick([1, 5, 16, 31, 48, 61, 97]))
+            let k = pick([1, 2, 3, 5]), s = pick([1, 1, 2, 3])
+            let p = k == 1 ? 0 : pick([0, k / 2])
+            guard (size + 2 * p - k) / s + 1 >= 1, size + 2 * p >= k else { continue }
+            let build: Builder = { g in
+                var x = try g.add(.convolution(ConvGeometry(kernelHeight: 3, kernelWidth: 3, padTop: 1, padLeft: 1, padBottom: 1,
+                                                            padRight: 1, groups: ic, outChannels: ic, bias: true)),
+                                  inputs: [0], name: "dw")
+                x = try g.add(.conv(kernel: k, stride: s, pad: p, outChannels: oc, bias: shape % 2 == 0), inputs: [x], name: "conv")
+                x = try g.add(.batchNorm(), inputs: [x], name: "bn")
+                x = try g.add(.relu, inputs: [x], name: "relu")
+                x = try g.add(.globalAvgPool, inputs: [x], name: "gap")
+                x = try g.add(.linear(outFeatures: 10, bias: true), inputs: [x], name: "fc")
+                try g.add(.softmax, inputs: [x], name: "softmax")
+            }
+            for (direct, winograd) in [(nil, nil), (true, false), (false, false), (nil, true)] as [(Bool?, Bool?)] {
+                ConvKernel.directOverride = direct
+                ConvKernel.winogradOverride = winograd
+                EngineTuning.winogradMinTiles = winograd == true ? 0 : EngineTuning.defaultWinogradMinTiles
+                let saved = engineThreadCount
+                defer { engineThreadCount = saved }
+                var results: [[[String: [UInt32]]]] = []
+                for (stores, threads) in [(false, 1), (true, 1), (true, 2)] {
+                    engineThreadCount = threads
+                    results.append(try run(build, stores: stores, reuse: false, inputShape: (size, size, ic)))
+                }
+                let label = "\(size)×\(size)×\(ic) → conv \(k)/\(s)/\(p) → \(oc), direct \(String(describing: direct)), winograd \(String(describing: winograd))"
+                XCTAssertTrue(results[0] == results[1], "\(label): stores change the gradients")
+                XCTAssertTrue(results[1] == results[2], "\(label): 1 and 2 threads differ")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 60)
     }
 }
