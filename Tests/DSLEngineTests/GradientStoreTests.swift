@@ -52,14 +52,19 @@ final class GradientStoreTests: XCTestCase {
         try g.add(.softmax, inputs: [x], name: "softmax")
     }
 
-    /// Inverted residuals (1×1 expand, batch norm and activation, depthwise 3×3 at stride 1 and
+    /// Overlapping max and average pooling, concat and adaptive pooling after the stem, then
+    /// inverted residuals (1×1 expand, batch norm and activation, depthwise 3×3 at stride 1 and
     /// 2, 1×1 project) with every activation kind, a batch norm without scale, and an add of
     /// tensors with different channel counts (zero-padded).
     private static let mobile: Builder = { g in
         var x = try g.add(conv(3, 1, 1, 12, bias: false), inputs: [0], name: "stem")
         x = try g.add(.batchNorm(), inputs: [x], name: "stem.bn")
         let stem = try g.add(.activation(.hardswish), inputs: [x], name: "stem.act")
-        var y = stem
+        // Overlapping max and average pooling side by side, then adaptive average pooling.
+        let maxPooled = try g.add(.maxPool(kernel: 3, stride: 1, pad: 1), inputs: [stem], name: "maxpool")
+        let averaged = try g.add(.avgPool(kernel: 3, stride: 1, pad: 1), inputs: [stem], name: "avgpool")
+        x = try g.add(.concat, inputs: [maxPooled, averaged], name: "pools")
+        var y = try g.add(.adaptiveAvgPool(height: 9, width: 9), inputs: [x], name: "adaptive")
         for (i, (act, stride)) in [(EngineActivation.relu6, 1), (.gelu, 1), (.silu, 2), (.sigmoid, 1), (.tanh, 1),
                                    (.hardsigmoid, 1)].enumerated() {
             let inC = g.shape(of: y).channels

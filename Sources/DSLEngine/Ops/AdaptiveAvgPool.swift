@@ -31,8 +31,13 @@ final class AdaptiveAvgPoolKernel: EngineKernel {
         WindowAverage.forward(io, batch: batch, rows: { adaptiveWindow($0, oh, h) }, cols: { adaptiveWindow($0, ow, w) })
     }
 
+    /// Backward stores the input gradient (`storeInputGradient`).
+    var storesInputGradient = false
+    func storeInputGradient(_ input: Int) -> Bool { storesInputGradient = true; return true }
+
     func backward(batch: Int) {
         let (h, w, oh, ow) = (io.inShape.height, io.inShape.width, io.outShape.height, io.outShape.width)
-        WindowAverage.backward(io, batch: batch, rows: { adaptiveWindow($0, oh, h) }, cols: { adaptiveWindow($0, ow, w) })
+        WindowAverage.backward(io, batch: batch, zeroFirst: storesInputGradient, rows: { adaptiveWindow($0, oh, h) },
+                               cols: { adaptiveWindow($0, ow, w) })
     }
 }

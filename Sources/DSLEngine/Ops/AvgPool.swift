@@ -52,13 +52,17 @@ enum WindowAverage {
     /// dX[window] += dY · scale for every output cell. One job per sample (windows of a sample
     /// may overlap), in a fixed order: results do not depend on the thread count.
     @inline(__always)
-    static func backward(_ io: UnaryTensors, batch: Int, rows: (Int) -> PoolWindow, cols: (Int) -> PoolWindow) {
+    /// `zeroFirst`: the gradient is stored (`EngineKernel.storeInputGradient`), each sample's
+    /// part zeroed by its own job before the windows add to it.
+    static func backward(_ io: UnaryTensors, batch: Int, zeroFirst: Bool, rows: (Int) -> PoolWindow,
+                         cols: (Int) -> PoolWindow) {
         guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
         let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
         let (oh, ow) = (io.outShape.height, io.outShape.width)
         let dy = UnsafePointer(dOut)
         parallelFor(batch) { sample in
             let dx = dIn + sample * h * w * c
+            if zeroFirst { dx.update(repeating: 0, count: h * w * c) }
             for outRow in 0..<oh {
                 let row = rows(outRow)
                 for outCol in 0..<ow {
@@ -80,6 +84,9 @@ enum WindowAverage {
 /// Average-pooling kernel.
 final class AvgPoolKernel: EngineKernel {
     let io: UnaryTensors
+    /// Backward stores the input gradient (`storeInputGradient`).
+    var storesInputGradient = false
+    func storeInputGradient(_ input: Int) -> Bool { storesInputGradient = true; return true }
     let kernel: Int
     let stride: Int
     let pad: Int
@@ -100,7 +107,7 @@ final class AvgPoolKernel: EngineKernel {
 
     func backward(batch: Int) {
         let (h, w, k, s, p) = (io.inShape.height, io.inShape.width, kernel, stride, pad)
-        WindowAverage.backward(io, batch: batch,
+        WindowAverage.backward(io, batch: batch, zeroFirst: storesInputGradient,
                                rows: { paddedWindow($0, size: h, kernel: k, stride: s, pad: p) },
                                cols: { paddedWindow($0, size: w, kernel: k, stride: s, pad: p) })
     }

@@ -25,6 +25,10 @@ final class ConcatKernel: EngineKernel {
         }
     }
 
+    /// Inputs whose gradient backward stores (`storeInputGradient`).
+    lazy var storesInputGradient = [Bool](repeating: false, count: t.inputGrads.count)
+    func storeInputGradient(_ input: Int) -> Bool { storesInputGradient[input] = true; return true }
+
     func backward(batch: Int) {
         guard let dOut = t.outputGrad else { return }
         let pixels = batch * t.pixelsPerSample, oc = t.outChannels
@@ -33,12 +37,12 @@ final class ConcatKernel: EngineKernel {
             let c = t.inputChannels[index]
             defer { offset += c }
             guard let dx = grad else { continue }
-            let dy = UnsafePointer(dOut + offset)
+            let (dy, store) = (UnsafePointer(dOut + offset), storesInputGradient[index])
             let chunks = elementwiseChunks(pixels * c)
             parallelFor(chunks) { chunk in
                 for p in chunkRange(chunk, of: chunks, count: pixels) {
                     let (from, to) = (dy + p * oc, dx + p * c)
-                    for ch in 0..<c { to[ch] += from[ch] }
+                    updateGradient(to, 0..<c, store: store) { ch in from[ch] }
                 }
             }
         }

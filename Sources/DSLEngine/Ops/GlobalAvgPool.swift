@@ -16,9 +16,13 @@ final class GlobalAvgPoolKernel: EngineKernel {
         WindowAverage.forward(io, batch: batch, rows: { _ in rows }, cols: { _ in cols })
     }
 
+    /// Backward stores the input gradient (`storeInputGradient`).
+    var storesInputGradient = false
+    func storeInputGradient(_ input: Int) -> Bool { storesInputGradient = true; return true }
+
     func backward(batch: Int) {
         let rows = wholeWindow(io.inShape.height), cols = wholeWindow(io.inShape.width)
-        WindowAverage.backward(io, batch: batch, rows: { _ in rows }, cols: { _ in cols })
+        WindowAverage.backward(io, batch: batch, zeroFirst: storesInputGradient, rows: { _ in rows }, cols: { _ in cols })
     }
 
     /// The one window along an axis of `size` inputs: all of them.

@@ -87,16 +87,22 @@ final class MaxPoolKernel: EngineKernel {
         if let indices = argmax64 { scatter(batch: batch, indices: indices) } else if let indices = argmax { scatter(batch: batch, indices: indices) }
     }
 
+    /// Backward stores the input gradient (`storeInputGradient`): each sample's part is zeroed
+    /// by its own job before the scatter adds to it.
+    var storesInputGradient = false
+    func storeInputGradient(_ input: Int) -> Bool { storesInputGradient = true; return true }
+
     /// dX[argmax] += dY.
     @inline(__always)
     private func scatter<Index: FixedWidthInteger>(batch: Int, indices: UnsafeMutablePointer<Index>) {
         guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
-        let inCount = io.inShape.count, outCount = io.outShape.count
+        let inCount = io.inShape.count, outCount = io.outShape.count, zeroFirst = storesInputGradient
         // One job per sample: samples scatter into disjoint parts of dIn, in a fixed order.
         parallelFor(batch) { sample in
             let dx = dIn + sample * inCount
             let dy = dOut + sample * outCount
             let idx = indices + sample * outCount
+            if zeroFirst { dx.update(repeating: 0, count: inCount) }
             for i in 0..<outCount { dx[Int(idx[i])] += dy[i] }
         }
     }
