@@ -31,7 +31,8 @@ enum BenchCommand {
     bandwidth, measured as a parallel copy (bytes read + written, as STREAM counts) with
     the same threads: the bytes a pass must move at least, forward reading each input and
     writing the output, backward reading the output gradient and one input-sized tensor
-    and reading and writing each input gradient.
+    and reading and writing each input gradient it adds to (writing only one it stores,
+    as the first node in backward order to produce it).
     Build in release mode for meaningful figures: swift build -c release.
 
     Options:
