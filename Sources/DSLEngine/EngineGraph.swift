@@ -175,6 +175,9 @@ public final class EngineGraph {
     /// The batch norms a graph compiled for inference only folded into the convolution before
     /// them (their own forward passes do nothing, or apply only a fused activation).
     public private(set) var foldedBatchNorms: [Int] = []
+    /// The groups of 1×1 convolutions of one input that a graph compiled for inference only runs
+    /// as one GEMM each (node indices, the leader first; PointwiseSiblings.swift).
+    public private(set) var pointwiseSiblingGroups: [[Int]] = []
 
     private(set) var kernels: [EngineKernel?] = []
     private var softmaxKernel: SoftmaxKernel?
@@ -306,6 +309,9 @@ public final class EngineGraph {
         var valueRoot: [Int]
         /// Per node: the convolution a batch norm is folded into (inference only), else -1.
         var foldedInto: [Int]
+        /// Per node: the first of the 1×1 convolutions of its input that run as one GEMM
+        /// (inference only; PointwiseSiblings.swift), else -1.
+        var siblingLeader: [Int]
         var valueTensor: [Int]
         var gradTensor: [Int]
         var savedTensor: [Int]
@@ -377,6 +383,19 @@ public final class EngineGraph {
             }
         }
 
+        // Inference only: the 1×1 convolutions reading one tensor run as one GEMM, by the first
+        // of them, which writes every one's output (so each lives from that step on).
+        var siblingLeader = [Int](repeating: -1, count: count)
+        if !training && EngineGraph.fusesPointwiseSiblings {
+            for i in 0..<count {
+                let group = consumers[i].filter { j in
+                    guard case let .conv(k, s, p, _, _)? = nodes[j].op else { return false }
+                    return k == 1 && s == 1 && p == 0 && nodes[j].inputs == [i]
+                }
+                if group.count >= 2 { for j in group { siblingLeader[j] = group.min()! } }
+            }
+        }
+
         // Lifetimes of values (per storage root), output gradients and saved tensors.
         var tensors: [PlannedTensor] = []
         var valueTensor = [Int](repeating: -1, count: count)
@@ -393,7 +412,8 @@ public final class EngineGraph {
             let root = valueRoot[j]
             if root == j {
                 valueTensor[j] = tensors.count
-                tensors.append(PlannedTensor(floats: maxBatch * nodes[j].shape.count, start: j, end: end))
+                let start = siblingLeader[j] >= 0 ? siblingLeader[j] : j
+                tensors.append(PlannedTensor(floats: maxBatch * nodes[j].shape.count, start: start, end: end))
             } else {
                 valueTensor[j] = valueTensor[root]
                 tensors[valueTensor[root]].end = max(tensors[valueTensor[root]].end, end)
@@ -455,6 +475,14 @@ public final class EngineGraph {
             case .softmax: ownedBytes += allocatedBytes(SoftmaxKernel.layout(maxBatch: maxBatch).layout.bytes)
             default: break
             }
+            if siblingLeader[j] == j {
+                let group = (j..<count).filter { siblingLeader[$0] == j }
+                let layout = PointwiseSiblingLayout(
+                    inChannels: nodes[node.inputs[0]].shape.channels,
+                    columns: group.reduce(0) { $0 + nodes[$1].shape.channels },
+                    maxRows: maxBatch * nodes[j].shape.height * nodes[j].shape.width).layout
+                workspaceBytes = max(workspaceBytes, layout.bytes)
+            }
         }
         let parameterCount = parameterSpecs.joined().reduce(0) { $0 + $1.count }
         let bufferCount = bufferSpecs.joined().reduce(0) { $0 + $1.count }
@@ -464,7 +492,8 @@ public final class EngineGraph {
             scratchBytes: 4 * columnFloats + workspaceBytes + ownedBytes,
             parameterBytes: 4 * parameterCount, gradientBytes: 4 * parameterCount, bufferBytes: 4 * bufferCount,
             unplannedActivationBytes: 4 * unplanned)
-        return CompilePlan(needsGrad: needsGrad, valueRoot: valueRoot, foldedInto: foldedInto, valueTensor: valueTensor, gradTensor: gradTensor,
+        return CompilePlan(needsGrad: needsGrad, valueRoot: valueRoot, foldedInto: foldedInto,
+                           siblingLeader: siblingLeader, valueTensor: valueTensor, gradTensor: gradTensor,
                            savedTensor: savedTensor, zeroGradsBefore: zeroGradsBefore, offsets: arena.offsets,
                            arenaFloats: arena.totalFloats, columnFloats: columnFloats, parameterSpecs: parameterSpecs,
                            bufferSpecs: bufferSpecs, parameterCount: parameterCount, bufferCount: bufferCount,
@@ -580,6 +609,14 @@ public final class EngineGraph {
             if bn.fused == .relu { conv.fusedReLU = true }
         }
         foldedBatchNorms = (1..<count).filter { plan.foldedInto[$0] >= 0 }
+        // 1×1 convolutions of one input run as one GEMM by the first (inference only; makePlan).
+        for j in 1..<count where plan.siblingLeader[j] == j {
+            let group = (j..<count).filter { plan.siblingLeader[$0] == j }.map { kernels[$0] as! ConvKernel }
+            group[0].lead(group, workspace: workspace, maxBatch: maxBatch)
+        }
+        pointwiseSiblingGroups = (1..<count).filter { plan.siblingLeader[$0] == $0 }.map { j in
+            (j..<count).filter { plan.siblingLeader[$0] == j }
+        }
         // Gradients whose first writer can store them: not zeroed first (a pass over the tensor
         // saved, and the writer's read of it).
         storedGradsBy = [[Int]](repeating: [], count: count)
@@ -618,6 +655,8 @@ public final class EngineGraph {
     /// so a kernel that leaves part of it unwritten shows.
     nonisolated(unsafe) static var poisonsStoredGradients = false
 
+    /// A node's output after a forward pass (tests; overwritten by later nodes when storage is reused).
+    func value(of node: Int) -> UnsafePointer<Float> { UnsafePointer(values[node]) }
     /// The gradient of a node's output after a backward pass (tests), or nil.
     func gradient(of node: Int) -> UnsafePointer<Float>? { grads[node].map { UnsafePointer($0) } }
     /// The nodes whose output gradient node k's backward stores (tests).
@@ -636,6 +675,10 @@ public final class EngineGraph {
     private func zeroStoredGradients(of k: Int, batch: Int) {
         for j in storedGradsBy[k] { parallelZero(grads[j]!, count: batch * nodes[j].shape.count) }
     }
+
+    /// Test and benchmark hook, read by `compile`: false runs an inference-only graph's 1×1
+    /// convolutions of one input as separate GEMMs (PointwiseSiblings.swift).
+    nonisolated(unsafe) static var fusesPointwiseSiblings = true
 
     /// Test and benchmark hook: false keeps an inference-only graph's batch norms after
     /// convolutions as passes of their own instead of folding them into the convolutions.

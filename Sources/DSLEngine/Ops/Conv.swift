@@ -111,6 +111,15 @@ final class ConvKernel: EngineKernel {
     let winogradFloats: Int
     /// The kernel's own per-call buffers when the graph gave it no shared workspace (tests).
     let ownBlock: MemoryBlock?
+    /// In a graph compiled for inference only, the 1×1 convolutions of the same input this one
+    /// runs as one GEMM (itself first; PointwiseSiblings.swift), with its buffers in the
+    /// graph's workspace and the most pixels per call; empty otherwise.
+    var siblings: [ConvKernel] = []
+    var siblingWorkspace: UnsafeMutableRawPointer? = nil
+    var siblingMaxRows = 0
+    /// Set when another convolution's `siblings` holds this one: its inference forward does
+    /// nothing (the leader stored its output).
+    var runBySibling = false
 
     /// Floats of col for one sample.
     static func columnFloatsPerSample(kernel: Int, input: EngineShape, output: EngineShape) -> Int {
@@ -208,7 +217,7 @@ final class ConvKernel: EngineKernel {
     /// The weights and bias forward computes with: the parameters, or, with a folded batch
     /// norm on an inference call, W·s and b·s + t from its running statistics (refolded on
     /// every call: the statistics and weights may have changed since the last).
-    private func forwardParameters(training: Bool) -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?) {
+    func forwardParameters(training: Bool) -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?) {
         guard !training, let norm = foldedNorm, let block = foldBlock else {
             return (UnsafePointer(params.weight), params.bias.map { UnsafePointer($0) })
         }
@@ -360,6 +369,16 @@ final class ConvKernel: EngineKernel {
     }
 
     func forward(batch: Int, training: Bool) {
+        if !training && runBySibling { return }
+        if !training && !siblings.isEmpty {
+            forwardSiblings(batch: batch)
+            return
+        }
+        forwardAlone(batch: batch, training: training)
+    }
+
+    /// This convolution's forward pass on its own (see the top of the file).
+    func forwardAlone(batch: Int, training: Bool) {
         if winograd {
             winogradForwardPass(batch: batch, training: training)
             return
