@@ -178,6 +178,9 @@ public final class EngineGraph {
     /// The groups of 1×1 convolutions of one input that a graph compiled for inference only runs
     /// as one GEMM each (node indices, the leader first; PointwiseSiblings.swift).
     public private(set) var pointwiseSiblingGroups: [[Int]] = []
+    /// The adds a graph compiled for inference only fused into the convolution before them
+    /// (ResidualAdd.swift).
+    public private(set) var fusedResidualAdds: [Int] = []
 
     private(set) var kernels: [EngineKernel?] = []
     private var softmaxKernel: SoftmaxKernel?
@@ -312,6 +315,10 @@ public final class EngineGraph {
         /// Per node: the first of the 1×1 convolutions of its input that run as one GEMM
         /// (inference only; PointwiseSiblings.swift), else -1.
         var siblingLeader: [Int]
+        /// Per add node: the convolution that adds its other input as it stores (inference only;
+        /// ResidualAdd.swift) and that input's position, else -1.
+        var residualConv: [Int]
+        var residualInput: [Int]
         var valueTensor: [Int]
         var gradTensor: [Int]
         var savedTensor: [Int]
@@ -393,6 +400,28 @@ public final class EngineGraph {
                     return k == 1 && s == 1 && p == 0 && nodes[j].inputs == [i]
                 }
                 if group.count >= 2 { for j in group { siblingLeader[j] = group.min()! } }
+            }
+        }
+        // Inference only: an add of two inputs, one of them a convolution's output (through a
+        // batch norm folded into it) with the add's channels and no other reader: the
+        // convolution adds the other input as it stores (Winograd and 1×1 GEMM paths, not in a
+        // sibling group), and the add runs in place on its output.
+        var residualConv = [Int](repeating: -1, count: count), residualInput = [Int](repeating: -1, count: count)
+        if !training && reuseBuffers && EngineGraph.fusesResidualAdds {
+            let columnFloats = largestColumnChunkFloats(maxBatch: maxBatch)
+            for j in 1..<count where nodes[j].op == .add && nodes[j].inputs.count == 2 && nodes[j].inputs[0] != nodes[j].inputs[1] {
+                for (slot, a) in nodes[j].inputs.enumerated() {
+                    let conv = foldedInto[a] >= 0 ? foldedInto[a] : a
+                    guard case let .conv(k, s, p, _, _)? = nodes[conv].op, valueRoot[a] == conv, consumers[a] == [j],
+                          foldedInto[a] >= 0 ? consumers[conv] == [a] : true,
+                          nodes[a].shape.channels == nodes[j].shape.channels, siblingLeader[conv] < 0 else { continue }
+                    let plan = ConvPlan(kernel: k, stride: s, pad: p, input: nodes[nodes[conv].inputs[0]].shape, output: nodes[conv].shape,
+                                        maxBatch: maxBatch, columnFloats: columnFloats, inputGradient: false, outputGradient: false)
+                    guard plan.winograd || plan.isPointwise else { continue }
+                    valueRoot[j] = conv
+                    (residualConv[j], residualInput[j]) = (conv, 1 - slot)
+                    break
+                }
             }
         }
 
@@ -493,7 +522,8 @@ public final class EngineGraph {
             parameterBytes: 4 * parameterCount, gradientBytes: 4 * parameterCount, bufferBytes: 4 * bufferCount,
             unplannedActivationBytes: 4 * unplanned)
         return CompilePlan(needsGrad: needsGrad, valueRoot: valueRoot, foldedInto: foldedInto,
-                           siblingLeader: siblingLeader, valueTensor: valueTensor, gradTensor: gradTensor,
+                           siblingLeader: siblingLeader, residualConv: residualConv, residualInput: residualInput,
+                           valueTensor: valueTensor, gradTensor: gradTensor,
                            savedTensor: savedTensor, zeroGradsBefore: zeroGradsBefore, offsets: arena.offsets,
                            arenaFloats: arena.totalFloats, columnFloats: columnFloats, parameterSpecs: parameterSpecs,
                            bufferSpecs: bufferSpecs, parameterCount: parameterCount, bufferCount: bufferCount,
@@ -609,6 +639,15 @@ public final class EngineGraph {
             if bn.fused == .relu { conv.fusedReLU = true }
         }
         foldedBatchNorms = (1..<count).filter { plan.foldedInto[$0] >= 0 }
+        // Adds whose convolution adds the other input as it stores (inference only; makePlan).
+        for j in 1..<count where plan.residualConv[j] >= 0 {
+            let conv = kernels[plan.residualConv[j]] as! ConvKernel, add = kernels[j] as! AddKernel
+            let r = plan.residualInput[j]
+            require(!conv.fusedReLU && conv.io.output == add.t.output)
+            conv.residual = ConvResidual(source: UnsafePointer(add.t.inputs[r]), channels: add.t.inputChannels[r], isFirst: r == 0)
+            add.fused = true
+        }
+        fusedResidualAdds = (1..<count).filter { plan.residualConv[$0] >= 0 }
         // 1×1 convolutions of one input run as one GEMM by the first (inference only; makePlan).
         for j in 1..<count where plan.siblingLeader[j] == j {
             let group = (j..<count).filter { plan.siblingLeader[$0] == j }.map { kernels[$0] as! ConvKernel }
@@ -675,6 +714,10 @@ public final class EngineGraph {
     private func zeroStoredGradients(of k: Int, batch: Int) {
         for j in storedGradsBy[k] { parallelZero(grads[j]!, count: batch * nodes[j].shape.count) }
     }
+
+    /// Test and benchmark hook, read by `compile`: false keeps an inference-only graph's adds
+    /// as passes of their own instead of fusing them into the convolution before them.
+    nonisolated(unsafe) static var fusesResidualAdds = true
 
     /// Test and benchmark hook, read by `compile`: false runs an inference-only graph's 1×1
     /// convolutions of one input as separate GEMMs (PointwiseSiblings.swift).

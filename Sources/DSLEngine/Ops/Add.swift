@@ -13,7 +13,12 @@ final class AddKernel: EngineKernel {
         storesInputGradient = [Bool](repeating: false, count: s.inputs.count)
     }
 
+    /// Set at compile time (inference only) when the convolution whose output is one input adds
+    /// the other as it stores, in place of this output (ResidualAdd.swift): forward does nothing.
+    var fused = false
+
     func forward(batch: Int, training: Bool) {
+        if fused && !training { return }
         let pixels = batch * t.pixelsPerSample, oc = t.outChannels
         let y = t.output
         for (index, x) in t.inputs.enumerated() {

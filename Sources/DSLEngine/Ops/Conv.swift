@@ -120,6 +120,9 @@ final class ConvKernel: EngineKernel {
     /// Set when another convolution's `siblings` holds this one: its inference forward does
     /// nothing (the leader stored its output).
     var runBySibling = false
+    /// In a graph compiled for inference only, the other input of the add that alone reads this
+    /// output, added as the output is stored (ResidualAdd.swift; Winograd and 1×1 GEMM only).
+    var residual: ConvResidual? = nil
 
     /// Floats of col for one sample.
     static func columnFloatsPerSample(kernel: Int, input: EngineShape, output: EngineShape) -> Int {
@@ -261,7 +264,8 @@ final class ConvKernel: EngineKernel {
         }
         fillPaddedBias(bias)
         runWinogradPass(WinogradPass(shape: winogradForwardShape, samples: batch, source: UnsafePointer(io.input),
-                                     packed: packed, output: io.output, bias: paddedBias, relu: fusedReLU))
+                                     packed: packed, output: io.output, bias: paddedBias, relu: fusedReLU,
+                                     residual: training ? nil : residual))
     }
 
     /// dX += the stride-1 convolution of dY (padded by 2 − pad) with the rotated, transposed kernel.
@@ -277,6 +281,7 @@ final class ConvKernel: EngineKernel {
     /// Forward with the direct kernel; bias is added by the kernel. Padding is applied per job
     /// in a small per-thread slab (slab mode), so the whole batch is one pass.
     func directForward(batch: Int, training: Bool) {
+        require(training || residual == nil, "a fused residual add needs the Winograd or 1×1 GEMM path")
         let (h, w, ic) = (io.inShape.height, io.inShape.width, io.inShape.channels)
         let (oh, ow, oc) = (io.outShape.height, io.outShape.width, io.outShape.channels)
         let k = kernel
@@ -406,7 +411,20 @@ final class ConvKernel: EngineKernel {
                   b: weight, ldb: oc, beta: 0, c: io.output + first * outCount, ldc: oc)
             first += samples
         }
-        if bias != nil || fusedReLU {
+        if !training, let residual {
+            // The add after this convolution (ResidualAdd.swift): out = (out + bias) + r.
+            require(isPointwise && !fusedReLU, "a fused residual add needs the 1×1 GEMM path without a ReLU")
+            fillPaddedBias(bias)
+            let rows = batch * rowsPerSample
+            let (out, b, addsBias, rc) = (io.output, UnsafePointer(paddedBias), bias != nil, residual.channels)
+            let chunks = elementwiseChunks(rows * oc)
+            parallelFor(chunks) { chunk in
+                for r in chunkRange(chunk, of: chunks, count: rows) {
+                    let (row, res) = (out + r * oc, residual.source + r * rc)
+                    for o in 0..<oc { row[o] = residual.added(addsBias ? row[o] + b[o] : row[o], res, channel: o) }
+                }
+            }
+        } else if bias != nil || fusedReLU {
             fillPaddedBias(bias)
             let rows = batch * rowsPerSample
             let (out, bias, relu) = (io.output, UnsafePointer(paddedBias), fusedReLU)

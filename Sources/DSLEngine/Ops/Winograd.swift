@@ -209,12 +209,14 @@ private func transformGradient(_ image: UnsafePointer<Float>, h: Int, w: Int, c:
 
 /// Aᵀ M A of one tile (m[ξ · ξStride], 16 channels) written to the 4×4 output patch at (y0, x0)
 /// of `image` (oh×ow, `c` channels), channels c0 ..< c0 + lanes, clipped to the image:
-/// out = result + initial (max(·, 0) with `relu`), or out += result when `initial` is nil.
+/// out = result + initial (max(·, 0) with `relu`; plus the residual's pixel, see
+/// `ConvResidual.added`), or out += result when `initial` is nil.
 /// `tmp` holds 28 vectors.
 @inline(__always)
 private func transformOutput(_ m: UnsafePointer<Float>, ξStride: Int, tmp: UnsafeMutablePointer<DV>,
                              _ image: UnsafeMutablePointer<Float>, h: Int, w: Int, c: Int, y0: Int, x0: Int,
-                             c0: Int, lanes: Int, initial: DV?, relu: Bool) {
+                             c0: Int, lanes: Int, initial: DV?, relu: Bool,
+                             residual: UnsafePointer<Float>? = nil, residualChannels: Int = 0, residualFirst: Bool = false) {
     for i in 0..<6 {
         let p = m + i * 6 * ξStride
         let t = outputRow(load(p, 16), load(p + ξStride, 16), load(p + 2 * ξStride, 16),
@@ -230,7 +232,12 @@ private func transformOutput(_ m: UnsafePointer<Float>, ξStride: Int, tmp: Unsa
             let o = image + ((y0 + a) * w + x0 + b) * c + c0
             if let initial {
                 let v = ys[a] + initial
-                store(o, relu ? rectified(v) : v, lanes)
+                if let residual {
+                    let r = residual + ((y0 + a) * w + x0 + b) * residualChannels + c0
+                    store(o, ConvResidual.added(v, r, lanes: min(16, residualChannels - c0), first: residualFirst), lanes)
+                } else {
+                    store(o, relu ? rectified(v) : v, lanes)
+                }
             } else {
                 store(o, load(o, lanes) + ys[a], lanes)
             }
@@ -311,6 +318,9 @@ struct WinogradPass {
     var bias: UnsafePointer<Float>?
     /// Stores max(output, 0): a following ReLU fused into the pass (with a bias only).
     var relu = false
+    /// Added to the output as it is stored (with a bias only, no ReLU): the other input of the
+    /// add that alone reads this output (inference only; `ConvResidual`).
+    var residual: ConvResidual? = nil
 }
 
 /// Runs a `WinogradPass`, in parallel over fixed groups of tiles.
@@ -376,11 +386,14 @@ func runWinogradPass(_ p: WinogradPass) {
                 let n = q / sh.tilesPerImage, r = q % sh.tilesPerImage
                 let y0 = (r / sh.tilesX) * 4, x0 = (r % sh.tilesX) * 4
                 let image = p.output + n * sh.oh * sh.ow * sh.oc
+                let rc = p.residual?.channels ?? 0
+                let residual = p.residual.map { $0.source + n * sh.oh * sh.ow * rc }
                 for c0 in stride(from: 0, to: sh.oc, by: 16) {
                     let lanes = min(16, sh.oc - c0)
                     transformOutput(UnsafePointer(m + t * ms + c0), ξStride: group * ms, tmp: tmp,
                                     image, h: sh.oh, w: sh.ow, c: sh.oc, y0: y0, x0: x0, c0: c0, lanes: lanes,
-                                    initial: p.bias.map { load($0 + c0, 16) }, relu: p.relu)
+                                    initial: p.bias.map { load($0 + c0, 16) }, relu: p.relu,
+                                    residual: residual, residualChannels: rc, residualFirst: p.residual?.isFirst ?? false)
                 }
             }
         }
@@ -585,3 +598,16 @@ func winogradWeightBlock(_ sh: WinogradShape, scratchFloats: Int) -> Int {
 
 /// Per-thread V and M buffers of the Winograd forward pass.
 private let winogradScratch = ThreadScratch()
+
+extension ConvResidual {
+    /// conv + r for 16 channels of one pixel (v holds conv, r points at the pixel's channel c0
+    /// of the residual, of which `lanes` = C_r − c0 are present; ≤ 0: none), as the add computes it.
+    @inline(__always)
+    static func added(_ v: DV, _ r: UnsafePointer<Float>, lanes: Int, first: Bool) -> DV {
+        if lanes >= 16 { return v + load(r, 16) }
+        if first { return v + (lanes > 0 ? load(r, lanes) : DV()) }
+        if lanes <= 0 { return v }
+        let present = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) .< SIMD16<Int32>(repeating: Int32(lanes))
+        return v.replacing(with: v + load(r, lanes), where: present)
+    }
+}

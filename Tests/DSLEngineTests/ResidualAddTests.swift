@@ -1,0 +1,169 @@
+import XCTest
+import Dispatch
+import DSLIR
+@testable import DSLEngine
+
+/// The add after a convolution fused into its store in graphs compiled for inference only
+/// (ResidualAdd.swift): outputs bit for bit the unfused graph's on the Winograd and 1×1 GEMM
+/// paths, with the residual as the add's first or second input, with as many channels as the
+/// convolution or fewer (a whole 16-channel group, a part of one, none of the last), with and
+/// without a bias and a folded batch norm, storage reused, 1 and 2 threads, a full and a
+/// smaller batch; the memory plan counts what compile allocates; adds that cannot be fused are not.
+final class ResidualAddTests: WinogradOnSmallMapsTestCase {
+    struct Case {
+        var winograd: Bool
+        var shortcut: Int
+        var residualFirst: Bool
+        var bias = true
+        var norm = true
+    }
+
+    static let size = 6, inChannels = 16, channels = 20, maxBatch = 3
+
+    /// input → t: 3×3 conv → `shortcut` channels; y: conv of t (3×3 Winograd or 1×1) → 20
+    /// channels [→ bn]; add(y, t) or add(t, y) → relu (in place on the add).
+    func makeGraph(_ c: Case, fuse: Bool) throws -> (EngineGraph, add: Int) {
+        let saved = (EngineGraph.fusesResidualAdds, ConvKernel.winogradOverride)
+        EngineGraph.fusesResidualAdds = fuse
+        ConvKernel.winogradOverride = c.winograd ? true : nil
+        defer { (EngineGraph.fusesResidualAdds, ConvKernel.winogradOverride) = saved }
+        let n = Self.size, g = EngineGraph(inputShape: (n, n, Self.inChannels), maxBatch: Self.maxBatch, seed: 1)
+        let t = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: c.shortcut, bias: true), inputs: [0], name: "t")
+        let k = c.winograd ? 3 : 1
+        var y = try g.add(.conv(kernel: k, stride: 1, pad: k / 2, outChannels: Self.channels, bias: c.bias), inputs: [t], name: "y")
+        if c.norm { y = try g.add(.batchNorm(eps: 1e-3, momentum: 0.1, scale: true), inputs: [y], name: "y.bn") }
+        let add = try g.add(.add, inputs: c.residualFirst ? [t, y] : [y, t], name: "add")
+        _ = try g.add(.relu, inputs: [add], name: "relu")
+        let planned = g.plannedBytes(training: false)
+        try g.compile(training: false)
+        XCTAssertEqual(planned, g.memoryPlan.totalBytes, "\(c)")
+        fill(g, seed: 3)
+        return (g, add)
+    }
+
+    func fill(_ g: EngineGraph, seed: UInt64) {
+        var rng = TestRandom(seed)
+        for i in 0..<g.parameterCount { g.parameterValues[i] = Float(2 * rng.uniform() - 1) }
+        for b in g.buffers {
+            for i in 0..<b.count {
+                b.value[i] = b.name.hasSuffix("running_var") ? Float(0.05 + 2.95 * rng.uniform()) : Float(2 * rng.uniform() - 1)
+            }
+        }
+    }
+
+    func run(_ g: EngineGraph, batch: Int, threads: Int) -> [Float] {
+        var rng = TestRandom(11)
+        let x = (0..<batch * g.inputShape.count).map { _ in Float(4 * rng.uniform() - 2) }
+        return withThreads(threads) {
+            let y = g.forward(x, batch: batch, training: false)
+            return Array(UnsafeBufferPointer(start: y, count: batch * g.outputShape.count))
+        }
+    }
+
+    func testFusedAddsAreBitForBitTheAdds() throws {
+        var cases: [Case] = []
+        for winograd in [true, false] {
+            for shortcut in [20, 16, 13] {
+                for residualFirst in [true, false] {
+                    cases.append(Case(winograd: winograd, shortcut: shortcut, residualFirst: residualFirst))
+                }
+            }
+            cases.append(Case(winograd: winograd, shortcut: 7, residualFirst: false, bias: false, norm: false))
+            cases.append(Case(winograd: winograd, shortcut: 5, residualFirst: true, bias: true, norm: false))
+        }
+        for c in cases {
+            let (fused, add) = try makeGraph(c, fuse: true)
+            let (plain, _) = try makeGraph(c, fuse: false)
+            XCTAssertEqual(fused.fusedResidualAdds, [add], "\(c)")
+            XCTAssertEqual(plain.fusedResidualAdds, [], "\(c)")
+            for batch in [Self.maxBatch, 1] {
+                let expected = run(plain, batch: batch, threads: 2)
+                for threads in [1, 2] {
+                    let got = run(fused, batch: batch, threads: threads)
+                    if let i = got.indices.first(where: { got[$0].bitPattern != expected[$0].bitPattern }) {
+                        XCTFail("\(c), batch \(batch), \(threads) threads: element \(i): \(got[i]) vs \(expected[i])")
+                    }
+                }
+            }
+        }
+    }
+
+    /// What is not fused: a convolution whose output has another reader, one followed by a
+    /// ReLU, a direct (strided) convolution, an add of three inputs, a graph compiled for training.
+    func testWhatIsNotFused() throws {
+        let g = EngineGraph(inputShape: (6, 6, 4), maxBatch: 2, seed: 1)
+        let a = try g.add(.conv(kernel: 1, stride: 1, pad: 0, outChannels: 8, bias: true), inputs: [0], name: "a")
+        let b = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 8, bias: true), inputs: [a], name: "b")
+        let s1 = try g.add(.add, inputs: [a, b], name: "s1")                  // a also read by b
+        let c = try g.add(.conv(kernel: 1, stride: 1, pad: 0, outChannels: 8, bias: true), inputs: [s1], name: "c")
+        let cr = try g.add(.relu, inputs: [c], name: "c.relu")
+        let s2 = try g.add(.add, inputs: [cr, s1], name: "s2")                // ReLU between
+        let d = try g.add(.conv(kernel: 3, stride: 2, pad: 1, outChannels: 8, bias: true), inputs: [s2], name: "d")
+        let p = try g.add(.avgPool(kernel: 2, stride: 2, pad: 0), inputs: [s2], name: "p")
+        let s3 = try g.add(.add, inputs: [d, p], name: "s3")                  // direct
+        let e = try g.add(.conv(kernel: 1, stride: 1, pad: 0, outChannels: 8, bias: true), inputs: [s3], name: "e")
+        _ = try g.add(.add, inputs: [e, s3, p], name: "s4")                  // three inputs
+        try g.compile(training: false)
+        XCTAssertEqual(g.fusedResidualAdds, [])
+        // The same add after a lone 1×1 convolution is fused, but not in a training graph.
+        for training in [false, true] {
+            let h = EngineGraph(inputShape: (6, 6, 4), maxBatch: 2, seed: 1)
+            let u = try h.add(.conv(kernel: 1, stride: 1, pad: 0, outChannels: 4, bias: true), inputs: [0], name: "u")
+            let v = try h.add(.add, inputs: [u, 0], name: "v")
+            _ = try h.add(.softmax, inputs: [v], name: "softmax")
+            try h.compile(training: training)
+            XCTAssertEqual(h.fusedResidualAdds, training ? [] : [v])
+        }
+    }
+}
+
+/// PyramidNet-110's inference (specs/pyramidnet-110-a48.dsl), batch 64, with its adds fused into
+/// the convolutions before them and as passes of their own, alternated in one process. Runs only
+/// with DSL_BENCH=1: `DSL_BENCH=1 swift test -c release --filter ResidualAddBenchTests`.
+final class ResidualAddBenchTests: XCTestCase {
+    func testPyramidNetInference() throws {
+        guard ProcessInfo.processInfo.environment["DSL_BENCH"] == "1" else { throw XCTSkip("set DSL_BENCH=1 to run") }
+        let batch = 64, rounds = 9
+        let specs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("specs")
+        let text = try String(contentsOf: specs.appendingPathComponent("pyramidnet-110-a48.dsl"), encoding: .utf8)
+        let checked = Frontend.check(text: text)
+        let ir = try XCTUnwrap(checked.graph)
+        let saved = EngineGraph.fusesResidualAdds
+        defer { EngineGraph.fusesResidualAdds = saved }
+        var graphs: [EngineGraph] = []
+        for fuse in [true, false] {
+            EngineGraph.fusesResidualAdds = fuse
+            let g = try lower(ir, maxBatch: batch, seed: 1).engine
+            try g.compile(training: false)
+            XCTAssertEqual(g.fusedResidualAdds.count, fuse ? 54 : 0)
+            graphs.append(g)
+        }
+        var r = TestRandom(1)
+        let x = r.normals(batch * graphs[0].inputShape.count)
+        for g in graphs { for _ in 0..<2 { g.forward(x, batch: batch, training: false) } }
+        // Per round: the whole pass, and (profiled) its convolutions and its adds.
+        var times = [[Double]](repeating: [], count: 2), convs = times, adds = times
+        for _ in 0..<rounds {
+            for (i, g) in graphs.enumerated() {
+                g.profiling = true
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                g.forward(x, batch: batch, training: false)
+                times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-6)
+                func ms(_ isKind: (EngineOp) -> Bool) -> Double {
+                    1000 * (1..<g.nodeCount).filter { g.op(of: $0).map(isKind) ?? false }.reduce(0) { $0 + g.forwardSeconds[$1] }
+                }
+                convs[i].append(ms { if case .conv = $0 { return true } else { return false } })
+                adds[i].append(ms { $0 == .add })
+                g.profiling = false
+            }
+        }
+        func span(_ v: [Double]) -> String {
+            let s = v.sorted()
+            return String(format: "%.1f (%.1f-%.1f)", s[s.count / 2], s[0], s[s.count - 1])
+        }
+        for (i, name) in ["adds fused", "adds apart"].enumerated() {
+            print("PyramidNet-110 inference, batch \(batch), \(name): \(span(times[i])) ms per batch, convolutions \(span(convs[i])) ms, adds \(span(adds[i])) ms (median (min-max) of \(rounds))")
+        }
+    }
+}
