@@ -11,15 +11,18 @@ enum BenchCommand {
 
     Builds the network on the CPU engine and times, like `caffe time`: each layer's forward
     and backward pass (mean over --steps profiled steps) and its time in the inference-only
-    graph ("infer ms"; zero for a folded batch norm), the whole training step
+    graph ("infer ms"; zero for a folded batch norm, for an add fused into the convolution
+    before it, and for 1x1 convolutions run as one GEMM with the first 1x1 convolution of
+    the same input, whose time includes theirs), the whole training step
     (forward + backward + SGD update) and inference, in images per second, the achieved
     GFLOP/s (2 x MACs of convolutions and linear layers; backward counts 2 x forward, or
     1 x where no input gradient is computed, as for the first layer) and the fraction of
     this machine's peak FP32 FMA rate, measured before and after the timed steps (the
     higher of the two) and printed. Inference is timed as `dsl run` and a deployment run
     it: the network compiled for inference only (no gradients kept; each convolution keeps
-    its packed weights between calls, and a batch norm that alone reads a convolution's
-    output is folded into it). A network that does not end in softmax is timed in
+    its packed weights between calls, a batch norm that alone reads a convolution's
+    output is folded into it, an add that alone reads one is fused into its store, and the
+    1x1 convolutions of one input run as one GEMM). A network that does not end in softmax is timed in
     inference only. The engine's memory is planned first: a batch that does not fit in the
     memory this machine can give is refused, with the largest batch that does. The "kernel" column names each convolution's
     algorithm; Winograd layers do fewer multiplications than a direct convolution, so

@@ -403,9 +403,10 @@ public final class EngineGraph {
             }
         }
         // Inference only: an add of two inputs, one of them a convolution's output (through a
-        // batch norm folded into it) with the add's channels and no other reader: the
-        // convolution adds the other input as it stores (Winograd and 1×1 GEMM paths, not in a
-        // sibling group), and the add runs in place on its output.
+        // batch norm folded into it) with the add's channels and no other reader, the other
+        // computed before the convolution runs: the convolution adds the other input as it
+        // stores (Winograd and 1×1 GEMM paths, not in a sibling group), and the add runs in
+        // place on its output.
         var residualConv = [Int](repeating: -1, count: count), residualInput = [Int](repeating: -1, count: count)
         if !training && reuseBuffers && EngineGraph.fusesResidualAdds {
             let columnFloats = largestColumnChunkFloats(maxBatch: maxBatch)
@@ -414,7 +415,8 @@ public final class EngineGraph {
                     let conv = foldedInto[a] >= 0 ? foldedInto[a] : a
                     guard case let .conv(k, s, p, _, _)? = nodes[conv].op, valueRoot[a] == conv, consumers[a] == [j],
                           foldedInto[a] >= 0 ? consumers[conv] == [a] : true,
-                          nodes[a].shape.channels == nodes[j].shape.channels, siblingLeader[conv] < 0 else { continue }
+                          nodes[a].shape.channels == nodes[j].shape.channels, siblingLeader[conv] < 0,
+                          nodes[j].inputs[1 - slot] < conv else { continue }
                     let plan = ConvPlan(kernel: k, stride: s, pad: p, input: nodes[nodes[conv].inputs[0]].shape, output: nodes[conv].shape,
                                         maxBatch: maxBatch, columnFloats: columnFloats, inputGradient: false, outputGradient: false)
                     guard plan.winograd || plan.isPointwise else { continue }
