@@ -39,13 +39,7 @@ final class BatchNormFoldTests: WinogradOnSmallMapsTestCase {
         try g.compile(training: false)
         // The plan counts the folded weights' block, as compile allocates it.
         XCTAssertEqual(planned, g.memoryPlan.totalBytes, "\(c)")
-        var rng = TestRandom(seed)
-        for i in 0..<g.parameterCount { g.parameterValues[i] = Float(2 * rng.uniform() - 1) }
-        for b in g.buffers {
-            for i in 0..<b.count {
-                b.value[i] = b.name.hasSuffix("running_var") ? Float(0.05 + 2.95 * rng.uniform()) : Float(2 * rng.uniform() - 1)
-            }
-        }
+        fillParametersAndStatistics(g, seed: seed)
         return g
     }
 

@@ -1,4 +1,5 @@
 import XCTest
+import Dispatch
 #if os(Linux)
 import Glibc
 #endif
@@ -121,6 +122,49 @@ func mismatch(_ got: [Float], _ ref: [Double], abs: [Double], rel: Double, floor
         }
     }
     return nil
+}
+
+/// Fills a compiled graph's parameters with uniform values in [−1, 1) and its batch norms'
+/// running statistics with means in [−1, 1) and variances in [0.05, 3) drawn from `seed`.
+func fillParametersAndStatistics(_ g: EngineGraph, seed: UInt64) {
+    var rng = TestRandom(seed)
+    for i in 0..<g.parameterCount { g.parameterValues[i] = Float(2 * rng.uniform() - 1) }
+    for b in g.buffers {
+        for i in 0..<b.count {
+            b.value[i] = b.name.hasSuffix("running_var") ? Float(0.05 + 2.95 * rng.uniform()) : Float(2 * rng.uniform() - 1)
+        }
+    }
+}
+
+/// "median (min-max)" of benchmark times, one decimal.
+func medianAndRange(_ v: [Double]) -> String {
+    let s = v.sorted()
+    return String(format: "%.1f (%.1f-%.1f)", s[s.count / 2], s[0], s[s.count - 1])
+}
+
+/// Benchmarks graphs compiled for inference only against each other: random normal images,
+/// two warm-up passes each, then `rounds` rounds of one profiled pass per graph in turn;
+/// `record(graph index, graph, milliseconds of the pass)` after each (the graph's
+/// `forwardSeconds` then hold that pass's per-node times).
+func alternateInferencePasses(_ graphs: [EngineGraph], batch: Int, rounds: Int,
+                              _ record: (Int, EngineGraph, Double) -> Void) {
+    var r = TestRandom(1)
+    let x = r.normals(batch * graphs[0].inputShape.count)
+    for g in graphs { for _ in 0..<2 { g.forward(x, batch: batch, training: false) } }
+    for _ in 0..<rounds {
+        for (i, g) in graphs.enumerated() {
+            g.profiling = true
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            g.forward(x, batch: batch, training: false)
+            record(i, g, Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-6)
+            g.profiling = false
+        }
+    }
+}
+
+/// Milliseconds a profiled graph's forward passes spent in the nodes whose op `isKind` accepts.
+func forwardMilliseconds(_ g: EngineGraph, _ isKind: (EngineOp) -> Bool) -> Double {
+    1000 * (1..<g.nodeCount).filter { g.op(of: $0).map(isKind) ?? false }.reduce(0) { $0 + g.forwardSeconds[$1] }
 }
 
 /// Whether two float arrays are bit-identical.

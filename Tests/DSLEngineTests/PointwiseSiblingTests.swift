@@ -44,13 +44,7 @@ final class PointwiseSiblingTests: XCTestCase {
         let planned = g.plannedBytes(training: false, reuseBuffers: reuse)
         try g.compile(training: false, reuseBuffers: reuse)
         XCTAssertEqual(planned, g.memoryPlan.totalBytes, "the plan counts the group's workspace")
-        var rng = TestRandom(seed)
-        for i in 0..<g.parameterCount { g.parameterValues[i] = Float(2 * rng.uniform() - 1) }
-        for buf in g.buffers {
-            for i in 0..<buf.count {
-                buf.value[i] = buf.name.hasSuffix("running_var") ? Float(0.05 + 2.95 * rng.uniform()) : Float(2 * rng.uniform() - 1)
-            }
-        }
+        fillParametersAndStatistics(g, seed: seed)
         return Net(graph: g, a: a, b: b, c: c, e: e, g: gg, h: h, s: s, q: q)
     }
 
@@ -164,26 +158,13 @@ final class PointwiseSiblingBenchTests: XCTestCase {
             XCTAssertEqual(g.pointwiseSiblingGroups.count, fuse ? 9 : 0)
             graphs.append(g)
         }
-        var r = TestRandom(1)
-        let x = r.normals(batch * graphs[0].inputShape.count)
-        for g in graphs { for _ in 0..<2 { g.forward(x, batch: batch, training: false) } }
-        var total = [[Double]](repeating: [], count: 2), pointwise = [[Double]](repeating: [], count: 2)
-        for _ in 0..<rounds {
-            for (i, g) in graphs.enumerated() {
-                g.profiling = true
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                g.forward(x, batch: batch, training: false)
-                total[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-6)
-                pointwise[i].append(1000 * (1..<g.nodeCount).filter { j in
-                    if case let .conv(k, 1, 0, _, _)? = g.op(of: j) { return k == 1 }
-                    return false
-                }.reduce(0) { $0 + g.forwardSeconds[$1] })
-                g.profiling = false
-            }
-        }
-        func span(_ v: [Double]) -> String {
-            let s = v.sorted()
-            return String(format: "%.1f (%.1f-%.1f)", s[s.count / 2], s[0], s[s.count - 1])
+        var total = [[Double]](repeating: [], count: 2), pointwise = total
+        alternateInferencePasses(graphs, batch: batch, rounds: rounds) { i, g, ms in
+            total[i].append(ms)
+            pointwise[i].append(forwardMilliseconds(g) { op in
+                if case let .conv(k, 1, 0, _, _) = op { return k == 1 }
+                return false
+            })
         }
         if ProcessInfo.processInfo.environment["DSL_BENCH_GROUPS"] == "1" {
             for group in graphs[0].pointwiseSiblingGroups {
@@ -192,7 +173,7 @@ final class PointwiseSiblingBenchTests: XCTestCase {
             }
         }
         for (i, name) in ["one GEMM per group", "separate GEMMs"].enumerated() {
-            print("GoogLeNet inference, batch \(batch), \(name): \(span(total[i])) ms per batch, 1×1 convolutions \(span(pointwise[i])) ms (median (min-max) of \(rounds))")
+            print("GoogLeNet inference, batch \(batch), \(name): \(medianAndRange(total[i])) ms per batch, 1×1 convolutions \(medianAndRange(pointwise[i])) ms (median (min-max) of \(rounds))")
         }
     }
 }

@@ -37,18 +37,8 @@ final class ResidualAddTests: WinogradOnSmallMapsTestCase {
         let planned = g.plannedBytes(training: false)
         try g.compile(training: false)
         XCTAssertEqual(planned, g.memoryPlan.totalBytes, "\(c)")
-        fill(g, seed: 3)
+        fillParametersAndStatistics(g, seed: 3)
         return (g, add)
-    }
-
-    func fill(_ g: EngineGraph, seed: UInt64) {
-        var rng = TestRandom(seed)
-        for i in 0..<g.parameterCount { g.parameterValues[i] = Float(2 * rng.uniform() - 1) }
-        for b in g.buffers {
-            for i in 0..<b.count {
-                b.value[i] = b.name.hasSuffix("running_var") ? Float(0.05 + 2.95 * rng.uniform()) : Float(2 * rng.uniform() - 1)
-            }
-        }
     }
 
     func run(_ g: EngineGraph, batch: Int, threads: Int) -> [Float] {
@@ -145,31 +135,15 @@ final class ResidualAddBenchTests: XCTestCase {
             XCTAssertEqual(g.fusedResidualAdds.count, fuse ? 52 : 0)
             graphs.append(g)
         }
-        var r = TestRandom(1)
-        let x = r.normals(batch * graphs[0].inputShape.count)
-        for g in graphs { for _ in 0..<2 { g.forward(x, batch: batch, training: false) } }
         // Per round: the whole pass, and (profiled) its convolutions and its adds.
         var times = [[Double]](repeating: [], count: 2), convs = times, adds = times
-        for _ in 0..<rounds {
-            for (i, g) in graphs.enumerated() {
-                g.profiling = true
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                g.forward(x, batch: batch, training: false)
-                times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-6)
-                func ms(_ isKind: (EngineOp) -> Bool) -> Double {
-                    1000 * (1..<g.nodeCount).filter { g.op(of: $0).map(isKind) ?? false }.reduce(0) { $0 + g.forwardSeconds[$1] }
-                }
-                convs[i].append(ms { if case .conv = $0 { return true } else { return false } })
-                adds[i].append(ms { $0 == .add })
-                g.profiling = false
-            }
-        }
-        func span(_ v: [Double]) -> String {
-            let s = v.sorted()
-            return String(format: "%.1f (%.1f-%.1f)", s[s.count / 2], s[0], s[s.count - 1])
+        alternateInferencePasses(graphs, batch: batch, rounds: rounds) { i, g, ms in
+            times[i].append(ms)
+            convs[i].append(forwardMilliseconds(g) { if case .conv = $0 { return true } else { return false } })
+            adds[i].append(forwardMilliseconds(g) { $0 == .add })
         }
         for (i, name) in ["adds fused", "adds apart"].enumerated() {
-            print("PyramidNet-110 inference, batch \(batch), \(name): \(span(times[i])) ms per batch, convolutions \(span(convs[i])) ms, adds \(span(adds[i])) ms (median (min-max) of \(rounds))")
+            print("PyramidNet-110 inference, batch \(batch), \(name): \(medianAndRange(times[i])) ms per batch, convolutions \(medianAndRange(convs[i])) ms, adds \(medianAndRange(adds[i])) ms (median (min-max) of \(rounds))")
         }
     }
 }
