@@ -16,6 +16,7 @@ final class ResidualAddTests: WinogradOnSmallMapsTestCase {
         var residualFirst: Bool
         var bias = true
         var norm = true
+        var size = ResidualAddTests.size, inChannels = ResidualAddTests.inChannels, channels = ResidualAddTests.channels
     }
 
     static let size = 6, inChannels = 16, channels = 20, maxBatch = 3
@@ -27,10 +28,10 @@ final class ResidualAddTests: WinogradOnSmallMapsTestCase {
         EngineGraph.fusesResidualAdds = fuse
         ConvKernel.winogradOverride = c.winograd ? true : nil
         defer { (EngineGraph.fusesResidualAdds, ConvKernel.winogradOverride) = saved }
-        let n = Self.size, g = EngineGraph(inputShape: (n, n, Self.inChannels), maxBatch: Self.maxBatch, seed: 1)
+        let n = c.size, g = EngineGraph(inputShape: (n, n, c.inChannels), maxBatch: Self.maxBatch, seed: 1)
         let t = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: c.shortcut, bias: true), inputs: [0], name: "t")
         let k = c.winograd ? 3 : 1
-        var y = try g.add(.conv(kernel: k, stride: 1, pad: k / 2, outChannels: Self.channels, bias: c.bias), inputs: [t], name: "y")
+        var y = try g.add(.conv(kernel: k, stride: 1, pad: k / 2, outChannels: c.channels, bias: c.bias), inputs: [t], name: "y")
         if c.norm { y = try g.add(.batchNorm(eps: 1e-3, momentum: 0.1, scale: true), inputs: [y], name: "y.bn") }
         let add = try g.add(.add, inputs: c.residualFirst ? [t, y] : [y, t], name: "add")
         _ = try g.add(.relu, inputs: [add], name: "relu")
@@ -51,6 +52,23 @@ final class ResidualAddTests: WinogradOnSmallMapsTestCase {
     }
 
     func testFusedAddsAreBitForBitTheAdds() throws {
+        try check(Self.cases)
+    }
+
+    /// A seeded grid: 1×1 to 7×7 maps, 1–40 input channels, 1–97 output channels, residuals of
+    /// 1 to all of them, either path, either order, bias and batch norm or not.
+    func testSeededGrid() throws {
+        var rng = TestRandom(2026)
+        try check((0..<24).map { _ in
+            let channels = 1 + rng.int(97)
+            let winograd = channels >= 16 && rng.int(2) == 0
+            return Case(winograd: winograd, shortcut: 1 + rng.int(channels), residualFirst: rng.int(2) == 0,
+                        bias: rng.int(2) == 0, norm: rng.int(2) == 0, size: 1 + rng.int(7),
+                        inChannels: 1 + rng.int(40), channels: channels)
+        })
+    }
+
+    static var cases: [Case] {
         var cases: [Case] = []
         for winograd in [true, false] {
             for shortcut in [20, 16, 13] {
@@ -61,6 +79,10 @@ final class ResidualAddTests: WinogradOnSmallMapsTestCase {
             cases.append(Case(winograd: winograd, shortcut: 7, residualFirst: false, bias: false, norm: false))
             cases.append(Case(winograd: winograd, shortcut: 5, residualFirst: true, bias: true, norm: false))
         }
+        return cases
+    }
+
+    func check(_ cases: [Case]) throws {
         for c in cases {
             let (fused, add) = try makeGraph(c, fuse: true)
             let (plain, _) = try makeGraph(c, fuse: false)
