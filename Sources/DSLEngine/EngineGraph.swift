@@ -315,6 +315,8 @@ public final class EngineGraph {
         /// Per node: the first of the 1×1 convolutions of its input that run as one GEMM
         /// (inference only; PointwiseSiblings.swift), else -1.
         var siblingLeader: [Int]
+        /// Those groups, each in node order (its leader first).
+        var siblingGroups: [[Int]]
         /// Per add node: the convolution that adds its other input as it stores (inference only;
         /// ResidualAdd.swift) and that input's position, else -1.
         var residualConv: [Int]
@@ -393,14 +395,19 @@ public final class EngineGraph {
         // Inference only: the 1×1 convolutions reading one tensor run as one GEMM, by the first
         // of them, which writes every one's output (so each lives from that step on).
         var siblingLeader = [Int](repeating: -1, count: count)
+        var siblingGroups: [[Int]] = []
         if !training && EngineGraph.fusesPointwiseSiblings {
             for i in 0..<count {
                 let group = consumers[i].filter { j in
                     guard case let .conv(k, s, p, _, _)? = nodes[j].op else { return false }
                     return k == 1 && s == 1 && p == 0 && nodes[j].inputs == [i]
+                }.sorted()
+                if group.count >= 2 {
+                    for j in group { siblingLeader[j] = group[0] }
+                    siblingGroups.append(group)
                 }
-                if group.count >= 2 { for j in group { siblingLeader[j] = group.min()! } }
             }
+            siblingGroups.sort { $0[0] < $1[0] }
         }
         // Inference only: an add of two inputs, one of them a convolution's output (through a
         // batch norm folded into it) with the add's channels and no other reader, the other
@@ -506,14 +513,14 @@ public final class EngineGraph {
             case .softmax: ownedBytes += allocatedBytes(SoftmaxKernel.layout(maxBatch: maxBatch).layout.bytes)
             default: break
             }
-            if siblingLeader[j] == j {
-                let group = (j..<count).filter { siblingLeader[$0] == j }
-                let layout = PointwiseSiblingLayout(
-                    inChannels: nodes[node.inputs[0]].shape.channels,
-                    columns: group.reduce(0) { $0 + nodes[$1].shape.channels },
-                    maxRows: maxBatch * nodes[j].shape.height * nodes[j].shape.width).layout
-                workspaceBytes = max(workspaceBytes, layout.bytes)
-            }
+        }
+        for group in siblingGroups {
+            let leader = nodes[group[0]]
+            let layout = PointwiseSiblingLayout(
+                inChannels: nodes[leader.inputs[0]].shape.channels,
+                columns: group.reduce(0) { $0 + nodes[$1].shape.channels },
+                maxRows: maxBatch * leader.shape.height * leader.shape.width).layout
+            workspaceBytes = max(workspaceBytes, layout.bytes)
         }
         let parameterCount = parameterSpecs.joined().reduce(0) { $0 + $1.count }
         let bufferCount = bufferSpecs.joined().reduce(0) { $0 + $1.count }
@@ -524,7 +531,7 @@ public final class EngineGraph {
             parameterBytes: 4 * parameterCount, gradientBytes: 4 * parameterCount, bufferBytes: 4 * bufferCount,
             unplannedActivationBytes: 4 * unplanned)
         return CompilePlan(needsGrad: needsGrad, valueRoot: valueRoot, foldedInto: foldedInto,
-                           siblingLeader: siblingLeader, residualConv: residualConv, residualInput: residualInput,
+                           siblingLeader: siblingLeader, siblingGroups: siblingGroups, residualConv: residualConv, residualInput: residualInput,
                            valueTensor: valueTensor, gradTensor: gradTensor,
                            savedTensor: savedTensor, zeroGradsBefore: zeroGradsBefore, offsets: arena.offsets,
                            arenaFloats: arena.totalFloats, columnFloats: columnFloats, parameterSpecs: parameterSpecs,
@@ -651,13 +658,11 @@ public final class EngineGraph {
         }
         fusedResidualAdds = (1..<count).filter { plan.residualConv[$0] >= 0 }
         // 1×1 convolutions of one input run as one GEMM by the first (inference only; makePlan).
-        for j in 1..<count where plan.siblingLeader[j] == j {
-            let group = (j..<count).filter { plan.siblingLeader[$0] == j }.map { kernels[$0] as! ConvKernel }
-            group[0].lead(group, workspace: workspace, maxBatch: maxBatch)
+        for group in plan.siblingGroups {
+            let convs = group.map { kernels[$0] as! ConvKernel }
+            convs[0].lead(convs, workspace: workspace, maxBatch: maxBatch)
         }
-        pointwiseSiblingGroups = (1..<count).filter { plan.siblingLeader[$0] == $0 }.map { j in
-            (j..<count).filter { plan.siblingLeader[$0] == j }
-        }
+        pointwiseSiblingGroups = plan.siblingGroups
         // Gradients whose first writer can store them: not zeroed first (a pass over the tensor
         // saved, and the writer's read of it).
         storedGradsBy = [[Int]](repeating: [], count: count)

@@ -416,12 +416,12 @@ final class ConvKernel: EngineKernel {
             require(isPointwise && !fusedReLU, "a fused residual add needs the 1×1 GEMM path without a ReLU")
             fillPaddedBias(bias)
             let rows = batch * rowsPerSample
-            let (out, b, addsBias, rc) = (io.output, UnsafePointer(paddedBias), bias != nil, residual.channels)
+            let (out, b, rc) = (io.output, bias == nil ? nil : UnsafePointer(paddedBias), residual.channels)
             let chunks = elementwiseChunks(rows * oc)
             parallelFor(chunks) { chunk in
                 for r in chunkRange(chunk, of: chunks, count: rows) {
-                    let (row, res) = (out + r * oc, residual.source + r * rc)
-                    for o in 0..<oc { row[o] = residual.added(addsBias ? row[o] + b[o] : row[o], res, channel: o) }
+                    let row = out + r * oc
+                    storeConvRow(row, from: row, count: oc, bias: b, relu: false, residual: (residual, residual.source + r * rc))
                 }
             }
         } else if bias != nil || fusedReLU {
@@ -431,12 +431,7 @@ final class ConvKernel: EngineKernel {
             let chunks = elementwiseChunks(rows * oc)
             parallelFor(chunks) { chunk in
                 for r in chunkRange(chunk, of: chunks, count: rows) {
-                    let row = out + r * oc
-                    if relu {
-                        for o in 0..<oc { row[o] = max(row[o] + bias[o], 0) }
-                    } else {
-                        for o in 0..<oc { row[o] += bias[o] }
-                    }
+                    storeConvRow(out + r * oc, from: out + r * oc, count: oc, bias: bias, relu: relu)
                 }
             }
         }
@@ -722,5 +717,45 @@ struct ConvPlan {
                    packedForward: layout.floats(packedForwardFloats), packedBackward: layout.floats(packedBackwardFloats),
                    paddedBias: layout.floats(ocp))
         workspace = layout
+    }
+}
+
+/// One pixel's row of a GEMM convolution's output (the 1×1 and im2col paths' bias pass, the
+/// sibling GEMM's scatter, PointwiseSiblings.swift): to[o] = from[o] + bias[o], then max(·, 0)
+/// with `relu`, then the fused residual add (`ConvResidual.added`, with the residual's row);
+/// a plain copy with neither bias nor ReLU. `from` may be `to`. A ReLU without a bias is passed
+/// zeros as its bias (x + 0, as the unfused ReLU's input would be). The one place these
+/// expressions are written, so that every path stores the same bits.
+@inline(__always)
+func storeConvRow(_ to: UnsafeMutablePointer<Float>, from: UnsafePointer<Float>, count: Int,
+                  bias: UnsafePointer<Float>?, relu: Bool,
+                  residual: (ConvResidual, row: UnsafePointer<Float>)? = nil) {
+    // In place, the loops read and write one pointer: the vectoriser then needs no run-time
+    // overlap check (which an equal `from` and `to` would fail, falling back to scalar code).
+    if UnsafePointer(to) == from {
+        convRowBody(to, from: UnsafePointer(to), count: count, bias: bias, relu: relu, residual: residual)
+    } else {
+        convRowBody(to, from: from, count: count, bias: bias, relu: relu, residual: residual)
+    }
+}
+
+@inline(__always)
+private func convRowBody(_ to: UnsafeMutablePointer<Float>, from: UnsafePointer<Float>, count: Int,
+                         bias: UnsafePointer<Float>?, relu: Bool, residual: (ConvResidual, row: UnsafePointer<Float>)?) {
+    if let (residual, res) = residual {
+        precondition(!relu, "a fused residual add follows no ReLU")
+        if let bias {
+            for o in 0..<count { to[o] = residual.added(from[o] + bias[o], res, channel: o) }
+        } else {
+            for o in 0..<count { to[o] = residual.added(from[o], res, channel: o) }
+        }
+    } else if let bias {
+        if relu {
+            for o in 0..<count { to[o] = max(from[o] + bias[o], 0) }
+        } else {
+            for o in 0..<count { to[o] = from[o] + bias[o] }
+        }
+    } else if UnsafePointer(to) != from {
+        to.update(from: from, count: count)
     }
 }

@@ -16,10 +16,10 @@
 // (so that the side-by-side result C of a chunk stays in the last-level cache), and per chunk
 //   C = inp[rows] · [W_0 | W_1 | …]            (sgemm, beta 0, weights copied side by side)
 //   out_s[rows] = C[rows, cols of s] + bias_s  (max(·, 0) with a fused ReLU; copied as it is
-//                                              when s has neither, as ConvKernel.forward)
+//                                              when s has neither; storeConvRow, as ConvKernel)
 // Every element of C is the chain acc = fma(a, b, acc) in k order from +0 whatever the shape
-// of the product (Gemm.swift), and the bias and ReLU are applied by the same expressions as in
-// `ConvKernel.forward`: the outputs are bit for bit those of the separate convolutions
+// of the product (Gemm.swift), and the bias and ReLU are applied by the same function as in
+// `ConvKernel.forward` (storeConvRow): the outputs are bit for bit those of the separate convolutions
 // (PointwiseSiblingTests). A batch norm folded into a sibling (`foldedNorm`) is folded into the
 // weights copied for it.
 
@@ -84,14 +84,14 @@ extension ConvKernel {
         let biases = (base + plan.bias).assumingMemoryBound(to: Float.self)
         let result = (base + plan.result).assumingMemoryBound(to: Float.self)
         // Weights and biases side by side; what each sibling stores.
-        var targets: [(output: UnsafeMutablePointer<Float>, column: Int, width: Int, addsBias: Bool, relu: Bool)] = []
+        var targets: [(output: UnsafeMutablePointer<Float>, column: Int, width: Int, bias: UnsafePointer<Float>?, relu: Bool)] = []
         var column = 0
         for s in siblings {
             let oc = s.io.outShape.channels
             let (w, b) = s.forwardParameters(training: false)
             for r in 0..<ic { (weights + r * n + column).update(from: w + r * oc, count: oc) }
             if let b { (biases + column).update(from: b, count: oc) } else { (biases + column).update(repeating: 0, count: oc) }
-            targets.append((s.io.output, column, oc, b != nil || s.fusedReLU, s.fusedReLU))
+            targets.append((s.io.output, column, oc, b != nil || s.fusedReLU ? UnsafePointer(biases + column) : nil, s.fusedReLU))
             column += oc
         }
         targets.withUnsafeBufferPointer { targets in
@@ -105,15 +105,7 @@ extension ConvKernel {
                     for r in chunkRange(chunk, of: chunks, count: m) {
                         let src = result + r * n
                         for t in targets {
-                            let (from, bias) = (src + t.column, biases + t.column)
-                            let to = t.output + (r0 + r) * t.width
-                            if !t.addsBias {
-                                to.update(from: from, count: t.width)
-                            } else if t.relu {
-                                for o in 0..<t.width { to[o] = max(from[o] + bias[o], 0) }
-                            } else {
-                                for o in 0..<t.width { to[o] = from[o] + bias[o] }
-                            }
+                            storeConvRow(t.output + (r0 + r) * t.width, from: src + t.column, count: t.width, bias: t.bias, relu: t.relu)
                         }
                     }
                 }
