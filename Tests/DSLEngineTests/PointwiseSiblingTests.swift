@@ -110,6 +110,62 @@ final class PointwiseSiblingTests: XCTestCase {
     }
 }
 
+extension PointwiseSiblingTests {
+    /// A seeded grid: 2–5 siblings of an input of 1–70 channels on 1×1 to 9×9 maps, each with
+    /// 1–70 output channels, a bias or none and then nothing, a ReLU, a batch norm (folded), both,
+    /// or a GELU of its own; their outputs concatenated. Bit for bit against separate GEMMs, in
+    /// one chunk and in chunks of 1 and 7 rows, batches 3 and 1, 1 and 2 threads. Every other
+    /// case is compiled with the chunk hook at 5 rows: the workspace then holds 5 rows of result,
+    /// and a later call asking for more runs in chunks of 5 (it wrote past the workspace).
+    func testSeededGrid() throws {
+        let saved = (pointwiseSiblingChunkRows, pointwiseSiblingMinRows)
+        defer { (pointwiseSiblingChunkRows, pointwiseSiblingMinRows) = saved }
+        var rng = TestRandom(2027)
+        for index in 0..<16 {
+            let size = 1 + rng.int(9), inChannels = 1 + rng.int(70)
+            let siblings = (0..<(2 + rng.int(4))).map { _ in (channels: 1 + rng.int(70), bias: rng.int(2) == 0, tail: rng.int(5)) }
+            func make(fuse: Bool) throws -> (EngineGraph, [Int]) {
+                let savedFuse = EngineGraph.fusesPointwiseSiblings
+                EngineGraph.fusesPointwiseSiblings = fuse
+                defer { EngineGraph.fusesPointwiseSiblings = savedFuse }
+                let g = EngineGraph(inputShape: (size, size, inChannels), maxBatch: Self.maxBatch, seed: 1)
+                var convs: [Int] = [], outs: [Int] = []
+                for (i, sib) in siblings.enumerated() {
+                    var y = try g.add(.conv(kernel: 1, stride: 1, pad: 0, outChannels: sib.channels, bias: sib.bias), inputs: [0], name: "c\(i)")
+                    convs.append(y)
+                    if sib.tail == 2 || sib.tail == 3 { y = try g.add(.batchNorm(eps: 1e-3, momentum: 0.1, scale: true), inputs: [y], name: "bn\(i)") }
+                    if sib.tail == 1 || sib.tail == 3 { y = try g.add(.relu, inputs: [y], name: "relu\(i)") }
+                    if sib.tail == 4 { y = try g.add(.activation(.gelu), inputs: [y], name: "gelu\(i)") }
+                    outs.append(y)
+                }
+                _ = try g.add(.concat, inputs: outs, name: "cat")
+                let planned = g.plannedBytes(training: false)
+                try g.compile(training: false)
+                XCTAssertEqual(planned, g.memoryPlan.totalBytes, "case \(index)")
+                fillParametersAndStatistics(g, seed: 9)
+                return (g, convs)
+            }
+            (pointwiseSiblingChunkRows, pointwiseSiblingMinRows) = (index % 2 == 0 ? saved.0 : 5, saved.1)
+            let (fused, convs) = try make(fuse: true), (plain, _) = try make(fuse: false)
+            XCTAssertEqual(fused.pointwiseSiblingGroups, [convs], "case \(index)")
+            for batch in [Self.maxBatch, 1] {
+                var rng = TestRandom(UInt64(31 + index))
+                let x = (0..<(batch * fused.inputShape.count)).map { _ in Float(4 * rng.uniform() - 2) }
+                let expected: [Float] = withThreads(2) { plain.forward(x, batch: batch, training: false) }
+                for chunk in [4096, 1, 7] {
+                    (pointwiseSiblingChunkRows, pointwiseSiblingMinRows) = (chunk, 0)
+                    for threads in [1, 2] {
+                        let got: [Float] = withThreads(threads) { fused.forward(x, batch: batch, training: false) }
+                        if let i = got.indices.first(where: { got[$0].bitPattern != expected[$0].bitPattern }) {
+                            XCTFail("case \(index) (\(size)x\(size)x\(inChannels), \(siblings)), batch \(batch), chunk \(chunk), \(threads) threads: element \(i): \(got[i]) vs \(expected[i])")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// GoogLeNet's inference at 224×224 (specs/googlenet.dsl built on the engine), batch 16, with the
 /// sibling 1×1 convolutions as one GEMM and as separate ones, alternated in one process, and
 /// the time of the 1×1 convolutions. Runs only with DSL_BENCH=1:

@@ -116,7 +116,8 @@ final class ConvKernel: EngineKernel {
     /// graph's workspace and the most pixels per call; empty otherwise.
     var siblings: [ConvKernel] = []
     var siblingWorkspace: UnsafeMutableRawPointer? = nil
-    var siblingMaxRows = 0
+    /// The layout the graph sized the workspace for (at compile time).
+    var siblingLayout: PointwiseSiblingLayout? = nil
     /// Set when another convolution's `siblings` holds this one: its inference forward does
     /// nothing (the leader stored its output).
     var runBySibling = false

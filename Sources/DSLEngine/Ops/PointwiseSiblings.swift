@@ -65,7 +65,9 @@ extension ConvKernel {
         require(group.first === self && group.allSatisfy { $0.isPointwise && $0.io.input == io.input })
         siblings = group
         siblingWorkspace = workspace
-        siblingMaxRows = maxBatch * io.inShape.height * io.inShape.width
+        siblingLayout = PointwiseSiblingLayout(inChannels: io.inShape.channels,
+                                               columns: group.reduce(0) { $0 + $1.io.outShape.channels },
+                                               maxRows: maxBatch * io.inShape.height * io.inShape.width)
         for s in group.dropFirst() { s.runBySibling = true }
     }
 
@@ -78,7 +80,10 @@ extension ConvKernel {
         }
         let ic = io.inShape.channels
         let n = siblings.reduce(0) { $0 + $1.io.outShape.channels }
-        let plan = PointwiseSiblingLayout(inChannels: ic, columns: n, maxRows: siblingMaxRows)
+        // The layout compiled for; chunks of fewer rows if the hook was lowered since (never more:
+        // the workspace holds `plan.chunkRows` rows of result).
+        let plan = siblingLayout!
+        let chunkRows = max(1, min(plan.chunkRows, pointwiseSiblingChunkRows))
         let base = siblingWorkspace!
         let weights = (base + plan.weights).assumingMemoryBound(to: Float.self)
         let biases = (base + plan.bias).assumingMemoryBound(to: Float.self)
@@ -97,7 +102,7 @@ extension ConvKernel {
         targets.withUnsafeBufferPointer { targets in
             var r0 = 0
             while r0 < rows {
-                let m = min(plan.chunkRows, rows - r0)
+                let m = min(chunkRows, rows - r0)
                 sgemm(false, false, m: m, n: n, k: ic, a: UnsafePointer(io.input + r0 * ic), lda: ic,
                       b: UnsafePointer(weights), ldb: n, beta: 0, c: result, ldc: n)
                 let chunks = elementwiseChunks(m * n)
