@@ -164,6 +164,69 @@ final class OpGridTests: XCTestCase {
         XCTAssertGreaterThan(tested, 200)
     }
 
+    /// Max pooling's inference pass (no argmax kept; 64- and 16-channel registers, then one by
+    /// one) on inputs full of ties, −0 and +0, −∞ and NaN: bit for bit `Swift.max` folded over
+    /// the window in (kh, kw) order from −∞ (on a tie the later value, a NaN never taken), with
+    /// 1 and 2 threads, inside its tensors.
+    func testMaxPoolInferenceBitsWithTiesZerosAndNaN() throws {
+        var random = TestRandom(13)
+        var failures: [String] = []
+        let palette: [Float] = [0, -0.0, 0, -0.0, -1, -0.5, .nan, -.infinity, 0, -0.0, 1, .infinity]
+        var tested = 0, zeroTies = 0
+        for _ in 0..<120 {
+            let (h, w) = (random.pick([1, 2, 3, 5, 7, 9]), random.pick([1, 2, 4, 7, 8]))
+            let c = random.pick([1, 5, 16, 17, 48, 63, 64, 65, 80, 128, 131, 150])
+            let batch = random.pick(Self.batches)
+            let k = random.pick([1, 2, 3, 5]), s = random.pick([1, 2, 3]), p = random.int(k / 2 + 1), ceil = random.int(2) == 0
+            let inShape = EngineShape(height: h, width: w, channels: c)
+            let op = EngineOp.maxPool(kernel: k, stride: s, pad: p, ceilMode: ceil)
+            guard let outShape = try? op.outputShape(inputs: [inShape], node: "pool") else { continue }
+            let (oh, ow) = (outShape.height, outShape.width)
+            let x = (0..<(batch * inShape.count)).map { _ in palette[random.int(palette.count)] }
+            var expected = [Float](repeating: 0, count: batch * outShape.count)
+            for n in 0..<batch {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        let (y0, x0) = (oy * s - p, ox * s - p)
+                        for ch in 0..<c {
+                            var a = -Float.infinity
+                            for iy in max(0, y0)..<min(h, y0 + k) {
+                                for ix in max(0, x0)..<min(w, x0 + k) {
+                                    let v = x[((n * h + iy) * w + ix) * c + ch]
+                                    if v == 0 && a == 0 && v.sign != a.sign { zeroTies += 1 }
+                                    a = max(a, v)
+                                }
+                            }
+                            expected[((n * oh + oy) * ow + ox) * c + ch] = a
+                        }
+                    }
+                }
+            }
+            let label = "\(batch)x\(h)x\(w)x\(c) \(op)"
+            tested += 1
+            twice(label, &failures, { threads in
+                let t = KernelTensors()
+                let maxBatch = batch + 1
+                let xs = t.make(maxBatch * inShape.count, padded(x, to: maxBatch * inShape.count))
+                let ys = t.make(maxBatch * outShape.count, [Float](repeating: poison, count: maxBatch * outShape.count))
+                let storage = NodeStorage(inputs: [xs.pointer], inputShapes: [inShape], inputGrads: [nil],
+                                          output: ys.pointer, outputShape: outShape, outputGrad: nil,
+                                          parameters: [], parameterGrads: [], buffers: [], saved: nil,
+                                          columnScratch: xs.pointer, columnScratchFloats: 0, maxBatch: maxBatch)
+                let kernel = MaxPoolKernel(kernel: k, stride: s, pad: p, storage: storage)
+                withThreads(threads) { kernel.forward(batch: batch, training: false) }
+                return Run(values: ys.first(batch * outShape.count), intact: t.intact)
+            }, check: { r in
+                let i = r.values.indices.first { r.values[$0].bitPattern != expected[$0].bitPattern }
+                return i.map { "element \($0): \(r.values[$0]) vs \(expected[$0])" }
+            })
+        }
+        report(failures)
+        XCTAssertGreaterThan(tested, 80)
+        XCTAssertGreaterThan(zeroTies, 1000, "windows should hold −0 and +0 as the maximum")
+        print("max pooling inference: \(tested) shapes, \(zeroTies) ties of −0 and +0")
+    }
+
     // MARK: Batch norm
 
     func testBatchNormGrid() throws {

@@ -36,14 +36,72 @@ final class MaxPoolKernel: EngineKernel {
         let saves = training || recordsSwitches
         if saves, let indices = argmax64 {
             pool(batch: batch, indices: indices)
+        } else if saves, let indices = argmax {
+            pool(batch: batch, indices: indices)
         } else {
-            pool(batch: batch, indices: saves ? argmax : nil)
+            poolValues(batch: batch)
         }
     }
 
-    /// The forward pass, recording each maximum's offset in `indices` if given.
+    /// The forward pass without indices (inference): each output pixel's channels in blocks
+    /// of 64 (four registers), then 16, then one by one; acc starts at −∞ and takes each window
+    /// element v in (kh, kw) order where v ≥ acc — `max(acc, v)` of the standard library: on a
+    /// tie the later (−0 or +0), a NaN never taken — and is stored once. (It was a pass over
+    /// the output pixel's channels per window element: GoogLeNet's 13 max poolings, batch 16,
+    /// 19 ms of a 213 ms inference on the Xeon host.)
+    private func poolValues(batch: Int) {
+        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (oh, ow) = (io.outShape.height, io.outShape.width)
+        let (k, s, p) = (kernel, stride, pad)
+        let (x, y) = (UnsafePointer(io.input), io.output)
+        @inline(__always) func take(_ acc: DV, _ v: DV) -> DV { acc.replacing(with: v, where: v .>= acc) }
+        @inline(__always) func load(_ p: UnsafePointer<Float>) -> DV { UnsafeRawPointer(p).loadUnaligned(as: DV.self) }
+        @inline(__always) func store(_ p: UnsafeMutablePointer<Float>, _ v: DV) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: DV.self) }
+        let lowest = DV(repeating: -.infinity)
+        parallelFor(batch * oh) { job in
+            let sample = job / oh, outRow = job % oh
+            let xs = x + sample * h * w * c
+            let rowStart = max(0, outRow * s - p), rowEnd = min(h, outRow * s - p + k)
+            for outCol in 0..<ow {
+                let colStart = max(0, outCol * s - p), colEnd = min(w, outCol * s - p + k)
+                let dst = y + (job * ow + outCol) * c
+                var ch = 0
+                while ch + 64 <= c {
+                    var (a0, a1, a2, a3) = (lowest, lowest, lowest, lowest)
+                    for ih in rowStart..<rowEnd {
+                        for iw in colStart..<colEnd {
+                            let src = xs + (ih * w + iw) * c + ch
+                            (a0, a1) = (take(a0, load(src)), take(a1, load(src + 16)))
+                            (a2, a3) = (take(a2, load(src + 32)), take(a3, load(src + 48)))
+                        }
+                    }
+                    store(dst + ch, a0); store(dst + ch + 16, a1); store(dst + ch + 32, a2); store(dst + ch + 48, a3)
+                    ch += 64
+                }
+                while ch + 16 <= c {
+                    var a = lowest
+                    for ih in rowStart..<rowEnd {
+                        for iw in colStart..<colEnd { a = take(a, load(xs + (ih * w + iw) * c + ch)) }
+                    }
+                    store(dst + ch, a)
+                    ch += 16
+                }
+                while ch < c {
+                    var a = -Float.infinity
+                    for ih in rowStart..<rowEnd {
+                        for iw in colStart..<colEnd { a = max(a, xs[(ih * w + iw) * c + ch]) }
+                    }
+                    dst[ch] = a
+                    ch += 1
+                }
+            }
+        }
+    }
+
+    /// The forward pass recording each maximum's offset in `indices` (training; ties pick the
+    /// first maximum, as PyTorch).
     @inline(__always)
-    private func pool<Index: FixedWidthInteger>(batch: Int, indices: UnsafeMutablePointer<Index>?) {
+    private func pool<Index: FixedWidthInteger>(batch: Int, indices: UnsafeMutablePointer<Index>) {
         let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
         let (oh, ow) = (io.outShape.height, io.outShape.width)
         let (k, s, p) = (kernel, stride, pad)
@@ -57,25 +115,16 @@ final class MaxPoolKernel: EngineKernel {
                 let outOffset = (job * ow + outCol) * c
                 let dst = y + outOffset
                 dst.update(repeating: -Float.infinity, count: c)
-                if let indices = indices {
-                    let idx = indices + outOffset
-                    idx.update(repeating: 0, count: c)
-                    for ih in rowStart..<rowEnd {
-                        for iw in colStart..<colEnd {
-                            let offset = (ih * w + iw) * c
-                            let src = xs + offset
-                            for ch in 0..<c {
-                                let v = src[ch], better = v > dst[ch]
-                                dst[ch] = better ? v : dst[ch]
-                                idx[ch] = better ? Index(truncatingIfNeeded: offset + ch) : idx[ch]
-                            }
-                        }
-                    }
-                } else {
-                    for ih in rowStart..<rowEnd {
-                        for iw in colStart..<colEnd {
-                            let src = xs + (ih * w + iw) * c
-                            for ch in 0..<c { dst[ch] = max(dst[ch], src[ch]) }
+                let idx = indices + outOffset
+                idx.update(repeating: 0, count: c)
+                for ih in rowStart..<rowEnd {
+                    for iw in colStart..<colEnd {
+                        let offset = (ih * w + iw) * c
+                        let src = xs + offset
+                        for ch in 0..<c {
+                            let v = src[ch], better = v > dst[ch]
+                            dst[ch] = better ? v : dst[ch]
+                            idx[ch] = better ? Index(truncatingIfNeeded: offset + ch) : idx[ch]
                         }
                     }
                 }
