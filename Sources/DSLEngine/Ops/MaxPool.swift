@@ -50,50 +50,59 @@ final class MaxPoolKernel: EngineKernel {
     /// the output pixel's channels per window element: GoogLeNet's 13 max poolings, batch 16,
     /// 19 ms of a 213 ms inference on the Xeon host.)
     private func poolValues(batch: Int) {
-        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
-        let (oh, ow) = (io.outShape.height, io.outShape.width)
-        let (k, s, p) = (kernel, stride, pad)
-        let (x, y) = (UnsafePointer(io.input), io.output)
+        let (w, c, y) = (io.inShape.width, io.inShape.channels, io.output)
         @inline(__always) func take(_ acc: DV, _ v: DV) -> DV { acc.replacing(with: v, where: v .>= acc) }
         @inline(__always) func load(_ p: UnsafePointer<Float>) -> DV { UnsafeRawPointer(p).loadUnaligned(as: DV.self) }
         @inline(__always) func store(_ p: UnsafeMutablePointer<Float>, _ v: DV) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: DV.self) }
         let lowest = DV(repeating: -.infinity)
+        forEachWindow(batch: batch) { xs, outOffset, rows, cols in
+            let dst = y + outOffset
+            var ch = 0
+            while ch + 64 <= c {
+                var (a0, a1, a2, a3) = (lowest, lowest, lowest, lowest)
+                for ih in rows {
+                    for iw in cols {
+                        let src = xs + (ih * w + iw) * c + ch
+                        (a0, a1) = (take(a0, load(src)), take(a1, load(src + 16)))
+                        (a2, a3) = (take(a2, load(src + 32)), take(a3, load(src + 48)))
+                    }
+                }
+                store(dst + ch, a0); store(dst + ch + 16, a1); store(dst + ch + 32, a2); store(dst + ch + 48, a3)
+                ch += 64
+            }
+            while ch + 16 <= c {
+                var a = lowest
+                for ih in rows {
+                    for iw in cols { a = take(a, load(xs + (ih * w + iw) * c + ch)) }
+                }
+                store(dst + ch, a)
+                ch += 16
+            }
+            while ch < c {
+                var a = -Float.infinity
+                for ih in rows {
+                    for iw in cols { a = max(a, xs[(ih * w + iw) * c + ch]) }
+                }
+                dst[ch] = a
+                ch += 1
+            }
+        }
+    }
+
+    /// Calls `body` for every output pixel of `batch` samples, in parallel jobs of one output
+    /// row: the sample's input, the pixel's offset in the output (and the indices), and its
+    /// window's input rows and columns (clipped to the input: padding acts as −∞).
+    @inline(__always)
+    private func forEachWindow(batch: Int, _ body: (UnsafePointer<Float>, Int, Range<Int>, Range<Int>) -> Void) {
+        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
+        let (oh, ow) = (io.outShape.height, io.outShape.width)
+        let (k, s, p) = (kernel, stride, pad)
+        let x = UnsafePointer(io.input)
         parallelFor(batch * oh) { job in
             let sample = job / oh, outRow = job % oh
-            let xs = x + sample * h * w * c
-            let rowStart = max(0, outRow * s - p), rowEnd = min(h, outRow * s - p + k)
+            let rows = max(0, outRow * s - p)..<min(h, outRow * s - p + k)
             for outCol in 0..<ow {
-                let colStart = max(0, outCol * s - p), colEnd = min(w, outCol * s - p + k)
-                let dst = y + (job * ow + outCol) * c
-                var ch = 0
-                while ch + 64 <= c {
-                    var (a0, a1, a2, a3) = (lowest, lowest, lowest, lowest)
-                    for ih in rowStart..<rowEnd {
-                        for iw in colStart..<colEnd {
-                            let src = xs + (ih * w + iw) * c + ch
-                            (a0, a1) = (take(a0, load(src)), take(a1, load(src + 16)))
-                            (a2, a3) = (take(a2, load(src + 32)), take(a3, load(src + 48)))
-                        }
-                    }
-                    store(dst + ch, a0); store(dst + ch + 16, a1); store(dst + ch + 32, a2); store(dst + ch + 48, a3)
-                    ch += 64
-                }
-                while ch + 16 <= c {
-                    var a = lowest
-                    for ih in rowStart..<rowEnd {
-                        for iw in colStart..<colEnd { a = take(a, load(xs + (ih * w + iw) * c + ch)) }
-                    }
-                    store(dst + ch, a)
-                    ch += 16
-                }
-                while ch < c {
-                    var a = -Float.infinity
-                    for ih in rowStart..<rowEnd {
-                        for iw in colStart..<colEnd { a = max(a, xs[(ih * w + iw) * c + ch]) }
-                    }
-                    dst[ch] = a
-                    ch += 1
-                }
+                body(x + sample * h * w * c, (job * ow + outCol) * c, rows, max(0, outCol * s - p)..<min(w, outCol * s - p + k))
             }
         }
     }
@@ -102,30 +111,20 @@ final class MaxPoolKernel: EngineKernel {
     /// first maximum, as PyTorch).
     @inline(__always)
     private func pool<Index: FixedWidthInteger>(batch: Int, indices: UnsafeMutablePointer<Index>) {
-        let (h, w, c) = (io.inShape.height, io.inShape.width, io.inShape.channels)
-        let (oh, ow) = (io.outShape.height, io.outShape.width)
-        let (k, s, p) = (kernel, stride, pad)
-        let (x, y) = (UnsafePointer(io.input), io.output)
-        parallelFor(batch * oh) { job in
-            let sample = job / oh, outRow = job % oh
-            let xs = x + sample * h * w * c
-            let rowStart = max(0, outRow * s - p), rowEnd = min(h, outRow * s - p + k)
-            for outCol in 0..<ow {
-                let colStart = max(0, outCol * s - p), colEnd = min(w, outCol * s - p + k)
-                let outOffset = (job * ow + outCol) * c
-                let dst = y + outOffset
-                dst.update(repeating: -Float.infinity, count: c)
-                let idx = indices + outOffset
-                idx.update(repeating: 0, count: c)
-                for ih in rowStart..<rowEnd {
-                    for iw in colStart..<colEnd {
-                        let offset = (ih * w + iw) * c
-                        let src = xs + offset
-                        for ch in 0..<c {
-                            let v = src[ch], better = v > dst[ch]
-                            dst[ch] = better ? v : dst[ch]
-                            idx[ch] = better ? Index(truncatingIfNeeded: offset + ch) : idx[ch]
-                        }
+        let (w, c, y) = (io.inShape.width, io.inShape.channels, io.output)
+        forEachWindow(batch: batch) { xs, outOffset, rows, cols in
+            let dst = y + outOffset
+            dst.update(repeating: -Float.infinity, count: c)
+            let idx = indices + outOffset
+            idx.update(repeating: 0, count: c)
+            for ih in rows {
+                for iw in cols {
+                    let offset = (ih * w + iw) * c
+                    let src = xs + offset
+                    for ch in 0..<c {
+                        let v = src[ch], better = v > dst[ch]
+                        dst[ch] = better ? v : dst[ch]
+                        idx[ch] = better ? Index(truncatingIfNeeded: offset + ch) : idx[ch]
                     }
                 }
             }
