@@ -8,7 +8,7 @@ import DSLEngineC
 //
 // The five loops around the micro-kernel (outermost first), inside one thread's task:
 //
-//   loop 5  jc: columns of C in blocks of NC. NC is the largest multiple of 48 with
+//   loop 5  jc: columns of C in blocks of NC. NC is the largest multiple of NR (48) with
 //               KC·NC ≤ gemmBBudget floats (768 KiB), balanced over the columns; for the
 //               convolution shapes (N = 96/192, K ≤ 1728) all of N fits in one block.
 //   loop 4  pc: k in blocks of KC: ceil(k / 1024) nearly equal blocks (k = 864 → one block,
@@ -42,8 +42,17 @@ import DSLEngineC
 //               62 % for the 8×48 one (GemmBenchTests, DSL_GEMM_SHAPES, M = 1024, K = 144), and
 //               the weight gradients of MobileNetV2's 24- and 32-channel projections
 //               (M = 144, N = 24/32, K = 65536, A transposed) at 19/24 % against 29/37 %.
+//               When n is a multiple of 64 and not of 48 (64, 128, 256, 320, 448 …) the whole
+//               call uses a 6×64 tile instead (`GemmTile`; 6-row panels, 64-wide B panels,
+//               24 accumulators, per k step 4 loads of B, 6 broadcasts, 24 FMAs): the 8×48 tile
+//               left a 16-column edge on the slow 8×16 kernel in every 64-column panel. On the
+//               Xeon (2 MiB L2, two 512-bit FMAs per cycle; GemmBenchTests, DSL_GEMM_SHAPES, best
+//               of ~0.3 s, % of the measured peak): M = 3136, N = 64, K = 512 (GoogLeNet's pool
+//               projections) 36 → 65 % on one thread, 104 → 190 GFLOP/s on two; M = 50176,
+//               N = 64, K = 64 (its conv2) 33 → 66 %; M = 512, N = 64, K = 512 cache-resident
+//               37 → 92 %; M = 3136, N = 448, K = 528 (inception 4e's fused 1×1s) 55 → 69 %.
 //
-// Threads split C by rows (or by 48-column panels when C is short) into tasks claimed with
+// Threads split C by rows (or by NR-column panels when C is short) into tasks claimed with
 // parallelFor; every task packs its own copy of B (cheap next to the compute, and keeps each
 // core's L2 private). The k blocking depends only on k, never on the thread count or the split,
 // and every element of C is the chain acc = fma(a, b, acc) in k order starting from 0, C or
@@ -81,7 +90,7 @@ public func sgemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
         return
     }
     let job = GemmJob(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda,
-                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                      b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, tile: GemmTile.for(n: n))
     let threads = max(1, engineThreadCount)
     let flops = Double(m) * Double(n) * Double(k)
     // Below ~2 MFLOP (~20 µs on one core) waking a second thread costs more than it saves.
@@ -89,24 +98,25 @@ public func sgemm(_ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int,
         gemmTask(job, rows: 0..<m, cols: 0..<n)
         return
     }
-    let panels = (n + gemmNR - 1) / gemmNR
+    let mr = job.tile.mr, nr = job.tile.nr
+    let panels = (n + nr - 1) / nr
     if m >= 32 * threads || panels < threads {
         // Split rows into `tasks` ranges (multiples of MR), claimed dynamically by the threads.
         // Up to 4 tasks per thread balance the load when a core is shared, but every task
         // packs its own B, so a task keeps at least ~1024 rows.
         let perThread = max(1, min(4, m / (1024 * threads)))
-        let tasks = min(threads * perThread, (m + gemmMR - 1) / gemmMR)
-        let blocks = (m + gemmMR - 1) / gemmMR
+        let tasks = min(threads * perThread, (m + mr - 1) / mr)
+        let blocks = (m + mr - 1) / mr
         parallelFor(tasks) { t in
-            let r0 = min(m, (blocks * t / tasks) * gemmMR)
-            let r1 = min(m, (blocks * (t + 1) / tasks) * gemmMR)
+            let r0 = min(m, (blocks * t / tasks) * mr)
+            let r1 = min(m, (blocks * (t + 1) / tasks) * mr)
             if r0 < r1 { gemmTask(job, rows: r0..<r1, cols: 0..<n) }
         }
     } else {
         let tasks = min(threads, panels)
         parallelFor(tasks) { t in
-            let c0 = min(n, (panels * t / tasks) * gemmNR)
-            let c1 = min(n, (panels * (t + 1) / tasks) * gemmNR)
+            let c0 = min(n, (panels * t / tasks) * nr)
+            let c1 = min(n, (panels * (t + 1) / tasks) * nr)
             if c0 < c1 { gemmTask(job, rows: 0..<m, cols: c0..<c1) }
         }
     }
@@ -132,20 +142,40 @@ struct GemmJob {
     var b: UnsafePointer<Float>, ldb: Int
     var beta: Float
     var c: UnsafeMutablePointer<Float>, ldc: Int
+    /// The register tile, chosen from n alone (`GemmTile.for`).
+    var tile: GemmTile
+}
+
+/// The register tile of the micro-kernel: MR rows of C by NR columns in 24 zmm accumulators.
+/// 8×48 (3 vectors of B and 8 broadcasts of A per k step) unless n is a multiple of 64 and not
+/// of 48 (64, 128, 256, 320, 448, 512 …): then 6×64 (4 vectors of B, 6 broadcasts), which
+/// covers a 64-column panel without the 16-column edge the 8×48 tile would leave (measured in
+/// the file header). It depends on n only, so a C element's chain never depends on the split.
+struct GemmTile: Equatable {
+    let mr: Int, nr: Int
+    static let tile8x48 = GemmTile(mr: 8, nr: 48)
+    static let tile6x64 = GemmTile(mr: 6, nr: 64)
+    /// Test hook: forces a tile for every call (nil chooses by n).
+    nonisolated(unsafe) static var override: GemmTile? = nil
+    @inline(__always) static func `for`(n: Int) -> GemmTile {
+        if let t = override { return t }
+        return n % 64 == 0 && n % 48 != 0 ? .tile6x64 : .tile8x48
+    }
 }
 
 /// Computes the block C[rows, cols] of the job on the calling thread (loops 5 to 1).
 private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
     let k = job.k
+    let mrT = job.tile.mr, nrT = job.tile.nr
     let kBlocks = (k + gemmKCMax - 1) / gemmKCMax
     let kcMax = (k + kBlocks - 1) / kBlocks
-    let totalPanels = (cols.count + gemmNR - 1) / gemmNR
-    let fitPanels = max(1, gemmBBudget / (kcMax * gemmNR))
+    let totalPanels = (cols.count + nrT - 1) / nrT
+    let fitPanels = max(1, gemmBBudget / (kcMax * nrT))
     let nBlocks = (totalPanels + fitPanels - 1) / fitPanels
-    let ncMax = (totalPanels + nBlocks - 1) / nBlocks * gemmNR
-    // Scratch: packed B block, A micro-panel, and an 8×48 edge tile of C.
+    let ncMax = (totalPanels + nBlocks - 1) / nBlocks * nrT
+    // Scratch: packed B block, A micro-panel, and an MR×NR edge tile of C.
     let bSize = kcMax * ncMax
-    // A is read in place by the micro-kernel (8 row streams, or for transposed A 8 consecutive
+    // A is read in place by the micro-kernel (MR row streams, or for transposed A MR consecutive
     // floats per k), and only the ragged bottom panel is packed. Exception: a transposed A whose
     // row stride is a multiple of 1 KiB would map every k step to the same few cache sets, so it
     // is packed in MC×KC blocks (≤ gemmABudget floats, L2), reading A row by row.
@@ -155,9 +185,9 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
     // would dominate, so full-width panels of an untransposed B are then read in place (the
     // micro-kernel's loads overlap the FMAs); only a ragged last panel is packed.
     let directB = !job.transB && rows.count <= 64 && job.ldb % 256 != 0
-    let mcMax = packTransA ? max(gemmMR, gemmABudget / kcMax / gemmMR * gemmMR) : rows.count
-    let aSize = packTransA ? mcMax * kcMax : kcMax * gemmMR
-    let tileSize = gemmMR * gemmNR
+    let mcMax = packTransA ? max(mrT, gemmABudget / kcMax / mrT * mrT) : rows.count
+    let aSize = packTransA ? mcMax * kcMax : kcMax * mrT
+    let tileSize = mrT * nrT
     // A read in place row by row from beyond the caches: prefetch the next row panel.
     let prefetches = gemmPrefetch && !job.transA && job.m * job.lda >= gemmPrefetchMinFloats
     let scratch = gemmScratch.floats(bSize + aSize + tileSize + 32)
@@ -168,15 +198,15 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
     var jc = cols.lowerBound
     while jc < cols.upperBound {                                       // loop 5
         let nc = min(ncMax, cols.upperBound - jc)
-        let panels = (nc + gemmNR - 1) / gemmNR
+        let panels = (nc + nrT - 1) / nrT
         for kb in 0..<kBlocks {                                         // loop 4
             let pc = k * kb / kBlocks
             let kc = k * (kb + 1) / kBlocks - pc
             if !directB {
                 packB(job, pc: pc, kc: kc, jc: jc, nc: nc, into: bPack)
-            } else if nc % gemmNR != 0 {
+            } else if nc % nrT != 0 {
                 // Only the ragged last panel, stored where panel 0 would be.
-                let j = jc + nc / gemmNR * gemmNR
+                let j = jc + nc / nrT * nrT
                 packB(job, pc: pc, kc: kc, jc: j, nc: jc + nc - j, into: bPack)
             }
             // First k block applies beta; later blocks accumulate onto C.
@@ -187,29 +217,29 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
                 if packTransA { packABlockT(job, ic: ic, mc: mc, pc: pc, kc: kc, into: aPack) }
                 var ir = ic
                 while ir < ic + mc {                                    // loop 3 (MR rows)
-                    let mr = min(gemmMR, ic + mc - ir)
+                    let mr = min(mrT, ic + mc - ir)
                     // A micro-panel: element (r, p) at aPtr[r * ars + p * aks].
                     let aPtr: UnsafePointer<Float>
                     let ars: Int, aks: Int
                     if packTransA {
                         aPtr = UnsafePointer(aPack + (ir - ic) * kc)
-                        ars = 1; aks = gemmMR
-                    } else if mr == gemmMR && job.transA {
+                        ars = 1; aks = mrT
+                    } else if mr == mrT && job.transA {
                         aPtr = job.a + pc * job.lda + ir
                         ars = 1; aks = job.lda
-                    } else if mr == gemmMR {
+                    } else if mr == mrT {
                         aPtr = job.a + ir * job.lda + pc
                         ars = job.lda; aks = 1
                     } else {
                         packA(job, ir: ir, mr: mr, pc: pc, kc: kc, into: aPack)
                         aPtr = UnsafePointer(aPack)
-                        ars = 1; aks = gemmMR
+                        ars = 1; aks = mrT
                     }
-                    if prefetches && ir + 2 * gemmMR <= ic + mc {
+                    if prefetches && ir + 2 * mrT <= ic + mc {
                         // The next row panel's A rows and C rows, one row panel ahead.
-                        let nextA = job.a + (ir + gemmMR) * job.lda + pc
-                        let nextC = job.c + (ir + gemmMR) * job.ldc + jc
-                        for r in 0..<gemmMR {
+                        let nextA = job.a + (ir + mrT) * job.lda + pc
+                        let nextC = job.c + (ir + mrT) * job.ldc + jc
+                        for r in 0..<mrT {
                             var o = 0
                             while o < kc { dsl_prefetch(nextA + r * job.lda + o); o += 16 }
                             o = 0
@@ -217,33 +247,33 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
                         }
                     }
                     for q in 0..<panels {                               // loop 2
-                        let j = jc + q * gemmNR
-                        let nr = min(gemmNR, jc + nc - j)
+                        let j = jc + q * nrT
+                        let nr = min(nrT, jc + nc - j)
                         let bPanel: UnsafePointer<Float>
                         let bs: Int
-                        if directB && nr == gemmNR {
+                        if directB && nr == nrT {
                             bPanel = job.b + pc * job.ldb + j
                             bs = job.ldb
                         } else {
-                            bPanel = UnsafePointer(bPack + (directB ? 0 : q * kc * gemmNR))
-                            bs = gemmNR
+                            bPanel = UnsafePointer(bPack + (directB ? 0 : q * kc * nrT))
+                            bs = nrT
                         }
                         let cPtr = job.c + ir * job.ldc + j
-                        if mr == gemmMR && nr == gemmNR {
-                            runKernel(3, kc, aPtr, ars, aks, bPanel, bs, cPtr, job.ldc, mode, job.beta)
+                        if mr == mrT && nr == nrT {
+                            runKernel(job.tile, nrT / 16, kc, aPtr, ars, aks, bPanel, bs, cPtr, job.ldc, mode, job.beta)
                         } else {
-                            // Ragged edge: run the 8×48 kernel (8×16 for ≤ 16 columns) on a
+                            // Ragged edge: run the MR×NR kernel (8×16 for ≤ 16 columns of the 8×48 tile) on a
                             // zero-padded copy of the tile.
                             tile.update(repeating: 0, count: tileSize)
                             if mode != 0 {
                                 for r in 0..<mr {
-                                    (tile + r * gemmNR).update(from: cPtr + r * job.ldc, count: nr)
+                                    (tile + r * nrT).update(from: cPtr + r * job.ldc, count: nr)
                                 }
                             }
-                            let nv = nr > 16 ? 3 : 1
-                            runKernel(nv, kc, aPtr, ars, aks, bPanel, bs, tile, gemmNR, mode, job.beta)
+                            let nv = nrT == 64 ? 4 : (nr > 16 ? 3 : 1)
+                            runKernel(job.tile, nv, kc, aPtr, ars, aks, bPanel, bs, tile, nrT, mode, job.beta)
                             for r in 0..<mr {
-                                (cPtr + r * job.ldc).update(from: tile + r * gemmNR, count: nr)
+                                (cPtr + r * job.ldc).update(from: tile + r * nrT, count: nr)
                             }
                         }
                     }
@@ -256,144 +286,226 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
     }
 }
 
-/// Packs op(B)[pc..<pc+kc, jc..<jc+nc] into 48-wide micro-panels: panel q holds row p at
-/// dst[q·kc·48 + p·48 ..< +48]; columns past n are zero.
+/// Packs op(B)[pc..<pc+kc, jc..<jc+nc] into NR-wide micro-panels (NR = 48 or 64, the tile's):
+/// panel q holds row p at dst[q·kc·NR + p·NR ..< +NR]; columns past n are zero.
 @inline(__always)
 private func packB(_ job: GemmJob, pc: Int, kc: Int, jc: Int, nc: Int,
                    into dst: UnsafeMutablePointer<Float>) {
-    let panels = (nc + gemmNR - 1) / gemmNR
+    let nrT = job.tile.nr
+    let panels = (nc + nrT - 1) / nrT
     let ldb = job.ldb
     for q in 0..<panels {
-        let j0 = jc + q * gemmNR
-        let nr = min(gemmNR, jc + nc - j0)
-        let d = dst + q * kc * gemmNR
+        let j0 = jc + q * nrT
+        let nr = min(nrT, jc + nc - j0)
+        let d = dst + q * kc * nrT
         if !job.transB {
             // op(B)[p, j] = b[p·ldb + j]: rows of the panel are contiguous in B.
-            if nr == gemmNR {
+            if nr == nrT && nrT == 48 {
                 var s = job.b + pc * ldb + j0
                 var o = d
                 for _ in 0..<kc {
                     let v0 = loadV(s), v1 = loadV(s + 16), v2 = loadV(s + 32)
                     storeV(o, v0); storeV(o + 16, v1); storeV(o + 32, v2)
-                    s += ldb; o += gemmNR
+                    s += ldb; o += 48
+                }
+            } else if nr == nrT && nrT == 64 {
+                var s = job.b + pc * ldb + j0
+                var o = d
+                for _ in 0..<kc {
+                    let v0 = loadV(s), v1 = loadV(s + 16), v2 = loadV(s + 32), v3 = loadV(s + 48)
+                    storeV(o, v0); storeV(o + 16, v1); storeV(o + 32, v2); storeV(o + 48, v3)
+                    s += ldb; o += 64
                 }
             } else {
                 for p in 0..<kc {
                     let s = job.b + (pc + p) * ldb + j0
-                    let o = d + p * gemmNR
+                    let o = d + p * nrT
                     for jj in 0..<nr { o[jj] = s[jj] }
-                    for jj in nr..<gemmNR { o[jj] = 0 }
+                    for jj in nr..<nrT { o[jj] = 0 }
                 }
             }
         } else {
             // op(B)[p, j] = b[j·ldb + p]: each column of the panel is a contiguous run of B,
-            // written with stride 48. Scalar stores suffice: B is packed once per task and
+            // written with stride NR. Scalar stores suffice: B is packed once per task and
             // reused for all of the task's rows (≥ 1024 rows: about 1-2 % of the task's time).
             for jj in 0..<nr {
                 let s = job.b + (j0 + jj) * ldb + pc
                 var o = d + jj
-                for p in 0..<kc { o.pointee = s[p]; o += gemmNR }
+                for p in 0..<kc { o.pointee = s[p]; o += nrT }
             }
-            if nr < gemmNR {
+            if nr < nrT {
                 for p in 0..<kc {
-                    (d + p * gemmNR + nr).update(repeating: 0, count: gemmNR - nr)
+                    (d + p * nrT + nr).update(repeating: 0, count: nrT - nr)
                 }
             }
         }
     }
 }
 
-/// Packs op(A)[ic..<ic+mc, pc..<pc+kc] for transposed A (stored k×m) as consecutive 8×kc
-/// micro-panels (panel q at dst[q·8·kc], element (r, p) at p·8 + r), reading each stored row
+/// Packs op(A)[ic..<ic+mc, pc..<pc+kc] for transposed A (stored k×m) as consecutive MR×kc
+/// micro-panels (panel q at dst[q·MR·kc], element (r, p) at p·MR + r), reading each stored row
 /// of A contiguously; rows past mc are zero.
 @inline(__always)
 private func packABlockT(_ job: GemmJob, ic: Int, mc: Int, pc: Int, kc: Int,
                          into dst: UnsafeMutablePointer<Float>) {
-    let full = mc / gemmMR
-    let rest = mc - full * gemmMR
-    let panelStride = gemmMR * kc
+    let mrT = job.tile.mr
+    let full = mc / mrT
+    let rest = mc - full * mrT
+    let panelStride = mrT * kc
     for p in 0..<kc {
         let s = job.a + (pc + p) * job.lda + ic
-        var o = dst + p * gemmMR
-        for q in 0..<full {
-            UnsafeMutableRawPointer(o).storeBytes(
-                of: UnsafeRawPointer(s + q * gemmMR).loadUnaligned(as: SIMD8<Float>.self),
-                as: SIMD8<Float>.self)
-            o += panelStride
+        var o = dst + p * mrT
+        if mrT == 8 {
+            for q in 0..<full {
+                UnsafeMutableRawPointer(o).storeBytes(
+                    of: UnsafeRawPointer(s + q * 8).loadUnaligned(as: SIMD8<Float>.self),
+                    as: SIMD8<Float>.self)
+                o += panelStride
+            }
+        } else {
+            for q in 0..<full {
+                let t = s + q * mrT
+                for r in 0..<mrT { o[r] = t[r] }
+                o += panelStride
+            }
         }
         if rest > 0 {
-            let t = s + full * gemmMR
+            let t = s + full * mrT
             for r in 0..<rest { o[r] = t[r] }
-            for r in rest..<gemmMR { o[r] = 0 }
+            for r in rest..<mrT { o[r] = 0 }
         }
     }
 }
 
-/// Packs op(A)[ir..<ir+mr, pc..<pc+kc] as an 8×kc micro-panel: dst[p·8 + r]; rows past mr
+/// Packs op(A)[ir..<ir+mr, pc..<pc+kc] as an MR×kc micro-panel: dst[p·MR + r]; rows past mr
 /// are zero. Used for the ragged bottom panel only (full panels are read in place).
 @inline(__always)
 private func packA(_ job: GemmJob, ir: Int, mr: Int, pc: Int, kc: Int,
                    into dst: UnsafeMutablePointer<Float>) {
     let lda = job.lda
+    let mrT = job.tile.mr
     if job.transA {
-        // op(A)[i, p] = a[p·lda + i]: the 8 values for one p are contiguous.
+        // op(A)[i, p] = a[p·lda + i]: the MR values for one p are contiguous.
         var s = job.a + pc * lda + ir
         var o = dst
         for _ in 0..<kc {
             for r in 0..<mr { o[r] = s[r] }
-            for r in mr..<gemmMR { o[r] = 0 }
-            s += lda; o += gemmMR
+            for r in mr..<mrT { o[r] = 0 }
+            s += lda; o += mrT
         }
     } else {
         // op(A)[i, p] = a[i·lda + p].
-        for r in 0..<gemmMR {
+        for r in 0..<mrT {
             var o = dst + r
             if r < mr {
                 let s = job.a + (ir + r) * lda + pc
-                for p in 0..<kc { o.pointee = s[p]; o += gemmMR }
+                for p in 0..<kc { o.pointee = s[p]; o += mrT }
             } else {
-                for _ in 0..<kc { o.pointee = 0; o += gemmMR }
+                for _ in 0..<kc { o.pointee = 0; o += mrT }
             }
         }
     }
 }
 
-/// Calls the micro-kernel specialised for the A access pattern: rows of A in place (k stride
-/// 1), a packed panel (row stride 1, k stride 8), or columns of a transposed A in place; for the
-/// tile width: `nv` = 3, 2 or 1 vectors of 16 columns (narrow ones only at the right edge); and
-/// for B: a packed panel (row stride 48) or, with `bs` ≠ 48 (full-width tiles only), rows of B
-/// read in place.
+/// Calls the micro-kernel specialised for the tile (6×64, or 8×48 with `nv` = 3, 2 or 1 vectors of
+/// 16 columns, the narrow ones only at the right edge); for the A access pattern: rows of A in
+/// place (k stride 1), a packed panel (row stride 1, k stride MR), or columns of a transposed A
+/// in place; and for B: a packed panel (row stride NR) or, with `bs` ≠ NR (full-width tiles
+/// only), rows of B read in place. Each specialisation is its own non-inlined function (below)
+/// with the tile and strides as literals: when they were all inlined here, the optimiser merged
+/// the 8×48 calls into one call of a generic kernel (the tile width a runtime value, a branch per
+/// vector in the loop), which ran a cache-resident M = 512, N = 96, K = 256 product at 42 % of
+/// peak instead of 97 %.
 @inline(__always)
-private func runKernel(_ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
+private func runKernel(_ tile: GemmTile, _ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
                        _ b: UnsafePointer<Float>, _ bs: Int, _ c: UnsafeMutablePointer<Float>,
                        _ ldc: Int, _ mode: Int, _ beta: Float) {
-    if bs != gemmNR {
+    if tile.nr == 64 {
         if aks == 1 {
-            microKernel(3, kc, a, ars, 1, b, bs, c, ldc, mode, beta)
+            k6x64Rows(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
+        } else if aks == 6 && bs == 64 {
+            k6x64Packed(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
         } else {
-            microKernel(3, kc, a, 1, aks, b, bs, c, ldc, mode, beta)
+            k6x64Cols(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
+        }
+    } else if bs != gemmNR {
+        if aks == 1 {
+            k8x48RowsB(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
+        } else {
+            k8x48ColsB(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
         }
     } else if nv == 3 {
         if aks == 1 {
-            microKernel(3, kc, a, ars, 1, b, gemmNR, c, ldc, mode, beta)
+            k8x48Rows(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
         } else if aks == gemmMR {
-            microKernel(3, kc, a, 1, gemmMR, b, gemmNR, c, ldc, mode, beta)
+            k8x48Packed(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
         } else {
-            microKernel(3, kc, a, 1, aks, b, gemmNR, c, ldc, mode, beta)
+            k8x48Cols(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
         }
     } else if nv == 2 {
         if aks == 1 {
-            microKernel(2, kc, a, ars, 1, b, gemmNR, c, ldc, mode, beta)
+            k8x32Rows(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
         } else {
-            microKernel(2, kc, a, 1, aks, b, gemmNR, c, ldc, mode, beta)
+            k8x32Cols(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
         }
     } else {
         if aks == 1 {
-            microKernel(1, kc, a, ars, 1, b, gemmNR, c, ldc, mode, beta)
+            k8x16Rows(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
         } else {
-            microKernel(1, kc, a, 1, aks, b, gemmNR, c, ldc, mode, beta)
+            k8x16Cols(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
         }
     }
+}
+
+// The specialisations called by `runKernel`: kernel, A pattern (rows in place, packed panel,
+// columns of a transposed A) and B stride as literals where they are fixed.
+@inline(never) private func k6x64Rows(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel6x64(kc, a, ars, 1, b, bs, c, ldc, mode, beta)
+}
+@inline(never) private func k6x64Packed(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel6x64(kc, a, 1, 6, b, 64, c, ldc, mode, beta)
+}
+@inline(never) private func k6x64Cols(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel6x64(kc, a, 1, aks, b, bs, c, ldc, mode, beta)
+}
+@inline(never) private func k8x48RowsB(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel(3, kc, a, ars, 1, b, bs, c, ldc, mode, beta)
+}
+@inline(never) private func k8x48ColsB(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel(3, kc, a, 1, aks, b, bs, c, ldc, mode, beta)
+}
+@inline(never) private func k8x48Rows(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel(3, kc, a, ars, 1, b, 48, c, ldc, mode, beta)
+}
+@inline(never) private func k8x48Packed(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel(3, kc, a, 1, 8, b, 48, c, ldc, mode, beta)
+}
+@inline(never) private func k8x48Cols(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel(3, kc, a, 1, aks, b, 48, c, ldc, mode, beta)
+}
+@inline(never) private func k8x32Rows(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel(2, kc, a, ars, 1, b, 48, c, ldc, mode, beta)
+}
+@inline(never) private func k8x32Cols(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel(2, kc, a, 1, aks, b, 48, c, ldc, mode, beta)
+}
+@inline(never) private func k8x16Rows(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel(1, kc, a, ars, 1, b, 48, c, ldc, mode, beta)
+}
+@inline(never) private func k8x16Cols(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel(1, kc, a, 1, aks, b, 48, c, ldc, mode, beta)
 }
 
 typealias GemmVector = SIMD16<Float>
@@ -506,6 +618,69 @@ private func microKernel(_ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars:
     store3(r, c50, c51, c52); r += ldc
     store3(r, c60, c61, c62); r += ldc
     store3(r, c70, c71, c72)
+}
+
+/// The 6×64 register tile (`GemmTile.tile6x64`): C[0..<6, 0..<64] = init + Σ_p A[r, p]·B[p, ·]
+/// with the operands as in `microKernel`; 24 accumulators, per k step 4 vector loads of B, 6
+/// broadcasts of A and 24 FMAs. Every lane is the same chain acc = fma(a, b, acc) in k order as
+/// in the 8×48 kernel, so the tile never changes a bit of C.
+@inline(__always)
+private func microKernel6x64(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
+                             _ b: UnsafePointer<Float>, _ bs: Int, _ c: UnsafeMutablePointer<Float>,
+                             _ ldc: Int, _ mode: Int, _ beta: Float) {
+    typealias V = GemmVector
+    var c00 = V(), c01 = V(), c02 = V(), c03 = V()
+    var c10 = V(), c11 = V(), c12 = V(), c13 = V()
+    var c20 = V(), c21 = V(), c22 = V(), c23 = V()
+    var c30 = V(), c31 = V(), c32 = V(), c33 = V()
+    var c40 = V(), c41 = V(), c42 = V(), c43 = V()
+    var c50 = V(), c51 = V(), c52 = V(), c53 = V()
+    @inline(__always) func load4(_ r: UnsafeMutablePointer<Float>, _ x0: inout V, _ x1: inout V, _ x2: inout V, _ x3: inout V) {
+        x0 = loadV(r); x1 = loadV(r + 16); x2 = loadV(r + 32); x3 = loadV(r + 48)
+        if mode == 2 {
+            let s = V(repeating: beta)
+            x0 *= s; x1 *= s; x2 *= s; x3 *= s
+        }
+    }
+    @inline(__always) func store4(_ r: UnsafeMutablePointer<Float>, _ x0: V, _ x1: V, _ x2: V, _ x3: V) {
+        storeV(r, x0); storeV(r + 16, x1); storeV(r + 32, x2); storeV(r + 48, x3)
+    }
+    if mode != 0 {
+        var r = c
+        load4(r, &c00, &c01, &c02, &c03); r += ldc
+        load4(r, &c10, &c11, &c12, &c13); r += ldc
+        load4(r, &c20, &c21, &c22, &c23); r += ldc
+        load4(r, &c30, &c31, &c32, &c33); r += ldc
+        load4(r, &c40, &c41, &c42, &c43); r += ldc
+        load4(r, &c50, &c51, &c52, &c53)
+    }
+    let a0 = a, a1 = a + ars, a2 = a + 2 * ars, a3 = a + 3 * ars, a4 = a + 4 * ars, a5 = a + 5 * ars
+    var pb = b
+    var o = 0
+    for _ in 0..<kc {
+        let b0 = loadV(pb), b1 = loadV(pb + 16), b2 = loadV(pb + 32), b3 = loadV(pb + 48)
+        var x = V(repeating: a0[o])
+        c00.addProduct(x, b0); c01.addProduct(x, b1); c02.addProduct(x, b2); c03.addProduct(x, b3)
+        x = V(repeating: a1[o])
+        c10.addProduct(x, b0); c11.addProduct(x, b1); c12.addProduct(x, b2); c13.addProduct(x, b3)
+        x = V(repeating: a2[o])
+        c20.addProduct(x, b0); c21.addProduct(x, b1); c22.addProduct(x, b2); c23.addProduct(x, b3)
+        x = V(repeating: a3[o])
+        c30.addProduct(x, b0); c31.addProduct(x, b1); c32.addProduct(x, b2); c33.addProduct(x, b3)
+        x = V(repeating: a4[o])
+        c40.addProduct(x, b0); c41.addProduct(x, b1); c42.addProduct(x, b2); c43.addProduct(x, b3)
+        x = V(repeating: a5[o])
+        c50.addProduct(x, b0); c51.addProduct(x, b1); c52.addProduct(x, b2); c53.addProduct(x, b3)
+        pb += bs
+        o += aks
+    }
+    var r = c
+    store4(r, c00, c01, c02, c03); r += ldc
+    store4(r, c10, c11, c12, c13); r += ldc
+    store4(r, c20, c21, c22, c23); r += ldc
+    store4(r, c30, c31, c32, c33); r += ldc
+    store4(r, c40, c41, c42, c43); r += ldc
+    store4(r, c50, c51, c52, c53)
 }
 
 // MARK: - Per-thread scratch

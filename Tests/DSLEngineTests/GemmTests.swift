@@ -69,12 +69,50 @@ final class GemmTests: XCTestCase {
     /// bottom rows, several k blocks. Bit for bit against that scalar chain.
     func testEveryElementIsOneFMAChainInKOrder() {
         var rng = Rng(state: 77)
-        for (m, n, k) in [(13, 17, 5), (8, 24, 300), (9, 31, 7), (16, 32, 64), (5, 33, 3), (8, 40, 1100), (11, 47, 9),
-                          (8, 48, 20), (3, 49, 2), (10, 70, 33), (7, 16, 40), (12, 1, 9), (8, 15, 2500)] {
+        checkChains([(13, 17, 5), (8, 24, 300), (9, 31, 7), (16, 32, 64), (5, 33, 3), (8, 40, 1100), (11, 47, 9),
+                     (8, 48, 20), (3, 49, 2), (10, 70, 33), (7, 16, 40), (12, 1, 9), (8, 15, 2500)], rng: &rng)
+    }
+
+    /// The 6×64 tile (n a multiple of 64 and not of 48): the same chains, with ragged bottom
+    /// panels of 1-5 rows, several k blocks, A and B read in place or packed (transposed A with a
+    /// 1 KiB row stride is packed in MC blocks of 6-row panels; few rows read B in place), 1 and
+    /// 2 threads (rows split in multiples of 6, or columns in 64-wide panels). Then every shape of
+    /// the 8×48 test forced onto the 6×64 tile (ragged right edges of 1-63 columns) and these
+    /// shapes forced onto the 8×48 tile: the tile never changes a bit.
+    func testSixBySixtyFourTileChains() {
+        XCTAssertEqual(GemmTile.for(n: 64), .tile6x64)
+        XCTAssertEqual(GemmTile.for(n: 320), .tile6x64)
+        XCTAssertEqual(GemmTile.for(n: 192), .tile8x48)
+        XCTAssertEqual(GemmTile.for(n: 96), .tile8x48)
+        var rng = Rng(state: 64)
+        let wide = [(13, 64, 5), (6, 64, 300), (7, 128, 1100), (12, 64, 64), (5, 256, 3), (1, 64, 9),
+                    (71, 64, 33), (200, 128, 40), (11, 320, 2100), (260, 64, 12)]
+        let saved = engineThreadCount
+        defer { engineThreadCount = saved; GemmTile.override = nil }
+        for t in [1, 2] {
+            engineThreadCount = t
+            checkChains(wide, rng: &rng)
+            // Transposed A with a row stride of 256 floats (packed in MC blocks).
+            checkChains([(256, 64, 70), (250, 128, 30)], lda: 256, rng: &rng)
+        }
+        GemmTile.override = .tile6x64
+        checkChains([(13, 17, 5), (9, 31, 7), (16, 32, 64), (5, 33, 3), (8, 40, 1100), (11, 47, 9),
+                     (3, 49, 2), (10, 70, 33), (7, 16, 40), (12, 1, 9), (6, 100, 20)], rng: &rng)
+        GemmTile.override = .tile8x48
+        checkChains(wide, rng: &rng)
+    }
+
+    /// Runs sgemm on each (m, n, k) in the four transpose combinations and three betas and
+    /// checks every element bit for bit against the scalar FMA chain in k order. `lda` (when
+    /// given, ≥ the operand's width) is the row stride of A as stored.
+    func checkChains(_ shapes: [(Int, Int, Int)], lda ldaGiven: Int? = nil, rng: inout Rng,
+                     file: StaticString = #filePath, line: UInt = #line) {
+        for (m, n, k) in shapes {
             for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
                 for beta: Float in [0, 1, 0.5] {
-                    let lda = transA ? m : k, ldb = transB ? k : n
-                    let a = (0..<(m * k)).map { _ in rng.next() }, b = (0..<(k * n)).map { _ in rng.next() }
+                    let lda = max(ldaGiven ?? 0, transA ? m : k), ldb = transB ? k : n
+                    let a = (0..<((transA ? k : m) * lda)).map { _ in rng.next() }
+                    let b = (0..<(k * n)).map { _ in rng.next() }
                     var c = (0..<(m * n)).map { _ in rng.next() }
                     let c0 = c
                     runSGEMM(transA, transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: &c, ldc: n)
@@ -89,7 +127,8 @@ final class GemmTests: XCTestCase {
                             if acc.bitPattern != c[i * n + j].bitPattern { mismatches += 1 }
                         }
                     }
-                    XCTAssertEqual(mismatches, 0, "m=\(m) n=\(n) k=\(k) tA=\(transA) tB=\(transB) beta=\(beta)")
+                    XCTAssertEqual(mismatches, 0, "m=\(m) n=\(n) k=\(k) tA=\(transA) tB=\(transB) beta=\(beta) lda=\(lda)",
+                                   file: file, line: line)
                 }
             }
         }
@@ -167,7 +206,8 @@ final class GemmTests: XCTestCase {
         let saved = engineThreadCount
         defer { engineThreadCount = saved }
         for (m, n, k, ta, tb) in [(300, 96, 500, false, false), (24, 400, 300, false, true),
-                                  (203, 150, 777, true, false), (129, 61, 64, true, true)] {
+                                  (203, 150, 777, true, false), (129, 61, 64, true, true),
+                                  (301, 128, 500, false, false), (20, 256, 300, true, false)] {
             let lda = ta ? m : k, ldb = tb ? k : n
             let a = (0..<(m * k)).map { _ in rng.next() }
             let b = (0..<(k * n)).map { _ in rng.next() }

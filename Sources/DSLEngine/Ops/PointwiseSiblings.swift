@@ -4,9 +4,10 @@
 //
 // An inception module's 1×1 branch and its 3×3 and 5×5 reductions read one tensor. GoogLeNet's
 // 3a runs (12544×192)·(192×64), (12544×192)·(192×96) and (12544×192)·(192×16): alone, the 16-
-// and 64-column products end in the micro-kernel's 8×16 variant, which multiplies one column
-// group per broadcast of A (Gemm.swift), and the input is read three times; side by side they
-// are one (12544×192)·(192×176) product of whole 48-column panels but one.
+// column product runs the micro-kernel's 8×16 variant, which multiplies one column group per
+// broadcast of A (Gemm.swift; the 64-column one did too before the 6×64 tile), and the input
+// is read three times; side by side they are one (12544×192)·(192×176) product of whole
+// 48-column panels but one.
 //
 // EngineGraph.compile (inference only, `EngineGraph.fusesPointwiseSiblings`) makes the first
 // sibling in node order the group's leader: its forward runs the group (each sibling alone, in
