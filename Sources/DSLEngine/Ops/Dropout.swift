@@ -43,12 +43,8 @@ final class DropoutKernel: EngineKernel {
         let streamSeed = EngineRandom.mix(seed ^ EngineRandom.mix(pass &* 0x1_0000_0001 &+ UInt64(nodeIndex)))
         let chunks = elementwiseChunks(total)
         parallelFor(chunks) { chunk in
-            for i in chunkRange(chunk, of: chunks, count: total) {
-                let bits = EngineRandom.mix(streamSeed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15) >> 40
-                let m: Float = bits >= threshold ? keepScale : 0
-                mask[i] = m
-                y[i] = x[i] * m
-            }
+            dropoutMask(chunkRange(chunk, of: chunks, count: total), streamSeed: streamSeed, threshold: threshold,
+                        keepScale: keepScale, x: x, y: y, mask: mask)
         }
     }
 
@@ -72,5 +68,43 @@ final class DropoutKernel: EngineKernel {
         parallelFor(chunks) { chunk in
             updateGradient(dIn, chunkRange(chunk, of: chunks, count: total), store: store) { i in dOut[i] * mask[i] }
         }
+    }
+}
+
+
+/// Elements `range` of a dropout's forward: element i keeps iff the top 24 bits of
+/// mix(streamSeed + i·φ) (SplitMix64, `EngineRandom.mix`) are ≥ `threshold`; mask[i] is
+/// `keepScale` or 0 and y[i] = x[i]·mask[i]. Eight elements at a time in 64-bit SIMD lanes (the
+/// hash's multiplies are `vpmullq` with AVX-512), the rest one by one: the same bits as the
+/// scalar loop (DropoutMaskTests). All-CNN-C at batch 64 (`dsl bench`, three runs each,
+/// alternated): its 1.6 M-element dropout 3.8-3.9 → 1.3-1.5 ms, its three 6.2 → 2.3 ms per step.
+@inline(__always)
+func dropoutMask(_ range: Range<Int>, streamSeed: UInt64, threshold: UInt64, keepScale: Float,
+                 x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>) {
+    typealias U = SIMD8<UInt64>
+    let phi: UInt64 = 0x9E37_79B9_7F4A_7C15
+    var i = range.lowerBound
+    let lanes = U(0, 1, 2, 3, 4, 5, 6, 7)
+    let seed = U(repeating: streamSeed), step = U(repeating: phi)
+    let limit = U(repeating: threshold), scale = SIMD8<Float>(repeating: keepScale)
+    while i + 8 <= range.upperBound {
+        // mix(v) = finalize(v + φ), v = streamSeed + i·φ, lane by lane.
+        var z = seed &+ (U(repeating: UInt64(i)) &+ lanes) &* step &+ step
+        z = (z ^ (z &>> 30)) &* U(repeating: 0xBF58_476D_1CE4_E5B9)
+        z = (z ^ (z &>> 27)) &* U(repeating: 0x94D0_49BB_1331_11EB)
+        z = z ^ (z &>> 31)
+        let keep = U(repeating: 0).replacing(with: 1, where: (z &>> 40) .>= limit)
+        let m = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: keep)) * scale
+        UnsafeMutableRawPointer(mask + i).storeBytes(of: m, as: SIMD8<Float>.self)
+        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y + i).storeBytes(of: v * m, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < range.upperBound {
+        let bits = EngineRandom.mix(streamSeed &+ UInt64(i) &* phi) >> 40
+        let m: Float = bits >= threshold ? keepScale : 0
+        mask[i] = m
+        y[i] = x[i] * m
+        i += 1
     }
 }
