@@ -51,6 +51,13 @@ import DSLEngineC
 //               projections) 36 → 65 % on one thread, 104 → 190 GFLOP/s on two; M = 50176,
 //               N = 64, K = 64 (its conv2) 33 → 66 %; M = 512, N = 64, K = 512 cache-resident
 //               37 → 92 %; M = 3136, N = 448, K = 528 (inception 4e's fused 1×1s) 55 → 69 %.
+//               And for 17-32 columns a 12×32 tile (12-row panels, 32-wide B panels, per k step 2
+//               loads of B, 12 broadcasts, 24 FMAs), where the 8×48 tile multiplied half or a
+//               third zero columns: MobileNetV2's 24- and 32-channel layers at 32×32, batch 64,
+//               two threads, the two tiles forced alternately (DSL_GEMM_TILE), two rounds:
+//               projection M = 65536, N = 32, K = 192 93/92 → 126/138 GFLOP/s; its input gradient
+//               M = 65536, N = 24, K = 144 (B^T) 69/85 → 117/113; weight gradients M = 96, N = 32,
+//               K = 65536 (A^T) 61/55 → 87/93, M = 192, N = 32 50/42 → 64/62.
 //
 // Threads split C by rows (or by NR-column panels when C is short) into tasks claimed with
 // parallelFor; every task packs its own copy of B (cheap next to the compute, and keeps each
@@ -155,10 +162,12 @@ struct GemmTile: Equatable {
     let mr: Int, nr: Int
     static let tile8x48 = GemmTile(mr: 8, nr: 48)
     static let tile6x64 = GemmTile(mr: 6, nr: 64)
+    static let tile12x32 = GemmTile(mr: 12, nr: 32)
     /// Test hook: forces a tile for every call (nil chooses by n).
     nonisolated(unsafe) static var override: GemmTile? = nil
     @inline(__always) static func `for`(n: Int) -> GemmTile {
         if let t = override { return t }
+        if n > 16 && n <= 32 { return .tile12x32 }
         return n % 64 == 0 && n % 48 != 0 ? .tile6x64 : .tile8x48
     }
 }
@@ -270,7 +279,7 @@ private func gemmTask(_ job: GemmJob, rows: Range<Int>, cols: Range<Int>) {
                                     (tile + r * nrT).update(from: cPtr + r * job.ldc, count: nr)
                                 }
                             }
-                            let nv = nrT == 64 ? 4 : (nr > 16 ? 3 : 1)
+                            let nv = nrT == 64 ? 4 : nrT == 32 ? 2 : (nr > 16 ? 3 : 1)
                             runKernel(job.tile, nv, kc, aPtr, ars, aks, bPanel, bs, tile, nrT, mode, job.beta)
                             for r in 0..<mr {
                                 (cPtr + r * job.ldc).update(from: tile + r * nrT, count: nr)
@@ -420,7 +429,15 @@ private func packA(_ job: GemmJob, ir: Int, mr: Int, pc: Int, kc: Int,
 private func runKernel(_ tile: GemmTile, _ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
                        _ b: UnsafePointer<Float>, _ bs: Int, _ c: UnsafeMutablePointer<Float>,
                        _ ldc: Int, _ mode: Int, _ beta: Float) {
-    if tile.nr == 64 {
+    if tile.nr == 32 {
+        if aks == 1 {
+            k12x32Rows(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
+        } else if aks == 12 && bs == 32 {
+            k12x32Packed(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
+        } else {
+            k12x32Cols(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
+        }
+    } else if tile.nr == 64 {
         if aks == 1 {
             k6x64Rows(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
         } else if aks == 6 && bs == 64 {
@@ -459,6 +476,18 @@ private func runKernel(_ tile: GemmTile, _ nv: Int, _ kc: Int, _ a: UnsafePointe
 
 // The specialisations called by `runKernel`: kernel, A pattern (rows in place, packed panel,
 // columns of a transposed A) and B stride as literals where they are fixed.
+@inline(never) private func k12x32Rows(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel12x32(kc, a, ars, 1, b, bs, c, ldc, mode, beta)
+}
+@inline(never) private func k12x32Packed(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel12x32(kc, a, 1, 12, b, 32, c, ldc, mode, beta)
+}
+@inline(never) private func k12x32Cols(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
+    microKernel12x32(kc, a, 1, aks, b, bs, c, ldc, mode, beta)
+}
 @inline(never) private func k6x64Rows(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
     microKernel6x64(kc, a, ars, 1, b, bs, c, ldc, mode, beta)
@@ -618,6 +647,89 @@ private func microKernel(_ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars:
     store3(r, c50, c51, c52); r += ldc
     store3(r, c60, c61, c62); r += ldc
     store3(r, c70, c71, c72)
+}
+
+/// The 12×32 register tile (`GemmTile.tile12x32`, for 17-32 columns): C[0..<12, 0..<32] =
+/// init + Σ_p A[r, p]·B[p, ·] with the operands as in `microKernel`; 24 accumulators, per k step
+/// 2 loads of B, 12 broadcasts of A and 24 FMAs (the 8×48 tile spent half or a third of its
+/// FMAs on zero columns of a 24- or 32-column product). The same chain per element as every tile.
+@inline(__always)
+private func microKernel12x32(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
+                              _ b: UnsafePointer<Float>, _ bs: Int, _ c: UnsafeMutablePointer<Float>,
+                              _ ldc: Int, _ mode: Int, _ beta: Float) {
+    typealias V = GemmVector
+    var c00 = V(), c01 = V()
+    var c10 = V(), c11 = V()
+    var c20 = V(), c21 = V()
+    var c30 = V(), c31 = V()
+    var c40 = V(), c41 = V()
+    var c50 = V(), c51 = V()
+    var c60 = V(), c61 = V()
+    var c70 = V(), c71 = V()
+    var c80 = V(), c81 = V()
+    var c90 = V(), c91 = V()
+    var c100 = V(), c101 = V()
+    var c110 = V(), c111 = V()
+    @inline(__always) func load2(_ r: UnsafeMutablePointer<Float>, _ x0: inout V, _ x1: inout V) {
+        x0 = loadV(r); x1 = loadV(r + 16)
+        if mode == 2 {
+            let s = V(repeating: beta)
+            x0 *= s; x1 *= s
+        }
+    }
+    @inline(__always) func store2(_ r: UnsafeMutablePointer<Float>, _ x0: V, _ x1: V) {
+        storeV(r, x0); storeV(r + 16, x1)
+    }
+    if mode != 0 {
+        var r = c
+        load2(r, &c00, &c01); r += ldc
+        load2(r, &c10, &c11); r += ldc
+        load2(r, &c20, &c21); r += ldc
+        load2(r, &c30, &c31); r += ldc
+        load2(r, &c40, &c41); r += ldc
+        load2(r, &c50, &c51); r += ldc
+        load2(r, &c60, &c61); r += ldc
+        load2(r, &c70, &c71); r += ldc
+        load2(r, &c80, &c81); r += ldc
+        load2(r, &c90, &c91); r += ldc
+        load2(r, &c100, &c101); r += ldc
+        load2(r, &c110, &c111)
+    }
+    let a0 = a, a1 = a + ars, a2 = a + 2 * ars, a3 = a + 3 * ars, a4 = a + 4 * ars, a5 = a + 5 * ars
+    let a6 = a + 6 * ars, a7 = a + 7 * ars, a8 = a + 8 * ars, a9 = a + 9 * ars, a10 = a + 10 * ars, a11 = a + 11 * ars
+    var pb = b
+    var o = 0
+    for _ in 0..<kc {
+        let b0 = loadV(pb), b1 = loadV(pb + 16)
+        var x: V
+        x = V(repeating: a0[o]); c00.addProduct(x, b0); c01.addProduct(x, b1)
+        x = V(repeating: a1[o]); c10.addProduct(x, b0); c11.addProduct(x, b1)
+        x = V(repeating: a2[o]); c20.addProduct(x, b0); c21.addProduct(x, b1)
+        x = V(repeating: a3[o]); c30.addProduct(x, b0); c31.addProduct(x, b1)
+        x = V(repeating: a4[o]); c40.addProduct(x, b0); c41.addProduct(x, b1)
+        x = V(repeating: a5[o]); c50.addProduct(x, b0); c51.addProduct(x, b1)
+        x = V(repeating: a6[o]); c60.addProduct(x, b0); c61.addProduct(x, b1)
+        x = V(repeating: a7[o]); c70.addProduct(x, b0); c71.addProduct(x, b1)
+        x = V(repeating: a8[o]); c80.addProduct(x, b0); c81.addProduct(x, b1)
+        x = V(repeating: a9[o]); c90.addProduct(x, b0); c91.addProduct(x, b1)
+        x = V(repeating: a10[o]); c100.addProduct(x, b0); c101.addProduct(x, b1)
+        x = V(repeating: a11[o]); c110.addProduct(x, b0); c111.addProduct(x, b1)
+        pb += bs
+        o += aks
+    }
+    var r = c
+    store2(r, c00, c01); r += ldc
+    store2(r, c10, c11); r += ldc
+    store2(r, c20, c21); r += ldc
+    store2(r, c30, c31); r += ldc
+    store2(r, c40, c41); r += ldc
+    store2(r, c50, c51); r += ldc
+    store2(r, c60, c61); r += ldc
+    store2(r, c70, c71); r += ldc
+    store2(r, c80, c81); r += ldc
+    store2(r, c90, c91); r += ldc
+    store2(r, c100, c101); r += ldc
+    store2(r, c110, c111)
 }
 
 /// The 6×64 register tile (`GemmTile.tile6x64`): C[0..<6, 0..<64] = init + Σ_p A[r, p]·B[p, ·]

@@ -83,6 +83,10 @@ final class GemmBenchTests: XCTestCase {
             }
         }
         let threadList = env["DSL_BENCH_T1ONLY"] == "1" ? [1] : [1, 2]
+        // DSL_GEMM_TILE=8x48, 6x64 or 12x32 forces that register tile (GemmTile) for every shape.
+        let tiles = ["8x48": GemmTile.tile8x48, "6x64": .tile6x64, "12x32": .tile12x32]
+        GemmTile.override = env["DSL_GEMM_TILE"].flatMap { tiles[$0] }
+        defer { GemmTile.override = nil }
         // DSL_GEMM_PREFETCH=0 turns off the GEMM's prefetch of A and C (for A/B runs).
         gemmPrefetch = env["DSL_GEMM_PREFETCH"] != "0"
         defer { gemmPrefetch = true }

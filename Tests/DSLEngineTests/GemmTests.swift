@@ -73,33 +73,40 @@ final class GemmTests: XCTestCase {
                      (8, 48, 20), (3, 49, 2), (10, 70, 33), (7, 16, 40), (12, 1, 9), (8, 15, 2500)], rng: &rng)
     }
 
-    /// The 6×64 tile (n a multiple of 64 and not of 48): the same chains, with ragged bottom
-    /// panels of 1-5 rows, several k blocks, A and B read in place or packed (transposed A with a
-    /// 1 KiB row stride is packed in MC blocks of 6-row panels; few rows read B in place), 1 and
-    /// 2 threads (rows split in multiples of 6, or columns in 64-wide panels). Then every shape of
-    /// the 8×48 test forced onto the 6×64 tile (ragged right edges of 1-63 columns) and these
-    /// shapes forced onto the 8×48 tile: the tile never changes a bit.
-    func testSixBySixtyFourTileChains() {
+    /// The 6×64 tile (n a multiple of 64 and not of 48) and the 12×32 one (17-32 columns): the
+    /// same chains, with ragged bottom panels, several k blocks, A and B read in place or packed
+    /// (transposed A with a 1 KiB row stride is packed in MC blocks of 6- or 12-row panels; few
+    /// rows read B in place), 1 and 2 threads (rows split in multiples of MR, or columns in
+    /// NR-wide panels). Then every shape forced onto each tile (ragged right edges of 1 to NR − 1
+    /// columns): the tile never changes a bit.
+    func testEveryTileGivesTheSameChains() {
         XCTAssertEqual(GemmTile.for(n: 64), .tile6x64)
         XCTAssertEqual(GemmTile.for(n: 320), .tile6x64)
         XCTAssertEqual(GemmTile.for(n: 192), .tile8x48)
         XCTAssertEqual(GemmTile.for(n: 96), .tile8x48)
+        XCTAssertEqual(GemmTile.for(n: 16), .tile8x48)
+        XCTAssertEqual(GemmTile.for(n: 17), .tile12x32)
+        XCTAssertEqual(GemmTile.for(n: 24), .tile12x32)
+        XCTAssertEqual(GemmTile.for(n: 32), .tile12x32)
         var rng = Rng(state: 64)
         let wide = [(13, 64, 5), (6, 64, 300), (7, 128, 1100), (12, 64, 64), (5, 256, 3), (1, 64, 9),
                     (71, 64, 33), (200, 128, 40), (11, 320, 2100), (260, 64, 12)]
+        let narrow = [(13, 24, 5), (12, 32, 300), (25, 17, 1100), (11, 24, 64), (1, 32, 9), (71, 24, 33),
+                      (200, 32, 40), (23, 30, 2100), (290, 24, 12)]
         let saved = engineThreadCount
         defer { engineThreadCount = saved; GemmTile.override = nil }
         for t in [1, 2] {
             engineThreadCount = t
-            checkChains(wide, rng: &rng)
+            checkChains(wide + narrow, rng: &rng)
             // Transposed A with a row stride of 256 floats (packed in MC blocks).
-            checkChains([(256, 64, 70), (250, 128, 30)], lda: 256, rng: &rng)
+            checkChains([(256, 64, 70), (250, 128, 30), (256, 24, 70), (250, 32, 30)], lda: 256, rng: &rng)
         }
-        GemmTile.override = .tile6x64
-        checkChains([(13, 17, 5), (9, 31, 7), (16, 32, 64), (5, 33, 3), (8, 40, 1100), (11, 47, 9),
-                     (3, 49, 2), (10, 70, 33), (7, 16, 40), (12, 1, 9), (6, 100, 20)], rng: &rng)
-        GemmTile.override = .tile8x48
-        checkChains(wide, rng: &rng)
+        let others = [(13, 17, 5), (9, 31, 7), (16, 32, 64), (5, 33, 3), (8, 40, 1100), (11, 47, 9),
+                      (3, 49, 2), (10, 70, 33), (7, 16, 40), (12, 1, 9), (6, 100, 20), (14, 96, 50)]
+        for tile in [GemmTile.tile8x48, .tile6x64, .tile12x32] {
+            GemmTile.override = tile
+            checkChains(others + wide.prefix(4) + narrow.prefix(4), rng: &rng)
+        }
     }
 
     /// Runs sgemm on each (m, n, k) in the four transpose combinations and three betas and
