@@ -416,125 +416,87 @@ private func packA(_ job: GemmJob, ir: Int, mr: Int, pc: Int, kc: Int,
     }
 }
 
-/// Calls the micro-kernel specialised for the tile (6×64, or 8×48 with `nv` = 3, 2 or 1 vectors of
-/// 16 columns, the narrow ones only at the right edge); for the A access pattern: rows of A in
-/// place (k stride 1), a packed panel (row stride 1, k stride MR), or columns of a transposed A
-/// in place; and for B: a packed panel (row stride NR) or, with `bs` ≠ NR (full-width tiles
-/// only), rows of B read in place. Each specialisation is its own non-inlined function (below)
-/// with the tile and strides as literals: when they were all inlined here, the optimiser merged
-/// the 8×48 calls into one call of a generic kernel (the tile width a runtime value, a branch per
-/// vector in the loop), which ran a cache-resident M = 512, N = 96, K = 256 product at 42 % of
-/// peak instead of 97 %.
+/// Calls the micro-kernel specialised for the tile (6×64, 12×32, or 8×48 with `nv` = 3, 2 or 1
+/// vectors of 16 columns, the narrow ones only at the right edge); for the A access pattern: rows
+/// of A in place (k stride 1), a packed panel (row stride 1, k stride MR), or columns of a
+/// transposed A in place; and for B: a packed panel (row stride NR) or, with `bs` ≠ NR
+/// (full-width tiles only), rows of B read in place. Each specialisation is its own non-inlined
+/// copy of `runVariant` with the tile and strides as literals: when the kernels were all inlined
+/// here, the optimiser merged the 8×48 calls into one call of a generic kernel (the tile width a
+/// run-time value, a branch per vector in the loop), which ran a cache-resident M = 512, N = 96,
+/// K = 256 product at 42 % of peak instead of 97 %.
 @inline(__always)
 private func runKernel(_ tile: GemmTile, _ nv: Int, _ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
                        _ b: UnsafePointer<Float>, _ bs: Int, _ c: UnsafeMutablePointer<Float>,
                        _ ldc: Int, _ mode: Int, _ beta: Float) {
+    func run<V: GemmKernelVariant>(_ variant: V.Type) {
+        runVariant(variant, kc, a, ars, aks, b, bs, c, ldc, mode, beta)
+    }
     if tile.nr == 32 {
-        if aks == 1 {
-            k12x32Rows(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        } else if aks == 12 && bs == 32 {
-            k12x32Packed(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        } else {
-            k12x32Cols(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        }
+        if aks == 1 { run(K12x32<ARows, BAny>.self) } else if aks == 12 && bs == 32 { run(K12x32<APacked, BPacked>.self) } else { run(K12x32<ACols, BAny>.self) }
     } else if tile.nr == 64 {
-        if aks == 1 {
-            k6x64Rows(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        } else if aks == 6 && bs == 64 {
-            k6x64Packed(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        } else {
-            k6x64Cols(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        }
+        if aks == 1 { run(K6x64<ARows, BAny>.self) } else if aks == 6 && bs == 64 { run(K6x64<APacked, BPacked>.self) } else { run(K6x64<ACols, BAny>.self) }
     } else if bs != gemmNR {
-        if aks == 1 {
-            k8x48RowsB(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        } else {
-            k8x48ColsB(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        }
+        if aks == 1 { run(K8x48<ARows, BAny>.self) } else { run(K8x48<ACols, BAny>.self) }
     } else if nv == 3 {
-        if aks == 1 {
-            k8x48Rows(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        } else if aks == gemmMR {
-            k8x48Packed(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        } else {
-            k8x48Cols(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        }
+        if aks == 1 { run(K8x48<ARows, BPacked>.self) } else if aks == gemmMR { run(K8x48<APacked, BPacked>.self) } else { run(K8x48<ACols, BPacked>.self) }
     } else if nv == 2 {
-        if aks == 1 {
-            k8x32Rows(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        } else {
-            k8x32Cols(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        }
+        if aks == 1 { run(K8x32<ARows, BPacked>.self) } else { run(K8x32<ACols, BPacked>.self) }
     } else {
-        if aks == 1 {
-            k8x16Rows(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        } else {
-            k8x16Cols(kc, a, ars, aks, b, bs, c, ldc, mode, beta)
-        }
+        if aks == 1 { run(K8x16<ARows, BPacked>.self) } else { run(K8x16<ACols, BPacked>.self) }
     }
 }
 
-// The specialisations called by `runKernel`: kernel, A pattern (rows in place, packed panel,
-// columns of a transposed A) and B stride as literals where they are fixed.
-@inline(never) private func k12x32Rows(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel12x32(kc, a, ars, 1, b, bs, c, ldc, mode, beta)
+/// One specialisation of the micro-kernel, as types so that each gets its own copy of
+/// `runVariant` with every size a literal (as `ChannelSumKindType` does for the channel sums).
+protocol GemmKernelVariant {
+    /// Rows of the tile: 8 (`microKernel`), 6 (`microKernel6x64`) or 12 (`microKernel12x32`).
+    static var rows: Int { get }
+    /// 16-column vectors of the 8-row tile (3, 2 or 1).
+    static var vectors: Int { get }
+    /// How A is read: 1 rows in place (row stride at run time); MR a packed panel; 0 columns
+    /// of a transposed A in place (k stride at run time).
+    static var aStride: Int { get }
+    /// B's row stride: the packed panel's NR, or 0 for rows of B in place (stride at run time).
+    static var bStride: Int { get }
 }
-@inline(never) private func k12x32Packed(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel12x32(kc, a, 1, 12, b, 32, c, ldc, mode, beta)
+/// How a variant reads A or B.
+protocol GemmOperandPattern { static var packed: Bool { get }; static var inPlaceRows: Bool { get } }
+enum ARows: GemmOperandPattern { static var packed: Bool { false }; static var inPlaceRows: Bool { true } }
+enum APacked: GemmOperandPattern { static var packed: Bool { true }; static var inPlaceRows: Bool { false } }
+enum ACols: GemmOperandPattern { static var packed: Bool { false }; static var inPlaceRows: Bool { false } }
+enum BPacked: GemmOperandPattern { static var packed: Bool { true }; static var inPlaceRows: Bool { false } }
+enum BAny: GemmOperandPattern { static var packed: Bool { false }; static var inPlaceRows: Bool { true } }
+/// A variant of `rows` × `nr` with A and B read as `A` and `B` say.
+protocol GemmTileVariant: GemmKernelVariant {
+    associatedtype A: GemmOperandPattern
+    associatedtype B: GemmOperandPattern
+    static var nr: Int { get }
 }
-@inline(never) private func k12x32Cols(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel12x32(kc, a, 1, aks, b, bs, c, ldc, mode, beta)
+extension GemmTileVariant {
+    static var vectors: Int { nr / 16 }
+    static var aStride: Int { A.packed ? rows : (A.inPlaceRows ? 1 : 0) }
+    static var bStride: Int { B.packed ? (rows == 8 ? gemmNR : nr) : 0 }
 }
-@inline(never) private func k6x64Rows(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel6x64(kc, a, ars, 1, b, bs, c, ldc, mode, beta)
-}
-@inline(never) private func k6x64Packed(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel6x64(kc, a, 1, 6, b, 64, c, ldc, mode, beta)
-}
-@inline(never) private func k6x64Cols(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel6x64(kc, a, 1, aks, b, bs, c, ldc, mode, beta)
-}
-@inline(never) private func k8x48RowsB(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel(3, kc, a, ars, 1, b, bs, c, ldc, mode, beta)
-}
-@inline(never) private func k8x48ColsB(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel(3, kc, a, 1, aks, b, bs, c, ldc, mode, beta)
-}
-@inline(never) private func k8x48Rows(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel(3, kc, a, ars, 1, b, 48, c, ldc, mode, beta)
-}
-@inline(never) private func k8x48Packed(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel(3, kc, a, 1, 8, b, 48, c, ldc, mode, beta)
-}
-@inline(never) private func k8x48Cols(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel(3, kc, a, 1, aks, b, 48, c, ldc, mode, beta)
-}
-@inline(never) private func k8x32Rows(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel(2, kc, a, ars, 1, b, 48, c, ldc, mode, beta)
-}
-@inline(never) private func k8x32Cols(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel(2, kc, a, 1, aks, b, 48, c, ldc, mode, beta)
-}
-@inline(never) private func k8x16Rows(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel(1, kc, a, ars, 1, b, 48, c, ldc, mode, beta)
-}
-@inline(never) private func k8x16Cols(_ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int, _ b: UnsafePointer<Float>, _ bs: Int,
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ mode: Int, _ beta: Float) {
-    microKernel(1, kc, a, 1, aks, b, 48, c, ldc, mode, beta)
+enum K8x48<A: GemmOperandPattern, B: GemmOperandPattern>: GemmTileVariant { static var rows: Int { 8 }; static var nr: Int { 48 } }
+enum K8x32<A: GemmOperandPattern, B: GemmOperandPattern>: GemmTileVariant { static var rows: Int { 8 }; static var nr: Int { 32 } }
+enum K8x16<A: GemmOperandPattern, B: GemmOperandPattern>: GemmTileVariant { static var rows: Int { 8 }; static var nr: Int { 16 } }
+enum K6x64<A: GemmOperandPattern, B: GemmOperandPattern>: GemmTileVariant { static var rows: Int { 6 }; static var nr: Int { 64 } }
+enum K12x32<A: GemmOperandPattern, B: GemmOperandPattern>: GemmTileVariant { static var rows: Int { 12 }; static var nr: Int { 32 } }
+
+/// The micro-kernel call of one variant (a non-inlined copy per variant type).
+@inline(never)
+private func runVariant<V: GemmKernelVariant>(_: V.Type, _ kc: Int, _ a: UnsafePointer<Float>, _ ars: Int, _ aks: Int,
+                                              _ b: UnsafePointer<Float>, _ bs: Int, _ c: UnsafeMutablePointer<Float>,
+                                              _ ldc: Int, _ mode: Int, _ beta: Float) {
+    let rowStride = V.aStride == 1 ? ars : 1
+    let kStride = V.aStride == 1 ? 1 : (V.aStride == 0 ? aks : V.aStride)
+    let bStride = V.bStride == 0 ? bs : V.bStride
+    switch V.rows {
+    case 12: microKernel12x32(kc, a, rowStride, kStride, b, bStride, c, ldc, mode, beta)
+    case 6: microKernel6x64(kc, a, rowStride, kStride, b, bStride, c, ldc, mode, beta)
+    default: microKernel(V.vectors, kc, a, rowStride, kStride, b, bStride, c, ldc, mode, beta)
+    }
 }
 
 typealias GemmVector = SIMD16<Float>

@@ -113,7 +113,7 @@ final class ConvKernel: EngineKernel {
     let ownBlock: MemoryBlock?
     /// In a graph compiled for inference only, the 1×1 convolutions of the same input this one
     /// runs as one GEMM (itself first; PointwiseSiblings.swift), with its buffers in the
-    /// graph's workspace and the most pixels per call; empty otherwise.
+    /// graph's workspace (`siblingWorkspace`, laid out as `siblingLayout`); empty otherwise.
     var siblings: [ConvKernel] = []
     var siblingWorkspace: UnsafeMutableRawPointer? = nil
     /// The layout the graph sized the workspace for (at compile time).
