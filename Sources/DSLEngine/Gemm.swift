@@ -34,8 +34,8 @@ import DSLEngineC
 //   loop 2  jr: columns in steps of NR = 48 over the packed B block (micro-panels streamed from
 //               L2; the A micro-panel, ≤ 8·1024 floats, stays in L1/L2 across jr).
 //   loop 1  p : the micro-kernel: an 8×48 tile of C in 24 zmm accumulators; per k step 3 vector
-//               loads of B, 8 broadcasts of A, 24 vfmadd231ps (48 per 2× unrolled step, verified
-//               with objdump in debug and release builds). When cache-resident it runs at ~97 %
+//               loads of B, 8 broadcasts of A, 24 vfmadd231ps (verified with objdump:
+//               one loop per `runVariant` copy, no spills). When cache-resident it runs at ~97 %
 //               of the measured FMA peak. A right edge of 17-47 columns runs the same 8×48
 //               kernel (packed panels are zero past n), one of ≤ 16 columns the 8×16 variant:
 //               the 8×32 variant ran a 32-column edge at 50 % of peak cache-resident against
