@@ -154,10 +154,12 @@ struct GemmJob {
 }
 
 /// The register tile of the micro-kernel: MR rows of C by NR columns in 24 zmm accumulators.
-/// 8×48 (3 vectors of B and 8 broadcasts of A per k step) unless n is a multiple of 64 and not
-/// of 48 (64, 128, 256, 320, 448, 512 …): then 6×64 (4 vectors of B, 6 broadcasts), which
-/// covers a 64-column panel without the 16-column edge the 8×48 tile would leave (measured in
-/// the file header). It depends on n only, so a C element's chain never depends on the split.
+/// 8×48 (3 vectors of B and 8 broadcasts of A per k step), except 12×32 (2 vectors, 12
+/// broadcasts) for 17-32 columns, which the 8×48 tile would pad with 16-31 zero columns, and
+/// 6×64 (4 vectors, 6 broadcasts) when n is a multiple of 64 and not of 48 (64, 128, 256, 320,
+/// 448, 512 …), which covers a 64-column panel without the 16-column edge the 8×48 tile would
+/// leave (measured in the file header). It depends on n only, so a C element's chain never
+/// depends on the split.
 struct GemmTile: Equatable {
     let mr: Int, nr: Int
     static let tile8x48 = GemmTile(mr: 8, nr: 48)

@@ -64,9 +64,10 @@ final class GemmTests: XCTestCase {
     }
 
     /// Every element of C is one chain acc = fma(a, b, acc) over k in order, from 0, C or beta·C
-    /// (Gemm.swift), whatever register tile computes it: the ragged right edge (17-47 columns
-    /// run on the 8×48 kernel with zero columns past n, 1-16 on the 8×16 one), the ragged
-    /// bottom rows, several k blocks. Bit for bit against that scalar chain.
+    /// (Gemm.swift), whatever register tile computes it: 17-32 columns on the 12×32 tile, a
+    /// ragged right edge past whole 48-column panels (17-47 columns on the 8×48 kernel with zero
+    /// columns past n, 1-16 on the 8×16 one), the ragged bottom rows, several k blocks. Bit for
+    /// bit against that scalar chain.
     func testEveryElementIsOneFMAChainInKOrder() {
         var rng = Rng(state: 77)
         checkChains([(13, 17, 5), (8, 24, 300), (9, 31, 7), (16, 32, 64), (5, 33, 3), (8, 40, 1100), (11, 47, 9),
