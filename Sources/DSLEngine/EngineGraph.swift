@@ -207,9 +207,24 @@ public final class EngineGraph {
     private var lastForward: (batch: Int, training: Bool)?
 
     /// Trainable parameters in node order (weight before bias); valid after `compile`.
-    public private(set) var parameters: [EngineParameter] = []
-    /// Buffers (BN running statistics) in node order; valid after `compile`.
-    public private(set) var buffers: [EngineBuffer] = []
+    /// Reading this property tells a graph compiled for inference only that its parameters may
+    /// be written from now on (`WeightGeneration`): write them through pointers read after the
+    /// graph's last `forward`, not through ones kept from before it.
+    public var parameters: [EngineParameter] {
+        weightGeneration.advance()
+        return storedParameters
+    }
+    private var storedParameters: [EngineParameter] = []
+    /// Buffers (BN running statistics) in node order; valid after `compile`. Reading it tells
+    /// the graph that they may be written, as for `parameters`.
+    public var buffers: [EngineBuffer] {
+        weightGeneration.advance()
+        return storedBuffers
+    }
+    private var storedBuffers: [EngineBuffer] = []
+    /// Advanced whenever the caller is handed pointers to the parameters or buffers: a graph
+    /// compiled for inference only keeps packed and folded weights while it stays unchanged.
+    let weightGeneration = WeightGeneration()
     /// Total number of parameter floats.
     public private(set) var parameterCount = 0
     private var bufferCount = 0
@@ -615,7 +630,8 @@ public final class EngineGraph {
                 outputGrad: grads[j], parameters: nodeParameters[j].map(\.value),
                 parameterGrads: nodeParameters[j].map(\.grad), buffers: nodeBuffers[j].map(\.value),
                 saved: saved[j], columnScratch: columns, columnScratchFloats: columnFloats, maxBatch: maxBatch,
-                workspace: workspace, workspaceBytes: plan.workspaceBytes, cachesPackedWeights: !training)
+                workspace: workspace, workspaceBytes: plan.workspaceBytes,
+                weightGeneration: training ? nil : weightGeneration)
             kernels[j] = try makeKernel(node.op!, index: j, storage: storage)
         }
         // A ReLU running in place on a convolution's output: the convolution stores max(·, 0)
@@ -789,7 +805,7 @@ public final class EngineGraph {
                 offset += spec.count
             }
         }
-        parameters = Array(nodeParameters.joined())
+        storedParameters = Array(nodeParameters.joined())
         return nodeParameters
     }
 
@@ -809,7 +825,7 @@ public final class EngineGraph {
                 offset += spec.count
             }
         }
-        buffers = Array(nodeBuffers.joined())
+        storedBuffers = Array(nodeBuffers.joined())
         return nodeBuffers
     }
 
@@ -860,9 +876,11 @@ public final class EngineGraph {
     /// Bytes the compiled graph holds: activations + scratch + parameters + gradients + buffers.
     public var plannedBytes: Int { memoryPlan.totalBytes }
 
-    /// The contiguous block of all parameter values (`parameterCount` floats).
+    /// The contiguous block of all parameter values (`parameterCount` floats). Reading it tells
+    /// the graph that they may be written, as for `parameters`.
     public var parameterValues: UnsafeMutablePointer<Float> {
         require(isCompiled, "compile() the graph first")
+        weightGeneration.advance()
         return parameterStorage!
     }
 

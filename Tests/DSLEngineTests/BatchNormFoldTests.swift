@@ -4,8 +4,9 @@ import XCTest
 /// Batch norm folded into the convolution before it in graphs compiled for inference only
 /// (ConvKernel.foldedNorm): outputs equal the unfolded graph's within rounding, on every
 /// convolution algorithm (Winograd, direct, 1×1 GEMM, im2col + GEMM), with and without a bias,
-/// a scale and the activations a batch norm fuses; the running statistics and weights are read
-/// on every call; what cannot be folded is not.
+/// a scale and the activations a batch norm fuses; the folded weights are computed again after
+/// the running statistics or weights may have been written, and only then; what cannot be
+/// folded is not.
 final class BatchNormFoldTests: WinogradOnSmallMapsTestCase {
 
     struct Case {
@@ -106,17 +107,26 @@ final class BatchNormFoldTests: WinogradOnSmallMapsTestCase {
         }
     }
 
-    /// Statistics, γ, β and weights changed between calls are used by the next call.
+    /// Statistics, γ, β and weights changed between calls are used by the next call; calls
+    /// between which nobody was handed pointers to write them do not fold again.
     func testChangedStatisticsAndWeightsAreRefolded() throws {
         let c = Self.cases[0], batch = 2, x = input(c, batch: batch)
         let folded = try makeGraph(c, batch: batch, fold: true, seed: 7)
         let plain = try makeGraph(c, batch: batch, fold: false, seed: 7)
+        let conv = try XCTUnwrap(folded.kernels.compactMap { $0 as? ConvKernel }.first)
         _ = folded.forward(x, batch: batch, training: false)
+        XCTAssertEqual(conv.foldCount, 1)
         for g in [folded, plain] {
             for b in g.buffers { for i in 0..<b.count { b.value[i] = b.name.hasSuffix("running_var") ? 0.5 + Float(i % 3) : 0.1 * Float(i % 5) } }
+        }
+        assertClose(folded.forward(x, batch: batch, training: false), plain.forward(x, batch: batch, training: false), "after new statistics")
+        XCTAssertEqual(conv.foldCount, 2)
+        for g in [folded, plain] {
             for i in 0..<g.parameterCount { g.parameterValues[i] *= -1.5 }
         }
-        assertClose(folded.forward(x, batch: batch, training: false), plain.forward(x, batch: batch, training: false), "after changes")
+        assertClose(folded.forward(x, batch: batch, training: false), plain.forward(x, batch: batch, training: false), "after new weights")
+        assertClose(folded.forward(x, batch: batch, training: false), plain.forward(x, batch: batch, training: false), "again")
+        XCTAssertEqual(conv.foldCount, 3, "an unchanged generation does not fold again")
     }
 
     /// A convolution whose output something else also reads keeps its batch norm as a pass; a

@@ -4,7 +4,8 @@ import DSLIR
 
 /// A graph compiled for inference only keeps each convolution's packed forward weights between
 /// calls (PackedWeightCache.swift): its outputs are the bits of the uncached path, it repacks
-/// exactly when the weights changed, and it does not repack when they did not.
+/// exactly when the weights changed, it does not repack when they did not, and it does not even
+/// compare them while nobody was handed pointers to write them.
 final class PackedWeightCacheTests: WinogradOnSmallMapsTestCase {
     override func tearDown() {
         engineThreadCount = max(1, min(2, ProcessInfoCores.count))
@@ -89,11 +90,32 @@ final class PackedWeightCacheTests: WinogradOnSmallMapsTestCase {
         XCTAssertEqual(caches(cached).map(\.packCount), [2, 2, 2, 2, 2])
         // One changed float in one layer repacks that layer only.
         let convs = cached.kernels.compactMap { $0 as? ConvKernel }
-        convs[2].params.weight[5] += 0.25
+        let weight = try XCTUnwrap(cached.parameters.first { $0.value == convs[2].params.weight })
+        weight.value[5] += 0.25
         let nudged = run(cached, x, batch: 3)
         XCTAssertNotEqual(nudged, after)
         XCTAssertEqual(caches(cached).map(\.packCount), [2, 2, 3, 2, 2])
         other.parameterValues.update(from: cached.parameterValues, count: cached.parameterCount)
         XCTAssertEqual(nudged, run(other, x, batch: 3))
+    }
+
+    /// Calls between which nobody read `parameters`, `buffers` or `parameterValues` use the
+    /// packed weights without comparing them; after such a read every layer compares once
+    /// (and, its weights unchanged, does not repack).
+    func testUnchangedGenerationDoesNotCompare() throws {
+        let cached = try engine(training: false)
+        let x = input(batch: 2)
+        let first = run(cached, x, batch: 2)
+        for _ in 0..<3 { XCTAssertEqual(run(cached, x, batch: 2), first) }
+        XCTAssertEqual(caches(cached).map(\.compareCount), [0, 0, 0, 0, 0])
+        XCTAssertEqual(caches(cached).map(\.packCount), [1, 1, 1, 1, 1])
+        _ = cached.parameters
+        XCTAssertEqual(run(cached, x, batch: 2), first)
+        XCTAssertEqual(run(cached, x, batch: 2), first)
+        XCTAssertEqual(caches(cached).map(\.compareCount), [1, 1, 1, 1, 1])
+        XCTAssertEqual(caches(cached).map(\.packCount), [1, 1, 1, 1, 1])
+        _ = cached.buffers
+        _ = run(cached, x, batch: 2)
+        XCTAssertEqual(caches(cached).map(\.compareCount), [2, 2, 2, 2, 2])
     }
 }

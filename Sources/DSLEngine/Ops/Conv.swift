@@ -15,8 +15,9 @@
 // the ReLU after it runs in place on the output (`fusedReLU`), applies it in the same store.
 // Inference only, batch norm folded (`foldedNorm`, set by EngineGraph.compile): with the batch
 // norm's eval-mode y = x·s + t per output channel, forward computes with W'[..,o] = W[..,o]·s[o]
-// and b'[o] = b[o]·s[o] + t[o] (zero bias without one) on every call, so the batch norm's pass
-// over the tensor disappears; results differ from the unfolded graph's in the last bits.
+// and b'[o] = b[o]·s[o] + t[o] (zero bias without one), so the batch norm's pass over the tensor
+// disappears; results differ from the unfolded graph's in the last bits. W' and b' are computed
+// again when the graph's `WeightGeneration` moved since they were (PackedWeightCache.swift).
 
 /// Knobs of the engine's kernel choice that the fuzzer varies (tests set `ConvKernel`'s hooks).
 public enum EngineTuning {
@@ -100,6 +101,12 @@ final class ConvKernel: EngineKernel {
     /// (see the top of the file; `foldBatchNorm`), and the folded weights and bias.
     private(set) var foldedNorm: BatchNormKernel? = nil
     private var foldBlock: MemoryBlock? = nil
+    /// The graph's weight generation (inference-only graphs), and its value when the folded
+    /// weights were last computed (nil: never).
+    let weightGeneration: WeightGeneration?
+    private var foldedGeneration: UInt64? = nil
+    /// Times the folded weights were computed (tests check that an unchanged call does not).
+    private(set) var foldCount = 0
     /// In a graph compiled for inference only: the packed forward weights kept between calls
     /// (PackedWeightCache.swift); nil otherwise, and for the GEMM paths (which read W in place).
     let inferenceCache: PackedWeightCache?
@@ -197,10 +204,11 @@ final class ConvKernel: EngineKernel {
         packedBackward = (base + w.packedBackward).assumingMemoryBound(to: Float.self)
         paddedBias = (base + w.paddedBias).assumingMemoryBound(to: Float.self)
         let packedFloats = plan.packedForwardWeightFloats
-        inferenceCache = s.cachesPackedWeights && packedFloats > 0
-            ? try PackedWeightCache(weightFloats: kernel * kernel * io.inShape.channels * io.outShape.channels,
-                                    packedFloats: packedFloats)
-            : nil
+        weightGeneration = s.weightGeneration
+        let weightFloats = kernel * kernel * io.inShape.channels * io.outShape.channels
+        inferenceCache = packedFloats > 0 ? try s.weightGeneration.map {
+            try PackedWeightCache(weightFloats: weightFloats, packedFloats: packedFloats, generation: $0)
+        } : nil
     }
 
     /// Floats of the folded weights and bias (`foldBatchNorm`'s block).
@@ -219,22 +227,43 @@ final class ConvKernel: EngineKernel {
     }
 
     /// The weights and bias forward computes with: the parameters, or, with a folded batch
-    /// norm on an inference call, W·s and b·s + t from its running statistics (refolded on
-    /// every call: the statistics and weights may have changed since the last).
+    /// norm on an inference call, W·s and b·s + t from its running statistics (computed again
+    /// when the graph's weight generation moved since the last call: the statistics and
+    /// weights may have been written).
     func forwardParameters(training: Bool) -> (weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?) {
         guard !training, let norm = foldedNorm, let block = foldBlock else {
             return (UnsafePointer(params.weight), params.bias.map { UnsafePointer($0) })
         }
         let oc = io.outShape.channels, rows = kernel * kernel * io.inShape.channels
         let folded = block.floats(at: 0), bias = folded + rows * oc
+        let generation = weightGeneration?.value
+        if generation != nil && foldedGeneration == generation {
+            #if DEBUG
+            // Debug builds (the test suite) check the caller's side of the contract.
+            var check = [Float](repeating: 0, count: rows * oc + oc)
+            check.withUnsafeMutableBufferPointer { fold(norm, into: $0.baseAddress!) }
+            require(memcmp(check, folded, check.count * MemoryLayout<Float>.stride) == 0,
+                    "a convolution's weights or batch norm statistics changed through a pointer read before the "
+                        + "graph's last forward; read EngineGraph.parameters, buffers or parameterValues again to write them")
+            #endif
+            return (UnsafePointer(folded), UnsafePointer(bias))
+        }
+        fold(norm, into: folded)
+        foldedGeneration = generation
+        foldCount += 1
+        return (UnsafePointer(folded), UnsafePointer(bias))
+    }
+
+    /// Writes W·s (rows × OC) and then b·s + t (OC) of `norm`'s running statistics to `folded`.
+    private func fold(_ norm: BatchNormKernel, into folded: UnsafeMutablePointer<Float>) {
+        let oc = io.outShape.channels, rows = kernel * kernel * io.inShape.channels
         let (s, t) = norm.inferenceScaleShift()
-        let w = UnsafePointer(params.weight)
+        let w = UnsafePointer(params.weight), bias = folded + rows * oc
         for r in 0..<rows {
             let (src, dst) = (w + r * oc, folded + r * oc)
             for o in 0..<oc { dst[o] = src[o] * s[o] }
         }
         for o in 0..<oc { bias[o] = (params.bias?[o] ?? 0) * s[o] + t[o] }
-        return (UnsafePointer(folded), UnsafePointer(bias))
     }
 
     /// Sets `paddedBias` to `bias` (zeros without one), zero-padded to a multiple of 48. The

@@ -42,9 +42,12 @@ struct NodeStorage {
     /// at a time); nil: a convolution allocates its own.
     var workspace: UnsafeMutableRawPointer? = nil
     var workspaceBytes = 0
-    /// The graph is compiled for inference only: a convolution keeps its packed forward
-    /// weights between calls (`PackedWeightCache`).
-    var cachesPackedWeights = false
+    /// Set when the graph is compiled for inference only: a convolution then keeps its packed
+    /// forward weights (`PackedWeightCache`) and folded batch norm between calls while this
+    /// generation stays unchanged.
+    var weightGeneration: WeightGeneration? = nil
+    /// The graph is compiled for inference only.
+    var cachesPackedWeights: Bool { weightGeneration != nil }
 }
 
 extension NodeStorage {
