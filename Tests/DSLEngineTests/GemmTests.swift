@@ -110,6 +110,22 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    /// One row of C with B untransposed streams B row by row (Gemm.swift, `gemmRow`): the same
+    /// chains, with column counts around the 16-lane vectors, k around the four-row step, A
+    /// transposed with a row stride, B of more than 256 KiB (two threads take column halves).
+    func testOneRowStreamsTheSameChains() {
+        var rng = Rng(state: 91)
+        let shapes = [(1, 1, 1), (1, 15, 3), (1, 16, 4), (1, 17, 5), (1, 33, 7), (1, 100, 8), (1, 1000, 1024),
+                      (1, 1001, 70), (1, 47, 2100), (1, 2048, 33)]
+        let saved = engineThreadCount
+        defer { engineThreadCount = saved }
+        for t in [1, 2] {
+            engineThreadCount = t
+            checkChains(shapes, rng: &rng)
+            checkChains([(1, 64, 9), (1, 300, 260)], lda: 37, rng: &rng)
+        }
+    }
+
     /// Runs sgemm on each (m, n, k) in the four transpose combinations and three betas and
     /// checks every element bit for bit against the scalar FMA chain in k order. `lda` (when
     /// given, ≥ the operand's width) is the row stride of A as stored.
