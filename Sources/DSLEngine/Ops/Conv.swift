@@ -242,7 +242,7 @@ final class ConvKernel: EngineKernel {
             // Debug builds (the test suite) check the caller's side of the contract.
             var check = [Float](repeating: 0, count: rows * oc + oc)
             check.withUnsafeMutableBufferPointer { fold(norm, into: $0.baseAddress!) }
-            require(memcmp(check, folded, check.count * MemoryLayout<Float>.stride) == 0,
+            require(check.indices.allSatisfy { check[$0].bitPattern == folded[$0].bitPattern },
                     "a convolution's weights or batch norm statistics changed through a pointer read before the "
                         + "graph's last forward; read EngineGraph.parameters, buffers or parameterValues again to write them")
             #endif
