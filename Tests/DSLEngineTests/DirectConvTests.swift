@@ -57,6 +57,41 @@ final class DirectConvTests: XCTestCase {
         }
     }
 
+    /// A pass with fewer than `directMinJobs` (image, pixel band) jobs also deals its channel
+    /// blocks out to jobs (`channelGroups`): one image alone (7×7 and 14×14 maps, one and four
+    /// bands; ragged and whole blocks; slab and plain passes) gives the bits it gets inside a
+    /// batch of eight, where every job runs all blocks.
+    func testFewImagesSplitChannelBlocksWithTheSameBits() throws {
+        ConvKernel.directOverride = true
+        defer { ConvKernel.directOverride = nil }
+        let shapes: [(h: Int, ic: Int, oc: Int, k: Int, s: Int, p: Int)] = [
+            (7, 40, 320, 3, 1, 1), (14, 24, 100, 3, 1, 1), (7, 16, 130, 5, 1, 2), (9, 8, 200, 3, 2, 0), (7, 12, 96, 1, 2, 0),
+        ]
+        for sh in shapes {
+            XCTAssertGreaterThan(channelGroups(spatialJobs: 1, blocks: (sh.oc + 47) / 48), 1)
+            let g = EngineGraph(inputShape: (sh.h, sh.h, sh.ic), maxBatch: 8, seed: 5)
+            let c = try g.add(.conv(kernel: sh.k, stride: sh.s, pad: sh.p, outChannels: sh.oc, bias: true), inputs: [0], name: "conv")
+            try g.add(.globalAvgPool, inputs: [c], name: "gap")
+            try g.compile(training: false)
+            XCTAssertEqual(g.algorithm(of: c), "direct", "\(sh)")
+            var random = TestRandom(9)
+            let x = random.normals(8 * sh.h * sh.h * sh.ic)
+            let perImage = g.shape(of: c).count
+            g.forward(x, batch: 8, training: false)
+            let batch8 = Array(UnsafeBufferPointer(start: g.outputStorage(of: c), count: perImage))
+            for threads in [1, 2] {
+                let saved = engineThreadCount
+                engineThreadCount = threads
+                defer { engineThreadCount = saved }
+                // Whatever a job would leave unwritten stays NaN.
+                UnsafeMutablePointer(mutating: g.outputStorage(of: c)).update(repeating: .nan, count: perImage)
+                g.forward(x, batch: 1, training: false)
+                let alone = Array(UnsafeBufferPointer(start: g.outputStorage(of: c), count: perImage))
+                XCTAssertTrue(alone.elementsEqual(batch8) { $0.bitPattern == $1.bitPattern }, "\(sh), \(threads) threads")
+            }
+        }
+    }
+
     /// The weight gradient's ragged channel blocks (fewer than 48 output channels left) run 16
     /// lanes at a time on their whole 16-channel groups: the same bits as the scalar loop they
     /// replace (unfused multiply-adds in the same order), whole groups of 1 and 2 with and

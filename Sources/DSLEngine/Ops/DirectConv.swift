@@ -64,6 +64,9 @@ import Synchronization
 //   forward / backward-data: one job per (image, band of ~64 output pixels); a job pads its
 //        source rows into its slab, then loops over channel blocks outside and its 8-pixel
 //        tiles inside (the block's packed weights, ≤ 9·192·48 floats = 330 KiB, stay in L2).
+//        Fewer than 8 such jobs (batch-1 inference: a 7×7 map is one band, a 14×14 map four)
+//        left a thread idle: the channel blocks are then dealt out to jobs too, each padding
+//        its own slab (`channelGroups`; GoogLeNet's 7×7 3×3 layers ran on one thread).
 //        The s² classes of a strided backward-data share one parallel loop, a job doing every
 //        class for its band, so the dX lines they share are completed in cache. Every output
 //        element is one FMA chain in fixed order, computed by one thread.
@@ -125,6 +128,17 @@ let directNR = 48
 let directMR = 8
 /// 8-pixel tiles per parallel job in the forward / backward-data pass.
 let pixelTilesPerJob = 8
+/// Fewest parallel jobs a forward / backward-data pass is cut into: when its images and pixel
+/// bands make fewer (batch-1 inference: GoogLeNet's 7×7 maps are one band, its 14×14 maps
+/// four), the 48-channel blocks are dealt out to jobs too (`channelGroups`).
+let directMinJobs = 8
+
+/// Groups the `blocks` channel blocks of a pass are cut into when `spatialJobs` jobs of
+/// (image, pixels) would leave threads idle: enough for `directMinJobs` jobs, at most one
+/// block each. Every output element is computed by the same chain whatever the grouping.
+@inline(__always) func channelGroups(spatialJobs: Int, blocks: Int) -> Int {
+    spatialJobs >= directMinJobs ? 1 : max(1, min(blocks, (directMinJobs + spatialJobs - 1) / spatialJobs))
+}
 /// Largest packed weights (all channel blocks, floats) for which a slab job runs its tiles
 /// outside its channel blocks (32 KiB: stays in L1).
 let smallPackedFloats = 8192
@@ -210,10 +224,11 @@ func runDirectPass(_ p: DirectPass) {
     let pixels = p.samples * perImage
     if pixels == 0 || p.taps == 0 || p.run == 0 { return }
     let tiles = (pixels + directMR - 1) / directMR
-    let jobs = (tiles + pixelTilesPerJob - 1) / pixelTilesPerJob
+    let pixelJobs = (tiles + pixelTilesPerJob - 1) / pixelTilesPerJob
     let blocks = (p.outC + directNR - 1) / directNR
+    let groups = channelGroups(spatialJobs: pixelJobs, blocks: blocks)
     let blockFloats = p.taps * p.run * directNR
-    parallelFor(jobs) { job in
+    parallelFor(pixelJobs * groups) { job in
         // Scratch on the stack: 8 input pointers, 8 output pointers, 8 real output pointers,
         // an 8×48 edge tile.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: directMR * directNR + 16) { tileBuf in
@@ -221,8 +236,8 @@ func runDirectPass(_ p: DirectPass) {
         withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: 2 * directMR) { outPtrs in
             let tile = tileBuf.baseAddress!
             let a = inPtrs.baseAddress!, c = outPtrs.baseAddress!, real = c + directMR
-            let t0 = job * pixelTilesPerJob, t1 = min(tiles, t0 + pixelTilesPerJob)
-            for b in 0..<blocks {
+            let g = job % groups, t0 = job / groups * pixelTilesPerJob, t1 = min(tiles, t0 + pixelTilesPerJob)
+            for b in (blocks * g / groups)..<(blocks * (g + 1) / groups) {
                 let o0 = b * directNR
                 let nr = min(directNR, p.outC - o0)
                 let w = p.packed + b * blockFloats
@@ -268,18 +283,23 @@ private func runDirectPassSlab(_ p: DirectPass, _ sl: SlabSource) { runDirectPas
 /// per (image, band of grid rows) runs every pass's band in turn, so the output lines the
 /// passes share are completed while they are in cache. Each job zero-pads the source rows of
 /// its band into this thread's scratch, then runs its tiles (the band's pixels, flattened)
-/// over every channel block.
+/// over every channel block, or over one group of them when there are few (image, band) jobs
+/// (`channelGroups`).
 func runDirectPasses(_ passes: [DirectPass]) {
     guard let samples = passes.first?.samples, samples > 0 else { return }
     let bandRows = slabBandRows(gridW: passes.map(\.gridW).max()!)
     let bands = passes.map { ($0.gridH + bandRows - 1) / bandRows }.max()!
     if bands == 0 { return }
-    parallelFor(samples * bands) { job in
-        let n = job / bands, band = job % bands
+    let groups = channelGroups(spatialJobs: samples * bands,
+                               blocks: passes.map { ($0.outC + directNR - 1) / directNR }.max()!)
+    parallelFor(samples * bands * groups) { job in
+        let g = job % groups, n = job / groups / bands, band = job / groups % bands
         for p in passes {
             let y0 = band * bandRows, y1 = min(p.gridH, y0 + bandRows)
-            if y0 < y1 && p.gridW > 0 && p.taps > 0 && p.run > 0 {
-                directSlabJob(p, p.slab!, n: n, y0: y0, y1: y1, bandRows: bandRows)
+            let blocks = (p.outC + directNR - 1) / directNR
+            let b0 = blocks * g / groups, b1 = blocks * (g + 1) / groups
+            if y0 < y1 && b0 < b1 && p.gridW > 0 && p.taps > 0 && p.run > 0 {
+                directSlabJob(p, p.slab!, n: n, y0: y0, y1: y1, bandRows: bandRows, blocks: b0..<b1)
             }
         }
         // Non-temporal stores are weakly ordered: complete them before the job counts as done
@@ -288,9 +308,10 @@ func runDirectPasses(_ passes: [DirectPass]) {
     }
 }
 
-/// Grid rows y0..<y1 of image n of a slab-mode pass.
+/// Grid rows y0..<y1 of image n of a slab-mode pass, channel blocks `blockRange`.
 @inline(__always)
-private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y1: Int, bandRows: Int) {
+private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y1: Int, bandRows: Int,
+                           blocks blockRange: Range<Int>) {
     let blocks = (p.outC + directNR - 1) / directNR
     let blockFloats = p.taps * p.run * directNR
     let c = sl.c, wp = sl.wp
@@ -335,7 +356,7 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
     withUnsafeTemporaryAllocation(of: UnsafePointer<Float>.self, capacity: directMR) { inPtrs in
     withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<Float>.self, capacity: 3 * directMR) { outPtrs in
         let a = inPtrs.baseAddress!, cp = outPtrs.baseAddress!, real = cp + directMR, pixel = real + directMR
-        for pass in 0..<(tilesOutside ? 1 : blocks) {
+        for pass in tilesOutside ? blockRange.prefix(1) : blockRange {
             // Grid pixel (y, x) of the next tile's first pixel, advanced without divisions
             // (they cost a third of the time of a 3-input-channel layer's tile).
             var y = y0, x = 0
@@ -354,7 +375,7 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
                         pixel[r] = pixel[r - 1]
                     }
                 }
-                for b in (tilesOutside ? 0 : pass)..<(tilesOutside ? blocks : pass + 1) {
+                for b in tilesOutside ? blockRange : pass..<(pass + 1) {
                     let o0 = b * directNR
                     let nr = min(directNR, p.outC - o0)
                     let w = p.packed + b * blockFloats
