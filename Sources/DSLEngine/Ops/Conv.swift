@@ -243,8 +243,7 @@ final class ConvKernel: EngineKernel {
             var check = [Float](repeating: 0, count: rows * oc + oc)
             check.withUnsafeMutableBufferPointer { fold(norm, into: $0.baseAddress!) }
             require(check.indices.allSatisfy { check[$0].bitPattern == folded[$0].bitPattern },
-                    "a convolution's weights or batch norm statistics changed through a pointer read before the "
-                        + "graph's last forward; read EngineGraph.parameters, buffers or parameterValues again to write them")
+                    WeightGeneration.staleMessage)
             #endif
             return (UnsafePointer(folded), UnsafePointer(bias))
         }

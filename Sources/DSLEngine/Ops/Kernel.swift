@@ -46,8 +46,6 @@ struct NodeStorage {
     /// forward weights (`PackedWeightCache`) and folded batch norm between calls while this
     /// generation stays unchanged.
     var weightGeneration: WeightGeneration? = nil
-    /// The graph is compiled for inference only.
-    var cachesPackedWeights: Bool { weightGeneration != nil }
 }
 
 extension NodeStorage {

@@ -28,6 +28,9 @@ import Foundation
 final class WeightGeneration {
     private(set) var value: UInt64 = 0
     func advance() { value &+= 1 }
+    /// What a debug build says when kept weights no longer match the parameters.
+    static let staleMessage = "a convolution's weights or batch norm statistics changed through a pointer read before "
+        + "the graph's last forward; read EngineGraph.parameters, buffers or parameterValues again to write them"
 }
 
 /// One convolution's packed forward weights and the weights they were packed from.
@@ -78,8 +81,7 @@ final class PackedWeightCache {
         if isFilled && checkedGeneration == generation.value {
             #if DEBUG
             require(memcmp(weights, source, weightFloats * MemoryLayout<Float>.stride) == 0,
-                    "a convolution's weights changed through a pointer read before the graph's last forward; "
-                        + "read EngineGraph.parameters, buffers or parameterValues again to write them")
+                    WeightGeneration.staleMessage)
             #endif
             return UnsafePointer(packed)
         }
