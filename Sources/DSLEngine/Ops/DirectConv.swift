@@ -45,7 +45,8 @@ import Synchronization
 //        (backward-data accumulates). A ragged tail tile repeats the last pixel's pointer and
 //        a ragged channel block goes through an 8×48 scratch tile, computed by the 8×16 or
 //        8×32 kernel when its channels fit (`gatherRaggedTile`: a 64-channel layer's second
-//        block, 16 channels, multiplied 48 columns, two thirds of them zero weights).
+//        block, 16 channels, multiplied 48 columns, two thirds of them zero weights); a block
+//        of exactly 16 or 32 channels writes its full-height tiles in place.
 //   backward-weights `weightTile8x48`: 8 consecutive depth rows (kh, kw, ic) × 48 output
 //        channels of dW in 24 accumulators, streaming pixels: per pixel 8 broadcasts of input
 //        values (pointer + offset of each depth row), 3 vector loads of dY, 24 FMAs. The tile
@@ -253,9 +254,10 @@ func runDirectPass(_ p: DirectPass) {
                         real[r] = p.output + n * p.outImage + y * p.outY + x * p.outX + o0
                         c[r] = real[r]
                     }
-                    if mr == directMR && nr == directNR {
-                        gatherTile8x48(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
-                                       c, initial: initial, relu: p.relu)
+                    if mr == directMR && (nr == directNR || nr % 16 == 0) {
+                        // A whole tile, or a full-height one of a narrow block: in place.
+                        gatherRaggedTile(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
+                                         c, initial: initial, relu: p.relu, columns: nr)
                     } else {
                         // Ragged tile: compute into the scratch tile, copy the valid part.
                         for r in 0..<directMR { c[r] = tile + r * directNR }
@@ -381,9 +383,11 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
                     let w = p.packed + b * blockFloats
                     let initial = p.initial.map { $0 + o0 }
                     for r in 0..<directMR { real[r] = pixel[r] + o0; cp[r] = real[r] }
-                    if mr == directMR && nr == directNR {
-                        gatherTile8x48(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
-                                       cp, initial: initial, streaming: streaming, relu: p.relu)
+                    if mr == directMR && (nr == directNR || nr % 16 == 0) {
+                        // A whole tile, or a full-height one of a narrow block of 16 or 32 channels
+                        // (the 8×16 / 8×32 kernels store exactly those): in place.
+                        gatherRaggedTile(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
+                                         cp, initial: initial, streaming: streaming, relu: p.relu, columns: nr)
                     } else {
                         for r in 0..<directMR { cp[r] = tile + r * directNR }
                         if initial == nil {
@@ -401,19 +405,23 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
     }
 }
 
-/// A ragged tile into the 8×48 scratch tile `c` (rows 48 floats apart): the 8×48 kernel, or,
-/// when the block's `columns` output channels fit in 16 or 32, the 8×16 or 8×32 kernel (the
-/// rest of a narrow layer's 48-wide block is zero weights). The same bits in the live columns.
+/// A tile of a block with `columns` live output channels: the 8×16 or 8×32 kernel when they fit
+/// in 16 or 32 (the rest of a narrow layer's 48-wide block is zero weights), else the 8×48
+/// one. The same bits in the live columns. The narrow kernels write 16 or 32 floats per row of
+/// `c`: a ragged tile's go to the 8×48 scratch tile; with exactly 16 or 32 columns, a full-
+/// height tile's go to the output itself (GoogLeNet's 64- and 128-channel 7×7 and 5×5 layers:
+/// a 16- or 32-channel block each, copied through the scratch tile before).
 @inline(__always)
 func gatherRaggedTile(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int, rowStride: Int, run: Int,
                       w: UnsafePointer<Float>, _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
-                      initial: UnsafePointer<Float>?, relu: Bool, columns: Int) {
+                      initial: UnsafePointer<Float>?, streaming: Bool = false, relu: Bool, columns: Int) {
     if columns <= 16 {
         gatherTile8x16(a, kernel: kernel, rowStride: rowStride, run: run, w: w, c, initial: initial, relu: relu)
     } else if columns <= 32 {
         gatherTile8x32(a, kernel: kernel, rowStride: rowStride, run: run, w: w, c, initial: initial, relu: relu)
     } else {
-        gatherTile8x48(a, kernel: kernel, rowStride: rowStride, run: run, w: w, c, initial: initial, relu: relu)
+        gatherTile8x48(a, kernel: kernel, rowStride: rowStride, run: run, w: w, c, initial: initial,
+                       streaming: streaming, relu: relu)
     }
 }
 
