@@ -44,7 +44,7 @@ import Synchronization
 //        accumulators start from the bias (forward: bias fused) or from the current dX
 //        (backward-data accumulates). A ragged tail tile repeats the last pixel's pointer and
 //        a ragged channel block goes through an 8×48 scratch tile, computed by the 8×16 or
-//        8×32 kernel when its channels fit (`gatherRaggedTile`: a 64-channel layer's second
+//        8×32 kernel when its channels fit (`gatherTileColumns`: a 64-channel layer's second
 //        block, 16 channels, multiplied 48 columns, two thirds of them zero weights); a block
 //        of exactly 16 or 32 channels writes its full-height tiles in place.
 //   backward-weights `weightTile8x48`: 8 consecutive depth rows (kh, kw, ic) × 48 output
@@ -254,10 +254,10 @@ func runDirectPass(_ p: DirectPass) {
                         real[r] = p.output + n * p.outImage + y * p.outY + x * p.outX + o0
                         c[r] = real[r]
                     }
-                    if mr == directMR && (nr == directNR || nr % 16 == 0) {
+                    if mr == directMR && nr % 16 == 0 {
                         // A whole tile, or a full-height one of a narrow block: in place.
-                        gatherRaggedTile(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
-                                         c, initial: initial, relu: p.relu, columns: nr)
+                        gatherTileColumns(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
+                                          c, initial: initial, relu: p.relu, columns: nr)
                     } else {
                         // Ragged tile: compute into the scratch tile, copy the valid part.
                         for r in 0..<directMR { c[r] = tile + r * directNR }
@@ -265,8 +265,8 @@ func runDirectPass(_ p: DirectPass) {
                             tile.update(repeating: 0, count: directMR * directNR)
                             for r in 0..<mr { (tile + r * directNR).update(from: real[r], count: nr) }
                         }
-                        gatherRaggedTile(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
-                                         c, initial: initial, relu: p.relu, columns: nr)
+                        gatherTileColumns(a, kernel: p.taps, rowStride: p.tapStride, run: p.run, w: w,
+                                          c, initial: initial, relu: p.relu, columns: nr)
                         for r in 0..<mr { real[r].update(from: tile + r * directNR, count: nr) }
                     }
                 }
@@ -383,19 +383,19 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
                     let w = p.packed + b * blockFloats
                     let initial = p.initial.map { $0 + o0 }
                     for r in 0..<directMR { real[r] = pixel[r] + o0; cp[r] = real[r] }
-                    if mr == directMR && (nr == directNR || nr % 16 == 0) {
+                    if mr == directMR && nr % 16 == 0 {
                         // A whole tile, or a full-height one of a narrow block of 16 or 32 channels
                         // (the 8×16 / 8×32 kernels store exactly those): in place.
-                        gatherRaggedTile(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
-                                         cp, initial: initial, streaming: streaming, relu: p.relu, columns: nr)
+                        gatherTileColumns(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
+                                          cp, initial: initial, streaming: streaming, relu: p.relu, columns: nr)
                     } else {
                         for r in 0..<directMR { cp[r] = tile + r * directNR }
                         if initial == nil {
                             tile.update(repeating: 0, count: directMR * directNR)
                             for r in 0..<mr { (tile + r * directNR).update(from: real[r], count: nr) }
                         }
-                        gatherRaggedTile(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
-                                         cp, initial: initial, relu: p.relu, columns: nr)
+                        gatherTileColumns(a, kernel: p.taps, rowStride: wp * c, run: p.run, w: w,
+                                          cp, initial: initial, relu: p.relu, columns: nr)
                         for r in 0..<mr { real[r].update(from: tile + r * directNR, count: nr) }
                     }
                 }
@@ -412,9 +412,9 @@ private func directSlabJob(_ p: DirectPass, _ sl: SlabSource, n: Int, y0: Int, y
 /// height tile's go to the output itself (GoogLeNet's 64- and 128-channel 7×7 and 5×5 layers:
 /// a 16- or 32-channel block each, copied through the scratch tile before).
 @inline(__always)
-func gatherRaggedTile(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int, rowStride: Int, run: Int,
-                      w: UnsafePointer<Float>, _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
-                      initial: UnsafePointer<Float>?, streaming: Bool = false, relu: Bool, columns: Int) {
+func gatherTileColumns(_ a: UnsafeMutablePointer<UnsafePointer<Float>>, kernel: Int, rowStride: Int, run: Int,
+                       w: UnsafePointer<Float>, _ c: UnsafeMutablePointer<UnsafeMutablePointer<Float>>,
+                       initial: UnsafePointer<Float>?, streaming: Bool = false, relu: Bool, columns: Int) {
     if columns <= 16 {
         gatherTile8x16(a, kernel: kernel, rowStride: rowStride, run: run, w: w, c, initial: initial, relu: relu)
     } else if columns <= 32 {
