@@ -29,6 +29,8 @@ enum BenchCommand {
     their rate (counted as the direct convolution's FLOPs) can exceed 100 % of peak. A
     ReLU marked "fused fwd" is applied by the convolution before it as it stores its
     output (the convolution's forward time includes it); its backward runs on its own.
+    An activation marked "fused" after a batch norm is applied by the batch norm's store and,
+    in training, its backward by the batch norm's backward (both in the batch norm's times).
     Memory-bound layers (batch norm, activations, pooling, add, concat, mul, dropout,
     softmax, depthwise convolutions) are also reported in GB/s against this machine's
     bandwidth, measured as a parallel copy (bytes read + written, as STREAM counts) with
@@ -136,10 +138,11 @@ enum BenchCommand {
             // Forward, plus in training the weight gradient and (unless nobody needs it) dX.
             let passes = trains ? (engine.computesInputGradient(of: e) ? 3 : 2) : 1
             // Memory-bound layers: the bytes their passes must move (none for a forward another
-            // kernel applies as it stores, "fused fwd").
+            // kernel applies as it stores, "fused fwd", nor for a backward it does too, "fused").
             let kernel = engine.algorithm(of: e) ?? ""
             let bytes = engine.compulsoryBytes(of: e, batch: batch).map { b in
-                (kernel.contains("fused") ? 0 : b.forward) + (trains && engine.computesInputGradient(of: e) ? b.backward : 0)
+                (kernel.contains("fused") ? 0 : b.forward)
+                    + (trains && engine.computesInputGradient(of: e) && kernel != "fused" ? b.backward : 0)
             }
             rows.append(Row(name: engine.name(of: e), op: engine.op(of: e).map { "\($0)" } ?? "",
                             kernel: kernel, fwd: engine.forwardSeconds[e] / Double(steps) * 1000,

@@ -181,6 +181,11 @@ public final class EngineGraph {
     /// The adds a graph compiled for inference only fused into the convolution before them
     /// (ResidualAdd.swift).
     public private(set) var fusedResidualAdds: [Int] = []
+    /// The activations of a graph compiled for training whose backward the batch norm before
+    /// them does (`BatchNormKernel.fusedActivationGradient`), each with that batch norm; their
+    /// own backward does nothing, and the batch norm's output gradient is never materialised
+    /// (`gradient(of:)` is nil for it).
+    public private(set) var activationBackwardsInNorm: [(activation: Int, norm: Int)] = []
 
     private(set) var kernels: [EngineKernel?] = []
     private var softmaxKernel: SoftmaxKernel?
@@ -327,6 +332,9 @@ public final class EngineGraph {
         var valueRoot: [Int]
         /// Per node: the convolution a batch norm is folded into (inference only), else -1.
         var foldedInto: [Int]
+        /// Per activation node: the batch norm whose backward does its backward (training
+        /// only; `BatchNormKernel.fusedActivationGradient`), else -1.
+        var backwardInNorm: [Int]
         /// Per node: the first of the 1×1 convolutions of its input that run as one GEMM
         /// (inference only; PointwiseSiblings.swift), else -1.
         var siblingLeader: [Int]
@@ -472,6 +480,24 @@ public final class EngineGraph {
                 tensors[valueTensor[root]].end = max(tensors[valueTensor[root]].end, end)
             }
         }
+        // Training: an activation running in place on a batch norm's output, which the batch
+        // norm applies in its store (compile), and whose derivative is a mask
+        // (`BatchNormKernel.fusesBackward`): the batch norm's backward does the activation's
+        // too, reading the activation's output gradient, which so lives until then.
+        var backwardInNorm = [Int](repeating: -1, count: count)
+        if training && endsWithSoftmax && reuseBuffers && EngineGraph.fusesBatchNormActivations && EngineGraph.fusesActivationBackward {
+            for j in 1..<count where valueRoot[j] != j && needsGrad[j] {
+                let i = nodes[j].inputs[0]
+                guard case .batchNorm? = nodes[i].op, needsGrad[i] else { continue }
+                let activation: FusedActivation
+                switch nodes[j].op! {
+                case .relu: activation = .relu
+                case let .activation(a): activation = .activation(a)
+                default: continue
+                }
+                if BatchNormKernel.fusesBackward(of: activation) { backwardInNorm[j] = i }
+            }
+        }
         var gradTensor = [Int](repeating: -1, count: count)
         var zeroGradsBefore = [[Int]](repeating: [], count: count)
         if training && endsWithSoftmax {
@@ -479,8 +505,9 @@ public final class EngineGraph {
                 let firstWriter = consumers[j].max() ?? j
                 zeroGradsBefore[firstWriter].append(j)
                 gradTensor[j] = tensors.count
+                let lastReader = backwardInNorm[j] >= 0 ? backwardInNorm[j] : j
                 tensors.append(PlannedTensor(floats: maxBatch * nodes[j].shape.count, start: backwardTime(firstWriter),
-                                             end: j == 0 ? Int.max : backwardTime(j)))
+                                             end: j == 0 ? Int.max : backwardTime(lastReader)))
             }
         }
         var savedTensor = [Int](repeating: -1, count: count)
@@ -545,7 +572,7 @@ public final class EngineGraph {
             scratchBytes: 4 * columnFloats + workspaceBytes + ownedBytes,
             parameterBytes: 4 * parameterCount, gradientBytes: 4 * parameterCount, bufferBytes: 4 * bufferCount,
             unplannedActivationBytes: 4 * unplanned)
-        return CompilePlan(needsGrad: needsGrad, valueRoot: valueRoot, foldedInto: foldedInto,
+        return CompilePlan(needsGrad: needsGrad, valueRoot: valueRoot, foldedInto: foldedInto, backwardInNorm: backwardInNorm,
                            siblingLeader: siblingLeader, siblingGroups: siblingGroups, residualConv: residualConv, residualInput: residualInput,
                            valueTensor: valueTensor, gradTensor: gradTensor,
                            savedTensor: savedTensor, zeroGradsBefore: zeroGradsBefore, offsets: arena.offsets,
@@ -656,6 +683,16 @@ public final class EngineGraph {
                 act.fused = true
             }
         }
+        // Activations whose backward the batch norm before them does (training; makePlan).
+        activationBackwardsInNorm = []
+        for j in 1..<count where plan.backwardInNorm[j] >= 0 {
+            let i = plan.backwardInNorm[j], bn = kernels[i] as! BatchNormKernel
+            require(bn.fused != nil && grads[j] != nil, "the activation after \(nodes[i].name) is not fused")
+            bn.fusedActivationGradient = UnsafePointer(grads[j]!)
+            if let relu = kernels[j] as? ReLUKernel { relu.backwardInNorm = true }
+            if let act = kernels[j] as? ActivationKernel { act.backwardInNorm = true }
+            activationBackwardsInNorm.append((j, i))
+        }
         // Batch norms folded into the convolution before them (inference only; see makePlan):
         // the convolution also applies a ReLU the batch norm would have.
         for j in 1..<count where plan.foldedInto[j] >= 0 {
@@ -709,6 +746,10 @@ public final class EngineGraph {
     /// Test hook: false keeps batch norm and the activation after it as two passes.
     nonisolated(unsafe) static var fusesBatchNormActivations = true
 
+    /// Test and benchmark hook: false leaves an activation fused into a batch norm's forward
+    /// to do its own backward (a pass that stores the batch norm's output gradient).
+    nonisolated(unsafe) static var fusesActivationBackward = true
+
     /// Test and benchmark hook, read by `compile`: false zeroes every gradient before its first
     /// writer and lets every kernel add to it (the code path before gradient stores).
     nonisolated(unsafe) static var storesGradients = true
@@ -720,7 +761,12 @@ public final class EngineGraph {
     /// A node's output after a forward pass (tests; overwritten by later nodes when storage is reused).
     func value(of node: Int) -> UnsafePointer<Float> { UnsafePointer(values[node]) }
     /// The gradient of a node's output after a backward pass (tests), or nil.
-    func gradient(of node: Int) -> UnsafePointer<Float>? { grads[node].map { UnsafePointer($0) } }
+    /// Nil also for a batch norm that does the backward of the activation after it, whose output
+    /// gradient is never stored (`activationBackwardsInNorm`).
+    func gradient(of node: Int) -> UnsafePointer<Float>? {
+        if activationBackwardsInNorm.contains(where: { $0.norm == node }) { return nil }
+        return grads[node].map { UnsafePointer($0) }
+    }
     /// The nodes whose output gradient node k's backward stores (tests).
     func storedGradients(by k: Int) -> [Int] { storedGradsBy[k] }
 
@@ -1074,13 +1120,18 @@ public final class EngineGraph {
         let relus = kernels.compactMap { $0 as? ReLUKernel }
         let norms = kernels.compactMap { $0 as? BatchNormKernel }
         let drops = kernels.compactMap { $0 as? DropoutKernel }
+        // Activations whose backward a batch norm does in training run their own here (the
+        // batch norms run as affine maps, reading their own output gradients).
+        let inNorm = activationBackwardsInNorm.map { kernels[$0.activation]! }
         for r in relus { r.rule = rule }
         for b in norms { b.inferenceBackward = true }
         for d in drops { d.inferenceBackward = true }
+        for a in inNorm { (a as? ReLUKernel)?.backwardInNorm = false; (a as? ActivationKernel)?.backwardInNorm = false }
         defer {
             for r in relus { r.rule = .backprop }
             for b in norms { b.inferenceBackward = false }
             for d in drops { d.inferenceBackward = false }
+            for a in inNorm { (a as? ReLUKernel)?.backwardInNorm = true; (a as? ActivationKernel)?.backwardInNorm = true }
         }
         for k in stride(from: node, through: 1, by: -1) {
             prepareGradients(before: k, batch: batch)

@@ -165,17 +165,18 @@ enum ProductSums: ChannelSumKindType { static var kind: ChannelSumKind { .withPr
 @inline(__always)
 func blockChannelSums(kind: ChannelSumKind, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
                       center: UnsafePointer<Double>?, rows: Range<Int>, c: Int, c0: Int,
-                      first: UnsafeMutablePointer<Double>, second: UnsafeMutablePointer<Double>) {
+                      first: UnsafeMutablePointer<Double>, second: UnsafeMutablePointer<Double>,
+                      accumulating: Bool = false) {
     switch kind {
     case .plain:
         blockChannelSums(PlainSums.self, a, nil, center: nil, rows: rows, c: c, c0: c0,
-                         first: first, second: second)
+                         first: first, second: second, accumulating: accumulating)
     case .centeredSquares:
         blockChannelSums(CenteredSquareSums.self, a, nil, center: center, rows: rows, c: c, c0: c0,
-                         first: first, second: second)
+                         first: first, second: second, accumulating: accumulating)
     case .withProducts:
         blockChannelSums(ProductSums.self, a, b, center: nil, rows: rows, c: c, c0: c0,
-                         first: first, second: second)
+                         first: first, second: second, accumulating: accumulating)
     }
 }
 
@@ -190,11 +191,14 @@ enum ChannelSumKind { case plain, centeredSquares, withProducts }
 /// `second` is not touched otherwise),
 /// each channel's sum one Double chain starting from 0 over the rows in order, the chain the
 /// scalar loop `first[ch] += Double(a[r, ch])` makes; kept in registers (up to 16) across the
-/// rows instead of read and written in memory for every row.
+/// rows instead of read and written in memory for every row. With `accumulating` the chains
+/// go on from the sums already in `first` (and `second`) instead of 0: rows summed a block at
+/// a time give the bits of one call over all of them.
 @inline(never)
 func blockChannelSums<K: ChannelSumKindType>(_: K.Type, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
                                              center: UnsafePointer<Double>?, rows: Range<Int>, c: Int, c0: Int,
-                                             first: UnsafeMutablePointer<Double>, second: UnsafeMutablePointer<Double>) {
+                                             first: UnsafeMutablePointer<Double>, second: UnsafeMutablePointer<Double>,
+                                             accumulating: Bool = false) {
     let kind = K.kind
     let width = min(64, c - c0)
     let groups = (width + 7) / 8, lastLanes = width - (groups - 1) * 8
@@ -207,6 +211,17 @@ func blockChannelSums<K: ChannelSumKindType>(_: K.Type, _ a: UnsafePointer<Float
     var s0 = D8(), s1 = D8(), s2 = D8(), s3 = D8(), s4 = D8(), s5 = D8(), s6 = D8(), s7 = D8()
     var t0 = D8(), t1 = D8(), t2 = D8(), t3 = D8(), t4 = D8(), t5 = D8(), t6 = D8(), t7 = D8()
     var m0 = D8(), m1 = D8(), m2 = D8(), m3 = D8(), m4 = D8(), m5 = D8(), m6 = D8(), m7 = D8()
+    if accumulating {
+        let (f, t) = (UnsafePointer(first), UnsafePointer(second))
+        s0 = group(f, 0); if groups > 1 { s1 = group(f, 1) }; if groups > 2 { s2 = group(f, 2) }; if groups > 3 { s3 = group(f, 3) }
+        if groups > 4 { s4 = group(f, 4) }; if groups > 5 { s5 = group(f, 5) }; if groups > 6 { s6 = group(f, 6) }
+        if groups > 7 { s7 = group(f, 7) }
+        if kind == .withProducts {
+            t0 = group(t, 0); if groups > 1 { t1 = group(t, 1) }; if groups > 2 { t2 = group(t, 2) }; if groups > 3 { t3 = group(t, 3) }
+            if groups > 4 { t4 = group(t, 4) }; if groups > 5 { t5 = group(t, 5) }; if groups > 6 { t6 = group(t, 6) }
+            if groups > 7 { t7 = group(t, 7) }
+        }
+    }
     if kind == .centeredSquares, let center {
         m0 = group(center, 0)
         if groups > 1 { m1 = group(center, 1) }; if groups > 2 { m2 = group(center, 2) }; if groups > 3 { m3 = group(center, 3) }

@@ -210,8 +210,11 @@ final class ActivationKernel: EngineKernel {
     /// Set at compile time when the batch norm before applies this activation in its store
     /// (`BatchNormKernel.fused`): forward has nothing to do.
     var fused = false
+    /// Set at compile time (training) when the batch norm before does this activation's
+    /// backward (`BatchNormKernel.fusedActivationGradient`): backward has nothing to do.
+    var backwardInNorm = false
 
-    var algorithm: String? { fused ? "fused fwd" : io.input == io.output ? "in place" : nil }
+    var algorithm: String? { backwardInNorm ? "fused" : fused ? "fused fwd" : io.input == io.output ? "in place" : nil }
 
     /// Backward stores the input gradient (`storeInputGradient`).
     var storesInputGradient = false
@@ -238,7 +241,7 @@ final class ActivationKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
-        guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
+        guard !backwardInNorm, let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
         let total = batch * count
         let (x, y, dy, kind) = (UnsafePointer(io.input), UnsafePointer(io.output), UnsafePointer(dOut), kind)
         let (fromOutput, store) = (kind.backwardFromOutput, storesInputGradient)

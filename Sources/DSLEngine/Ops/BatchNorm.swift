@@ -47,6 +47,22 @@ final class BatchNormKernel: EngineKernel {
     /// in place, or does nothing.
     var isFolded = false
 
+    /// Set at compile time for training, beside `fused`, when the graph planned it
+    /// (`EngineGraph.fusesActivationBackward`): the gradient of the fused activation's output.
+    /// Backward then does that activation's backward as well (the activation's does nothing and
+    /// this kernel's own output gradient stays unwritten): it reads this gradient and multiplies
+    /// by the activation's derivative at y = act(x̂·γ + β), recomputed exactly as forward stored
+    /// it (`activationGradientRow`). A pass over the tensor, and the write of one, saved.
+    /// Not in `inferenceBackward`, where the activation runs its own backward again.
+    var fusedActivationGradient: UnsafePointer<Float>? = nil
+
+    /// Whether an activation's backward can run inside the batch norm's (`fusedActivationGradient`):
+    /// those whose derivative is a mask or a constant on one (so recomputing y is a multiply, an
+    /// add and a compare).
+    static func fusesBackward(of a: FusedActivation) -> Bool {
+        a == .relu || a == .activation(.relu6) || a == .activation(.hardsigmoid)
+    }
+
     /// The kernel's state and scratch, one block.
     let block: MemoryBlock
 
@@ -93,15 +109,48 @@ final class BatchNormKernel: EngineKernel {
     }
 
     /// sums[c] = Σ_r a[r,c] (and sums[C + c] = Σ_r a[r,c]·b[r,c] when b is given), fixed order.
+    /// With `activation` (backward, `fusedActivationGradient`): a is the activation's output
+    /// gradient and b is x̂, and the rows summed are those of g = a·act'(y) instead of a, made a
+    /// block of rows at a time in this thread's scratch (`activationGradientRow`): the sums of
+    /// the gradient the activation's own backward would have stored, with the same chains.
     private func channelSums(_ a: UnsafePointer<Float>, times b: UnsafePointer<Float>?,
-                             center: UnsafePointer<Double>?, rows: Int) {
+                             center: UnsafePointer<Double>?, rows: Int, activation: FusedActivation? = nil) {
         let c = channels
         let chunks = reductionChunkCount(rows: rows)
         let (partials, sums) = (self.partials, self.sums)
         let kind: ChannelSumKind = b != nil ? .withProducts : (center != nil ? .centeredSquares : .plain)
+        let (gamma, beta) = (UnsafePointer(self.gamma), UnsafePointer(self.beta))
         parallelFor(chunks) { chunk in
             let first = partials + chunk * 2 * c, second = first + c
             let rowRange = chunkRange(chunk, of: chunks, count: rows)
+            if let activation, let b {
+                // Blocks of ≥ 1024 floats (at least one row), in L1 between making and summing.
+                let blockRows = max(1, 1024 / c)
+                let g = BatchNormKernel.gradientScratch.floats(blockRows * c)
+                first.update(repeating: 0, count: 2 * c)
+                for start in stride(from: rowRange.lowerBound, to: rowRange.upperBound, by: blockRows) {
+                    let n = min(blockRows, rowRange.upperBound - start)
+                    for r in 0..<n {
+                        let at = (start + r) * c
+                        activationGradientRow(activation, dy: a + at, xhat: b + at, gamma: gamma, beta: beta,
+                                              into: g + r * c, count: c)
+                    }
+                    let nx = b + start * c
+                    if c <= 64 {
+                        blockChannelSums(kind: .withProducts, UnsafePointer(g), nx, center: nil, rows: 0..<n, c: c, c0: 0,
+                                         first: first, second: second, accumulating: true)
+                    } else {
+                        for r in 0..<n {
+                            let (rowA, rowB) = (g + r * c, nx + r * c)
+                            for ch in 0..<c {
+                                first[ch] += Double(rowA[ch])
+                                second[ch] += Double(rowA[ch]) * Double(rowB[ch])
+                            }
+                        }
+                    }
+                }
+                return
+            }
             if c <= 64 {
                 blockChannelSums(kind: kind, a, b, center: center, rows: rowRange, c: c, c0: 0,
                                  first: first, second: second)
@@ -236,10 +285,14 @@ final class BatchNormKernel: EngineKernel {
             }
             return
         }
-        guard let dOut = io.outputGrad, let xhat = normalized else { return }
+        guard let xhat = normalized else { return }
+        // dy: this kernel's output gradient, or (activation backward fused) the activation's,
+        // which `activationGradientRow` turns into this kernel's a row at a time.
+        let activation = fusedActivationGradient != nil ? fused : nil
+        guard let dOut = fusedActivationGradient ?? io.outputGrad.map({ UnsafePointer($0) }) else { return }
         let c = channels, rows = batch * rowsPerSample
         // sums[0..<C] = Σ dy, sums[C..<2C] = Σ dy·x̂
-        channelSums(UnsafePointer(dOut), times: UnsafePointer(xhat), center: nil, rows: rows)
+        channelSums(dOut, times: UnsafePointer(xhat), center: nil, rows: rows, activation: activation)
         let n = Double(rows)
         for ch in 0..<c {
             betaGrad[ch] += Float(sums[ch])
@@ -251,15 +304,53 @@ final class BatchNormKernel: EngineKernel {
             meanDy[ch] = Float(sums[ch] / n)
             meanDyXhat[ch] = Float(sums[c + ch] / n)
         }
-        let (g, inv, meanDy, meanDyXhat, store) = (gamma, invStd, self.meanDy, self.meanDyXhat, storesInputGradient)
+        let (g, b, inv, meanDy, meanDyXhat, store) = (gamma, UnsafePointer(beta), invStd, self.meanDy, self.meanDyXhat, storesInputGradient)
         let chunks = elementwiseChunks(rows * c)
         parallelFor(chunks) { chunk in
+            let row = activation != nil ? BatchNormKernel.gradientScratch.floats(c) : nil
             for r in chunkRange(chunk, of: chunks, count: rows) {
-                let (dy, nx, dx) = (dOut + r * c, xhat + r * c, dIn + r * c)
+                var (dy, nx, dx) = (dOut + r * c, UnsafePointer(xhat + r * c), dIn + r * c)
+                if let activation, let row {
+                    activationGradientRow(activation, dy: dy, xhat: nx, gamma: UnsafePointer(g), beta: b, into: row, count: c)
+                    dy = UnsafePointer(row)
+                }
                 updateGradient(dx, 0..<c, store: store) { ch in
                     g[ch] * inv[ch] * (dy[ch] - meanDy[ch] - nx[ch] * meanDyXhat[ch])
                 }
             }
         }
+    }
+
+    /// Per-thread rows of the activation's gradient (`fusedActivationGradient`).
+    private static let gradientScratch = ThreadScratch()
+}
+
+/// out[ch] = dy[ch]·act'(y[ch]) + 0 for one row of `count` channels: what the activation's own
+/// backward stores (ReLUKernel, ActivationKernel: the derivative read from the output), with the
+/// output y = act(x̂·γ + β) recomputed by the expressions the batch norm's forward stored it
+/// with (x̂·γ + β, then `applyFusedActivation`'s), so the same bits. For the activations of
+/// `BatchNormKernel.fusesBackward`.
+@inline(__always)
+func activationGradientRow(_ a: FusedActivation, dy: UnsafePointer<Float>, xhat: UnsafePointer<Float>,
+                           gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+                           into out: UnsafeMutablePointer<Float>, count: Int) {
+    switch a {
+    case .relu:
+        for ch in 0..<count {
+            let y = max(xhat[ch] * gamma[ch] + beta[ch], 0)
+            out[ch] = (y > 0 ? dy[ch] : 0 * dy[ch]) + 0
+        }
+    case .activation(.relu6):
+        for ch in 0..<count {
+            let y = activationValue(.relu6, xhat[ch] * gamma[ch] + beta[ch])
+            out[ch] = dy[ch] * activationDerivative(.relu6, x: 0, y: y) + 0
+        }
+    case .activation(.hardsigmoid):
+        for ch in 0..<count {
+            let y = activationValue(.hardsigmoid, xhat[ch] * gamma[ch] + beta[ch])
+            out[ch] = dy[ch] * activationDerivative(.hardsigmoid, x: 0, y: y) + 0
+        }
+    case .activation:
+        preconditionFailure("no fused backward for \(a)")
     }
 }

@@ -35,8 +35,12 @@ final class ReLUKernel: EngineKernel {
     /// Backward stores the input gradient (`storeInputGradient`).
     var storesInputGradient = false
     func storeInputGradient(_ input: Int) -> Bool { storesInputGradient = true; return true }
-    /// "fused fwd" when the convolution before applies this ReLU (shown by `dsl bench`).
-    var algorithm: String? { fused ? "fused fwd" : nil }
+    /// Set at compile time (training) when the batch norm before does this ReLU's backward
+    /// (`BatchNormKernel.fusedActivationGradient`): backward has nothing to do.
+    var backwardInNorm = false
+    /// "fused fwd" when the convolution or batch norm before applies this ReLU, "fused" when the
+    /// batch norm does its backward too (shown by `dsl bench`).
+    var algorithm: String? { backwardInNorm ? "fused" : fused ? "fused fwd" : nil }
 
     init(slope: Float, signFromOutput: Bool, storage s: NodeStorage) {
         count = s.outputShape.count
@@ -61,7 +65,7 @@ final class ReLUKernel: EngineKernel {
     }
 
     func backward(batch: Int) {
-        guard let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
+        guard !backwardInNorm, let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
         let total = batch * count
         let sign = UnsafePointer(signFromOutput ? io.output : io.input)
         let (slope, store) = (self.slope, storesInputGradient)
