@@ -186,6 +186,8 @@ public final class EngineGraph {
     /// own backward does nothing, and the batch norm's output gradient is never materialised
     /// (`gradient(of:)` is nil for it).
     public private(set) var activationBackwardsInNorm: [(activation: Int, norm: Int)] = []
+    /// Those activations' kernels.
+    private var activationKernelsInNorm: [ActivationBackwardInNorm] = []
 
     private(set) var kernels: [EngineKernel?] = []
     private var softmaxKernel: SoftmaxKernel?
@@ -685,13 +687,14 @@ public final class EngineGraph {
         }
         // Activations whose backward the batch norm before them does (training; makePlan).
         activationBackwardsInNorm = []
+        activationKernelsInNorm = []
         for j in 1..<count where plan.backwardInNorm[j] >= 0 {
-            let i = plan.backwardInNorm[j], bn = kernels[i] as! BatchNormKernel
+            let i = plan.backwardInNorm[j], bn = kernels[i] as! BatchNormKernel, act = kernels[j] as! ActivationBackwardInNorm
             require(bn.fused != nil && grads[j] != nil, "the activation after \(nodes[i].name) is not fused")
             bn.fusedActivationGradient = UnsafePointer(grads[j]!)
-            if let relu = kernels[j] as? ReLUKernel { relu.backwardInNorm = true }
-            if let act = kernels[j] as? ActivationKernel { act.backwardInNorm = true }
+            act.backwardInNorm = true
             activationBackwardsInNorm.append((j, i))
+            activationKernelsInNorm.append(act)
         }
         // Batch norms folded into the convolution before them (inference only; see makePlan):
         // the convolution also applies a ReLU the batch norm would have.
@@ -1122,16 +1125,16 @@ public final class EngineGraph {
         let drops = kernels.compactMap { $0 as? DropoutKernel }
         // Activations whose backward a batch norm does in training run their own here (the
         // batch norms run as affine maps, reading their own output gradients).
-        let inNorm = activationBackwardsInNorm.map { kernels[$0.activation]! }
+        let inNorm = activationKernelsInNorm
         for r in relus { r.rule = rule }
         for b in norms { b.inferenceBackward = true }
         for d in drops { d.inferenceBackward = true }
-        for a in inNorm { (a as? ReLUKernel)?.backwardInNorm = false; (a as? ActivationKernel)?.backwardInNorm = false }
+        for a in inNorm { a.backwardInNorm = false }
         defer {
             for r in relus { r.rule = .backprop }
             for b in norms { b.inferenceBackward = false }
             for d in drops { d.inferenceBackward = false }
-            for a in inNorm { (a as? ReLUKernel)?.backwardInNorm = true; (a as? ActivationKernel)?.backwardInNorm = true }
+            for a in inNorm { a.backwardInNorm = true }
         }
         for k in stride(from: node, through: 1, by: -1) {
             prepareGradients(before: k, batch: batch)

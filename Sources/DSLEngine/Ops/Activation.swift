@@ -195,8 +195,16 @@ func applyFusedActivation(_ a: FusedActivation, _ p: UnsafeMutablePointer<Float>
     }
 }
 
+/// A kernel whose backward a batch norm can do (`BatchNormKernel.fusedActivationGradient`):
+/// ReLUKernel and ActivationKernel.
+protocol ActivationBackwardInNorm: AnyObject {
+    /// Set at compile time (training) when the batch norm before does this activation's
+    /// backward: backward has nothing to do.
+    var backwardInNorm: Bool { get set }
+}
+
 /// Activation kernel (one of `EngineActivation`), standalone or in place after any node.
-final class ActivationKernel: EngineKernel {
+final class ActivationKernel: EngineKernel, ActivationBackwardInNorm {
     let count: Int
     let kind: EngineActivation
     let io: UnaryTensors

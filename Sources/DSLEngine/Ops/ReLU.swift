@@ -20,7 +20,7 @@ public enum ReLUBackwardRule: String, CaseIterable, Sendable {
 }
 
 /// ReLU (slope 0) or leaky-ReLU kernel.
-final class ReLUKernel: EngineKernel {
+final class ReLUKernel: EngineKernel, ActivationBackwardInNorm {
     let count: Int
     let slope: Float
     /// Backward takes the sign from the output (relu, leaky with slope > 0) or else the input.
