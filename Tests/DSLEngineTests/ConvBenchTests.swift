@@ -47,7 +47,8 @@ final class ConvBenchTests: XCTestCase {
         if let v = env["DSL_WJ"], let x = Int(v) { weightJobsPerBlock = x }
         if let v = env["DSL_WTJ"], let x = Int(v) { winogradTilesPerJob = x }
         if let v = env["DSL_WTB"], let x = Int(v) { winogradTilesPerWeightBlock = x }
-        defer { winogradTilesPerJob = 16; winogradTilesPerWeightBlock = 128 }
+        if let v = env["DSL_WBB"], let x = Int(v) { winogradWeightBlockBytes = x }
+        defer { winogradTilesPerJob = 16; winogradTilesPerWeightBlock = 128; winogradWeightBlockBytes = 1 << 20 }
         // DSL_DIRECT=0 forces im2col + GEMM, DSL_WINOGRAD=0 turns Winograd off.
         if let v = env["DSL_DIRECT"] { ConvKernel.directOverride = v == "1" }
         if let v = env["DSL_WINOGRAD"] { ConvKernel.winogradOverride = v == "1" }

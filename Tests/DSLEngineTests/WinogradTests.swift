@@ -11,6 +11,8 @@ final class WinogradTests: XCTestCase {
         ConvKernel.winogradOverride = nil
         winogradTilesPerJob = 16
         winogradTilesPerWeightBlock = 128
+        winogradWeightBlockBytes = 1 << 20
+        winogradMinWeightBlock = 32
     }
 
     /// Forward output, parameter gradients and dX of one 3×3 stride-1 convolution.
@@ -75,6 +77,48 @@ final class WinogradTests: XCTestCase {
         winogradTilesPerWeightBlock = 10
         let fast = try run(winograd: true, batch: 3, h: 10, w: 9, ic: 24, oc: 40, p: 1)
         assertClose(fast, reference, "8-tile jobs, 10-tile blocks")
+    }
+
+    /// Input channels a multiple of 8 (no ragged 8-row tile of dU): the backward-weights block
+    /// size (which `winogradWeightBlock` fits to L2) does not change a bit of any result; blocks
+    /// of 8, 24 and 128 tiles over 3 images of 13×11 (48 tiles; the last block ragged), for 24
+    /// channels into 20 (the 8×32 kernel), 16 into 64 (a last panel of 16 columns) and 48 into 96
+    /// (full 8×48 tiles).
+    func testBlockSizeDoesNotChangeTheBits() throws {
+        for (ic, oc) in [(24, 20), (16, 64), (48, 96)] {
+            var results: [[[Float]]] = []
+            for block in [8, 24, 128] {
+                winogradTilesPerWeightBlock = block
+                winogradWeightBlockBytes = Int.max / 2
+                results.append(try run(winograd: true, batch: 3, h: 13, w: 11, ic: ic, oc: oc, p: 1))
+            }
+            for (k, r) in results.enumerated().dropFirst() {
+                XCTAssertTrue(r[1].elementsEqual(results[0][1]) { $0.bitPattern == $1.bitPattern },
+                              "\(ic) → \(oc): dW with blocks of \([8, 24, 128][k]) tiles differs from blocks of 8")
+            }
+        }
+    }
+
+    /// The backward-weights block: V and G of at most `winogradWeightBlockBytes` (at least
+    /// `winogradMinWeightBlock` tiles, a multiple of 8) when the input channels are a multiple of
+    /// 8; `winogradTilesPerWeightBlock` for a layer with a ragged 8-row tile; never beyond the
+    /// scratch.
+    func testWeightBlockFitsL2() {
+        func shape(_ c: Int, _ oc: Int) -> WinogradShape {
+            WinogradShape(h: 32, w: 32, c: c, pad: 1, oh: 32, ow: 32, oc: oc)
+        }
+        let big = 1 << 30
+        // 96 → 96: 36·(96 + 96)·4 = 27,648 bytes a tile; 1 MiB holds 37, rounded down to 32.
+        XCTAssertEqual(winogradWeightBlock(shape(96, 96), scratchFloats: big), 32)
+        // 192 → 192: 18 tiles fit; the floor of 32 applies.
+        XCTAssertEqual(winogradWeightBlock(shape(192, 192), scratchFloats: big), 32)
+        // 16 → 16: 36·(16 + 48)·4 = 9,216 bytes; 113 fit → 112.
+        XCTAssertEqual(winogradWeightBlock(shape(16, 16), scratchFloats: big), 112)
+        // 20 input channels: a ragged row tile, the block stays at 128.
+        XCTAssertEqual(winogradWeightBlock(shape(20, 96), scratchFloats: big), 128)
+        // The scratch limits it: room for 9 tiles (a multiple of 8 is not required there).
+        XCTAssertEqual(winogradWeightBlock(shape(96, 96), scratchFloats: 9 * 36 * 192), 9)
+        XCTAssertEqual(winogradWeightBlock(shape(96, 96), scratchFloats: 7 * 36 * 192), 0)
     }
 
     /// The kernel is chosen by shape: 3×3 stride 1 with ≥ 16 channels on both sides, and at

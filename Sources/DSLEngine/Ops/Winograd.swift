@@ -29,9 +29,10 @@ import _Builtin_intrinsics.intel
 // The last 48-column panel of a layer whose OC is not a multiple of 48 multiplies only its
 // live 16-column groups (8×16 or 8×32 kernels; backward-weights likewise): a 17–32-channel
 // layer's products cost 2/3 of the 8×48 kernel's, a 16-channel layer's 1/3.
-// Backward-weights: tiles are cut into fixed blocks (`winogradTilesPerWeightBlock`); for each
-// block, V and A dY Aᵀ are built in the shared scratch, then a fixed number of jobs accumulate
-// the 8×48 tiles of dU (`weightTile8x48`), so the result does not depend on the thread count.
+// Backward-weights: tiles are cut into fixed blocks (`winogradWeightBlock`: as many tiles as
+// keep V and G within half of L2, at least 32); for each block, V and A dY Aᵀ are built in the
+// shared scratch, then a fixed number of jobs accumulate the 8×48 tiles of dU
+// (`weightTile8x48`), so the result does not depend on the thread count.
 //
 // Precision: the transforms use the points 0, ±1, ±2 (and ∞); in fp32 the result differs from
 // a direct convolution by a few 1e-6 of the output's largest value (tests allow 1e-4).
@@ -45,6 +46,11 @@ import _Builtin_intrinsics.intel
 nonisolated(unsafe) var winogradTilesPerJob = 16
 /// Tiles per block of the backward-weights reduction (at most; limited by the shared scratch).
 nonisolated(unsafe) var winogradTilesPerWeightBlock = 128
+/// Bytes of V and G a backward-weights block may take when the block size does not change the
+/// bits (`winogradWeightBlock`): half of one core's 2 MiB L2.
+nonisolated(unsafe) var winogradWeightBlockBytes = 1 << 20
+/// The fewest tiles of such a block (each block loads and stores all of dU once).
+nonisolated(unsafe) var winogradMinWeightBlock = 32
 
 /// The first `lanes` floats at p (1...16), zeros in the other lanes. Channel counts that are not
 /// multiples of 16 (most of PyramidNet's) load their last group this way: with AVX-512 one
@@ -589,11 +595,25 @@ func runWinogradWeightGradient(shape sh: WinogradShape, samples: Int, input: Uns
 }
 
 /// Tiles per block of the backward-weights reduction that fit `scratchFloats` (0: none fit).
+/// A layer whose input channels are a multiple of 8 takes the largest multiple of 8 tiles
+/// (at least `winogradMinWeightBlock`) whose V and G fit `winogradWeightBlockBytes`, so the
+/// products read them from L2: with 128 tiles All-CNN-C's conv2 (96 → 96) built 3.5 MB of V and
+/// G per block, more than this machine's 2 MiB L2, and on a busy host its backward-weights took
+/// 57–92 ms per batch of 64 against 43–62 ms with 32 tiles (one thread, alternated runs). Every
+/// dU element of such a layer is one chain over the tiles in order whatever the block size
+/// (`weightTile8x48` starts full tiles from dU), so the bits do not change. A layer with a
+/// ragged 8-row tile keeps `winogradTilesPerWeightBlock`: its ragged rows sum each block from
+/// zero, so for it the block size is part of the result.
 func winogradWeightBlock(_ sh: WinogradShape, scratchFloats: Int) -> Int {
     let perTile = 36 * (sh.vStride + sh.mStride)
     let fit = scratchFloats / perTile
     if fit < directMR { return 0 }
-    return min(winogradTilesPerWeightBlock, fit)
+    var block = winogradTilesPerWeightBlock
+    if sh.c % directMR == 0 {
+        let inL2 = winogradWeightBlockBytes / (perTile * MemoryLayout<Float>.stride) / directMR * directMR
+        block = min(block, max(winogradMinWeightBlock, inL2))
+    }
+    return min(block, fit)
 }
 
 /// Per-thread V and M buffers of the Winograd forward pass.
