@@ -29,6 +29,8 @@ enum BenchCommand {
     their rate (counted as the direct convolution's FLOPs) can exceed 100 % of peak. A
     ReLU marked "fused fwd" is applied by the convolution before it as it stores its
     output (the convolution's forward time includes it); its backward runs on its own.
+    A ReLU marked "fused" after a convolution has, in training, its backward done too: by
+    the backward-data of the convolution after it (in that convolution's backward time).
     An activation marked "fused" after a batch norm is applied by the batch norm's store and,
     in training, its backward by the batch norm's backward (both in the batch norm's times).
     Memory-bound layers (batch norm, activations, pooling, add, concat, mul, dropout,

@@ -186,6 +186,10 @@ public final class EngineGraph {
     /// own backward does nothing, and the batch norm's output gradient is never materialised
     /// (`gradient(of:)` is nil for it).
     public private(set) var activationBackwardsInNorm: [(activation: Int, norm: Int)] = []
+    /// (relu, convolution) pairs whose ReLU's backward the convolution's backward-data does
+    /// (training; `ConvKernel.masksInputGradient`).
+    public private(set) var reluBackwardsInConvolution: [(relu: Int, convolution: Int)] = []
+    private var reluKernelsInConvolution: [(ReLUKernel, ConvKernel)] = []
     /// Those activations' kernels.
     private var activationKernelsInNorm: [ActivationBackwardInNorm] = []
 
@@ -337,6 +341,9 @@ public final class EngineGraph {
         /// Per activation node: the batch norm whose backward does its backward (training
         /// only; `BatchNormKernel.fusedActivationGradient`), else -1.
         var backwardInNorm: [Int]
+        /// Per ReLU node: the convolution whose backward-data does its backward (training only;
+        /// `ConvKernel.masksInputGradient`), else -1.
+        var backwardInConvolution: [Int]
         /// Per node: the first of the 1×1 convolutions of its input that run as one GEMM
         /// (inference only; PointwiseSiblings.swift), else -1.
         var siblingLeader: [Int]
@@ -500,16 +507,38 @@ public final class EngineGraph {
                 if BatchNormKernel.fusesBackward(of: activation) { backwardInNorm[j] = i }
             }
         }
+        // Training: a ReLU between two nodes that read and write nothing else of it (its input's
+        // only consumer, and a convolution its only consumer): the convolution's backward-data
+        // stores dX · (x > 0), its own input x being the ReLU's output, which is the ReLU's
+        // backward; the ReLU's input gradient is its output gradient's storage
+        // (`ConvKernel.masksInputGradient`).
+        var backwardInConvolution = [Int](repeating: -1, count: count)
+        var reluAfter = [Int](repeating: -1, count: count)
+        if training && endsWithSoftmax && reuseBuffers && EngineGraph.storesGradients && EngineGraph.fusesReLUBackwardInConvolution {
+            for j in 1..<last where nodes[j].op == .relu && needsGrad[j] && backwardInNorm[j] < 0 {
+                let i = nodes[j].inputs[0]
+                guard i > 0, needsGrad[i], consumers[i] == [j], consumers[j].count == 1 else { continue }
+                guard case .conv? = nodes[consumers[j][0]].op else { continue }
+                backwardInConvolution[j] = consumers[j][0]
+                reluAfter[i] = j
+            }
+        }
         var gradTensor = [Int](repeating: -1, count: count)
         var zeroGradsBefore = [[Int]](repeating: [], count: count)
         if training && endsWithSoftmax {
-            for j in 0..<last where needsGrad[j] {
+            for j in 0..<last where needsGrad[j] && reluAfter[j] < 0 {
                 let firstWriter = consumers[j].max() ?? j
                 zeroGradsBefore[firstWriter].append(j)
                 gradTensor[j] = tensors.count
                 let lastReader = backwardInNorm[j] >= 0 ? backwardInNorm[j] : j
                 tensors.append(PlannedTensor(floats: maxBatch * nodes[j].shape.count, start: backwardTime(firstWriter),
                                              end: j == 0 ? Int.max : backwardTime(lastReader)))
+            }
+            // The input of such a ReLU shares its output gradient, read until the input's backward.
+            for i in 1..<last where reluAfter[i] >= 0 {
+                let j = reluAfter[i]
+                gradTensor[i] = gradTensor[j]
+                tensors[gradTensor[j]].end = max(tensors[gradTensor[j]].end, backwardTime(i))
             }
         }
         var savedTensor = [Int](repeating: -1, count: count)
@@ -575,6 +604,7 @@ public final class EngineGraph {
             parameterBytes: 4 * parameterCount, gradientBytes: 4 * parameterCount, bufferBytes: 4 * bufferCount,
             unplannedActivationBytes: 4 * unplanned)
         return CompilePlan(needsGrad: needsGrad, valueRoot: valueRoot, foldedInto: foldedInto, backwardInNorm: backwardInNorm,
+                           backwardInConvolution: backwardInConvolution,
                            siblingLeader: siblingLeader, siblingGroups: siblingGroups, residualConv: residualConv, residualInput: residualInput,
                            valueTensor: valueTensor, gradTensor: gradTensor,
                            savedTensor: savedTensor, zeroGradsBefore: zeroGradsBefore, offsets: arena.offsets,
@@ -696,6 +726,20 @@ public final class EngineGraph {
             activationBackwardsInNorm.append((j, i))
             activationKernelsInNorm.append(act)
         }
+        // ReLUs whose backward the convolution after them does (training; makePlan).
+        reluBackwardsInConvolution = []
+        reluKernelsInConvolution = []
+        for j in 1..<count where plan.backwardInConvolution[j] >= 0 {
+            let k = plan.backwardInConvolution[j], conv = kernels[k] as! ConvKernel, relu = kernels[j] as! ReLUKernel
+            require(relu.slope == 0 && relu.signFromOutput && grads[j] != nil && grads[nodes[j].inputs[0]] == grads[j]
+                    && conv.io.input == relu.io.output, "the ReLU before \(nodes[k].name) does not share its gradient")
+            conv.masksInputGradient = true
+            relu.backwardInConvolution = true
+            // Its own backward (inputGradient's rules) then runs in place, storing.
+            _ = relu.storeInputGradient(0)
+            reluBackwardsInConvolution.append((j, k))
+            reluKernelsInConvolution.append((relu, conv))
+        }
         // Batch norms folded into the convolution before them (inference only; see makePlan):
         // the convolution also applies a ReLU the batch norm would have.
         for j in 1..<count where plan.foldedInto[j] >= 0 {
@@ -753,6 +797,10 @@ public final class EngineGraph {
     /// to do its own backward (a pass that stores the batch norm's output gradient).
     nonisolated(unsafe) static var fusesActivationBackward = true
 
+    /// Test and benchmark hook: false leaves a ReLU before a convolution to do its own backward
+    /// (a pass that stores the ReLU's input gradient) instead of the convolution's backward-data.
+    nonisolated(unsafe) static var fusesReLUBackwardInConvolution = true
+
     /// Test and benchmark hook, read by `compile`: false zeroes every gradient before its first
     /// writer and lets every kernel add to it (the code path before gradient stores).
     nonisolated(unsafe) static var storesGradients = true
@@ -765,9 +813,12 @@ public final class EngineGraph {
     func value(of node: Int) -> UnsafePointer<Float> { UnsafePointer(values[node]) }
     /// The gradient of a node's output after a backward pass (tests), or nil.
     /// Nil also for a batch norm that does the backward of the activation after it, whose output
-    /// gradient is never stored (`activationBackwardsInNorm`).
+    /// gradient is never stored (`activationBackwardsInNorm`), and for a ReLU whose backward the
+    /// convolution after it does (`reluBackwardsInConvolution`): its output gradient's storage
+    /// holds its input's gradient.
     func gradient(of node: Int) -> UnsafePointer<Float>? {
         if activationBackwardsInNorm.contains(where: { $0.norm == node }) { return nil }
+        if reluBackwardsInConvolution.contains(where: { $0.relu == node }) { return nil }
         return grads[node].map { UnsafePointer($0) }
     }
     /// The nodes whose output gradient node k's backward stores (tests).
@@ -1130,11 +1181,15 @@ public final class EngineGraph {
         for b in norms { b.inferenceBackward = true }
         for d in drops { d.inferenceBackward = true }
         for a in inNorm { a.backwardInNorm = false }
+        // Likewise the ReLUs whose backward a convolution does (in place on their shared gradient).
+        let inConvolution = reluKernelsInConvolution
+        for (r, c) in inConvolution { r.backwardInConvolution = false; c.masksInputGradient = false }
         defer {
             for r in relus { r.rule = .backprop }
             for b in norms { b.inferenceBackward = false }
             for d in drops { d.inferenceBackward = false }
             for a in inNorm { a.backwardInNorm = true }
+            for (r, c) in inConvolution { r.backwardInConvolution = true; c.masksInputGradient = true }
         }
         for k in stride(from: node, through: 1, by: -1) {
             prepareGradients(before: k, batch: batch)

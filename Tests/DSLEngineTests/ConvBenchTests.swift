@@ -91,6 +91,8 @@ final class ConvBenchTests: XCTestCase {
                                  outputGrad: dy, parameters: [w, b], parameterGrads: [dw, db], buffers: [], saved: nil,
                                  columnScratch: col, columnScratchFloats: colFloats, maxBatch: batch)
             let kern = try ConvKernel(kernel: k, stride: s, pad: p, storage: st)
+            // DSL_MASK=1: backward-data also does the backward of a ReLU before the layer.
+            kern.masksInputGradient = env["DSL_MASK"] == "1"
             let flops = 2.0 * Double(batch * oh * oh * k * k * ic * oc)
             func pct(_ t: Double, passes: Double = 1) -> String {
                 String(format: "%5.1f%%", passes * flops / t / 1e9 / (peak1 * Double(threads)) * 100)

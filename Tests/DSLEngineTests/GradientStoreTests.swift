@@ -13,6 +13,7 @@ final class GradientStoreTests: XCTestCase {
         ConvKernel.directOverride = nil
         ConvKernel.winogradOverride = nil
         EngineTuning.winogradMinTiles = EngineTuning.defaultWinogradMinTiles
+        EngineGraph.fusesReLUBackwardInConvolution = true
     }
 
     typealias Builder = (EngineGraph) throws -> Void
@@ -153,6 +154,8 @@ final class GradientStoreTests: XCTestCase {
     /// of kernel, and the adds reading one tensor twice or beside another reader left to add.
     func testWhichGradientsAreStored() throws {
         EngineGraph.storesGradients = true
+        // The ReLU's own store (the convolution after it would otherwise do its backward).
+        EngineGraph.fusesReLUBackwardInConvolution = false
         ConvKernel.directOverride = true
         ConvKernel.winogradOverride = false
         let g = EngineGraph(inputShape: (11, 11, 5), maxBatch: 2, seed: 21)

@@ -83,6 +83,13 @@ final class ConvKernel: EngineKernel {
     /// Set at compile time when the ReLU that follows runs in place on this output: forward then
     /// stores max(conv + bias, 0) and that ReLU's forward does nothing (`ReLUKernel.fused`).
     var fusedReLU = false
+    /// Set at compile time (training) when this convolution's input is the output of a ReLU that
+    /// alone reads its own input, and whose output only this convolution reads: backward-data
+    /// multiplies dX by (input > 0) as it completes it, which is that ReLU's backward
+    /// (`ReLUKernel.backwardInConvolution`; dX is then the ReLU's input gradient too). The
+    /// Winograd pass does it in its output transform's store, the direct pass per job on the dX
+    /// rows it has just completed, the GEMM paths in a pass of their own.
+    var masksInputGradient = false
     /// Bias padded to a multiple of 48 (zeros when there is no bias).
     let paddedBias: UnsafeMutablePointer<Float>
     /// Input channels rounded up to 48 zeros when backward stores the input gradient
@@ -304,7 +311,8 @@ final class ConvKernel: EngineKernel {
         winogradPackWeights(winogradStage, inC: oc, outP: winogradDataShape.mStride, into: winogradBackward)
         // Stored: the output transform adds the zeros as the forward pass adds a bias.
         runWinogradPass(WinogradPass(shape: winogradDataShape, samples: batch, source: UnsafePointer(dOut),
-                                     packed: winogradBackward, output: dIn, bias: gradientZeros?.pointer))
+                                     packed: winogradBackward, output: dIn, bias: gradientZeros?.pointer,
+                                     mask: masksInputGradient ? UnsafePointer(io.input) : nil))
     }
 
     /// Forward with the direct kernel; bias is added by the kernel. Padding is applied per job
@@ -399,7 +407,9 @@ final class ConvKernel: EngineKernel {
             }
         }
         // All classes in one parallel loop: each job completes a band of dX for every class.
-        runDirectPasses(passes)
+        let mask = masksInputGradient ? GradientMask(gradient: dIn, input: UnsafePointer(io.input), h: h, w: w, c: ic) : nil
+        runDirectPasses(passes, mask: unpadded ? nil : mask, maskStride: s)
+        if unpadded, let mask { mask.apply(batch: batch) }
     }
 
     func forward(batch: Int, training: Bool) {
@@ -522,6 +532,7 @@ final class ConvKernel: EngineKernel {
                     directDataGradient(batch: batch, dOut: dOut, dIn: dIn)
                 } else {
                     gemmDataGradient(batch: batch, dOut: dOut, dIn: dIn)
+                    maskInputGradient(dIn, batch: batch)
                 }
             }
             // The direct weight kernel sums the bias gradient as it goes; without it, sum here.
@@ -566,10 +577,18 @@ final class ConvKernel: EngineKernel {
             }
             first += samples
         }
+        if let dIn = dInput { maskInputGradient(dIn, batch: batch) }
         if let biasGrad {
             accumulateColumnSums(dOut, rows: batch * rowsPerSample, columns: oc,
                                  partials: biasPartials, into: biasGrad)
         }
+    }
+
+    /// The GEMM paths' dX, complete: times (input > 0) when `masksInputGradient`, in a pass.
+    private func maskInputGradient(_ dIn: UnsafeMutablePointer<Float>, batch: Int) {
+        guard masksInputGradient else { return }
+        GradientMask(gradient: dIn, input: UnsafePointer(io.input), h: io.inShape.height, w: io.inShape.width,
+                     c: io.inShape.channels).apply(batch: batch)
     }
 
     /// dX += col2im(dY × Wᵀ), chunk by chunk (im2col-sized chunks of the shared scratch).

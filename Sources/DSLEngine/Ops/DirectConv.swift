@@ -123,6 +123,52 @@ let hasAVX512F: Bool = {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: DV.self)
 }
 
+/// g where x > 0, else 0 · g: the backward of a ReLU whose output is x (ReLUKernel's
+/// `sign > 0 ? dOut : slope · dOut` with slope 0, the same bits, signed zeros included).
+@inline(__always) func maskedByPositive(_ g: DV, _ x: DV) -> DV {
+    g * DV(repeating: 0).replacing(with: 1, where: x .> 0)
+}
+
+/// g[i] = g[i] where x[i] > 0, else 0 · g[i], for i < count (`maskedByPositive`).
+@inline(__always) func maskByPositive(_ g: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    while i + 16 <= count { st(g + i, maskedByPositive(ld(g + i), ld(x + i))); i += 16 }
+    let zero: Float = 0
+    while i < count { g[i] = x[i] > 0 ? g[i] : zero * g[i]; i += 1 }
+}
+
+/// The gradient of a convolution's input x (NHWC, h×w×c per image) that its backward-data
+/// multiplies by (x > 0) once complete: the backward of the ReLU whose output x is
+/// (`ConvKernel.masksInputGradient`).
+struct GradientMask {
+    var gradient: UnsafeMutablePointer<Float>
+    var input: UnsafePointer<Float>
+    var h: Int, w: Int, c: Int
+
+    /// Rows y0 ..< y1 of image n, channels c0 ..< c1.
+    @inline(__always) func apply(n: Int, rows y0: Int, _ y1: Int, channels c0: Int, _ c1: Int) {
+        let first = (n * h + y0) * w * c
+        if c0 == 0 && c1 == c {
+            maskByPositive(gradient + first, input + first, count: (y1 - y0) * w * c)
+            return
+        }
+        for p in 0..<((y1 - y0) * w) {
+            let o = first + p * c + c0
+            maskByPositive(gradient + o, input + o, count: c1 - c0)
+        }
+    }
+
+    /// All of `batch` images, in parallel.
+    func apply(batch: Int) {
+        let total = batch * h * w * c
+        let chunks = elementwiseChunks(total)
+        parallelFor(chunks) { chunk in
+            let range = chunkRange(chunk, of: chunks, count: total)
+            maskByPositive(gradient + range.lowerBound, input + range.lowerBound, count: range.count)
+        }
+    }
+}
+
 /// Output channels per register tile.
 let directNR = 48
 /// Output pixels per register tile.
@@ -287,13 +333,17 @@ private func runDirectPassSlab(_ p: DirectPass, _ sl: SlabSource) { runDirectPas
 /// its band into this thread's scratch, then runs its tiles (the band's pixels, flattened)
 /// over every channel block, or over one group of them when there are few (image, band) jobs
 /// (`channelGroups`).
-func runDirectPasses(_ passes: [DirectPass]) {
+///
+/// With a `mask` (the classes of a backward-data with stride `maskStride`, together covering
+/// every dX pixel), each job then multiplies the dX rows its band completed by (x > 0) while
+/// they are in cache: grid rows y0 ..< y1 are dX rows stride·y0 ..< stride·y1.
+func runDirectPasses(_ passes: [DirectPass], mask: GradientMask? = nil, maskStride: Int = 1) {
     guard let samples = passes.first?.samples, samples > 0 else { return }
     let bandRows = slabBandRows(gridW: passes.map(\.gridW).max()!)
     let bands = passes.map { ($0.gridH + bandRows - 1) / bandRows }.max()!
     if bands == 0 { return }
-    let groups = channelGroups(spatialJobs: samples * bands,
-                               blocks: passes.map { ($0.outC + directNR - 1) / directNR }.max()!)
+    let blockCount = passes.map { ($0.outC + directNR - 1) / directNR }.max()!
+    let groups = channelGroups(spatialJobs: samples * bands, blocks: blockCount)
     parallelFor(samples * bands * groups) { job in
         let g = job % groups, n = job / groups / bands, band = job / groups % bands
         for p in passes {
@@ -303,6 +353,12 @@ func runDirectPasses(_ passes: [DirectPass]) {
             if y0 < y1 && b0 < b1 && p.gridW > 0 && p.taps > 0 && p.run > 0 {
                 directSlabJob(p, p.slab!, n: n, y0: y0, y1: y1, bandRows: bandRows, blocks: b0..<b1)
             }
+        }
+        if let mask {
+            let r0 = band * bandRows * maskStride, r1 = min(mask.h, (band + 1) * bandRows * maskStride)
+            let c0 = min(mask.c, blockCount * g / groups * directNR)
+            let c1 = min(mask.c, blockCount * (g + 1) / groups * directNR)
+            if r0 < r1 && c0 < c1 { mask.apply(n: n, rows: r0, r1, channels: c0, c1) }
         }
         // Non-temporal stores are weakly ordered: complete them before the job counts as done
         // (a sequentially consistent fence is an mfence on x86-64).

@@ -1,5 +1,7 @@
 // ReLU and leaky ReLU, elementwise; may run in place (out aliases inp). A ReLU in place on a
-// convolution's output is applied by the convolution's store instead (forward only).
+// convolution's output is applied by the convolution's store instead (forward only); in
+// training, the backward of a ReLU before a convolution is done by the convolution's
+// backward-data (`ConvKernel.masksInputGradient`), and of one after a batch norm by the batch norm.
 // inp is (B,H,W,C), out is (B,H,W,C)
 // Backward works from the output (out > 0 ⇔ inp > 0 when slope > 0), so the input need not be
 // kept; with slope ≤ 0 the sign is read from the input instead (never in place then).
@@ -38,9 +40,13 @@ final class ReLUKernel: EngineKernel, ActivationBackwardInNorm {
     /// Set at compile time (training) when the batch norm before does this ReLU's backward
     /// (`BatchNormKernel.fusedActivationGradient`): backward has nothing to do.
     var backwardInNorm = false
+    /// Set at compile time (training) when the convolution after this ReLU does its backward
+    /// (`ConvKernel.masksInputGradient`; the input and output gradients share storage):
+    /// backward has nothing to do.
+    var backwardInConvolution = false
     /// "fused fwd" when the convolution or batch norm before applies this ReLU, "fused" when the
-    /// batch norm does its backward too (shown by `dsl bench`).
-    var algorithm: String? { backwardInNorm ? "fused" : fused ? "fused fwd" : nil }
+    /// batch norm before or the convolution after does its backward too (shown by `dsl bench`).
+    var algorithm: String? { backwardInNorm || backwardInConvolution ? "fused" : fused ? "fused fwd" : nil }
 
     init(slope: Float, signFromOutput: Bool, storage s: NodeStorage) {
         count = s.outputShape.count
@@ -65,7 +71,7 @@ final class ReLUKernel: EngineKernel, ActivationBackwardInNorm {
     }
 
     func backward(batch: Int) {
-        guard !backwardInNorm, let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
+        guard !backwardInNorm, !backwardInConvolution, let dIn = io.inputGrad, let dOut = io.outputGrad else { return }
         let total = batch * count
         let sign = UnsafePointer(signFromOutput ? io.output : io.input)
         let (slope, store) = (self.slope, storesInputGradient)

@@ -216,13 +216,15 @@ private func transformGradient(_ image: UnsafePointer<Float>, h: Int, w: Int, c:
 /// Aᵀ M A of one tile (m[ξ · ξStride], 16 channels) written to the 4×4 output patch at (y0, x0)
 /// of `image` (oh×ow, `c` channels), channels c0 ..< c0 + lanes, clipped to the image:
 /// out = result + initial (max(·, 0) with `relu`; plus the residual's pixel, see
-/// `ConvResidual.added`), or out += result when `initial` is nil.
+/// `ConvResidual.added`), or out += result when `initial` is nil; times (mask > 0) with a
+/// `mask` (an image shaped like `image`; `maskedByPositive`).
 /// `tmp` holds 28 vectors.
 @inline(__always)
 private func transformOutput(_ m: UnsafePointer<Float>, ξStride: Int, tmp: UnsafeMutablePointer<DV>,
                              _ image: UnsafeMutablePointer<Float>, h: Int, w: Int, c: Int, y0: Int, x0: Int,
                              c0: Int, lanes: Int, initial: DV?, relu: Bool,
-                             residual: UnsafePointer<Float>? = nil, residualChannels: Int = 0, residualFirst: Bool = false) {
+                             residual: UnsafePointer<Float>? = nil, residualChannels: Int = 0, residualFirst: Bool = false,
+                             mask: UnsafePointer<Float>? = nil) {
     for i in 0..<6 {
         let p = m + i * 6 * ξStride
         let t = outputRow(load(p, 16), load(p + ξStride, 16), load(p + 2 * ξStride, 16),
@@ -235,8 +237,12 @@ private func transformOutput(_ m: UnsafePointer<Float>, ξStride: Int, tmp: Unsa
         let ys = tmp + 24
         ys[0] = y.0; ys[1] = y.1; ys[2] = y.2; ys[3] = y.3
         for a in 0..<rows {
-            let o = image + ((y0 + a) * w + x0 + b) * c + c0
-            if let initial {
+            let at = ((y0 + a) * w + x0 + b) * c + c0
+            let o = image + at
+            if let mask {
+                let v = initial.map { ys[a] + $0 } ?? load(o, lanes) + ys[a]
+                store(o, maskedByPositive(v, load(mask + at, lanes)), lanes)
+            } else if let initial {
                 let v = ys[a] + initial
                 if let residual {
                     let r = residual + ((y0 + a) * w + x0 + b) * residualChannels + c0
@@ -327,6 +333,9 @@ struct WinogradPass {
     /// Added to the output as it is stored (with a bias only, no ReLU): the other input of the
     /// add that alone reads this output (inference only; `ConvResidual`).
     var residual: ConvResidual? = nil
+    /// Backward-data only: a tensor shaped like the output; each output value is stored times
+    /// (mask > 0), the backward of the ReLU whose output the mask is (`maskedByPositive`).
+    var mask: UnsafePointer<Float>? = nil
 }
 
 /// Runs a `WinogradPass`, in parallel over fixed groups of tiles.
@@ -394,12 +403,14 @@ func runWinogradPass(_ p: WinogradPass) {
                 let image = p.output + n * sh.oh * sh.ow * sh.oc
                 let rc = p.residual?.channels ?? 0
                 let residual = p.residual.map { $0.source + n * sh.oh * sh.ow * rc }
+                let mask = p.mask.map { $0 + n * sh.oh * sh.ow * sh.oc }
                 for c0 in stride(from: 0, to: sh.oc, by: 16) {
                     let lanes = min(16, sh.oc - c0)
                     transformOutput(UnsafePointer(m + t * ms + c0), ξStride: group * ms, tmp: tmp,
                                     image, h: sh.oh, w: sh.ow, c: sh.oc, y0: y0, x0: x0, c0: c0, lanes: lanes,
                                     initial: p.bias.map { load($0 + c0, 16) }, relu: p.relu,
-                                    residual: residual, residualChannels: rc, residualFirst: p.residual?.isFirst ?? false)
+                                    residual: residual, residualChannels: rc, residualFirst: p.residual?.isFirst ?? false,
+                                    mask: mask)
                 }
             }
         }
