@@ -36,21 +36,7 @@ final class BatchNormActivationBackwardTests: XCTestCase {
                 p.value[i] = p.name.hasSuffix("weight") ? (i % 5 == 0 ? -1 : 1) * (0.5 + 7.5 * u) : 6 * u - 3
             }
         }
-        var result: [String: [UInt32]] = [:]
-        try withThreads(threads) {
-            for step in 0..<2 {
-                let input = random.normals(batch * g.inputShape.count)
-                let labels = (0..<batch).map { Int32(($0 * 3 + step) % 10) }
-                _ = g.forward(input, batch: batch, training: true)
-                labels.withUnsafeBufferPointer { _ = g.backward(labels: $0.baseAddress!, batch: batch) }
-                for p in g.parameters {
-                    result["step\(step) \(p.name)"] = UnsafeBufferPointer(start: p.grad, count: p.count).map(\.bitPattern)
-                }
-                let dInput = try XCTUnwrap(g.gradient(of: 0))
-                result["step\(step) d(input)"] = UnsafeBufferPointer(start: dInput, count: batch * g.inputShape.count).map(\.bitPattern)
-                for i in 0..<g.parameterCount { g.parameterValues[i] -= 0.05 * g.parameterGrads[i] }
-            }
-        }
+        let result = try trainingGradientBits(g, batch: batch, threads: threads, random: &random)
         return (result, g.activationBackwardsInNorm.map { g.name(of: $0.activation) })
     }
 

@@ -107,6 +107,30 @@ func withThreads<T>(_ threads: Int, _ body: () throws -> T) rethrows -> T {
     return try body()
 }
 
+/// Two training steps of a compiled graph ending in softmax (`computesInputGradient` set), SGD
+/// at 0.05 between them, on `threads` threads: inputs normal from `random`, image i labelled
+/// (3i + step) mod 10. Every parameter gradient and the input gradient of each step as bit
+/// patterns by name ("step0 conv.weight", "step1 d(input)"), for bit-for-bit comparisons.
+func trainingGradientBits(_ g: EngineGraph, batch: Int, threads: Int,
+                          random: inout TestRandom) throws -> [String: [UInt32]] {
+    var result: [String: [UInt32]] = [:]
+    try withThreads(threads) {
+        for step in 0..<2 {
+            let input = random.normals(batch * g.inputShape.count)
+            let labels = (0..<batch).map { Int32(($0 * 3 + step) % 10) }
+            _ = g.forward(input, batch: batch, training: true)
+            labels.withUnsafeBufferPointer { _ = g.backward(labels: $0.baseAddress!, batch: batch) }
+            for p in g.parameters {
+                result["step\(step) \(p.name)"] = UnsafeBufferPointer(start: p.grad, count: p.count).map(\.bitPattern)
+            }
+            let dInput = try XCTUnwrap(g.gradient(of: 0))
+            result["step\(step) d(input)"] = UnsafeBufferPointer(start: dInput, count: batch * g.inputShape.count).map(\.bitPattern)
+            for i in 0..<g.parameterCount { g.parameterValues[i] -= 0.05 * g.parameterGrads[i] }
+        }
+    }
+    return result
+}
+
 /// Compares a kernel result with a Double reference: |got − ref| ≤ rel·(abs + floor·max abs),
 /// where abs[i] is the sum of the magnitudes of the terms of element i (so the bound is the
 /// rounding a float sum of those terms can show). Returns a message on the first mismatch.

@@ -46,20 +46,7 @@ final class ReLUBackwardInConvolutionTests: XCTestCase {
         var random = TestRandom(seed)
         var result = Result(grads: [:], fused: g.reluBackwardsInConvolution.map { g.name(of: $0.relu) }, algorithms: [:])
         for j in 1..<g.nodeCount { result.algorithms[g.name(of: j)] = g.algorithm(of: j) ?? "" }
-        try withThreads(threads) {
-            for step in 0..<2 {
-                let input = random.normals(batch * g.inputShape.count)
-                let labels = (0..<batch).map { Int32(($0 * 3 + step) % 10) }
-                _ = g.forward(input, batch: batch, training: true)
-                labels.withUnsafeBufferPointer { _ = g.backward(labels: $0.baseAddress!, batch: batch) }
-                for p in g.parameters {
-                    result.grads["step\(step) \(p.name)"] = UnsafeBufferPointer(start: p.grad, count: p.count).map(\.bitPattern)
-                }
-                let dInput = try XCTUnwrap(g.gradient(of: 0))
-                result.grads["step\(step) d(input)"] = UnsafeBufferPointer(start: dInput, count: batch * g.inputShape.count).map(\.bitPattern)
-                for i in 0..<g.parameterCount { g.parameterValues[i] -= 0.05 * g.parameterGrads[i] }
-            }
-        }
+        result.grads = try trainingGradientBits(g, batch: batch, threads: threads, random: &random)
         return result
     }
 
