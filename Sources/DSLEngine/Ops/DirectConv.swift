@@ -80,6 +80,10 @@ import Synchronization
 // Measured (ConvBenchTests, All-CNN-C 3×3 shapes, batch 64, 1 thread, % of one core's peak per
 // CPU-second; activations on huge pages, see `allocateFloats`): stride-2 conv3 / conv6 forward
 // 88–93 %, backward 78–84 %; conv1 (3 → 96) forward 82–84 %, backward (dW and bias) 78–84 %.
+// Those figures are from the AMD Zen 4 host of the first sessions (one 512-bit FMA per cycle).
+// On the Intel Xeon host of 2026-11-29 (two FMA ports, 48 KiB L1d, 2 MiB L2 per core) the same
+// benchmark gives 50–65 %: the 8×48 tile streams its weights from L2 at 8 bytes per FMA, which
+// one FMA port hid and two do not (a tile of 12 pixels × 32 channels would need 5.3).
 
 typealias DV = SIMD16<Float>
 

@@ -37,7 +37,9 @@ import _Builtin_intrinsics.intel
 // Precision: the transforms use the points 0, ±1, ±2 (and ∞); in fp32 the result differs from
 // a direct convolution by a few 1e-6 of the output's largest value (tests allow 1e-4).
 //
-// Measured (ConvBenchTests, batch 64, 1 thread, FLOPs of the direct convolution per CPU-second
+// Measured on the AMD Zen 4 host of the first sessions (on the Intel host of 2026-11-29, two
+// FMA ports per core, conv2 ran at 122–168 % forward and 81–132 % backward, partly busy)
+// (ConvBenchTests, batch 64, 1 thread, FLOPs of the direct convolution per CPU-second
 // against one core's peak): All-CNN-C conv2 fwd 236–260 %, bwd 198–216 %; conv5 fwd 284–294 %,
 // bwd 215–240 %; conv7 (6×6 output) fwd 156–164 %, bwd 118–128 %. Direct kernels ran these
 // layers at 82–93 %.
