@@ -67,6 +67,7 @@ final class ReLUBackwardInConvolutionTests: XCTestCase {
             ("direct", true, false, 12, 4, 24),        // c2 direct stride 1
             ("direct, channel groups", true, false, 6, 1, 100),  // one band: blocks dealt to jobs
             ("im2col", false, false, 9, 3, 17),        // every 3×3 by im2col + GEMM
+            ("direct, 1×1 maps", true, false, 2, 3, 13),  // c3 onwards on 1×1 maps
         ]
         for (label, direct, winograd, map, batch, channels) in cases {
             ConvKernel.directOverride = direct
@@ -82,7 +83,7 @@ final class ReLUBackwardInConvolutionTests: XCTestCase {
             let algorithms = try run(fused: true, threads: 1, map: map, batch: batch, channels: channels, seed: 1).algorithms
             switch label {
             case "by shape": XCTAssertEqual(algorithms["c2"], "winograd")
-            case "direct", "direct, channel groups":
+            case "direct", "direct, channel groups", "direct, 1×1 maps":
                 XCTAssertEqual(algorithms["c2"], "direct"); XCTAssertEqual(algorithms["c3"], "direct")
                 XCTAssertEqual(algorithms["c6"], "direct")
             default: XCTAssertEqual(algorithms["c2"], "im2col+gemm")
