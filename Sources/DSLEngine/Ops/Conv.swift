@@ -407,7 +407,7 @@ final class ConvKernel: EngineKernel {
             }
         }
         // All classes in one parallel loop: each job completes a band of dX for every class.
-        let mask = masksInputGradient ? GradientMask(gradient: dIn, input: UnsafePointer(io.input), h: h, w: w, c: ic) : nil
+        let mask = inputGradientMask(dIn)
         runDirectPasses(passes, mask: unpadded ? nil : mask, maskStride: s)
         if unpadded, let mask { mask.apply(batch: batch) }
     }
@@ -586,9 +586,14 @@ final class ConvKernel: EngineKernel {
 
     /// The GEMM paths' dX, complete: times (input > 0) when `masksInputGradient`, in a pass.
     private func maskInputGradient(_ dIn: UnsafeMutablePointer<Float>, batch: Int) {
-        guard masksInputGradient else { return }
-        GradientMask(gradient: dIn, input: UnsafePointer(io.input), h: io.inShape.height, w: io.inShape.width,
-                     c: io.inShape.channels).apply(batch: batch)
+        inputGradientMask(dIn)?.apply(batch: batch)
+    }
+
+    /// dX's mask by this convolution's input when `masksInputGradient`, else nil.
+    private func inputGradientMask(_ dIn: UnsafeMutablePointer<Float>) -> GradientMask? {
+        guard masksInputGradient else { return nil }
+        return GradientMask(gradient: dIn, input: UnsafePointer(io.input), h: io.inShape.height,
+                            w: io.inShape.width, c: io.inShape.channels)
     }
 
     /// dX += col2im(dY × Wᵀ), chunk by chunk (im2col-sized chunks of the shared scratch).
