@@ -95,9 +95,23 @@ enum DSL {
                       timedOut: timedOut, stdout: stdout, stderr: stderr, seconds: seconds)
     }
 
-    /// Writes `data` to a fresh temporary file named `name` and returns its path.
+    /// This test process's scratch directory (`dsl-cli-tests-PID` in the temporary directory),
+    /// removed with everything in it when the process exits, so that the runs leave nothing behind.
+    static let scratch: URL = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dsl-cli-tests-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        atexit {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dsl-cli-tests-\(getpid())")
+            try? FileManager.default.removeItem(at: dir)
+        }
+        return dir
+    }()
+
+    /// Writes `data` to a fresh temporary file named `name` (in a directory of its own under
+    /// `scratch`) and returns its path.
     static func temporaryFile(_ name: String, _ data: Data) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dsl-specs-\(UUID().uuidString)")
+        let dir = scratch.appendingPathComponent(UUID().uuidString)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let url = dir.appendingPathComponent(name)
         try data.write(to: url)

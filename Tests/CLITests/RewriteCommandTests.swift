@@ -25,9 +25,7 @@ private let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().d
 private func spec(_ n: String) -> String { root.appendingPathComponent("specs/\(n)").path }
 
 private func tempCopy(_ name: String) throws -> String {
-    let p = FileManager.default.temporaryDirectory.appendingPathComponent("rw-\(UUID().uuidString)-\(name)").path
-    try FileManager.default.copyItem(atPath: spec(name), toPath: p)
-    return p
+    try DSL.temporaryFile(name, Data(contentsOf: URL(fileURLWithPath: spec(name))))
 }
 
 final class RewriteCommandTests: XCTestCase {

@@ -85,7 +85,7 @@ final class RobustnessTests: XCTestCase {
     }
 
     func testDirectoryInsteadOfFile() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dsl-dir-\(UUID().uuidString).dsl")
+        let dir = DSL.scratch.appendingPathComponent("dir-\(UUID().uuidString).dsl")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let r = try DSL.run(["check", dir.path])
         XCTAssertEqual(r.status, 1, r.summary)

@@ -23,9 +23,22 @@ enum VisualizeFixture {
         return candidates.map(\.path).first { fm.isExecutableFile(atPath: $0) }
     }()
 
-    /// A fresh temporary directory.
+    /// This test process's scratch directory (`dsl-visualize-PID` in the temporary directory),
+    /// removed with everything in it when the process exits.
+    static let scratch: URL = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dsl-visualize-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        atexit {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dsl-visualize-\(getpid())")
+            try? FileManager.default.removeItem(at: dir)
+        }
+        return dir
+    }()
+
+    /// A fresh temporary directory `name` under `scratch`.
     static func temporaryDirectory(_ name: String) -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dsl-visualize-\(getpid())-\(name)")
+        let dir = scratch.appendingPathComponent(name)
         try? FileManager.default.removeItem(at: dir)
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir

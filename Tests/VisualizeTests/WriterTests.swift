@@ -6,9 +6,7 @@ import XCTest
 /// The PNG and .npy writers, read back with the formats' reference readers (Pillow, numpy).
 final class WriterTests: XCTestCase {
     private func temporaryPath(_ name: String) -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dsl-visualize-\(getpid())")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.appendingPathComponent(name).path
+        VisualizeFixture.scratch.appendingPathComponent(name).path
     }
 
     private func image(width: Int, height: Int, seed: UInt32) -> RGBImage {
