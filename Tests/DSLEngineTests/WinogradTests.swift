@@ -122,15 +122,24 @@ final class WinogradTests: XCTestCase {
     }
 
     /// The kernel is chosen by shape: 3×3 stride 1 with ≥ 16 channels on both sides, and at
-    /// least `winogradMinTiles` 4×4 output tiles per call (batch × tiles per image).
+    /// least `winogradMinTiles` 4×4 output tiles per call (batch × tiles per image); for
+    /// inference only, `winogradMinInferenceTiles` when the output is whole tiles.
     func testChosenByShape() throws {
-        // 8×8 maps: 4 tiles per image; batch 8 gives the 32 tiles Winograd needs, batch 7 not.
         XCTAssertEqual(ConvKernel.winogradMinTiles, 32)
-        for (batch, chosen) in [(7, false), (8, true), (1, false)] {
-            let g = EngineGraph(inputShape: (8, 8, 16), maxBatch: batch, seed: 1)
+        XCTAssertEqual(ConvKernel.winogradMinInferenceTiles, 16)
+        // 8×8 maps: 4 whole tiles per image. Training needs 32 tiles (batch 8, not 7); inference
+        // 16 (batch 4, not 3). 6×6 maps: 4 tiles per image, partly outside the map: 32 for both.
+        for (side, batch, training, chosen) in [(8, 7, true, false), (8, 8, true, true), (8, 1, true, false),
+                                                (8, 3, false, false), (8, 4, false, true), (8, 7, false, true),
+                                                (6, 4, false, false), (6, 7, false, false), (6, 8, false, true)] {
+            let g = EngineGraph(inputShape: (side, side, 16), maxBatch: batch, seed: 1)
             let a = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 16, bias: true), inputs: [0], name: "a")
-            try g.compile(training: false)
-            XCTAssertEqual(g.algorithm(of: a) == "winograd", chosen, "batch \(batch)")
+            if training {
+                let f = try g.add(.globalAvgPool, inputs: [a], name: "gap")
+                try g.add(.softmax, inputs: [f], name: "softmax")
+            }
+            try g.compile(training: training)
+            XCTAssertEqual(g.algorithm(of: a) == "winograd", chosen, "\(side)×\(side), batch \(batch), training \(training)")
         }
         let g = EngineGraph(inputShape: (8, 8, 16), maxBatch: 8, seed: 1)
         let a = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 16, bias: true), inputs: [0], name: "a")
@@ -171,6 +180,30 @@ final class WinogradTests: XCTestCase {
     }
 
     /// An inference-only graph (no backward buffers) computes the same forward output.
+    /// Batch 1 on a 16×16 output (16 tiles): the inference graph runs Winograd, as one job of 16
+    /// tiles on one thread and two of 8 on two; the output has the same bits either way, and
+    /// the same as a training graph's forward (Winograd forced there: training needs 32 tiles).
+    func testBatchOneInferenceSplitsTilesWithoutChangingTheBits() throws {
+        var random = TestRandom(5)
+        let x = random.normals(16 * 16 * 24)
+        var outputs: [[Float]] = []
+        let saved = engineThreadCount
+        defer { engineThreadCount = saved; ConvKernel.winogradOverride = nil }
+        for (threads, training) in [(1, false), (2, false), (2, true)] {
+            engineThreadCount = threads
+            ConvKernel.winogradOverride = training ? true : nil
+            let g = EngineGraph(inputShape: (16, 16, 24), maxBatch: 1, seed: 9)
+            let c = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 40, bias: true), inputs: [0], name: "c")
+            let f = try g.add(.globalAvgPool, inputs: [c], name: "gap")
+            try g.add(.softmax, inputs: [f], name: "softmax")
+            try g.compile(training: training)
+            XCTAssertEqual(g.algorithm(of: c), "winograd", "\(threads) threads, training \(training)")
+            g.forward(x, batch: 1, training: false)
+            outputs.append(Array(UnsafeBufferPointer(start: g.outputStorage(of: c), count: g.shape(of: c).count)))
+        }
+        for o in outputs.dropFirst() { XCTAssertTrue(outputs[0].elementsEqual(o) { $0.bitPattern == $1.bitPattern }) }
+    }
+
     func testInferenceGraphMatchesTrainingGraph() throws {
         var random = TestRandom(3)
         let x = random.normals(2 * 12 * 12 * 24)

@@ -2,7 +2,8 @@
 // inp is (B,H,W,C), weight is (K,K,C,OC), bias is (OC), out is (B,OH,OW,OC)
 // - 1×1 stride-1 unpadded: plain GEMMs on the activations.
 // - 3×3 stride-1 with at least 16 input and output channels and at least 32 4×4 output tiles
-//   per call (`winogradMinTiles`): Winograd F(4×4, 3×3) (Winograd.swift) for forward,
+//   per call (`winogradMinTiles`; for inference only 16 when the output is whole tiles,
+//   `winogradMinInferenceTiles`): Winograd F(4×4, 3×3) (Winograd.swift) for forward,
 //   backward-data and backward-weights.
 // - otherwise direct kernels (DirectConv.swift): forward (bias fused); backward-weights; and
 //   backward-data, per class of dX pixels mod stride a direct convolution of the padded dY with
@@ -164,6 +165,17 @@ final class ConvKernel: EngineKernel {
     /// 1.23-1.29 ms); the 28×28 layers (49 tiles) are faster with Winograd. (Tests and the
     /// fuzzer, through `EngineTuning`, lower it to run Winograd on small shapes.)
     nonisolated(unsafe) static var winogradMinTiles = EngineTuning.defaultWinogradMinTiles
+
+    /// The same for a convolution compiled for inference only (no gradients) whose output is
+    /// whole 4×4 tiles, when lower. There the transformed weights are packed once, not every
+    /// step. Measured on the Xeon (batch 1, two threads, `dsl bench --batch 1`, five alternated
+    /// runs): All-CNN-C's 16×16 layers (16 tiles) conv4 0.42 → 0.24 ms, conv5 0.81 → 0.40 ms,
+    /// the network's inference 2.37–3.05 → 1.99–2.33 ms. GoogLeNet's 14×14 layers (16 tiles, a
+    /// quarter of their area outside the map) stayed faster direct (the network 16.9–19.0 ms
+    /// direct, 18.7–19.5 ms with them Winograd), as did All-CNN-C's 6×6 conv7 at 4 tiles (2.0–
+    /// 2.8 ms with it Winograd). In training at batch 1 conv4 and conv5 were 1.6× slower with
+    /// Winograd (its weights transformed and its dU built every step).
+    nonisolated(unsafe) static var winogradMinInferenceTiles = 16
 
     /// Largest transformed weight matrix (36 · IC · OC', floats) for which Winograd is chosen:
     /// each Winograd layer keeps three of them (forward, backward-data, dU), 4× the weights'
@@ -718,7 +730,9 @@ struct ConvPlan {
                                           oh: inShape.height, ow: inShape.width, oc: ic)
         let byShape = override == nil && ic >= ConvKernel.winogradMinChannels && oc >= ConvKernel.winogradMinChannels
             && 36 * max(ic * ocp, oc * icp) <= ConvKernel.winogradMaxTransformedFloats
-            && maxBatch * ((outShape.height + 3) / 4) * ((outShape.width + 3) / 4) >= ConvKernel.winogradMinTiles
+            && maxBatch * ((outShape.height + 3) / 4) * ((outShape.width + 3) / 4)
+                >= (inputGradient || outputGradient || outShape.height % 4 != 0 || outShape.width % 4 != 0
+                    ? ConvKernel.winogradMinTiles : min(ConvKernel.winogradMinTiles, ConvKernel.winogradMinInferenceTiles))
         let wOverride = ConvKernel.winogradOverride
         winograd = WinogradShape.applies(kernel: k, stride: stride, pad: p) && wOverride != false
             && (wOverride == true || byShape)

@@ -345,7 +345,12 @@ func runWinogradPass(_ p: WinogradPass) {
     let sh = p.shape
     let total = p.samples * sh.tilesPerImage
     if total == 0 { return }
-    let group = max(directMR, winogradTilesPerJob / directMR * directMR)
+    // Tiles per job: `winogradTilesPerJob`, or 8 when that would leave threads idle (batch 1: a
+    // 16×16 output is 16 tiles, one job of 16 for two threads). Every job streams all of U, so
+    // jobs are not made smaller otherwise. Each tile's outputs are computed alone (a row of the
+    // 8-row micro-tiles), so the grouping does not change the bits.
+    let perJob = max(directMR, winogradTilesPerJob / directMR * directMR)
+    let group = (total + perJob - 1) / perJob >= engineThreadCount ? perJob : directMR
     let jobs = (total + group - 1) / group
     let (vs, ms) = (sh.vStride, sh.mStride)
     let vFloats = 36 * group * vs, mFloats = 36 * group * ms
