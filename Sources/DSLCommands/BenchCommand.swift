@@ -25,7 +25,8 @@ enum BenchCommand {
     1x1 convolutions of one input run as one GEMM). A network that does not end in softmax is timed in
     inference only. The engine's memory is planned first: a batch that does not fit in the
     memory this machine can give is refused, with the largest batch that does. The "kernel" column names each convolution's
-    algorithm; Winograd layers do fewer multiplications than a direct convolution, so
+    algorithm (with "(infer: ...)" when the inference-only graph chooses another: at batch 1,
+    Winograd for 16x16 outputs); Winograd layers do fewer multiplications than a direct convolution, so
     their rate (counted as the direct convolution's FLOPs) can exceed 100 % of peak. A
     ReLU marked "fused fwd" is applied by the convolution before it as it stores its
     output (the convolution's forward time includes it); its backward runs on its own.
@@ -123,8 +124,12 @@ enum BenchCommand {
             for _ in 0..<steps { inferStep() }
             inferEngine.profiling = false
         }
+        // A convolution's algorithm in the inference-only graph, where it differs from the
+        // training graph's (batch 1: Winograd on 16×16 outputs for inference only).
+        var inferenceKernel: [String: String] = [:]
         for e in 1..<inferEngine.nodeCount {
             inferenceMS[inferEngine.name(of: e)] = inferEngine.forwardSeconds[e] / Double(steps) * 1000
+            if case .conv? = inferEngine.op(of: e), let a = inferEngine.algorithm(of: e) { inferenceKernel[inferEngine.name(of: e)] = a }
         }
         let peak = max(peakBefore, machinePeakGFLOPS(threads: engineThreadCount))
         // The machine's bandwidth with the engine's harness (a parallel copy of 64 MB, STREAM's
@@ -141,7 +146,11 @@ enum BenchCommand {
             let passes = trains ? (engine.computesInputGradient(of: e) ? 3 : 2) : 1
             // Memory-bound layers: the bytes their passes must move (none for a forward another
             // kernel applies as it stores, "fused fwd", nor for a backward it does too, "fused").
-            let kernel = engine.algorithm(of: e) ?? ""
+            var kernel = engine.algorithm(of: e) ?? ""
+            if trains, case .conv? = engine.op(of: e), let a = inferenceKernel[engine.name(of: e)],
+               a.split(separator: " ").first != kernel.split(separator: " ").first {
+                kernel += " (infer: \(a))"
+            }
             let bytes = engine.compulsoryBytes(of: e, batch: batch).map { b in
                 (kernel.contains("fused") ? 0 : b.forward)
                     + (trains && engine.computesInputGradient(of: e) && kernel != "fused" ? b.backward : 0)
