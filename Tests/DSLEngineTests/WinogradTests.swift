@@ -183,25 +183,38 @@ final class WinogradTests: XCTestCase {
     /// Batch 1 on a 16×16 output (16 tiles): the inference graph runs Winograd, as one job of 16
     /// tiles on one thread and two of 8 on two; the output has the same bits either way, and
     /// the same as a training graph's forward (Winograd forced there: training needs 32 tiles).
+    /// Also over a grid (inference, Winograd forced, 1 against 2 threads): odd and prime channel
+    /// counts, a 12×12 map (9 tiles: jobs of 8 and 1), 5×5 (4 tiles, partial), batch 2 of 8×8,
+    /// a 1×1 map.
     func testBatchOneInferenceSplitsTilesWithoutChangingTheBits() throws {
-        var random = TestRandom(5)
-        let x = random.normals(16 * 16 * 24)
-        var outputs: [[Float]] = []
         let saved = engineThreadCount
         defer { engineThreadCount = saved; ConvKernel.winogradOverride = nil }
-        for (threads, training) in [(1, false), (2, false), (2, true)] {
-            engineThreadCount = threads
-            ConvKernel.winogradOverride = training ? true : nil
-            let g = EngineGraph(inputShape: (16, 16, 24), maxBatch: 1, seed: 9)
-            let c = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: 40, bias: true), inputs: [0], name: "c")
-            let f = try g.add(.globalAvgPool, inputs: [c], name: "gap")
-            try g.add(.softmax, inputs: [f], name: "softmax")
-            try g.compile(training: training)
-            XCTAssertEqual(g.algorithm(of: c), "winograd", "\(threads) threads, training \(training)")
-            g.forward(x, batch: 1, training: false)
-            outputs.append(Array(UnsafeBufferPointer(start: g.outputStorage(of: c), count: g.shape(of: c).count)))
+        let shapes = [(16, 1, 24, 40, false), (16, 1, 17, 29, true), (12, 1, 13, 31, true),
+                      (5, 1, 29, 16, true), (8, 2, 48, 50, true), (1, 1, 19, 17, true)]
+        for (side, batch, ic, oc, forced) in shapes {
+            var random = TestRandom(5)
+            let x = random.normals(batch * side * side * ic)
+            var outputs: [[Float]] = []
+            // (A training graph forced to Winograd falls back where its backward-weights block does
+            // not fit the batch-1 scratch: compared for the first shape only.)
+            let runs = forced ? [(1, false), (2, false)] : [(1, false), (2, false), (2, true)]
+            for (threads, training) in runs {
+                engineThreadCount = threads
+                ConvKernel.winogradOverride = training || forced ? true : nil
+                let g = EngineGraph(inputShape: (side, side, ic), maxBatch: batch, seed: 9)
+                let c = try g.add(.conv(kernel: 3, stride: 1, pad: 1, outChannels: oc, bias: true), inputs: [0], name: "c")
+                let f = try g.add(.globalAvgPool, inputs: [c], name: "gap")
+                try g.add(.softmax, inputs: [f], name: "softmax")
+                try g.compile(training: training)
+                let label = "\(side)×\(side)×\(ic) → \(oc), batch \(batch), \(threads) threads, training \(training)"
+                XCTAssertEqual(g.algorithm(of: c), "winograd", label)
+                g.forward(x, batch: batch, training: false)
+                outputs.append(Array(UnsafeBufferPointer(start: g.outputStorage(of: c), count: batch * g.shape(of: c).count)))
+            }
+            for o in outputs.dropFirst() {
+                XCTAssertTrue(outputs[0].elementsEqual(o) { $0.bitPattern == $1.bitPattern }, "\(side)×\(side)×\(ic) → \(oc)")
+            }
         }
-        for o in outputs.dropFirst() { XCTAssertTrue(outputs[0].elementsEqual(o) { $0.bitPattern == $1.bitPattern }) }
     }
 
     func testInferenceGraphMatchesTrainingGraph() throws {
